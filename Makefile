@@ -1,0 +1,47 @@
+# tracefin: every target bootstraps what it needs (virtualenv, Python and node packages).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: bootstrap services lint test test-fast demo bench clean
+
+bootstrap: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tracefin needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "tracefin needs Node.js 20 with npm (for anvil and solc)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# PostgreSQL must answer on 127.0.0.1:5432 unless TRACEFIN_TEST_DATABASE_URL points elsewhere;
+# Mosquitto and anvil are started privately by the tests themselves.
+services:
+	@scripts/ensure-services.sh
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: bootstrap services lint
+	$(BIN)/pytest -q -ra
+
+test-fast: bootstrap
+	$(BIN)/pytest -q -ra tests/unit
+
+demo: bootstrap services
+	@scripts/demo.sh
+
+bench: bootstrap services
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,221 @@
+"""Ingest benchmark: MQTT transport ceiling vs. the real pipeline, on the same broker, in one run.
+
+(1) ceiling: a paho QoS 1 publisher to a bare paho subscriber that only counts;
+(2) pipeline: the same number of signed single-event messages through `tracefin ingest`, from
+    first publish to last commit. Prints both rates, their ratio, the worker's peak RSS, and
+    writes them to bench/results/.
+
+    .venv/bin/python bench/ingest.py [--messages 100000] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.mqtt_link import new_client  # noqa: E402
+from ledger.db import migrate  # noqa: E402
+from tracefin.services import start_mosquitto  # noqa: E402
+from tracefin.simulate import (  # noqa: E402
+    Publication,
+    Publisher,
+    register_sim_devices,
+    signed_publications,
+    sim_devices,
+)
+
+ADMIN_URL = os.environ.get(
+    "TRACEFIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def measure_ceiling(mqtt_url: str, publications: list[Publication]) -> float:
+    """Messages/s from a QoS 1 publisher to a subscriber that only counts."""
+    received = 0
+    done = threading.Event()
+    total = len(publications)
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received == total:
+            done.set()
+
+    subscriber, address = new_client(mqtt_url, f"bench-count-{secrets.token_hex(3)}")
+    subscribed = threading.Event()
+    subscriber.on_message = on_message
+    subscriber.on_subscribe = lambda *args: subscribed.set()
+    subscriber.connect(address.host, address.port)
+    subscriber.subscribe("tf/+/+/events", qos=1)
+    subscriber.loop_start()
+    subscribed.wait(10)
+    publisher = Publisher(mqtt_url, f"bench-ceiling-pub-{secrets.token_hex(3)}")
+    began = time.perf_counter()
+    for publication in publications:
+        publisher.publish(publication)
+    if not done.wait(600):
+        raise RuntimeError(f"ceiling run received {received} of {total}")
+    elapsed = time.perf_counter() - began
+    publisher.close()
+    subscriber.disconnect()
+    subscriber.loop_stop()
+    return total / elapsed
+
+
+def _count(conn: psycopg.Connection[object]) -> int:
+    row = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_pipeline(
+    mqtt_url: str, database_url: str, publications: list[Publication], workers: int, log_dir: Path
+) -> tuple[float, list[float]]:
+    env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_MQTT_URL": mqtt_url}
+    processes = []
+    for index in range(workers):
+        log = (log_dir / f"ingest-{index}.log").open("wb")
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tracefin.cli",
+                    "ingest",
+                    "--client-id",
+                    f"bench-ingest-{index}",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    total = len(publications)
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            _wait_until_subscribed(mqtt_url, conn)
+            baseline = _count(conn)
+            publisher = Publisher(mqtt_url, f"bench-pipeline-pub-{secrets.token_hex(3)}")
+            began = time.perf_counter()
+            for publication in publications:
+                publisher.publish(publication)
+            deadline = time.monotonic() + 900
+            while _count(conn) - baseline < total:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"pipeline stored {_count(conn) - baseline} of {total}")
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - began
+            publisher.close()
+            stored = _count(conn) - baseline
+            if stored != total:
+                raise RuntimeError(f"stored {stored} events for {total} published")
+        rss = [_peak_rss_mib(process.pid) for process in processes]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(60)
+    return total / elapsed, rss
+
+
+def _wait_until_subscribed(mqtt_url: str, conn: psycopg.Connection[object]) -> None:
+    """Publish a throwaway telemetry sample until a worker has stored it."""
+    org = "bench-factory"
+    warmup = Publisher(mqtt_url, f"bench-warmup-{secrets.token_hex(3)}")
+    sample = json.dumps({"time": datetime.now(UTC).isoformat(), "readings": {"warmup": 1}})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        warmup.publish(Publication(f"tf/{org}/wh-1/telemetry", sample.encode()))
+        time.sleep(0.5)
+        if conn.execute("SELECT 1 FROM telemetry WHERE metric = 'warmup'").fetchone():
+            warmup.close()
+            return
+    raise RuntimeError("no ingest worker came up within 60 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    name = f"tracefin_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+    work = Path(tempfile.mkdtemp(prefix="tracefin-bench-"))
+    broker = start_mosquitto(work / "mosquitto")
+    try:
+        migrate(database_url)
+        org = "bench-factory"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            register_sim_devices(conn, org, seed=org)
+        devices = sim_devices(org, seed=org)
+        began = time.perf_counter()
+        start = datetime.now(UTC) - timedelta(hours=6)
+        products = range(args.messages // 7 + 1)
+        publications = list(signed_publications(devices, products, start))[: args.messages]
+        print(f"prepared {len(publications)} signed messages in {time.perf_counter() - began:.1f}s")
+
+        ceiling = measure_ceiling(broker.url, publications)
+        print(f"transport ceiling : {ceiling:9.0f} msg/s (paho QoS 1 -> counting subscriber)")
+        pipeline, rss = measure_pipeline(broker.url, database_url, publications, args.workers, work)
+        ratio = pipeline / ceiling
+        print(
+            f"ingest pipeline   : {pipeline:9.0f} events/s"
+            f" (publish -> committed, {args.workers} worker(s))"
+        )
+        print(f"ratio             : {ratio:9.2f} (target >= 0.5)")
+        print(f"peak RSS / worker : {', '.join(f'{r:.0f} MiB' for r in rss)}")
+        result = {
+            "benchmark": "ingest",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "messages": len(publications),
+            "workers": args.workers,
+            "ceiling_msgs_per_s": round(ceiling),
+            "pipeline_events_per_s": round(pipeline),
+            "ratio": round(ratio, 3),
+            "peak_rss_mib": [round(r, 1) for r in rss],
+            "lost": 0,
+        }
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ingest-latest.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written to {out / 'ingest-latest.json'}")
+    finally:
+        broker.stop()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""paho-mqtt adapter for ingest: persistent MQTT v5 session, shared subscriptions, manual acks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One delivered message; `generation` is the connection it arrived on."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """`mqtt://[user:pass@]host[:port]` or `mqtts://…` (TLS, default port 8883)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise ValueError(f"MQTT URL must look like mqtt://host:port, not {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        username=parts.username,
+        password=parts.password,
+        tls=tls,
+    )
+
+
+def new_client(
+    url: str, client_id: str, *, manual_ack: bool = False, max_inflight: int = 1000
+) -> tuple[mqtt.Client, BrokerAddress]:
+    """A paho v5 client configured from an MQTT URL (credentials and TLS included)."""
+    address = parse_mqtt_url(url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if address.username is not None:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set()
+    client.max_inflight_messages_set(max_inflight)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client, address
+
+
+class MqttLink:
+    """Receives messages for the ingest worker and acknowledges them only when told to.
+
+    Acks are refused for messages of an earlier connection: after a reconnect their packet ids
+    may belong to other messages, and the broker redelivers them anyway (persistent session),
+    where the event store's idempotence turns them into duplicates.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        subscriptions: Sequence[str],
+        on_inbound: Callable[[Inbound], None],
+        *,
+        receive_maximum: int,
+        session_expiry_s: int = 24 * 3600,
+    ) -> None:
+        self._client, self._address = new_client(url, client_id, manual_ack=True)
+        self._subscriptions = list(subscriptions)
+        self._on_inbound = on_inbound
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, timeout: float = 30.0) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._session_expiry_s
+        properties.ReceiveMaximum = self._receive_maximum
+        self._client.connect_async(
+            self._address.host,
+            self._address.port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            log.warning(
+                "MQTT broker %s:%s not reachable yet; retrying in the background",
+                self._address.host,
+                self._address.port,
+            )
+
+    def ack(self, messages: Sequence[Inbound]) -> int:
+        """PUBACK the messages (in arrival order) that came on the current connection."""
+        sent = 0
+        with self._lock:
+            for message in messages:
+                if message.qos > 0 and message.generation == self._generation:
+                    self._client.ack(message.mid, message.qos)
+                    sent += 1
+        return sent
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self._client.publish(topic, payload, qos=qos)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connection refused: %s", reason_code)
+            return
+        with self._lock:
+            self._generation += 1
+        # Subscribing on every connect keeps the subscription even if the broker lost the session.
+        client.subscribe([(topic, 1) for topic in self._subscriptions])
+        self._connected.set()
+        log.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            self._generation += 1
+        self._connected.clear()
+        log.warning("MQTT disconnected: %s", reason_code)
+
+    def _handle_message(
+        self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
+        self._on_inbound(
+            Inbound(
+                topic=message.topic,
+                payload=message.payload,
+                mid=message.mid,
+                qos=message.qos,
+                generation=self._generation,
+                received_at=datetime.now(UTC),
+            )
+        )

@@ -1,0 +1,301 @@
+"""The ingest worker: batches messages, stores them in one transaction, then answers and acks."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol, TypeVar
+
+import orjson
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ingest.mqtt_link import Inbound
+from ingest.topics import DeviceTopic, Kind, parse_topic, rejects_topic_for_unparsable
+from ledger import event_store, registry_store
+from ledger.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, capture
+from ledger.event_store import DeadLetter, EventToStore, ReadingToStore
+from ledger.rejects import RejectCode
+from ledger.telemetry import parse_telemetry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Link(Protocol):
+    """What the worker needs of the broker connection (MqttLink in production)."""
+
+    def ack(self, messages: Sequence[Inbound]) -> int: ...
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+
+
+class Stopping(Exception):
+    """The worker was asked to stop while waiting for the database: nothing is acked."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    batch_size: int
+    batch_max_wait: timedelta
+    max_payload_bytes: int
+    max_future_skew: timedelta
+    device_cache_ttl: timedelta = timedelta(seconds=30)
+
+
+@dataclass
+class _Outcome:
+    """What one batch produced: rows to write, and the answers to send once they commit."""
+
+    events: list[EventToStore] = field(default_factory=list)
+    # For each accepted event: (receipts topic, digest, hash id), in arrival order.
+    receipts: list[tuple[str, bytes, str]] = field(default_factory=list)
+    readings: list[ReadingToStore] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rejects: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class DeviceCache:
+    """Registered devices, looked up in one query per batch for the ones not cached."""
+
+    def __init__(self, ttl: timedelta) -> None:
+        self._ttl = ttl.total_seconds()
+        self._entries: dict[tuple[str, str], tuple[float, DeviceKey | None]] = {}
+
+    def resolve(
+        self, conn: psycopg.Connection[object], keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], DeviceKey | None]:
+        now = time.monotonic()
+        missing = {
+            key for key in keys if now - self._entries.get(key, (-1e18, None))[0] > self._ttl
+        }
+        if missing:
+            found = registry_store.find_devices(conn, missing)
+            for key in missing:
+                self._entries[key] = (now, found.get(key))
+        return {key: self._entries[key][1] for key in keys}
+
+
+class IngestWorker:
+    """Turns delivered messages into stored events, receipts, rejects and dead letters.
+
+    Order per batch: validate (no I/O) → one transaction → commit → receipts/rejects → acks.
+    A crash anywhere before the ack makes the broker redeliver; the store's idempotence keeps
+    each event once.
+    """
+
+    def __init__(self, pool: ConnectionPool, link: Link, config: WorkerConfig) -> None:
+        self._pool = pool
+        self._link = link
+        self._config = config
+        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._devices = DeviceCache(config.device_cache_ttl)
+        self.metrics: Counter[str] = Counter()
+        self._stop = threading.Event()
+
+    def deliver(self, message: Inbound) -> None:
+        """Called on the MQTT network thread: hand over and return at once."""
+        self._inbox.put(message)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process batches until asked to stop, then finish what is in hand."""
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if batch:
+                try:
+                    self._process(batch)
+                except Stopping:
+                    log.warning(
+                        "stopped while the database was unavailable: %d messages left"
+                        " unacked for redelivery",
+                        len(batch),
+                    )
+                    return
+        # Stop taking messages: what already arrived is committed and acked; anything later
+        # stays unacked at the broker and is redelivered to the next worker.
+        leftover = self._drain()
+        if leftover:
+            try:
+                self._process(leftover)
+            except Stopping:
+                log.warning(
+                    "database unavailable at shutdown: %d messages left unacked", len(leftover)
+                )
+
+    def _next_batch(self) -> list[Inbound]:
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._config.batch_max_wait.total_seconds()
+        while len(batch) < self._config.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _drain(self) -> list[Inbound]:
+        drained = []
+        while True:
+            try:
+                drained.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return drained
+
+    def _process(self, batch: list[Inbound]) -> None:
+        topics = [parse_topic(message.topic) for message in batch]
+        wanted = {(topic.org, topic.device) for topic in topics if topic is not None}
+        devices = self._with_db(lambda conn: self._devices.resolve(conn, wanted))
+        unknown_orgs = self._unknown_orgs(devices)
+        outcome = _Outcome()
+        for message, topic in zip(batch, topics, strict=True):
+            self._validate(message, topic, devices, unknown_orgs, outcome)
+        new_digests = self._with_db(lambda conn: self._write(conn, outcome))
+        self._answer(outcome, new_digests)
+        self._link.ack(batch)
+        self.metrics["messages"] += len(batch)
+        self.metrics["batches"] += 1
+
+    def _unknown_orgs(self, devices: dict[tuple[str, str], DeviceKey | None]) -> set[str]:
+        missing = {org for (org, _), device in devices.items() if device is None}
+        if not missing:
+            return set()
+        known = self._with_db(lambda conn: registry_store.known_orgs(conn, missing))
+        return missing - known
+
+    def _validate(
+        self,
+        message: Inbound,
+        topic: DeviceTopic | None,
+        devices: dict[tuple[str, str], DeviceKey | None],
+        unknown_orgs: set[str],
+        outcome: _Outcome,
+    ) -> None:
+        def refuse_whole(code: RejectCode, detail: str, reply_to: str | None) -> None:
+            self._refuse(message, RefusedItem(WHOLE_PAYLOAD, code, detail), reply_to, outcome)
+
+        if topic is None:
+            refuse_whole(
+                RejectCode.INVALID_TOPIC,
+                "topic must be tf/{org}/{device}/events|telemetry with [a-z0-9-] names",
+                rejects_topic_for_unparsable(message.topic),
+            )
+            return
+        device = devices.get((topic.org, topic.device))
+        if device is None:
+            if topic.org in unknown_orgs:
+                refuse_whole(
+                    RejectCode.UNKNOWN_ORG, f"no organisation {topic.org!r}", topic.rejects
+                )
+            else:
+                refuse_whole(
+                    RejectCode.UNKNOWN_DEVICE,
+                    f"no device {topic.device!r} registered for {topic.org!r}",
+                    topic.rejects,
+                )
+            return
+        if topic.kind is Kind.TELEMETRY:
+            telemetry = parse_telemetry(
+                message.payload,
+                now=message.received_at,
+                max_payload_bytes=self._config.max_payload_bytes,
+                max_future_skew=self._config.max_future_skew,
+            )
+            outcome.readings.extend(
+                ReadingToStore(reading, device.org_id, device.device_id, message.received_at)
+                for reading in telemetry.readings
+            )
+            for refused in telemetry.refused:
+                self._refuse(message, refused, topic.rejects, outcome)
+            return
+        result = capture(
+            message.payload,
+            device,
+            now=message.received_at,
+            max_payload_bytes=self._config.max_payload_bytes,
+            max_future_skew=self._config.max_future_skew,
+        )
+        for accepted in result.accepted:
+            outcome.events.append(
+                EventToStore(
+                    accepted, device.org_id, device.device_id, message.topic, message.received_at
+                )
+            )
+            outcome.receipts.append((topic.receipts, accepted.digest, accepted.hash_id))
+        for refused in result.refused:
+            self._refuse(message, refused, topic.rejects, outcome)
+
+    def _refuse(
+        self, message: Inbound, refused: RefusedItem, reply_to: str | None, outcome: _Outcome
+    ) -> None:
+        self.metrics[f"rejected.{refused.code.value}"] += 1
+        outcome.dead_letters.append(
+            DeadLetter(
+                received_at=message.received_at,
+                topic=message.topic,
+                payload=message.payload,
+                item_index=refused.index,
+                reason=refused.code.value,
+                detail=refused.detail,
+            )
+        )
+        if reply_to is not None:
+            answer: dict[str, object] = {"reason": refused.code.value, "detail": refused.detail}
+            if refused.index != WHOLE_PAYLOAD:
+                answer["index"] = refused.index
+            outcome.rejects.append((reply_to, orjson.dumps(answer)))
+
+    def _write(self, conn: psycopg.Connection[object], outcome: _Outcome) -> set[bytes]:
+        # The first copy of an event within a batch is the one stored; later copies are duplicates.
+        seen: set[bytes] = set()
+        unique = []
+        for row in outcome.events:
+            if row.accepted.digest not in seen:
+                seen.add(row.accepted.digest)
+                unique.append(row)
+        new_digests = event_store.insert_events(conn, unique)
+        event_store.insert_readings(conn, outcome.readings)
+        event_store.insert_dead_letters(conn, outcome.dead_letters)
+        return new_digests
+
+    def _answer(self, outcome: _Outcome, new_digests: set[bytes]) -> None:
+        for reply_to, digest, hash_id in outcome.receipts:
+            if digest in new_digests:
+                status = "accepted"
+                new_digests.discard(digest)  # a second copy in this batch is a duplicate
+                self.metrics["stored"] += 1
+            else:
+                status = "duplicate"
+                self.metrics["duplicates"] += 1
+            self._link.publish(reply_to, orjson.dumps({"event_hash": hash_id, "status": status}))
+        for reply_to, payload in outcome.rejects:
+            self._link.publish(reply_to, payload)
+        self.metrics["readings"] += len(outcome.readings)
+
+    def _with_db(self, work: Callable[[psycopg.Connection[object]], T]) -> T:
+        """Run `work` in one transaction, retrying while the database is unreachable."""
+        delay = 0.1
+        while True:
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return work(conn)
+            except psycopg.OperationalError as exc:
+                if self._stop.is_set():
+                    raise Stopping from exc
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,199 @@
+"""EPCIS capture for MQTT and HTTP alike: payload -> validated, hashed, signature-checked events.
+
+Pure: no I/O. The caller looks the device up, stores what is accepted and answers what is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import orjson
+
+from ledger.epcis import EPCISEvent, events_from_document, parse_event
+from ledger.event_hash import event_hash_digest, hash_id_from_digest, normalise_event
+from ledger.identifiers import normalise_epc, parse_lot
+from ledger.rejects import EventRejected, RejectCode
+from ledger.signatures import parse_signature, recover_address
+
+WHOLE_PAYLOAD = -1
+_DOCUMENT_TYPES = frozenset({"EPCISDocument", "EPCISQueryDocument"})
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """What capture needs to know of the sending device."""
+
+    org_id: int
+    org_slug: str
+    device_id: str
+    # Lower-case 0x address the device signs with; None for a device registered --unsigned.
+    address: str | None
+
+
+@dataclass(frozen=True)
+class AcceptedEvent:
+    """A valid event ready to store: its identity, its normalised JSON and its index columns."""
+
+    index: int
+    digest: bytes
+    event: EPCISEvent
+    stored_json: str
+    context: str | None
+    signature: bytes | None
+    epcs: tuple[str, ...]
+    lots: tuple[str, ...]
+
+    @property
+    def hash_id(self) -> str:
+        return hash_id_from_digest(self.digest)
+
+
+@dataclass(frozen=True)
+class RefusedItem:
+    """One refused event (`index` in the payload) or the whole payload (`index` = -1)."""
+
+    index: int
+    code: RejectCode
+    detail: str
+
+
+@dataclass
+class CaptureResult:
+    accepted: list[AcceptedEvent] = field(default_factory=list)
+    refused: list[RefusedItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Item:
+    raw: object
+    signature: object
+    has_signature: bool
+
+
+def decode_json(payload: bytes, *, max_payload_bytes: int) -> object:
+    """Size check then JSON decode; EventRejected for an oversized or non-JSON payload."""
+    if len(payload) > max_payload_bytes:
+        raise EventRejected(
+            RejectCode.PAYLOAD_TOO_LARGE,
+            f"payload is {len(payload)} bytes; the limit is {max_payload_bytes}",
+        )
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise EventRejected(RejectCode.NOT_JSON, f"payload is not JSON: {exc}") from None
+
+
+def capture(
+    payload: bytes,
+    device: DeviceKey,
+    *,
+    now: datetime,
+    max_payload_bytes: int,
+    max_future_skew: timedelta,
+) -> CaptureResult:
+    """Validate, hash and check the signature of every event a payload carries.
+
+    One bad event refuses that event only; the good ones in the same payload are accepted.
+    """
+    result = CaptureResult()
+    try:
+        decoded = decode_json(payload, max_payload_bytes=max_payload_bytes)
+        items, context = _split(decoded)
+    except EventRejected as exc:
+        result.refused.append(RefusedItem(WHOLE_PAYLOAD, exc.code, exc.detail))
+        return result
+    context_json = orjson.dumps(context).decode() if context is not None else None
+    for index, item in enumerate(items):
+        try:
+            result.accepted.append(
+                _accept(index, item, context, context_json, device, now, max_future_skew)
+            )
+        except EventRejected as exc:
+            result.refused.append(RefusedItem(index, exc.code, exc.detail))
+    return result
+
+
+def _split(decoded: object) -> tuple[list[_Item], object]:
+    """The events a payload carries, with their signatures and the document @context."""
+    if isinstance(decoded, dict):
+        if decoded.get("type") in _DOCUMENT_TYPES:
+            raw_events, context = events_from_document(decoded)
+            return [_Item(raw, None, False) for raw in raw_events], context
+        return [_item(decoded)], None
+    if isinstance(decoded, list):
+        if not decoded:
+            raise EventRejected(RejectCode.NOT_AN_EVENT, "payload is an empty array")
+        return [_item(element) for element in decoded], None
+    raise EventRejected(
+        RejectCode.NOT_AN_EVENT,
+        "payload must be an event, an array of events or envelopes, or an EPCISDocument",
+    )
+
+
+def _item(value: object) -> _Item:
+    if isinstance(value, dict) and "event" in value and "type" not in value:
+        return _Item(value["event"], value.get("sig"), "sig" in value)
+    return _Item(value, None, False)
+
+
+def _accept(
+    index: int,
+    item: _Item,
+    context: object,
+    context_json: str | None,
+    device: DeviceKey,
+    now: datetime,
+    max_future_skew: timedelta,
+) -> AcceptedEvent:
+    event = parse_event(item.raw, now=now, max_future_skew=max_future_skew)
+    assert isinstance(item.raw, dict)  # parse_event refuses anything else
+    try:
+        normalised = normalise_event(item.raw, context)
+        epcs = tuple(dict.fromkeys(normalise_epc(epc) for epc in event.epcs()))
+        classes = (normalise_epc(epc_class) for epc_class in event.epc_classes())
+    except ValueError as exc:
+        raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
+    digest = event_hash_digest(item.raw, context)
+    signature = _check_signature(item, digest, device)
+    return AcceptedEvent(
+        index=index,
+        digest=digest,
+        event=event,
+        stored_json=orjson.dumps(normalised).decode(),
+        context=context_json,
+        signature=signature,
+        epcs=epcs,
+        lots=tuple(dict.fromkeys(_lot_uris(classes))),
+    )
+
+
+def _lot_uris(classes: Iterator[str]) -> Iterator[str]:
+    for epc_class in classes:
+        lot = parse_lot(epc_class)
+        if lot is not None:
+            yield lot_uri(*lot)
+
+
+def lot_uri(gtin: str, lot: str) -> str:
+    """The one stored form of a lot: its canonical GS1 Digital Link URI."""
+    return normalise_epc(f"https://id.gs1.org/01/{gtin}/10/{lot}")
+
+
+def _check_signature(item: _Item, digest: bytes, device: DeviceKey) -> bytes | None:
+    if device.address is None:
+        return None
+    if not item.has_signature or item.signature is None:
+        raise EventRejected(
+            RejectCode.SIGNATURE_MISSING,
+            f"device {device.org_slug}/{device.device_id} must sign every event",
+        )
+    signature = parse_signature(item.signature)
+    signer = recover_address(digest, signature)
+    if signer != device.address:
+        raise EventRejected(
+            RejectCode.SIGNATURE_MISMATCH,
+            f"sig was made by {signer}, not by the device's key {device.address}",
+        )
+    return signature

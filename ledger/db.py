@@ -1,0 +1,101 @@
+"""PostgreSQL adapter: connection pools and the numbered-migration runner."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Any constant works; it only has to be the same for every process that migrates.
+_MIGRATION_LOCK_ID = 0x7472_6163_6566_696E  # "tracefin"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+    timescale_sql: str | None
+
+
+def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
+    """A pool whose connections are checked on checkout, so a restarted server is survived."""
+    pool = ConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        check=ConnectionPool.check_connection,
+        kwargs={"autocommit": False},
+        open=False,
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped in `ledger/migrations`, in version order."""
+    folder = resources.files("ledger") / "migrations"
+    files = {entry.name: entry for entry in folder.iterdir()}
+    migrations = []
+    for name, entry in sorted(files.items()):
+        match = _MIGRATION_NAME.match(name)
+        if not match:
+            continue
+        companion = files.get(name.removesuffix(".sql") + ".timescale.sql")
+        migrations.append(
+            Migration(
+                version=int(match.group(1)),
+                name=match.group(2),
+                sql=entry.read_text(encoding="utf-8"),
+                timescale_sql=companion.read_text(encoding="utf-8") if companion else None,
+            )
+        )
+    return migrations
+
+
+def timescaledb_available(conn: psycopg.Connection[object]) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def migrate(database_url: str) -> list[str]:
+    """Apply pending migrations in one transaction each; returns the names applied.
+
+    Safe to run concurrently from several processes (an advisory lock serialises them) and
+    idempotent (applied versions are recorded in `schema_migrations`).
+    """
+    applied: list[str] = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now(), timescale boolean NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            use_timescale = timescaledb_available(conn)
+            if use_timescale:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            for migration in load_migrations():
+                if migration.version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())
+                    if use_timescale and migration.timescale_sql:
+                        conn.execute(migration.timescale_sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, timescale)"
+                        " VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, use_timescale),
+                    )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+    return applied

@@ -1,0 +1,64 @@
+"""Device signatures: EIP-191 personal-message signatures over 32-byte event hash digests."""
+
+from __future__ import annotations
+
+import re
+
+import coincurve
+from eth_hash.auto import keccak
+
+from ledger.rejects import EventRejected, RejectCode
+
+_EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
+_SIG_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def personal_message_hash(digest: bytes) -> bytes:
+    """The hash eth-account signs for `encode_defunct(primitive=digest)` (EIP-191 version 0x45)."""
+    return keccak(_EIP191_PREFIX + digest)
+
+
+def parse_signature(value: object) -> bytes:
+    """A 65-byte r||s||v signature from its 0x-hex form, or EventRejected(signature_malformed)."""
+    if not isinstance(value, str) or not _SIG_HEX.match(value):
+        raise EventRejected(
+            RejectCode.SIGNATURE_MALFORMED, "sig must be a 0x-prefixed 65-byte hex string"
+        )
+    raw = bytes.fromhex(value[2:])
+    if raw[64] not in (0, 1, 27, 28):
+        raise EventRejected(RejectCode.SIGNATURE_MALFORMED, f"sig has invalid v={raw[64]}")
+    return raw
+
+
+def recover_address(digest: bytes, signature: bytes) -> str:
+    """The lower-case 0x address whose key produced `signature` over `digest` (EIP-191)."""
+    recovery_id = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    try:
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([recovery_id]), personal_message_hash(digest), hasher=None
+        )
+    except Exception as exc:  # coincurve raises bare Exception for unrecoverable points
+        raise EventRejected(RejectCode.SIGNATURE_MALFORMED, "sig does not recover a key") from exc
+    return "0x" + keccak(public_key.format(compressed=False)[1:])[-20:].hex()
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> str:
+    """Sign like a device does; the 0x-hex result is what `sig` carries in the envelope."""
+    signature = coincurve.PrivateKey(private_key).sign_recoverable(
+        personal_message_hash(digest), hasher=None
+    )
+    return "0x" + signature[:64].hex() + f"{signature[64] + 27:02x}"
+
+
+def address_of(private_key: bytes) -> str:
+    """The lower-case 0x address of a secp256k1 private key."""
+    public_key = coincurve.PrivateKey(private_key).public_key.format(compressed=False)
+    return "0x" + keccak(public_key[1:])[-20:].hex()
+
+
+def normalise_address(value: str) -> str:
+    """Lower-case 0x form of an Ethereum address; ValueError if it is not one."""
+    if not _ADDRESS.match(value):
+        raise ValueError(f"not a 0x-prefixed 20-byte hex address: {value!r}")
+    return value.lower()

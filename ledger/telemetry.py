@@ -1,0 +1,94 @@
+"""Telemetry payloads (sensor time series): parsing and validation, no I/O."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ledger.capture import WHOLE_PAYLOAD, RefusedItem, decode_json
+from ledger.rejects import EventRejected, RejectCode
+
+_METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+_MAX_READINGS = 256
+
+
+@dataclass(frozen=True)
+class Reading:
+    time: datetime
+    metric: str
+    value: float
+
+
+@dataclass
+class TelemetryResult:
+    readings: list[Reading] = field(default_factory=list)
+    refused: list[RefusedItem] = field(default_factory=list)
+
+
+def parse_telemetry(
+    payload: bytes, *, now: datetime, max_payload_bytes: int, max_future_skew: timedelta
+) -> TelemetryResult:
+    """`{"time": RFC 3339, "readings": {name: number}}` or a list of such, sample by sample."""
+    result = TelemetryResult()
+    try:
+        decoded = decode_json(payload, max_payload_bytes=max_payload_bytes)
+        samples = decoded if isinstance(decoded, list) else [decoded]
+        if not samples:
+            raise EventRejected(RejectCode.INVALID_TELEMETRY, "payload is an empty array")
+    except EventRejected as exc:
+        result.refused.append(RefusedItem(WHOLE_PAYLOAD, exc.code, exc.detail))
+        return result
+    for index, sample in enumerate(samples):
+        try:
+            result.readings.extend(_parse_sample(sample, now, max_future_skew))
+        except EventRejected as exc:
+            result.refused.append(RefusedItem(index, exc.code, exc.detail))
+    return result
+
+
+def _parse_sample(sample: object, now: datetime, max_future_skew: timedelta) -> list[Reading]:
+    if not isinstance(sample, dict):
+        raise EventRejected(RejectCode.INVALID_TELEMETRY, "a sample must be a JSON object")
+    time = _parse_time(sample.get("time"), now, max_future_skew)
+    readings = sample.get("readings")
+    if not isinstance(readings, dict) or not readings:
+        raise EventRejected(
+            RejectCode.INVALID_TELEMETRY, "readings must be a non-empty object of numbers"
+        )
+    if len(readings) > _MAX_READINGS:
+        raise EventRejected(
+            RejectCode.INVALID_TELEMETRY, f"at most {_MAX_READINGS} readings per sample"
+        )
+    parsed = []
+    for metric, value in readings.items():
+        if not _METRIC.match(metric):
+            raise EventRejected(RejectCode.INVALID_TELEMETRY, f"bad metric name {metric!r}")
+        # bool is an int subclass: true/false are not measurements.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EventRejected(RejectCode.INVALID_TELEMETRY, f"readings.{metric} is not a number")
+        number = float(value)
+        if not math.isfinite(number):
+            raise EventRejected(RejectCode.INVALID_TELEMETRY, f"readings.{metric} is not finite")
+        parsed.append(Reading(time, metric, number))
+    return parsed
+
+
+def _parse_time(value: object, now: datetime, max_future_skew: timedelta) -> datetime:
+    if not isinstance(value, str):
+        raise EventRejected(RejectCode.INVALID_TELEMETRY, "time must be an RFC 3339 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventRejected(
+            RejectCode.INVALID_TELEMETRY, f"time {value!r} is not RFC 3339"
+        ) from None
+    if parsed.tzinfo is None:
+        raise EventRejected(RejectCode.NAIVE_EVENT_TIME, f"time {value!r} has no time zone")
+    parsed = parsed.astimezone(UTC)
+    if parsed - now > max_future_skew:
+        raise EventRejected(
+            RejectCode.EVENT_TIME_IN_FUTURE, f"time {value!r} is more than {max_future_skew} ahead"
+        )
+    return parsed

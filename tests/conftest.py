@@ -1,0 +1,88 @@
+"""Test fixtures: real PostgreSQL, Mosquitto and anvil, each found or started for the session."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ledger.db import migrate
+from tracefin.services import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin_url() -> str:
+    url = os.environ.get("TRACEFIN_TEST_DATABASE_URL", LOCAL_POSTGRES)
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return url
+    except psycopg.OperationalError as exc:
+        pytest.skip(
+            f"PostgreSQL not reachable at {url} ({str(exc).strip()}); start it "
+            "(`make services`) or set TRACEFIN_TEST_DATABASE_URL"
+        )
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    admin_url = _admin_url()
+    name = f"tracefin_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    migrate(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[object]]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TRACEFIN_TEST_MQTT_URL, or a private Mosquitto with tracefin's broker settings."""
+    configured = os.environ.get("TRACEFIN_TEST_MQTT_URL")
+    if configured:
+        yield configured
+        return
+    try:
+        broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    except ServiceUnavailable as exc:
+        pytest.skip(f"no MQTT broker: {exc}; or set TRACEFIN_TEST_MQTT_URL")
+    yield broker.url
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def chain_rpc_url() -> Iterator[str]:
+    """TRACEFIN_TEST_CHAIN_RPC_URL, or anvil from node_modules on a free port."""
+    configured = os.environ.get("TRACEFIN_TEST_CHAIN_RPC_URL")
+    if configured:
+        yield configured
+        return
+    node: RunningService | None = None
+    try:
+        node = start_anvil()
+    except ServiceUnavailable as exc:
+        pytest.skip(f"no chain node: {exc}; or set TRACEFIN_TEST_CHAIN_RPC_URL")
+    yield node.url
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

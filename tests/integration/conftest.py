@@ -1,0 +1,182 @@
+"""Integration fixtures: a real `tracefin ingest` process, an MQTT listener, device registration."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from ingest.mqtt_link import new_client
+from ledger import registry_store
+from ledger.signatures import address_of
+from tracefin.simulate import Publisher
+
+
+class IngestProcess:
+    """`tracefin ingest` as a child process, killable and restartable with the same session."""
+
+    def __init__(self, database_url: str, mqtt_url: str, log_dir: Path, **settings: str) -> None:
+        self.client_id = f"test-ingest-{secrets.token_hex(4)}"
+        self._log_dir = log_dir
+        self._env = {
+            **os.environ,
+            "TRACEFIN_DATABASE_URL": database_url,
+            "TRACEFIN_MQTT_URL": mqtt_url,
+            "TRACEFIN_INGEST_BATCH_MAX_WAIT_MS": "20",
+            **{f"TRACEFIN_{key.upper()}": value for key, value in settings.items()},
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self._log_dir / f"ingest-{self.client_id}-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracefin.cli", "ingest", "--client-id", self.client_id],
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log_text(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace")
+            for path in sorted(self._log_dir.glob(f"ingest-{self.client_id}-*.log"))
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_ingest(
+    database_url: str, mqtt_url: str, tmp_path: Path
+) -> Iterator[Callable[..., IngestProcess]]:
+    started: list[IngestProcess] = []
+
+    def start(**settings: str) -> IngestProcess:
+        worker = IngestProcess(database_url, mqtt_url, tmp_path, **settings)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@dataclass
+class Listener:
+    """Collects every receipt and reject, per topic, in arrival order."""
+
+    client: mqtt.Client
+    messages: dict[str, list[dict[str, object]]] = field(default_factory=lambda: defaultdict(list))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages[msg.topic].append(orjson.loads(msg.payload))
+
+    def wait_for(self, topic: str, count: int, timeout: float = 30) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages[topic]) >= count:
+                    return list(self.messages[topic])
+            time.sleep(0.02)
+        with self.lock:
+            got = list(self.messages[topic])
+        raise AssertionError(f"expected {count} messages on {topic}, got {len(got)}: {got[:5]}")
+
+    def received(self, topic: str) -> list[dict[str, object]]:
+        with self.lock:
+            return list(self.messages[topic])
+
+
+@pytest.fixture
+def listener(mqtt_url: str) -> Iterator[Listener]:
+    client, address = new_client(mqtt_url, f"test-listener-{secrets.token_hex(4)}")
+    state = Listener(client)
+    client.on_message = state.on_message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect(address.host, address.port)
+    client.subscribe([("tf/+/+/receipts", 1), ("tf/+/+/rejects", 1)])
+    client.loop_start()
+    assert subscribed.wait(10), "listener could not subscribe"
+    yield state
+    client.disconnect()
+    client.loop_stop()
+
+
+@dataclass(frozen=True)
+class RegisteredDevice:
+    org: str
+    device_id: str
+    private_key: bytes | None
+
+    @property
+    def events_topic(self) -> str:
+        return f"tf/{self.org}/{self.device_id}/events"
+
+    @property
+    def telemetry_topic(self) -> str:
+        return f"tf/{self.org}/{self.device_id}/telemetry"
+
+    @property
+    def receipts(self) -> str:
+        return f"tf/{self.org}/{self.device_id}/receipts"
+
+    @property
+    def rejects(self) -> str:
+        return f"tf/{self.org}/{self.device_id}/rejects"
+
+
+@pytest.fixture
+def publisher(mqtt_url: str) -> Iterator[Publisher]:
+    client = Publisher(mqtt_url, f"test-pub-{secrets.token_hex(4)}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def org(db: psycopg.Connection[object]) -> str:
+    slug = f"org-{secrets.token_hex(4)}"
+    registry_store.add_org(db, slug, "manufacturer")
+    return slug
+
+
+@pytest.fixture
+def make_device(db: psycopg.Connection[object], org: str) -> Callable[..., RegisteredDevice]:
+    def make(*, signed: bool = True) -> RegisteredDevice:
+        device_id = f"dev-{secrets.token_hex(4)}"
+        key = secrets.token_bytes(32) if signed else None
+        registry_store.add_device(db, org, device_id, address_of(key) if key else None)
+        return RegisteredDevice(org, device_id, key)
+
+    return make

@@ -1,0 +1,46 @@
+"""Settings refuse development defaults in production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
+
+URLS = {
+    "database_url": "postgresql://db/tracefin",
+    "mqtt_url": "mqtt://broker:1883",
+    "chain_rpc_url": "http://chain:8545",
+}
+
+
+def test_development_needs_nothing() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.environment == "development"
+    assert settings.ingest_max_payload_bytes == 256 * 1024
+
+
+@pytest.mark.parametrize(
+    "key", [None, DEVNET_PRIVATE_KEY, DEVNET_PRIVATE_KEY.upper().replace("0X", "0x")]
+)
+def test_production_refuses_a_missing_or_devnet_key(key: str | None) -> None:
+    with pytest.raises(ValidationError, match="CHAIN_PRIVATE_KEY"):
+        Settings(_env_file=None, environment="production", chain_private_key=key, **URLS)  # type: ignore[call-arg, arg-type]
+
+
+def test_production_refuses_unset_urls() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            environment="production",
+            chain_private_key="0x" + "11" * 32,
+            mqtt_url="mqtt://b",
+            chain_rpc_url="http://c",
+        )
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEFIN_INGEST_BATCH_SIZE", "123")
+    monkeypatch.setenv("TRACEFIN_MQTT_URL", "mqtt://example:1883")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.ingest_batch_size, settings.mqtt_url) == (123, "mqtt://example:1883")

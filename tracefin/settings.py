@@ -1,0 +1,59 @@
+"""Process settings, read from `TRACEFIN_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# anvil's well-known first dev account: fine for a local devnet, refused in production.
+DEVNET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+class Settings(BaseSettings):
+    """Every knob of every tracefin process; unset URLs mean "find or start a local one"."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACEFIN_", env_file=".env", extra="ignore")
+
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    database_url: str | None = None
+    mqtt_url: str | None = None
+    chain_rpc_url: str | None = None
+    chain_private_key: SecretStr | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Ingest: a batch closes when it holds `ingest_batch_size` messages or its oldest message has
+    # waited `ingest_batch_max_wait_ms`, whichever comes first.
+    ingest_batch_size: int = Field(default=2000, ge=1, le=65535)
+    ingest_batch_max_wait_ms: int = Field(default=50, ge=1, le=60_000)
+    ingest_receive_maximum: int = Field(default=4000, ge=1, le=65535)
+    ingest_max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    ingest_max_future_skew_s: int = Field(default=600, ge=0)
+    ingest_client_id: str | None = None
+    ingest_db_pool_size: int = Field(default=2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            key = self.chain_private_key
+            if key is None or key.get_secret_value().lower() == DEVNET_PRIVATE_KEY:
+                raise ValueError(
+                    "TRACEFIN_CHAIN_PRIVATE_KEY must be set to a non-devnet key in production"
+                )
+            for name in ("database_url", "mqtt_url", "chain_rpc_url"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
+        return self
+
+    @property
+    def max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.ingest_max_future_skew_s)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()
