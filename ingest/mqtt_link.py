@@ -103,13 +103,14 @@ class MqttLink:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     def start(self, timeout: float = 30.0) -> None:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry_s
         properties.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(
@@ -162,6 +163,20 @@ class MqttLink:
         self._connected.set()
         log.info("MQTT connected (session present: %s)", flags.session_present)
 
+    def _handle_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("MQTT subscription refused: %s", ", ".join(refused))
+        else:
+            log.info("MQTT subscribed to %s", ", ".join(self._subscriptions))
+
     def _handle_disconnect(
         self,
         client: mqtt.Client,
@@ -181,7 +196,7 @@ class MqttLink:
         self._on_inbound(
             Inbound(
                 topic=message.topic,
-                payload=message.payload,
+                payload=bytes(message.payload),
                 mid=message.mid,
                 qos=message.qos,
                 generation=self._generation,

@@ -5,14 +5,20 @@ Pure: no I/O. The caller looks the device up, stores what is accepted and answer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
 
-from ledger.epcis import EPCISEvent, events_from_document, parse_event
-from ledger.event_hash import event_hash_digest, hash_id_from_digest, normalise_event
+from ledger.epcis import EPCISEvent, Place, events_from_document, parse_event
+from ledger.event_hash import (
+    HashContext,
+    event_hash_digest,
+    hash_context,
+    hash_id_from_digest,
+    normalise_event,
+)
 from ledger.identifiers import normalise_epc, parse_lot
 from ledger.rejects import EventRejected, RejectCode
 from ledger.signatures import parse_signature, recover_address
@@ -44,6 +50,37 @@ class AcceptedEvent:
     signature: bytes | None
     epcs: tuple[str, ...]
     lots: tuple[str, ...]
+    read_point: str | None
+    biz_location: str | None
+
+    @property
+    def event_time(self) -> datetime:
+        return self.event.event_time_utc
+
+    @property
+    def event_time_zone_offset(self) -> str:
+        return self.event.event_time_zone_offset
+
+    @property
+    def event_type(self) -> str:
+        return self.event.type
+
+    @property
+    def action(self) -> str | None:
+        return getattr(self.event, "action", None)
+
+    @property
+    def biz_step(self) -> str | None:
+        return self.event.biz_step
+
+    @property
+    def disposition(self) -> str | None:
+        return self.event.disposition
+
+    @property
+    def stage(self) -> str | None:
+        stage = self.event.stage
+        return stage.value if stage is not None else None
 
     @property
     def hash_id(self) -> str:
@@ -105,10 +142,11 @@ def capture(
         result.refused.append(RefusedItem(WHOLE_PAYLOAD, exc.code, exc.detail))
         return result
     context_json = orjson.dumps(context).decode() if context is not None else None
+    prepared = hash_context(context)  # once per payload, not per event
     for index, item in enumerate(items):
         try:
             result.accepted.append(
-                _accept(index, item, context, context_json, device, now, max_future_skew)
+                _accept(index, item, prepared, context_json, device, now, max_future_skew)
             )
         except EventRejected as exc:
             result.refused.append(RefusedItem(index, exc.code, exc.detail))
@@ -141,18 +179,19 @@ def _item(value: object) -> _Item:
 def _accept(
     index: int,
     item: _Item,
-    context: object,
+    context: HashContext,
     context_json: str | None,
     device: DeviceKey,
     now: datetime,
     max_future_skew: timedelta,
 ) -> AcceptedEvent:
+    # The model holds identifiers already normalised; the raw JSON is what gets hashed.
     event = parse_event(item.raw, now=now, max_future_skew=max_future_skew)
     assert isinstance(item.raw, dict)  # parse_event refuses anything else
     try:
-        normalised = normalise_event(item.raw, context)
-        epcs = tuple(dict.fromkeys(normalise_epc(epc) for epc in event.epcs()))
-        classes = (normalise_epc(epc_class) for epc_class in event.epc_classes())
+        normalised = normalise_event(item.raw)
+        read_point = _place(event.read_point)
+        biz_location = _place(event.biz_location)
     except ValueError as exc:
         raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
     digest = event_hash_digest(item.raw, context)
@@ -164,12 +203,18 @@ def _accept(
         stored_json=orjson.dumps(normalised).decode(),
         context=context_json,
         signature=signature,
-        epcs=epcs,
-        lots=tuple(dict.fromkeys(_lot_uris(classes))),
+        epcs=tuple(event.epcs()),
+        lots=tuple(dict.fromkeys(_lot_uris(event.epc_classes()))),
+        read_point=read_point,
+        biz_location=biz_location,
     )
 
 
-def _lot_uris(classes: Iterator[str]) -> Iterator[str]:
+def _place(place: Place | None) -> str | None:
+    return normalise_epc(place.id) if place is not None else None
+
+
+def _lot_uris(classes: Iterable[str]) -> Iterator[str]:
     for epc_class in classes:
         lot = parse_lot(epc_class)
         if lot is not None:

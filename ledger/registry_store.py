@@ -96,10 +96,8 @@ def find_devices(
         " JOIN devices d ON d.org_id = o.id AND d.device_id = k.device_id",
         ([slug for slug, _ in pairs], [device for _, device in pairs]),
     ).fetchall()
-    found: dict[tuple[str, str], DeviceKey] = {}
-    for org_id, slug, device_id, address in rows:  # type: ignore[misc]
-        found[(slug, device_id)] = DeviceKey(org_id, slug, device_id, address)
-    return found
+    devices = [DeviceKey(*row) for row in rows]  # type: ignore[misc]
+    return {(device.org_slug, device.device_id): device for device in devices}
 
 
 def known_orgs(conn: psycopg.Connection[object], slugs: Iterable[str]) -> set[str]:

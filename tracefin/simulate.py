@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import paho.mqtt.client as mqtt
 import psycopg
-from ledger.event_hash import event_hash_digest
 
 from ingest.mqtt_link import new_client
 from ledger import registry_store
+from ledger.event_hash import event_hash_digest
+from ledger.identifiers import check_digit
 from ledger.signatures import address_of, sign_digest
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,6 @@ def sim_devices(org: str, seed: str = "tracefin-demo") -> dict[str, SimDevice]:
         )
         for device_id in DEVICES
     }
-
-
-def check_digit(digits: str) -> str:
-    """GS1 mod-10 check digit for a GTIN/GLN/SSCC body."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
-    return str((10 - total % 10) % 10)
 
 
 def gtin_for(product_no: int) -> str:

@@ -18,6 +18,8 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.mqtt_link import new_client
 from ledger import registry_store
@@ -51,6 +53,14 @@ class IngestProcess:
             stderr=subprocess.STDOUT,
         )
 
+    def wait_until_subscribed(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while "MQTT subscribed" not in self.log_text():
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"ingest worker did not subscribe:\n{self.log_text()}")
+            time.sleep(0.05)
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
@@ -68,9 +78,25 @@ class IngestProcess:
         )
 
     def stop(self) -> None:
+        """Kill the worker and end its persistent session.
+
+        Mosquitto keeps dispatching a share of the group's messages to an offline member's
+        session; a test's worker never comes back, so its session must not outlive the test.
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        end_session(self._env["TRACEFIN_MQTT_URL"], self.client_id)
+
+
+def end_session(mqtt_url: str, client_id: str) -> None:
+    client, address = new_client(mqtt_url, client_id)
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    client.connect(address.host, address.port, clean_start=True, properties=properties)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
 
 
 @pytest.fixture
@@ -82,6 +108,7 @@ def start_ingest(
     def start(**settings: str) -> IngestProcess:
         worker = IngestProcess(database_url, mqtt_url, tmp_path, **settings)
         worker.start()
+        worker.wait_until_subscribed()
         started.append(worker)
         return worker
 
@@ -111,7 +138,10 @@ class Listener:
             time.sleep(0.02)
         with self.lock:
             got = list(self.messages[topic])
-        raise AssertionError(f"expected {count} messages on {topic}, got {len(got)}: {got[:5]}")
+            rejects = self.messages.get(topic.rsplit("/", 1)[0] + "/rejects", [])
+        raise AssertionError(
+            f"expected {count} messages on {topic}, got {len(got)}: {got[:5]}; rejects: {rejects}"
+        )
 
     def received(self, topic: str) -> list[dict[str, object]]:
         with self.lock:

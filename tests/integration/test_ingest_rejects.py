@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 import pytest
-from ledger.event_hash import event_hash_digest, event_hash_id
 
+from ledger.event_hash import event_hash_digest, event_hash_id
 from ledger.signatures import sign_digest
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
@@ -80,6 +80,7 @@ def shared_ingest(
 ) -> object:
     worker = IngestProcess(database_url, mqtt_url, tmp_path_factory.mktemp("ingest"))
     worker.start()
+    worker.wait_until_subscribed()
     yield worker
     worker.stop()
 
