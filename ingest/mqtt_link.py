@@ -74,6 +74,21 @@ def new_client(
     return client, address
 
 
+def end_session(url: str, client_id: str) -> None:
+    """Discard a retired worker's persistent session and whatever the broker queued for it.
+
+    Brokers keep dispatching a share of a shared subscription to an offline member's session;
+    call this only for a worker that will not come back (its queued messages are dropped).
+    """
+    client, address = new_client(url, client_id)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 0
+    client.connect(address.host, address.port, clean_start=True, properties=properties)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+
+
 class MqttLink:
     """Receives messages for the ingest worker and acknowledges them only when told to.
 

@@ -34,6 +34,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
         batch_max_wait=timedelta(milliseconds=settings.ingest_batch_max_wait_ms),
         max_payload_bytes=settings.ingest_max_payload_bytes,
         max_future_skew=settings.max_future_skew,
+        receipt_qos=settings.ingest_receipt_qos,
     )
 
     def deliver(message: Inbound) -> None:

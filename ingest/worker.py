@@ -46,6 +46,7 @@ class WorkerConfig:
     batch_max_wait: timedelta
     max_payload_bytes: int
     max_future_skew: timedelta
+    receipt_qos: int = 0
     device_cache_ttl: timedelta = timedelta(seconds=30)
 
 
@@ -281,9 +282,13 @@ class IngestWorker:
             else:
                 status = "duplicate"
                 self.metrics["duplicates"] += 1
-            self._link.publish(reply_to, orjson.dumps({"event_hash": hash_id, "status": status}))
+            self._link.publish(
+                reply_to,
+                orjson.dumps({"event_hash": hash_id, "status": status}),
+                qos=self._config.receipt_qos,
+            )
         for reply_to, payload in outcome.rejects:
-            self._link.publish(reply_to, payload)
+            self._link.publish(reply_to, payload, qos=self._config.receipt_qos)
         self.metrics["readings"] += len(outcome.readings)
 
     def _with_db(self, work: Callable[[psycopg.Connection[object]], T]) -> T:

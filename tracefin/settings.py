@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     ingest_max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     ingest_max_future_skew_s: int = Field(default=600, ge=0)
     ingest_client_id: str | None = None
+    # Receipts are advisory (the store is the truth and a re-sent event is answered
+    # `duplicate`), so QoS 0 by default: QoS 1 would double the broker traffic per event.
+    ingest_receipt_qos: int = Field(default=0, ge=0, le=1)
     ingest_db_pool_size: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")

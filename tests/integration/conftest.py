@@ -18,10 +18,8 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from ingest.mqtt_link import new_client
+from ingest.mqtt_link import end_session, new_client
 from ledger import registry_store
 from ledger.signatures import address_of
 from tracefin.simulate import Publisher
@@ -87,16 +85,6 @@ class IngestProcess:
             self.process.kill()
             self.process.wait(10)
         end_session(self._env["TRACEFIN_MQTT_URL"], self.client_id)
-
-
-def end_session(mqtt_url: str, client_id: str) -> None:
-    client, address = new_client(mqtt_url, client_id)
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = 0
-    client.connect(address.host, address.port, clean_start=True, properties=properties)
-    client.loop_start()
-    client.disconnect()
-    client.loop_stop()
 
 
 @pytest.fixture
