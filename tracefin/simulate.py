@@ -177,10 +177,13 @@ def telemetry_publication(device: SimDevice, at: datetime, temperature: float) -
 class Publisher:
     """A QoS 1 paho publisher that can wait until the broker has acknowledged everything."""
 
+    MAX_OUTSTANDING = 20_000
+
     def __init__(self, mqtt_url: str, client_id: str) -> None:
         # paho is fastest with a modest window (measured: 100 beats 1000 by ~40%).
         self._client, address = new_client(mqtt_url, client_id, max_inflight=100)
         self._acked = 0
+        self._published = 0
         self._lock = threading.Lock()
         self._client.on_publish = self._on_publish
         self._client.connect(address.host, address.port, keepalive=30)
@@ -191,6 +194,11 @@ class Publisher:
         return self._acked
 
     def publish(self, publication: Publication) -> None:
+        # paho numbers queued messages with 16-bit ids: more than ~65 000 unacknowledged
+        # at once collide, so wait for the broker to catch up first.
+        while self._published - self._acked >= self.MAX_OUTSTANDING:
+            time.sleep(0.001)
+        self._published += 1
         info = self._client.publish(publication.topic, publication.payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")

@@ -1,0 +1,100 @@
+"""The `tracefin` command line against a real database: output contracts and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from ledger.registry_store import hash_api_key
+
+pytestmark = pytest.mark.integration
+
+
+def tracefin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "tracefin.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_db_migrate_is_idempotent(database_url: str) -> None:
+    # The session fixture migrated already: a second run applies nothing and succeeds.
+    result = tracefin(database_url, "db", "migrate")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"applied": []}
+
+
+def test_org_add_prints_one_json_object_and_stores_the_key_hashed(
+    database_url: str, db: psycopg.Connection[object]
+) -> None:
+    slug = f"acme-{secrets.token_hex(3)}"
+    result = tracefin(database_url, "org", "add", slug, "--role", "financier")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert set(printed) == {"org", "role", "api_key"}
+    assert (printed["org"], printed["role"]) == (slug, "financier")
+    stored = db.execute(
+        "SELECT k.key_hash FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = %s",
+        (slug,),
+    ).fetchall()
+    assert stored == [(hash_api_key(printed["api_key"]),)]
+    assert printed["api_key"].encode() not in stored[0][0]  # type: ignore[operator]
+
+
+def test_device_add_signed_and_unsigned(database_url: str, org: str) -> None:
+    address = "0x" + "Ab" * 20
+    signed = tracefin(database_url, "device", "add", org, "scanner-1", "--address", address)
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout)["address"] == address.lower()
+    unsigned = tracefin(database_url, "device", "add", org, "plc-1", "--unsigned")
+    assert unsigned.returncode == 0, unsigned.stderr
+    assert json.loads(unsigned.stdout)["unsigned"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("org", "add", "Bad_Slug", "--role", "financier"), "Bad_Slug"),
+        (("org", "add", "x", "--role", "banker"), "invalid choice"),
+        (("device", "add", "{org}", "d-1"), "exactly one of --address"),
+        (
+            ("device", "add", "{org}", "d-1", "--unsigned", "--address", "0x" + "1" * 40),
+            "exactly one of --address",
+        ),
+        (("device", "add", "{org}", "d-1", "--address", "0x1234"), "not a 0x-prefixed"),
+        (("device", "add", "no-such-org", "d-1", "--unsigned"), "unknown organisation"),
+        (("org", "add", "{org}", "--role", "financier"), "already exists"),
+    ],
+)
+def test_bad_commands_fail_with_one_clear_sentence(
+    database_url: str, org: str, args: tuple[str, ...], message: str
+) -> None:
+    result = tracefin(database_url, *(arg.format(org=org) for arg in args))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_device_is_refused(database_url: str, org: str) -> None:
+    assert tracefin(database_url, "device", "add", org, "twin", "--unsigned").returncode == 0
+    again = tracefin(database_url, "device", "add", org, "twin", "--unsigned")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+
+
+def test_unreachable_database_is_one_sentence() -> None:
+    result = tracefin("postgresql://postgres@127.0.0.1:1/nowhere", "db", "migrate")
+    assert result.returncode == 2
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr
