@@ -115,6 +115,7 @@ class MqttLink:
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
+        self._stopping = False
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
@@ -157,6 +158,7 @@ class MqttLink:
         self._client.publish(topic, payload, qos=qos)
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -203,7 +205,10 @@ class MqttLink:
         with self._lock:
             self._generation += 1
         self._connected.clear()
-        log.warning("MQTT disconnected: %s", reason_code)
+        if self._stopping:
+            log.info("MQTT disconnected")
+        else:
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
 
     def _handle_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage

@@ -63,23 +63,29 @@ class _Outcome:
 
 
 class DeviceCache:
-    """Registered devices, looked up in one query per batch for the ones not cached."""
+    """Registered devices, looked up in one query per batch for the ones not cached.
 
-    def __init__(self, ttl: timedelta) -> None:
+    Unknown devices are remembered only briefly, so a device registered a moment after its
+    first (refused) message is accepted on its next one.
+    """
+
+    def __init__(self, ttl: timedelta, unknown_ttl: timedelta = timedelta(seconds=2)) -> None:
         self._ttl = ttl.total_seconds()
+        self._unknown_ttl = unknown_ttl.total_seconds()
+        # key -> (expires at, the device or None for "not registered")
         self._entries: dict[tuple[str, str], tuple[float, DeviceKey | None]] = {}
 
     def resolve(
         self, conn: psycopg.Connection[object], keys: set[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceKey | None]:
         now = time.monotonic()
-        missing = {
-            key for key in keys if now - self._entries.get(key, (-1e18, None))[0] > self._ttl
-        }
+        missing = {key for key in keys if self._entries.get(key, (0.0, None))[0] <= now}
         if missing:
             found = registry_store.find_devices(conn, missing)
             for key in missing:
-                self._entries[key] = (now, found.get(key))
+                device = found.get(key)
+                ttl = self._ttl if device is not None else self._unknown_ttl
+                self._entries[key] = (now + ttl, device)
         return {key: self._entries[key][1] for key in keys}
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
 import pytest
-from ledger.event_hash import event_hash_digest, event_hash_id
 
+from ledger import registry_store
+from ledger.event_hash import event_hash_digest, event_hash_id
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
 from tracefin.simulate import Publication, Publisher
@@ -130,3 +133,22 @@ def test_telemetry_is_stored_as_a_time_series_idempotently(
         (device.device_id,),
     ).fetchall()
     assert rows == [(at + timedelta(seconds=i), "temperature", -18.0 + i) for i in range(5)]
+
+
+def test_device_registered_after_a_refusal_is_accepted_soon_after(
+    ingest: IngestProcess,
+    publisher: Publisher,
+    listener: Listener,
+    org: str,
+    db: psycopg.Connection[object],
+) -> None:
+    device_id = f"late-{secrets.token_hex(3)}"
+    topic = f"tf/{org}/{device_id}/events"
+    publisher.publish(Publication(topic, orjson.dumps(make_event())))
+    assert listener.wait_for(f"tf/{org}/{device_id}/rejects", 1)[0]["reason"] == "unknown_device"
+    registry_store.add_device(db, org, device_id, None)
+    time.sleep(2.5)  # the worker remembers an unknown device for 2 s
+    event = make_event()
+    publisher.publish(Publication(topic, orjson.dumps(event)))
+    receipt = listener.wait_for(f"tf/{org}/{device_id}/receipts", 1)[0]
+    assert receipt == {"event_hash": event_hash_id(event), "status": "accepted"}
