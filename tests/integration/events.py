@@ -6,8 +6,8 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from ledger.event_hash import event_hash_digest
 
+from ledger.event_hash import event_hash_digest
 from ledger.signatures import sign_digest
 from tests.integration.conftest import RegisteredDevice
 
