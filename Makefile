@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: bootstrap services lint test test-fast demo bench clean
+.PHONY: bootstrap services lint test test-fast demo bench contracts clean
 
 bootstrap: $(VENV)/.installed node_modules/.installed
 
@@ -42,6 +42,10 @@ demo: bootstrap services
 
 bench: bootstrap services
 	$(BIN)/python bench/ingest.py
+
+# Rebuild the committed ABI + bytecode artifacts from contracts/*.sol (pinned solc-js).
+contracts: node_modules/.installed
+	node contracts/build.mjs contracts/artifacts
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest.mqtt_link import end_session, new_client  # noqa: E402
-from ledger.db import migrate  # noqa: E402
+from ledger.db import Conn, migrate  # noqa: E402
 from tracefin.services import start_mosquitto  # noqa: E402
 from tracefin.simulate import (  # noqa: E402
     Publication,
@@ -79,10 +79,10 @@ def measure_ceiling(mqtt_url: str, publications: list[Publication]) -> float:
     return total / elapsed
 
 
-def _count(conn: psycopg.Connection[object]) -> int:
+def _count(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) FROM events").fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[call-overload]
+    return int(row[0])
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -142,7 +142,7 @@ def measure_pipeline(
     return total / elapsed, rss
 
 
-def _wait_until_subscribed(mqtt_url: str, conn: psycopg.Connection[object]) -> None:
+def _wait_until_subscribed(mqtt_url: str, conn: Conn) -> None:
     """Publish a throwaway telemetry sample until a worker has stored it."""
     org = "bench-factory"
     warmup = Publisher(mqtt_url, f"bench-warmup-{secrets.token_hex(3)}")
@@ -210,7 +210,7 @@ def main() -> None:
         print(f"transport ceiling : {ceilings[1]:9.0f} msg/s (again, after)")
         baseline = max(ceilings)
         for run in runs:
-            run["ratio"] = round(float(run["events_per_s"]) / baseline, 3)  # type: ignore[arg-type]
+            run["ratio"] = round(float(run["events_per_s"]) / baseline, 3)
             print(f"ratio, {run['workers']} worker(s) : {run['ratio']:.2f} (target >= 0.5)")
         result = {
             "benchmark": "ingest",

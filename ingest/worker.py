@@ -20,6 +20,7 @@ from ingest.mqtt_link import Inbound
 from ingest.topics import DeviceTopic, Kind, parse_topic, rejects_topic_for_unparsable
 from ledger import event_store, registry_store
 from ledger.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, capture
+from ledger.db import Conn
 from ledger.event_store import DeadLetter, EventToStore, ReadingToStore
 from ledger.rejects import RejectCode
 from ledger.telemetry import parse_telemetry
@@ -76,7 +77,7 @@ class DeviceCache:
         self._entries: dict[tuple[str, str], tuple[float, DeviceKey | None]] = {}
 
     def resolve(
-        self, conn: psycopg.Connection[object], keys: set[tuple[str, str]]
+        self, conn: Conn, keys: set[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceKey | None]:
         now = time.monotonic()
         missing = {key for key in keys if self._entries.get(key, (0.0, None))[0] <= now}
@@ -266,7 +267,7 @@ class IngestWorker:
                 answer["index"] = refused.index
             outcome.rejects.append((reply_to, orjson.dumps(answer)))
 
-    def _write(self, conn: psycopg.Connection[object], outcome: _Outcome) -> set[bytes]:
+    def _write(self, conn: Conn, outcome: _Outcome) -> set[bytes]:
         # The first copy of an event within a batch is the one stored; later copies are duplicates.
         seen: set[bytes] = set()
         unique = []
@@ -297,7 +298,7 @@ class IngestWorker:
             self._link.publish(reply_to, payload, qos=self._config.receipt_qos)
         self.metrics["readings"] += len(outcome.readings)
 
-    def _with_db(self, work: Callable[[psycopg.Connection[object]], T]) -> T:
+    def _with_db(self, work: Callable[[Conn], T]) -> T:
         """Run `work` in one transaction, retrying while the database is unreachable."""
         delay = 0.1
         while True:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg_pool import ConnectionPool
+
+# Connections as psycopg.connect() and the pools hand them out: rows are plain tuples.
+Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every process that migrates.
@@ -57,7 +61,7 @@ def load_migrations() -> list[Migration]:
     return migrations
 
 
-def timescaledb_available(conn: psycopg.Connection[object]) -> bool:
+def timescaledb_available(conn: Conn) -> bool:
     row = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
-
 from ledger.capture import AcceptedEvent
+from ledger.db import Conn
 from ledger.telemetry import Reading
 
 
@@ -72,21 +71,28 @@ _COPY_STAGE = (
     "COPY event_stage (" + ", ".join(name for name, _ in _STAGE_COLUMNS) + ") FROM STDIN"
     " (FORMAT BINARY)"
 )
+# New events also enter the log queue in the same statement, so the anchor leader sees an
+# event exactly when its row is committed.
 _INSERT_FROM_STAGE = """
-INSERT INTO events (event_hash, event_time, event_time_zone_offset, event_type, action, biz_step,
-                    disposition, stage, read_point, biz_location, epcs, lots, org_id, device_id,
-                    topic, received_at, signature, context, event)
-SELECT event_hash, event_time, event_time_zone_offset, event_type, action, biz_step, disposition,
-       stage, read_point, biz_location, epcs, lots, org_id, device_id, topic, received_at,
-       signature, context::jsonb, event::jsonb
-FROM event_stage
-ORDER BY ord
-ON CONFLICT (event_hash, event_time) DO NOTHING
+WITH inserted AS (
+    INSERT INTO events (event_hash, event_time, event_time_zone_offset, event_type, action,
+                        biz_step, disposition, stage, read_point, biz_location, epcs, lots,
+                        org_id, device_id, topic, received_at, signature, context, event)
+    SELECT event_hash, event_time, event_time_zone_offset, event_type, action, biz_step,
+           disposition, stage, read_point, biz_location, epcs, lots, org_id, device_id, topic,
+           received_at, signature, context::jsonb, event::jsonb
+    FROM event_stage
+    ORDER BY ord
+    ON CONFLICT (event_hash, event_time) DO NOTHING
+    RETURNING ingest_seq, event_hash, event_time
+)
+INSERT INTO log_queue (ingest_seq, event_hash, event_time)
+SELECT ingest_seq, event_hash, event_time FROM inserted
 RETURNING event_hash
 """
 
 
-def insert_events(conn: psycopg.Connection[object], rows: Sequence[EventToStore]) -> set[bytes]:
+def insert_events(conn: Conn, rows: Sequence[EventToStore]) -> set[bytes]:
     """Insert events not stored yet, in the given order; returns the digests that were new.
 
     Must run inside a transaction (the staging rows are dropped at commit).
@@ -123,10 +129,10 @@ def insert_events(conn: psycopg.Connection[object], rows: Sequence[EventToStore]
                     )
                 )
         cursor.execute(_INSERT_FROM_STAGE)
-        return {bytes(record[0]) for record in cursor.fetchall()}  # type: ignore[index]
+        return {bytes(record[0]) for record in cursor.fetchall()}
 
 
-def insert_dead_letters(conn: psycopg.Connection[object], rows: Sequence[DeadLetter]) -> None:
+def insert_dead_letters(conn: Conn, rows: Sequence[DeadLetter]) -> None:
     """Keep refused payloads; a redelivered payload refused again is stored once."""
     if not rows:
         return
@@ -150,7 +156,7 @@ def insert_dead_letters(conn: psycopg.Connection[object], rows: Sequence[DeadLet
         )
 
 
-def insert_readings(conn: psycopg.Connection[object], rows: Sequence[ReadingToStore]) -> int:
+def insert_readings(conn: Conn, rows: Sequence[ReadingToStore]) -> int:
     """Append telemetry readings; a reading already stored (redelivery) is skipped."""
     if not rows:
         return 0
@@ -169,3 +175,39 @@ def insert_readings(conn: psycopg.Connection[object], rows: Sequence[ReadingToSt
         ),
     )
     return cursor.rowcount
+
+
+def event_exists(conn: Conn, digest: bytes) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM events WHERE event_hash = %s", (digest,)).fetchone() is not None
+    )
+
+
+def stored_events(conn: Conn) -> Iterator[tuple[bytes, object, object]]:
+    """(digest, stored event JSON, document context) of every stored event, streamed."""
+    # A server-side cursor lives in a transaction; it keeps memory flat however many events.
+    with conn.transaction(), conn.cursor(name="stored_events") as cursor:
+        cursor.itersize = 2000
+        cursor.execute("SELECT event_hash, event, context FROM events ORDER BY ingest_seq")
+        for digest, event, context in cursor:
+            yield bytes(digest), event, context
+
+
+def unlogged_events(conn: Conn) -> list[bytes]:
+    """Stored events that are neither positioned in the log nor waiting in its queue."""
+    rows = conn.execute(
+        "SELECT e.event_hash FROM events e"
+        " WHERE NOT EXISTS (SELECT 1 FROM log_entries l WHERE l.event_hash = e.event_hash)"
+        " AND NOT EXISTS (SELECT 1 FROM log_queue q WHERE q.event_hash = e.event_hash)"
+    ).fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
+def logged_but_missing(conn: Conn) -> list[tuple[int, bytes]]:
+    """Log positions whose event row is gone: deleted (or re-keyed) history."""
+    rows = conn.execute(
+        "SELECT l.log_index, l.event_hash FROM log_entries l"
+        " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = l.event_hash)"
+        " ORDER BY l.log_index"
+    ).fetchall()
+    return [(int(row[0]), bytes(row[1])) for row in rows]

@@ -7,10 +7,10 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import psycopg
 from psycopg.rows import class_row
 
 from ledger.capture import DeviceKey
+from ledger.db import Conn
 
 ROLES = ("manufacturer", "warehouse", "logistics", "retailer", "financier", "regulator")
 API_KEY_PREFIX = "tf_"
@@ -32,7 +32,7 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
-def add_org(conn: psycopg.Connection[object], slug: str, role: str) -> tuple[Org, str]:
+def add_org(conn: Conn, slug: str, role: str) -> tuple[Org, str]:
     """Create an organisation and its first API key; the key is returned once, stored hashed."""
     if role not in ROLES:
         raise RegistryError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -50,7 +50,7 @@ def add_org(conn: psycopg.Connection[object], slug: str, role: str) -> tuple[Org
     return org, api_key
 
 
-def issue_api_key(conn: psycopg.Connection[object], org_id: int) -> str:
+def issue_api_key(conn: Conn, org_id: int) -> str:
     api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     conn.execute(
         "INSERT INTO api_keys (org_id, key_prefix, key_hash) VALUES (%s, %s, %s)",
@@ -59,14 +59,12 @@ def issue_api_key(conn: psycopg.Connection[object], org_id: int) -> str:
     return api_key
 
 
-def get_org(conn: psycopg.Connection[object], slug: str) -> Org | None:
+def get_org(conn: Conn, slug: str) -> Org | None:
     with conn.cursor(row_factory=class_row(Org)) as cursor:
         return cursor.execute("SELECT id, slug, role FROM orgs WHERE slug = %s", (slug,)).fetchone()
 
 
-def add_device(
-    conn: psycopg.Connection[object], org_slug: str, device_id: str, address: str | None
-) -> DeviceKey:
+def add_device(conn: Conn, org_slug: str, device_id: str, address: str | None) -> DeviceKey:
     """Register a device; `address` None means --unsigned (broker auth is its only proof)."""
     with conn.transaction():
         org = get_org(conn, org_slug)
@@ -82,9 +80,7 @@ def add_device(
     return DeviceKey(org.id, org.slug, device_id, address)
 
 
-def find_devices(
-    conn: psycopg.Connection[object], keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], DeviceKey]:
+def find_devices(conn: Conn, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], DeviceKey]:
     """The registered devices among (org slug, device id) pairs, in one query."""
     pairs = list(keys)
     if not pairs:
@@ -96,12 +92,12 @@ def find_devices(
         " JOIN devices d ON d.org_id = o.id AND d.device_id = k.device_id",
         ([slug for slug, _ in pairs], [device for _, device in pairs]),
     ).fetchall()
-    devices = [DeviceKey(*row) for row in rows]  # type: ignore[misc]
+    devices = [DeviceKey(*row) for row in rows]
     return {(device.org_slug, device.device_id): device for device in devices}
 
 
-def known_orgs(conn: psycopg.Connection[object], slugs: Iterable[str]) -> set[str]:
+def known_orgs(conn: Conn, slugs: Iterable[str]) -> set[str]:
     rows = conn.execute(
         "SELECT slug FROM orgs WHERE slug = ANY(%s::text[])", (list(slugs),)
     ).fetchall()
-    return {row[0] for row in rows}  # type: ignore[index]
+    return {row[0] for row in rows}

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ledger.db import migrate
+from ledger.db import Conn, migrate
 from tracefin.services import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,7 +47,7 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection[object]]:
+def db(database_url: str) -> Iterator[Conn]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
 

@@ -13,7 +13,7 @@ import psycopg
 from pydantic import ValidationError
 
 from ledger import registry_store
-from ledger.db import migrate
+from ledger.db import Conn, migrate
 from ledger.signatures import normalise_address
 from tracefin.settings import Settings, get_settings
 
@@ -36,7 +36,7 @@ def _mqtt_url(settings: Settings) -> str:
     return settings.mqtt_url
 
 
-def _connect(settings: Settings) -> psycopg.Connection[object]:
+def _connect(settings: Settings) -> Conn:
     try:
         return psycopg.connect(_database_url(settings))
     except psycopg.OperationalError as exc:
@@ -111,6 +111,104 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"org": args.org, "products": args.products, "messages": sent}))
 
 
+def _chain_url(settings: Settings, override: str | None = None) -> str:
+    url = override or settings.chain_rpc_url
+    if url is None:
+        raise CliError("set TRACEFIN_CHAIN_RPC_URL (e.g. http://127.0.0.1:8545) or give --rpc")
+    return url
+
+
+def _digest(event_hash: str) -> bytes:
+    from ledger.event_hash import digest_from_hash_id
+
+    try:
+        return digest_from_hash_id(event_hash)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger.chain import ChainError, connect
+    from ledger.deployment import ensure_deployment
+
+    w3 = connect(_chain_url(settings))
+    with _connect(settings) as conn:
+        try:
+            outcome = ensure_deployment(conn, w3, settings.chain_key())
+        except ChainError as exc:
+            raise CliError(str(exc)) from None
+    deployment = outcome.deployment
+    print(
+        json.dumps(
+            {
+                "chain_id": deployment.chain_id,
+                "trace_anchor": deployment.anchor_address,
+                "pledge_registry": deployment.pledge_address,
+                "deployed_block": deployment.deployed_block,
+                "created": outcome.created,
+                "replaced_reset_deployment": outcome.replaced.anchor_address
+                if outcome.replaced
+                else None,
+            }
+        )
+    )
+
+
+def cmd_anchor(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger.anchor_service import run_anchor
+
+    _database_url(settings)
+    _chain_url(settings)
+    run_anchor(settings)
+
+
+def cmd_proof(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger.proofs import build_bundle
+
+    digest = _digest(args.event_hash)
+    with _connect(settings) as conn:
+        bundle = build_bundle(conn, digest)
+    if bundle is None:
+        raise CliError(f"no stored event has the hash {args.event_hash}")
+    print(json.dumps(bundle, indent=2))
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger.chain import connect
+    from ledger.proofs import build_bundle
+    from ledger.verify import verify_bundle
+
+    if (args.bundle is None) == (args.event_hash is None):
+        raise CliError("give an EVENT_HASH or --bundle FILE")
+    if args.bundle is not None:
+        try:
+            with open(args.bundle, encoding="utf-8") as handle:
+                bundle: object = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read the bundle: {exc}") from None
+    else:
+        with _connect(settings) as conn:
+            bundle = build_bundle(conn, _digest(args.event_hash))
+        if bundle is None:
+            raise CliError(f"no stored event has the hash {args.event_hash}")
+    verdict = verify_bundle(bundle, connect(_chain_url(settings, args.rpc)))
+    print(json.dumps(verdict.as_json()))
+    if not verdict.valid:
+        raise SystemExit(1)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger.audit import audit
+    from ledger.chain import connect
+
+    w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
+    with _connect(settings) as conn:
+        report = audit(conn, w3)
+    print(json.dumps(report.as_json(), indent=2))
+    if not report.clean:
+        raise SystemExit(1)
+
+
 def _slug(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9-]{1,64}", value):
         raise argparse.ArgumentTypeError(f"{value!r}: use {_SLUG_HELP}")
@@ -154,6 +252,33 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")
     ingest.set_defaults(handler=cmd_ingest)
+
+    chain = commands.add_parser("chain", help="the ledger's contracts").add_subparsers(
+        dest="chain_command", required=True
+    )
+    chain.add_parser(
+        "deploy", help="deploy TraceAnchor and PledgeRegistry (reuses live recorded ones)"
+    ).set_defaults(handler=cmd_chain_deploy)
+
+    commands.add_parser(
+        "anchor", help="run an anchor worker (one leader, others stand by)"
+    ).set_defaults(handler=cmd_anchor)
+
+    proof = commands.add_parser("proof", help="print an event's proof bundle")
+    proof.add_argument("event_hash", help="ni:///sha-256;…?ver=CBV2.0")
+    proof.set_defaults(handler=cmd_proof)
+
+    verify = commands.add_parser(
+        "verify", help="verify an event (from the database) or a bundle file against the chain"
+    )
+    verify.add_argument("event_hash", nargs="?", help="ni:///sha-256;…?ver=CBV2.0")
+    verify.add_argument("--bundle", help="a proof bundle JSON file (no database needed)")
+    verify.add_argument("--rpc", help="chain RPC URL (default TRACEFIN_CHAIN_RPC_URL)")
+    verify.set_defaults(handler=cmd_verify)
+
+    commands.add_parser(
+        "audit", help="recompute every hash and batch root and compare with the chain"
+    ).set_defaults(handler=cmd_audit)
 
     simulate = commands.add_parser("simulate", help="publish a simulated factory's events")
     simulate.add_argument("--org", type=_slug, default="demo-factory")

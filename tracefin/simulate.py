@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import paho.mqtt.client as mqtt
-import psycopg
 
 from ingest.mqtt_link import new_client
 from ledger import registry_store
+from ledger.db import Conn
 from ledger.event_hash import event_hash_digest
 from ledger.identifiers import check_digit
 from ledger.signatures import address_of, sign_digest
@@ -222,9 +222,7 @@ class Publisher:
             self._acked += 1
 
 
-def register_sim_devices(
-    conn: psycopg.Connection[object], org: str, seed: str = "tracefin-demo"
-) -> None:
+def register_sim_devices(conn: Conn, org: str, seed: str = "tracefin-demo") -> None:
     """Register the simulated org (as a manufacturer) and its signing devices, if not there."""
     if registry_store.get_org(conn, org) is None:
         registry_store.add_org(conn, org, "manufacturer")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
-import psycopg
 import pytest
 
 from ingest.mqtt_link import end_session, new_client
 from ledger import registry_store
+from ledger.db import Conn
 from ledger.signatures import address_of
 from tracefin.simulate import Publisher
 
@@ -183,14 +183,14 @@ def publisher(mqtt_url: str) -> Iterator[Publisher]:
 
 
 @pytest.fixture
-def org(db: psycopg.Connection[object]) -> str:
+def org(db: Conn) -> str:
     slug = f"org-{secrets.token_hex(4)}"
     registry_store.add_org(db, slug, "manufacturer")
     return slug
 
 
 @pytest.fixture
-def make_device(db: psycopg.Connection[object], org: str) -> Callable[..., RegisteredDevice]:
+def make_device(db: Conn, org: str) -> Callable[..., RegisteredDevice]:
     def make(*, signed: bool = True) -> RegisteredDevice:
         device_id = f"dev-{secrets.token_hex(4)}"
         key = secrets.token_bytes(32) if signed else None

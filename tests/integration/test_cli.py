@@ -8,9 +8,9 @@ import secrets
 import subprocess
 import sys
 
-import psycopg
 import pytest
 
+from ledger.db import Conn
 from ledger.registry_store import hash_api_key
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_db_migrate_is_idempotent(database_url: str) -> None:
 
 
 def test_org_add_prints_one_json_object_and_stores_the_key_hashed(
-    database_url: str, db: psycopg.Connection[object]
+    database_url: str, db: Conn
 ) -> None:
     slug = f"acme-{secrets.token_hex(3)}"
     result = tracefin(database_url, "org", "add", slug, "--role", "financier")
@@ -49,7 +49,7 @@ def test_org_add_prints_one_json_object_and_stores_the_key_hashed(
         (slug,),
     ).fetchall()
     assert stored == [(hash_api_key(printed["api_key"]),)]
-    assert printed["api_key"].encode() not in stored[0][0]  # type: ignore[operator]
+    assert printed["api_key"].encode() not in stored[0][0]
 
 
 def test_device_add_signed_and_unsigned(database_url: str, org: str) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import psycopg
 import pytest
 
 from ledger import registry_store
+from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, event_hash_id
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
@@ -25,7 +25,7 @@ def ingest(start_ingest: Callable[..., IngestProcess]) -> IngestProcess:
     return start_ingest()
 
 
-def stored(db: psycopg.Connection[object], digest: bytes) -> list[tuple[object, ...]]:
+def stored(db: Conn, digest: bytes) -> list[tuple[object, ...]]:
     return db.execute(
         "SELECT e.device_id, o.slug, e.topic, e.event, e.signature, e.epcs, e.event_type,"
         " e.biz_step, e.received_at FROM events e JOIN orgs o ON o.id = e.org_id"
@@ -39,7 +39,7 @@ def test_signed_events_are_stored_once_with_receipts(
     publisher: Publisher,
     listener: Listener,
     make_device: Callable[..., RegisteredDevice],
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     device = make_device()
     events = [make_event() for _ in range(20)]
@@ -63,11 +63,11 @@ def test_signed_events_are_stored_once_with_receipts(
         assert isinstance(signature, bytes)
         assert len(signature) == 65
         # Stored normalised: the EPC URN became its GS1 Digital Link.
-        urn = event["epcList"][0]  # type: ignore[index]
+        urn = event["epcList"][0]
         serial = urn.rsplit(".", 1)[1]
         assert epcs == [f"https://id.gs1.org/01/{gtin14('0614141', '012345')}/21/{serial}"]
-        assert body["epcList"] == epcs  # type: ignore[index]
-        assert received_at.tzinfo is not None  # type: ignore[attr-defined]
+        assert body["epcList"] == epcs
+        assert received_at.tzinfo is not None
     assert listener.received(device.rejects) == []
 
 
@@ -83,7 +83,7 @@ def test_unsigned_device_may_send_bare_events_arrays_and_documents(
     publisher: Publisher,
     listener: Listener,
     make_device: Callable[..., RegisteredDevice],
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     device = make_device(signed=False)
     bare, first, second, in_doc = (make_event() for _ in range(4))
@@ -114,7 +114,7 @@ def test_telemetry_is_stored_as_a_time_series_idempotently(
     publisher: Publisher,
     listener: Listener,
     make_device: Callable[..., RegisteredDevice],
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     device = make_device()
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
@@ -140,7 +140,7 @@ def test_device_registered_after_a_refusal_is_accepted_soon_after(
     publisher: Publisher,
     listener: Listener,
     org: str,
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     device_id = f"late-{secrets.token_hex(3)}"
     topic = f"tf/{org}/{device_id}/events"

@@ -7,17 +7,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from ledger import registry_store
+from ledger.db import Conn
 from tests.integration.conftest import IngestProcess
 from tracefin.simulate import Publisher, register_sim_devices, signed_publications, sim_devices
 
 pytestmark = pytest.mark.integration
 
 
-def _wait_for_rows(db: psycopg.Connection[object], org: str, expected: int, timeout: float) -> int:
+def _wait_for_rows(db: Conn, org: str, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     count = -1
     while time.monotonic() < deadline:
@@ -28,15 +28,15 @@ def _wait_for_rows(db: psycopg.Connection[object], org: str, expected: int, time
     return count
 
 
-def _count(db: psycopg.Connection[object], org: str) -> int:
+def _count(db: Conn, org: str) -> int:
     row = db.execute(
         "SELECT count(*) FROM events e JOIN orgs o ON o.id = e.org_id WHERE o.slug = %s", (org,)
     ).fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[call-overload]
+    return int(row[0])
 
 
-def _stream(mqtt_url: str, db: psycopg.Connection[object], messages: int) -> tuple[str, list]:
+def _stream(mqtt_url: str, db: Conn, messages: int) -> tuple[str, list]:
     org = f"crash-{secrets.token_hex(3)}"
     register_sim_devices(db, org, seed=org)
     devices = sim_devices(org, seed=org)
@@ -48,7 +48,7 @@ def _stream(mqtt_url: str, db: psycopg.Connection[object], messages: int) -> tup
 
 
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
-    start_ingest: Callable[..., IngestProcess], mqtt_url: str, db: psycopg.Connection[object]
+    start_ingest: Callable[..., IngestProcess], mqtt_url: str, db: Conn
 ) -> None:
     total = 20_000
     org, publications = _stream(mqtt_url, db, total)
@@ -88,7 +88,7 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
 
 
 def test_sigterm_commits_acks_and_exits_cleanly(
-    start_ingest: Callable[..., IngestProcess], mqtt_url: str, db: psycopg.Connection[object]
+    start_ingest: Callable[..., IngestProcess], mqtt_url: str, db: Conn
 ) -> None:
     total = 3_000
     org, publications = _stream(mqtt_url, db, total)

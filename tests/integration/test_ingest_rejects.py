@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import psycopg
 import pytest
 
+from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, event_hash_id
 from ledger.signatures import sign_digest
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
@@ -85,13 +85,11 @@ def shared_ingest(
     worker.stop()
 
 
-def _assert_dead_lettered(
-    db: psycopg.Connection[object], topic: str, payload: bytes, reason: str, index: int
-) -> None:
+def _assert_dead_lettered(db: Conn, topic: str, payload: bytes, reason: str, index: int) -> None:
     rows = db.execute(
         "SELECT payload, reason, item_index, detail FROM dead_letters WHERE topic = %s", (topic,)
     ).fetchall()
-    assert [(bytes(r[0]), r[1], r[2]) for r in rows] == [(payload, reason, index)]  # type: ignore[arg-type]
+    assert [(bytes(r[0]), r[1], r[2]) for r in rows] == [(payload, reason, index)]
     assert rows[0][3]  # a human-readable detail accompanies the code
 
 
@@ -102,7 +100,7 @@ def test_bad_payload_is_refused_with_its_code(
     publisher: Publisher,
     listener: Listener,
     make_device: Callable[..., RegisteredDevice],
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     build, code = BAD_PAYLOADS[case]
     device = make_device()
@@ -119,7 +117,7 @@ def test_bad_payload_is_refused_with_its_code(
     receipts = listener.wait_for(device.receipts, 1)
     assert receipts == [{"event_hash": event_hash_id(good), "status": "accepted"}]
     index = reject.get("index", -1)
-    _assert_dead_lettered(db, device.events_topic, payload, code, index)  # type: ignore[arg-type]
+    _assert_dead_lettered(db, device.events_topic, payload, code, index)
     count = db.execute(
         "SELECT count(*) FROM events WHERE device_id = %s", (device.device_id,)
     ).fetchone()
@@ -133,7 +131,7 @@ def test_unregistered_sender_is_refused(
     publisher: Publisher,
     listener: Listener,
     org: str,
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     slug = f"ghost-{secrets.token_hex(3)}" if who == "unknown_org" else org
     topic = f"tf/{slug}/nobody-{secrets.token_hex(3)}/events"
@@ -150,7 +148,7 @@ def test_invalid_topic_is_refused(
     publisher: Publisher,
     listener: Listener,
     org: str,
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     topic = f"tf/{org}/Bad_Device/events"  # upper case and '_' are not allowed in ids
     payload = orjson.dumps(make_event())
@@ -165,7 +163,7 @@ def test_one_bad_event_in_a_batch_refuses_only_that_event(
     publisher: Publisher,
     listener: Listener,
     make_device: Callable[..., RegisteredDevice],
-    db: psycopg.Connection[object],
+    db: Conn,
 ) -> None:
     device = make_device()
     good_a, good_b = make_event(), make_event()

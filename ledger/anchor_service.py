@@ -1,0 +1,39 @@
+"""Composition root of the `tracefin anchor` process: settings -> anchor worker, signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import timedelta
+from types import FrameType
+
+from ledger.anchoring import AnchorConfig, AnchorWorker
+from tracefin.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_anchor(settings: Settings) -> None:
+    """Run one anchor process (leader or stand-by) until SIGTERM/SIGINT."""
+    if settings.database_url is None or settings.chain_rpc_url is None:
+        raise SystemExit("tracefin anchor needs TRACEFIN_DATABASE_URL and TRACEFIN_CHAIN_RPC_URL")
+    worker = AnchorWorker(
+        settings.database_url,
+        settings.chain_rpc_url,
+        settings.chain_key(),
+        AnchorConfig(
+            batch_size=settings.anchor_batch_size,
+            batch_max_wait=timedelta(milliseconds=settings.anchor_batch_max_wait_ms),
+            receipt_timeout=timedelta(seconds=settings.anchor_receipt_timeout_s),
+        ),
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the batch in hand", signum)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("anchor worker running (waiting for leadership)")
+    worker.run()
+    log.info("anchor worker stopped after %d batches", worker.batches_anchored)

@@ -1,0 +1,213 @@
+"""web3 adapter: the TraceAnchor and PledgeRegistry contracts on an EVM JSON-RPC endpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxParams, TxReceipt
+
+from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR, load_artifact
+
+log = logging.getLogger(__name__)
+
+
+class ChainError(Exception):
+    """The node is unreachable, slow, or refused a transaction."""
+
+
+class ChainReverted(ChainError):
+    """A transaction reverted; `error` names the custom error when it could be decoded."""
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class ChainIdentity:
+    """What identifies a chain beyond its id: a reset devnet keeps the id, not the genesis."""
+
+    chain_id: int
+    genesis_hash: bytes
+
+
+@dataclass(frozen=True)
+class OnChainBatch:
+    batch_id: int
+    root: bytes
+    first_index: int
+    count: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class SentBatch:
+    batch_id: int
+    tx_hash: bytes
+    block_number: int
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+
+
+def identity(w3: Web3) -> ChainIdentity:
+    try:
+        genesis = w3.eth.get_block(0)
+        return ChainIdentity(int(w3.eth.chain_id), bytes(genesis["hash"]))
+    except Exception as exc:  # requests and web3 raise a zoo of types for a dead node
+        raise ChainError(f"chain node unreachable: {exc}") from exc
+
+
+def code_hash(w3: Web3, address: str) -> bytes:
+    """keccak of the runtime code at `address` (keccak of b"" where there is none)."""
+    try:
+        return keccak(bytes(w3.eth.get_code(Web3.to_checksum_address(address))))
+    except Exception as exc:
+        raise ChainError(f"chain node unreachable: {exc}") from exc
+
+
+class Chain:
+    """The two contracts of one deployment, and an account that sends transactions."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        anchor_address: str,
+        pledge_address: str | None = None,
+        private_key: str | None = None,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        self.w3 = w3
+        self.anchor: Contract = w3.eth.contract(
+            address=Web3.to_checksum_address(anchor_address),
+            abi=load_artifact(TRACE_ANCHOR).abi,
+        )
+        self.pledges: Contract | None = (
+            w3.eth.contract(
+                address=Web3.to_checksum_address(pledge_address),
+                abi=load_artifact(PLEDGE_REGISTRY).abi,
+            )
+            if pledge_address
+            else None
+        )
+        self.account: LocalAccount | None = (
+            Account.from_key(private_key) if private_key is not None else None
+        )
+        self._receipt_timeout = receipt_timeout
+
+    def next_index(self) -> int:
+        return int(self._call(self.anchor.functions.nextIndex()))
+
+    def batch_count(self) -> int:
+        return int(self._call(self.anchor.functions.batchCount()))
+
+    def batch(self, batch_id: int) -> OnChainBatch:
+        raw = self._call(self.anchor.functions.batch(batch_id))
+        return OnChainBatch(
+            batch_id=batch_id,
+            root=bytes(raw[0]),
+            first_index=int(raw[1]),
+            count=int(raw[2]),
+            block_number=int(raw[3]),
+        )
+
+    def batch_anchored_tx(self, batch_id: int, from_block: int) -> tuple[bytes, int] | None:
+        """(tx hash, block) of the BatchAnchored log of `batch_id`, searched from `from_block`."""
+        try:
+            logs = self.anchor.events.BatchAnchored().get_logs(
+                from_block=from_block, argument_filters={"batchId": batch_id}
+            )
+        except Exception as exc:
+            raise ChainError(f"cannot read logs: {exc}") from exc
+        for entry in logs:
+            return bytes(entry["transactionHash"]), int(entry["blockNumber"])
+        return None
+
+    def anchor_batch(self, first_index: int, count: int, root: bytes) -> SentBatch:
+        """Send anchorBatch, wait for its receipt, return the batch id the contract assigned."""
+        receipt = self._transact(self.anchor.functions.anchorBatch(first_index, count, root))
+        events = self.anchor.events.BatchAnchored().process_receipt(receipt)
+        if not events:
+            raise ChainError("anchorBatch receipt has no BatchAnchored event")
+        return SentBatch(
+            batch_id=int(events[0]["args"]["batchId"]),
+            tx_hash=bytes(receipt["transactionHash"]),
+            block_number=int(receipt["blockNumber"]),
+        )
+
+    def _call(self, function: Any) -> Any:
+        try:
+            return function.call()
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise ChainReverted(f"call reverted: {exc}", _error_name(self.anchor, exc)) from exc
+        except Exception as exc:
+            raise ChainError(f"chain node unreachable: {exc}") from exc
+
+    def _transact(self, function: Any) -> TxReceipt:
+        if self.account is None:
+            raise ChainError("no TRACEFIN_CHAIN_PRIVATE_KEY: cannot send transactions")
+        try:
+            # 'pending' counts our own unmined transactions, so a resend never reuses a nonce.
+            nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
+            params: TxParams = {"from": self.account.address, "nonce": nonce}
+            tx = function.build_transaction(params)  # estimates gas and EIP-1559 fees
+            signed = self.account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self._receipt_timeout, poll_latency=0.05
+            )
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise ChainReverted(
+                f"transaction reverted: {exc}", _error_name(self.anchor, exc)
+            ) from exc
+        except TimeExhausted as exc:
+            raise ChainError(f"no receipt within {self._receipt_timeout:.0f}s") from exc
+        except Exception as exc:
+            raise ChainError(f"chain node unreachable: {exc}") from exc
+        if receipt["status"] != 1:
+            raise ChainReverted(f"transaction {tx_hash.hex()} reverted")
+        return receipt
+
+
+def _error_name(contract: Contract, exc: Exception) -> str | None:
+    """The custom error's name, from the 4-byte selector in the revert data."""
+    data = getattr(exc, "data", None)
+    if not isinstance(data, str) or len(data) < 10:
+        return None
+    selector = data[2:10]
+    for entry in _error_entries(contract):
+        inputs = ",".join(str(item["type"]) for item in entry.get("inputs", []))
+        if keccak(f"{entry['name']}({inputs})".encode())[:4].hex() == selector:
+            return str(entry["name"])
+    return None
+
+
+def _error_entries(contract: Contract) -> list[dict[str, Any]]:
+    return [dict(entry) for entry in contract.abi if entry.get("type") == "error"]
+
+
+def deploy(w3: Web3, private_key: str, name: str) -> tuple[str, int]:
+    """Deploy one contract from its artifact; returns (address, block number)."""
+    artifact = load_artifact(name)
+    account: LocalAccount = Account.from_key(private_key)
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    try:
+        nonce = w3.eth.get_transaction_count(account.address, "pending")
+        tx = factory.constructor().build_transaction({"from": account.address, "nonce": nonce})
+        signed = account.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    except Exception as exc:
+        raise ChainError(f"deploying {name} failed: {exc}") from exc
+    if receipt["status"] != 1 or receipt["contractAddress"] is None:
+        raise ChainError(f"deploying {name} reverted")
+    return str(receipt["contractAddress"]), int(receipt["blockNumber"])

@@ -1,0 +1,66 @@
+"""`tracefin chain deploy`: deploy the contracts once per chain and record where they are."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from ledger import log_store
+from ledger.chain import code_hash, deploy, identity
+from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR
+from ledger.db import Conn
+from ledger.log_store import Deployment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    deployment: Deployment
+    created: bool
+    # The deployment this one replaces because its chain was reset, if any.
+    replaced: Deployment | None
+
+
+def is_live(w3: Web3, deployment: Deployment) -> bool:
+    """True when the chain is the recorded one and both contracts' code is still there."""
+    seen = identity(w3)
+    return (
+        (seen.chain_id, seen.genesis_hash) == (deployment.chain_id, deployment.genesis_hash)
+        and code_hash(w3, deployment.anchor_address) == deployment.anchor_code_hash
+        and code_hash(w3, deployment.pledge_address) == deployment.pledge_code_hash
+    )
+
+
+def ensure_deployment(conn: Conn, w3: Web3, private_key: str) -> DeployOutcome:
+    """Reuse the recorded deployment when it is live on this chain, else deploy and record."""
+    with conn.transaction():
+        # Serialise concurrent deploys: the row lock is the current deployment itself.
+        conn.execute("LOCK TABLE chain_deployments IN SHARE ROW EXCLUSIVE MODE")
+        current = log_store.current_deployment(conn)
+        if current is not None and is_live(w3, current):
+            return DeployOutcome(current, created=False, replaced=None)
+        seen = identity(w3)
+        anchor_address, block = deploy(w3, private_key, TRACE_ANCHOR)
+        pledge_address, _ = deploy(w3, private_key, PLEDGE_REGISTRY)
+        deployment = log_store.record_deployment(
+            conn,
+            chain_id=seen.chain_id,
+            genesis_hash=seen.genesis_hash,
+            anchor_address=anchor_address,
+            pledge_address=pledge_address,
+            anchor_code_hash=code_hash(w3, anchor_address),
+            pledge_code_hash=code_hash(w3, pledge_address),
+            deployed_block=block,
+        )
+    if current is not None:
+        log.warning(
+            "the recorded deployment (TraceAnchor %s on chain %d) is gone: the chain was reset."
+            " The log will be anchored again from position 0 on %s.",
+            current.anchor_address,
+            current.chain_id,
+            anchor_address,
+        )
+    return DeployOutcome(deployment, created=True, replaced=current)

@@ -1,0 +1,226 @@
+"""SQL for the append-only event log: positions, anchored batches and chain deployments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from ledger.db import Conn
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    chain_id: int
+    genesis_hash: bytes
+    anchor_address: str
+    pledge_address: str
+    anchor_code_hash: bytes
+    pledge_code_hash: bytes
+    deployed_block: int
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    deployment_id: int
+    batch_id: int
+    first_index: int
+    count: int
+    root: bytes
+    tx_hash: bytes
+    block_number: int
+    anchored_at: datetime
+
+    @property
+    def end_index(self) -> int:
+        return self.first_index + self.count
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    log_index: int
+    event_hash: bytes
+
+
+_DEPLOYMENT_COLUMNS = (
+    "id, chain_id, genesis_hash, anchor_address, pledge_address, anchor_code_hash,"
+    " pledge_code_hash, deployed_block"
+)
+_INSERT_DEPLOYMENT = (
+    "INSERT INTO chain_deployments (chain_id, genesis_hash, anchor_address, pledge_address,"
+    " anchor_code_hash, pledge_code_hash, deployed_block) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " RETURNING id, chain_id, genesis_hash, anchor_address, pledge_address, anchor_code_hash,"
+    " pledge_code_hash, deployed_block"
+)
+_BATCH_COLUMNS = (
+    "deployment_id, batch_id, first_index, count, root, tx_hash, block_number, anchored_at"
+)
+
+
+def current_deployment(conn: Conn) -> Deployment | None:
+    with conn.cursor(row_factory=class_row(Deployment)) as cursor:
+        return cursor.execute(
+            f"SELECT {_DEPLOYMENT_COLUMNS} FROM chain_deployments WHERE current"  # noqa: S608
+        ).fetchone()
+
+
+def record_deployment(
+    conn: Conn,
+    *,
+    chain_id: int,
+    genesis_hash: bytes,
+    anchor_address: str,
+    pledge_address: str,
+    anchor_code_hash: bytes,
+    pledge_code_hash: bytes,
+    deployed_block: int,
+) -> Deployment:
+    """Make this deployment the current one; earlier ones are kept, no longer current."""
+    conn.execute("UPDATE chain_deployments SET current = false WHERE current")
+    with conn.cursor(row_factory=class_row(Deployment)) as cursor:
+        deployment = cursor.execute(
+            _INSERT_DEPLOYMENT,
+            (
+                chain_id,
+                genesis_hash,
+                anchor_address,
+                pledge_address,
+                anchor_code_hash,
+                pledge_code_hash,
+                deployed_block,
+            ),
+        ).fetchone()
+    assert deployment is not None
+    return deployment
+
+
+def assign_positions(conn: Conn, limit: int) -> int:
+    """Move up to `limit` queued events into the log, in ingest order; returns how many."""
+    row = conn.execute(
+        """
+        WITH next AS (
+            SELECT coalesce(max(log_index) + 1, 0) AS first FROM log_entries
+        ), taken AS (
+            DELETE FROM log_queue
+            WHERE ingest_seq IN (SELECT ingest_seq FROM log_queue ORDER BY ingest_seq LIMIT %s)
+            RETURNING ingest_seq, event_hash, event_time
+        ), positioned AS (
+            INSERT INTO log_entries (log_index, event_hash, event_time)
+            SELECT (SELECT first FROM next)
+                   + row_number() OVER (ORDER BY ingest_seq) - 1, event_hash, event_time
+            FROM taken
+            RETURNING 1
+        )
+        SELECT count(*) FROM positioned
+        """,
+        (limit,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def log_size(conn: Conn) -> int:
+    row = conn.execute("SELECT coalesce(max(log_index) + 1, 0) FROM log_entries").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
+    """The event digests at positions [first_index, first_index + count), in order."""
+    rows = conn.execute(
+        "SELECT log_index, event_hash FROM log_entries"
+        " WHERE log_index >= %s AND log_index < %s ORDER BY log_index",
+        (first_index, first_index + count),
+    ).fetchall()
+    digests = [bytes(row[1]) for row in rows]
+    if len(digests) != count or (rows and rows[0][0] != first_index):
+        raise LookupError(f"log positions {first_index}..{first_index + count - 1} incomplete")
+    return digests
+
+
+def position_of(conn: Conn, digest: bytes) -> int | None:
+    row = conn.execute(
+        "SELECT log_index FROM log_entries WHERE event_hash = %s", (digest,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def is_queued(conn: Conn, digest: bytes) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM log_queue WHERE event_hash = %s", (digest,)).fetchone()
+        is not None
+    )
+
+
+def anchored_end(conn: Conn, deployment_id: int) -> int:
+    """The first log position not covered by a recorded batch of this deployment."""
+    row = conn.execute(
+        "SELECT coalesce(max(first_index + count), 0) FROM anchor_batches WHERE deployment_id = %s",
+        (deployment_id,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def batch_count(conn: Conn, deployment_id: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM anchor_batches WHERE deployment_id = %s", (deployment_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def record_batch(
+    conn: Conn,
+    deployment_id: int,
+    *,
+    batch_id: int,
+    first_index: int,
+    count: int,
+    root: bytes,
+    tx_hash: bytes,
+    block_number: int,
+) -> None:
+    """Record an anchored batch; recording the same batch again changes nothing."""
+    conn.execute(
+        "INSERT INTO anchor_batches (deployment_id, batch_id, first_index, count, root, tx_hash,"
+        " block_number) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (deployment_id, batch_id) DO NOTHING",
+        (deployment_id, batch_id, first_index, count, root, tx_hash, block_number),
+    )
+
+
+def batch_covering(conn: Conn, deployment_id: int, log_index: int) -> BatchRecord | None:
+    with conn.cursor(row_factory=class_row(BatchRecord)) as cursor:
+        return cursor.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM anchor_batches"  # noqa: S608
+            " WHERE deployment_id = %s AND first_index <= %s AND first_index + count > %s",
+            (deployment_id, log_index, log_index),
+        ).fetchone()
+
+
+def batches(conn: Conn, deployment_id: int) -> list[BatchRecord]:
+    with conn.cursor(row_factory=class_row(BatchRecord)) as cursor:
+        return cursor.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM anchor_batches"  # noqa: S608
+            " WHERE deployment_id = %s ORDER BY batch_id",
+            (deployment_id,),
+        ).fetchall()
+
+
+def report_status(conn: Conn, worker: str, state: str, detail: str) -> None:
+    conn.execute(
+        "INSERT INTO worker_status (worker, state, detail) VALUES (%s, %s, %s)"
+        " ON CONFLICT (worker) DO UPDATE SET state = excluded.state, detail = excluded.detail,"
+        " updated_at = now()",
+        (worker, state, detail),
+    )
+
+
+def worker_state(conn: Conn, worker: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT state, detail FROM worker_status WHERE worker = %s", (worker,)
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None

@@ -1,0 +1,55 @@
+"""Proof bundles: the self-contained JSON that proves an event's inclusion in an anchored batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger import event_store, log_store
+from ledger.db import Conn
+from ledger.event_hash import hash_id_from_digest
+from ledger.merkle import MerkleTree
+
+BUNDLE_VERSION = 1
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def build_bundle(conn: Conn, digest: bytes) -> dict[str, Any] | None:
+    """The bundle of a stored event (`status` pending or anchored); None for an unknown event.
+
+    Field names and meanings are a public contract (design.md, "Proof bundle").
+    """
+    if not event_store.event_exists(conn, digest):
+        return None
+    pending: dict[str, Any] = {
+        "version": BUNDLE_VERSION,
+        "status": "pending",
+        "event_hash": hash_id_from_digest(digest),
+    }
+    deployment = log_store.current_deployment(conn)
+    position = log_store.position_of(conn, digest)
+    if deployment is None or position is None:
+        return pending
+    batch = log_store.batch_covering(conn, deployment.id, position)
+    if batch is None:
+        return pending | {"log_index": position}
+    tree = MerkleTree(log_store.entries(conn, batch.first_index, batch.count))
+    leaf_index = position - batch.first_index
+    return {
+        "version": BUNDLE_VERSION,
+        "status": "anchored",
+        "event_hash": hash_id_from_digest(digest),
+        "leaf_index": leaf_index,
+        "tree_size": batch.count,
+        "audit_path": [_hex(node) for node in tree.audit_path(leaf_index)],
+        "root": _hex(batch.root),
+        "batch_id": batch.batch_id,
+        "first_index": batch.first_index,
+        "chain_id": deployment.chain_id,
+        "contract": deployment.anchor_address,
+        "tx_hash": _hex(batch.tx_hash),
+        "block_number": batch.block_number,
+        "log_index": position,
+    }
