@@ -24,6 +24,7 @@ NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+_is_digest_size = DIGEST_SIZE.__eq__
 
 
 def leaf_hash(digest: bytes) -> bytes:
@@ -58,15 +59,18 @@ class MerkleTree:
     Level 0 holds the leaf hashes; level ``k + 1`` holds ``node_hash`` of consecutive pairs of
     level ``k``, and a trailing odd node is carried up unchanged (never duplicated or re-hashed).
 
-    Why this is exactly the RFC 6962 section 2.1 shape (split at the largest power of two ``k``
-    smaller than ``n``): node ``j`` of level ``h`` covers leaves ``[j*2^h, min((j+1)*2^h, n))``.
-    The first ``k = 2^h`` leaves therefore end up in node 0 of level ``h`` as a perfect subtree,
-    which is MTH(D[0:k]). Every other node of levels ``<= h`` starts at a multiple of its own span,
-    hence at ``k`` or later, so the nodes over ``D[k:n]`` are the same level structure built over
-    those ``n - k <= k`` leaves alone; by induction their top node is MTH(D[k:n]), reached at
-    level ``h`` at the latest (carried up by the odd-node rule if it is complete earlier). Level
-    ``h + 1`` is then ``node_hash(MTH(D[0:k]), MTH(D[k:n]))``, which is MTH(D[n]). A carried node
-    contributes no sibling to an audit path, which is exactly where RFC 9162 PATH has none.
+    Why this is exactly the RFC 6962 section 2.1 shape (MTH(D[n]) splits at the largest power of
+    two ``k = 2^h`` smaller than ``n``): node ``j`` of level ``l`` covers leaves
+    ``[j*2^l, min((j+1)*2^l, n))``. For ``l <= h`` every span ``2^l`` divides ``k``, so each node
+    lies wholly inside ``D[0:k]`` or wholly inside ``D[k:n]``, and ``D[0:k]`` fills an even number
+    ``k/2^l`` of nodes on each level ``l < h``. Pairing a level therefore pairs the left part and
+    the right part separately, with the same odd-node carry in the right part as if it were built
+    alone. So node 0 of level ``h`` is the perfect tree MTH(D[0:k]), and the nodes after it are
+    the level structure of the ``n - k <= k`` leaves ``D[k:n]`` alone, whose single top node is,
+    by induction on ``n``, MTH(D[k:n]) (carried up unchanged if it was complete below ``h``).
+    Level ``h + 1`` is then ``node_hash(MTH(D[0:k]), MTH(D[k:n]))`` = MTH(D[n]). A carried node
+    has no sibling on its level, which is exactly where RFC 9162 PATH adds no element, so audit
+    paths are read straight off the levels.
     """
 
     __slots__ = ("_levels",)
@@ -252,10 +256,22 @@ def verify_consistency(
 
 
 def _leaf_level(digests: Sequence[bytes]) -> list[bytes]:
-    for digest in digests:
-        _check_digest(digest)
+    # Validation and hashing both run at C speed on the good path (the per-item Python check
+    # costs as much as a third of the hashing); the slow loop only names the bad item.
+    if not isinstance(digests, list | tuple):
+        digests = list(digests)  # iterated twice below; a one-shot iterable must not be lost
     sha256 = _sha256
-    return [sha256(LEAF_PREFIX + d).digest() for d in digests]
+    try:
+        if all(map(_is_digest_size, map(len, digests))):
+            return [sha256(LEAF_PREFIX + d).digest() for d in digests]
+    except TypeError:
+        pass
+    for position, digest in enumerate(digests):
+        if not _is_digest(digest):
+            raise ValueError(
+                f"leaf {position}: expected {DIGEST_SIZE} raw bytes, got {_describe(digest)}"
+            )
+    raise ValueError(f"leaves must be {DIGEST_SIZE}-byte bytes values")  # not reached in practice
 
 
 def _next_level(level: list[bytes]) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Integration fixtures: a real `tracefin ingest` process, an MQTT listener, device registration."""
+"""Integration fixtures: real worker processes, an MQTT listener, device registration."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 
 from ingest.mqtt_link import end_session, new_client
@@ -25,38 +26,33 @@ from ledger.signatures import address_of
 from tracefin.simulate import Publisher
 
 
-class IngestProcess:
-    """`tracefin ingest` as a child process, killable and restartable with the same session."""
+class WorkerProcess:
+    """A `tracefin` subcommand as a child process: started, killed and restarted at will."""
 
-    def __init__(self, database_url: str, mqtt_url: str, log_dir: Path, **settings: str) -> None:
-        self.client_id = f"test-ingest-{secrets.token_hex(4)}"
+    def __init__(self, args: list[str], env: dict[str, str], log_dir: Path, name: str) -> None:
+        self.args = args
+        self.name = name
+        self._env = {**os.environ, **env}
         self._log_dir = log_dir
-        self._env = {
-            **os.environ,
-            "TRACEFIN_DATABASE_URL": database_url,
-            "TRACEFIN_MQTT_URL": mqtt_url,
-            "TRACEFIN_INGEST_BATCH_MAX_WAIT_MS": "20",
-            **{f"TRACEFIN_{key.upper()}": value for key, value in settings.items()},
-        }
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        log = (self._log_dir / f"ingest-{self.client_id}-{self.starts}.log").open("wb")
+        log = (self._log_dir / f"{self.name}-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tracefin.cli", "ingest", "--client-id", self.client_id],
+            [sys.executable, "-m", "tracefin.cli", *self.args],
             env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
-    def wait_until_subscribed(self, timeout: float = 30) -> None:
+    def wait_for_log(self, text: str, timeout: float = 30, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
-        while "MQTT subscribed" not in self.log_text():
+        while self.log_text().count(text) < count:
             assert self.process is not None
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"ingest worker did not subscribe:\n{self.log_text()}")
+                raise AssertionError(f"{self.name}: no {text!r} in its log:\n{self.log_text()}")
             time.sleep(0.05)
 
     def kill(self) -> None:
@@ -69,11 +65,39 @@ class IngestProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log_text(self) -> str:
         return "\n".join(
             path.read_text(errors="replace")
-            for path in sorted(self._log_dir.glob(f"ingest-{self.client_id}-*.log"))
+            for path in sorted(self._log_dir.glob(f"{self.name}-*.log"))
         )
+
+    def stop(self) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(10)
+
+
+class IngestProcess(WorkerProcess):
+    """`tracefin ingest` with a stable client id, so a restart resumes its MQTT session."""
+
+    def __init__(self, database_url: str, mqtt_url: str, log_dir: Path, **settings: str) -> None:
+        self.client_id = f"test-ingest-{secrets.token_hex(4)}"
+        self.mqtt_url = mqtt_url
+        env = {
+            "TRACEFIN_DATABASE_URL": database_url,
+            "TRACEFIN_MQTT_URL": mqtt_url,
+            "TRACEFIN_INGEST_BATCH_MAX_WAIT_MS": "20",
+            **{f"TRACEFIN_{key.upper()}": value for key, value in settings.items()},
+        }
+        super().__init__(["ingest", "--client-id", self.client_id], env, log_dir, self.client_id)
+
+    def wait_until_subscribed(self, timeout: float = 30) -> None:
+        self.wait_for_log("MQTT subscribed", timeout)
 
     def stop(self) -> None:
         """Kill the worker and end its persistent session.
@@ -81,10 +105,8 @@ class IngestProcess:
         Mosquitto keeps dispatching a share of the group's messages to an offline member's
         session; a test's worker never comes back, so its session must not outlive the test.
         """
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        end_session(self._env["TRACEFIN_MQTT_URL"], self.client_id)
+        super().stop()
+        end_session(self.mqtt_url, self.client_id)
 
 
 @pytest.fixture
@@ -198,3 +220,34 @@ def make_device(db: Conn, org: str) -> Callable[..., RegisteredDevice]:
         return RegisteredDevice(org, device_id, key)
 
     return make
+
+
+@pytest.fixture
+def start_anchor(
+    fresh_database_url: str, chain_rpc_url: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(rpc_url: str | None = None, **settings: str) -> WorkerProcess:
+        env = {
+            "TRACEFIN_DATABASE_URL": fresh_database_url,
+            "TRACEFIN_CHAIN_RPC_URL": rpc_url or chain_rpc_url,
+            "TRACEFIN_ANCHOR_BATCH_SIZE": "1000",
+            "TRACEFIN_ANCHOR_BATCH_MAX_WAIT_MS": "100",
+            **{f"TRACEFIN_{key.upper()}": value for key, value in settings.items()},
+        }
+        worker = WorkerProcess(["anchor"], env, tmp_path, f"anchor-{len(started)}")
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def conn(fresh_database_url: str) -> Iterator[Conn]:
+    """An autocommit connection to this test's own database."""
+    with psycopg.connect(fresh_database_url, autocommit=True) as connection:
+        yield connection

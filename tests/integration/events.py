@@ -1,15 +1,21 @@
-"""Builders for realistic test events and signed envelopes."""
+"""Builders for realistic test events, signed envelopes and a pre-filled event log."""
 
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from ledger import event_store, log_store, registry_store
+from ledger.capture import capture
+from ledger.db import Conn
 from ledger.event_hash import event_hash_digest
+from ledger.event_store import EventToStore
 from ledger.signatures import sign_digest
 from tests.integration.conftest import RegisteredDevice
+from tracefin.simulate import DEVICES, register_sim_devices, signed_publications, sim_devices
 
 
 def make_event(**overrides: object) -> dict[str, object]:
@@ -33,3 +39,47 @@ def envelope(device: RegisteredDevice, event: dict[str, object]) -> bytes:
     return orjson.dumps(
         {"event": event, "sig": sign_digest(device.private_key, event_hash_digest(event))}
     )
+
+
+def store_events(conn: Conn, count: int, org: str | None = None) -> list[bytes]:
+    """Store `count` signed lifecycle events straight through capture and the event store.
+
+    The anchoring tests need events in the log, not MQTT: this is ingest's path minus the broker.
+    """
+    org = org or f"seed-{secrets.token_hex(3)}"
+    register_sim_devices(conn, org, seed=org)
+    devices = registry_store.find_devices(conn, [(org, device) for device in DEVICES])
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=1)
+    publications = list(signed_publications(sim_devices(org, org), range(count // 7 + 1), start))
+    rows = []
+    for publication in publications[:count]:
+        device = devices[(org, publication.topic.split("/")[2])]
+        result = capture(
+            publication.payload,
+            device,
+            now=now,
+            max_payload_bytes=256 * 1024,
+            max_future_skew=timedelta(minutes=10),
+        )
+        assert not result.refused, result.refused
+        rows += [
+            EventToStore(accepted, device.org_id, device.device_id, publication.topic, now)
+            for accepted in result.accepted
+        ]
+    with conn.transaction():
+        stored = event_store.insert_events(conn, rows)
+    assert len(stored) == count
+    return [row.accepted.digest for row in rows]
+
+
+def wait_anchored(conn: Conn, deployment_id: int, count: int, timeout: float = 60) -> float:
+    """Seconds until positions [0, count) are covered by recorded batches."""
+    began = time.monotonic()
+    while log_store.anchored_end(conn, deployment_id) < count:
+        if time.monotonic() - began > timeout:
+            raise AssertionError(
+                f"anchored {log_store.anchored_end(conn, deployment_id)} of {count}"
+            )
+        time.sleep(0.05)
+    return time.monotonic() - began
