@@ -42,6 +42,7 @@ demo: bootstrap services
 
 bench: bootstrap services
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/anchor.py
 
 # Rebuild the committed ABI + bytecode artifacts from contracts/*.sol (pinned solc-js).
 contracts: node_modules/.installed

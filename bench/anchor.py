@@ -1,0 +1,228 @@
+"""Anchoring benchmark: one transaction per event (the naive design) vs tracefin's batches.
+
+In one run on a private anvil and the local PostgreSQL:
+(1) naive: N events, each anchored in its own transaction, one after the other;
+(2) batched: many more events anchored by `tracefin anchor` from a full queue;
+(3) lag: events committed at a steady 5 000/s for 60 s while `tracefin anchor` runs; the lag of
+    each event is its batch's recorded time minus its commit time (p50 / p99).
+Prints events anchored per second for (1) and (2), their ratio, and the lag figures, and writes
+them to bench/results/anchor-latest.json.
+
+    .venv/bin/python bench/anchor.py [--naive 200] [--batched 50000] [--rate 5000] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledger import event_store, log_store, merkle, registry_store  # noqa: E402
+from ledger.capture import capture  # noqa: E402
+from ledger.chain import Chain, connect  # noqa: E402
+from ledger.db import Conn, migrate  # noqa: E402
+from ledger.deployment import ensure_deployment  # noqa: E402
+from ledger.event_store import EventToStore  # noqa: E402
+from tracefin.services import start_anvil  # noqa: E402
+from tracefin.settings import DEVNET_PRIVATE_KEY  # noqa: E402
+from tracefin.simulate import register_sim_devices, signed_publications, sim_devices  # noqa: E402
+
+ADMIN_URL = os.environ.get(
+    "TRACEFIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def template_row(conn: Conn) -> EventToStore:
+    """One real captured event; the load reuses it with fresh digests (anchoring reads those)."""
+    register_sim_devices(conn, "bench", seed="bench")
+    device = registry_store.find_devices(conn, [("bench", "line-1")])[("bench", "line-1")]
+    publication = next(
+        signed_publications(
+            sim_devices("bench", "bench"), range(1), datetime.now(UTC) - timedelta(hours=1)
+        )
+    )
+    result = capture(
+        publication.payload,
+        device,
+        now=datetime.now(UTC),
+        max_payload_bytes=1 << 18,
+        max_future_skew=timedelta(minutes=10),
+    )
+    return EventToStore(
+        result.accepted[0], device.org_id, device.device_id, publication.topic, datetime.now(UTC)
+    )
+
+
+def insert_synthetic(conn: Conn, template: EventToStore, count: int) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        dataclasses.replace(
+            template,
+            accepted=dataclasses.replace(template.accepted, digest=secrets.token_bytes(32)),
+            received_at=now,
+        )
+        for _ in range(count)
+    ]
+    with conn.transaction():
+        event_store.insert_events(conn, rows)
+
+
+def measure_naive(chain: Chain, conn: Conn, count: int) -> float:
+    """Events/s when every event is its own anchoring transaction (sequential, with receipts)."""
+    digests = log_store.entries(conn, 0, count)
+    began = time.perf_counter()
+    for index, digest in enumerate(digests):
+        chain.anchor_batch(index, 1, merkle.root([digest]))
+    return count / (time.perf_counter() - began)
+
+
+def start_worker(database_url: str, rpc_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_CHAIN_RPC_URL": rpc_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracefin.cli", "anchor"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_anchored(conn: Conn, deployment_id: int, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while log_store.anchored_end(conn, deployment_id) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"anchored {log_store.anchored_end(conn, deployment_id)} of {count}")
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--naive", type=int, default=200)
+    parser.add_argument("--batched", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=int, default=60)
+    args = parser.parse_args()
+
+    name = f"tracefin_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+    node = start_anvil()
+    log = Path(tempfile.mkdtemp(prefix="tracefin-bench-")) / "anchor.log"
+    try:
+        migrate(database_url)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            w3 = connect(node.url)
+            deployment = ensure_deployment(conn, w3, DEVNET_PRIVATE_KEY).deployment
+            template = template_row(conn)
+
+            # (1) naive, on a deployment of its own so the batched run starts at position 0.
+            insert_synthetic(conn, template, args.naive)
+            log_store.assign_positions(conn, args.naive)
+            naive_chain = Chain(w3, deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
+            naive = measure_naive(naive_chain, conn, args.naive)
+            print(f"naive, 1 tx per event : {naive:10.1f} events/s ({args.naive} events)")
+            conn.execute("TRUNCATE events, log_queue, log_entries, anchor_batches")
+            conn.execute("DELETE FROM chain_deployments")
+            deployment = ensure_deployment(conn, w3, DEVNET_PRIVATE_KEY).deployment
+
+            # (2) batched, from a full queue.
+            for _ in range(args.batched // 5000):
+                insert_synthetic(conn, template, 5000)
+            worker = start_worker(database_url, node.url, log)
+            began = time.perf_counter()
+            wait_anchored(conn, deployment.id, args.batched, timeout=600)
+            batched = args.batched / (time.perf_counter() - began)
+            ratio = batched / naive
+            print(f"tracefin batches      : {batched:10.1f} events/s ({args.batched} events)")
+            print(f"ratio                 : {ratio:10.1f}x (target >= 50x)")
+
+            # (3) lag at a steady load.
+            start_index = (
+                log_store.log_size(conn)
+                + conn.execute("SELECT count(*) FROM log_queue").fetchone()[0]
+            )
+            chunk = max(1, args.rate // 20)  # 20 commits a second
+            began = time.perf_counter()
+            sent = 0
+            while time.perf_counter() - began < args.seconds:
+                insert_synthetic(conn, template, chunk)
+                sent += chunk
+                ahead = sent / args.rate - (time.perf_counter() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+            achieved = sent / (time.perf_counter() - began)
+            wait_anchored(conn, deployment.id, start_index + sent, timeout=120)
+            worker.terminate()
+            worker.wait(30)
+            row = conn.execute(
+                """
+                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+                       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag)
+                FROM (
+                    SELECT extract(epoch FROM b.anchored_at - e.received_at) AS lag
+                    FROM events e
+                    JOIN log_entries l ON l.event_hash = e.event_hash
+                    JOIN anchor_batches b ON b.deployment_id = %s
+                         AND l.log_index >= b.first_index AND l.log_index < b.first_index + b.count
+                    WHERE l.log_index >= %s
+                ) AS lags
+                """,
+                (deployment.id, start_index),
+            ).fetchone()
+            assert row is not None
+            p50, p99, worst = (float(value) for value in row)
+            print(
+                f"steady load           : {achieved:10.0f} events/s committed for {args.seconds}s"
+            )
+            print(
+                f"anchoring lag         : p50 {p50:.2f}s  p99 {p99:.2f}s  max {worst:.2f}s"
+                " (target p99 <= 2 s)"
+            )
+        result = {
+            "benchmark": "anchor",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "naive_events_per_s": round(naive, 1),
+            "naive_events": args.naive,
+            "batched_events_per_s": round(batched, 1),
+            "batched_events": args.batched,
+            "ratio": round(ratio, 1),
+            "steady_load_events_per_s": round(achieved),
+            "steady_load_seconds": args.seconds,
+            "lag_p50_s": round(p50, 3),
+            "lag_p99_s": round(p99, 3),
+            "lag_max_s": round(worst, 3),
+        }
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "anchor-latest.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written to {out / 'anchor-latest.json'}")
+    finally:
+        node.stop()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
