@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
@@ -55,6 +56,12 @@ class SentBatch:
     block_number: int
 
 
+@lru_cache(maxsize=4)
+def _abi(name: str) -> list[dict[str, Any]]:
+    """A contract's ABI, read from its artifact once per process."""
+    return load_artifact(name).abi
+
+
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
     return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
@@ -89,12 +96,12 @@ class Chain:
         self.w3 = w3
         self.anchor: Contract = w3.eth.contract(
             address=Web3.to_checksum_address(anchor_address),
-            abi=load_artifact(TRACE_ANCHOR).abi,
+            abi=_abi(TRACE_ANCHOR),
         )
         self.pledges: Contract | None = (
             w3.eth.contract(
                 address=Web3.to_checksum_address(pledge_address),
-                abi=load_artifact(PLEDGE_REGISTRY).abi,
+                abi=_abi(PLEDGE_REGISTRY),
             )
             if pledge_address
             else None
