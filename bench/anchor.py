@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -27,24 +25,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger import event_store, log_store, merkle, registry_store  # noqa: E402
-from ledger.capture import capture  # noqa: E402
-from ledger.chain import Chain, connect  # noqa: E402
-from ledger.db import Conn, migrate  # noqa: E402
-from ledger.deployment import ensure_deployment  # noqa: E402
-from ledger.event_store import EventToStore  # noqa: E402
-from tracefin.services import start_anvil  # noqa: E402
-from tracefin.settings import DEVNET_PRIVATE_KEY  # noqa: E402
-from tracefin.simulate import register_sim_devices, signed_publications, sim_devices  # noqa: E402
-
-ADMIN_URL = os.environ.get(
-    "TRACEFIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from bench.common import ADMIN_URL, save_result
+from ledger import event_store, log_store, merkle, registry_store
+from ledger.capture import capture
+from ledger.chain import Chain, connect
+from ledger.db import Conn, scratch_database
+from ledger.deployment import ensure_deployment
+from ledger.event_store import EventToStore
+from tracefin.services import start_anvil
+from tracefin.settings import DEVNET_PRIVATE_KEY
+from tracefin.simulate import register_sim_devices, signed_publications, sim_devices
 
 
 def template_row(conn: Conn) -> EventToStore:
@@ -119,15 +112,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
 
-    name = f"tracefin_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
     node = start_anvil()
     log = Path(tempfile.mkdtemp(prefix="tracefin-bench-")) / "anchor.log"
     try:
-        migrate(database_url)
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        with (
+            scratch_database(ADMIN_URL, "tracefin_bench") as database_url,
+            psycopg.connect(database_url, autocommit=True) as conn,
+        ):
             w3 = connect(node.url)
             deployment = ensure_deployment(conn, w3, DEVNET_PRIVATE_KEY).deployment
             template = template_row(conn)
@@ -195,33 +186,23 @@ def main() -> None:
                 f"anchoring lag         : p50 {p50:.2f}s  p99 {p99:.2f}s  max {worst:.2f}s"
                 " (target p99 <= 2 s)"
             )
-        result = {
-            "benchmark": "anchor",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "naive_events_per_s": round(naive, 1),
-            "naive_events": args.naive,
-            "batched_events_per_s": round(batched, 1),
-            "batched_events": args.batched,
-            "ratio": round(ratio, 1),
-            "steady_load_events_per_s": round(achieved),
-            "steady_load_seconds": args.seconds,
-            "lag_p50_s": round(p50, 3),
-            "lag_p99_s": round(p99, 3),
-            "lag_max_s": round(worst, 3),
-        }
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "anchor-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written to {out / 'anchor-latest.json'}")
+        save_result(
+            "anchor",
+            {
+                "naive_events_per_s": round(naive, 1),
+                "naive_events": args.naive,
+                "batched_events_per_s": round(batched, 1),
+                "batched_events": args.batched,
+                "ratio": round(ratio, 1),
+                "steady_load_events_per_s": round(achieved),
+                "steady_load_seconds": args.seconds,
+                "lag_p50_s": round(p50, 3),
+                "lag_p99_s": round(p99, 3),
+                "lag_max_s": round(worst, 3),
+            },
+        )
     finally:
         node.stop()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

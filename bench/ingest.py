@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -25,24 +24,19 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
-from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.mqtt_link import end_session, new_client  # noqa: E402
-from ledger.db import Conn, migrate  # noqa: E402
-from tracefin.services import start_mosquitto  # noqa: E402
-from tracefin.simulate import (  # noqa: E402
+from bench.common import ADMIN_URL, save_result
+from ingest.mqtt_link import end_session, new_client
+from ledger.db import Conn, scratch_database
+from tracefin.services import start_mosquitto
+from tracefin.simulate import (
     Publication,
     Publisher,
     register_sim_devices,
     signed_publications,
     sim_devices,
-)
-
-ADMIN_URL = os.environ.get(
-    "TRACEFIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 
 
@@ -157,6 +151,57 @@ def _wait_until_subscribed(mqtt_url: str, conn: Conn) -> None:
     raise RuntimeError("no ingest worker came up within 60 s")
 
 
+def run_all(args: argparse.Namespace, database_url: str, mqtt_url: str, work: Path) -> None:
+    """Prepare the messages, then ceiling, pipeline runs, ceiling again; save the figures."""
+    org = "bench-factory"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        register_sim_devices(conn, org, seed=org)
+    devices = sim_devices(org, seed=org)
+    began = time.perf_counter()
+    start = datetime.now(UTC) - timedelta(hours=6)
+    products = range(args.messages // 7 + 1)
+    publications = list(signed_publications(devices, products, start))[: args.messages]
+    print(f"prepared {len(publications)} signed messages in {time.perf_counter() - began:.1f}s")
+
+    # The ceiling is measured before and after the pipeline runs and the higher one is the
+    # baseline: on a shared machine that keeps a lucky pipeline run from looking better.
+    ceilings = [measure_ceiling(mqtt_url, publications)]
+    print(f"transport ceiling : {ceilings[0]:9.0f} msg/s (paho QoS 1 -> counting subscriber)")
+    runs = []
+    for workers in args.workers:
+        # A fresh event table per run, so later runs do not just find duplicates.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE events, telemetry, log_queue")
+        rate, rss = measure_pipeline(mqtt_url, database_url, publications, workers, work)
+        runs.append(
+            {
+                "workers": workers,
+                "events_per_s": round(rate),
+                "peak_rss_mib": [round(r, 1) for r in rss],
+            }
+        )
+        print(
+            f"ingest pipeline   : {rate:9.0f} events/s (publish -> committed,"
+            f" {workers} worker(s), peak RSS {', '.join(f'{r:.0f}' for r in rss)} MiB)"
+        )
+    ceilings.append(measure_ceiling(mqtt_url, publications))
+    print(f"transport ceiling : {ceilings[1]:9.0f} msg/s (again, after)")
+    baseline = max(ceilings)
+    for run in runs:
+        run["ratio"] = round(float(run["events_per_s"]) / baseline, 3)
+        print(f"ratio, {run['workers']} worker(s) : {run['ratio']:.2f} (target >= 0.5)")
+    save_result(
+        "ingest",
+        {
+            "messages": len(publications),
+            "ceiling_msgs_per_s": [round(c) for c in ceilings],
+            "baseline_msgs_per_s": round(baseline),
+            "runs": runs,
+            "lost": 0,
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -167,73 +212,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    name = f"tracefin_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
     work = Path(tempfile.mkdtemp(prefix="tracefin-bench-"))
     broker = start_mosquitto(work / "mosquitto")
-    try:
-        migrate(database_url)
-        org = "bench-factory"
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            register_sim_devices(conn, org, seed=org)
-        devices = sim_devices(org, seed=org)
-        began = time.perf_counter()
-        start = datetime.now(UTC) - timedelta(hours=6)
-        products = range(args.messages // 7 + 1)
-        publications = list(signed_publications(devices, products, start))[: args.messages]
-        print(f"prepared {len(publications)} signed messages in {time.perf_counter() - began:.1f}s")
-
-        # The ceiling is measured before and after the pipeline runs and the higher one is the
-        # baseline: on a shared machine that keeps a lucky pipeline run from looking better.
-        ceilings = [measure_ceiling(broker.url, publications)]
-        print(f"transport ceiling : {ceilings[0]:9.0f} msg/s (paho QoS 1 -> counting subscriber)")
-        runs = []
-        for workers in args.workers:
-            # A fresh event table per run, so later runs do not just find duplicates.
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                conn.execute("TRUNCATE events, telemetry")
-            rate, rss = measure_pipeline(broker.url, database_url, publications, workers, work)
-            runs.append(
-                {
-                    "workers": workers,
-                    "events_per_s": round(rate),
-                    "peak_rss_mib": [round(r, 1) for r in rss],
-                }
-            )
-            print(
-                f"ingest pipeline   : {rate:9.0f} events/s (publish -> committed,"
-                f" {workers} worker(s), peak RSS {', '.join(f'{r:.0f}' for r in rss)} MiB)"
-            )
-        ceilings.append(measure_ceiling(broker.url, publications))
-        print(f"transport ceiling : {ceilings[1]:9.0f} msg/s (again, after)")
-        baseline = max(ceilings)
-        for run in runs:
-            run["ratio"] = round(float(run["events_per_s"]) / baseline, 3)
-            print(f"ratio, {run['workers']} worker(s) : {run['ratio']:.2f} (target >= 0.5)")
-        result = {
-            "benchmark": "ingest",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "messages": len(publications),
-            "ceiling_msgs_per_s": [round(c) for c in ceilings],
-            "baseline_msgs_per_s": round(baseline),
-            "runs": runs,
-            "lost": 0,
-        }
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ingest-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written to {out / 'ingest-latest.json'}")
-    finally:
-        broker.stop()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    with scratch_database(ADMIN_URL, "tracefin_bench") as database_url:
+        try:
+            run_all(args, database_url, broker.url, work)
+        finally:
+            broker.stop()
 
 
 if __name__ == "__main__":

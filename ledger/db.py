@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeAlias
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 # Connections as psycopg.connect() and the pools hand them out: rows are plain tuples.
@@ -103,3 +108,22 @@ def migrate(database_url: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
     return applied
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str = "tracefin_scratch") -> Iterator[str]:
+    """A new, migrated database on the server of `admin_url`, dropped on exit (tests, benches)."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

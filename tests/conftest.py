@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from ledger.db import Conn, migrate
+from ledger.db import Conn, scratch_database
 from tracefin.services import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -29,40 +27,18 @@ def _admin_url() -> str:
         )
 
 
-def _create_database(admin_url: str) -> str:
-    name = f"tracefin_test_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    migrate(url)
-    return url
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(str(name))))
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped at the end."""
-    admin_url = _admin_url()
-    url = _create_database(admin_url)
-    yield url
-    _drop_database(admin_url, url)
+    with scratch_database(_admin_url(), "tracefin_test") as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_database_url() -> Iterator[str]:
     """A fresh, migrated database of its own, for a test that owns the whole event log."""
-    admin_url = _admin_url()
-    url = _create_database(admin_url)
-    yield url
-    _drop_database(admin_url, url)
+    with scratch_database(_admin_url(), "tracefin_test") as url:
+        yield url
 
 
 @pytest.fixture
