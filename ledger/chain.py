@@ -151,6 +151,32 @@ class Chain:
             block_number=int(receipt["blockNumber"]),
         )
 
+    def pledge(self, lot_key: bytes, financier: str, evidence: bytes) -> bytes:
+        """PledgeRegistry.pledge as the operator; ChainReverted('AlreadyPledged') if taken."""
+        receipt = self._transact(
+            self._registry().functions.pledge(
+                lot_key, Web3.to_checksum_address(financier), evidence
+            ),
+            self._registry(),
+        )
+        return bytes(receipt["transactionHash"])
+
+    def release(self, lot_key: bytes) -> bytes:
+        receipt = self._transact(self._registry().functions.release(lot_key), self._registry())
+        return bytes(receipt["transactionHash"])
+
+    def pledgee(self, lot_key: bytes) -> str | None:
+        """The financier address a lot key is pledged to on chain, or None."""
+        registry = self._registry()
+        if not self._call(registry.functions.isPledged(lot_key)):
+            return None
+        return str(self._call(registry.functions.pledgeOf(lot_key))[0])
+
+    def _registry(self) -> Contract:
+        if self.pledges is None:
+            raise ChainError("no PledgeRegistry address for this chain")
+        return self.pledges
+
     def _call(self, function: Any) -> Any:
         try:
             return function.call()
@@ -159,7 +185,7 @@ class Chain:
         except Exception as exc:
             raise ChainError(f"chain node unreachable: {exc}") from exc
 
-    def _transact(self, function: Any) -> TxReceipt:
+    def _transact(self, function: Any, contract: Contract | None = None) -> TxReceipt:
         if self.account is None:
             raise ChainError("no TRACEFIN_CHAIN_PRIVATE_KEY: cannot send transactions")
         try:
@@ -174,7 +200,7 @@ class Chain:
             )
         except (ContractCustomError, ContractLogicError) as exc:
             raise ChainReverted(
-                f"transaction reverted: {exc}", _error_name(self.anchor, exc)
+                f"transaction reverted: {exc}", _error_name(contract or self.anchor, exc)
             ) from exc
         except TimeExhausted as exc:
             raise ChainError(f"no receipt within {self._receipt_timeout:.0f}s") from exc

@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pydantic import ValidationError
@@ -16,6 +17,10 @@ from ledger import registry_store
 from ledger.db import Conn, migrate
 from ledger.signatures import normalise_address
 from tracefin.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ledger.chain import Chain
+    from ledger.db import Conn
 
 _SLUG_HELP = "lower-case letters, digits and '-' (used in MQTT topics)"
 
@@ -209,6 +214,127 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
         raise SystemExit(1)
 
 
+def _finance(settings: Settings, work: Callable[[Conn], object], *, chain: bool = False) -> None:
+    """Run a finance operation and print its result as JSON; refusals are one sentence."""
+    from finance.service import FinanceError
+
+    with _connect(settings) as conn:
+        conn.autocommit = True
+        try:
+            result = work(conn)
+        except FinanceError as exc:
+            raise CliError(f"{exc.code}: {exc.detail}") from None
+        except ValueError as exc:
+            raise CliError(f"invalid_input: {exc}") from None
+    print(json.dumps(_jsonable(result), default=str))
+
+
+def _jsonable(value: object) -> object:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value
+
+
+def _chain(settings: Settings, conn: Conn) -> Chain:
+    from ledger.chain import Chain, connect
+    from ledger.log_store import current_deployment
+
+    deployment = current_deployment(conn)
+    if deployment is None:
+        raise CliError("no contracts deployed: run `tracefin chain deploy` first")
+    return Chain(
+        connect(_chain_url(settings)),
+        deployment.anchor_address,
+        deployment.pledge_address,
+        settings.chain_key(),
+    )
+
+
+def cmd_finance(args: argparse.Namespace, settings: Settings) -> None:
+    from finance.runner import run_finance
+
+    _database_url(settings)
+    run_finance(settings)
+
+
+def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
+    from finance import service
+
+    op = args.op
+    if op == "product":
+        _finance(
+            settings,
+            lambda c: service.add_product(
+                c,
+                args.owner,
+                args.gtin,
+                args.name,
+                args.category,
+                args.price,
+                args.currency,
+                args.min_temp,
+                args.max_temp,
+                args.shelf_life_days,
+            ),
+        )
+    elif op == "warehouse":
+        _finance(
+            settings,
+            lambda c: {
+                "location": service.add_warehouse(c, args.operator, args.location, args.name)
+            },
+        )
+    elif op == "supervise":
+        _finance(settings, lambda c: service.supervise(c, args.financier, args.location))
+    elif op == "sensor":
+        _finance(settings, lambda c: service.add_sensor(c, args.org, args.device, args.location))
+    elif op == "policy":
+        _finance(
+            settings,
+            lambda c: service.set_policy(
+                c,
+                args.financier,
+                args.category,
+                advance_rate=args.advance_rate,
+                haircut=args.haircut,
+                ltv_cap=args.ltv_cap,
+                breach_tolerance_s=args.breach_tolerance_s,
+                inspection_freshness_s=args.inspection_freshness_s,
+            ),
+        )
+    elif op == "line-open":
+        _finance(
+            settings,
+            lambda c: service.open_line(
+                c, args.financier, args.borrower, args.limit, args.currency
+            ),
+        )
+    elif op in ("line-freeze", "line-unfreeze"):
+        status = "frozen" if op == "line-freeze" else "active"
+        _finance(settings, lambda c: service.set_line_status(c, args.financier, args.line, status))
+    elif op == "pledge":
+        _finance(
+            settings, lambda c: service.pledge(c, _chain(settings, c), args.financier, args.lot)
+        )
+    elif op == "release":
+        _finance(
+            settings, lambda c: service.release(c, _chain(settings, c), args.financier, args.lot)
+        )
+    elif op == "status":
+        _finance(settings, lambda c: service.lot_status(c, args.lot, args.financier))
+    elif op == "apply":
+        _finance(
+            settings,
+            lambda c: service.apply(
+                c, args.borrower, args.financier, args.lot, args.amount, args.guarantor
+            ),
+        )
+    elif op == "repay":
+        _finance(settings, lambda c: service.repay(c, args.financier, args.line, args.amount))
+
+
 def _slug(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9-]{1,64}", value):
         raise argparse.ArgumentTypeError(f"{value!r}: use {_SLUG_HELP}")
@@ -280,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
         "audit", help="recompute every hash and batch root and compare with the chain"
     ).set_defaults(handler=cmd_audit)
 
+    commands.add_parser("finance", help="run the finance monitoring worker").set_defaults(
+        handler=cmd_finance
+    )
+    _finance_commands(commands)
+
     simulate = commands.add_parser("simulate", help="publish a simulated factory's events")
     simulate.add_argument("--org", type=_slug, default="demo-factory")
     simulate.add_argument("--products", type=int, default=10)
@@ -293,6 +424,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=cmd_simulate)
     return parser
+
+
+def _finance_commands(commands: Any) -> None:
+    def op(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        parser.set_defaults(handler=cmd_finance_op, op=name)
+        return parser
+
+    product = op(commands.add_parser("product", help="register a product"), "product")
+    product.add_argument("owner", type=_slug)
+    product.add_argument("gtin")
+    product.add_argument("--name", required=True)
+    product.add_argument("--category", required=True)
+    product.add_argument("--price", required=True, help="reference unit price, e.g. 12.50")
+    product.add_argument("--currency", required=True)
+    product.add_argument("--min-temp", help="lowest allowed storage temperature, °C")
+    product.add_argument("--max-temp", help="highest allowed storage temperature, °C")
+    product.add_argument("--shelf-life-days", type=int)
+
+    warehouse = commands.add_parser("warehouse", help="warehouses").add_subparsers(
+        dest="warehouse_command", required=True
+    )
+    add = op(warehouse.add_parser("add", help="register a warehouse site"), "warehouse")
+    add.add_argument("operator", type=_slug)
+    add.add_argument("location", help="GLN as urn:epc:id:sgln:… or Digital Link /414/…")
+    add.add_argument("--name", required=True)
+    supervise = op(
+        warehouse.add_parser("supervise", help="a financier accepts a warehouse"), "supervise"
+    )
+    supervise.add_argument("financier", type=_slug)
+    supervise.add_argument("location")
+
+    sensor = op(commands.add_parser("sensor", help="a device that measures a warehouse"), "sensor")
+    sensor.add_argument("org", type=_slug)
+    sensor.add_argument("device", type=_slug)
+    sensor.add_argument("location")
+
+    policy = op(commands.add_parser("policy", help="set a financier's policy"), "policy")
+    policy.add_argument("financier", type=_slug)
+    policy.add_argument("--category", default="*")
+    policy.add_argument("--advance-rate", default="0.70")
+    policy.add_argument("--haircut", default="0")
+    policy.add_argument("--ltv-cap", default="0.75")
+    policy.add_argument("--breach-tolerance-s", type=int, default=1800)
+    policy.add_argument("--inspection-freshness-s", type=int, default=30 * 86400)
+
+    line = commands.add_parser("line", help="credit lines").add_subparsers(
+        dest="line_command", required=True
+    )
+    opened = op(line.add_parser("open", help="open (or re-limit) a credit line"), "line-open")
+    opened.add_argument("financier", type=_slug)
+    opened.add_argument("borrower", type=_slug)
+    opened.add_argument("--limit", required=True)
+    opened.add_argument("--currency", required=True)
+    for name in ("freeze", "unfreeze"):
+        status = op(line.add_parser(name, help=f"{name} a line"), f"line-{name}")
+        status.add_argument("financier", type=_slug)
+        status.add_argument("line", type=int)
+
+    lot = commands.add_parser("lot", help="lots as collateral").add_subparsers(
+        dest="lot_command", required=True
+    )
+    for name, text in (("pledge", "pledge a lot (on chain)"), ("release", "release a pledge")):
+        action = op(lot.add_parser(name, help=text), name)
+        action.add_argument("financier", type=_slug)
+        action.add_argument("lot", help="urn:epc:class:lgtin:… or https://id.gs1.org/01/…/10/…")
+    status_of = op(lot.add_parser("status", help="goods status of a lot"), "status")
+    status_of.add_argument("lot")
+    status_of.add_argument("--financier", type=_slug)
+
+    apply = op(commands.add_parser("apply", help="apply for financing against a lot"), "apply")
+    apply.add_argument("borrower", type=_slug)
+    apply.add_argument("financier", type=_slug)
+    apply.add_argument("lot")
+    apply.add_argument("amount")
+    apply.add_argument("--guarantor", action="store_true")
+
+    repay = op(commands.add_parser("repay", help="record a repayment on a line"), "repay")
+    repay.add_argument("financier", type=_slug)
+    repay.add_argument("line", type=int)
+    repay.add_argument("amount")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,491 @@
+"""SQL of the finance domain: products, lots, lines, pledges, flags, journal, cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from finance.tracking import LoggedEvent, LotChange
+from ledger.db import Conn
+
+
+@dataclass(frozen=True)
+class Product:
+    gtin: str
+    owner_org_id: int
+    name: str
+    category: str
+    unit_price_minor: int
+    currency: str
+    min_temp_c: Decimal | None
+    max_temp_c: Decimal | None
+    shelf_life_days: int | None
+
+
+@dataclass(frozen=True)
+class Lot:
+    lot_uri: str
+    gtin: str
+    lot: str
+    quantity: int
+    location: str | None
+    custody: str | None
+    best_before: date | None
+    recalled: bool
+    last_inspection_disposition: str | None
+    last_inspection_time: datetime | None
+    last_inspection_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class Line:
+    id: int
+    financier_org_id: int
+    borrower_org_id: int
+    currency: str
+    limit_minor: int
+    drawn_minor: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Pledge:
+    lot_uri: str
+    line_id: int
+    lot_key: bytes
+    location: str
+    pledged_at: datetime
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    financier_org_id: int
+    category: str
+    advance_rate: Decimal
+    haircut: Decimal
+    ltv_cap: Decimal
+    breach_tolerance_s: int
+    inspection_freshness_s: int
+    receivable_advance_rate: Decimal
+
+
+_LOT_COLUMNS = (
+    "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
+    " last_inspection_disposition, last_inspection_time, last_inspection_hash"
+)
+_LINE_COLUMNS = "id, financier_org_id, borrower_org_id, currency, limit_minor, drawn_minor, status"
+_POLICY_COLUMNS = (
+    "financier_org_id, category, advance_rate, haircut, ltv_cap, breach_tolerance_s,"
+    " inspection_freshness_s, receivable_advance_rate"
+)
+
+
+# --- the log cursor --------------------------------------------------------------------------
+
+
+def cursor(conn: Conn, worker: str) -> int:
+    row = conn.execute("SELECT next_index FROM log_cursors WHERE worker = %s", (worker,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def advance_cursor(conn: Conn, worker: str, next_index: int) -> None:
+    conn.execute(
+        "INSERT INTO log_cursors (worker, next_index) VALUES (%s, %s)"
+        " ON CONFLICT (worker) DO UPDATE SET next_index = excluded.next_index, updated_at = now()",
+        (worker, next_index),
+    )
+
+
+def read_log(conn: Conn, first_index: int, limit: int) -> list[LoggedEvent | int]:
+    """Positions from `first_index` on, in order; a bare int is a position whose event is gone."""
+    rows = conn.execute(
+        "SELECT l.log_index, l.event_hash, e.event_time, e.event_type, e.action, e.biz_step,"
+        " e.disposition, e.biz_location, e.epcs, e.lots, e.event"
+        " FROM log_entries l LEFT JOIN events e ON e.event_hash = l.event_hash"
+        " WHERE l.log_index >= %s ORDER BY l.log_index LIMIT %s",
+        (first_index, limit),
+    ).fetchall()
+    out: list[LoggedEvent | int] = []
+    for row in rows:
+        if row[2] is None:
+            out.append(int(row[0]))
+            continue
+        out.append(
+            LoggedEvent(
+                log_index=int(row[0]),
+                event_hash=bytes(row[1]),
+                event_time=row[2],
+                event_type=row[3],
+                action=row[4],
+                biz_step=row[5],
+                disposition=row[6],
+                biz_location=row[7],
+                epcs=list(row[8]),
+                lots=list(row[9]),
+                event=row[10],
+            )
+        )
+    return out
+
+
+# --- lots ------------------------------------------------------------------------------------
+
+
+def members_of(conn: Conn, epcs: Iterable[str]) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT epc, lot_uri FROM lot_members WHERE epc = ANY(%s::text[])", (list(epcs),)
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def apply_lot_change(conn: Conn, change: LotChange, event: LoggedEvent) -> None:
+    """Create the lot if new, then apply what the event changes, and keep it as evidence."""
+    conn.execute(
+        "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (change.lot_uri, change.gtin, change.lot),
+    )
+    conn.execute(
+        """
+        UPDATE lots SET
+            quantity = greatest(quantity + %(delta)s, 0),
+            location = coalesce(%(location)s, location),
+            custody = coalesce(%(custody)s, custody),
+            best_before = coalesce(%(best_before)s, best_before),
+            recalled = recalled OR %(recalled)s,
+            last_inspection_disposition = CASE WHEN %(inspection)s::text IS NULL
+                THEN last_inspection_disposition ELSE %(inspection)s END,
+            last_inspection_time = CASE WHEN %(inspection)s::text IS NULL
+                THEN last_inspection_time ELSE %(time)s END,
+            last_inspection_hash = CASE WHEN %(inspection)s::text IS NULL
+                THEN last_inspection_hash ELSE %(hash)s END,
+            updated_log_index = %(log_index)s
+        WHERE lot_uri = %(lot_uri)s
+        """,
+        {
+            "delta": change.quantity_delta,
+            "location": change.location,
+            "custody": change.custody,
+            "best_before": change.best_before,
+            "recalled": change.recalled,
+            "inspection": change.inspection,
+            "time": event.event_time,
+            "hash": event.event_hash,
+            "log_index": event.log_index,
+            "lot_uri": change.lot_uri,
+        },
+    )
+    if change.new_members:
+        conn.cursor().executemany(
+            "INSERT INTO lot_members (epc, lot_uri) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [(epc, change.lot_uri) for epc in change.new_members],
+        )
+    conn.execute(
+        "INSERT INTO lot_evidence (lot_uri, log_index, event_hash, biz_step)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (change.lot_uri, event.log_index, event.event_hash, event.biz_step),
+    )
+
+
+def get_lot(conn: Conn, lot_uri: str) -> Lot | None:
+    with conn.cursor(row_factory=class_row(Lot)) as cur:
+        return cur.execute(
+            f"SELECT {_LOT_COLUMNS} FROM lots WHERE lot_uri = %s",  # noqa: S608 - constant
+            (lot_uri,),
+        ).fetchone()
+
+
+def lots_at(conn: Conn, location: str) -> list[Lot]:
+    with conn.cursor(row_factory=class_row(Lot)) as cur:
+        return cur.execute(
+            f"SELECT {_LOT_COLUMNS} FROM lots WHERE location = %s AND quantity > 0",  # noqa: S608
+            (location,),
+        ).fetchall()
+
+
+def evidence(conn: Conn, lot_uri: str) -> list[tuple[bytes, bool]]:
+    """(event hash, anchored) of every event the lot's state rests on, in log order."""
+    rows = conn.execute(
+        "SELECT le.event_hash, EXISTS ("
+        "   SELECT 1 FROM anchor_batches b JOIN chain_deployments d ON d.id = b.deployment_id"
+        "   WHERE d.current AND le.log_index >= b.first_index"
+        "   AND le.log_index < b.first_index + b.count)"
+        " FROM lot_evidence le WHERE le.lot_uri = %s ORDER BY le.log_index",
+        (lot_uri,),
+    ).fetchall()
+    return [(bytes(row[0]), bool(row[1])) for row in rows]
+
+
+# --- products, warehouses, policies ----------------------------------------------------------
+
+
+def add_product(conn: Conn, product: Product) -> None:
+    conn.execute(
+        "INSERT INTO products (gtin, owner_org_id, name, category, unit_price_minor, currency,"
+        " min_temp_c, max_temp_c, shelf_life_days) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (gtin) DO UPDATE SET name = excluded.name, category = excluded.category,"
+        " unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,"
+        " min_temp_c = excluded.min_temp_c, max_temp_c = excluded.max_temp_c,"
+        " shelf_life_days = excluded.shelf_life_days",
+        (
+            product.gtin,
+            product.owner_org_id,
+            product.name,
+            product.category,
+            product.unit_price_minor,
+            product.currency,
+            product.min_temp_c,
+            product.max_temp_c,
+            product.shelf_life_days,
+        ),
+    )
+
+
+def get_product(conn: Conn, gtin: str) -> Product | None:
+    with conn.cursor(row_factory=class_row(Product)) as cur:
+        return cur.execute(
+            "SELECT gtin, owner_org_id, name, category, unit_price_minor, currency, min_temp_c,"
+            " max_temp_c, shelf_life_days FROM products WHERE gtin = %s",
+            (gtin,),
+        ).fetchone()
+
+
+def add_warehouse(conn: Conn, location: str, operator_org_id: int, name: str) -> None:
+    conn.execute(
+        "INSERT INTO warehouses (location, operator_org_id, name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (location) DO UPDATE SET name = excluded.name",
+        (location, operator_org_id, name),
+    )
+
+
+def add_sensor(conn: Conn, org_id: int, device_id: str, location: str) -> None:
+    conn.execute(
+        "INSERT INTO warehouse_sensors (org_id, device_id, location) VALUES (%s, %s, %s)"
+        " ON CONFLICT (org_id, device_id) DO UPDATE SET location = excluded.location",
+        (org_id, device_id, location),
+    )
+
+
+def supervise(conn: Conn, financier_org_id: int, location: str) -> None:
+    conn.execute(
+        "INSERT INTO supervised_warehouses (financier_org_id, location) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (financier_org_id, location),
+    )
+
+
+def is_supervised(conn: Conn, financier_org_id: int, location: str | None) -> bool:
+    if location is None:
+        return False
+    return (
+        conn.execute(
+            "SELECT 1 FROM supervised_warehouses WHERE financier_org_id = %s AND location = %s",
+            (financier_org_id, location),
+        ).fetchone()
+        is not None
+    )
+
+
+def set_policy(conn: Conn, policy: PolicyRow) -> None:
+    conn.execute(
+        f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+        " ON CONFLICT (financier_org_id, category) DO UPDATE SET"
+        " advance_rate = excluded.advance_rate, haircut = excluded.haircut,"
+        " ltv_cap = excluded.ltv_cap, breach_tolerance_s = excluded.breach_tolerance_s,"
+        " inspection_freshness_s = excluded.inspection_freshness_s,"
+        " receivable_advance_rate = excluded.receivable_advance_rate",
+        (
+            policy.financier_org_id,
+            policy.category,
+            policy.advance_rate,
+            policy.haircut,
+            policy.ltv_cap,
+            policy.breach_tolerance_s,
+            policy.inspection_freshness_s,
+            policy.receivable_advance_rate,
+        ),
+    )
+
+
+def policy_for(conn: Conn, financier_org_id: int, category: str) -> PolicyRow | None:
+    """The financier's policy for the category, else its default ('*'), else None."""
+    with conn.cursor(row_factory=class_row(PolicyRow)) as cur:
+        return cur.execute(
+            f"SELECT {_POLICY_COLUMNS} FROM policies"  # noqa: S608 - constant column list
+            " WHERE financier_org_id = %s AND category IN (%s, '*')"
+            " ORDER BY category = '*' LIMIT 1",
+            (financier_org_id, category),
+        ).fetchone()
+
+
+# --- lines and pledges -----------------------------------------------------------------------
+
+
+def open_line(
+    conn: Conn, financier_org_id: int, borrower_org_id: int, currency: str, limit_minor: int
+) -> Line:
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        line = cur.execute(
+            "INSERT INTO credit_lines (financier_org_id, borrower_org_id, currency, limit_minor)"
+            " VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (financier_org_id, borrower_org_id, currency)"
+            " DO UPDATE SET limit_minor = excluded.limit_minor RETURNING id, financier_org_id,"
+            " borrower_org_id, currency, limit_minor, drawn_minor, status",
+            (financier_org_id, borrower_org_id, currency, limit_minor),
+        ).fetchone()
+    assert line is not None
+    return line
+
+
+def get_line(conn: Conn, line_id: int, *, for_update: bool = False) -> Line | None:
+    lock = " FOR UPDATE" if for_update else ""
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines WHERE id = %s{lock}",  # noqa: S608
+            (line_id,),
+        ).fetchone()
+
+
+def set_line_status(conn: Conn, line_id: int, status: str) -> bool:
+    """Change the status; False when it already was that (so callers journal only changes)."""
+    row = conn.execute(
+        "UPDATE credit_lines SET status = %s WHERE id = %s AND status <> %s RETURNING id",
+        (status, line_id, status),
+    ).fetchone()
+    return row is not None
+
+
+def move_money(
+    conn: Conn, line_id: int, kind: str, amount_minor: int, decision_id: int | None = None
+) -> None:
+    """Record a drawdown, repayment or proceeds; drawdowns and repayments change `drawn`."""
+    conn.execute(
+        "INSERT INTO line_movements (line_id, kind, amount_minor, decision_id)"
+        " VALUES (%s, %s, %s, %s)",
+        (line_id, kind, amount_minor, decision_id),
+    )
+    if kind == "drawdown":
+        conn.execute(
+            "UPDATE credit_lines SET drawn_minor = drawn_minor + %s WHERE id = %s",
+            (amount_minor, line_id),
+        )
+    elif kind == "repayment":
+        conn.execute(
+            "UPDATE credit_lines SET drawn_minor = drawn_minor - %s WHERE id = %s",
+            (amount_minor, line_id),
+        )
+
+
+def live_pledge(conn: Conn, lot_uri: str) -> Pledge | None:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        return cur.execute(
+            "SELECT lot_uri, line_id, lot_key, location, pledged_at FROM pledges"
+            " WHERE lot_uri = %s AND released_at IS NULL",
+            (lot_uri,),
+        ).fetchone()
+
+
+def pledges_of_line(conn: Conn, line_id: int) -> list[Pledge]:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        return cur.execute(
+            "SELECT lot_uri, line_id, lot_key, location, pledged_at FROM pledges"
+            " WHERE line_id = %s AND released_at IS NULL ORDER BY pledged_at",
+            (line_id,),
+        ).fetchall()
+
+
+def add_pledge(
+    conn: Conn, lot_uri: str, line_id: int, lot_key: bytes, location: str, chain_tx: bytes
+) -> None:
+    conn.execute(
+        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (lot_uri, line_id, lot_key, location, chain_tx),
+    )
+
+
+def release_pledge(conn: Conn, lot_uri: str, release_tx: bytes) -> bool:
+    row = conn.execute(
+        "UPDATE pledges SET released_at = now(), release_tx = %s"
+        " WHERE lot_uri = %s AND released_at IS NULL RETURNING lot_uri",
+        (release_tx, lot_uri),
+    ).fetchone()
+    return row is not None
+
+
+# --- flags, margin calls, receivables, journal -----------------------------------------------
+
+
+def raise_flag(
+    conn: Conn,
+    kind: str,
+    detail: str,
+    *,
+    lot_uri: str | None = None,
+    line_id: int | None = None,
+    event_hash: bytes | None = None,
+) -> bool:
+    """Raise a risk flag unless the same one is open; True when it was raised now."""
+    row = conn.execute(
+        "INSERT INTO risk_flags (lot_uri, line_id, kind, detail, event_hash)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+        (lot_uri, line_id, kind, detail, event_hash),
+    ).fetchone()
+    return row is not None
+
+
+def open_flags(conn: Conn, lot_uri: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT kind FROM risk_flags WHERE lot_uri = %s AND cleared_at IS NULL", (lot_uri,)
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def raise_margin_call(
+    conn: Conn, line_id: int, lot_uri: str, shortfall_minor: int, reason: str
+) -> bool:
+    row = conn.execute(
+        "INSERT INTO margin_calls (line_id, lot_uri, shortfall_minor, reason)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+        (line_id, lot_uri, shortfall_minor, reason),
+    ).fetchone()
+    return row is not None
+
+
+def add_receivable(
+    conn: Conn,
+    lot_uri: str,
+    purchase_order: str,
+    amount_minor: int,
+    currency: str,
+    advance_minor: int,
+    event_hash: bytes,
+) -> bool:
+    row = conn.execute(
+        "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
+        " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        (lot_uri, purchase_order, amount_minor, currency, advance_minor, event_hash),
+    ).fetchone()
+    return row is not None
+
+
+def journal(
+    conn: Conn,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any],
+    evidence: Sequence[bytes] = (),
+    log_index: int | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO finance_journal (actor, action, subject, detail, evidence, log_index)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (actor, action, subject, Jsonb(detail), list(evidence), log_index),
+    )

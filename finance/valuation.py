@@ -1,0 +1,210 @@
+"""Finance state from the database, judged by the pure rules: lot states, revaluations, money."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from finance import store
+from finance.money import Money, Rate
+from finance.rules import (
+    Inspection,
+    LotState,
+    Policy,
+    cold_chain_excursion,
+    receivable_advance,
+    revalue,
+)
+from finance.tracking import LoggedEvent
+from ledger.db import Conn
+from ledger.event_hash import hash_id_from_digest
+
+ACTOR = "finance-worker"
+# Flags that alert people but say nothing about the goods themselves, so they do not impair them.
+ALERT_ONLY_FLAGS = frozenset({"double_pledge"})
+# How far back telemetry is read when looking for a cold-chain excursion.
+_TELEMETRY_WINDOW = timedelta(hours=6)
+
+
+def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
+    """The financier's policy for a category (its '*' default, else the built-in defaults)."""
+    row = store.policy_for(conn, financier_org_id, category)
+    if row is None:
+        return Policy()
+    return Policy(
+        advance_rate=Rate.of(row.advance_rate),
+        haircuts={category: Rate.of(row.haircut)},
+        ltv_cap=Rate.of(row.ltv_cap),
+        breach_tolerance=timedelta(seconds=row.breach_tolerance_s),
+        inspection_freshness=timedelta(seconds=row.inspection_freshness_s),
+        receivable_advance_rate=Rate.of(row.receivable_advance_rate),
+    )
+
+
+def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotState | None:
+    """A lot as the rules see it, from the viewpoint of one financier (supervision, pledge)."""
+    lot = store.get_lot(conn, lot_uri)
+    if lot is None:
+        return None
+    product = store.get_product(conn, lot.gtin)
+    if product is None:
+        return None
+    inspection = None
+    if lot.last_inspection_time is not None and lot.last_inspection_hash is not None:
+        inspection = Inspection(
+            lot.last_inspection_disposition,
+            lot.last_inspection_time,
+            hash_id_from_digest(lot.last_inspection_hash),
+        )
+    pledge = store.live_pledge(conn, lot_uri)
+    pledged_to = None
+    if pledge is not None:
+        line = store.get_line(conn, pledge.line_id)
+        pledged_to = str(line.financier_org_id) if line is not None else None
+    flags = store.open_flags(conn, lot_uri) - ALERT_ONLY_FLAGS
+    return LotState(
+        gtin=lot.gtin,
+        lot=lot.lot,
+        category=product.category,
+        quantity=lot.quantity,
+        unit_price=Money(product.unit_price_minor, product.currency),
+        location=lot.location,
+        in_supervised_warehouse=(
+            lot.custody == "warehouse"
+            and financier_org_id is not None
+            and store.is_supervised(conn, financier_org_id, lot.location)
+        ),
+        last_inspection=inspection,
+        risk_flags=frozenset(flags),
+        expiry=lot.best_before,
+        recalled=lot.recalled,
+        sold=lot.custody == "sold" and lot.quantity == 0,
+        pledged_to=pledged_to,
+        evidence=tuple(
+            (hash_id_from_digest(digest), anchored)
+            for digest, anchored in store.evidence(conn, lot_uri)
+        ),
+    )
+
+
+def revalue_line(
+    conn: Conn, line_id: int, lot_uri: str, *, reason: str, log_index: int | None
+) -> None:
+    """Re-value a line's collateral after bad news about a lot; margin call if drawn > limit."""
+    line = store.get_line(conn, line_id)
+    if line is None:
+        return
+    now = datetime.now(UTC)
+    drawn = Money(line.drawn_minor, line.currency)
+    total_limit = Money.zero(line.currency)
+    for pledge in store.pledges_of_line(conn, line_id):
+        state = lot_state(conn, pledge.lot_uri, line.financier_org_id)
+        if state is None:
+            continue
+        judged = revalue(
+            state,
+            policy(conn, line.financier_org_id, state.category),
+            Money.zero(line.currency),
+            now=now,
+        )
+        total_limit = total_limit + judged.limit
+    shortfall = drawn - total_limit
+    detail = {"reason": reason, "drawn_minor": drawn.minor, "limit_minor": total_limit.minor}
+    store.journal(conn, ACTOR, "revalued", f"line:{line_id}", detail, (), log_index)
+    if shortfall.is_positive() and store.raise_margin_call(
+        conn, line_id, lot_uri, shortfall.minor, reason
+    ):
+        store.journal(
+            conn,
+            ACTOR,
+            "margin_call",
+            f"line:{line_id}",
+            {**detail, "shortfall_minor": shortfall.minor, "lot": lot_uri},
+            (),
+            log_index,
+        )
+
+
+def route_proceeds(
+    conn: Conn, pledge: store.Pledge, lot_uri: str, sold: int, event: LoggedEvent
+) -> None:
+    """Sale of pledged goods: the proceeds are due to the pledgee's line."""
+    lot = store.get_lot(conn, lot_uri)
+    product = store.get_product(conn, lot.gtin) if lot is not None else None
+    if product is None or sold <= 0:
+        return
+    amount = product.unit_price_minor * sold
+    store.move_money(conn, pledge.line_id, "proceeds_due", amount)
+    store.journal(
+        conn,
+        ACTOR,
+        "proceeds_due",
+        f"line:{pledge.line_id}",
+        {"lot": lot_uri, "items": sold, "amount_minor": amount},
+        [event.event_hash],
+        event.log_index,
+    )
+
+
+def create_receivable(conn: Conn, lot_uri: str, purchase_order: str, event: LoggedEvent) -> None:
+    """Delivery confirmed at the buyer with its PO: a receivable that can be financed."""
+    lot = store.get_lot(conn, lot_uri)
+    product = store.get_product(conn, lot.gtin) if lot is not None else None
+    if lot is None or product is None:
+        return
+    amount = Money(product.unit_price_minor * lot.quantity, product.currency)
+    advance = receivable_advance(amount, Policy())
+    if store.add_receivable(
+        conn,
+        lot_uri,
+        purchase_order,
+        amount.minor,
+        amount.currency,
+        advance.minor,
+        event.event_hash,
+    ):
+        store.journal(
+            conn,
+            ACTOR,
+            "receivable",
+            lot_uri,
+            {
+                "purchase_order": purchase_order,
+                "amount_minor": amount.minor,
+                "advance_minor": advance.minor,
+            },
+            [event.event_hash],
+            event.log_index,
+        )
+
+
+def check_cold_chain(conn: Conn, now: datetime) -> int:
+    """Flag lots whose warehouse reads out of the product's range too long; returns how many."""
+    raised = 0
+    for location, low, high, lot_uri, category in conn.execute(
+        "SELECT DISTINCT s.location, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
+        " FROM warehouse_sensors s JOIN lots l ON l.location = s.location AND l.quantity > 0"
+        " JOIN products p ON p.gtin = l.gtin"
+        " WHERE p.min_temp_c IS NOT NULL OR p.max_temp_c IS NOT NULL"
+    ).fetchall():
+        pledge = store.live_pledge(conn, lot_uri)
+        line = store.get_line(conn, pledge.line_id) if pledge is not None else None
+        rules_policy = policy(conn, line.financier_org_id, category) if line else Policy()
+        readings = conn.execute(
+            "SELECT t.time, t.value FROM telemetry t JOIN warehouse_sensors s"
+            " ON s.org_id = t.org_id AND s.device_id = t.device_id"
+            " WHERE s.location = %s AND t.metric = 'temperature' AND t.time >= %s",
+            (location, now - _TELEMETRY_WINDOW),
+        ).fetchall()
+        excursion = cold_chain_excursion(
+            [(time, value) for time, value in readings], low, high, rules_policy, now
+        )
+        if excursion is None:
+            continue
+        detail = f"temperature outside {low}..{high} °C since {excursion.start.isoformat()}"
+        line_id = pledge.line_id if pledge is not None else None
+        if store.raise_flag(conn, "cold_chain_breach", detail, lot_uri=lot_uri, line_id=line_id):
+            raised += 1
+            store.journal(conn, ACTOR, "flag_cold_chain_breach", lot_uri, {"detail": detail})
+            if line_id is not None:
+                revalue_line(conn, line_id, lot_uri, reason="cold_chain_breach", log_index=None)
+    return raised

@@ -1,0 +1,206 @@
+"""The whole financing story over real MQTT, PostgreSQL and anvil, driven by simulated devices."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from finance import service, store
+from finance.service import FinanceError
+from ledger import registry_store
+from ledger.chain import Chain, connect
+from ledger.db import Conn
+from ledger.deployment import ensure_deployment
+from ledger.event_hash import event_hash_digest
+from ledger.signatures import sign_digest
+from tests.integration.conftest import IngestProcess, WorkerProcess
+from tracefin.settings import DEVNET_PRIVATE_KEY
+from tracefin.simulate import (
+    WAREHOUSE_GLN,
+    Publication,
+    Publisher,
+    gtin_for,
+    lifecycle,
+    register_sim_devices,
+    sim_devices,
+)
+
+pytestmark = pytest.mark.integration
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def workers(
+    fresh_database_url: str,
+    mqtt_url: str,
+    chain_rpc_url: str,
+    tmp_path: Path,
+    start_anchor: Callable[..., WorkerProcess],
+) -> Iterator[dict[str, WorkerProcess]]:
+    ingest = IngestProcess(fresh_database_url, mqtt_url, tmp_path)
+    ingest.start()
+    ingest.wait_until_subscribed()
+    env = {"TRACEFIN_DATABASE_URL": fresh_database_url}
+    finance = WorkerProcess(["finance"], env, tmp_path, "finance")
+    finance.start()
+    anchor = start_anchor(anchor_batch_max_wait_ms="50")
+    yield {"ingest": ingest, "finance": finance, "anchor": anchor}
+    ingest.stop()
+    finance.stop()
+
+
+def test_pledge_finance_breach_unauthorized_shipment_repay_release(
+    conn: Conn, chain_rpc_url: str, mqtt_url: str, workers: dict[str, WorkerProcess]
+) -> None:
+    org = f"acme-{secrets.token_hex(3)}"
+    register_sim_devices(conn, org, seed=org)
+    devices = sim_devices(org, seed=org)
+    deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
+    chain = Chain(
+        connect(chain_rpc_url),
+        deployment.anchor_address,
+        deployment.pledge_address,
+        DEVNET_PRIVATE_KEY,
+    )
+    for bank in ("bank-a", "bank-b"):
+        registry_store.add_org(conn, bank, "financier")
+    gtin = gtin_for(0)
+    service.add_product(
+        conn,
+        org,
+        gtin,
+        "Frozen dumplings",
+        "frozen",
+        "12.50",
+        "CNY",
+        min_temp_c="-25",
+        max_temp_c="-15",
+    )
+    service.add_warehouse(conn, org, WAREHOUSE, "Cold store 1")
+    service.add_sensor(conn, org, "wh-1", WAREHOUSE)
+    for bank in ("bank-a", "bank-b"):
+        service.supervise(conn, bank, WAREHOUSE)
+        service.open_line(conn, bank, org, "1000.00", "CNY")
+    service.set_policy(conn, "bank-a", breach_tolerance_s=2)
+    line = store.get_line(conn, 1)
+    assert line is not None
+
+    publisher = Publisher(mqtt_url, f"story-{secrets.token_hex(3)}")
+    story = lifecycle(0, datetime.now(UTC) - timedelta(minutes=5))
+    lot = f"https://id.gs1.org/01/{gtin}/10/L0000000"
+
+    def publish(index: int) -> bytes:
+        device_id, event = story[index]
+        device = devices[device_id]
+        digest = event_hash_digest(event)
+        publisher.publish(
+            Publication(
+                device.events_topic,
+                orjson.dumps({"event": event, "sig": sign_digest(device.private_key, digest)}),
+            )
+        )
+        return digest
+
+    try:
+        # Produced, packed, inspected conformant, stored in the supervised warehouse.
+        for index in range(4):
+            publish(index)
+        wait_until(
+            lambda: (
+                (s := store.get_lot(conn, lot)) is not None
+                and s.custody == "warehouse"
+                and s.last_inspection_disposition == "conformant"
+            ),
+            "lot in warehouse",
+        )
+        status = service.lot_status(conn, lot, "bank-a")
+        assert (status["quantity"], status["location"]) == (3, WAREHOUSE)
+
+        pledged = service.pledge(conn, chain, "bank-a", lot)
+        assert chain.pledgee(service.lot_key(lot)) is not None
+        # A second bank cannot take the same goods: the contract refuses, reported double_pledge.
+        with pytest.raises(FinanceError) as refused:
+            service.pledge(conn, chain, "bank-b", lot)
+        assert refused.value.code == "double_pledge"
+        assert "double_pledge" in store.open_flags(conn, lot)
+        assert pledged["line"] == line.id
+
+        # Approved at the advance rate once the evidence is anchored: 3 x 12.50 x 70% = 26.25.
+        wait_until(lambda: all(a for _, a in store.evidence(conn, lot)), "evidence anchored")
+        decision = service.apply(conn, org, "bank-a", lot, "30.00")
+        assert (decision["decision"], decision["approved_minor"]) == ("partial", 2625), decision
+        assert decision["evidence"]
+
+        # Cold-chain breach from telemetry: out of range longer than the 2 s tolerance.
+        now = datetime.now(UTC)
+        readings = [
+            {"time": (now - timedelta(seconds=s)).isoformat(), "readings": {"temperature": -5.0}}
+            for s in (6, 4, 2, 0)
+        ]
+        publisher.publish(Publication(devices["wh-1"].telemetry_topic, orjson.dumps(readings)))
+        wait_until(lambda: "cold_chain_breach" in store.open_flags(conn, lot), "breach flag")
+        calls = wait_until(
+            lambda: conn.execute(
+                "SELECT shortfall_minor FROM margin_calls"
+                " WHERE line_id = %s AND settled_at IS NULL",
+                (line.id,),
+            ).fetchall(),
+            "margin call",
+        )
+        assert calls == [(2625,)]
+
+        # Unauthorized shipment of the pledged goods: the line freezes within 2 s of the commit.
+        shipped = publish(4)
+        frozen = wait_until(
+            lambda: conn.execute(
+                "SELECT j.at - e.received_at FROM finance_journal j, events e"
+                " WHERE j.action = 'line_frozen' AND e.event_hash = %s",
+                (shipped,),
+            ).fetchone(),
+            "line frozen",
+        )
+        assert frozen[0] <= timedelta(seconds=2), frozen
+        assert store.get_line(conn, line.id).status == "frozen"  # type: ignore[union-attr]
+        assert "unauthorized_movement" in store.open_flags(conn, lot)
+        # Frozen: no new money, but repayments are taken (the exit path).
+        assert service.apply(conn, org, "bank-a", lot, "1.00")["decision"] == "decline"
+        service.repay(conn, "bank-a", line.id, "10.00")
+        after = service.repay(conn, "bank-a", line.id, "16.25")
+        assert after.drawn_minor == 0
+
+        service.release(conn, chain, "bank-a", lot)
+        assert chain.pledgee(service.lot_key(lot)) is None
+        assert store.live_pledge(conn, lot) is None
+        actions = [
+            row[0]
+            for row in conn.execute("SELECT action FROM finance_journal ORDER BY id").fetchall()
+        ]
+        for expected in (
+            "pledged",
+            "double_pledge_refused",
+            "decision_partial",
+            "margin_call",
+            "line_frozen",
+            "repayment",
+            "released",
+        ):
+            assert expected in actions, (expected, actions)
+    finally:
+        publisher.close()
+    assert workers["finance"].alive, workers["finance"].log_text()
