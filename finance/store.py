@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from finance.tracking import LoggedEvent, LotChange
+from finance.tracking import LoggedEvent, LotRecord
 from ledger.db import Conn
 
 
@@ -144,52 +144,90 @@ def members_of(conn: Conn, epcs: Iterable[str]) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def apply_lot_change(conn: Conn, change: LotChange, event: LoggedEvent) -> None:
-    """Create the lot if new, then apply what the event changes, and keep it as evidence."""
-    conn.execute(
-        "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        (change.lot_uri, change.gtin, change.lot),
+_LOT_RECORD_COLUMNS = (
+    "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
+    " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index"
+)
+
+
+def load_lots(conn: Conn, lot_uris: Iterable[str]) -> dict[str, LotRecord]:
+    with conn.cursor(row_factory=class_row(LotRecord)) as cur:
+        rows = cur.execute(
+            f"SELECT {_LOT_RECORD_COLUMNS} FROM lots"  # noqa: S608 - constant column list
+            " WHERE lot_uri = ANY(%s::text[])",
+            (list(lot_uris),),
+        ).fetchall()
+    return {row.lot_uri: row for row in rows}
+
+
+def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
+    """Write lots back in one round of statements (pipelined by executemany)."""
+    conn.cursor().executemany(
+        f"INSERT INTO lots ({_LOT_RECORD_COLUMNS})"  # noqa: S608 - constant column list
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (lot_uri) DO UPDATE SET quantity = excluded.quantity,"
+        " location = excluded.location, custody = excluded.custody,"
+        " best_before = excluded.best_before, recalled = excluded.recalled,"
+        " last_inspection_disposition = excluded.last_inspection_disposition,"
+        " last_inspection_time = excluded.last_inspection_time,"
+        " last_inspection_hash = excluded.last_inspection_hash,"
+        " updated_log_index = excluded.updated_log_index",
+        [
+            (
+                r.lot_uri,
+                r.gtin,
+                r.lot,
+                r.quantity,
+                r.location,
+                r.custody,
+                r.best_before,
+                r.recalled,
+                r.last_inspection_disposition,
+                r.last_inspection_time,
+                r.last_inspection_hash,
+                r.updated_log_index,
+            )
+            for r in records
+        ],
     )
-    conn.execute(
-        """
-        UPDATE lots SET
-            quantity = greatest(quantity + %(delta)s, 0),
-            location = coalesce(%(location)s, location),
-            custody = coalesce(%(custody)s, custody),
-            best_before = coalesce(%(best_before)s, best_before),
-            recalled = recalled OR %(recalled)s,
-            last_inspection_disposition = CASE WHEN %(inspection)s::text IS NULL
-                THEN last_inspection_disposition ELSE %(inspection)s END,
-            last_inspection_time = CASE WHEN %(inspection)s::text IS NULL
-                THEN last_inspection_time ELSE %(time)s END,
-            last_inspection_hash = CASE WHEN %(inspection)s::text IS NULL
-                THEN last_inspection_hash ELSE %(hash)s END,
-            updated_log_index = %(log_index)s
-        WHERE lot_uri = %(lot_uri)s
-        """,
-        {
-            "delta": change.quantity_delta,
-            "location": change.location,
-            "custody": change.custody,
-            "best_before": change.best_before,
-            "recalled": change.recalled,
-            "inspection": change.inspection,
-            "time": event.event_time,
-            "hash": event.event_hash,
-            "log_index": event.log_index,
-            "lot_uri": change.lot_uri,
-        },
-    )
-    if change.new_members:
+
+
+def add_members(conn: Conn, members: Sequence[tuple[str, str]]) -> None:
+    if members:
         conn.cursor().executemany(
             "INSERT INTO lot_members (epc, lot_uri) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            [(epc, change.lot_uri) for epc in change.new_members],
+            members,
         )
-    conn.execute(
-        "INSERT INTO lot_evidence (lot_uri, log_index, event_hash, biz_step)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (change.lot_uri, event.log_index, event.event_hash, event.biz_step),
-    )
+
+
+def add_evidence(conn: Conn, rows: Sequence[tuple[str, int, bytes, str | None]]) -> None:
+    """(lot, log index, event hash, bizStep) rows: the events each lot's state rests on."""
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO lot_evidence (lot_uri, log_index, event_hash, biz_step)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        rows = cur.execute(
+            "SELECT lot_uri, line_id, lot_key, location, pledged_at FROM pledges"
+            " WHERE lot_uri = ANY(%s::text[]) AND released_at IS NULL",
+            (list(lot_uris),),
+        ).fetchall()
+    return {row.lot_uri: row for row in rows}
+
+
+def products(conn: Conn, gtins: Iterable[str]) -> dict[str, Product]:
+    with conn.cursor(row_factory=class_row(Product)) as cur:
+        rows = cur.execute(
+            "SELECT gtin, owner_org_id, name, category, unit_price_minor, currency, min_temp_c,"
+            " max_temp_c, shelf_life_days FROM products WHERE gtin = ANY(%s::text[])",
+            (list(gtins),),
+        ).fetchall()
+    return {row.gtin: row for row in rows}
 
 
 def get_lot(conn: Conn, lot_uri: str) -> Lot | None:

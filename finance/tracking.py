@@ -173,3 +173,38 @@ def purchase_order(event: Mapping[str, Any]) -> str | None:
             if isinstance(value, str):
                 return value
     return None
+
+
+@dataclass
+class LotRecord:
+    """A lot's row as the worker keeps it in memory while it applies a chunk of the log."""
+
+    lot_uri: str
+    gtin: str
+    lot: str
+    quantity: int = 0
+    location: str | None = None
+    custody: str | None = None
+    best_before: date | None = None
+    recalled: bool = False
+    last_inspection_disposition: str | None = None
+    last_inspection_time: datetime | None = None
+    last_inspection_hash: bytes | None = None
+    updated_log_index: int | None = None
+
+
+def apply_change(record: LotRecord, change: LotChange, event: LoggedEvent) -> None:
+    """Fold one event's change into a lot (the row the database will hold afterwards)."""
+    record.quantity = max(record.quantity + change.quantity_delta, 0)
+    if change.location is not None:
+        record.location = change.location
+    if change.custody is not None:
+        record.custody = change.custody
+    if change.best_before is not None:
+        record.best_before = change.best_before
+    record.recalled = record.recalled or change.recalled
+    if change.inspection is not None:
+        record.last_inspection_disposition = change.inspection
+        record.last_inspection_time = event.event_time
+        record.last_inspection_hash = event.event_hash
+    record.updated_log_index = event.log_index

@@ -125,12 +125,15 @@ def revalue_line(
 
 
 def route_proceeds(
-    conn: Conn, pledge: store.Pledge, lot_uri: str, sold: int, event: LoggedEvent
+    conn: Conn,
+    pledge: store.Pledge,
+    lot_uri: str,
+    sold: int,
+    event: LoggedEvent,
+    product: store.Product,
 ) -> None:
     """Sale of pledged goods: the proceeds are due to the pledgee's line."""
-    lot = store.get_lot(conn, lot_uri)
-    product = store.get_product(conn, lot.gtin) if lot is not None else None
-    if product is None or sold <= 0:
+    if sold <= 0:
         return
     amount = product.unit_price_minor * sold
     store.move_money(conn, pledge.line_id, "proceeds_due", amount)
@@ -145,13 +148,16 @@ def route_proceeds(
     )
 
 
-def create_receivable(conn: Conn, lot_uri: str, purchase_order: str, event: LoggedEvent) -> None:
+def create_receivable(
+    conn: Conn,
+    lot_uri: str,
+    purchase_order: str,
+    event: LoggedEvent,
+    quantity: int,
+    product: store.Product,
+) -> None:
     """Delivery confirmed at the buyer with its PO: a receivable that can be financed."""
-    lot = store.get_lot(conn, lot_uri)
-    product = store.get_product(conn, lot.gtin) if lot is not None else None
-    if lot is None or product is None:
-        return
-    amount = Money(product.unit_price_minor * lot.quantity, product.currency)
+    amount = Money(product.unit_price_minor * quantity, product.currency)
     advance = receivable_advance(amount, Policy())
     if store.add_receivable(
         conn,

@@ -15,7 +15,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from finance import store, valuation
-from finance.tracking import FAILED_INSPECTION, LoggedEvent, LotChange, changes
+from finance.tracking import (
+    FAILED_INSPECTION,
+    LoggedEvent,
+    LotChange,
+    LotRecord,
+    apply_change,
+    changes,
+)
 from ledger.db import Conn
 
 log = logging.getLogger(__name__)
@@ -80,9 +87,9 @@ class FinanceWorker:
             ).fetchone()
             assert row is not None
             start = int(row[0])
-            chunk = store.read_log(conn, start, self._config.chunk_size)
             expected = start
-            for item in chunk:
+            events: list[LoggedEvent] = []
+            for item in store.read_log(conn, start, self._config.chunk_size):
                 index = item if isinstance(item, int) else item.log_index
                 if index != expected:
                     break  # a hole cannot happen in a healthy log; never skip past it
@@ -96,64 +103,119 @@ class FinanceWorker:
                         log_index=item,
                     )
                 else:
-                    apply_event(conn, item)
+                    events.append(item)
                 expected += 1
+            _Chunk(conn, events).apply()
             if expected != start:
                 store.advance_cursor(conn, WORKER, expected)
             return expected - start
 
 
-def apply_event(conn: Conn, event: LoggedEvent) -> None:
-    """Everything one logged event changes in the finance domain."""
-    members = store.members_of(conn, event.epcs)
-    for change in changes(event, members):
-        store.apply_lot_change(conn, change, event)
-        _react(conn, change, event)
+class _Chunk:
+    """One transaction's worth of log positions, applied in order with batched reads/writes.
 
+    Lots touched by the chunk live in memory and are written back once; only the rare events
+    that need the database's view of other state (revaluing a pledged line) flush first.
+    """
 
-def _react(conn: Conn, change: LotChange, event: LoggedEvent) -> None:
-    pledge = store.live_pledge(conn, change.lot_uri)
-    evidence = [event.event_hash]
-    if change.inspection in FAILED_INSPECTION:
-        _flag(conn, "quality_flag", change, event, f"inspection {change.inspection}")
-    if change.recalled:
-        _flag(conn, "recalled", change, event, "disposition recalled")
-    if pledge is None:
-        if change.purchase_order is not None:
-            valuation.create_receivable(conn, change.lot_uri, change.purchase_order, event)
-        return
-    if change.moved:
-        # Pledged goods leaving without a release: stop new money at once.
-        if store.set_line_status(conn, pledge.line_id, "frozen"):
-            store.journal(
-                conn,
-                ACTOR,
-                "line_frozen",
-                f"line:{pledge.line_id}",
-                {"reason": "unauthorized_movement", "lot": change.lot_uri},
-                evidence,
-                event.log_index,
+    def __init__(self, conn: Conn, events: list[LoggedEvent]) -> None:
+        self._conn = conn
+        members = store.members_of(conn, {epc for event in events for epc in event.epcs})
+        self._planned: list[tuple[LoggedEvent, list[LotChange]]] = []
+        self._new_members: list[tuple[str, str]] = []
+        for event in events:
+            lot_changes = changes(event, members)
+            for change in lot_changes:
+                for epc in change.new_members:
+                    if epc not in members:
+                        members[epc] = change.lot_uri
+                        self._new_members.append((epc, change.lot_uri))
+            self._planned.append((event, lot_changes))
+        touched = {c.lot_uri for _, lot_changes in self._planned for c in lot_changes}
+        gtins = {c.gtin for _, lot_changes in self._planned for c in lot_changes}
+        self._lots = store.load_lots(conn, touched)
+        # New lots get their row now, so flags and receivables can refer to them at once.
+        fresh = [
+            LotRecord(c.lot_uri, c.gtin, c.lot)
+            for _, lot_changes in self._planned
+            for c in lot_changes
+            if c.lot_uri not in self._lots
+        ]
+        for record in fresh:
+            self._lots.setdefault(record.lot_uri, record)
+        store.save_lots(conn, list({r.lot_uri: r for r in fresh}.values()))
+        self._pledges = store.live_pledges(conn, touched)
+        self._products = store.products(conn, gtins)
+        self._evidence: list[tuple[str, int, bytes, str | None]] = []
+        self._dirty: set[str] = set()
+
+    def apply(self) -> None:
+        for event, lot_changes in self._planned:
+            for change in lot_changes:
+                record = self._lots[change.lot_uri]
+                apply_change(record, change, event)
+                self._dirty.add(change.lot_uri)
+                self._evidence.append(
+                    (change.lot_uri, event.log_index, event.event_hash, event.biz_step)
+                )
+                self._react(change, event, record)
+        self._flush()
+
+    def _flush(self) -> None:
+        store.save_lots(self._conn, [self._lots[uri] for uri in sorted(self._dirty)])
+        if self._new_members:
+            store.add_members(self._conn, self._new_members)
+            self._new_members = []
+        store.add_evidence(self._conn, self._evidence)
+        self._dirty.clear()
+        self._evidence.clear()
+
+    def _react(self, change: LotChange, event: LoggedEvent, record: LotRecord) -> None:
+        conn = self._conn
+        pledge = self._pledges.get(change.lot_uri)
+        product = self._products.get(change.gtin)
+        evidence = [event.event_hash]
+        if change.inspection in FAILED_INSPECTION:
+            _flag(conn, "quality_flag", change, event, f"inspection {change.inspection}")
+        if change.recalled:
+            _flag(conn, "recalled", change, event, "disposition recalled")
+        if change.purchase_order is not None and product is not None:
+            valuation.create_receivable(
+                conn, change.lot_uri, change.purchase_order, event, record.quantity, product
             )
-        _flag(
-            conn,
-            "unauthorized_movement",
-            change,
-            event,
-            f"{event.biz_step} of pledged goods without a release",
-            line_id=pledge.line_id,
-        )
-    if change.inspection in FAILED_INSPECTION or change.recalled:
-        valuation.revalue_line(
-            conn,
-            pledge.line_id,
-            change.lot_uri,
-            reason=change.inspection or "recalled",
-            log_index=event.log_index,
-        )
-    if change.sold:
-        valuation.route_proceeds(conn, pledge, change.lot_uri, change.sold, event)
-    if change.purchase_order is not None:
-        valuation.create_receivable(conn, change.lot_uri, change.purchase_order, event)
+        if pledge is None:
+            return
+        if change.moved:
+            # Pledged goods leaving without a release: stop new money at once.
+            if store.set_line_status(conn, pledge.line_id, "frozen"):
+                store.journal(
+                    conn,
+                    ACTOR,
+                    "line_frozen",
+                    f"line:{pledge.line_id}",
+                    {"reason": "unauthorized_movement", "lot": change.lot_uri},
+                    evidence,
+                    event.log_index,
+                )
+            _flag(
+                conn,
+                "unauthorized_movement",
+                change,
+                event,
+                f"{event.biz_step} of pledged goods without a release",
+                line_id=pledge.line_id,
+            )
+        if change.inspection in FAILED_INSPECTION or change.recalled:
+            self._flush()  # revaluation reads every pledged lot of the line from the database
+            valuation.revalue_line(
+                conn,
+                pledge.line_id,
+                change.lot_uri,
+                reason=change.inspection or "recalled",
+                log_index=event.log_index,
+            )
+        if change.sold and product is not None:
+            valuation.route_proceeds(conn, pledge, change.lot_uri, change.sold, event, product)
 
 
 def _flag(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -10,14 +11,23 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    Web3RPCError,
+)
 from web3.types import TxParams, TxReceipt
 
 from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR, load_artifact
 
 log = logging.getLogger(__name__)
+
+_NONCE_ATTEMPTS = 5
+_NONCE_RACE_MARKERS = ("nonce too low", "replacement transaction underpriced")
 
 
 class ChainError(Exception):
@@ -189,12 +199,7 @@ class Chain:
         if self.account is None:
             raise ChainError("no TRACEFIN_CHAIN_PRIVATE_KEY: cannot send transactions")
         try:
-            # 'pending' counts our own unmined transactions, so a resend never reuses a nonce.
-            nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
-            params: TxParams = {"from": self.account.address, "nonce": nonce}
-            tx = function.build_transaction(params)  # estimates gas and EIP-1559 fees
-            signed = self.account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = self._send(function)
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self._receipt_timeout, poll_latency=0.05
             )
@@ -209,6 +214,30 @@ class Chain:
         if receipt["status"] != 1:
             raise ChainReverted(f"transaction {tx_hash.hex()} reverted")
         return receipt
+
+    def _send(self, function: Any) -> HexBytes:
+        """Sign and send with the next nonce, taking a fresh one if another process took it.
+
+        Two processes may hold the same key (the anchor worker and a CLI pledge, say): the loser
+        of a nonce race is told "nonce too low" or "replacement underpriced" and simply retries.
+        """
+        assert self.account is not None
+        for attempt in range(_NONCE_ATTEMPTS):
+            # 'pending' counts our own unmined transactions, so a resend never reuses a nonce.
+            nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
+            params: TxParams = {"from": self.account.address, "nonce": nonce}
+            tx = function.build_transaction(params)  # estimates gas and EIP-1559 fees
+            signed = self.account.sign_transaction(tx)
+            try:
+                return self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as exc:
+                message = str(exc).lower()
+                if attempt + 1 == _NONCE_ATTEMPTS or not any(
+                    marker in message for marker in _NONCE_RACE_MARKERS
+                ):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 def _error_name(contract: Contract, exc: Exception) -> str | None:

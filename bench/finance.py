@@ -1,0 +1,189 @@
+"""Finance worker benchmark: does `tracefin finance` keep up with 5 000 events/s?
+
+In one run on the local PostgreSQL: (1) drain rate — the worker applies a backlog of whole
+product lifecycles from position 0, flat out; (2) steady load — the same kind of events are
+committed and positioned at a fixed rate (default 5 000/s for 60 s) while the worker follows;
+the lag (positions behind, and seconds between an event's commit and its application) is
+sampled throughout. Prints the drain rate and its ratio to the offered rate, lag p50/p99/max,
+and writes bench/results/finance-latest.json.
+
+    .venv/bin/python bench/finance.py [--rate 5000] [--seconds 60] [--backlog 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ADMIN_URL, save_result
+from finance import service, store
+from ledger import event_store, log_store, registry_store
+from ledger.capture import capture
+from ledger.db import Conn, scratch_database
+from ledger.event_store import EventToStore
+from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
+
+ORG = "bench-co"
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+
+
+def prepare(conn: Conn, count: int, first_product: int) -> list[EventToStore]:
+    """`count` lifecycle events of an unsigned device (signatures are ingest's cost, not ours)."""
+    device = registry_store.find_devices(conn, [(ORG, "plc-1")])[(ORG, "plc-1")]
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=2)
+    rows: list[EventToStore] = []
+    product = first_product
+    while len(rows) < count:
+        events = [event for _, event in lifecycle(product, start + timedelta(seconds=product))]
+        result = capture(
+            __import__("orjson").dumps(events),
+            device,
+            now=now,
+            max_payload_bytes=1 << 20,
+            max_future_skew=timedelta(minutes=10),
+        )
+        rows += [
+            EventToStore(a, device.org_id, device.device_id, "bench", now) for a in result.accepted
+        ]
+        product += 1
+    return rows[:count]
+
+
+def commit(conn: Conn, rows: list[EventToStore]) -> None:
+    stamped = [
+        EventToStore(r.accepted, r.org_id, r.device_id, r.topic, datetime.now(UTC)) for r in rows
+    ]
+    with conn.transaction():
+        event_store.insert_events(conn, stamped)
+        log_store.assign_positions(conn, len(stamped))
+
+
+def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracefin.cli", "finance"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_cursor(conn: Conn, target: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while store.cursor(conn, "finance") < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"finance cursor {store.cursor(conn, 'finance')} of {target}")
+        time.sleep(0.01)
+
+
+def seconds_behind(conn: Conn) -> float:
+    """Commit-to-now age of the oldest event the worker has not applied (0 when caught up)."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM now() - e.received_at) FROM log_entries l"
+        " JOIN events e ON e.event_hash = l.event_hash"
+        " WHERE l.log_index = (SELECT next_index FROM log_cursors WHERE worker = 'finance')"
+    ).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--backlog", type=int, default=50_000)
+    args = parser.parse_args()
+    log = Path(tempfile.mkdtemp(prefix="tracefin-bench-")) / "finance.log"
+    with (
+        scratch_database(ADMIN_URL, "tracefin_bench") as url,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        registry_store.add_org(conn, ORG, "manufacturer")
+        registry_store.add_device(conn, ORG, "plc-1", None)
+        registry_store.add_org(conn, "bank", "financier")
+        service.add_warehouse(conn, ORG, WAREHOUSE, "Cold store")
+        service.supervise(conn, "bank", WAREHOUSE)
+        service.open_line(conn, "bank", ORG, "1000000.00", "CNY")
+        steady_count = args.rate * args.seconds
+        began = time.perf_counter()
+        backlog = prepare(conn, args.backlog, 0)
+        steady = prepare(conn, steady_count, args.backlog // 7 + 1)
+        for number in range((args.backlog + steady_count) // 7 + 2):
+            service.add_product(conn, ORG, gtin_for(number), "P", "frozen", "2.00", "CNY")
+        print(f"prepared {len(backlog) + len(steady)} events in {time.perf_counter() - began:.0f}s")
+
+        # (1) drain rate from a full backlog.
+        for first in range(0, len(backlog), 5000):
+            commit(conn, backlog[first : first + 5000])
+        worker = start_worker(url, log)
+        began = time.perf_counter()
+        wait_cursor(conn, len(backlog), timeout=900)
+        drain = len(backlog) / (time.perf_counter() - began)
+        print(f"drain rate        : {drain:8.0f} events/s ({len(backlog)} positions, flat out)")
+
+        # (2) steady load while the worker follows.
+        chunk = max(1, args.rate // 20)
+        lags: list[float] = []
+        behind: list[int] = []
+        began = time.perf_counter()
+        sent = 0
+        next_sample = began
+        while sent < len(steady):
+            commit(conn, steady[sent : sent + chunk])
+            sent += chunk
+            now = time.perf_counter()
+            if now >= next_sample:
+                lags.append(seconds_behind(conn))
+                behind.append(log_store.log_size(conn) - store.cursor(conn, "finance"))
+                next_sample = now + 0.5
+            ahead = sent / args.rate - (time.perf_counter() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+        offered = sent / (time.perf_counter() - began)
+        finished = time.perf_counter()
+        wait_cursor(conn, len(backlog) + len(steady), timeout=900)
+        catch_up = time.perf_counter() - finished
+        worker.terminate()
+        worker.wait(30)
+        lags.sort()
+        p50 = statistics.median(lags)
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        ratio = drain / args.rate
+        print(f"steady load       : {offered:8.0f} events/s for {args.seconds}s")
+        print(
+            f"finance lag       : p50 {p50:.2f}s  p99 {p99:.2f}s  max {lags[-1]:.2f}s;"
+            f" at most {max(behind)} positions behind; caught up {catch_up:.1f}s after"
+        )
+        print(f"headroom          : {ratio:8.2f}x the offered rate (drain rate / {args.rate})")
+    save_result(
+        "finance",
+        {
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "offered_events_per_s": round(offered),
+            "drain_events_per_s": round(drain),
+            "headroom_ratio": round(ratio, 2),
+            "lag_p50_s": round(p50, 3),
+            "lag_p99_s": round(p99, 3),
+            "lag_max_s": round(lags[-1], 3),
+            "max_positions_behind": max(behind),
+            "catch_up_after_load_s": round(catch_up, 2),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
