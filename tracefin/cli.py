@@ -431,7 +431,10 @@ def _finance_commands(commands: Any) -> None:
         parser.set_defaults(handler=cmd_finance_op, op=name)
         return parser
 
-    product = op(commands.add_parser("product", help="register a product"), "product")
+    products = commands.add_parser("product", help="products").add_subparsers(
+        dest="product_command", required=True
+    )
+    product = op(products.add_parser("add", help="register (or update) a product"), "product")
     product.add_argument("owner", type=_slug)
     product.add_argument("gtin")
     product.add_argument("--name", required=True)
@@ -455,12 +458,18 @@ def _finance_commands(commands: Any) -> None:
     supervise.add_argument("financier", type=_slug)
     supervise.add_argument("location")
 
-    sensor = op(commands.add_parser("sensor", help="a device that measures a warehouse"), "sensor")
+    sensors = commands.add_parser("sensor", help="warehouse sensors").add_subparsers(
+        dest="sensor_command", required=True
+    )
+    sensor = op(sensors.add_parser("add", help="a device that measures a warehouse"), "sensor")
     sensor.add_argument("org", type=_slug)
     sensor.add_argument("device", type=_slug)
     sensor.add_argument("location")
 
-    policy = op(commands.add_parser("policy", help="set a financier's policy"), "policy")
+    policies = commands.add_parser("policy", help="financing policies").add_subparsers(
+        dest="policy_command", required=True
+    )
+    policy = op(policies.add_parser("set", help="set a financier's policy"), "policy")
     policy.add_argument("financier", type=_slug)
     policy.add_argument("--category", default="*")
     policy.add_argument("--advance-rate", default="0.70")

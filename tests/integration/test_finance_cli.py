@@ -1,0 +1,139 @@
+"""The finance commands of the CLI: registration, lines, and refusals with stable codes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from ledger import registry_store
+from ledger.db import Conn
+from tests.integration.test_cli import tracefin
+
+pytestmark = pytest.mark.integration
+
+
+def ok(database_url: str, *args: str) -> object:
+    result = tracefin(database_url, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> None:
+    maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, maker, "manufacturer")
+    registry_store.add_org(db, bank, "financier")
+    gtin = (
+        "0"
+        + secrets.choice("123456789")
+        + secrets.token_hex(6)[:12].translate(str.maketrans("abcdef", "123456"))
+    )
+    product = ok(
+        database_url,
+        "product",
+        "add",
+        maker,
+        gtin,
+        "--name",
+        "Ice cream",
+        "--category",
+        "frozen",
+        "--price",
+        "8.90",
+        "--currency",
+        "CNY",
+        "--min-temp",
+        "-25",
+        "--max-temp",
+        "-15",
+    )
+    assert product["unit_price_minor"] == 890  # type: ignore[index]
+    place = ok(
+        database_url,
+        "warehouse",
+        "add",
+        maker,
+        "urn:epc:id:sgln:0614141.00001.0",
+        "--name",
+        "Cold store",
+    )
+    location = place["location"]  # type: ignore[index]
+    assert location == "https://id.gs1.org/414/0614141000012"
+    ok(database_url, "warehouse", "supervise", bank, location)
+    ok(database_url, "policy", "set", bank, "--category", "frozen", "--haircut", "0.10")
+    line = ok(database_url, "line", "open", bank, maker, "--limit", "50000", "--currency", "CNY")
+    assert (line["limit_minor"], line["status"]) == (5_000_000, "active")  # type: ignore[index]
+    frozen = ok(database_url, "line", "freeze", bank, str(line["id"]))  # type: ignore[index]
+    assert frozen["status"] == "frozen"  # type: ignore[index]
+    active = ok(database_url, "line", "unfreeze", bank, str(line["id"]))  # type: ignore[index]
+    assert active["status"] == "active"  # type: ignore[index]
+    actions = {
+        row[0]
+        for row in db.execute(
+            "SELECT action FROM finance_journal WHERE actor IN (%s, %s)", (maker, bank)
+        ).fetchall()
+    }
+    assert {
+        "product_registered",
+        "warehouse_registered",
+        "warehouse_supervised",
+        "policy_set",
+        "line_opened",
+        "line_frozen",
+        "line_active",
+    } <= actions
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("lot", "status", "https://id.gs1.org/01/09506000134352/10/NOPE"), "unknown_lot"),
+        (("lot", "status", "urn:epc:id:sgtin:0614141.012345.1"), "invalid_lot"),
+        (("line", "freeze", "{maker}", "1"), "wrong_role"),
+        (("repay", "nobody", "1", "10.00"), "unknown_org"),
+        (
+            (
+                "product",
+                "add",
+                "{maker}",
+                "123",
+                "--name",
+                "x",
+                "--category",
+                "c",
+                "--price",
+                "1",
+                "--currency",
+                "CNY",
+            ),
+            "invalid_gtin",
+        ),
+        (
+            (
+                "product",
+                "add",
+                "{maker}",
+                "00614141000012",
+                "--name",
+                "x",
+                "--category",
+                "c",
+                "--price",
+                "1.234",
+                "--currency",
+                "CNY",
+            ),
+            "invalid_input",
+        ),
+    ],
+)
+def test_refusals_have_stable_codes(
+    database_url: str, db: Conn, args: tuple[str, ...], code: str
+) -> None:
+    maker = f"maker-{secrets.token_hex(3)}"
+    registry_store.add_org(db, maker, "manufacturer")
+    result = tracefin(database_url, *(a.format(maker=maker) for a in args))
+    assert result.returncode == 2, result.stdout
+    assert f"tracefin: {code}:" in result.stderr
+    assert "Traceback" not in result.stderr
