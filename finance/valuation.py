@@ -214,3 +214,21 @@ def check_cold_chain(conn: Conn, now: datetime) -> int:
             if line_id is not None:
                 revalue_line(conn, line_id, lot_uri, reason="cold_chain_breach", log_index=None)
     return raised
+
+
+def check_expiry(conn: Conn, now: datetime) -> int:
+    """Flag (and re-value) lots in stock whose best-before date has passed; returns how many."""
+    raised = 0
+    for (lot_uri,) in conn.execute(
+        "SELECT lot_uri FROM lots WHERE best_before < %s AND quantity > 0", (now.date(),)
+    ).fetchall():
+        pledge = store.live_pledge(conn, lot_uri)
+        line_id = pledge.line_id if pledge is not None else None
+        if store.raise_flag(
+            conn, "expired", "best-before date passed", lot_uri=lot_uri, line_id=line_id
+        ):
+            raised += 1
+            store.journal(conn, ACTOR, "flag_expired", lot_uri, {})
+            if line_id is not None:
+                revalue_line(conn, line_id, lot_uri, reason="expired", log_index=None)
+    return raised

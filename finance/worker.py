@@ -35,7 +35,7 @@ ACTOR = "finance-worker"
 class FinanceConfig:
     chunk_size: int = 500
     idle_sleep: timedelta = timedelta(milliseconds=100)
-    telemetry_check_every: timedelta = timedelta(seconds=1)
+    conditions_check_every: timedelta = timedelta(seconds=1)
 
 
 class FinanceWorker:
@@ -66,9 +66,10 @@ class FinanceWorker:
             applied = self.apply_next_chunk(conn)
             self.applied += applied
             now = time.monotonic()
-            if now - checked >= self._config.telemetry_check_every.total_seconds():
+            if now - checked >= self._config.conditions_check_every.total_seconds():
                 with conn.transaction():
                     valuation.check_cold_chain(conn, datetime.now(UTC))
+                    valuation.check_expiry(conn, datetime.now(UTC))
                 checked = now
             if not applied:
                 self._stop.wait(self._config.idle_sleep.total_seconds())
