@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from eth_hash.auto import keccak
 
@@ -229,16 +229,14 @@ def _pledge(conn: Conn, chain: Chain, bank: registry_store.Org, lot_uri: str) ->
                 f"{lot_uri} is not in a warehouse {financier} supervises",
             )
         key = lot_key(lot_uri)
-        existing = store.live_pledge(conn, lot_uri)
-        if existing is not None:
-            _double_pledge(conn, lot_uri, financier, "the database already has a live pledge")
+        # The contract decides, not this database: other banks' systems share only the chain.
         try:
             tx = chain.pledge(key, org_address(bank), state.last_inspection_hash or bytes(32))
         except ChainReverted as exc:
             if exc.error == "AlreadyPledged" and chain.pledgee(key) == _checksum(org_address(bank)):
                 tx = b""  # an earlier attempt pledged on chain but did not commit here
             elif exc.error == "AlreadyPledged":
-                _double_pledge(conn, lot_uri, financier, "PledgeRegistry refused: already pledged")
+                _double_pledge(lot_uri, "PledgeRegistry refused: already pledged")
             else:
                 raise
         store.add_pledge(conn, lot_uri, line.id, key, state.location or "", tx)
@@ -258,7 +256,7 @@ def _checksum(address: str) -> str:
     return str(Web3.to_checksum_address(address))
 
 
-def _double_pledge(conn: Conn, lot_uri: str, financier: str, detail: str) -> None:
+def _double_pledge(lot_uri: str, detail: str) -> NoReturn:
     raise FinanceError("double_pledge", f"{lot_uri} is already pledged ({detail})")
 
 

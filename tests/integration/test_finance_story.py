@@ -138,6 +138,7 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
         with pytest.raises(FinanceError) as refused:
             service.pledge(conn, chain, "bank-b", lot)
         assert refused.value.code == "double_pledge"
+        assert "PledgeRegistry refused" in refused.value.detail
         assert "double_pledge" in store.open_flags(conn, lot)
         assert pledged["line"] == line.id
 
