@@ -38,7 +38,7 @@ test-fast: bootstrap
 	$(BIN)/pytest -q -ra tests/unit
 
 demo: bootstrap services
-	@scripts/demo.sh
+	$(BIN)/python scripts/demo.py
 
 bench: bootstrap services
 	$(BIN)/python bench/ingest.py

@@ -46,7 +46,9 @@ def prepare(conn: Conn, count: int, first_product: int) -> list[EventToStore]:
     rows: list[EventToStore] = []
     product = first_product
     while len(rows) < count:
-        events = [event for _, event in lifecycle(product, start + timedelta(seconds=product))]
+        events = [
+            event for _, event in lifecycle(product, start + timedelta(milliseconds=10 * product))
+        ]
         result = capture(
             __import__("orjson").dumps(events),
             device,
@@ -57,6 +59,8 @@ def prepare(conn: Conn, count: int, first_product: int) -> list[EventToStore]:
         rows += [
             EventToStore(a, device.org_id, device.device_id, "bench", now) for a in result.accepted
         ]
+        if not result.accepted:
+            raise RuntimeError(f"capture refused the lifecycle: {result.refused[:1]}")
         product += 1
     return rows[:count]
 

@@ -193,21 +193,23 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
 
 
 def add_members(conn: Conn, members: Sequence[tuple[str, str]]) -> None:
-    if members:
-        conn.cursor().executemany(
-            "INSERT INTO lot_members (epc, lot_uri) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            members,
-        )
+    """New (epc, lot) memberships; the caller passes only EPCs not yet members of a lot."""
+    with conn.cursor().copy("COPY lot_members (epc, lot_uri) FROM STDIN") as copy:
+        for row in members:
+            copy.write_row(row)
 
 
 def add_evidence(conn: Conn, rows: Sequence[tuple[str, int, bytes, str | None]]) -> None:
-    """(lot, log index, event hash, bizStep) rows: the events each lot's state rests on."""
-    if rows:
-        conn.cursor().executemany(
-            "INSERT INTO lot_evidence (lot_uri, log_index, event_hash, biz_step)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            rows,
-        )
+    """(lot, log index, event hash, bizStep) rows: the events each lot's state rests on.
+
+    COPY, not INSERT: the worker applies each log position once (cursor and rows commit
+    together), so these rows never exist already.
+    """
+    with conn.cursor().copy(
+        "COPY lot_evidence (lot_uri, log_index, event_hash, biz_step) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
@@ -511,6 +513,28 @@ def add_receivable(
         (lot_uri, purchase_order, amount_minor, currency, advance_minor, event_hash),
     ).fetchone()
     return row is not None
+
+
+def add_receivables(conn: Conn, rows: Sequence[tuple[str, str, int, str, int, bytes]]) -> None:
+    """(lot, PO, amount, currency, advance, event hash) rows; a known (lot, PO) is skipped."""
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
+            " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def add_journal(
+    conn: Conn, rows: Sequence[tuple[str, str, str, dict[str, Any], list[bytes], int | None]]
+) -> None:
+    """Many journal entries at once: (actor, action, subject, detail, evidence, log index)."""
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO finance_journal (actor, action, subject, detail, evidence, log_index)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(a, b, c, Jsonb(d), e, f) for a, b, c, d, e, f in rows],
+        )
 
 
 def journal(

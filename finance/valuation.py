@@ -148,39 +148,10 @@ def route_proceeds(
     )
 
 
-def create_receivable(
-    conn: Conn,
-    lot_uri: str,
-    purchase_order: str,
-    event: LoggedEvent,
-    quantity: int,
-    product: store.Product,
-) -> None:
-    """Delivery confirmed at the buyer with its PO: a receivable that can be financed."""
+def receivable_terms(quantity: int, product: store.Product) -> tuple[Money, Money]:
+    """(amount, advance) of a receivable for `quantity` units delivered with a PO."""
     amount = Money(product.unit_price_minor * quantity, product.currency)
-    advance = receivable_advance(amount, Policy())
-    if store.add_receivable(
-        conn,
-        lot_uri,
-        purchase_order,
-        amount.minor,
-        amount.currency,
-        advance.minor,
-        event.event_hash,
-    ):
-        store.journal(
-            conn,
-            ACTOR,
-            "receivable",
-            lot_uri,
-            {
-                "purchase_order": purchase_order,
-                "amount_minor": amount.minor,
-                "advance_minor": advance.minor,
-            },
-            [event.event_hash],
-            event.log_index,
-        )
+    return amount, receivable_advance(amount, Policy())
 
 
 def check_cold_chain(conn: Conn, now: datetime) -> int:
