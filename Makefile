@@ -43,6 +43,7 @@ demo: bootstrap services
 bench: bootstrap services
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/anchor.py
+	$(BIN)/python bench/finance.py
 
 # Rebuild the committed ABI + bytecode artifacts from contracts/*.sol (pinned solc-js).
 contracts: node_modules/.installed
