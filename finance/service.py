@@ -22,11 +22,10 @@ from finance.rules import (
     decide,
     revalue,
 )
-from finance.tracking import lot_uri as make_lot_uri
 from ledger import registry_store
 from ledger.chain import Chain, ChainReverted
 from ledger.db import Conn
-from ledger.identifiers import normalise_epc, parse_lot
+from ledger.identifiers import lot_uri, normalise_epc, parse_lot
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def canonical_lot(value: str) -> str:
         raise FinanceError("invalid_lot", str(exc)) from None
     if parsed is None:
         raise FinanceError("invalid_lot", f"{value!r} is not a lot (GTIN + lot number)")
-    return make_lot_uri(*parsed)
+    return lot_uri(*parsed)
 
 
 def _org(conn: Conn, slug: str, role: str | None = None) -> registry_store.Org:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ledger.identifiers import normalise_epc, parse_lot, parse_sgtin
+from ledger.identifiers import lot_uri, parse_lot, parse_sgtin
 
 # Custody follows the business step (CBV 2.0 bare words, as the event store keeps them).
 _CUSTODY = {
@@ -66,10 +66,6 @@ class LotChange:
     moved: bool = False
     sold: int = 0
     purchase_order: str | None = None
-
-
-def lot_uri(gtin: str, lot: str) -> str:
-    return normalise_epc(f"https://id.gs1.org/01/{gtin}/10/{lot}")
 
 
 def changes(event: LoggedEvent, members: Mapping[str, str]) -> list[LotChange]:

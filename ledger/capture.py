@@ -19,7 +19,7 @@ from ledger.event_hash import (
     hash_id_from_digest,
     normalise_event,
 )
-from ledger.identifiers import normalise_epc, parse_lot
+from ledger.identifiers import lot_uri, normalise_epc, parse_lot
 from ledger.rejects import EventRejected, RejectCode
 from ledger.signatures import parse_signature, recover_address
 
@@ -219,11 +219,6 @@ def _lot_uris(classes: Iterable[str]) -> Iterator[str]:
         lot = parse_lot(epc_class)
         if lot is not None:
             yield lot_uri(*lot)
-
-
-def lot_uri(gtin: str, lot: str) -> str:
-    """The one stored form of a lot: its canonical GS1 Digital Link URI."""
-    return normalise_epc(f"https://id.gs1.org/01/{gtin}/10/{lot}")
 
 
 def _check_signature(item: _Item, digest: bytes, device: DeviceKey) -> bytes | None:

@@ -523,3 +523,13 @@ def parse_sgtin(value: str) -> tuple[str, str] | None:
     if not serial:
         return None
     return gtin, serial
+
+
+def lot_uri(gtin: str, lot: str) -> str:
+    """The one stored form of a lot: its canonical GS1 Digital Link URI."""
+    return normalise_epc(f"https://id.gs1.org/01/{gtin}/10/{_percent_encode(lot)}")
+
+
+def sgtin_uri(gtin: str, serial: str) -> str:
+    """The one stored form of a serialised item: its canonical GS1 Digital Link URI."""
+    return normalise_epc(f"https://id.gs1.org/01/{gtin}/21/{_percent_encode(serial)}")

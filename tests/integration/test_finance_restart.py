@@ -11,9 +11,9 @@ import pytest
 from psycopg import sql
 
 from finance import service, store
-from finance.tracking import lot_uri
 from ledger import log_store, registry_store
 from ledger.db import Conn
+from ledger.identifiers import lot_uri
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for

@@ -12,9 +12,9 @@ from finance.tracking import (
     LotRecord,
     apply_change,
     changes,
-    lot_uri,
     purchase_order,
 )
+from ledger.identifiers import lot_uri
 
 GTIN = "00614141000012"
 LOT = lot_uri(GTIN, "L1")
