@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ledger.identifiers import lot_uri, parse_lot, parse_sgtin
+from ledger.identifiers import parse_lot, parse_sgtin
+from ledger.lots import commissioned_lot, ilmd_value
 
 # Custody follows the business step (CBV 2.0 bare words, as the event store keeps them).
 _CUSTODY = {
@@ -81,7 +82,7 @@ def changes(event: LoggedEvent, members: Mapping[str, str]) -> list[LotChange]:
 
     for uri in event.lots:
         change(uri)
-    commissioned = _commissioned_lot(event)
+    commissioned = commissioned_lot(event.biz_step, event.action, event.epcs, event.event)
     if commissioned is not None:
         created = change(commissioned)
         fresh = [epc for epc in event.epcs if epc not in members]
@@ -122,31 +123,9 @@ def _apply_step(event: LoggedEvent, change: LotChange, items: list[str]) -> None
         change.purchase_order = purchase_order(event.event)
 
 
-def _commissioned_lot(event: LoggedEvent) -> str | None:
-    if event.biz_step != "commissioning" or event.action != "ADD":
-        return None
-    lot = _ilmd(event.event, "lotNumber")
-    if not isinstance(lot, str) or not event.epcs:
-        return None
-    gtins = {parsed[0] for epc in event.epcs if (parsed := parse_sgtin(epc)) is not None}
-    if len(gtins) != 1:
-        return None
-    return lot_uri(gtins.pop(), lot)
-
-
-def _ilmd(event: Mapping[str, Any], name: str) -> object:
-    ilmd = event.get("ilmd")
-    if not isinstance(ilmd, Mapping):
-        return None
-    for key, value in ilmd.items():
-        if key == name or key.endswith(":" + name):
-            return value
-    return None
-
-
 def _best_before(event: Mapping[str, Any]) -> date | None:
     for name in ("bestBeforeDate", "itemExpirationDate", "sellByDate"):
-        value = _ilmd(event, name)
+        value = ilmd_value(event, name)
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value[:10])

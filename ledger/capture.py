@@ -5,9 +5,10 @@ Pure: no I/O. The caller looks the device up, stores what is accepted and answer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -20,6 +21,7 @@ from ledger.event_hash import (
     normalise_event,
 )
 from ledger.identifiers import lot_uri, normalise_epc, parse_lot
+from ledger.lots import commissioned_lot
 from ledger.rejects import EventRejected, RejectCode
 from ledger.signatures import parse_signature, recover_address
 
@@ -204,7 +206,7 @@ def _accept(
         context=context_json,
         signature=signature,
         epcs=tuple(event.epcs()),
-        lots=tuple(dict.fromkeys(_lot_uris(event.epc_classes()))),
+        lots=tuple(dict.fromkeys(_lots(event, item.raw))),
         read_point=read_point,
         biz_location=biz_location,
     )
@@ -214,8 +216,14 @@ def _place(place: Place | None) -> str | None:
     return normalise_epc(place.id) if place is not None else None
 
 
-def _lot_uris(classes: Iterable[str]) -> Iterator[str]:
-    for epc_class in classes:
+def _lots(event: EPCISEvent, raw: dict[str, Any]) -> Iterator[str]:
+    """The lots an event is about: LGTIN classes, and the lot a commissioning creates."""
+    commissioned = commissioned_lot(
+        event.biz_step, getattr(event, "action", None), event.epcs(), raw
+    )
+    if commissioned is not None:
+        yield commissioned
+    for epc_class in event.epc_classes():
         lot = parse_lot(epc_class)
         if lot is not None:
             yield lot_uri(*lot)

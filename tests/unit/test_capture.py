@@ -130,3 +130,15 @@ def test_whole_payload_refusals(payload: bytes, code: str) -> None:
 def test_malformed_epc_is_an_invalid_identifier() -> None:
     result = run(event(epcList=["urn:epc:id:sgtin:notanumber"]), UNSIGNED)
     assert refusals(result) == [(0, "invalid_identifier")]
+
+
+def test_commissioning_names_the_lot_it_creates() -> None:
+    commissioning = event(
+        action="ADD",
+        bizStep="commissioning",
+        disposition="active",
+        quantityList=[],
+        ilmd={"cbvmda:lotNumber": "LOT-9"},
+    )
+    (accepted,) = run(commissioning, UNSIGNED).accepted
+    assert accepted.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-9",)
