@@ -50,7 +50,9 @@ def org_address(org: registry_store.Org) -> str:
 
 
 def canonical_lot(value: str) -> str:
-    """A lot given as URN or Digital Link, in its one stored form."""
+    """A lot given as URN, Digital Link, or Digital Link path (`01/{gtin}/10/{lot}`)."""
+    if value.startswith(("01/", "/01/")):
+        value = "https://id.gs1.org/" + value.lstrip("/")
     try:
         parsed = parse_lot(normalise_epc(value))
     except ValueError as exc:

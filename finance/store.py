@@ -551,3 +551,42 @@ def journal(
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (actor, action, subject, Jsonb(detail), list(evidence), log_index),
     )
+
+
+def risk_flags_for_financier(
+    conn: Conn, financier_org_id: int, since: datetime | None
+) -> list[tuple[Any, ...]]:
+    """Flags on the financier's lines and on lots pledged to it, oldest first."""
+    return conn.execute(
+        "SELECT DISTINCT f.id, f.lot_uri, f.line_id, f.kind, f.detail, f.raised_at"
+        " FROM risk_flags f"
+        " LEFT JOIN pledges p ON p.lot_uri = f.lot_uri AND p.released_at IS NULL"
+        " JOIN credit_lines c ON c.id = coalesce(f.line_id, p.line_id)"
+        " WHERE c.financier_org_id = %s AND (%s::timestamptz IS NULL OR f.raised_at >= %s)"
+        " ORDER BY f.raised_at, f.id LIMIT 1000",
+        (financier_org_id, since, since),
+    ).fetchall()
+
+
+def lot_visible_to(conn: Conn, org_id: int, role: str, lot_uri: str) -> bool:
+    """Object-level access to a lot's goods status.
+
+    Regulators see every lot; the product's owner sees its own lots; a financier sees lots
+    pledged to it or lying in a warehouse it supervises (offered to it as collateral).
+    """
+    if role == "regulator":
+        return True
+    row = conn.execute(
+        """
+        SELECT EXISTS (SELECT 1 FROM lots l JOIN products p ON p.gtin = l.gtin
+                       WHERE l.lot_uri = %(lot)s AND p.owner_org_id = %(org)s)
+            OR EXISTS (SELECT 1 FROM pledges pl JOIN credit_lines c ON c.id = pl.line_id
+                       WHERE pl.lot_uri = %(lot)s AND pl.released_at IS NULL
+                       AND c.financier_org_id = %(org)s)
+            OR EXISTS (SELECT 1 FROM lots l JOIN supervised_warehouses s ON s.location = l.location
+                       WHERE l.lot_uri = %(lot)s AND s.financier_org_id = %(org)s
+                       AND %(role)s = 'financier')
+        """,
+        {"lot": lot_uri, "org": org_id, "role": role},
+    ).fetchone()
+    return bool(row and row[0])

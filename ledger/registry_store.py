@@ -101,3 +101,23 @@ def known_orgs(conn: Conn, slugs: Iterable[str]) -> set[str]:
         "SELECT slug FROM orgs WHERE slug = ANY(%s::text[])", (list(slugs),)
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def principal_for_key(conn: Conn, api_key: str) -> Org | None:
+    """The organisation a live (not revoked) API key belongs to."""
+    with conn.cursor(row_factory=class_row(Org)) as cursor:
+        return cursor.execute(
+            "SELECT o.id, o.slug, o.role FROM api_keys k JOIN orgs o ON o.id = k.org_id"
+            " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+            (hash_api_key(api_key),),
+        ).fetchone()
+
+
+def revoke_keys(conn: Conn, slug: str) -> int:
+    """Revoke every live key of an organisation; returns how many."""
+    cursor = conn.execute(
+        "UPDATE api_keys SET revoked_at = now() FROM orgs o"
+        " WHERE api_keys.org_id = o.id AND o.slug = %s AND api_keys.revoked_at IS NULL",
+        (slug,),
+    )
+    return cursor.rowcount

@@ -65,6 +65,23 @@ def cmd_org_add(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps({"org": org.slug, "role": org.role, "api_key": api_key}))
 
 
+def cmd_org_revoke_key(args: argparse.Namespace, settings: Settings) -> None:
+    with _connect(settings) as conn:
+        org = registry_store.get_org(conn, args.slug)
+        if org is None:
+            raise CliError(f"unknown organisation {args.slug!r}")
+        revoked = registry_store.revoke_keys(conn, args.slug)
+        api_key = registry_store.issue_api_key(conn, org.id) if args.reissue else None
+    print(json.dumps({"org": args.slug, "revoked": revoked, "api_key": api_key}))
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
+    from api.main import run_api
+
+    _database_url(settings)
+    run_api(settings)
+
+
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
     if args.unsigned == (args.address is not None):
         raise CliError("give exactly one of --address 0x… or --unsigned")
@@ -360,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     org_add.add_argument("slug", type=_slug, help=_SLUG_HELP)
     org_add.add_argument("--role", required=True, choices=registry_store.ROLES)
     org_add.set_defaults(handler=cmd_org_add)
+    revoke = org.add_parser("revoke-key", help="revoke every API key of an organisation")
+    revoke.add_argument("slug", type=_slug)
+    revoke.add_argument("--reissue", action="store_true", help="print one new key")
+    revoke.set_defaults(handler=cmd_org_revoke_key)
 
     device = commands.add_parser("device", help="devices").add_subparsers(
         dest="device_command", required=True
@@ -406,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         "audit", help="recompute every hash and batch root and compare with the chain"
     ).set_defaults(handler=cmd_audit)
 
+    commands.add_parser("api", help="serve the HTTP API").set_defaults(handler=cmd_api)
     commands.add_parser("finance", help="run the finance monitoring worker").set_defaults(
         handler=cmd_finance
     )

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     chain_private_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_public_rate_per_minute: int = Field(default=600, ge=1)
+    api_db_pool_size: int = Field(default=8, ge=1, le=128)
 
     # Ingest: a batch closes when it holds `ingest_batch_size` messages or its oldest message has
     # waited `ingest_batch_max_wait_ms`, whichever comes first.

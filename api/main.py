@@ -1,0 +1,33 @@
+"""The `tracefin api` process: settings -> connection pool -> app -> uvicorn on one port."""
+
+from __future__ import annotations
+
+import uvicorn
+from psycopg_pool import ConnectionPool
+
+from api.app import create_app
+from tracefin.settings import Settings
+
+
+def run_api(settings: Settings) -> None:
+    if settings.database_url is None:
+        raise SystemExit("tracefin api needs TRACEFIN_DATABASE_URL")
+    pool = ConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.api_db_pool_size,
+        kwargs={"autocommit": True},
+        check=ConnectionPool.check_connection,
+        open=False,
+    )
+    pool.open(wait=True, timeout=30)
+    try:
+        uvicorn.run(
+            create_app(settings, pool),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        pool.close()

@@ -1,0 +1,203 @@
+"""Public routes: the GS1 Digital Link provenance pages, proofs, verification and QR codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.errors import Problem
+from api.i18n import TEXTS, language
+from api.schemas import (
+    EventPublic,
+    ProductPublic,
+    ProvenancePublic,
+    Verification,
+    VerifyResult,
+)
+from finance import store as finance_store
+from ledger import provenance
+from ledger.chain import connect
+from ledger.event_hash import digest_from_hash_id, hash_id_from_digest
+from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
+from ledger.proofs import build_bundle
+from ledger.verify import verify_bundle
+
+router = APIRouter()
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _provenance(
+    request: Request, gtin: str, *, lot: str | None = None, serial: str | None = None
+) -> ProvenancePublic:
+    gtin14 = gtin.zfill(14)
+    with request.app.state.pool.connection() as conn:
+        if serial is not None:
+            uri = sgtin_uri(gtin14, serial)
+            history = provenance.item_history(conn, uri)
+        else:
+            assert lot is not None
+            uri = lot_uri(gtin14, lot)
+            history = provenance.lot_history(conn, uri)
+        product = finance_store.get_product(conn, gtin14)
+    if not history:
+        raise Problem(404, "unknown_product", f"no events are known for {uri}")
+    events = [
+        EventPublic(
+            event_hash=event.hash_id,
+            event_time=event.event_time,
+            event_time_zone_offset=event.event_time_zone_offset,
+            event_type=event.event_type,
+            action=event.action,
+            biz_step=event.biz_step,
+            disposition=event.disposition,
+            stage=event.stage,
+            read_point=event.read_point,
+            biz_location=event.biz_location,
+            sensor_readings=event.sensor_readings,
+            verification=Verification(
+                state=event.verification,
+                batch_id=event.batch_id,
+                block_number=event.block_number,
+                tx_hash=event.tx_hash,
+                proof_url=f"/v1/proofs/{digest_from_hash_id(event.hash_id).hex()}",
+            ),
+        )
+        for event in history
+    ]
+    states = [event.verification.state for event in events]
+    return ProvenancePublic(
+        product=ProductPublic(
+            gtin=gtin14,
+            name=product.name if product else None,
+            lot=lot,
+            serial=serial,
+            digital_link=uri,
+        ),
+        events=events,
+        verified=states.count("anchored"),
+        pending=states.count("pending"),
+        failed=states.count("failed"),
+    )
+
+
+def _respond(request: Request, page: ProvenancePublic) -> Response:
+    if "text/html" in request.headers.get("accept", "") and "application/json" not in (
+        request.headers.get("accept", "")
+    ):
+        lang = language(request.headers.get("accept-language"))
+        html = _templates.get_template("provenance.html").render(
+            lang=lang,
+            t=TEXTS[lang],
+            product=page.product,
+            events=page.events,
+            verified=page.verified,
+            pending=page.pending,
+            failed=page.failed,
+        )
+        return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
+    return Response(
+        page.model_dump_json(), media_type="application/json", headers={"Vary": "Accept"}
+    )
+
+
+@router.get(
+    "/01/{gtin}/21/{serial}",
+    response_model=ProvenancePublic,
+    summary="Provenance of a serialised item (GS1 Digital Link)",
+)
+def item_page(request: Request, gtin: str, serial: str) -> Response:
+    _check_gtin(gtin)
+    return _respond(request, _provenance(request, gtin, serial=serial))
+
+
+@router.get(
+    "/01/{gtin}/10/{lot}",
+    response_model=ProvenancePublic,
+    summary="Provenance of a lot (GS1 Digital Link)",
+)
+def lot_page(request: Request, gtin: str, lot: str) -> Response:
+    _check_gtin(gtin)
+    return _respond(request, _provenance(request, gtin, lot=lot))
+
+
+@router.get(
+    "/v1/provenance",
+    response_model=ProvenancePublic,
+    summary="Provenance by EPC URN or Digital Link (item or lot)",
+)
+def provenance_by_epc(request: Request, epc: Annotated[str, Query(max_length=512)]) -> Response:
+    try:
+        canonical = normalise_epc(epc)
+        item, lot = parse_sgtin(canonical), parse_lot(canonical)
+    except ValueError as exc:
+        raise Problem(400, "invalid_identifier", str(exc)) from None
+    if item is not None:
+        return _respond(request, _provenance(request, item[0], serial=item[1]))
+    if lot is not None:
+        return _respond(request, _provenance(request, lot[0], lot=lot[1]))
+    raise Problem(400, "invalid_identifier", "give an SGTIN (item) or LGTIN (lot) identifier")
+
+
+def _check_gtin(gtin: str) -> None:
+    if not gtin.isdigit() or len(gtin) not in (8, 12, 13, 14):
+        raise Problem(400, "invalid_identifier", "a GTIN has 8, 12, 13 or 14 digits")
+
+
+@router.get("/v1/proofs/{event_hash}", summary="The proof bundle of an event")
+def proof(request: Request, event_hash: str) -> dict[str, Any]:
+    """`event_hash` is the 64-hex digest or the full `ni:///sha-256;…?ver=CBV2.0` (URL-encoded)."""
+    try:
+        digest = (
+            bytes.fromhex(event_hash) if len(event_hash) == 64 else digest_from_hash_id(event_hash)
+        )
+    except ValueError:
+        raise Problem(
+            400, "invalid_event_hash", "give a 64-hex digest or an event hash id"
+        ) from None
+    with request.app.state.pool.connection() as conn:
+        bundle = build_bundle(conn, digest)
+    if bundle is None:
+        raise Problem(
+            404, "unknown_event", f"no stored event has the hash {hash_id_from_digest(digest)}"
+        )
+    return bundle
+
+
+@router.post(
+    "/v1/verify",
+    response_model=VerifyResult,
+    summary="Check a proof bundle against the chain (no database involved)",
+)
+def verify(request: Request, bundle: Annotated[dict[str, Any], Body()]) -> VerifyResult:
+    rpc = request.app.state.chain_rpc_url
+    if rpc is None:
+        raise Problem(503, "no_chain", "this server has no chain RPC endpoint configured")
+    verdict = verify_bundle(bundle, connect(rpc))
+    return VerifyResult(valid=verdict.valid, reasons=verdict.reasons)
+
+
+@router.get(
+    "/v1/qr", summary="A QR code (SVG or PNG) encoding a URL, e.g. a product's Digital Link"
+)
+def qr(
+    url: Annotated[str, Query(min_length=1, max_length=512)],
+    format: Annotated[str, Query(pattern="^(svg|png)$")] = "svg",
+) -> Response:
+    if not url.startswith(("https://", "http://")):
+        raise Problem(400, "invalid_url", "only http(s) URLs are encoded")
+    code = segno.make(url, error="m")
+    buffer = io.BytesIO()
+    code.save(buffer, kind=format, scale=6, border=2)
+    media = "image/svg+xml" if format == "svg" else "image/png"
+    return Response(
+        buffer.getvalue(), media_type=media, headers={"Cache-Control": "public, max-age=86400"}
+    )

@@ -1,0 +1,334 @@
+"""The HTTP API over a real database and chain: pages, proofs, capture, query, access control."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
+
+from api.app import create_app
+from finance import service, store
+from ledger import log_store, merkle, registry_store
+from ledger.chain import Chain, connect
+from ledger.db import Conn
+from ledger.deployment import ensure_deployment
+from tests.integration.events import make_event, store_events
+from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
+from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+
+pytestmark = pytest.mark.integration
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+GTIN = gtin_for(0)
+ITEM = f"/01/{GTIN}/21/0000000000"
+LOT = f"/01/{GTIN}/10/L0000000"
+LOT_URI = f"https://id.gs1.org{LOT}"
+
+
+@dataclass
+class World:
+    client: TestClient
+    keys: dict[str, str]
+    conn: Conn
+    digests: list[bytes]
+    chain_rpc_url: str
+
+    def get(self, path: str, who: str | None = None, **kwargs: object) -> object:
+        headers = dict(kwargs.pop("headers", {}))  # type: ignore[call-overload]
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.keys[who]}"
+        return self.client.get(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def anchor_all(conn: Conn, chain: Chain, deployment_id: int) -> None:
+    """What the anchor leader does, inline: position everything, anchor it in one batch."""
+    log_store.assign_positions(conn, 100_000)
+    first = log_store.anchored_end(conn, deployment_id)
+    count = log_store.log_size(conn) - first
+    digests = log_store.entries(conn, first, count)
+    root = merkle.root(digests)
+    sent = chain.anchor_batch(first, count, root)
+    log_store.record_batch(
+        conn,
+        deployment_id,
+        batch_id=sent.batch_id,
+        first_index=first,
+        count=count,
+        root=root,
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+    )
+
+
+@pytest.fixture
+def world(fresh_database_url: str, chain_rpc_url: str) -> Iterator[World]:
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        keys = {}
+        for slug, role in (
+            ("maker", "manufacturer"),
+            ("rival", "manufacturer"),
+            ("bank", "financier"),
+            ("other-bank", "financier"),
+            ("regulator", "regulator"),
+        ):
+            keys[slug] = registry_store.add_org(conn, slug, role)[1]
+        digests = store_events(conn, 14, "maker")  # two lots through all five stages
+        service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
+        service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
+        service.supervise(conn, "bank", WAREHOUSE)
+        deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY)
+        chain = Chain(
+            connect(chain_rpc_url), deployment.deployment.anchor_address, None, DEVNET_PRIVATE_KEY
+        )
+        anchor_all(conn, chain, deployment.deployment.id)
+        # The finance worker's view of the lots, so goods status has something to show.
+        from finance.worker import FinanceConfig, FinanceWorker
+
+        FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
+        line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
+        store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+        pool = ConnectionPool(
+            fresh_database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True
+        )
+        settings = Settings(
+            _env_file=None,
+            database_url=fresh_database_url,  # type: ignore[call-arg]
+            chain_rpc_url=chain_rpc_url,
+            api_public_rate_per_minute=10_000,
+        )
+        with TestClient(create_app(settings, pool), raise_server_exceptions=False) as client:
+            yield World(client, keys, conn, digests, chain_rpc_url)
+        pool.close()
+
+
+def test_item_page_json_shows_only_public_fields_with_verification(world: World) -> None:
+    response = world.get(ITEM, headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    page = response.json()  # type: ignore[attr-defined]
+    assert page["product"] == {
+        "gtin": GTIN,
+        "name": "Frozen dumplings",
+        "lot": None,
+        "serial": "0000000000",
+        "digital_link": f"https://id.gs1.org{ITEM}",
+    }
+    steps = [event["biz_step"] for event in page["events"]]
+    # The item itself, its pallet and its lot: all five stages.
+    assert steps == [
+        "commissioning",
+        "packing",
+        "inspecting",
+        "storing",
+        "shipping",
+        "accepting",
+        "retail_selling",
+    ]
+    assert (page["verified"], page["pending"], page["failed"]) == (7, 0, 0)
+    first = page["events"][0]
+    assert set(first) == {
+        "event_hash",
+        "event_time",
+        "event_time_zone_offset",
+        "event_type",
+        "action",
+        "biz_step",
+        "disposition",
+        "stage",
+        "read_point",
+        "biz_location",
+        "sensor_readings",
+        "verification",
+    }
+    assert first["verification"]["state"] == "anchored"
+    assert "price" not in response.text  # type: ignore[attr-defined]
+    assert "device" not in response.text  # type: ignore[attr-defined]
+
+
+def test_lot_page_and_epc_lookup(world: World) -> None:
+    lot = world.get(LOT, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert lot["product"]["lot"] == "L0000000"
+    assert {e["stage"] for e in lot["events"]} >= {
+        "manufacturing",
+        "quality_inspection",
+        "inventory",
+        "logistics",
+        "sales",
+    }
+    by_urn = world.get(
+        "/v1/provenance", params={"epc": "urn:epc:class:lgtin:0614141.000000.L0000000"}
+    )
+    assert by_urn.status_code == 200  # type: ignore[attr-defined]
+    by_link = world.get("/v1/provenance", params={"epc": f"https://id.gs1.org{ITEM}"})
+    assert by_link.status_code == 200  # type: ignore[attr-defined]
+    bad = world.get("/v1/provenance", params={"epc": "urn:epc:id:sgtin:junk"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_identifier")  # type: ignore[attr-defined]
+
+
+def test_html_page_in_english_and_chinese(world: World) -> None:
+    english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en-GB"})
+    assert english.headers["content-type"].startswith("text/html")  # type: ignore[attr-defined]
+    assert english.text.count('class="event anchored"') == 7  # type: ignore[attr-defined]
+    assert "Verified on chain: 7" in english.text  # type: ignore[attr-defined]
+    assert "<script" not in english.text  # type: ignore[attr-defined]
+    assert "http://" not in english.text  # no external assets: the page works offline  # type: ignore[attr-defined]
+    chinese = world.get(
+        ITEM, headers={"Accept": "text/html", "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+    )
+    assert "已上链验证: 7" in chinese.text  # type: ignore[attr-defined]
+    assert "生产" in chinese.text  # type: ignore[attr-defined]
+
+
+def test_unknown_product_is_a_404_problem(world: World) -> None:
+    response = world.get(f"/01/{gtin_for(999)}/21/nope")
+    assert response.status_code == 404  # type: ignore[attr-defined]
+    assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    assert response.json()["code"] == "unknown_product"  # type: ignore[attr-defined]
+
+
+def test_tampered_event_shows_as_failed(world: World) -> None:
+    world.conn.execute(
+        "UPDATE events SET event = jsonb_set(event, '{disposition}', '\"damaged\"')"
+        " WHERE biz_step = 'inspecting' AND epcs = '{}' AND lots @> ARRAY[%s]",
+        (LOT_URI,),
+    )
+    page = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    states = {e["biz_step"]: e["verification"]["state"] for e in page["events"]}
+    assert states["inspecting"] == "failed"
+    assert page["failed"] == 1
+    html = world.get(ITEM, headers={"Accept": "text/html"}).text  # type: ignore[attr-defined]
+    assert 'class="event failed"' in html
+
+
+def test_proof_bundle_verifies_and_tampering_does_not(world: World) -> None:
+    digest = world.digests[3]
+    bundle = world.get(f"/v1/proofs/{digest.hex()}").json()  # type: ignore[attr-defined]
+    assert bundle["status"] == "anchored"
+    ok = world.client.post("/v1/verify", json=bundle)
+    assert ok.json() == {"valid": True, "reasons": []}
+    forged = world.client.post("/v1/verify", json={**bundle, "root": "0x" + "00" * 32})
+    assert forged.json()["valid"] is False
+    assert world.get("/v1/proofs/" + "ab" * 32).status_code == 404  # type: ignore[attr-defined]
+    assert world.get("/v1/proofs/zz").json()["code"] == "invalid_event_hash"  # type: ignore[attr-defined]
+    junk = world.client.post(
+        "/v1/verify", content=b"[1,2]", headers={"Content-Type": "application/json"}
+    )
+    assert junk.status_code == 422
+
+
+def test_qr_codes(world: World) -> None:
+    svg = world.get("/v1/qr", params={"url": f"https://id.gs1.org{ITEM}"})
+    assert svg.headers["content-type"] == "image/svg+xml"  # type: ignore[attr-defined]
+    assert b"<svg" in svg.content  # type: ignore[attr-defined]
+    png = world.get("/v1/qr", params={"url": f"https://id.gs1.org{ITEM}", "format": "png"})
+    assert png.content.startswith(b"\x89PNG")  # type: ignore[attr-defined]
+    assert world.get("/v1/qr", params={"url": "javascript:alert(1)"}).status_code == 400  # type: ignore[attr-defined]
+
+
+def test_capture_over_http_uses_the_mqtt_pipeline(world: World) -> None:
+    good, bad = make_event(), make_event(bizStep="teleporting")
+    headers = {"Authorization": f"Bearer {world.keys['maker']}"}
+    response = world.client.post("/v1/capture", json=[good, bad], headers=headers)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [a["status"] for a in body["accepted"]] == ["accepted"]
+    assert body["rejected"][0]["reason"] == "invalid_vocabulary"
+    again = world.client.post("/v1/capture", json=good, headers=headers)
+    assert again.json()["accepted"][0]["status"] == "duplicate"
+    not_json = world.client.post("/v1/capture", content=b"{nope", headers=headers)
+    assert (not_json.status_code, not_json.json()["code"]) == (400, "not_json")
+    dead = world.conn.execute("SELECT reason FROM dead_letters ORDER BY id").fetchall()
+    assert [r[0] for r in dead] == ["invalid_vocabulary", "not_json"]
+    huge = world.client.post("/v1/capture", content=b"x" * 2_000_000, headers=headers)
+    assert (huge.status_code, huge.json()["code"]) == (413, "payload_too_large")
+
+
+def test_event_query_is_scoped_filtered_and_paginated(world: World) -> None:
+    mine = world.get("/v1/events", "maker", params={"limit": 5}).json()  # type: ignore[attr-defined]
+    assert len(mine["events"]) == 5
+    assert mine["next_cursor"] is not None
+    rest = world.get(
+        "/v1/events",
+        "maker",  # type: ignore[attr-defined]
+        params={"limit": 500, "cursor": mine["next_cursor"]},
+    ).json()
+    assert len(mine["events"]) + len(rest["events"]) == 14
+    assert rest["next_cursor"] is None
+    assert world.get("/v1/events", "rival").json()["events"] == []  # type: ignore[attr-defined]
+    assert len(world.get("/v1/events", "regulator").json()["events"]) == 14  # type: ignore[attr-defined]
+    shipping = world.get("/v1/events", "maker", params={"EQ_bizStep": "shipping"}).json()  # type: ignore[attr-defined]
+    assert [e["bizStep"] for e in shipping["events"]] == ["shipping", "shipping"]
+    by_epc = world.get("/v1/events", "maker", params={"MATCH_epc": LOT_URI}).json()  # type: ignore[attr-defined]
+    assert {e["bizStep"] for e in by_epc["events"]} == {"commissioning", "inspecting", "storing"}
+
+
+# Every route x every role: the exact status (own org's objects where that matters).
+MATRIX = [
+    ("GET", "/v1/events", {"maker": 200, "rival": 200, "bank": 403, "regulator": 200}),
+    (
+        "GET",
+        f"/v1/lots{LOT}",
+        {"maker": 200, "rival": 404, "bank": 200, "other-bank": 404, "regulator": 200},
+    ),
+    ("GET", "/v1/risk-flags", {"maker": 403, "bank": 200, "regulator": 403}),
+    ("GET", f"/v1/trace{LOT}", {"maker": 403, "bank": 403, "regulator": 200}),
+    ("GET", "/v1/audit", {"maker": 403, "bank": 403, "regulator": 200}),
+    ("POST", "/v1/capture", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), MATRIX, ids=[m[1] for m in MATRIX])
+def test_authorization_matrix(
+    world: World, method: str, path: str, expected: dict[str, int]
+) -> None:
+    for who, status in expected.items():
+        headers = {"Authorization": f"Bearer {world.keys[who]}"}
+        if method == "GET":
+            response = world.client.get(path, headers=headers)
+        else:
+            response = world.client.post(path, json=make_event(), headers=headers)
+        assert response.status_code == status, (who, response.text)
+    anonymous = world.client.request(method, path, json={} if method == "POST" else None)
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    wrong = world.client.request(method, path, headers={"Authorization": "Bearer tf_nope"})
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_api_key")
+
+
+def test_revoked_key_is_refused(world: World) -> None:
+    assert world.get("/v1/events", "maker").status_code == 200  # type: ignore[attr-defined]
+    registry_store.revoke_keys(world.conn, "maker")
+    refused = world.get("/v1/events", "maker")
+    assert refused.json()["code"] == "invalid_api_key"  # type: ignore[attr-defined]
+
+
+def test_regulator_traces_forward_and_backward(world: World) -> None:
+    forward = world.get(f"/v1/trace{LOT}", "regulator", params={"direction": "forward"}).json()  # type: ignore[attr-defined]
+    steps = [s["biz_step"] for s in forward["steps"]]
+    assert steps == ["shipping", "accepting", "retail_selling"]
+    assert any("PO0" in party for party in forward["steps"][0]["parties"])
+    backward = world.get(f"/v1/trace{LOT}", "regulator", params={"direction": "backward"}).json()  # type: ignore[attr-defined]
+    assert [s["biz_step"] for s in backward["steps"]] == ["commissioning", "packing"]
+    assert world.get("/v1/audit", "regulator").json()["clean"] is True  # type: ignore[attr-defined]
+
+
+def test_ops_routes(world: World) -> None:
+    assert world.get("/healthz").json() == {"status": "ok"}  # type: ignore[attr-defined]
+    ready = world.get("/readyz")
+    assert ready.status_code == 200, ready.text  # type: ignore[attr-defined]
+    assert ready.json()["checks"] == {"database": "ok", "chain": "ok"}  # type: ignore[attr-defined]
+    metrics = world.get("/metrics").text  # type: ignore[attr-defined]
+    assert "tracefin_http_requests_total" in metrics
+    assert 'tracefin_lag_positions{stage="anchoring"} 0.0' in metrics
+
+
+def test_errors_are_problems_never_tracebacks(world: World) -> None:
+    missing = world.client.get("/nowhere")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    wrong_method = world.client.delete("/healthz")
+    assert wrong_method.json()["code"] == "method_not_allowed"
+    invalid = world.get("/v1/events", "maker", params={"limit": 0})
+    assert invalid.json()["code"] == "invalid_request"  # type: ignore[attr-defined]
+    for response in (missing, wrong_method, invalid):
+        assert "Traceback" not in response.text  # type: ignore[attr-defined]
