@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
 
-from api import enterprise, errors, ops, oversight, public
+from api import enterprise, errors, operations, ops, oversight, public
 from api.errors import problem_response
 from ingest.mqtt_link import parse_mqtt_url
 from tracefin.settings import Settings
@@ -125,6 +125,12 @@ def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
         app.state.metrics.latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    for router in (ops.router, public.router, enterprise.router, oversight.router):
+    for router in (
+        ops.router,
+        public.router,
+        enterprise.router,
+        oversight.router,
+        operations.router,
+    ):
         app.include_router(router)
     return app

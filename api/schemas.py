@@ -123,3 +123,71 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str]
+
+
+class ProductCreate(BaseModel):
+    gtin: str = Field(pattern=r"^\d{14}$")
+    name: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+    unit_price: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$", description="e.g. '12.50'")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    min_temp_c: str | None = Field(default=None, pattern=r"^-?\d{1,3}(\.\d{1,2})?$")
+    max_temp_c: str | None = Field(default=None, pattern=r"^-?\d{1,3}(\.\d{1,2})?$")
+    shelf_life_days: int | None = Field(default=None, gt=0, le=36500)
+
+
+class DeviceCreate(BaseModel):
+    device_id: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+    address: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    unsigned: bool = False
+
+
+class DevicePublic(BaseModel):
+    org: str
+    device: str
+    address: str | None
+    unsigned: bool
+    publish_to: str
+
+
+class LineCreate(BaseModel):
+    borrower: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+    limit: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class LinePublic(BaseModel):
+    id: int
+    borrower_org_id: int
+    currency: str
+    limit_minor: int
+    drawn_minor: int
+    status: Literal["active", "frozen", "closed"]
+
+
+class Repayment(BaseModel):
+    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+
+
+class ApplicationCreate(BaseModel):
+    financier: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+    lot: str = Field(min_length=1, max_length=512)
+    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+    guarantor: bool = False
+
+
+class DecisionPublic(BaseModel):
+    application: int
+    decision: Literal["approve", "partial", "decline", "refer"]
+    approved: str
+    approved_minor: int
+    reasons: list[str]
+    evidence: list[str]
+    collateral_value: str
+
+
+class PledgeResult(BaseModel):
+    lot: str
+    line: int
+    tx: str
+    lot_key: str | None = None

@@ -590,3 +590,12 @@ def lot_visible_to(conn: Conn, org_id: int, role: str, lot_uri: str) -> bool:
         {"lot": lot_uri, "org": org_id, "role": role},
     ).fetchone()
     return bool(row and row[0])
+
+
+def lines_of_financier(conn: Conn, financier_org_id: int) -> list[Line]:
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            "SELECT id, financier_org_id, borrower_org_id, currency, limit_minor, drawn_minor,"
+            " status FROM credit_lines WHERE financier_org_id = %s ORDER BY id",
+            (financier_org_id,),
+        ).fetchall()

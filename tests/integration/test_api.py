@@ -275,6 +275,7 @@ MATRIX = [
     ("GET", "/v1/risk-flags", {"maker": 403, "bank": 200, "regulator": 403}),
     ("GET", f"/v1/trace{LOT}", {"maker": 403, "bank": 403, "regulator": 200}),
     ("GET", "/v1/audit", {"maker": 403, "bank": 403, "regulator": 200}),
+    ("GET", "/v1/lines", {"maker": 403, "bank": 200, "other-bank": 200, "regulator": 403}),
     ("POST", "/v1/capture", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
 ]
 
