@@ -32,6 +32,7 @@ lint: bootstrap
 	$(BIN)/mypy
 
 test: bootstrap services lint
+	@scripts/ensure-browser.sh
 	$(BIN)/pytest -q -ra
 
 test-fast: bootstrap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,18 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+
+
+def _local_time(event: EventPublic) -> str:
+    """The event's time where it happened (its own zone offset), as people there read it."""
+    sign = -1 if event.event_time_zone_offset.startswith("-") else 1
+    hours, minutes = event.event_time_zone_offset[1:].split(":")
+    zone = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+    local = event.event_time.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} (UTC{event.event_time_zone_offset})"
+
+
+_templates.filters["local_time"] = _local_time
 
 
 def _provenance(
