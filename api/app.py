@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
@@ -13,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from api import enterprise, errors, operations, ops, oversight, public
 from api.errors import problem_response
 from ingest.mqtt_link import parse_mqtt_url
+from ledger.capture import contains_nul
 from tracefin.settings import Settings
 
 MAX_BODY_BYTES = 1_048_576
@@ -81,6 +84,21 @@ class RateLimiter:
             return allowed
 
 
+async def _carries_nul(request: Request) -> bool:
+    """NUL in the path, the query or a JSON body: PostgreSQL could not store or compare it."""
+    if "\x00" in unquote(request.url.path) or "\x00" in unquote(request.url.query):
+        return True
+    # Capture checks its own payloads, so that refusals are dead-lettered as on MQTT.
+    if request.method in ("POST", "PUT", "PATCH") and request.url.path != "/v1/capture":
+        body = await request.body()  # Starlette keeps it for the route
+        if b"\\u0000" in body:
+            try:
+                return contains_nul(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                return False
+    return False
+
+
 def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
     app = FastAPI(
         title="tracefin",
@@ -109,6 +127,10 @@ def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
                 "payload_too_large",
                 f"requests are limited to {MAX_BODY_BYTES} bytes",
                 request.url.path,
+            )
+        elif await _carries_nul(request):
+            response = problem_response(
+                400, "invalid_text", "text must not contain U+0000 (NUL)", request.url.path
             )
         elif request.url.path.startswith(PUBLIC_PREFIXES) and not limiter.allow(
             request.client.host if request.client else "-"

@@ -77,7 +77,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail), request.url.path)
+        response = problem_response(exc.status_code, code, str(exc.detail), request.url.path)
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405 (RFC 9110)
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:

@@ -62,6 +62,17 @@ class _Outcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rejects: list[tuple[str, bytes]] = field(default_factory=list)
 
+    @classmethod
+    def merge(cls, outcomes: list[_Outcome]) -> _Outcome:
+        merged = cls()
+        for outcome in outcomes:
+            merged.events += outcome.events
+            merged.receipts += outcome.receipts
+            merged.readings += outcome.readings
+            merged.dead_letters += outcome.dead_letters
+            merged.rejects += outcome.rejects
+        return merged
+
 
 class DeviceCache:
     """Registered devices, looked up in one query per batch for the ones not cached.
@@ -169,14 +180,41 @@ class IngestWorker:
         wanted = {(topic.org, topic.device) for topic in topics if topic is not None}
         devices = self._with_db(lambda conn: self._devices.resolve(conn, wanted))
         unknown_orgs = self._unknown_orgs(devices)
-        outcome = _Outcome()
+        outcomes = []
         for message, topic in zip(batch, topics, strict=True):
+            outcome = _Outcome()
             self._validate(message, topic, devices, unknown_orgs, outcome)
-        new_digests = self._with_db(lambda conn: self._write(conn, outcome))
-        self._answer(outcome, new_digests)
+            outcomes.append(outcome)
+        merged = _Outcome.merge(outcomes)
+        try:
+            new_digests = self._with_db(lambda conn: self._write(conn, merged))
+            self._answer(merged, new_digests)
+        except psycopg.Error as exc:
+            # Something in the batch the database refuses (not an outage: those are retried
+            # above). One message at a time, so one poison message cannot block the stream.
+            log.error("batch refused by the database (%s); storing message by message", exc)
+            for message, outcome in zip(batch, outcomes, strict=True):
+                self._write_alone(message, outcome)
         self._link.ack(batch)
         self.metrics["messages"] += len(batch)
         self.metrics["batches"] += 1
+
+    def _write_alone(self, message: Inbound, outcome: _Outcome) -> None:
+        try:
+            new_digests = self._with_db(lambda conn: self._write(conn, outcome))
+        except psycopg.Error as exc:
+            refused = _Outcome()
+            topic = parse_topic(message.topic)
+            self._refuse(
+                message,
+                RefusedItem(WHOLE_PAYLOAD, RejectCode.STORAGE_REFUSED, type(exc).__name__),
+                topic.rejects if topic is not None else None,
+                refused,
+            )
+            # The dead letter keeps the payload as bytes, which the database always accepts.
+            new_digests = self._with_db(lambda conn: self._write(conn, refused))
+            outcome = refused
+        self._answer(outcome, new_digests)
 
     def _unknown_orgs(self, devices: dict[tuple[str, str], DeviceKey | None]) -> set[str]:
         missing = {org for (org, _), device in devices.items() if device is None}

@@ -119,9 +119,29 @@ def decode_json(payload: bytes, *, max_payload_bytes: int) -> object:
             f"payload is {len(payload)} bytes; the limit is {max_payload_bytes}",
         )
     try:
-        return orjson.loads(payload)
+        decoded = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise EventRejected(RejectCode.NOT_JSON, f"payload is not JSON: {exc}") from None
+    # JSON can carry U+0000 only as the escape \u0000; PostgreSQL text and jsonb cannot store it.
+    if b"\\u0000" in payload and contains_nul(decoded):
+        raise EventRejected(RejectCode.INVALID_TEXT, "text must not contain U+0000 (NUL)")
+    return decoded
+
+
+def contains_nul(value: object) -> bool:
+    """True if any string (or object key) inside a decoded JSON value contains U+0000."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def capture(

@@ -28,6 +28,8 @@ class RejectCode(StrEnum):
     SIGNATURE_MALFORMED = "signature_malformed"
     SIGNATURE_MISMATCH = "signature_mismatch"
     INVALID_TELEMETRY = "invalid_telemetry"
+    INVALID_TEXT = "invalid_text"
+    STORAGE_REFUSED = "storage_refused"
 
 
 class EventRejected(Exception):

@@ -241,6 +241,12 @@ def test_capture_over_http_uses_the_mqtt_pipeline(world: World) -> None:
     assert (not_json.status_code, not_json.json()["code"]) == (400, "not_json")
     dead = world.conn.execute("SELECT reason FROM dead_letters ORDER BY id").fetchall()
     assert [r[0] for r in dead] == ["invalid_vocabulary", "not_json"]
+    nul = world.client.post(
+        "/v1/capture", json=make_event(**{"example:note": "a\x00"}), headers=headers
+    )
+    assert (nul.status_code, nul.json()["code"]) == (400, "invalid_text")
+    kept = world.conn.execute("SELECT reason FROM dead_letters ORDER BY id DESC LIMIT 1").fetchone()
+    assert kept == ("invalid_text",)  # dead-lettered, as on MQTT
     huge = world.client.post("/v1/capture", content=b"x" * 2_000_000, headers=headers)
     assert (huge.status_code, huge.json()["code"]) == (413, "payload_too_large")
 
@@ -333,3 +339,24 @@ def test_errors_are_problems_never_tracebacks(world: World) -> None:
     assert invalid.json()["code"] == "invalid_request"  # type: ignore[attr-defined]
     for response in (missing, wrong_method, invalid):
         assert "Traceback" not in response.text  # type: ignore[attr-defined]
+
+
+def test_nul_anywhere_is_a_400_not_a_crash(world: World) -> None:
+    for response in (
+        world.get(f"/01/{GTIN}/21/a%00b"),
+        world.get("/v1/events", "maker", params={"EQ_bizLocation": "x\x00"}),
+        world.client.post(
+            "/v1/products",
+            headers={"Authorization": f"Bearer {world.keys['maker']}"},
+            json={
+                "gtin": "00614141099996",
+                "name": "a\x00",
+                "category": "c",
+                "unit_price": "1.00",
+                "currency": "CNY",
+            },
+        ),
+    ):
+        assert (response.status_code, response.json()["code"]) == (400, "invalid_text")  # type: ignore[attr-defined]
+    allowed = world.client.delete("/healthz")
+    assert allowed.headers["allow"] == "GET"

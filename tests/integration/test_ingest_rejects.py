@@ -71,6 +71,11 @@ BAD_PAYLOADS: dict[str, tuple[Callable[[RegisteredDevice], bytes], str]] = {
         "signature_malformed",
     ),
     "signature_from_another_key": (_signed_by_other_key, "signature_mismatch"),
+    # PostgreSQL cannot store U+0000 in text or jsonb: refused up front, not a poison message.
+    "text_with_nul": (
+        lambda d: envelope(d, make_event(**{"example:note": "a\x00b"})),
+        "invalid_text",
+    ),
 }
 
 

@@ -142,3 +142,13 @@ def test_commissioning_names_the_lot_it_creates() -> None:
     )
     (accepted,) = run(commissioning, UNSIGNED).accepted
     assert accepted.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-9",)
+
+
+def test_text_with_nul_is_refused_but_an_escaped_backslash_is_not() -> None:
+    with_nul = orjson.dumps(event(**{"example:note": "a\x00b"}))
+    assert refusals(run(with_nul, UNSIGNED)) == [(WHOLE_PAYLOAD, "invalid_text")]
+    key_with_nul = orjson.dumps(event(**{"example:a\x00": "b"}))
+    assert refusals(run(key_with_nul, UNSIGNED)) == [(WHOLE_PAYLOAD, "invalid_text")]
+    # The six characters \u0000 as text (an escaped backslash) are ordinary text.
+    literal = orjson.dumps(event(**{"example:note": "\\u0000"}))
+    assert len(run(literal, UNSIGNED).accepted) == 1
