@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import uvicorn
+from psycopg import Connection
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from tracefin.settings import Settings
+
+
+def _configure(conn: Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)  # event bodies: orjson is several times faster
 
 
 def run_api(settings: Settings) -> None:
@@ -18,6 +27,7 @@ def run_api(settings: Settings) -> None:
         max_size=settings.api_db_pool_size,
         kwargs={"autocommit": True},
         check=ConnectionPool.check_connection,
+        configure=_configure,
         open=False,
     )
     pool.open(wait=True, timeout=30)

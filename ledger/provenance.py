@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, hash_id_from_digest
 
 _COLUMNS = (
     "e.event_hash, e.event_time, e.event_time_zone_offset, e.event_type, e.action, e.biz_step,"
-    " e.disposition, e.stage, e.read_point, e.biz_location, e.epcs, e.lots, e.event, e.context,"
+    " e.disposition, e.stage, e.read_point, e.biz_location, e.epcs, e.lots, e.event::text,"
+    " e.context::text,"
     " b.batch_id, b.block_number, b.tx_hash"
 )
 # Each event with the batch of the current deployment that anchors it, if any.
@@ -47,10 +51,36 @@ class ProvenanceEvent:
 
 
 def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(
+    """Rows with the event decoded (index 12) and the raw JSON texts kept for the hash check."""
+    rows = conn.execute(
         f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY e.event_time, e.ingest_seq",
         params,
     ).fetchall()
+    return [(*row[:12], orjson.loads(row[12]), row[13], *row[14:], row[12]) for row in rows]
+
+
+# Recomputing the canonical hash is the costliest part of a page; the result depends only on the
+# stored bytes, so it is remembered per (digest, exact stored JSON). Any edit to a row changes
+# the key, so a tampered event is still checked afresh and shows as failed.
+_INTACT: dict[tuple[bytes, bytes], bool] = {}
+_INTACT_MAX = 200_000
+
+
+def _intact(
+    digest: bytes, event_text: str, context_text: str | None, event: dict[str, Any]
+) -> bool:
+    key = (digest, hashlib.sha256(f"{event_text}\x1f{context_text}".encode()).digest())
+    known = _INTACT.get(key)
+    if known is None:
+        try:
+            context = orjson.loads(context_text) if context_text is not None else None
+            known = event_hash_digest(event, context) == digest
+        except ValueError:
+            known = False
+        if len(_INTACT) >= _INTACT_MAX:
+            _INTACT.clear()
+        _INTACT[key] = known
+    return known
 
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
@@ -91,12 +121,9 @@ def _merge(*groups: list[tuple[Any, ...]]) -> list[ProvenanceEvent]:
 
 def _public(row: tuple[Any, ...]) -> ProvenanceEvent:
     digest = bytes(row[0])
-    event, context = row[12], row[13]
-    # Recomputed on every view: an edited row shows as failed, never as verified.
-    try:
-        intact = event_hash_digest(event, context) == digest
-    except ValueError:
-        intact = False
+    event = row[12]
+    # Checked on every view (from the stored bytes): an edited row shows as failed.
+    intact = _intact(digest, row[-1], row[13], event)
     if not intact:
         state = "failed"
     elif row[14] is not None:
