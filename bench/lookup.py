@@ -1,0 +1,522 @@
+"""Public lookup benchmark: provenance JSON pages against the bare health route of the same app.
+
+In one run, on a private anvil and the local PostgreSQL, with `tracefin api` as a real process
+(one uvicorn worker) and a real HTTP load generator in its own process:
+(1) saturation: `wrk -t2 -c64 -d30s` on /healthz, then on the provenance JSON of 20 items
+    whose histories hold ~50 anchored events each (item + pallet + lot events, every one with
+    its verification: batch, block, transaction and proof link); req/s of both and the ratio
+    (target >= 0.4 of the bare route);
+(2) latency at a fixed arrival rate (200 req/s for 30 s) on the same provenance pages, from an
+    open-loop generator that times every request from its *scheduled* send time, so a slow
+    response does not hide the requests queued behind it (no coordinated omission); p50 / p99
+    (target p99 <= 25 ms).
+Debian has wrk but not wrk2, so (2) uses the small asyncio generator in this file
+(`--open-loop`, run as a separate process). The API's public rate limit is raised for the run
+(TRACEFIN_API_PUBLIC_RATE_PER_MINUTE) so that it measures the lookups, not the limiter.
+Prints the figures and writes them to bench/results/lookup-latest.json.
+
+    .venv/bin/python bench/lookup.py [--products 20] [--events 50] [--seconds 30]
+                                      [--connections 64] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson
+import psycopg
+
+from bench.common import ADMIN_URL, save_result
+from finance import service
+from ledger import event_store, log_store, merkle, registry_store
+from ledger.capture import capture
+from ledger.chain import Chain, connect
+from ledger.db import Conn, scratch_database
+from ledger.deployment import ensure_deployment
+from ledger.event_hash import event_hash_digest
+from ledger.event_store import EventToStore
+from ledger.signatures import sign_digest
+from tracefin.services import free_port, start_anvil
+from tracefin.settings import DEVNET_PRIVATE_KEY
+from tracefin.simulate import (
+    DEVICES,
+    WAREHOUSE_GLN,
+    gtin_for,
+    lifecycle,
+    register_sim_devices,
+    sim_devices,
+)
+
+ORG = "bench-lookup"
+TIMEOUT_S = 10  # the open-loop generator gives up on a request after this long
+RATE_PER_MINUTE = 1_000_000_000  # the public rate limit, raised so the limiter never answers 429
+WRK_SCRIPT = """\
+local paths = {%(paths)s}
+local counter = 0
+request = function()
+  counter = counter %% #paths + 1
+  return wrk.format("GET", paths[counter], {["Accept"] = "application/json"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "bytes": %%d, "connect": %%d,'
+    .. ' "read": %%d, "write": %%d, "status": %%d, "timeout": %%d,'
+    .. ' "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _time(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _history(product_no: int, start: datetime, extra: int) -> list[tuple[str, dict[str, Any]]]:
+    """One lot's lifecycle with `extra` lot events (cold-store checks) while it is stored."""
+    events = lifecycle(product_no, start)
+    inspect = events[2][1]
+    store = events[3][1]
+    stored_at = datetime.fromisoformat(str(store["eventTime"]))
+    checks = []
+    for k in range(extra):
+        at = _time(stored_at + timedelta(minutes=k + 1))
+        if k % 2 == 0:
+            device, check = "qc-1", dict(inspect)
+            check["readPoint"] = check["bizLocation"] = {
+                "id": f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+            }
+            check["sensorElementList"] = [
+                {"sensorReport": [{"type": "Temperature", "value": -18.0 - k / 10, "uom": "CEL"}]}
+            ]
+        else:
+            device, check = "wh-1", dict(store)
+        check["eventTime"] = at
+        checks.append((device, check))
+    # Shipping, acceptance and the sale happen after the checks.
+    tail = []
+    for device, event in events[4:]:
+        moved = dict(event)
+        moved["eventTime"] = _time(
+            datetime.fromisoformat(str(event["eventTime"])) + timedelta(minutes=extra + 1)
+        )
+        tail.append((device, moved))
+    return [*events[:4], *checks, *tail]
+
+
+def seed(conn: Conn, products: int, events_per_item: int) -> list[str]:
+    """Store, through capture, `products` lots whose first item's page shows ~N events."""
+    register_sim_devices(conn, ORG, seed=ORG)
+    keys = sim_devices(ORG, ORG)
+    devices = registry_store.find_devices(conn, [(ORG, device) for device in DEVICES])
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=3)
+    extra = max(0, events_per_item - 7)  # the item page of a plain lifecycle shows 7 events
+    rows = []
+    paths = []
+    for product_no in range(products):
+        product_start = start + timedelta(seconds=product_no)
+        for device_id, event in _history(product_no, product_start, extra):
+            signature = sign_digest(keys[device_id].private_key, event_hash_digest(event))
+            payload = orjson.dumps({"event": event, "sig": signature})
+            device = devices[(ORG, device_id)]
+            result = capture(
+                payload,
+                device,
+                now=now,
+                max_payload_bytes=256 * 1024,
+                max_future_skew=timedelta(minutes=10),
+            )
+            assert not result.refused, result.refused
+            topic = f"tf/{ORG}/{device_id}/events"
+            rows += [
+                EventToStore(accepted, device.org_id, device.device_id, topic, now)
+                for accepted in result.accepted
+            ]
+        gtin = gtin_for(product_no)
+        service.add_product(
+            conn, ORG, gtin, f"Frozen dumplings {product_no}", "frozen", "12.50", "CNY"
+        )
+        paths.append(f"/01/{gtin}/21/{product_no:07d}000")
+    with conn.transaction():
+        stored = event_store.insert_events(conn, rows)
+    assert len(stored) == len(rows), (len(stored), len(rows))
+    return paths
+
+
+def anchor_everything(conn: Conn, chain: Chain, deployment_id: int) -> int:
+    """Position every stored event and anchor the log in one batch (what the anchor does)."""
+    while log_store.assign_positions(conn, 100_000):
+        pass
+    first = log_store.anchored_end(conn, deployment_id)
+    count = log_store.log_size(conn) - first
+    digests = log_store.entries(conn, first, count)
+    root = merkle.root(digests)
+    sent = chain.anchor_batch(first, count, root)
+    log_store.record_batch(
+        conn,
+        deployment_id,
+        batch_id=sent.batch_id,
+        first_index=first,
+        count=count,
+        root=root,
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+    )
+    return count
+
+
+def start_api(database_url: str, rpc_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TRACEFIN_DATABASE_URL": database_url,
+        "TRACEFIN_CHAIN_RPC_URL": rpc_url,
+        "TRACEFIN_API_HOST": "127.0.0.1",
+        "TRACEFIN_API_PORT": str(port),
+        "TRACEFIN_API_PUBLIC_RATE_PER_MINUTE": str(RATE_PER_MINUTE),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracefin.cli", "api"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 15) -> bool:
+    """SIGTERM (uvicorn's graceful shutdown), SIGKILL after `grace` s; True if it was killed."""
+    if process.poll() is not None:
+        return False
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+    return False
+
+
+def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"tracefin api exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            if get(f"{base}/healthz", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"tracefin api not healthy after {timeout:.0f}s:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def check_pages(base: str, paths: list[str]) -> tuple[float, int]:
+    """Every page answers with all its events anchored; returns (mean events, mean bytes)."""
+    counts, sizes = [], []
+    for path in paths:
+        status, body = get(base + path)
+        page = json.loads(body)
+        assert status == 200, (path, status)
+        events = len(page["events"])
+        assert page["verified"] == events, (path, page["verified"], events)
+        assert all(e["verification"]["tx_hash"] for e in page["events"]), path
+        counts.append(events)
+        sizes.append(len(body))
+    return sum(counts) / len(counts), round(sum(sizes) / len(sizes))
+
+
+def run_wrk(
+    wrk: str, base: str, paths: list[str], seconds: int, connections: int, folder: Path
+) -> dict[str, Any]:
+    script = folder / "rotate.lua"
+    script.write_text(WRK_SCRIPT % {"paths": ", ".join(json.dumps(path) for path in paths)})
+    done = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base + paths[0]],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("WRKJSON "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["errors"] = sum(
+        figures[key] for key in ("connect", "read", "write", "status", "timeout")
+    )
+    return figures
+
+
+# --- open-loop generator (runs in its own process: `bench/lookup.py --open-loop SPEC`) ---
+
+
+async def _open_loop(
+    host: str, port: int, paths: list[str], rate: float, seconds: float
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    requests = [
+        (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n").encode()
+        for path in paths
+    ]
+    # Kept-alive connections with their last use; uvicorn closes one idle for 5 s.
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    opened = 0
+
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        nonlocal opened
+        opened += 1
+        return await asyncio.open_connection(host, port)
+
+    async def reuse_or_open() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while idle:
+            reader, writer, used = idle.pop()
+            if not reader.at_eof() and loop.time() - used < 4:
+                return reader, writer
+            writer.close()
+        return await connection()
+
+    async def one(request: bytes, scheduled: float) -> None:
+        reader, writer = await reuse_or_open()
+        try:
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT_S)
+            status = int(head[9:12])
+            length = 0
+            keep = True
+            for header in head.split(b"\r\n")[1:]:
+                name, _, value = header.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+                elif name.lower() == b"connection" and value.strip().lower() == b"close":
+                    keep = False
+            await asyncio.wait_for(reader.readexactly(length), TIMEOUT_S)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            writer.close()
+            return
+        latencies.append(loop.time() - scheduled)
+        if status != 200:
+            failures[f"status {status}"] = failures.get(f"status {status}", 0) + 1
+        if keep:
+            idle.append((reader, writer, loop.time()))
+        else:
+            writer.close()
+
+    idle.extend([(*await connection(), loop.time()) for _ in range(16)])
+    total = int(rate * seconds)
+    began = loop.time() + 0.05
+    tasks = []
+    for index in range(total):
+        scheduled = began + index / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(requests[index % len(requests)], scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - began
+    for _, writer, _ in idle:
+        writer.close()
+    answered = len(latencies)
+    # A request that failed or timed out counts as slower than any answer.
+    ranked = sorted(latencies) + [math.inf] * (total - answered)
+
+    def pct(q: float) -> float | None:
+        value = ranked[min(len(ranked) - 1, int(q * len(ranked)))]
+        return None if math.isinf(value) else value * 1000
+
+    return {
+        "scheduled": total,
+        "answered": answered,
+        "achieved_rps": answered / elapsed,
+        "connections_opened": opened,
+        "failures": failures,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+    }
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f} ms" if value is not None else f"> {TIMEOUT_S} s (timed out)"
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def run_open_loop(port: int, paths: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    spec = json.dumps({"port": port, "paths": paths, "rate": rate, "seconds": seconds})
+    done = subprocess.run(
+        [sys.executable, __file__, "--open-loop", spec],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=20)
+    parser.add_argument("--events", type=int, default=50, help="events per item page")
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of wrk before each run")
+    parser.add_argument("--open-loop", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.open_loop:
+        spec = json.loads(args.open_loop)
+        result = asyncio.run(
+            _open_loop("127.0.0.1", spec["port"], spec["paths"], spec["rate"], spec["seconds"])
+        )
+        print(json.dumps(result))
+        return
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(
+            "wrk is not installed: `apt-get install -y wrk` (Debian), then run this again"
+        )
+
+    node = start_anvil()
+    folder = Path(tempfile.mkdtemp(prefix="tracefin-bench-"))
+    log = folder / "api.log"
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        with scratch_database(ADMIN_URL, "tracefin_bench") as database_url:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                began = time.perf_counter()
+                paths = seed(conn, args.products, args.events)
+                w3 = connect(node.url)
+                deployment = ensure_deployment(conn, w3, DEVNET_PRIVATE_KEY).deployment
+                chain = Chain(w3, deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
+                anchored = anchor_everything(conn, chain, deployment.id)
+                print(
+                    f"seeded                : {anchored} events, {len(paths)} item pages,"
+                    f" anchored in one batch ({time.perf_counter() - began:.1f}s)"
+                )
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            api = start_api(database_url, node.url, port, log)
+            wait_healthy(base, api, log, timeout=30)
+            events, size = check_pages(base, paths)
+            print(
+                f"tracefin api          : one uvicorn worker on :{port}; public rate limit raised"
+                f" to {RATE_PER_MINUTE:,}/min for the benchmark"
+            )
+            print(f"item page             : {events:.1f} events, {size} B of JSON, all anchored")
+
+            saturation = {}
+            for name, route in (("healthz", ["/healthz"]), ("provenance", paths)):
+                if args.warmup:
+                    run_wrk(wrk, base, route, args.warmup, args.connections, folder)
+                saturation[name] = run_wrk(wrk, base, route, args.seconds, args.connections, folder)
+                figures = saturation[name]
+                print(
+                    f"{name:<11} saturated : {figures['rps']:8.0f} req/s"
+                    f"  (wrk -t2 -c{args.connections} -d{args.seconds}s;"
+                    f" p50 {figures['p50_us'] / 1000:.1f} ms,"
+                    f" p99 {figures['p99_us'] / 1000:.1f} ms,"
+                    f" {figures['errors']} errors)"
+                )
+            ratio = saturation["provenance"]["rps"] / saturation["healthz"]["rps"]
+            print(f"ratio                 : {ratio:8.2f} (target >= 0.4)")
+
+            fixed = run_open_loop(port, paths, args.rate, args.seconds)
+            if saturation["provenance"]["rps"] < args.rate:
+                print(
+                    f"note                  : {args.rate:.0f} req/s is above the saturated rate"
+                    f" ({saturation['provenance']['rps']:.0f} req/s): the queue grows for the whole"
+                    " run"
+                )
+            print(
+                f"provenance {args.rate:.0f} req/s  : p50 {_ms(fixed['p50_ms'])}"
+                f"  p99 {_ms(fixed['p99_ms'])}  (target p99 <= 25 ms;"
+                f" p90 {_ms(fixed['p90_ms'])}, max {_ms(fixed['max_ms'])};"
+                f" {fixed['answered']}/{fixed['scheduled']} answered at"
+                f" {fixed['achieved_rps']:.0f} req/s, failures {fixed['failures'] or 'none'})"
+            )
+            if stop(api):
+                print(
+                    "tracefin api          : killed after 15 s of graceful shutdown (requests"
+                    " still queued from the fixed-rate run)"
+                )
+    finally:
+        if api is not None:
+            stop(api)
+        node.stop()
+
+    def wrk_figures(figures: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "req_per_s": round(figures["rps"], 1),
+            "requests": figures["requests"],
+            "errors": figures["errors"],
+            "p50_ms": round(figures["p50_us"] / 1000, 2),
+            "p99_ms": round(figures["p99_us"] / 1000, 2),
+        }
+
+    save_result(
+        "lookup",
+        {
+            "load_generator": f"wrk -t2 -c{args.connections} -d{args.seconds}s; open-loop asyncio"
+            " generator (latency from scheduled send time) for the fixed rate",
+            "api": "tracefin api, one uvicorn worker, public rate limit raised to"
+            f" {RATE_PER_MINUTE}/min",
+            "item_pages": len(paths),
+            "events_per_page": events,
+            "page_bytes": size,
+            "healthz": wrk_figures(saturation["healthz"]),
+            "provenance": wrk_figures(saturation["provenance"]),
+            "ratio": round(ratio, 3),
+            "fixed_rate": {
+                "req_per_s": args.rate,
+                "seconds": args.seconds,
+                "achieved_req_per_s": round(fixed["achieved_rps"], 1),
+                "answered": fixed["answered"],
+                "scheduled": fixed["scheduled"],
+                "failures": fixed["failures"],
+                "p50_ms": _round(fixed["p50_ms"]),
+                "p90_ms": _round(fixed["p90_ms"]),
+                "p99_ms": _round(fixed["p99_ms"]),
+                "max_ms": _round(fixed["max_ms"]),
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
