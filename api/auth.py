@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Problem
 from ledger import registry_store
@@ -16,11 +17,16 @@ FINANCIER = ("financier",)
 REGULATOR = ("regulator",)
 
 
-def principal(request: Request) -> Org:
+_bearer = HTTPBearer(auto_error=False, description="an API key from `tracefin org add`")
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Org:
     """The organisation of the request's API key; 401 without a valid, unrevoked key."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = credentials.credentials if credentials is not None else ""
+    if not key.strip():
         raise Problem(401, "unauthenticated", "send Authorization: Bearer <api key>")
     with request.app.state.pool.connection() as conn:
         org = registry_store.principal_for_key(conn, key.strip())

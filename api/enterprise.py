@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import AnyOrg, Enterprise
-from api.errors import Problem
+from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from ledger import event_store
 from ledger.capture import WHOLE_PAYLOAD, DeviceKey, capture
 from ledger.event_query import EventQuery, query_events
 from ledger.event_store import DeadLetter, EventToStore
 
-router = APIRouter()
+router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 HTTP_DEVICE = "http-capture"
 CAPTURE_TOPIC = "http:/v1/capture"
 
@@ -25,7 +25,20 @@ CAPTURE_TOPIC = "http:/v1/capture"
     "/v1/capture",
     response_model=CaptureResultPublic,
     summary="Capture EPCIS 2.0 events (an event, an array, or an EPCISDocument)",
-    responses={400: {"description": "not JSON / not events"}, 413: {"description": "too large"}},
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "description": "an EPCIS 2.0 event, an array of events or envelopes,"
+                        " or an EPCISDocument"
+                    }
+                }
+            },
+        }
+    },
 )
 async def capture_events(request: Request, org: Enterprise) -> JSONResponse:
     settings = request.app.state.settings
@@ -68,8 +81,15 @@ async def capture_events(request: Request, org: Enterprise) -> JSONResponse:
         "GS1-EPCIS-Capture-Limit": "10000",
         "GS1-EPCIS-Capture-File-Size-Limit": str(settings.ingest_max_payload_bytes),
     }
-    code = 201 if accepted else 422
-    return JSONResponse(body.model_dump(mode="json"), status_code=code, headers=headers)
+    if not accepted:
+        # Nothing stored: a problem, with every event's reason as an extension member.
+        raise Problem(
+            422,
+            "no_event_accepted",
+            "no event of the payload was accepted",
+            rejected=[r.model_dump() for r in body.rejected],
+        )
+    return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
 
 
 @router.get("/v1/events", response_model=EventsPage, summary="EPCIS query (a subset)")

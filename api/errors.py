@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,35 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+class ProblemBody(BaseModel):
+    """RFC 9457 problem details; `code` is the stable, machine-readable part."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these problem statuses (application/problem+json)."""
+    schema = {"$ref": "#/components/schemas/ProblemBody"}
+    return {
+        status: {
+            "description": _TITLES.get(status, "Error"),
+            "model": ProblemBody,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status in statuses
+    }
+
+
+# Every route can answer these: bad input, oversize body, rate limit, our own failure.
+COMMON_PROBLEMS = problems(400, 405, 413, 422, 429, 500)
+AUTH_PROBLEMS = problems(401, 403, 404, 409, 503)
 
 
 class Problem(Exception):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, NoReturn
 from fastapi import APIRouter, Body, Request
 
 from api.auth import Enterprise, Financier
-from api.errors import Problem
+from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
     ApplicationCreate,
     DecisionPublic,
@@ -27,7 +27,7 @@ from ledger.chain import Chain, connect
 from ledger.db import Conn
 from ledger.signatures import normalise_address
 
-router = APIRouter()
+router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 _CONFLICTS = {"double_pledge", "not_pledged", "not_in_supervised_warehouse", "no_line"}
 
 

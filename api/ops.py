@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.errors import COMMON_PROBLEMS
 from api.schemas import Health, Readiness
 from ledger import log_store
 from ledger.chain import ChainError, connect
 from ledger.deployment import is_live
 from tracefin.services import port_open
 
-router = APIRouter()
+router = APIRouter(responses=COMMON_PROBLEMS)
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
@@ -20,7 +21,12 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, summary="Database, broker and chain reachable")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Database, broker and chain reachable",
+    responses={503: {"model": Readiness, "description": "not ready, and why"}},
+)
 def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     checks: dict[str, str] = {}
@@ -53,7 +59,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 def metrics(request: Request) -> Response:
     request.app.state.metrics.refresh_lags(request.app.state.pool)
     return Response(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from api.auth import AnyOrg, Financier, Regulator
-from api.errors import Problem
+from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import AuditResult, RiskFlag, TraceResult, TraceStep
 from finance import service
 from finance import store as finance_store
@@ -17,7 +17,7 @@ from ledger import provenance
 from ledger.audit import audit
 from ledger.chain import connect
 
-router = APIRouter()
+router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 
 
 @router.get("/v1/lots/{lot:path}", summary="Goods status of a lot")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.errors import Problem
+from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
 from api.schemas import (
     EventPublic,
@@ -29,7 +29,7 @@ from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, s
 from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
 
-router = APIRouter()
+router = APIRouter(responses={**COMMON_PROBLEMS, **problems(404, 503)})
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),

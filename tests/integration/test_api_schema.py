@@ -9,27 +9,22 @@ what one role's requests write cannot change what another role's requests see.
 Checks that run:
 - `not_a_server_error`: no generated request, valid or not, may get a 5xx; the traceback the app
   logged is attached to the failure.
+- `status_code_conformance`, `content_type_conformance`: every status and media type an operation
+  answers is declared (problems as application/problem+json on every router; HTML, QR images and
+  Prometheus text where they are served).
 - `response_schema_conformance`, `response_headers_conformance`, `missing_required_header`: these
   pass today. Note that a body is only validated when its status code and media type are
   declared, which in practice means the 2xx JSON bodies.
 - `problem_for_errors` (ours, from the design's "HTTP API"): every 4xx/5xx is an
   `application/problem+json` object whose `status` matches and which carries a stable `code`.
 
-Checks switched off, because they fail today for reasons that are not crashes (the OpenAPI
-document does not describe what the app deliberately does, or, for the last one, a small
-protocol slip in the error handler); each would fail on nearly every operation:
-- `status_code_conformance`: FastAPI only declares 200/201 and its own 422. The problem statuses
-  the routes answer (400 invalid input, 401 no or bad key, 403 wrong role, 404 unknown object,
-  409 conflict, 503 not ready) are not declared on any operation.
-- `content_type_conformance`: errors are `application/problem+json` while the 422s are declared
-  `application/json`; /metrics answers Prometheus text and /v1/qr SVG or PNG, both declared JSON.
+Checks switched off, because the OpenAPI document does not describe input rules the routes
+check in code (they answer 400/422 problems, never a crash):
 - `positive_data_acceptance`: path and query values the routes check in code (GTIN digits, event
   hash, EPC and lot identifiers, http(s) URLs for QR codes, a capture body) have no `pattern` or
   request body in the document, so schema-valid requests get a 400/422.
 - `negative_data_rejection`: pydantic's lax mode accepts what the document forbids (a number for a
   `date-time` query parameter, `0` for a boolean), which is harmless.
-- `unsupported_method`: a 405 problem does not carry an `Allow` header (RFC 9110); the error
-  handler builds a new response and drops the header Starlette put on its HTTPException.
 """
 
 from __future__ import annotations
@@ -46,7 +41,9 @@ from psycopg_pool import ConnectionPool
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
     missing_required_header,
+    status_code_conformance,
     response_headers_conformance,
     response_schema_conformance,
 )
@@ -190,6 +187,8 @@ def problem_for_errors(ctx: Any, response: schemathesis.Response, case: schemath
 
 CHECKS = [
     not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
     missing_required_header,
