@@ -43,9 +43,9 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     missing_required_header,
-    status_code_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from api.app import create_app
