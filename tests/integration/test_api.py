@@ -11,21 +11,14 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
-from finance import service, store
-from ledger import log_store, merkle, registry_store
-from ledger.chain import Chain, connect
+from ledger import registry_store
 from ledger.db import Conn
-from ledger.deployment import ensure_deployment
-from tests.integration.events import make_event, store_events
-from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+from tests.integration.events import make_event
+from tests.integration.world import GTIN, ITEM, LOT, LOT_URI, seed_world
+from tracefin.settings import Settings
+from tracefin.simulate import gtin_for
 
 pytestmark = pytest.mark.integration
-WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
-GTIN = gtin_for(0)
-ITEM = f"/01/{GTIN}/21/0000000000"
-LOT = f"/01/{GTIN}/10/L0000000"
-LOT_URI = f"https://id.gs1.org{LOT}"
 
 
 @dataclass
@@ -43,53 +36,10 @@ class World:
         return self.client.get(path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
-def anchor_all(conn: Conn, chain: Chain, deployment_id: int) -> None:
-    """What the anchor leader does, inline: position everything, anchor it in one batch."""
-    log_store.assign_positions(conn, 100_000)
-    first = log_store.anchored_end(conn, deployment_id)
-    count = log_store.log_size(conn) - first
-    digests = log_store.entries(conn, first, count)
-    root = merkle.root(digests)
-    sent = chain.anchor_batch(first, count, root)
-    log_store.record_batch(
-        conn,
-        deployment_id,
-        batch_id=sent.batch_id,
-        first_index=first,
-        count=count,
-        root=root,
-        tx_hash=sent.tx_hash,
-        block_number=sent.block_number,
-    )
-
-
 @pytest.fixture
 def world(fresh_database_url: str, chain_rpc_url: str) -> Iterator[World]:
     with psycopg.connect(fresh_database_url, autocommit=True) as conn:
-        keys = {}
-        for slug, role in (
-            ("maker", "manufacturer"),
-            ("rival", "manufacturer"),
-            ("bank", "financier"),
-            ("other-bank", "financier"),
-            ("regulator", "regulator"),
-        ):
-            keys[slug] = registry_store.add_org(conn, slug, role)[1]
-        digests = store_events(conn, 14, "maker")  # two lots through all five stages
-        service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
-        service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
-        service.supervise(conn, "bank", WAREHOUSE)
-        deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY)
-        chain = Chain(
-            connect(chain_rpc_url), deployment.deployment.anchor_address, None, DEVNET_PRIVATE_KEY
-        )
-        anchor_all(conn, chain, deployment.deployment.id)
-        # The finance worker's view of the lots, so goods status has something to show.
-        from finance.worker import FinanceConfig, FinanceWorker
-
-        FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
-        line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
-        store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+        keys, digests = seed_world(conn, chain_rpc_url)
         pool = ConnectionPool(
             fresh_database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True
         )

@@ -49,16 +49,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from finance import service, store
-from finance.worker import FinanceConfig, FinanceWorker
-from ledger import registry_store
-from ledger.chain import Chain, connect
 from ledger.db import scratch_database
-from ledger.deployment import ensure_deployment
 from tests.conftest import _admin_url
-from tests.integration.events import store_events
-from tests.integration.test_api import GTIN, LOT_URI, WAREHOUSE, anchor_all
-from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
+from tests.integration.world import seed_world
+from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -140,27 +134,7 @@ def seeded(role: str, chain_rpc_url: str) -> Iterator[Seeded]:
         scratch_database(_admin_url(), "tracefin_test") as url,
         psycopg.connect(url, autocommit=True) as conn,
     ):
-        keys = {}
-        for slug, org_role in (
-            ("maker", "manufacturer"),
-            ("rival", "manufacturer"),
-            ("bank", "financier"),
-            ("other-bank", "financier"),
-            ("regulator", "regulator"),
-        ):
-            keys[slug] = registry_store.add_org(conn, slug, org_role)[1]
-        store_events(conn, 14, "maker")  # two lots through all five stages
-        service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
-        service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
-        service.supervise(conn, "bank", WAREHOUSE)
-        deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY)
-        chain = Chain(
-            connect(chain_rpc_url), deployment.deployment.anchor_address, None, DEVNET_PRIVATE_KEY
-        )
-        anchor_all(conn, chain, deployment.deployment.id)
-        FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
-        line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
-        store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+        keys, _ = seed_world(conn, chain_rpc_url)
         with ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
             slug = ROLES[role]
             yield Seeded(

@@ -33,22 +33,12 @@ import uvicorn
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
-from finance import service, store
-from ledger import registry_store
-from ledger.chain import Chain, connect
-from ledger.deployment import ensure_deployment
-from tests.integration.events import store_events
-from tests.integration.test_api import anchor_all
+from tests.integration.world import ITEM, seed_world
 from tracefin.services import free_port
-from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
-GTIN = gtin_for(0)
-ITEM = f"/01/{GTIN}/21/0000000000"
-LOT_URI = f"https://id.gs1.org/01/{GTIN}/10/L0000000"
 PHONE = (412, 915)  # CSS pixels of a common Android phone viewport
 BROWSER_TIMEOUT_S = 60
 # What the browser must not do: reach the closed network for updates, sync, QUIC, first-run UI.
@@ -91,24 +81,8 @@ class Served:
 
 
 def _seed_world(database_url: str, chain_rpc_url: str) -> None:
-    """test_api.py's world: two lots through all five stages, anchored, a pledged lot."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        registry_store.add_org(conn, "maker", "manufacturer")
-        registry_store.add_org(conn, "bank", "financier")
-        store_events(conn, 14, "maker")
-        service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
-        service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
-        service.supervise(conn, "bank", WAREHOUSE)
-        deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY)
-        chain = Chain(
-            connect(chain_rpc_url), deployment.deployment.anchor_address, None, DEVNET_PRIVATE_KEY
-        )
-        anchor_all(conn, chain, deployment.deployment.id)
-        from finance.worker import FinanceConfig, FinanceWorker
-
-        FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
-        line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
-        store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+        seed_world(conn, chain_rpc_url)
 
 
 @pytest.fixture

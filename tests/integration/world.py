@@ -1,0 +1,66 @@
+"""One seeded world for the API tests: organisations with keys, anchored lots, a pledge."""
+
+from __future__ import annotations
+
+from finance import service, store
+from finance.worker import FinanceConfig, FinanceWorker
+from ledger import log_store, merkle, registry_store
+from ledger.chain import Chain, connect
+from ledger.db import Conn
+from ledger.deployment import ensure_deployment
+from tests.integration.events import store_events
+from tracefin.settings import DEVNET_PRIVATE_KEY
+from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+GTIN = gtin_for(0)
+ITEM = f"/01/{GTIN}/21/0000000000"
+LOT = f"/01/{GTIN}/10/L0000000"
+LOT_URI = f"https://id.gs1.org{LOT}"
+ORGS = (
+    ("maker", "manufacturer"),
+    ("rival", "manufacturer"),
+    ("bank", "financier"),
+    ("other-bank", "financier"),
+    ("regulator", "regulator"),
+)
+
+
+def anchor_all(conn: Conn, chain: Chain, deployment_id: int) -> None:
+    """What the anchor leader does, inline: position everything, anchor it in one batch."""
+    log_store.assign_positions(conn, 100_000)
+    first = log_store.anchored_end(conn, deployment_id)
+    count = log_store.log_size(conn) - first
+    digests = log_store.entries(conn, first, count)
+    root = merkle.root(digests)
+    sent = chain.anchor_batch(first, count, root)
+    log_store.record_batch(
+        conn,
+        deployment_id,
+        batch_id=sent.batch_id,
+        first_index=first,
+        count=count,
+        root=root,
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+    )
+
+
+def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[bytes]]:
+    """Two lots of `maker` through all five stages, anchored; lot 0 pledged to `bank`.
+
+    Returns the API key of every organisation and the digests of the stored events.
+    """
+    keys = {slug: registry_store.add_org(conn, slug, role)[1] for slug, role in ORGS}
+    digests = store_events(conn, 14, "maker")
+    service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
+    service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
+    service.supervise(conn, "bank", WAREHOUSE)
+    deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
+    chain = Chain(connect(chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
+    anchor_all(conn, chain, deployment.id)
+    # The finance worker's view of the lots, so goods status has something to show.
+    FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
+    line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
+    store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+    return keys, digests
