@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
-from types import FrameType
 
 from finance.worker import FinanceConfig, FinanceWorker
+from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,12 +17,7 @@ def run_finance(settings: Settings) -> None:
         raise SystemExit("tracefin finance needs TRACEFIN_DATABASE_URL")
     worker = FinanceWorker(settings.database_url, FinanceConfig())
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the chunk in hand", signum)
-        worker.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(worker.request_stop, "stopping after the chunk in hand")
     log.info("finance worker running")
     worker.run()
     log.info("finance worker stopped after %d log positions", worker.applied)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import threading
 import time
 from datetime import timedelta
-from types import FrameType
 
 from ingest.mqtt_link import Inbound, MqttLink
 from ingest.topics import subscriptions
 from ingest.worker import IngestWorker, WorkerConfig
 from ledger.db import open_pool
+from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
     )
     worker = IngestWorker(pool, link, config)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: finishing the batch in hand, then stopping", signum)
-        worker.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(worker.request_stop, "finishing the batch in hand, then stopping")
     link.start()
     reporter = threading.Thread(target=_report, args=(worker,), daemon=True)
     reporter.start()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import signal
 from datetime import timedelta
-from types import FrameType
 
 from ledger.anchoring import AnchorConfig, AnchorWorker
+from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,12 +27,7 @@ def run_anchor(settings: Settings) -> None:
         ),
     )
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the batch in hand", signum)
-        worker.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(worker.request_stop, "stopping after the batch in hand")
     log.info("anchor worker running (waiting for leadership)")
     worker.run()
     log.info("anchor worker stopped after %d batches", worker.batches_anchored)
