@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg_pool import ConnectionPool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import enterprise, errors, operations, ops, oversight, public
 from api.errors import problem_response
@@ -84,19 +84,104 @@ class RateLimiter:
             return allowed
 
 
-async def _carries_nul(request: Request) -> bool:
-    """NUL in the path, the query or a JSON body: PostgreSQL could not store or compare it."""
-    if "\x00" in unquote(request.url.path) or "\x00" in unquote(request.url.query):
-        return True
-    # Capture checks its own payloads, so that refusals are dead-lettered as on MQTT.
-    if request.method in ("POST", "PUT", "PATCH") and request.url.path != "/v1/capture":
-        body = await request.body()  # Starlette keeps it for the route
-        if b"\\u0000" in body:
-            try:
-                return contains_nul(orjson.loads(body))
-            except orjson.JSONDecodeError:
-                return False
-    return False
+def _nul_in_target(scope: Scope) -> bool:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return "\x00" in scope.get("path", "") or "\x00" in unquote(query)
+
+
+def _nul_in_json(body: bytes) -> bool:
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return contains_nul(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return False  # the route answers not-JSON itself
+
+
+class Guard:
+    """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
+
+    Refuses oversize bodies (413), NUL in the target or a JSON body (400: PostgreSQL cannot
+    store it; capture checks its own payloads so they are dead-lettered as on MQTT) and
+    over-eager public clients (429); counts and times every request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        path: str = scope["path"]
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal, receive = await self._check(scope, receive, path)
+            if refusal is not None:
+                await refusal(scope, receive, counted)
+            else:
+                await self.app(scope, receive, counted)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, status).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    async def _check(
+        self, scope: Scope, receive: Receive, path: str
+    ) -> tuple[Response | None, Receive]:
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem_response(
+                413, "payload_too_large", f"requests are limited to {MAX_BODY_BYTES} bytes", path
+            ), receive
+        if _nul_in_target(scope):
+            return problem_response(
+                400, "invalid_text", "text must not contain U+0000 (NUL)", path
+            ), receive
+        if scope["method"] in ("POST", "PUT", "PATCH") and path != "/v1/capture":
+            body, receive = await _buffered(receive)
+            if _nul_in_json(body):
+                return problem_response(
+                    400, "invalid_text", "text must not contain U+0000 (NUL)", path
+                ), receive
+        client = scope.get("client") or ("-", 0)
+        if path.startswith(PUBLIC_PREFIXES) and not self.limiter.allow(client[0]):
+            refused = problem_response(429, "rate_limited", "too many requests; slow down", path)
+            refused.headers["Retry-After"] = "1"
+            return refused, receive
+        return None, receive
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole body, and a `receive` that hands it to the app again."""
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
 
 
 def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
@@ -115,38 +200,7 @@ def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
     limiter = RateLimiter(settings.api_public_rate_per_minute)
     errors.install(app)
 
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response: Response = problem_response(
-                413,
-                "payload_too_large",
-                f"requests are limited to {MAX_BODY_BYTES} bytes",
-                request.url.path,
-            )
-        elif await _carries_nul(request):
-            response = problem_response(
-                400, "invalid_text", "text must not contain U+0000 (NUL)", request.url.path
-            )
-        elif request.url.path.startswith(PUBLIC_PREFIXES) and not limiter.allow(
-            request.client.host if request.client else "-"
-        ):
-            response = problem_response(
-                429, "rate_limited", "too many requests; slow down", request.url.path, headers=None
-            )
-            response.headers["Retry-After"] = "1"
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        app.state.metrics.requests.labels(request.method, name, response.status_code).inc()
-        app.state.metrics.latency.labels(name).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Guard, metrics=app.state.metrics, limiter=limiter)
     for router in (
         ops.router,
         public.router,

@@ -310,3 +310,25 @@ def test_nul_anywhere_is_a_400_not_a_crash(world: World) -> None:
         assert (response.status_code, response.json()["code"]) == (400, "invalid_text")  # type: ignore[attr-defined]
     allowed = world.client.delete("/healthz")
     assert allowed.headers["allow"] == "GET"
+
+
+def test_public_routes_are_rate_limited_per_client(fresh_database_url: str) -> None:
+    settings = Settings(
+        _env_file=None,
+        database_url=fresh_database_url,  # type: ignore[call-arg]
+        api_public_rate_per_minute=3,
+    )
+    with ConnectionPool(
+        fresh_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}
+    ) as pool:
+        client = TestClient(create_app(settings, pool), raise_server_exceptions=False)
+        statuses = [
+            client.get("/v1/qr", params={"url": "https://id.gs1.org/01/1"}).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [200, 200, 200, 429, 429]
+        limited = client.get("/v1/qr", params={"url": "https://id.gs1.org/01/1"})
+        assert limited.json()["code"] == "rate_limited"
+        assert limited.headers["retry-after"] == "1"
+        # Keyed and operational routes are not rate-limited this way.
+        assert client.get("/healthz").status_code == 200
