@@ -26,7 +26,8 @@ def run_api(settings: Settings) -> None:
         min_size=1,
         max_size=settings.api_db_pool_size,
         kwargs={"autocommit": True},
-        check=ConnectionPool.check_connection,
+        # No check on checkout: it costs a round trip per request; a connection that broke is
+        # discarded by the pool when its query fails, and the next request gets a fresh one.
         configure=_configure,
         open=False,
     )

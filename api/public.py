@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from api.schemas import (
 from finance import store as finance_store
 from ledger import provenance
 from ledger.chain import connect
+from ledger.db import Conn
 from ledger.event_hash import digest_from_hash_id, hash_id_from_digest
 from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
 from ledger.proofs import build_bundle
@@ -60,7 +62,7 @@ def _provenance(
             assert lot is not None
             uri = lot_uri(gtin14, lot)
             history = provenance.lot_history(conn, uri)
-        product = finance_store.get_product(conn, gtin14)
+        product = _product_name(conn, gtin14)
     if not history:
         raise Problem(404, "unknown_product", f"no events are known for {uri}")
     events = [
@@ -90,7 +92,7 @@ def _provenance(
     return ProvenancePublic(
         product=ProductPublic(
             gtin=gtin14,
-            name=product.name if product else None,
+            name=product,
             lot=lot,
             serial=serial,
             digital_link=uri,
@@ -100,6 +102,22 @@ def _provenance(
         pending=states.count("pending"),
         failed=states.count("failed"),
     )
+
+
+_NAMES: dict[str, tuple[float, str | None]] = {}
+_NAME_TTL_S = 60.0
+
+
+def _product_name(conn: Conn, gtin: str) -> str | None:
+    """Product names change rarely and every page shows one: remembered for a minute."""
+    now = time.monotonic()
+    cached = _NAMES.get(gtin)
+    if cached is None or now - cached[0] > _NAME_TTL_S:
+        product = finance_store.get_product(conn, gtin)
+        if len(_NAMES) > 50_000:
+            _NAMES.clear()
+        cached = _NAMES[gtin] = (now, product.name if product else None)
+    return cached[1]
 
 
 def _respond(request: Request, page: ProvenancePublic) -> Response:
