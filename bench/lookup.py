@@ -44,7 +44,8 @@ import psycopg
 
 from bench.common import ADMIN_URL, save_result
 from finance import service
-from ledger import event_store, log_store, merkle, registry_store
+from ledger import event_store, registry_store
+from ledger.anchoring import anchor_everything
 from ledger.capture import capture
 from ledger.chain import Chain, connect
 from ledger.db import Conn, scratch_database
@@ -159,28 +160,6 @@ def seed(conn: Conn, products: int, events_per_item: int) -> list[str]:
         stored = event_store.insert_events(conn, rows)
     assert len(stored) == len(rows), (len(stored), len(rows))
     return paths
-
-
-def anchor_everything(conn: Conn, chain: Chain, deployment_id: int) -> int:
-    """Position every stored event and anchor the log in one batch (what the anchor does)."""
-    while log_store.assign_positions(conn, 100_000):
-        pass
-    first = log_store.anchored_end(conn, deployment_id)
-    count = log_store.log_size(conn) - first
-    digests = log_store.entries(conn, first, count)
-    root = merkle.root(digests)
-    sent = chain.anchor_batch(first, count, root)
-    log_store.record_batch(
-        conn,
-        deployment_id,
-        batch_id=sent.batch_id,
-        first_index=first,
-        count=count,
-        root=root,
-        tx_hash=sent.tx_hash,
-        block_number=sent.block_number,
-    )
-    return count
 
 
 def start_api(database_url: str, rpc_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -15,7 +15,15 @@ from datetime import timedelta
 import psycopg
 
 from ledger import log_store, merkle
-from ledger.chain import Chain, ChainError, ChainReverted, code_hash, connect, identity
+from ledger.chain import (
+    Chain,
+    ChainError,
+    ChainReverted,
+    SentBatch,
+    code_hash,
+    connect,
+    identity,
+)
 from ledger.db import Conn
 from ledger.log_store import Deployment
 
@@ -166,26 +174,14 @@ class _LeaderState:
         return 1
 
     def _anchor(self, chain: Chain, deployment: Deployment, first: int, count: int) -> None:
-        digests = log_store.entries(self._conn, first, count)
-        root = merkle.root(digests)
         try:
-            sent = chain.anchor_batch(first, count, root)
+            sent = anchor_range(self._conn, chain, deployment.id, first, count)
         except ChainReverted as exc:
             if exc.error == "UnexpectedFirstIndex":
                 # Someone (an earlier life of this leader) anchored already: reconcile.
                 self._reconciled = False
                 return
             raise
-        log_store.record_batch(
-            self._conn,
-            deployment.id,
-            batch_id=sent.batch_id,
-            first_index=first,
-            count=count,
-            root=root,
-            tx_hash=sent.tx_hash,
-            block_number=sent.block_number,
-        )
         log.info(
             "anchor: batch %d = positions %d..%d in block %d",
             sent.batch_id,
@@ -263,3 +259,35 @@ class _LeaderState:
         self._checked_at = now
         assert self._chain is not None
         return self._chain, deployment
+
+
+def anchor_range(conn: Conn, chain: Chain, deployment_id: int, first: int, count: int) -> SentBatch:
+    """Anchor log positions [first, first + count) as one batch and record it."""
+    digests = log_store.entries(conn, first, count)
+    root = merkle.root(digests)
+    sent = chain.anchor_batch(first, count, root)
+    log_store.record_batch(
+        conn,
+        deployment_id,
+        batch_id=sent.batch_id,
+        first_index=first,
+        count=count,
+        root=root,
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+    )
+    return sent
+
+
+def anchor_everything(conn: Conn, chain: Chain, deployment_id: int) -> int:
+    """Position every queued event and anchor the whole unanchored log in one batch.
+
+    What the leader does over many steps, at once: for tests, benchmarks and demos.
+    """
+    while log_store.assign_positions(conn, 100_000):
+        pass
+    first = log_store.anchored_end(conn, deployment_id)
+    count = log_store.log_size(conn) - first
+    if count:
+        anchor_range(conn, chain, deployment_id, first, count)
+    return count

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from finance import service, store
 from finance.worker import FinanceConfig, FinanceWorker
-from ledger import log_store, merkle, registry_store
+from ledger import registry_store
+from ledger.anchoring import anchor_everything
 from ledger.chain import Chain, connect
 from ledger.db import Conn
 from ledger.deployment import ensure_deployment
@@ -26,26 +27,6 @@ ORGS = (
 )
 
 
-def anchor_all(conn: Conn, chain: Chain, deployment_id: int) -> None:
-    """What the anchor leader does, inline: position everything, anchor it in one batch."""
-    log_store.assign_positions(conn, 100_000)
-    first = log_store.anchored_end(conn, deployment_id)
-    count = log_store.log_size(conn) - first
-    digests = log_store.entries(conn, first, count)
-    root = merkle.root(digests)
-    sent = chain.anchor_batch(first, count, root)
-    log_store.record_batch(
-        conn,
-        deployment_id,
-        batch_id=sent.batch_id,
-        first_index=first,
-        count=count,
-        root=root,
-        tx_hash=sent.tx_hash,
-        block_number=sent.block_number,
-    )
-
-
 def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[bytes]]:
     """Two lots of `maker` through all five stages, anchored; lot 0 pledged to `bank`.
 
@@ -58,7 +39,7 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     service.supervise(conn, "bank", WAREHOUSE)
     deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
     chain = Chain(connect(chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
-    anchor_all(conn, chain, deployment.id)
+    anchor_everything(conn, chain, deployment.id)
     # The finance worker's view of the lots, so goods status has something to show.
     FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
     line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
