@@ -140,9 +140,18 @@ def _respond(request: Request, page: ProvenancePublic) -> Response:
     )
 
 
+_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/json": {}, "text/html": {}},
+        "description": "JSON, or HTML for browsers (Accept: text/html)",
+    }
+}
+
+
 @router.get(
     "/01/{gtin}/21/{serial}",
     response_model=ProvenancePublic,
+    responses=_PAGE,
     summary="Provenance of a serialised item (GS1 Digital Link)",
 )
 def item_page(request: Request, gtin: str, serial: str) -> Response:
@@ -153,6 +162,7 @@ def item_page(request: Request, gtin: str, serial: str) -> Response:
 @router.get(
     "/01/{gtin}/10/{lot}",
     response_model=ProvenancePublic,
+    responses=_PAGE,
     summary="Provenance of a lot (GS1 Digital Link)",
 )
 def lot_page(request: Request, gtin: str, lot: str) -> Response:
@@ -163,6 +173,7 @@ def lot_page(request: Request, gtin: str, lot: str) -> Response:
 @router.get(
     "/v1/provenance",
     response_model=ProvenancePublic,
+    responses=_PAGE,
     summary="Provenance by EPC URN or Digital Link (item or lot)",
 )
 def provenance_by_epc(request: Request, epc: Annotated[str, Query(max_length=512)]) -> Response:
@@ -179,6 +190,7 @@ def provenance_by_epc(request: Request, epc: Annotated[str, Query(max_length=512
 
 
 def _check_gtin(gtin: str) -> None:
+    """400 unless the GTIN has one of the GS1 lengths."""
     if not gtin.isdigit() or len(gtin) not in (8, 12, 13, 14):
         raise Problem(400, "invalid_identifier", "a GTIN has 8, 12, 13 or 14 digits")
 
@@ -217,7 +229,15 @@ def verify(request: Request, bundle: Annotated[dict[str, Any], Body()]) -> Verif
 
 
 @router.get(
-    "/v1/qr", summary="A QR code (SVG or PNG) encoding a URL, e.g. a product's Digital Link"
+    "/v1/qr",
+    summary="A QR code (SVG or PNG) encoding a URL, e.g. a product's Digital Link",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/svg+xml": {}, "image/png": {}},
+            "description": "the QR code",
+        }
+    },
 )
 def qr(
     url: Annotated[str, Query(min_length=1, max_length=512)],
