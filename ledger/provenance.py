@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,12 +11,14 @@ import orjson
 from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, hash_id_from_digest
 
+# What a page needs of each event, without its whole JSON: the hot path reads only this.
 _COLUMNS = (
     "e.event_hash, e.event_time, e.event_time_zone_offset, e.event_type, e.action, e.biz_step,"
-    " e.disposition, e.stage, e.read_point, e.biz_location, e.epcs, e.lots, e.event::text,"
-    " e.context::text,"
+    " e.disposition, e.stage, e.read_point, e.biz_location, e.epcs, e.lots,"
+    " e.event->>'parentID', e.event->'sensorElementList', e.xmin::text,"
     " b.batch_id, b.block_number, b.tx_hash"
 )
+_PARENT, _SENSORS, _VERSION, _BATCH, _BLOCK, _TX = 12, 13, 14, 15, 16, 17
 # Each event with the batch of the current deployment that anchors it, if any.
 _FROM = """
 FROM events e
@@ -51,36 +52,49 @@ class ProvenanceEvent:
 
 
 def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Rows with the event decoded (index 12) and the raw JSON texts kept for the hash check."""
-    rows = conn.execute(
+    return conn.execute(
         f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY e.event_time, e.ingest_seq",
         params,
     ).fetchall()
-    return [(*row[:12], orjson.loads(row[12]), row[13], *row[14:], row[12]) for row in rows]
 
 
-# Recomputing the canonical hash is the costliest part of a page; the result depends only on the
-# stored bytes, so it is remembered per (digest, exact stored JSON). Any edit to a row changes
-# the key, so a tampered event is still checked afresh and shows as failed.
-_INTACT: dict[tuple[bytes, bytes], bool] = {}
+# Recomputing the canonical hash is the costliest part of a page. Its result depends only on
+# the stored row, so it is remembered per (digest, row version): PostgreSQL gives every UPDATE
+# a new row version (xmin), so an edited event is checked afresh and shows as failed.
+_INTACT: dict[tuple[bytes, str], bool] = {}
 _INTACT_MAX = 200_000
 
 
-def _intact(
-    digest: bytes, event_text: str, context_text: str | None, event: dict[str, Any]
-) -> bool:
-    key = (digest, hashlib.sha256(f"{event_text}\x1f{context_text}".encode()).digest())
-    known = _INTACT.get(key)
-    if known is None:
-        try:
-            context = orjson.loads(context_text) if context_text is not None else None
-            known = event_hash_digest(event, context) == digest
-        except ValueError:
-            known = False
-        if len(_INTACT) >= _INTACT_MAX:
-            _INTACT.clear()
-        _INTACT[key] = known
-    return known
+def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
+    """Whether each row's stored JSON still hashes to its identity."""
+    verdicts: dict[bytes, bool] = {}
+    unknown = []
+    for row in rows:
+        digest = bytes(row[0])
+        known = _INTACT.get((digest, row[_VERSION]))
+        if known is None:
+            unknown.append(digest)
+        else:
+            verdicts[digest] = known
+    if unknown:
+        for digest, version, event, context in conn.execute(
+            "SELECT event_hash, xmin::text, event::text, context::text FROM events"
+            " WHERE event_hash = ANY(%s)",
+            (unknown,),
+        ).fetchall():
+            digest = bytes(digest)
+            try:
+                recomputed = event_hash_digest(
+                    orjson.loads(event), orjson.loads(context) if context is not None else None
+                )
+                intact = recomputed == digest
+            except ValueError:
+                intact = False
+            if len(_INTACT) >= _INTACT_MAX:
+                _INTACT.clear()
+            _INTACT[(digest, version)] = intact
+            verdicts[digest] = intact
+    return verdicts
 
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
@@ -89,11 +103,7 @@ def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
     if not direct:
         return []
     parents = sorted(
-        {
-            row[12].get("parentID")
-            for row in direct
-            if row[3] == "AggregationEvent" and isinstance(row[12].get("parentID"), str)
-        }
+        {row[_PARENT] for row in direct if row[3] == "AggregationEvent" and row[_PARENT]}
     )
     lots = sorted({lot for row in direct for lot in row[11]})
     related = _rows(
@@ -102,31 +112,33 @@ def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
         " AND NOT e.epcs @> ARRAY[%(item)s]::text[]",
         {"parents": parents, "lots": lots, "item": item},
     )
-    return _merge(direct, related)
+    return _public(conn, _merge(direct, related))
 
 
 def lot_history(conn: Conn, lot: str) -> list[ProvenanceEvent]:
     """Events about a lot, its items (from commissioning) and the pallets they were packed on."""
-    return [_public(row) for row in _raw_lot_history(conn, lot)]
+    return _public(conn, _raw_lot_history(conn, lot))
 
 
-def _merge(*groups: list[tuple[Any, ...]]) -> list[ProvenanceEvent]:
+def _merge(*groups: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     seen: dict[bytes, tuple[Any, ...]] = {}
     for group in groups:
         for row in group:
             seen.setdefault(bytes(row[0]), row)
-    ordered = sorted(seen.values(), key=lambda row: row[1])
-    return [_public(row) for row in ordered]
+    return sorted(seen.values(), key=lambda row: row[1])
 
 
-def _public(row: tuple[Any, ...]) -> ProvenanceEvent:
+def _public(conn: Conn, rows: list[tuple[Any, ...]]) -> list[ProvenanceEvent]:
+    # Checked on every view: an edited row shows as failed, never as verified.
+    intact = _check_intact(conn, rows)
+    return [_public_event(row, intact.get(bytes(row[0]), False)) for row in rows]
+
+
+def _public_event(row: tuple[Any, ...], intact: bool) -> ProvenanceEvent:
     digest = bytes(row[0])
-    event = row[12]
-    # Checked on every view (from the stored bytes): an edited row shows as failed.
-    intact = _intact(digest, row[-1], row[13], event)
     if not intact:
         state = "failed"
-    elif row[14] is not None:
+    elif row[_BATCH] is not None:
         state = "anchored"
     else:
         state = "pending"
@@ -142,17 +154,17 @@ def _public(row: tuple[Any, ...]) -> ProvenanceEvent:
         read_point=row[8],
         biz_location=row[9],
         epcs=list(row[10]),
-        sensor_readings=_sensor_summary(event),
+        sensor_readings=_sensor_summary(row[_SENSORS]),
         verification=state,
-        batch_id=row[14] if intact else None,
-        block_number=row[15] if intact else None,
-        tx_hash="0x" + bytes(row[16]).hex() if intact and row[16] is not None else None,
+        batch_id=row[_BATCH] if intact else None,
+        block_number=row[_BLOCK] if intact else None,
+        tx_hash="0x" + bytes(row[_TX]).hex() if intact and row[_TX] is not None else None,
     )
 
 
-def _sensor_summary(event: dict[str, Any]) -> list[dict[str, Any]]:
+def _sensor_summary(elements: Any) -> list[dict[str, Any]]:
     readings = []
-    for element in event.get("sensorElementList") or []:
+    for element in elements if isinstance(elements, list) else []:
         for report in (element or {}).get("sensorReport") or []:
             if isinstance(report, dict) and "value" in report:
                 readings.append(
@@ -193,9 +205,16 @@ _FORWARD_STEPS = frozenset(
 def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
     """Forward: where the lot went and to whom. Backward: what it was made of and where."""
     history = _raw_lot_history(conn, lot)
+    bodies: dict[bytes, dict[str, Any]] = {
+        bytes(digest): event
+        for digest, event in conn.execute(
+            "SELECT event_hash, event FROM events WHERE event_hash = ANY(%s)",
+            ([bytes(row[0]) for row in history],),
+        ).fetchall()
+    }
     steps = []
     for row in history:
-        event = row[12]
+        event = bodies.get(bytes(row[0])) or {}
         if direction == "forward":
             if row[5] not in _FORWARD_STEPS:
                 continue
@@ -244,13 +263,7 @@ def _raw_lot_history(conn: Conn, lot: str) -> list[tuple[Any, ...]]:
         "e.event_type = 'AggregationEvent' AND e.epcs && %(items)s::text[]",
         {"items": items},
     )
-    parents = sorted(
-        {
-            row[12].get("parentID")
-            for row in aggregations
-            if isinstance(row[12].get("parentID"), str)
-        }
-    )
+    parents = sorted({row[_PARENT] for row in aggregations if row[_PARENT]})
     related = _rows(
         conn,
         "(e.epcs && %(parents)s::text[] OR e.epcs && %(items)s::text[])",

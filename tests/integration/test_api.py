@@ -139,6 +139,9 @@ def test_unknown_product_is_a_404_problem(world: World) -> None:
 
 
 def test_tampered_event_shows_as_failed(world: World) -> None:
+    # Seen once intact first: what is remembered of that view must not hide the edit.
+    before = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert before["failed"] == 0
     world.conn.execute(
         "UPDATE events SET event = jsonb_set(event, '{disposition}', '\"damaged\"')"
         " WHERE biz_step = 'inspecting' AND epcs = '{}' AND lots @> ARRAY[%s]",
