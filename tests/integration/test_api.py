@@ -236,7 +236,42 @@ MATRIX = [
     ("GET", "/v1/audit", {"maker": 403, "bank": 403, "regulator": 200}),
     ("GET", "/v1/lines", {"maker": 403, "bank": 200, "other-bank": 200, "regulator": 403}),
     ("POST", "/v1/capture", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
+    ("POST", "/v1/devices", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
+    # The line belongs to `bank` and `maker`: another bank does not even see it.
+    (
+        "POST",
+        "/v1/lines/1/freeze",
+        {"maker": 403, "other-bank": 404, "regulator": 403, "bank": 200},
+    ),
+    (
+        "POST",
+        "/v1/lines/1/repayments",
+        {"maker": 403, "other-bank": 404, "regulator": 403, "bank": 422},
+    ),
+    (
+        "POST",
+        "/v1/applications",
+        {"bank": 403, "regulator": 403, "rival": 409, "maker": 200},
+    ),
+    (
+        "DELETE",
+        f"/v1/pledges{LOT}",
+        {"maker": 403, "regulator": 403, "other-bank": 409, "bank": 200},
+    ),
 ]
+
+
+def matrix_body(path: str, who: str) -> dict[str, object] | None:
+    """A valid body for each write route, so the status shows the access decision."""
+    if path == "/v1/capture":
+        return make_event()
+    if path == "/v1/devices":
+        return {"device_id": f"probe-{who}", "unsigned": True}
+    if path.endswith("/repayments"):
+        return {"amount": "1.00"}
+    if path == "/v1/applications":
+        return {"financier": "bank", "lot": LOT_URI, "amount": "1.00"}
+    return None
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), MATRIX, ids=[m[1] for m in MATRIX])
@@ -245,12 +280,9 @@ def test_authorization_matrix(
 ) -> None:
     for who, status in expected.items():
         headers = {"Authorization": f"Bearer {world.keys[who]}"}
-        if method == "GET":
-            response = world.client.get(path, headers=headers)
-        else:
-            response = world.client.post(path, json=make_event(), headers=headers)
+        response = world.client.request(method, path, headers=headers, json=matrix_body(path, who))
         assert response.status_code == status, (who, response.text)
-    anonymous = world.client.request(method, path, json={} if method == "POST" else None)
+    anonymous = world.client.request(method, path, json=matrix_body(path, "anonymous"))
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
     wrong = world.client.request(method, path, headers={"Authorization": "Bearer tf_nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_api_key")
