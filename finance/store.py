@@ -240,14 +240,6 @@ def get_lot(conn: Conn, lot_uri: str) -> Lot | None:
         ).fetchone()
 
 
-def lots_at(conn: Conn, location: str) -> list[Lot]:
-    with conn.cursor(row_factory=class_row(Lot)) as cur:
-        return cur.execute(
-            f"SELECT {_LOT_COLUMNS} FROM lots WHERE location = %s AND quantity > 0",  # noqa: S608
-            (location,),
-        ).fetchall()
-
-
 def evidence(conn: Conn, lot_uri: str) -> list[tuple[bytes, bool]]:
     """(event hash, anchored) of every event the lot's state rests on, in log order."""
     rows = conn.execute(
@@ -493,24 +485,6 @@ def raise_margin_call(
         "INSERT INTO margin_calls (line_id, lot_uri, shortfall_minor, reason)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
         (line_id, lot_uri, shortfall_minor, reason),
-    ).fetchone()
-    return row is not None
-
-
-def add_receivable(
-    conn: Conn,
-    lot_uri: str,
-    purchase_order: str,
-    amount_minor: int,
-    currency: str,
-    advance_minor: int,
-    event_hash: bytes,
-) -> bool:
-    row = conn.execute(
-        "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
-        " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT DO NOTHING RETURNING id",
-        (lot_uri, purchase_order, amount_minor, currency, advance_minor, event_hash),
     ).fetchone()
     return row is not None
 

@@ -147,13 +147,6 @@ def position_of(conn: Conn, digest: bytes) -> int | None:
     return int(row[0]) if row else None
 
 
-def is_queued(conn: Conn, digest: bytes) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM log_queue WHERE event_hash = %s", (digest,)).fetchone()
-        is not None
-    )
-
-
 def anchored_end(conn: Conn, deployment_id: int) -> int:
     """The first log position not covered by a recorded batch of this deployment."""
     row = conn.execute(
