@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-import psycopg
 from psycopg.types.json import set_json_loads
 
 from finance import store, valuation
@@ -25,7 +24,7 @@ from finance.tracking import (
     apply_change,
     changes,
 )
-from ledger.db import Conn
+from ledger.db import Conn, run_connected
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +50,11 @@ class FinanceWorker:
         self._stop.set()
 
     def run(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._database_url, autocommit=True) as conn:
-                    set_json_loads(orjson.loads, conn)  # event bodies: orjson is ~5x faster
-                    delay = 1.0
-                    self._follow(conn)
-            except psycopg.OperationalError as exc:
-                log.warning("finance: database unavailable (%s); retrying in %.0fs", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        run_connected(self._database_url, self._stop, self._start, "finance")
+
+    def _start(self, conn: Conn) -> None:
+        set_json_loads(orjson.loads, conn)  # event bodies: orjson is ~5x faster
+        self._follow(conn)
 
     def _follow(self, conn: Conn) -> None:
         checked = 0.0

@@ -24,7 +24,7 @@ from ledger.chain import (
     connect,
     identity,
 )
-from ledger.db import Conn
+from ledger.db import Conn, run_connected
 from ledger.log_store import Deployment
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,12 @@ class AnchorWorker:
 
     def run(self) -> None:
         """Wait for leadership, lead until stopped or the lock connection is lost, repeat."""
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._database_url, autocommit=True) as lock_conn:
-                    if not self._acquire(lock_conn):
-                        continue
-                    log.info("anchor: this process is the leader")
-                    delay = 1.0
-                    self._lead(lock_conn)
-            except psycopg.OperationalError as exc:
-                log.warning("anchor: database unavailable (%s); retrying in %.0fs", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        run_connected(self._database_url, self._stop, self._lead_when_elected, "anchor")
+
+    def _lead_when_elected(self, lock_conn: Conn) -> None:
+        if self._acquire(lock_conn):
+            log.info("anchor: this process is the leader")
+            self._lead(lock_conn)
 
     def _acquire(self, lock_conn: Conn) -> bool:
         while not self._stop.is_set():

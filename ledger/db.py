@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -14,6 +16,8 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
 
 # Connections as psycopg.connect() and the pools hand them out: rows are plain tuples.
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
@@ -127,3 +131,23 @@ def scratch_database(admin_url: str, prefix: str = "tracefin_scratch") -> Iterat
                 (name,),
             )
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def run_connected(
+    database_url: str, stop: threading.Event, work: Callable[[Conn], None], name: str
+) -> None:
+    """Run `work` on an autocommit connection until `stop` is set.
+
+    Whenever the database is unavailable, wait (1 s doubling to 10 s) and start `work` again
+    on a new connection: the long-running workers survive a PostgreSQL restart this way.
+    """
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                delay = 1.0
+                work(conn)
+        except psycopg.OperationalError as exc:
+            log.warning("%s: database unavailable (%s); retrying in %.0fs", name, exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
