@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import unquote
 
 import orjson
@@ -14,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import enterprise, errors, operations, ops, oversight, public
 from api.errors import problem_response
+from api.page_cache import PageCache
 from ingest.mqtt_link import parse_mqtt_url
 from ledger.capture import contains_nul
 from tracefin.settings import Settings
@@ -185,7 +188,19 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
 
 
 def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
+    conninfo = pool.conninfo
+    page_cache = PageCache(conninfo() if callable(conninfo) else conninfo)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        page_cache.start()
+        try:
+            yield
+        finally:
+            page_cache.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tracefin",
         version="0.1.0",
         description="IoT traceability and supply-chain finance: provenance with on-chain proofs,"
@@ -193,6 +208,7 @@ def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.page_cache = page_cache
     app.state.chain_rpc_url = settings.chain_rpc_url
     address = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
     app.state.broker_address = (address.host, address.port) if address else None

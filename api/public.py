@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,17 +15,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
-from api.schemas import (
-    ProvenancePublic,
-    VerifyResult,
-)
+from api.page_cache import CachedPage, PageCache
+from api.schemas import ProofBundle, ProvenancePublic, VerifyResult
 from finance import store as finance_store
 from ledger import provenance
 from ledger.chain import connect
 from ledger.db import Conn
 from ledger.event_hash import digest_from_hash_id, hash_id_from_digest
 from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
-from ledger.proofs import build_bundle
+from ledger.proofs import build_bundle, build_bundles
 from ledger.verify import verify_bundle
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **problems(404, 503)})
@@ -51,24 +48,34 @@ _templates.filters["local_time"] = _local_time
 
 def _provenance(
     request: Request, gtin: str, *, lot: str | None = None, serial: str | None = None
-) -> dict[str, Any]:
+) -> CachedPage:
     """The page as plain data in the shape of ProvenancePublic (the documented model).
 
     Plain dicts serialised by orjson: building 50 pydantic models per page cost more than the
     page's queries.
     """
     gtin14 = gtin.zfill(14)
+    uri = sgtin_uri(gtin14, serial) if serial is not None else lot_uri(gtin14, lot or "")
+    cache: PageCache = request.app.state.page_cache
     with request.app.state.pool.connection() as conn:
-        if serial is not None:
-            uri = sgtin_uri(gtin14, serial)
-            history = provenance.item_history(conn, uri)
-        else:
-            assert lot is not None
-            uri = lot_uri(gtin14, lot)
-            history = provenance.lot_history(conn, uri)
-        product = _product_name(conn, gtin14)
+        return cache.page(conn, uri, lambda c: _page_data(c, uri, gtin14, lot=lot, serial=serial))
+
+
+def _page_data(
+    conn: Conn, uri: str, gtin14: str, *, lot: str | None, serial: str | None
+) -> dict[str, Any]:
+    if serial is not None:
+        history = provenance.item_history(conn, uri)
+    else:
+        history = provenance.lot_history(conn, uri)
     if not history:
         raise Problem(404, "unknown_product", f"no events are known for {uri}")
+    product = finance_store.get_product(conn, gtin14)
+    digests = {event.hash_id: digest_from_hash_id(event.hash_id) for event in history}
+    # A failed event's bundle would prove a hash whose stored event no longer matches it.
+    bundles = build_bundles(
+        conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
+    )
     events = [
         {
             "event_hash": event.hash_id,
@@ -87,7 +94,8 @@ def _provenance(
                 "batch_id": event.batch_id,
                 "block_number": event.block_number,
                 "tx_hash": event.tx_hash,
-                "proof_url": f"/v1/proofs/{digest_from_hash_id(event.hash_id).hex()}",
+                "proof_url": f"/v1/proofs/{digests[event.hash_id].hex()}",
+                "proof": bundles.get(digests[event.hash_id]),
             },
         }
         for event in history
@@ -96,7 +104,7 @@ def _provenance(
     return {
         "product": {
             "gtin": gtin14,
-            "name": product,
+            "name": product.name if product else None,
             "lot": lot,
             "serial": serial,
             "digital_link": uri,
@@ -108,38 +116,22 @@ def _provenance(
     }
 
 
-_NAMES: dict[str, tuple[float, str | None]] = {}
-_NAME_TTL_S = 60.0
-
-
-def _product_name(conn: Conn, gtin: str) -> str | None:
-    """Product names change rarely and every page shows one: remembered for a minute."""
-    now = time.monotonic()
-    cached = _NAMES.get(gtin)
-    if cached is None or now - cached[0] > _NAME_TTL_S:
-        product = finance_store.get_product(conn, gtin)
-        if len(_NAMES) > 50_000:
-            _NAMES.clear()
-        cached = _NAMES[gtin] = (now, product.name if product else None)
-    return cached[1]
-
-
-def _respond(request: Request, page: dict[str, Any]) -> Response:
-    if "text/html" in request.headers.get("accept", "") and "application/json" not in (
-        request.headers.get("accept", "")
-    ):
+def _respond(request: Request, page: CachedPage) -> Response:
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "application/json" not in accept:
         lang = language(request.headers.get("accept-language"))
-        html = _templates.get_template("provenance.html").render(
-            lang=lang,
-            t=TEXTS[lang],
-            product=page["product"],
-            events=page["events"],
-            verified=page["verified"],
-            pending=page["pending"],
-            failed=page["failed"],
-        )
+        html = page.renderings.get(lang)
+        if html is None:
+            html = page.renderings[lang] = (
+                _templates.get_template("provenance.html")
+                .render(lang=lang, t=TEXTS[lang], **page.data)
+                .encode()
+            )
         return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
-    return Response(orjson.dumps(page), media_type="application/json", headers={"Vary": "Accept"})
+    body = page.renderings.get("json")
+    if body is None:
+        body = page.renderings["json"] = orjson.dumps(page.data)
+    return Response(body, media_type="application/json", headers={"Vary": "Accept"})
 
 
 _PAGE: dict[int | str, dict[str, Any]] = {
@@ -197,7 +189,12 @@ def _check_gtin(gtin: str) -> None:
         raise Problem(400, "invalid_identifier", "a GTIN has 8, 12, 13 or 14 digits")
 
 
-@router.get("/v1/proofs/{event_hash}", summary="The proof bundle of an event")
+@router.get(
+    "/v1/proofs/{event_hash}",
+    response_model=ProofBundle,
+    response_model_exclude_none=True,
+    summary="The proof bundle of an event",
+)
 def proof(request: Request, event_hash: str) -> dict[str, Any]:
     """`event_hash` is the 64-hex digest or the full `ni:///sha-256;…?ver=CBV2.0` (URL-encoded)."""
     try:

@@ -8,12 +8,34 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class ProofBundle(BaseModel):
+    """Proves an event's inclusion in an anchored batch (design.md, "Proof bundle")."""
+
+    version: int
+    status: Literal["anchored", "pending"]
+    event_hash: str = Field(description="ni:///sha-256;…?ver=CBV2.0")
+    log_index: int | None = Field(None, description="the event's position in the log")
+    leaf_index: int | None = Field(None, description="position in the batch's tree")
+    tree_size: int | None = None
+    audit_path: list[str] | None = Field(None, description="RFC 9162 inclusion path, leaf first")
+    root: str | None = None
+    batch_id: int | None = None
+    first_index: int | None = None
+    chain_id: int | None = None
+    contract: str | None = Field(None, description="the TraceAnchor contract")
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
 class Verification(BaseModel):
     state: Literal["anchored", "pending", "failed"]
     batch_id: int | None = None
     block_number: int | None = None
     tx_hash: str | None = None
     proof_url: str
+    proof: ProofBundle | None = Field(
+        None, description="the proof bundle; absent for a failed event"
+    )
 
 
 class SensorReading(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -140,11 +141,12 @@ def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
     return digests
 
 
-def position_of(conn: Conn, digest: bytes) -> int | None:
-    row = conn.execute(
-        "SELECT log_index FROM log_entries WHERE event_hash = %s", (digest,)
-    ).fetchone()
-    return int(row[0]) if row else None
+def positions_of(conn: Conn, digests: list[bytes]) -> dict[bytes, int]:
+    """The log positions of those of `digests` that have one."""
+    rows = conn.execute(
+        "SELECT event_hash, log_index FROM log_entries WHERE event_hash = ANY(%s)", (digests,)
+    ).fetchall()
+    return {bytes(digest): int(index) for digest, index in rows}
 
 
 def anchored_end(conn: Conn, deployment_id: int) -> int:
@@ -185,13 +187,26 @@ def record_batch(
     )
 
 
-def batch_covering(conn: Conn, deployment_id: int, log_index: int) -> BatchRecord | None:
+def batches_covering(
+    conn: Conn, deployment_id: int, log_indexes: list[int]
+) -> dict[int, BatchRecord]:
+    """The batch of this deployment that covers each of `log_indexes`, where one does."""
+    if not log_indexes:
+        return {}
     with conn.cursor(row_factory=class_row(BatchRecord)) as cursor:
-        return cursor.execute(
+        found = cursor.execute(
             f"SELECT {_BATCH_COLUMNS} FROM anchor_batches"  # noqa: S608
-            " WHERE deployment_id = %s AND first_index <= %s AND first_index + count > %s",
-            (deployment_id, log_index, log_index),
-        ).fetchone()
+            " WHERE deployment_id = %s AND first_index <= %s AND first_index + count > %s"
+            " ORDER BY first_index",
+            (deployment_id, max(log_indexes), min(log_indexes)),
+        ).fetchall()
+    starts = [batch.first_index for batch in found]
+    covering: dict[int, BatchRecord] = {}
+    for index in log_indexes:
+        at = bisect_right(starts, index) - 1
+        if at >= 0 and index < found[at].end_index:
+            covering[index] = found[at]
+    return covering
 
 
 def batches(conn: Conn, deployment_id: int) -> list[BatchRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -169,6 +170,39 @@ def test_proof_bundle_verifies_and_tampering_does_not(world: World) -> None:
         "/v1/verify", content=b"[1,2]", headers={"Content-Type": "application/json"}
     )
     assert junk.status_code == 422
+
+
+def test_page_embeds_the_proof_bundles_that_verify(world: World) -> None:
+    page = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    for event in page["events"]:
+        embedded = event["verification"]["proof"]
+        linked = world.get(event["verification"]["proof_url"]).json()  # type: ignore[attr-defined]
+        assert embedded == linked
+        assert embedded["status"] == "anchored"
+        assert embedded["tx_hash"] == event["verification"]["tx_hash"]
+    verdict = world.client.post("/v1/verify", json=page["events"][-1]["verification"]["proof"])
+    assert verdict.json() == {"valid": True, "reasons": []}
+
+
+def test_cached_page_follows_every_change(world: World) -> None:
+    cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not cache.listening:  # the listener connects in the background
+        assert time.monotonic() < deadline, "the page cache listener never connected"
+        time.sleep(0.02)
+    first = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert f"https://id.gs1.org{ITEM}" in cache
+    world.conn.execute("UPDATE products SET name = 'Renamed dumplings' WHERE gtin = %s", (GTIN,))
+    renamed = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert (first["product"]["name"], renamed["product"]["name"]) == (
+        "Frozen dumplings",
+        "Renamed dumplings",
+    )
+    # A removed batch (a devnet reset wipes them) turns anchored events back to pending.
+    world.conn.execute("DELETE FROM anchor_batches")
+    after = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert (after["verified"], after["pending"]) == (0, 7)
+    assert after["events"][0]["verification"]["proof"]["status"] == "pending"
 
 
 def test_qr_codes(world: World) -> None:

@@ -1,0 +1,123 @@
+"""The API's cache of finished provenance pages, kept exact by the database's change notices.
+
+A page is worth caching: fifty events with their proofs cost milliseconds to gather and
+serialise, and a product's page is scanned far more often than its goods change. Exactness
+comes from migration 0006: every statement that changes what a page shows advances the
+`page_generation` sequence and notifies `tracefin_pages` on commit. A request serves a cached
+page only while the generation it was built at is current, and the listener thread clears the
+cache on every notice (this covers a page built between a change and its commit). Without a
+live listener nothing is cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from ledger.db import Conn
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tracefin_pages"
+_MAX_PAGES = 10_000
+
+
+@dataclass
+class CachedPage:
+    """A page's data and the renderings made of it so far (JSON bytes, HTML per language)."""
+
+    data: dict[str, Any]
+    renderings: dict[Hashable, bytes] = field(default_factory=dict)
+
+
+def generation(conn: Conn) -> int:
+    """The current page generation (advanced by every change a page can show)."""
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM page_generation"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+class PageCache:
+    """Finished pages by key; see the module docstring for why they are never stale."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._pages: dict[Hashable, tuple[int, CachedPage]] = {}
+        self._lock = threading.Lock()
+        # Bumped on every notice: a page built across a notice is not kept.
+        self._epoch = 0
+        self._listening = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._pages
+
+    def page(
+        self, conn: Conn, key: Hashable, build: Callable[[Conn], dict[str, Any]]
+    ) -> CachedPage:
+        """The page under `key`: the cached one if still current, else `build(conn)` (kept)."""
+        current = generation(conn)
+        with self._lock:
+            epoch = self._epoch
+            cached = self._pages.get(key)
+        if cached is not None and cached[0] == current:
+            return cached[1]
+        page = CachedPage(build(conn))
+        with self._lock:
+            if self._listening and self._epoch == epoch:
+                if len(self._pages) >= _MAX_PAGES:
+                    self._pages.clear()
+                self._pages[key] = (current, page)
+        return page
+
+    def clear(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._pages.clear()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._listen, name="page-cache", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._set_listening(False)
+
+    def _set_listening(self, listening: bool) -> None:
+        with self._lock:
+            self._listening = listening
+            self._epoch += 1
+            self._pages.clear()
+
+    def _listen(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._set_listening(True)
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for _notice in conn.notifies(timeout=1.0):
+                            self.clear()
+            except psycopg.Error as exc:
+                log.warning("page cache listener lost the database (%s); not caching", exc)
+            self._set_listening(False)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10.0)
