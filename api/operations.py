@@ -28,7 +28,13 @@ from ledger.db import Conn
 from ledger.signatures import normalise_address
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
-_CONFLICTS = {"double_pledge", "not_pledged", "not_in_supervised_warehouse", "no_line"}
+_CONFLICTS = {
+    "already_pledged",
+    "double_pledge",
+    "not_pledged",
+    "not_in_supervised_warehouse",
+    "no_line",
+}
 
 
 def _refuse(exc: FinanceError) -> NoReturn:

@@ -229,6 +229,9 @@ def _pledge(conn: Conn, chain: Chain, bank: registry_store.Org, lot_uri: str) ->
                 "not_in_supervised_warehouse",
                 f"{lot_uri} is not in a warehouse {financier} supervises",
             )
+        existing = store.live_pledge(conn, lot_uri)
+        if existing is not None and existing.line_id == line.id:
+            raise FinanceError("already_pledged", f"{lot_uri} is already pledged to {financier}")
         key = lot_key(lot_uri)
         # The contract decides, not this database: other banks' systems share only the chain.
         try:

@@ -97,6 +97,8 @@ def test_pledge_and_release_on_chain_through_the_api(world: World) -> None:  # n
     pledged = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert pledged.status_code == 200, pledged.text
     assert chain.pledgee(key) is not None
+    again = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
+    assert (again.status_code, again.json()["code"]) == (409, "already_pledged")
     # A second bank, supervising the same warehouse, is refused by the contract.
     world.client.post(
         "/v1/lines",
