@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tracefin needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -38,8 +38,9 @@ test: bootstrap services lint
 test-fast: bootstrap
 	$(BIN)/pytest -q -ra tests/unit
 
-demo: bootstrap services
-	$(BIN)/python scripts/demo.py
+# Everything embedded (PostgreSQL, Mosquitto, anvil) unless TRACEFIN_* URLs point elsewhere.
+demo: bootstrap
+	$(BIN)/tracefin up --demo
 
 bench: bootstrap services
 	$(BIN)/python bench/ingest.py

@@ -82,6 +82,15 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
     run_api(settings)
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
+    from tracefin.up import UpError, say_to, up
+
+    try:
+        up(settings, demo=args.demo, say=say_to(sys.stdout))
+    except UpError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
     if args.unsigned == (args.address is not None):
         raise CliError("give exactly one of --address 0x… or --unsigned")
@@ -94,17 +103,25 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
             device = registry_store.add_device(conn, args.org, args.device, address)
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
-    print(
-        json.dumps(
-            {
-                "org": device.org_slug,
-                "device": device.device_id,
-                "address": device.address,
-                "unsigned": device.address is None,
-                "publish_to": f"tf/{device.org_slug}/{device.device_id}/events",
-            }
-        )
-    )
+    output: dict[str, object] = {
+        "org": device.org_slug,
+        "device": device.device_id,
+        "address": device.address,
+        "unsigned": device.address is None,
+        "publish_to": f"tf/{device.org_slug}/{device.device_id}/events",
+    }
+    if args.broker_credentials:
+        from tracefin import broker_auth
+
+        username = broker_auth.device_username(device.org_slug, device.device_id)
+        password = broker_auth.generate_password()
+        output |= {
+            "mqtt_username": username,
+            "mqtt_password": password,
+            "password_line": broker_auth.password_line(username, password),
+            "acl_entry": broker_auth.device_acl_entry(device.org_slug, device.device_id),
+        }
+    print(json.dumps(output))
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
@@ -386,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="device_command", required=True
     )
     device_add = device.add_parser("add", help="register a device of an organisation")
+    device_add.add_argument(
+        "--broker-credentials",
+        action="store_true",
+        help="also print the device's MQTT username and password (shown once), its line for"
+        " deploy/mosquitto/passwords and its block for deploy/mosquitto/acl",
+    )
     device_add.add_argument("org", type=_slug)
     device_add.add_argument("device", type=_slug)
     device_add.add_argument("--address", help="0x address of the key the device signs with")
@@ -428,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=cmd_audit)
 
     commands.add_parser("api", help="serve the HTTP API").set_defaults(handler=cmd_api)
+    run_all = commands.add_parser(
+        "up", help="start every service and worker the settings do not point elsewhere"
+    )
+    run_all.add_argument(
+        "--demo",
+        action="store_true",
+        help="add a simulated factory and a bank, then say where to look",
+    )
+    run_all.set_defaults(handler=cmd_up)
     commands.add_parser("finance", help="run the finance monitoring worker").set_defaults(
         handler=cmd_finance
     )

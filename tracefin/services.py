@@ -101,8 +101,14 @@ def start_mosquitto(data_dir: Path, port: int | None = None) -> RunningService:
     return RunningService("mosquitto", f"mqtt://127.0.0.1:{port}", process)
 
 
-def start_anvil(port: int | None = None, chain_id: int = 31337) -> RunningService:
-    """anvil from node_modules, supervised as the real binary (SIGKILL reaches it)."""
+def start_anvil(
+    port: int | None = None, chain_id: int = 31337, state_file: Path | None = None
+) -> RunningService:
+    """anvil from node_modules, supervised as the real binary (SIGKILL reaches it).
+
+    With `state_file` the chain is loaded from it at start and saved to it every few seconds
+    and on exit, so a restarted devnet is the same chain (a killed one loses the last seconds).
+    """
     binary = ANVIL_BINARY if ANVIL_BINARY.exists() else shutil.which("anvil")
     if binary is None:
         raise ServiceUnavailable("anvil not found: run `npm ci` in the project folder")
@@ -117,6 +123,7 @@ def start_anvil(port: int | None = None, chain_id: int = 31337) -> RunningServic
             "--chain-id",
             str(chain_id),
             "--silent",
+            *(["--state", str(state_file), "--state-interval", "5"] if state_file else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

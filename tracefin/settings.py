@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACEFIN_", env_file=".env", extra="ignore")
 
     environment: str = Field(default="development", pattern="^(development|test|production)$")
+    # Where `tracefin up` keeps the embedded services' data and the workers' logs.
+    home: str = ".tracefin"
     database_url: str | None = None
     mqtt_url: str | None = None
     chain_rpc_url: str | None = None

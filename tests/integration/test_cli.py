@@ -60,6 +60,21 @@ def test_device_add_signed_and_unsigned(database_url: str, org: str) -> None:
     unsigned = tracefin(database_url, "device", "add", org, "plc-1", "--unsigned")
     assert unsigned.returncode == 0, unsigned.stderr
     assert json.loads(unsigned.stdout)["unsigned"] is True
+    assert "mqtt_password" not in json.loads(unsigned.stdout)
+
+
+def test_device_add_prints_its_broker_account_once(database_url: str, org: str) -> None:
+    from tracefin.broker_auth import check_password
+
+    added = tracefin(
+        database_url, "device", "add", org, "gate-1", "--unsigned", "--broker-credentials"
+    )
+    assert added.returncode == 0, added.stderr
+    account = json.loads(added.stdout)
+    assert account["mqtt_username"] == f"{org}.gate-1"
+    assert account["password_line"].startswith(f"{org}.gate-1:$7$")
+    assert check_password(account["password_line"], account["mqtt_password"])
+    assert f"topic write tf/{org}/gate-1/events" in account["acl_entry"]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
-"""Settings refuse development defaults in production."""
+"""Settings refuse development defaults in production, and the README documents every one."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -44,3 +46,10 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TRACEFIN_MQTT_URL", "mqtt://example:1883")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (settings.ingest_batch_size, settings.mqtt_url) == (123, "mqtt://example:1883")
+
+
+def test_the_readme_configuration_table_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in Settings.model_fields if f"`TRACEFIN_{name.upper()}`" not in table]
+    assert missing == []

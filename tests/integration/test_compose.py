@@ -1,0 +1,427 @@
+"""docker-compose.yml, the Dockerfile and .env.example, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ingest.mqtt_link import parse_mqtt_url
+from ledger import contracts
+from tracefin.broker_auth import INGEST_USERNAME
+from tracefin.cli import build_parser
+from tracefin.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+# `$$` (a literal `$`), `${NAME}`, `${NAME:-default}`, `${NAME:?error}`, … and bare `$NAME`.
+REFERENCE = re.compile(
+    r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+PORT = re.compile(
+    r"^(?:(?P<ip>\$\{[^}]*\}|[0-9.]+|\[[0-9a-fA-F:]*\]):)?"
+    r"(?P<host>[0-9-]+):(?P<container>[0-9-]+)(?:/(?:tcp|udp))?$"
+)
+ONE_SHOT_RESTARTS = (None, "no", "on-failure")
+
+
+def load_env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: not NAME=value: {line!r}"
+            values[name.strip()] = value.strip()
+    return values
+
+
+ENV_EXAMPLE = load_env_example()
+# What an operator would put in .env: the documented defaults, secrets filled in.
+SAMPLE_ENV = {
+    name: value or ("0x" + "5a" * 32 if name.endswith("PRIVATE_KEY") else f"sample-{name.lower()}")
+    for name, value in ENV_EXAMPLE.items()
+}
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's variable substitution (the subset this file may use)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("braced") or match.group("bare")
+        op, arg, value = match.group("op"), match.group("arg") or "", env.get(name)
+        if op in (":-", "-"):
+            return value if value or (op == "-" and value is not None) else arg
+        if op in (":?", "?"):
+            if not value and (op == ":?" or value is None):
+                raise AssertionError(f"${{{name}}} is required: {arg}")
+            return value or ""
+        if op in (":+", "+"):
+            return arg if value else ""
+        return value or ""
+
+    return REFERENCE.sub(substitute, text)
+
+
+def references(text: str) -> set[str]:
+    return {
+        match.group("braced") or match.group("bare")
+        for match in REFERENCE.finditer(text)
+        if match.group(0) != "$$"
+    }
+
+
+def strings(node: object) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    assert isinstance(document.get("services"), dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def tracefin_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services built from the Dockerfile: each runs one `tracefin` subcommand."""
+    built = {name: service for name, service in services.items() if "build" in service}
+    assert built, "no service is built from the Dockerfile"
+    return built
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.partition("=")[::2] for item in raw)
+    return {str(key): str(value) for key, value in raw.items()}
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
+
+
+def parsed_command(name: str, service: dict[str, Any]) -> Any:
+    command = service.get("command")
+    assert isinstance(command, list), f"{name}: give the command as a list (exec form)"
+    assert command[0] == "tracefin", f"{name}: {command}"
+    try:
+        return build_parser().parse_args(command[1:])
+    except SystemExit:
+        pytest.fail(f"{name}: `{' '.join(command)}` is not a tracefin command line")
+
+
+def is_one_shot(service: dict[str, Any]) -> bool:
+    return service.get("restart") in ONE_SHOT_RESTARTS
+
+
+def test_every_tracefin_service_runs_a_real_subcommand(
+    tracefin_services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in tracefin_services.items():
+        assert callable(parsed_command(name, service).handler), name
+
+
+def test_the_production_shape_is_all_there(tracefin_services: dict[str, dict[str, Any]]) -> None:
+    handlers: dict[str, list[Any]] = {}
+    for name, service in tracefin_services.items():
+        args = parsed_command(name, service)
+        handlers.setdefault(args.handler.__name__, []).append((name, args))
+    expected = {
+        "cmd_db_migrate",
+        "cmd_chain_deploy",
+        "cmd_ingest",
+        "cmd_anchor",
+        "cmd_finance",
+        "cmd_api",
+    }
+    assert expected <= set(handlers)
+    # Two ingest workers in one shared subscription, each with its own stable client id.
+    ingest = handlers["cmd_ingest"]
+    client_ids = [args.client_id for _, args in ingest]
+    assert len(ingest) >= 2
+    assert None not in client_ids
+    assert len(set(client_ids)) == len(client_ids)
+    for handler, entries in handlers.items():
+        for name, _ in entries:
+            one_shot = handler in ("cmd_db_migrate", "cmd_chain_deploy")
+            assert is_one_shot(tracefin_services[name]) == one_shot, f"{name}: restart policy"
+
+
+def test_tracefin_variables_are_settings_fields(services: dict[str, dict[str, Any]]) -> None:
+    fields = {f"TRACEFIN_{name.upper()}" for name in Settings.model_fields}
+    for name, service in services.items():
+        unknown = {key for key in environment(service) if key.startswith("TRACEFIN_")} - fields
+        assert not unknown, f"{name} sets variables tracefin does not read: {sorted(unknown)}"
+
+
+def test_each_tracefin_service_passes_the_production_settings(
+    tracefin_services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, service in tracefin_services.items():
+        with monkeypatch.context() as patch:
+            for key in [key for key in os.environ if key.startswith("TRACEFIN_")]:
+                patch.delenv(key)
+            for key, value in environment(service).items():
+                patch.setenv(key, interpolate(value, SAMPLE_ENV))
+            settings = Settings(_env_file=None)
+        assert settings.environment == "production", name
+
+
+def test_only_the_ingest_workers_hold_broker_credentials(
+    tracefin_services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in tracefin_services.items():
+        url = interpolate(environment(service)["TRACEFIN_MQTT_URL"], SAMPLE_ENV)
+        address = parse_mqtt_url(url)
+        assert (address.host, address.port) == ("broker", 1883), name
+        if parsed_command(name, service).handler.__name__ == "cmd_ingest":
+            # The account deploy/mosquitto/acl grants the shared subscriptions to.
+            assert address.username == INGEST_USERNAME, name
+            assert address.password == SAMPLE_ENV["MQTT_INGEST_PASSWORD"], name
+        else:
+            assert (address.username, address.password) == (None, None), name
+
+
+def volume_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(source, target, read_only) of each mount."""
+    for mount in service.get("volumes") or []:
+        if isinstance(mount, str):
+            source, _, rest = mount.partition(":")
+            target, _, mode = rest.partition(":")
+            yield source, target, "ro" in mode.split(",")
+        else:
+            yield mount["source"], mount["target"], bool(mount.get("read_only"))
+
+
+def is_bind(source: str) -> bool:
+    return source.startswith((".", "/", "~"))
+
+
+def test_named_volumes_are_declared_and_used(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    used = {
+        source
+        for service in services.values()
+        for source, _, _ in volume_mounts(service)
+        if not is_bind(source)
+    }
+    declared = set(compose.get("volumes") or {})
+    assert used == declared
+
+
+def test_bind_mounts_are_repo_config_mounted_read_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for source, _, read_only in volume_mounts(service):
+            if is_bind(source):
+                assert source.startswith("./"), f"{name}: {source} is outside the repository"
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+                assert read_only, f"{name}: mount {source} read-only"
+
+
+def test_the_broker_finds_every_file_its_config_names(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    broker = services["broker"]
+    mounts = {target: ROOT / source for source, target, _ in volume_mounts(broker)}
+
+    def on_host(path: str) -> Path:
+        for target, source in mounts.items():
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                return source / Path(path).relative_to(target)
+        raise AssertionError(f"{path} is not mounted into the broker")
+
+    conf = on_host("/mosquitto/config/mosquitto.conf")  # the image's default config path
+    settings = [
+        line.split()
+        for line in conf.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for words in settings:
+        if words[0] in ("password_file", "acl_file", "persistence_location"):
+            host = on_host(words[1])
+            if words[0] == "password_file":
+                # Made per deployment (it is secret): it must never be committed.
+                ignored = (host.parent / ".gitignore").read_text().split()
+                assert host.name in ignored, f"{host} must be git-ignored"
+            elif words[0] == "acl_file":
+                assert host.is_file(), f"{host} is missing"
+    # The health check talks to the loopback listener the config declares.
+    health = broker["healthcheck"]["test"]
+    port = health[health.index("-p") + 1]
+    assert ["listener", port, LOOPBACK] in settings
+
+
+def test_depends_on_targets_exist_with_sensible_conditions(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for target, condition in depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            dependency = services[target]
+            if is_one_shot(dependency):
+                expected = "service_completed_successfully"
+            elif "healthcheck" in dependency:
+                expected = "service_healthy"
+            else:
+                expected = "service_started"
+            assert condition == expected, f"{name} -> {target}: {condition}, not {expected}"
+    # No cycles: a topological order exists.
+    pending = {name: set(depends_on(service)) for name, service in services.items()}
+    while pending:
+        ready = [name for name, needs in pending.items() if not needs & set(pending)]
+        assert ready, f"dependency cycle among {sorted(pending)}"
+        for name in ready:
+            del pending[name]
+
+
+def test_published_ports_bind_loopback_or_a_documented_variable(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert isinstance(port, str), f"{name}: use the HOST_IP:HOST:CONTAINER form"
+            match = PORT.match(port)
+            assert match, f"{name}: {port}"
+            ip = match.group("ip")
+            assert ip, f"{name}: {port} binds every interface"
+            if ip.startswith("${"):
+                # Deliberate: a variable of .env.example whose default is loopback.
+                variable = references(ip).pop()
+                assert ENV_EXAMPLE.get(variable) == LOOPBACK, f"{name}: document {variable}"
+                assert interpolate(ip, {}) == LOOPBACK, f"{name}: {ip} defaults to loopback"
+            else:
+                assert ip == LOOPBACK, f"{name}: {port}"
+
+
+def test_the_api_listens_where_its_port_is_published(
+    tracefin_services: dict[str, dict[str, Any]],
+) -> None:
+    api = tracefin_services["api"]
+    env = environment(api)
+    assert env["TRACEFIN_API_HOST"] == "0.0.0.0"  # inside its container, for the published port
+    (port,) = api["ports"]
+    match = PORT.match(port)
+    assert match
+    assert match.group("container") == env["TRACEFIN_API_PORT"]
+
+
+def test_compose_variables_are_documented_in_env_example(compose: dict[str, Any]) -> None:
+    used = {name for text in strings(compose) for name in references(text)}
+    assert used == set(ENV_EXAMPLE), "every ${VAR} in .env.example and every entry used"
+    # tracefin's Settings also read `.env` from the working directory: a TRACEFIN_* line there
+    # would reach local `tracefin` runs and tests.
+    assert not [name for name in ENV_EXAMPLE if name.startswith("TRACEFIN_")]
+    secrets = [name for name in ENV_EXAMPLE if re.search(r"PASSWORD|KEY|SECRET|TOKEN", name)]
+    assert secrets
+    assert all(ENV_EXAMPLE[name] == "" for name in secrets), "no secret values in .env.example"
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    instructions = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            word, _, rest = line.strip().partition(" ")
+            instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def is_pinned(image: str) -> bool:
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag != "latest" and any(c.isdigit() for c in tag)
+
+
+def test_dockerfile_is_multi_stage_from_pinned_images_and_runs_as_non_root() -> None:
+    stages: list[str] = []
+    user = None
+    for instruction, arguments in dockerfile():
+        if instruction == "FROM":
+            words = [word for word in arguments.split() if not word.startswith("--")]
+            image = words[0]
+            assert image in stages or is_pinned(image), f"unpinned base image {image}"
+            stages.append(words[2] if len(words) == 3 and words[1].upper() == "AS" else image)
+            user = None  # USER does not carry over to the next stage
+        elif instruction == "USER":
+            user = arguments
+    assert len(stages) >= 2, "a build stage and a runtime stage"
+    assert user is not None, "the runtime stage must set USER"
+    assert user.split(":")[0] not in ("root", "0"), user
+
+
+def test_images_from_registries_are_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if "build" not in service:
+            assert is_pinned(service["image"]), f"{name}: pin {service['image']}"
+
+
+def test_the_image_holds_every_package_and_the_contract_artifacts() -> None:
+    instructions = dockerfile()
+    copies = [
+        arguments.split()
+        for instruction, arguments in instructions
+        if instruction == "COPY" and not arguments.startswith("--from")
+    ]
+    ignore = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    # An allowlist: nothing reaches the builder (.env, .git, .venv, …) unless named.
+    assert ignore[0] == "*"
+    allowed = {entry[1:].rstrip("/") for entry in ignore if entry.startswith("!")}
+    assert ".env" not in allowed
+    for *sources, _ in copies:
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such path"
+            assert source in allowed, f"COPY {source}: re-include it in .dockerignore"
+    copied = {source for *sources, _ in copies for source in sources}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        assert pattern.rstrip("*") in copied, f"the image lacks the {pattern} packages"
+
+    # ledger/contracts.py looks for the artifacts beside the ledger package; in the image that
+    # package is in the virtualenv's site-packages.
+    relative = contracts.ARTIFACTS_DIR.relative_to(Path(contracts.__file__).resolve().parents[1])
+    (base,) = {arguments.split()[0] for i, arguments in instructions if i == "FROM"}
+    python = re.match(r"python:(\d+\.\d+)", base)
+    assert python, base
+    (venv,) = re.findall(r"python -m venv (\S+)", " ".join(a for _, a in instructions))
+    site_packages = f"{venv}/lib/python{python.group(1)}/site-packages"
+    destinations = {dest for *sources, dest in copies if str(relative) in sources}
+    assert destinations == {f"{site_packages}/{relative}"}
+    env = " ".join(arguments for instruction, arguments in instructions if instruction == "ENV")
+    assert f"PATH={venv}/bin:" in env, "the virtualenv's tracefin must be on PATH"

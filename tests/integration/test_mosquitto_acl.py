@@ -1,0 +1,337 @@
+"""The real Mosquitto with deploy/mosquitto's config and ACL: who may connect, publish and read."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import queue
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.topics import subscriptions
+from tracefin.broker_auth import (
+    INGEST_USERNAME,
+    check_password,
+    device_acl_entry,
+    device_topics,
+    device_username,
+    generate_password,
+    password_line,
+)
+from tracefin.services import RunningService, free_port, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+NOT_AUTHORIZED = 0x87
+BAD_CREDENTIALS = 0x86
+TIMEOUT = 5.0
+# Two devices of one organisation and one of another: enough to cross both boundaries.
+DEVICES = [("org-a", "line-1"), ("org-a", "line-2"), ("org-b", "line-1")]
+
+
+def mosquitto_binary() -> str:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    return binary
+
+
+def render_config(text: str, *, port: int, health_port: int, config: Path, data: Path) -> str:
+    """deploy/mosquitto/mosquitto.conf on private loopback ports, with files under tmp."""
+    rendered: list[str] = []
+    listeners: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        words = line.split()
+        if words[:1] == ["listener"]:
+            if words[1:] == ["1883"]:
+                line = f"listener {port} 127.0.0.1"
+            elif words[1:] == ["1880", "127.0.0.1"]:
+                line = f"listener {health_port} 127.0.0.1"
+            else:
+                raise AssertionError(f"a listener this test does not know: {line!r}")
+            listeners.append(line)
+        line = line.replace("/mosquitto/config/", f"{config}/").replace(
+            "/mosquitto/data/", f"{data}/"
+        )
+        assert "/mosquitto/" not in line, f"unmapped container path in {line!r}"
+        rendered.append(line)
+    assert len(listeners) == 2, "expected the device listener and the health listener"
+    # As root, Mosquitto would switch to its own user, which cannot read pytest's private temp
+    # folder; run it as whoever runs the tests.
+    rendered.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    return "\n".join(rendered) + "\n"
+
+
+@dataclass
+class Broker:
+    port: int
+    health_port: int
+    passwords: dict[str, str]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    binary = mosquitto_binary()
+    root = tmp_path_factory.mktemp("mosquitto-acl")
+    config, data = root / "config", root / "data"
+    config.mkdir()
+    data.mkdir()
+    accounts = [INGEST_USERNAME] + [device_username(org, dev) for org, dev in DEVICES]
+    passwords = {username: generate_password() for username in accounts}
+    (config / "passwords").write_text(
+        "".join(password_line(user, pw) + "\n" for user, pw in passwords.items())
+    )
+    acl = (DEPLOY / "acl").read_text() + "\n"
+    acl += "\n".join(device_acl_entry(org, dev) for org, dev in DEVICES)
+    (config / "acl").write_text(acl)
+    shutil.copy(DEPLOY / "health.acl", config / "health.acl")
+    port, health_port = free_port(), free_port()
+    conf = config / "mosquitto.conf"
+    conf.write_text(
+        render_config(
+            (DEPLOY / "mosquitto.conf").read_text(),
+            port=port,
+            health_port=health_port,
+            config=config,
+            data=data,
+        )
+    )
+    log = root / "mosquitto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    service = RunningService("mosquitto", f"mqtt://127.0.0.1:{port}", process)
+    try:
+        wait_for_port("127.0.0.1", port, process, timeout=10)
+        wait_for_port("127.0.0.1", health_port, process, timeout=10)
+        yield Broker(port, health_port, passwords, log)
+    finally:
+        service.stop()
+
+
+class Client:
+    """A paho MQTT v5 client that reports CONNACK, SUBACK and PUBACK reason codes and messages."""
+
+    def __init__(self, port: int, username: str | None, password: str | None = None) -> None:
+        self.port = port
+        self.mqtt = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+            reconnect_on_failure=False,
+        )
+        if username is not None:
+            self.mqtt.username_pw_set(username, password)
+        self.connack: queue.Queue[ReasonCode] = queue.Queue()
+        self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._pubacks: dict[int, ReasonCode] = {}
+        self._acked = threading.Condition()
+        self.mqtt.on_connect = lambda c, u, flags, rc, props: self.connack.put(rc)
+        self.mqtt.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
+        self.mqtt.on_message = lambda c, u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
+        self.mqtt.on_publish = self._on_publish
+
+    def connect(self) -> ReasonCode:
+        self.mqtt.connect("127.0.0.1", self.port)
+        self.mqtt.loop_start()
+        return self.connack.get(timeout=TIMEOUT)
+
+    def subscribe(self, *topics: str) -> None:
+        self.mqtt.subscribe([(topic, 1) for topic in topics])
+        self.subacks.get(timeout=TIMEOUT)
+
+    def publish(self, topic: str, payload: bytes = b"{}") -> ReasonCode:
+        """Publish at QoS 1 and return the PUBACK's reason code."""
+        mid = self.mqtt.publish(topic, payload, qos=1).mid
+        with self._acked:
+            assert self._acked.wait_for(lambda: mid in self._pubacks, TIMEOUT), f"no PUBACK {topic}"
+            return self._pubacks.pop(mid)
+
+    def next_message(self) -> tuple[str, bytes]:
+        return self.messages.get(timeout=TIMEOUT)
+
+    def drain(self) -> list[tuple[str, bytes]]:
+        drained = []
+        while not self.messages.empty():
+            drained.append(self.messages.get_nowait())
+        return drained
+
+    def close(self) -> None:
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: object
+    ) -> None:
+        with self._acked:
+            self._pubacks[mid] = rc
+            self._acked.notify_all()
+
+
+@pytest.fixture
+def connect(broker: Broker) -> Iterator[Callable[[str], Client]]:
+    """`connect(username)`: a client logged in with that account's password, closed afterwards."""
+    opened: list[Client] = []
+
+    def open_client(username: str) -> Client:
+        client = Client(broker.port, username, broker.passwords[username])
+        opened.append(client)
+        code = client.connect()
+        assert not code.is_failure, f"{username} refused: {code}\n{broker.log.read_text()}"
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def accepted(code: ReasonCode) -> bool:
+    """A PUBACK that takes the message: success, or success with nobody subscribed (0x10)."""
+    return code.value in (0x00, 0x10)
+
+
+def test_each_devices_events_reach_the_ingest_workers_split_by_the_shared_subscription(
+    connect: Callable[[str], Client],
+) -> None:
+    workers = [connect(INGEST_USERNAME), connect(INGEST_USERNAME)]
+    for worker in workers:
+        worker.subscribe(*subscriptions())  # exactly what `tracefin ingest` takes
+    sent = []
+    for org, dev in DEVICES:
+        client = connect(device_username(org, dev))
+        topics = device_topics(org, dev)
+        for n in range(4):
+            kind = "events" if n % 2 == 0 else "telemetry"
+            payload = f"{org}/{dev}/{n}".encode()
+            assert accepted(client.publish(topics[kind], payload))
+            sent.append((topics[kind], payload))
+
+    received: list[list[tuple[str, bytes]]] = [[], []]
+    deadline = time.monotonic() + TIMEOUT
+    while sum(map(len, received)) < len(sent) and time.monotonic() < deadline:
+        for worker, got in zip(workers, received, strict=True):
+            got.extend(worker.drain())
+        time.sleep(0.01)
+    # Together the workers got every message exactly once, and the broker gave each a share.
+    assert sorted(received[0] + received[1]) == sorted(sent)
+    assert all(received), [len(got) for got in received]
+
+
+def test_a_device_cannot_publish_as_another_device_or_forge_answers(
+    connect: Callable[[str], Client],
+) -> None:
+    worker = connect(INGEST_USERNAME)
+    worker.subscribe(*subscriptions(), "tf/+/+/receipts", "tf/+/+/rejects")
+    line_1 = connect(device_username("org-a", "line-1"))
+    forged = [
+        "tf/org-a/line-2/events",  # a device of its own organisation
+        "tf/org-b/line-1/telemetry",  # a device of another organisation
+        "tf/org-a/line-1/receipts",  # tracefin's answers to itself
+        "tf/org-a/line-1/rejects",
+        "tf/org-a/line-1/events/extra",
+    ]
+    for topic in forged:
+        assert line_1.publish(topic).value == NOT_AUTHORIZED, topic
+    # Still connected after five refusals (see max_queued_messages in mosquitto.conf). Messages
+    # of one connection are handled in order: once the allowed one arrives, any of the refused
+    # ones would have arrived before it.
+    assert accepted(line_1.publish("tf/org-a/line-1/events", b"allowed"))
+    assert worker.next_message() == ("tf/org-a/line-1/events", b"allowed")
+    assert worker.drain() == []
+
+
+def test_a_device_reads_its_own_answers_only(connect: Callable[[str], Client]) -> None:
+    worker = connect(INGEST_USERNAME)
+    other = connect(device_username("org-b", "line-1"))
+    # The broker grants the subscription but never delivers what the ACL does not let it read.
+    other.subscribe("tf/+/+/receipts", "tf/org-a/line-1/rejects", "tf/org-b/line-1/rejects")
+    assert accepted(worker.publish("tf/org-a/line-1/receipts", b"not yours"))
+    assert accepted(worker.publish("tf/org-a/line-1/rejects", b"not yours"))
+    assert accepted(worker.publish("tf/org-b/line-1/receipts", b"yours"))
+    assert other.next_message() == ("tf/org-b/line-1/receipts", b"yours")
+    assert other.drain() == []
+
+
+def test_ingest_workers_answer_but_cannot_inject_events(connect: Callable[[str], Client]) -> None:
+    worker = connect(INGEST_USERNAME)
+    assert accepted(worker.publish("tf/org-a/line-1/receipts"))
+    assert accepted(worker.publish("tf/org-a/line-1/rejects"))
+    # rejects_topic_for_unparsable answers any tf/{x}/{y}/ sender, registered or not.
+    assert accepted(worker.publish("tf/Not_A_Slug/x/rejects"))
+    assert worker.publish("tf/org-a/line-1/events").value == NOT_AUTHORIZED
+    assert worker.publish("tf/org-a/line-1/telemetry").value == NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("nobody", "whatever"),  # not in the password file
+        (INGEST_USERNAME, "wrong-password"),
+        (device_username("org-a", "line-1"), None),  # a known user without a password
+        (None, None),  # anonymous
+    ],
+)
+def test_unknown_users_wrong_passwords_and_anonymous_clients_are_refused(
+    broker: Broker, username: str | None, password: str | None
+) -> None:
+    client = Client(broker.port, username, password)
+    try:
+        code = client.connect()
+    finally:
+        client.close()
+    # Mosquitto 2.0 answers 0x87 "not authorized"; 0x86 "bad user name or password" is the
+    # other refusal MQTT 5 defines for credentials.
+    assert code.is_failure
+    assert code.value in (NOT_AUTHORIZED, BAD_CREDENTIALS), str(code)
+
+
+def test_the_health_listener_reads_the_uptime_and_nothing_else(
+    broker: Broker, connect: Callable[[str], Client]
+) -> None:
+    probe = Client(broker.health_port, None)
+    try:
+        assert not probe.connect().is_failure
+        probe.subscribe("$SYS/broker/uptime", "tf/#")
+        topic, _ = probe.next_message()  # retained: what the compose health check waits for
+        assert topic == "$SYS/broker/uptime"
+        assert probe.publish("tf/org-a/line-1/events").value == NOT_AUTHORIZED
+        line_1 = connect(device_username("org-a", "line-1"))
+        worker = connect(INGEST_USERNAME)
+        worker.subscribe(*subscriptions())
+        assert accepted(line_1.publish("tf/org-a/line-1/events", b"seen by ingest only"))
+        assert worker.next_message() == ("tf/org-a/line-1/events", b"seen by ingest only")
+        # Delivery to both happens in one pass of the broker's loop; allow for the socket.
+        time.sleep(0.2)
+        assert [t for t, _ in probe.drain() if t.startswith("tf/")] == []
+    finally:
+        probe.close()
+
+
+def test_our_lines_and_mosquitto_passwds_agree(tmp_path: Path) -> None:
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed")
+    path = tmp_path / "pw"
+    subprocess.run([tool, "-c", "-b", str(path), "alice", "s3cret"], check=True)
+    line = path.read_text().strip()
+    assert check_password(line, "s3cret")
+    assert not check_password(line, "s3cret ")

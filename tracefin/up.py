@@ -1,0 +1,387 @@
+"""`tracefin up`: start what the settings do not point elsewhere, then every worker, supervised."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ingest.mqtt_link import parse_mqtt_url
+from ledger.chain import ChainError, connect
+from ledger.db import migrate
+from ledger.deployment import ensure_deployment
+from tracefin.services import (
+    ServiceUnavailable,
+    free_port,
+    port_open,
+    start_anvil,
+    start_mosquitto,
+)
+from tracefin.settings import Settings
+
+DEFAULT_MQTT_PORT = 1883
+DEFAULT_CHAIN_PORT = 8545
+# A worker that dies sooner than this after its start is restarted with a growing delay.
+_HEALTHY_AFTER_S = 10.0
+_MAX_RESTART_DELAY_S = 30.0
+
+
+class UpError(Exception):
+    """Something `up` cannot do; the message is one sentence saying what to do about it."""
+
+
+Say = Callable[[str], None]
+
+
+def say_to(stream: IO[str]) -> Say:
+    def say(text: str) -> None:
+        print(f"[tracefin] {text}", file=stream, flush=True)
+
+    return say
+
+
+@dataclass
+class Endpoints:
+    database_url: str
+    mqtt_url: str
+    chain_rpc_url: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "TRACEFIN_DATABASE_URL": self.database_url,
+            "TRACEFIN_MQTT_URL": self.mqtt_url,
+            "TRACEFIN_CHAIN_RPC_URL": self.chain_rpc_url,
+        }
+
+
+@dataclass
+class Teardown:
+    """What was started, stopped in reverse order."""
+
+    steps: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def add(self, name: str, stop: Callable[[], None]) -> None:
+        self.steps.append((name, stop))
+
+    def run(self, say: Say) -> None:
+        while self.steps:
+            name, stop = self.steps.pop()
+            try:
+                stop()
+                say(f"stopped {name}")
+            except Exception as exc:  # keep stopping the rest
+                say(f"could not stop {name} cleanly: {exc}")
+
+
+def _redacted(database_url: str) -> str:
+    parts = conninfo_to_dict(database_url)
+    where = parts.get("host") or "localhost"
+    return f"{where}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+def find_database(settings: Settings, home: Path, teardown: Teardown, say: Say) -> str:
+    """TRACEFIN_DATABASE_URL if set and reachable, else an embedded server under `home`."""
+    if settings.database_url is not None:
+        try:
+            psycopg.connect(settings.database_url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+            raise UpError(
+                f"cannot reach PostgreSQL at TRACEFIN_DATABASE_URL"
+                f" ({_redacted(settings.database_url)}: {first_line}); start it or fix the URL"
+            ) from None
+        say(f"postgres   {_redacted(settings.database_url)} (TRACEFIN_DATABASE_URL) ... ready")
+        return settings.database_url
+    # pgserver narrates every command it runs at INFO; `up` says what matters itself.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    try:
+        from pgserver import get_server  # type: ignore[attr-defined]
+    except ImportError:
+        raise UpError(
+            "no TRACEFIN_DATABASE_URL and the embedded server (pgserver) is not installed:"
+            " run `make bootstrap`, or set TRACEFIN_DATABASE_URL"
+        ) from None
+    data = home / "pgdata"
+    fresh = not (data / "PG_VERSION").exists()
+    say(f"postgres   embedded (pgserver), data in {data}{' (new)' if fresh else ''} ...")
+    try:
+        server = get_server(data, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain exceptions
+        raise UpError(
+            f"the embedded PostgreSQL did not start ({exc}); see {data / 'log'}"
+        ) from None
+    teardown.add("postgres", server.cleanup)
+    url: str = server.get_uri()
+    say("postgres   ready")
+    return url
+
+
+def find_broker(settings: Settings, home: Path, teardown: Teardown, say: Say) -> str:
+    """TRACEFIN_MQTT_URL if set and reachable, else a Mosquitto of our own."""
+    if settings.mqtt_url is not None:
+        address = parse_mqtt_url(settings.mqtt_url)
+        if not port_open(address.host, address.port, timeout=5):
+            raise UpError(
+                f"nothing answers at TRACEFIN_MQTT_URL ({address.host}:{address.port});"
+                " start the broker or fix the URL"
+            )
+        say(f"mqtt       {address.host}:{address.port} (TRACEFIN_MQTT_URL) ... ready")
+        return settings.mqtt_url
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        # A pure-Python broker (amqtt) speaks only MQTT 3.1.1; tracefin's workers need MQTT 5
+        # (shared subscriptions, session expiry, receive maximum).
+        raise UpError(
+            "no MQTT broker: install Mosquitto (apt-get install mosquitto, brew install"
+            " mosquitto) or set TRACEFIN_MQTT_URL to an MQTT 5 broker"
+        )
+    port = _preferred_port(DEFAULT_MQTT_PORT)
+    say(f"mqtt       mosquitto on 127.0.0.1:{port}, data in {home / 'mosquitto'} ...")
+    try:
+        broker = start_mosquitto(home / "mosquitto", port)
+    except ServiceUnavailable as exc:
+        raise UpError(f"mosquitto did not start: {exc}") from None
+    teardown.add("mosquitto", broker.stop)
+    say("mqtt       ready")
+    return broker.url
+
+
+def find_chain(settings: Settings, home: Path, teardown: Teardown, say: Say) -> str:
+    """TRACEFIN_CHAIN_RPC_URL if set and reachable, else anvil with its state kept under `home`."""
+    if settings.chain_rpc_url is not None:
+        try:
+            chain_id = connect(settings.chain_rpc_url).eth.chain_id
+        except Exception:  # web3 raises many kinds for "not there"
+            raise UpError(
+                f"no chain answers at TRACEFIN_CHAIN_RPC_URL ({settings.chain_rpc_url});"
+                " start the node or fix the URL"
+            ) from None
+        say(f"chain      {settings.chain_rpc_url} (chain id {chain_id}) ... ready")
+        return settings.chain_rpc_url
+    port = _preferred_port(DEFAULT_CHAIN_PORT)
+    state = home / "anvil-state.json"
+    say(f"chain      anvil on 127.0.0.1:{port}, state in {state} ...")
+    try:
+        node = start_anvil(port, state_file=state)
+    except ServiceUnavailable as exc:
+        if shutil.which("node") is None:
+            raise UpError(
+                "Node.js is not installed: install Node.js 20 and run `make bootstrap` (it"
+                " installs anvil), or set TRACEFIN_CHAIN_RPC_URL to a running chain"
+            ) from None
+        raise UpError(f"{exc}; or set TRACEFIN_CHAIN_RPC_URL to a running chain") from None
+    teardown.add("anvil", node.stop)
+    say("chain      ready")
+    return node.url
+
+
+def _preferred_port(port: int) -> int:
+    return port if not port_open("127.0.0.1", port, timeout=0.2) else free_port()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if `up` itself dies, so no worker is orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Worker:
+    """A `tracefin` subcommand run as a supervised child process, its output in a log file."""
+
+    name: str
+    args: list[str]
+    restart: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def start(self, env: dict[str, str], logs: Path) -> None:
+        log = (logs / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and argv
+            [sys.executable, "-m", "tracefin.cli", *self.args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C reaches `up` alone, which then stops workers in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        log.close()
+        self.started_at = time.monotonic()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Supervisor:
+    """Keeps the workers running: one that dies is said so and restarted, with backoff."""
+
+    def __init__(self, env: dict[str, str], logs: Path, say: Say) -> None:
+        self._env = env
+        self._logs = logs
+        self._say = say
+        self.workers: list[Worker] = []
+
+    def start(self, worker: Worker) -> Worker:
+        worker.start(self._env, self._logs)
+        self.workers.append(worker)
+        assert worker.process is not None
+        self._say(f"{worker.name:<10} started (pid {worker.process.pid}), log in {self._logs}")
+        return worker
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            process = worker.process
+            if process is None or process.poll() is None:
+                continue
+            if not worker.restart:
+                continue
+            if worker.next_start == 0.0:
+                lived = now - worker.started_at
+                delay = (
+                    0.0
+                    if lived >= _HEALTHY_AFTER_S
+                    else min(_MAX_RESTART_DELAY_S, 2.0 ** min(worker.restarts, 5))
+                )
+                worker.next_start = now + delay
+                self._say(
+                    f"{worker.name:<10} exited with status {process.returncode} after"
+                    f" {lived:.0f} s; restarting{f' in {delay:.0f} s' if delay else ''}"
+                    f" (see {self._logs / (worker.name + '.log')})"
+                )
+            if now >= worker.next_start:
+                worker.restarts += 1
+                worker.next_start = 0.0
+                worker.start(self._env, self._logs)
+                assert worker.process is not None
+                self._say(f"{worker.name:<10} restarted (pid {worker.process.pid})")
+
+    def stop_all(self) -> None:
+        for worker in reversed(self.workers):
+            if worker.process is not None and worker.process.poll() is None:
+                worker.stop()
+                self._say(f"stopped {worker.name}")
+
+
+def _wait_until_ready(url: str, worker: Worker, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process is not None and worker.process.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - our own URL
+        ):
+            if response.status == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+class StopRequested:
+    """Set by SIGINT/SIGTERM; `up` then stops everything in reverse order."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.event.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+
+def up(settings: Settings, *, demo: bool, say: Say) -> None:
+    """Bring everything up, supervise until told to stop, then stop everything in order."""
+    home = Path(settings.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    if port_open(settings.api_host, settings.api_port, timeout=0.2):
+        raise UpError(
+            f"port {settings.api_port} on {settings.api_host} is taken: stop what uses it or set"
+            " TRACEFIN_API_PORT to a free port"
+        )
+    stop = StopRequested()
+    stop.install()
+    teardown = Teardown()
+    supervisor: Supervisor | None = None
+    try:
+        endpoints = Endpoints(
+            database_url=find_database(settings, home, teardown, say),
+            mqtt_url=find_broker(settings, home, teardown, say),
+            chain_rpc_url=find_chain(settings, home, teardown, say),
+        )
+        applied = migrate(endpoints.database_url)
+        say(f"database   {len(applied)} migrations applied" if applied else "database   up to date")
+        _deploy(settings, endpoints, say)
+        env = {**os.environ, **endpoints.env(), "PYTHONUNBUFFERED": "1"}
+        supervisor = Supervisor(env, logs, say)
+        supervisor.start(Worker("ingest", ["ingest", "--client-id", "tracefin-up-ingest"]))
+        supervisor.start(Worker("anchor", ["anchor"]))
+        supervisor.start(Worker("finance", ["finance"]))
+        api = supervisor.start(Worker("api", ["api"]))
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        if not _wait_until_ready(f"{base}/healthz", api, timeout=60):
+            raise UpError(f"the API did not come up on {base}; see {logs / 'api.log'}")
+        say(f"api        ready on {base}")
+        if demo:
+            from tracefin.demo import start_demo
+
+            start_demo(settings, endpoints, base, supervisor, stop.event, say)
+        say("everything is up; Ctrl-C stops it")
+        while not stop.event.wait(0.5):
+            supervisor.check()
+        say("stopping ...")
+    finally:
+        if supervisor is not None:
+            supervisor.stop_all()
+        teardown.run(say)
+
+
+def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
+    try:
+        with psycopg.connect(endpoints.database_url, autocommit=True) as conn:
+            outcome = ensure_deployment(
+                conn, connect(endpoints.chain_rpc_url), settings.chain_key()
+            )
+    except ChainError as exc:
+        raise UpError(f"could not deploy the contracts: {exc}") from None
+    anchor = outcome.deployment.anchor_address
+    if outcome.replaced is not None:
+        say(
+            f"contracts  the devnet was reset (TraceAnchor {outcome.replaced.anchor_address} is"
+            f" gone): deployed anew at {anchor}; every stored event will be anchored again"
+        )
+    elif outcome.created:
+        say(f"contracts  deployed: TraceAnchor {anchor}")
+    else:
+        say(f"contracts  reusing TraceAnchor {anchor}")
