@@ -27,6 +27,8 @@ from ledger.signatures import parse_signature, recover_address
 
 WHOLE_PAYLOAD = -1
 _DOCUMENT_TYPES = frozenset({"EPCISDocument", "EPCISQueryDocument"})
+# Below orjson's serialisation limit (254 levels), which the stored JSON must pass.
+MAX_NESTING = 240
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,27 @@ def decode_json(payload: bytes, *, max_payload_bytes: int) -> object:
     # JSON can carry U+0000 only as the escape \u0000; PostgreSQL text and jsonb cannot store it.
     if b"\\u0000" in payload and contains_nul(decoded):
         raise EventRejected(RejectCode.INVALID_TEXT, "text must not contain U+0000 (NUL)")
+    # Nesting that deep needs that many brackets: the walk runs only where it can find something.
+    if payload.count(b"[") + payload.count(b"{") > MAX_NESTING and nesting_exceeds(
+        decoded, MAX_NESTING
+    ):
+        raise EventRejected(
+            RejectCode.TOO_DEEPLY_NESTED, f"JSON is nested more than {MAX_NESTING} levels deep"
+        )
     return decoded
+
+
+def nesting_exceeds(value: object, limit: int) -> bool:
+    """True if arrays and objects inside `value` nest more than `limit` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def contains_nul(value: object) -> bool:
@@ -178,8 +200,11 @@ def capture(
 def _split(decoded: object) -> tuple[list[_Item], object]:
     """The events a payload carries, with their signatures and the document @context."""
     if isinstance(decoded, dict):
-        if decoded.get("type") in _DOCUMENT_TYPES:
+        kind = decoded.get("type")
+        if isinstance(kind, str) and kind in _DOCUMENT_TYPES:
             raw_events, context = events_from_document(decoded)
+            if not raw_events:
+                raise EventRejected(RejectCode.NOT_AN_EVENT, "the document holds no events")
             return [_Item(raw, None, False) for raw in raw_events], context
         return [_item(decoded)], None
     if isinstance(decoded, list):

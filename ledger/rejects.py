@@ -30,6 +30,7 @@ class RejectCode(StrEnum):
     INVALID_TELEMETRY = "invalid_telemetry"
     INVALID_TEXT = "invalid_text"
     STORAGE_REFUSED = "storage_refused"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
 
 
 class EventRejected(Exception):

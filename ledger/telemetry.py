@@ -86,7 +86,12 @@ def _parse_time(value: object, now: datetime, max_future_skew: timedelta) -> dat
         ) from None
     if parsed.tzinfo is None:
         raise EventRejected(RejectCode.NAIVE_EVENT_TIME, f"time {value!r} has no time zone")
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 lies before the first datetime
+        raise EventRejected(
+            RejectCode.INVALID_TELEMETRY, f"time {value!r} is out of range"
+        ) from None
     if parsed - now > max_future_skew:
         raise EventRejected(
             RejectCode.EVENT_TIME_IN_FUTURE, f"time {value!r} is more than {max_future_skew} ahead"
