@@ -46,6 +46,7 @@ bench: bootstrap services
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/anchor.py
 	$(BIN)/python bench/finance.py
+	$(BIN)/python bench/lookup.py
 
 # Rebuild the committed ABI + bytecode artifacts from contracts/*.sol (pinned solc-js).
 contracts: node_modules/.installed

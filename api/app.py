@@ -152,9 +152,17 @@ class Guard:
             return problem_response(
                 400, "invalid_text", "text must not contain U+0000 (NUL)", path
             ), receive
-        if scope["method"] in ("POST", "PUT", "PATCH") and path != "/v1/capture":
-            body, receive = await _buffered(receive)
-            if _nul_in_json(body):
+        chunked = not length and scope["method"] in ("POST", "PUT", "PATCH")
+        if chunked or (scope["method"] in ("POST", "PUT", "PATCH") and path != "/v1/capture"):
+            body, receive = await _buffered(receive, MAX_BODY_BYTES)
+            if body is None:
+                return problem_response(
+                    413,
+                    "payload_too_large",
+                    f"requests are limited to {MAX_BODY_BYTES} bytes",
+                    path,
+                ), receive
+            if path != "/v1/capture" and _nul_in_json(body):
                 return problem_response(
                     400, "invalid_text", "text must not contain U+0000 (NUL)", path
                 ), receive
@@ -166,13 +174,19 @@ class Guard:
         return None, receive
 
 
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole body, and a `receive` that hands it to the app again."""
+async def _buffered(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """Read the whole body (None once it passes `limit`: a chunked body announces no length),
+    and a `receive` that hands it to the app again."""
     chunks = []
+    size = 0
     more = True
     while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, receive
+        chunks.append(chunk)
         more = message.get("more_body", False)
     body = b"".join(chunks)
     replayed = False

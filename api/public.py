@@ -190,7 +190,8 @@ def _check_gtin(gtin: str) -> None:
 
 
 @router.get(
-    "/v1/proofs/{event_hash}",
+    # `:path`: the hash id holds slashes, and a URL-encoded %2F arrives decoded.
+    "/v1/proofs/{event_hash:path}",
     response_model=ProofBundle,
     response_model_exclude_none=True,
     summary="The proof bundle of an event",

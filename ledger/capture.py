@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -40,6 +40,58 @@ class DeviceKey:
     device_id: str
     # Lower-case 0x address the device signs with; None for a device registered --unsigned.
     address: str | None
+
+
+@dataclass(frozen=True)
+class IndexColumns:
+    """The columns stored beside an event's JSON for queries; all derived from the JSON."""
+
+    event_time: datetime
+    event_time_zone_offset: str
+    event_type: str
+    action: str | None
+    biz_step: str | None
+    disposition: str | None
+    stage: str | None
+    read_point: str | None
+    biz_location: str | None
+    epcs: tuple[str, ...]
+    lots: tuple[str, ...]
+
+
+def index_columns(event: EPCISEvent, raw: dict[str, Any]) -> IndexColumns:
+    """The index columns of a parsed event (`raw` is the JSON it was parsed from)."""
+    stage = event.stage
+    return IndexColumns(
+        event_time=event.event_time_utc,
+        event_time_zone_offset=event.event_time_zone_offset,
+        event_type=event.type,
+        action=getattr(event, "action", None),
+        biz_step=event.biz_step,
+        disposition=event.disposition,
+        stage=stage.value if stage is not None else None,
+        read_point=_place(event.read_point),
+        biz_location=_place(event.biz_location),
+        epcs=tuple(event.epcs()),
+        lots=tuple(dict.fromkeys(_lots(event, raw))),
+    )
+
+
+_NO_FUTURE_LIMIT = datetime.max.replace(tzinfo=UTC)
+
+
+def stored_index_columns(stored_event: object) -> IndexColumns | None:
+    """What the index columns must hold for this stored event JSON; None if it does not parse.
+
+    Readers compare it with the columns, so an edit of a column alone is caught like an edit
+    of the JSON.
+    """
+    try:
+        event = parse_event(stored_event, now=_NO_FUTURE_LIMIT, max_future_skew=timedelta(0))
+        assert isinstance(stored_event, dict)
+        return index_columns(event, stored_event)
+    except (EventRejected, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -243,6 +295,7 @@ def _accept(
         raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
     digest = event_hash_digest(item.raw, context)
     signature = _check_signature(item, digest, device)
+    columns = index_columns(event, item.raw)
     return AcceptedEvent(
         index=index,
         digest=digest,
@@ -250,8 +303,8 @@ def _accept(
         stored_json=orjson.dumps(normalised).decode(),
         context=context_json,
         signature=signature,
-        epcs=tuple(event.epcs()),
-        lots=tuple(dict.fromkeys(_lots(event, item.raw))),
+        epcs=columns.epcs,
+        lots=columns.lots,
         read_point=read_point,
         biz_location=biz_location,
     )

@@ -391,12 +391,15 @@ def _canonical_number(text: str) -> str:
     if not number.is_finite():
         return text
     exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -_MAX_FRACTION_DIGITS:
+    if isinstance(exponent, int) and abs(exponent) > _MAX_FRACTION_DIGITS:
         # Positional form of e.g. 1e-999999999 would be a gigabyte of zeros: keep it as sent.
         return text
+    if number == 0:
+        return "0"  # -0, 0.0 and 0e5 are one number (PostgreSQL's jsonb keeps no sign of zero)
     integral = number.to_integral_value()
     if number == integral:
-        return str(integral)
+        # Positional, as jsonb gives it back: 1e16 and 10000000000000000 are one number.
+        return format(integral, "f")
     return format(number.normalize(), "f")
 
 

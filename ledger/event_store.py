@@ -133,26 +133,31 @@ def insert_events(conn: Conn, rows: Sequence[EventToStore]) -> set[bytes]:
 
 
 def insert_dead_letters(conn: Conn, rows: Sequence[DeadLetter]) -> None:
-    """Keep refused payloads; a redelivered payload refused again is stored once."""
+    """Keep refused payloads; a redelivered payload refused again is stored once.
+
+    A payload with many refused items is kept once, in its first row; the other rows of it hold
+    an empty payload and the same `payload_sha256` (an array of junk must not multiply itself).
+    """
     if not rows:
         return
+    digests: dict[int, bytes] = {}  # per payload object: its items share it
+    kept: set[bytes] = set()
+    values = []
+    for row in rows:
+        digest = digests.get(id(row.payload))
+        if digest is None:
+            digest = digests[id(row.payload)] = hashlib.sha256(row.payload).digest()
+        payload = row.payload if digest not in kept else b""
+        kept.add(digest)
+        values.append(
+            (row.received_at, row.topic, payload, digest, row.item_index, row.reason, row.detail)
+        )
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO dead_letters (received_at, topic, payload, payload_sha256, item_index,"
             " reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (topic, payload_sha256, item_index, reason) DO NOTHING",
-            [
-                (
-                    row.received_at,
-                    row.topic,
-                    row.payload,
-                    hashlib.sha256(row.payload).digest(),
-                    row.item_index,
-                    row.reason,
-                    row.detail,
-                )
-                for row in rows
-            ],
+            values,
         )
 
 

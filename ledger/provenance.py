@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from ledger.capture import IndexColumns, stored_index_columns
 from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, hash_id_from_digest
 
@@ -63,10 +64,14 @@ def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[tuple[Any, ...
 # a new row version (xmin), so an edited event is checked afresh and shows as failed.
 _INTACT: dict[tuple[bytes, str], bool] = {}
 _INTACT_MAX = 200_000
+_STORED_COLUMNS = (
+    "event_time, event_time_zone_offset, event_type, action, biz_step, disposition, stage,"
+    " read_point, biz_location, epcs, lots"
+)
 
 
 def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
-    """Whether each row's stored JSON still hashes to its identity."""
+    """Whether each row's stored JSON still hashes to its identity and implies its columns."""
     verdicts: dict[bytes, bool] = {}
     unknown = []
     for row in rows:
@@ -77,24 +82,55 @@ def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
         else:
             verdicts[digest] = known
     if unknown:
-        for digest, version, event, context in conn.execute(
-            "SELECT event_hash, xmin::text, event::text, context::text FROM events"
-            " WHERE event_hash = ANY(%s)",
+        for digest, version, event, context, *columns in conn.execute(
+            "SELECT event_hash, xmin::text, event::text, context::text,"  # noqa: S608
+            f" {_STORED_COLUMNS} FROM events WHERE event_hash = ANY(%s)",
             (unknown,),
         ).fetchall():
             digest = bytes(digest)
-            try:
-                recomputed = event_hash_digest(
-                    orjson.loads(event), orjson.loads(context) if context is not None else None
-                )
-                intact = recomputed == digest
-            except ValueError:
-                intact = False
+            intact = row_is_intact(digest, event, context, columns)
             if len(_INTACT) >= _INTACT_MAX:
                 _INTACT.clear()
             _INTACT[(digest, version)] = intact
             verdicts[digest] = intact
     return verdicts
+
+
+def row_is_intact(digest: bytes, event: str, context: str | None, columns: list[Any]) -> bool:
+    """The stored JSON hashes to `digest` and implies exactly the stored index columns."""
+    try:
+        stored = orjson.loads(event)
+        if event_hash_digest(stored, orjson.loads(context) if context else None) != digest:
+            return False
+    except Exception:
+        return False
+    (
+        time,
+        offset,
+        kind,
+        action,
+        biz_step,
+        disposition,
+        stage,
+        read_point,
+        place,
+        epcs,
+        lots,
+    ) = columns
+    stored_columns = IndexColumns(
+        time,
+        offset,
+        kind,
+        action,
+        biz_step,
+        disposition,
+        stage,
+        read_point,
+        place,
+        tuple(epcs),
+        tuple(lots),
+    )
+    return stored_index_columns(stored) == stored_columns
 
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
@@ -170,11 +206,18 @@ def _sensor_summary(elements: Any) -> list[dict[str, Any]]:
                 readings.append(
                     {
                         "type": report.get("type"),
-                        "value": report.get("value"),
+                        "value": _displayable(report.get("value")),
                         "uom": report.get("uom"),
                     }
                 )
     return readings
+
+
+def _displayable(value: Any) -> Any:
+    """jsonb gives 1e20 back as a 21-digit int; JSON encoders refuse ints beyond 64 bits."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
 
 
 @dataclass(frozen=True)
