@@ -23,6 +23,7 @@ from ledger.chain import connect
 from ledger.db import Conn
 from ledger.event_hash import digest_from_hash_id, hash_id_from_digest
 from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
+from ledger.merkle import verify_inclusion
 from ledger.proofs import build_bundle, build_bundles
 from ledger.verify import verify_bundle
 
@@ -76,6 +77,10 @@ def _page_data(
     bundles = build_bundles(
         conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
     )
+    states = {
+        event.hash_id: _checked_state(event.verification, bundles.get(digests[event.hash_id]))
+        for event in history
+    }
     events = [
         {
             "event_hash": event.hash_id,
@@ -89,18 +94,13 @@ def _page_data(
             "read_point": event.read_point,
             "biz_location": event.biz_location,
             "sensor_readings": event.sensor_readings,
-            "verification": {
-                "state": event.verification,
-                "batch_id": event.batch_id,
-                "block_number": event.block_number,
-                "tx_hash": event.tx_hash,
-                "proof_url": f"/v1/proofs/{digests[event.hash_id].hex()}",
-                "proof": bundles.get(digests[event.hash_id]),
-            },
+            "verification": _verification(
+                states[event.hash_id], event, digests[event.hash_id], bundles
+            ),
         }
         for event in history
     ]
-    states = [event.verification for event in history]
+    counts = list(states.values())
     return {
         "product": {
             "gtin": gtin14,
@@ -110,9 +110,41 @@ def _page_data(
             "digital_link": uri,
         },
         "events": events,
-        "verified": states.count("anchored"),
-        "pending": states.count("pending"),
-        "failed": states.count("failed"),
+        "verified": counts.count("anchored"),
+        "pending": counts.count("pending"),
+        "failed": counts.count("failed"),
+    }
+
+
+def _checked_state(state: str, bundle: dict[str, Any] | None) -> str:
+    """`anchored` only while the event's path leads to the recorded root of its batch.
+
+    The tree is rebuilt from the log for the proof anyway; an edited batch row or log position
+    then shows the event as failed, as an edited event does.
+    """
+    if state != "anchored" or bundle is None or bundle["status"] != "anchored":
+        return state
+    consistent = verify_inclusion(
+        digest_from_hash_id(bundle["event_hash"]),
+        bundle["leaf_index"],
+        bundle["tree_size"],
+        [bytes.fromhex(node[2:]) for node in bundle["audit_path"]],
+        bytes.fromhex(bundle["root"][2:]),
+    )
+    return state if consistent else "failed"
+
+
+def _verification(
+    state: str, event: provenance.ProvenanceEvent, digest: bytes, bundles: dict[bytes, Any]
+) -> dict[str, Any]:
+    failed = state == "failed"
+    return {
+        "state": state,
+        "batch_id": None if failed else event.batch_id,
+        "block_number": None if failed else event.block_number,
+        "tx_hash": None if failed else event.tx_hash,
+        "proof_url": f"/v1/proofs/{digest.hex()}",
+        "proof": None if failed else bundles.get(digest),
     }
 
 
