@@ -23,7 +23,8 @@ lock=(-o DPkg::Lock::Timeout=300)
 if ! apt-get "${lock[@]}" update -qq >"$log" 2>&1; then
   skip "apt-get update failed: $(tail -n 1 "$log")"
 fi
-if ! apt-get "${lock[@]}" install -y -qq chromium fonts-wqy-zenhei >"$log" 2>if ! apt-get "${lock[@]}" install -y -qq chromium >"$log" 2>&1; then1; then
+# fonts-wqy-zenhei: the Chinese page must render CJK glyphs in the screenshot, not boxes.
+if ! apt-get "${lock[@]}" install -y -qq chromium fonts-wqy-zenhei >"$log" 2>&1; then
   skip "apt-get install chromium failed: $(tail -n 1 "$log")"
 fi
 if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/bin/chromium ]]; then
