@@ -12,9 +12,9 @@ from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import AuditResult, RiskFlag, TraceResult, TraceStep
 from finance import service
 from finance import store as finance_store
+from finance.audit import full_audit
 from finance.service import FinanceError
 from ledger import provenance
-from ledger.audit import audit
 from ledger.chain import connect
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
@@ -89,5 +89,5 @@ def trace(
 def run_audit(request: Request, org: Regulator) -> AuditResult:
     rpc = request.app.state.chain_rpc_url
     with request.app.state.pool.connection() as conn:
-        report = audit(conn, connect(rpc) if rpc else None)
+        report = full_audit(conn, connect(rpc) if rpc else None)
     return AuditResult.model_validate(report.as_json())

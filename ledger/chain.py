@@ -273,3 +273,17 @@ def deploy(w3: Web3, private_key: str, name: str) -> tuple[str, int]:
     if receipt["status"] != 1 or receipt["contractAddress"] is None:
         raise ChainError(f"deploying {name} reverted")
     return str(receipt["contractAddress"]), int(receipt["blockNumber"])
+
+
+def pledged_lot_keys(chain: Chain, from_block: int) -> set[bytes]:
+    """Every lot key a `Pledged` log of the chain's PledgeRegistry names, from `from_block` on.
+
+    The registry cannot list its pledges; its logs can. `Chain.pledgee` then says which of these
+    keys are still pledged, and to whom.
+    """
+    registry = chain._registry()
+    try:
+        logs = registry.events.Pledged().get_logs(from_block=from_block)
+    except Exception as exc:
+        raise ChainError(f"cannot read logs: {exc}") from exc
+    return {bytes(entry["args"]["lotKey"]) for entry in logs}

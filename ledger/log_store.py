@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg.rows import class_row
 
@@ -232,3 +234,18 @@ def worker_state(conn: Conn, worker: str) -> tuple[str, str] | None:
         "SELECT state, detail FROM worker_status WHERE worker = %s", (worker,)
     ).fetchone()
     return (str(row[0]), str(row[1])) if row else None
+
+
+def stored_event_rows(conn: Conn, columns: str) -> Iterator[tuple[Any, ...]]:
+    """(digest, event JSON text, context JSON text or None, *columns) of every stored event.
+
+    For the audit: streamed in ingest order through a server-side cursor, so memory stays flat
+    however many events. `columns` is a constant list of `events` columns, never input.
+    """
+    with conn.transaction(), conn.cursor(name="audited_events") as cursor:
+        cursor.itersize = 2000
+        cursor.execute(
+            f"SELECT event_hash, event::text, context::text, {columns} FROM events"  # noqa: S608
+            " ORDER BY ingest_seq"
+        )
+        yield from cursor

@@ -64,7 +64,7 @@ def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[tuple[Any, ...
 # a new row version (xmin), so an edited event is checked afresh and shows as failed.
 _INTACT: dict[tuple[bytes, str], bool] = {}
 _INTACT_MAX = 200_000
-_STORED_COLUMNS = (
+STORED_COLUMNS = (
     "event_time, event_time_zone_offset, event_type, action, biz_step, disposition, stage,"
     " read_point, biz_location, epcs, lots"
 )
@@ -84,7 +84,7 @@ def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
     if unknown:
         for digest, version, event, context, *columns in conn.execute(
             "SELECT event_hash, xmin::text, event::text, context::text,"  # noqa: S608
-            f" {_STORED_COLUMNS} FROM events WHERE event_hash = ANY(%s)",
+            f" {STORED_COLUMNS} FROM events WHERE event_hash = ANY(%s)",
             (unknown,),
         ).fetchall():
             digest = bytes(digest)

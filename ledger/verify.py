@@ -95,7 +95,7 @@ def verify_bundle(raw: object, w3: Web3) -> Verdict:
             return Verdict(
                 False, [*reasons, f"chain id is {chain_id}, bundle says {bundle.chain_id}"]
             )
-        reasons.extend(_check_chain(bundle, Chain(w3, bundle.contract)))
+        reasons.extend(check_chain(bundle, Chain(w3, bundle.contract)))
     except ChainError as exc:
         return Verdict(False, [*reasons, f"cannot check the chain: {exc}"])
     except Exception as exc:  # a node answering garbage must not crash a verifier
@@ -103,7 +103,7 @@ def verify_bundle(raw: object, w3: Web3) -> Verdict:
     return Verdict(not reasons, reasons)
 
 
-def _check_chain(bundle: Bundle, chain: Chain) -> list[str]:
+def check_chain(bundle: Bundle, chain: Chain) -> list[str]:
     reasons = []
     if chain.batch_count() <= bundle.batch_id:
         return [f"batch {bundle.batch_id} does not exist on contract {bundle.contract}"]

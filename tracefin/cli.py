@@ -237,12 +237,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
-    from ledger.audit import audit
+    from finance.audit import full_audit
     from ledger.chain import connect
 
     w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
     with _connect(settings) as conn:
-        report = audit(conn, w3)
+        report = full_audit(conn, w3)
     print(json.dumps(report.as_json(), indent=2))
     if not report.clean:
         raise SystemExit(1)

@@ -87,13 +87,15 @@ def test_pledge_and_release_on_chain_through_the_api(world: World) -> None:  # n
         connect(world.chain_rpc_url), deployment.anchor_address, deployment.pledge_address
     )
     key = service.lot_key(LOT_URI)
-    # Lot 0 back in the supervised warehouse, and the fixture's database-only pledge released.
+    # The fixture's pledge released (on chain too), and lot 0 back in the supervised warehouse.
+    assert chain.pledgee(key) is not None
+    released = world.client.delete(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
+    assert released.status_code == 200, released.text
+    assert chain.pledgee(key) is None
     world.conn.execute(
         "UPDATE lots SET custody = 'warehouse', location = %s WHERE lot_uri = %s",
         (WAREHOUSE, LOT_URI),
     )
-    world.conn.execute("UPDATE pledges SET released_at = now() WHERE lot_uri = %s", (LOT_URI,))
-    assert chain.pledgee(key) is None
     pledged = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert pledged.status_code == 200, pledged.text
     assert chain.pledgee(key) is not None

@@ -43,5 +43,24 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     # The finance worker's view of the lots, so goods status has something to show.
     FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
     line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
-    store.add_pledge(conn, LOT_URI, line.id, service.lot_key(LOT_URI), WAREHOUSE, b"")
+    # Pledged as service.pledge would (on chain, then the row and its journal entry), though
+    # the lot has left the warehouse by now: the audit compares all three.
+    bank = registry_store.get_org(conn, "bank")
+    assert bank is not None
+    registry = Chain(
+        connect(chain_rpc_url),
+        deployment.anchor_address,
+        deployment.pledge_address,
+        DEVNET_PRIVATE_KEY,
+    )
+    key = service.lot_key(LOT_URI)
+    tx = registry.pledge(key, service.org_address(bank), bytes(32))
+    store.add_pledge(conn, LOT_URI, line.id, key, WAREHOUSE, tx)
+    store.journal(
+        conn,
+        "bank",
+        "pledged",
+        LOT_URI,
+        {"line": line.id, "lot_key": "0x" + key.hex(), "tx": "0x" + tx.hex()},
+    )
     return keys, digests

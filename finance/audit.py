@@ -1,0 +1,197 @@
+"""Finance's part of the audit: pledges against PledgeRegistry, decisions against the journal.
+
+`full_audit` is what `tracefin audit` and `GET /v1/audit` run: `ledger.audit` (events, log,
+batches) with these checks added. Finding kinds, stable like the ledger's:
+
+Pledges (against PledgeRegistry and the finance journal):
+- `pledge_differs_from_chain`: a live pledge whose lot the registry shows pledged to another
+  address or to none; or a lot with no live pledge here (released, or its row deleted) that the
+  registry shows pledged to one of our financiers. Lots pledged on chain to addresses that are
+  none of our financiers are another system's business and not reported.
+- `pledge_differs_from_journal`: a live pledge on another line than its `pledged` journal entry
+  names, or with none (moving collateral between two lines of the same bank leaves the chain
+  unchanged; the journal catches it).
+- `pledge_altered`: the stored lot key is not the lot's key.
+
+Financing decisions (against the append-only finance journal and the event store):
+- `decision_differs_from_journal`: a decision whose kind, approved amount, reasons or evidence
+  differ from the `decision_*` journal entry written with it, that has no such entry (or several),
+  or a journal entry whose decision is gone.
+- `decision_evidence_missing`: evidence naming an event hash that is not a stored event.
+
+
+Limits. Decisions and the journal are not anchored: someone who edits a decision *and* its
+journal entry consistently is not caught, nor is an edited journal alone for rows it is the
+only record of (pledge lines included); anchoring decision digests would close this. Pledge rows
+are compared on lot, financier and line, not on location or times. Findings reflect the moment
+each table was read: the audit does not stop writers, so a write racing it may show as a finding
+that a second run no longer reports.
+
+Also `chain_not_checked` when live pledges exist but no chain was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from finance import store
+from finance.service import lot_key, org_address
+from finance.store import PledgeForAudit
+from ledger.audit import AuditReport, Finding, audit
+from ledger.chain import Chain, ChainError, pledged_lot_keys
+from ledger.db import Conn
+from ledger.event_hash import hash_id_from_digest
+from ledger.log_store import Deployment
+from ledger.registry_store import Org
+
+
+def full_audit(conn: Conn, w3: Web3 | None) -> AuditReport:
+    """The whole audit: the record of truth and the finance records kept beside it."""
+    return audit(conn, w3, extra=(check,))
+
+
+def check(conn: Conn, chain: Chain | None, deployment: Deployment | None) -> list[Finding]:
+    """Pledges and decisions; pledges also against the chain when there is one."""
+    records = _FinanceRecords.read(conn)
+    findings = records.pledge_findings()
+    if chain is not None and deployment is not None:
+        findings.extend(records.pledge_chain_findings(conn, chain, deployment.deployed_block))
+    elif records.has_live_pledges:
+        findings.append(
+            Finding("chain_not_checked", "live pledges were not compared with PledgeRegistry")
+        )
+    findings.extend(records.decision_findings(conn))
+    return findings
+
+
+@dataclass(frozen=True)
+class _FinanceRecords:
+    """The finance rows the audit compares with the chain and with the journal."""
+
+    pledges: list[PledgeForAudit]
+    financiers: dict[str, str]  # on-chain address (lower case) -> slug
+
+    @classmethod
+    def read(cls, conn: Conn) -> _FinanceRecords:
+
+        return cls(
+            pledges=store.pledges_for_audit(conn),
+            financiers={
+                org_address(Org(org_id, slug, "financier")).lower(): slug
+                for org_id, slug in store.financier_orgs(conn)
+            },
+        )
+
+    @property
+    def has_live_pledges(self) -> bool:
+        return any(pledge.live for pledge in self.pledges)
+
+    def pledge_findings(self) -> list[Finding]:
+
+        findings = []
+        for pledge in self.pledges:
+            if pledge.lot_key != lot_key(pledge.lot_uri):
+                findings.append(
+                    Finding(
+                        "pledge_altered",
+                        f"{pledge.lot_uri}: recorded lot key 0x{pledge.lot_key.hex()} is not"
+                        f" the lot's key 0x{lot_key(pledge.lot_uri).hex()}",
+                    )
+                )
+            if pledge.live and pledge.journal_line != str(pledge.line_id):
+                journal = (
+                    f"its journal entry names line {pledge.journal_line}"
+                    if pledge.journal_line is not None
+                    else "the journal has no `pledged` entry for it"
+                )
+                findings.append(
+                    Finding(
+                        "pledge_differs_from_journal",
+                        f"{pledge.lot_uri}: pledged on line {pledge.line_id}, {journal}",
+                    )
+                )
+        return findings
+
+    def pledge_chain_findings(self, conn: Conn, chain: Chain, from_block: int) -> list[Finding]:
+
+        # Keyed by the lot's true key: an edited lot_key column must not redirect the check.
+        live = {lot_key(p.lot_uri): p for p in self.pledges if p.live}
+        lots = {lot_key(p.lot_uri): p.lot_uri for p in self.pledges}
+        findings = []
+        unrecorded: list[tuple[bytes, str]] = []  # (lot key, our financier pledged to on chain)
+        try:
+            for key in sorted(set(lots) | pledged_lot_keys(chain, from_block)):
+                pledgee = chain.pledgee(key)
+                on_chain = pledgee.lower() if pledgee is not None else None
+                pledge = live.get(key)
+                if pledge is not None:
+                    if on_chain is None or self.financiers.get(on_chain) != pledge.financier:
+                        findings.append(
+                            Finding(
+                                "pledge_differs_from_chain",
+                                f"{pledge.lot_uri}: pledged here to {pledge.financier} (line"
+                                f" {pledge.line_id}), on chain {self._describe(pledgee)}",
+                            )
+                        )
+                elif on_chain in self.financiers:
+                    unrecorded.append((key, self.financiers[on_chain]))
+        except ChainError as exc:
+            findings.append(Finding("chain_unavailable", str(exc)))
+        if unrecorded and any(key not in lots for key, _ in unrecorded):
+            lots |= {lot_key(uri): uri for uri in store.lot_uris(conn)}  # rare: name them
+        for key, financier in unrecorded:
+            findings.append(
+                Finding(
+                    "pledge_differs_from_chain",
+                    f"{lots.get(key, f'lot key 0x{key.hex()}')}: no live pledge here, on chain"
+                    f" pledged to {financier}",
+                )
+            )
+        return findings
+
+    def _describe(self, pledgee: str | None) -> str:
+        if pledgee is None:
+            return "not pledged"
+        slug = self.financiers.get(pledgee.lower())
+        return f"pledged to {slug}" if slug else f"pledged to {pledgee}"
+
+    @staticmethod
+    def decision_findings(conn: Conn) -> list[Finding]:
+
+        findings = []
+        for mismatch in store.decisions_differing_from_journal(conn):
+            label = f"decision {mismatch.decision_id} (application {mismatch.application_id})"
+            if mismatch.journal_entries != 1:
+                detail = f"{mismatch.journal_entries} journal entries record it, not one"
+            else:
+                differing = [
+                    name
+                    for name, differs in (
+                        ("kind", mismatch.kind_differs),
+                        ("approved amount", mismatch.amount_differs),
+                        ("reasons", mismatch.reasons_differ),
+                        ("evidence", mismatch.evidence_differs),
+                    )
+                    if differs
+                ]
+                verb = "differs" if len(differing) == 1 else "differ"
+                detail = f"{', '.join(differing)} {verb} from its journal entry"
+            findings.append(Finding("decision_differs_from_journal", f"{label}: {detail}"))
+        for journal_id, subject in store.journaled_decisions_missing(conn):
+            findings.append(
+                Finding(
+                    "decision_differs_from_journal",
+                    f"journal entry {journal_id} records a decision on {subject}, which has none",
+                )
+            )
+        for decision_id, digest in store.decision_evidence_not_stored(conn):
+            findings.append(
+                Finding(
+                    "decision_evidence_missing",
+                    f"decision {decision_id}: evidence {hash_id_from_digest(digest)} is not"
+                    " a stored event",
+                )
+            )
+        return findings
