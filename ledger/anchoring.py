@@ -98,7 +98,7 @@ class AnchorWorker:
                 except ChainError as exc:
                     state.chain_trouble(str(exc))
                     log.warning("anchor: chain unavailable (%s); retrying in %.1fs", exc, backoff)
-                    self._stop.wait(backoff)
+                    self._position_while_waiting(state, backoff)
                     backoff = min(backoff * 2, 10.0)
                 except DevnetReset as exc:
                     log_store.report_status(conn, WORKER, "devnet_reset", str(exc))
@@ -108,11 +108,22 @@ class AnchorWorker:
                         " again from position 0.",
                         exc,
                     )
-                    self._stop.wait(10.0)
+                    self._position_while_waiting(state, 10.0)
                 except LogDiverged as exc:
                     log_store.report_status(conn, WORKER, "diverged", str(exc))
                     log.error("anchor: LOG DIVERGED FROM CHAIN: %s. Anchoring stopped.", exc)
-                    self._stop.wait(10.0)
+                    self._position_while_waiting(state, 10.0)
+
+    def _position_while_waiting(self, state: _LeaderState, seconds: float) -> None:
+        """Wait for the chain, but keep giving new events log positions meanwhile.
+
+        Positions need no chain, and the finance worker follows the log by position: it must
+        keep watching pledged goods while the chain is down.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            state.assign_positions()
+            self._stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 class _LeaderState:
@@ -139,14 +150,17 @@ class _LeaderState:
         self._reconciled = False  # a timeout may hide a mined batch: look again first
         log_store.report_status(self._conn, WORKER, "chain_unavailable", detail)
 
+    def assign_positions(self) -> None:
+        log_store.assign_positions(self._conn, self._config.batch_size * 4)
+
     def step(self) -> int:
         """Do one unit of work; returns the number of batches anchored (0 means idle)."""
+        self.assign_positions()  # first: positions need no chain (see _position_while_waiting)
         chain, deployment = self._checked_chain()
         if not self._reconciled:
             self._reconcile(chain, deployment)
             self._reconciled = True
             log_store.report_status(self._conn, WORKER, "anchoring", "reconciled with chain")
-        log_store.assign_positions(self._conn, self._config.batch_size * 4)
         first = log_store.anchored_end(self._conn, deployment.id)
         pending = log_store.log_size(self._conn) - first
         if pending <= 0:

@@ -19,7 +19,7 @@ ANVIL_WRAPPER = PROJECT_ROOT / "node_modules/.bin/anvil"
 # silently drops QoS 1 messages for a slow or restarting worker) and persistence so queued
 # messages survive a broker restart.
 MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
+{user_line}listener {port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {data_dir}/
@@ -80,6 +80,14 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeou
         time.sleep(0.05)
 
 
+def mosquitto_config(port: int, data_dir: Path) -> str:
+    """tracefin's broker settings for a private Mosquitto on 127.0.0.1:`port`."""
+    # Started by root, Mosquitto drops to its own user, which cannot write our data directory:
+    # persistence (queued QoS 1 messages surviving a restart) would silently not happen.
+    user_line = "user root\n" if os.geteuid() == 0 else ""
+    return MOSQUITTO_CONF.format(port=port, data_dir=data_dir, user_line=user_line)
+
+
 def start_mosquitto(data_dir: Path, port: int | None = None) -> RunningService:
     """A private Mosquitto on 127.0.0.1 with tracefin's broker settings."""
     binary = shutil.which("mosquitto") or (
@@ -90,7 +98,7 @@ def start_mosquitto(data_dir: Path, port: int | None = None) -> RunningService:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     conf = data_dir / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_CONF.format(port=port, data_dir=data_dir))
+    conf.write_text(mosquitto_config(port, data_dir))
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [binary, "-c", str(conf)],
         stdout=subprocess.DEVNULL,

@@ -49,6 +49,10 @@ class SimDevice:
         return f"tf/{self.org}/{self.device_id}/telemetry"
 
 
+# MQTT 5 PUBACK reason code: accepted, but no subscription matched, so the message is dropped.
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
 @dataclass(frozen=True)
 class Publication:
     topic: str
@@ -178,6 +182,7 @@ class Publisher:
     """A QoS 1 paho publisher that can wait until the broker has acknowledged everything."""
 
     MAX_OUTSTANDING = 20_000
+    RETRY_AFTER_S = 0.5
 
     def __init__(self, mqtt_url: str, client_id: str) -> None:
         # paho is fastest with a modest window (measured: 100 beats 1000 by ~40%).
@@ -185,6 +190,10 @@ class Publisher:
         self._acked = 0
         self._published = 0
         self._lock = threading.Lock()
+        # In flight by message id, to publish again what no subscriber took (PUBACK 0x10).
+        self._in_flight: dict[int, Publication] = {}
+        self._unmatched: dict[int, float] = {}  # answered before publish() stored its id
+        self._retry: list[tuple[float, Publication]] = []
         self._client.on_publish = self._on_publish
         self._client.connect(address.host, address.port, keepalive=30)
         self._client.loop_start()
@@ -199,15 +208,33 @@ class Publisher:
         while self._published - self._acked >= self.MAX_OUTSTANDING:
             time.sleep(0.001)
         self._published += 1
+        self._send(publication)
+        self._resend_due()
+
+    def _send(self, publication: Publication) -> None:
         info = self._client.publish(publication.topic, publication.payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
+        with self._lock:
+            if self._unmatched.pop(info.mid, None) is not None:
+                self._retry.append((time.monotonic() + self.RETRY_AFTER_S, publication))
+            else:
+                self._in_flight[info.mid] = publication
+
+    def _resend_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [publication for at, publication in self._retry if at <= now]
+            self._retry = [(at, publication) for at, publication in self._retry if at > now]
+        for publication in due:
+            self._send(publication)
 
     def wait_acked(self, count: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while self._acked < count:
             if time.monotonic() > deadline:
                 return False
+            self._resend_due()
             time.sleep(0.01)
         return True
 
@@ -219,6 +246,15 @@ class Publisher:
         self, client: mqtt.Client, userdata: object, mid: int, reason: object, properties: object
     ) -> None:
         with self._lock:
+            publication = self._in_flight.pop(mid, None)
+            if getattr(reason, "value", 0) == NO_MATCHING_SUBSCRIBERS:
+                # The broker took it but nobody will get it (a restarted Mosquitto restores
+                # shared subscriptions only when the workers come back): send it again later.
+                if publication is None:
+                    self._unmatched[mid] = time.monotonic()
+                else:
+                    self._retry.append((time.monotonic() + self.RETRY_AFTER_S, publication))
+                return
             self._acked += 1
 
 

@@ -1,0 +1,553 @@
+"""Soak: all workers as subprocesses at a steady rate; lags, RSS growth and exactly-once at the end.
+
+On a private Mosquitto and anvil and a scratch database on the local PostgreSQL (as the other
+benchmarks), `--publishers` processes sign and publish simulated product lifecycles (QoS 1,
+one event per message) at `--rate` events/s in total for `--minutes`, while `tracefin ingest`
+(`--ingest-workers`, shared subscription), `tracefin anchor`, `tracefin finance` and
+`tracefin api` run as child processes. Prints and saves (bench/results/soak-latest.json):
+
+- throughput: offered (publish) rate and stored rate, first publish to last commit;
+- anchoring lag per event (ingest receipt to its batch recorded): p50 / p99 / max;
+- finance lag, sampled every second (age of the oldest event finance has not applied yet);
+- RSS of each worker after warm-up and at the end of the load (growth %), and peak RSS;
+- the exactly-once check (published digests vs. the events table), the audit, and whether any
+  worker died or the API stopped answering /readyz.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--rate 5000] [--ingest-workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ADMIN_URL, save_result
+from finance import service, store
+from finance.audit import full_audit as audit
+from ledger import log_store, registry_store
+from ledger.chain import Chain, connect
+from ledger.db import Conn, scratch_database
+from ledger.deployment import ensure_deployment
+from ledger.event_hash import event_hash_digest
+from ledger.identifiers import lot_uri
+from ledger.signatures import sign_digest
+from tracefin.services import free_port, start_anvil, start_mosquitto
+from tracefin.settings import DEVNET_PRIVATE_KEY
+from tracefin.simulate import (
+    WAREHOUSE_GLN,
+    Publication,
+    Publisher,
+    gtin_for,
+    lifecycle,
+    register_sim_devices,
+    sim_devices,
+)
+
+ORG = "soak-factory"
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+EVENTS_PER_PRODUCT = 7
+PLEDGED_LOTS = 20
+DRAIN_TIMEOUT_S = 900
+
+
+# --- publishers (child processes) -------------------------------------------------------------
+
+
+def publish_share(
+    mqtt_url: str,
+    index: int,
+    publishers: int,
+    products: int,
+    rate: float,
+    seconds: float,
+    start_epoch: float,
+    digests_path: str,
+    result_path: str,
+) -> None:
+    """One publisher process: products index, index + publishers, …, until `seconds` are up.
+
+    Writes every published digest (32 bytes each) to `digests_path` for the exactly-once check.
+    """
+    devices = sim_devices(ORG, seed=ORG)
+    start = datetime.fromtimestamp(start_epoch, UTC)
+    publisher = Publisher(mqtt_url, f"soak-devices-{index}")
+    interval = 1 / rate
+    sent = 0
+    began = time.monotonic()
+    next_at = began
+    with open(digests_path, "wb", buffering=1 << 20) as digests:
+        for product_no in range(index, products, publishers):
+            if time.monotonic() - began >= seconds:
+                break  # only between products, so every published lifecycle is whole
+            product_start = start + timedelta(milliseconds=10 * product_no)
+            for device_id, event in lifecycle(product_no, product_start):
+                device = devices[device_id]
+                digest = event_hash_digest(event)
+                payload = orjson.dumps(
+                    {"event": event, "sig": sign_digest(device.private_key, digest)}
+                )
+                publisher.publish(Publication(device.events_topic, payload))
+                digests.write(digest)
+                sent += 1
+                next_at += interval
+                ahead = next_at - time.monotonic()
+                if ahead > 0.005:
+                    time.sleep(ahead)
+    publishing_s = time.monotonic() - began
+    acked = publisher.wait_acked(sent, timeout=DRAIN_TIMEOUT_S)
+    publisher.close()
+    Path(result_path).write_bytes(
+        orjson.dumps({"sent": sent, "acked": acked, "publishing_s": publishing_s})
+    )
+
+
+# --- workers (child processes) ----------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    name: str
+    args: list[str]
+    ready_text: str
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    rss: dict[str, float] = field(default_factory=dict)
+
+    def start(self, env: dict[str, str], log_dir: Path) -> None:
+        self.log = log_dir / f"{self.name}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracefin.cli", *self.args],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        assert self.process is not None
+        assert self.log is not None
+        deadline = time.monotonic() + timeout
+        while self.ready_text not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not come up:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def memory(self, field_name: str) -> float:
+        """VmRSS (now) or VmHWM (peak) in MiB."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- setup and measurements ------------------------------------------------------------------
+
+
+def seed(conn: Conn, products: int, chain: Chain) -> None:
+    """Devices, products, a supervised warehouse, a line, and lots 0, 10, … 190 pledged.
+
+    Pledged as `tracefin lot pledge` records them (registry, row, journal), so the audit holds;
+    a pledge costs a transaction, hence only twenty.
+    """
+    register_sim_devices(conn, ORG, seed=ORG)
+    bank, _ = registry_store.add_org(conn, "bank", "financier")
+    service.add_warehouse(conn, ORG, WAREHOUSE, "Cold store")
+    service.supervise(conn, "bank", WAREHOUSE)
+    owner = registry_store.get_org(conn, ORG)
+    assert owner is not None
+    gtins = sorted({gtin_for(number) for number in range(min(products, 100_000))})
+    conn.execute(
+        "INSERT INTO products (gtin, owner_org_id, name, category, unit_price_minor, currency)"
+        " SELECT g, %s, 'Dumplings', 'frozen', 200, 'CNY' FROM unnest(%s::text[]) g",
+        (owner.id, gtins),
+    )
+    line = service.open_line(conn, "bank", ORG, "1000000.00", "CNY")
+    for number in range(0, min(products, PLEDGED_LOTS * 10), 10):
+        uri = lot_uri(gtin_for(number), f"L{number:07d}")
+        key = service.lot_key(uri)
+        tx = chain.pledge(key, service.org_address(bank), bytes(32))
+        conn.execute(
+            "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
+            (uri, gtin_for(number), f"L{number:07d}"),
+        )
+        store.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
+        store.journal(
+            conn,
+            "bank",
+            "pledged",
+            uri,
+            {"line": line.id, "lot_key": "0x" + key.hex(), "tx": "0x" + tx.hex()},
+        )
+
+
+def oldest_age(conn: Conn, log_index: int) -> float:
+    """Seconds since ingest received the oldest event not yet past `log_index` (queue included)."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM now() - min(e.received_at)) FROM events e"
+        " WHERE e.event_hash IN ("
+        "  (SELECT event_hash FROM log_queue ORDER BY ingest_seq LIMIT 1),"
+        "  (SELECT event_hash FROM log_entries WHERE log_index = %s))",
+        (log_index,),
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+def finance_cursor(conn: Conn) -> int:
+    row = conn.execute("SELECT next_index FROM log_cursors WHERE worker = 'finance'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
+def exactly_once(conn: Conn, digest_files: list[Path]) -> dict[str, int]:
+    """Published digests against the events table, in SQL (millions do not fit a Python set)."""
+    conn.execute("CREATE TEMP TABLE published (event_hash bytea NOT NULL)")
+    with conn.cursor().copy("COPY published (event_hash) FROM STDIN") as copy:
+        for path in digest_files:
+            data = path.read_bytes()
+            for offset in range(0, len(data), 32):
+                copy.write_row((data[offset : offset + 32],))
+    conn.execute("CREATE INDEX ON published (event_hash)")
+    conn.execute("ANALYZE published")
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM published), (SELECT count(DISTINCT event_hash) FROM"
+        " published), (SELECT count(*) FROM events), (SELECT count(DISTINCT event_hash) FROM"
+        " events), (SELECT count(*) FROM published p WHERE NOT EXISTS (SELECT 1 FROM events e"
+        " WHERE e.event_hash = p.event_hash)), (SELECT count(*) FROM events e WHERE NOT EXISTS"
+        " (SELECT 1 FROM published p WHERE p.event_hash = e.event_hash)),"
+        " (SELECT count(*) FROM dead_letters)"
+    ).fetchone()
+    assert row is not None
+    keys = ("published", "published_distinct", "stored", "stored_distinct", "lost", "unexpected")
+    result = dict(zip((*keys, "dead_letters"), (int(v) for v in row), strict=True))
+    result["exactly_once"] = int(
+        result["lost"] == result["unexpected"] == result["dead_letters"] == 0
+        and result["published"] == result["published_distinct"] == result["stored"]
+        and result["stored"] == result["stored_distinct"]
+    )
+    return result
+
+
+def anchoring_lags(conn: Conn, deployment_id: int) -> tuple[float, float, float]:
+    """p50, p99, max of ingest receipt → batch recorded, over every anchored event."""
+    row = conn.execute(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
+        " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM ("
+        "  SELECT extract(epoch FROM b.anchored_at - e.received_at) AS lag"
+        "  FROM log_entries l JOIN events e ON e.event_hash = l.event_hash"
+        "  JOIN LATERAL (SELECT anchored_at FROM anchor_batches b WHERE b.deployment_id = %s"
+        "   AND b.first_index <= l.log_index ORDER BY b.first_index DESC LIMIT 1) b ON true) x",
+        (deployment_id,),
+    ).fetchone()
+    assert row is not None
+    assert row[0] is not None
+    return float(row[0]), float(row[1]), float(row[2])
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run(
+    args: argparse.Namespace, database_url: str, mqtt_url: str, rpc_url: str, work: Path
+) -> int:
+    seconds = args.minutes * 60
+    products = int(args.rate * seconds / EVENTS_PER_PRODUCT) + args.publishers + 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        began = time.perf_counter()
+        deployment = ensure_deployment(conn, connect(rpc_url), DEVNET_PRIVATE_KEY).deployment
+        operator = Chain(
+            connect(rpc_url),
+            deployment.anchor_address,
+            deployment.pledge_address,
+            DEVNET_PRIVATE_KEY,
+        )
+        seed(conn, products, operator)
+        print(f"seeded the registry for {products} products in {time.perf_counter() - began:.1f}s")
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "TRACEFIN_DATABASE_URL": database_url,
+        "TRACEFIN_MQTT_URL": mqtt_url,
+        "TRACEFIN_CHAIN_RPC_URL": rpc_url,
+        "TRACEFIN_API_PORT": str(api_port),
+    }
+    workers = [
+        Worker(f"ingest-{i}", ["ingest", "--client-id", f"soak-ingest-{i}"], "MQTT subscribed")
+        for i in range(args.ingest_workers)
+    ]
+    workers += [
+        Worker("anchor", ["anchor"], "this process is the leader"),
+        Worker("finance", ["finance"], "finance worker running"),
+        Worker("api", ["api"], "Application startup complete"),
+    ]
+    try:
+        for worker in workers:
+            worker.start(env, work)
+        for worker in workers:
+            worker.wait_ready()
+        for worker in workers:
+            worker.rss["idle"] = worker.memory("VmRSS")
+        return measure(args, database_url, mqtt_url, rpc_url, work, workers, products, api_port)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def measure(
+    args: argparse.Namespace,
+    database_url: str,
+    mqtt_url: str,
+    rpc_url: str,
+    work: Path,
+    workers: list[Worker],
+    products: int,
+    api_port: int,
+) -> int:
+    """Run the load, then drain, check and report; the workers are up and idle."""
+    seconds = args.minutes * 60
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        deployment = log_store.current_deployment(conn)
+    assert deployment is not None
+
+    # Event times lie in the past, 10 ms a product, so nothing is refused as in the future.
+    start_epoch = (
+        datetime.now(UTC) - timedelta(hours=1) - timedelta(milliseconds=10 * products)
+    ).timestamp()
+    spawn = multiprocessing.get_context("spawn")
+    digest_files = [work / f"digests-{i}.bin" for i in range(args.publishers)]
+    result_files = [work / f"publisher-{i}.json" for i in range(args.publishers)]
+    children = [
+        spawn.Process(
+            target=publish_share,
+            args=(
+                mqtt_url,
+                i,
+                args.publishers,
+                products,
+                args.rate / args.publishers,
+                seconds,
+                start_epoch,
+                str(digest_files[i]),
+                str(result_files[i]),
+            ),
+        )
+        for i in range(args.publishers)
+    ]
+    load_began = time.monotonic()
+    for child in children:
+        child.start()
+    warm_at = load_began + min(60.0, seconds * 0.25)
+    finance_lags: list[float] = []
+    anchor_ages: list[float] = []
+    not_ready = 0
+    last_print = load_began
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while any(child.is_alive() for child in children):
+            time.sleep(1)
+            now = time.monotonic()
+            dead = [w.name for w in workers if not w.alive]
+            if dead:
+                print(f"worker(s) died: {dead}")
+                break
+            size = log_store.log_size(conn)
+            anchored = log_store.anchored_end(conn, deployment.id)
+            cursor = finance_cursor(conn)
+            finance_lags.append(oldest_age(conn, cursor))
+            anchor_ages.append(oldest_age(conn, anchored))
+            if "warm" not in workers[0].rss and now >= warm_at:
+                for worker in workers:
+                    worker.rss["warm"] = worker.memory("VmRSS")
+            if int(now - load_began) % 5 == 0:
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
+                    not_ready += ready.status_code != 200
+                except httpx.HTTPError:
+                    not_ready += 1
+            if now - last_print >= 15:
+                last_print = now
+                print(
+                    f"  t={now - load_began:5.0f}s log {size} anchored {anchored} finance"
+                    f" {cursor}; lag anchor {anchor_ages[-1]:.1f}s finance {finance_lags[-1]:.1f}s",
+                    flush=True,
+                )
+        for child in children:
+            child.join(DRAIN_TIMEOUT_S)
+        load_s = time.monotonic() - load_began
+        for worker in workers:
+            if worker.alive:
+                worker.rss["end"] = worker.memory("VmRSS")
+                worker.rss.setdefault("warm", worker.rss["end"])
+        sent = [orjson.loads(path.read_bytes()) for path in result_files if path.exists()]
+        published = sum(int(item["sent"]) for item in sent)
+        publishing_s = max((float(item["publishing_s"]) for item in sent), default=load_s)
+        # Drain: everything stored, positioned, anchored and applied by finance.
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and all(w.alive for w in workers):
+            stored = conn.execute("SELECT count(*) FROM events").fetchone()
+            size = log_store.log_size(conn)
+            if (
+                stored == (published,)
+                and size == published
+                and log_store.anchored_end(conn, deployment.id) == size
+                and finance_cursor(conn) == size
+            ):
+                break
+            finance_lags.append(oldest_age(conn, finance_cursor(conn)))
+            time.sleep(1)
+        drained_s = time.monotonic() - load_began
+        last_commit = conn.execute("SELECT max(received_at) FROM events").fetchone()
+        first_receipt = conn.execute("SELECT min(received_at) FROM events").fetchone()
+        assert last_commit is not None
+        assert first_receipt is not None
+        ingest_span = (last_commit[0] - first_receipt[0]).total_seconds()
+        check = exactly_once(conn, digest_files)
+        lag_p50, lag_p99, lag_max = anchoring_lags(conn, deployment.id)
+        report = None
+        audit_s = 0.0
+        if not args.no_audit:
+            began = time.perf_counter()
+            report = audit(conn, connect(rpc_url))
+            audit_s = time.perf_counter() - began
+    for worker in workers:
+        worker.rss["peak"] = worker.memory("VmHWM") if worker.alive else float("nan")
+    died = [worker.name for worker in workers if not worker.alive]
+
+    offered = published / publishing_s
+    stored_rate = check["stored"] / ingest_span if ingest_span > 0 else 0.0
+    print(f"\nsoak: {args.minutes} min at {args.rate} events/s asked, {args.publishers} publishers")
+    print(
+        f"offered          : {offered:8.0f} events/s ({published} published in {publishing_s:.0f}s)"
+    )
+    print(
+        f"stored           : {stored_rate:8.0f} events/s ({ingest_span:.0f}s first to last receipt)"
+    )
+    print(f"drained          : {drained_s:8.0f}s after the load began (stored, anchored, applied)")
+    print(
+        f"anchoring lag    : p50 {lag_p50:.2f}s  p99 {lag_p99:.2f}s  max {lag_max:.2f}s (per event)"
+    )
+    print(
+        f"finance lag      : p50 {statistics.median(finance_lags or [0]):.2f}s"
+        f"  p99 {percentile(finance_lags, 0.99):.2f}s  max {max(finance_lags or [0]):.2f}s"
+        " (sampled each second)"
+    )
+    for worker in workers:
+        growth = 100 * (worker.rss.get("end", float("nan")) / worker.rss["warm"] - 1)
+        print(
+            f"RSS {worker.name:<12} : idle {worker.rss['idle']:6.1f} MiB, after warm-up"
+            f" {worker.rss['warm']:6.1f}, end {worker.rss.get('end', float('nan')):6.1f}"
+            f" ({growth:+.1f}%), peak {worker.rss['peak']:6.1f}"
+        )
+    print(
+        f"exactly once     : {'yes' if check['exactly_once'] else 'NO'} ({check['published']}"
+        f" published, {check['stored']} stored, {check['lost']} lost,"
+        f" {check['unexpected']} unexpected, {check['dead_letters']} dead letters)"
+    )
+    if report is not None:
+        print(f"audit            : {'clean' if report.clean else 'FINDINGS'} ({audit_s:.0f}s)")
+        for finding in report.findings[:5]:
+            print(f"                   {finding.kind}: {finding.detail}")
+    print(f"API /readyz      : {not_ready} non-200 answers; workers died: {died or 'none'}")
+    figures: dict[str, Any] = {
+        "minutes": args.minutes,
+        "target_rate": args.rate,
+        "publishers": args.publishers,
+        "ingest_workers": args.ingest_workers,
+        "offered_events_per_s": round(offered),
+        "stored_events_per_s": round(stored_rate),
+        "drained_after_s": round(drained_s, 1),
+        "anchoring_lag_s": {
+            "p50": round(lag_p50, 3),
+            "p99": round(lag_p99, 3),
+            "max": round(lag_max, 3),
+        },
+        "finance_lag_s": {
+            "p50": round(statistics.median(finance_lags or [0]), 3),
+            "p99": round(percentile(finance_lags, 0.99), 3),
+            "max": round(max(finance_lags or [0]), 3),
+        },
+        "rss_mib": {
+            worker.name: {key: round(value, 1) for key, value in worker.rss.items()}
+            | {
+                "growth_pct": round(
+                    100 * (worker.rss.get("end", float("nan")) / worker.rss["warm"] - 1), 1
+                )
+            }
+            for worker in workers
+        },
+        "exactly_once": check,
+        "audit_clean": None if report is None else report.clean,
+        "audit_findings": [] if report is None else sorted({f.kind for f in report.findings}),
+        "readyz_failures": not_ready,
+        "workers_died": died,
+    }
+    save_result("soak", figures)
+    ok = check["exactly_once"] and not died and (report is None or report.clean)
+    return 0 if ok else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--rate", type=int, default=5_000, help="target events/s, all publishers")
+    parser.add_argument("--ingest-workers", type=int, default=2)
+    parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument("--no-audit", action="store_true", help="skip the final audit")
+    parser.add_argument("--keep", action="store_true", help="keep logs and digests afterwards")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tracefin-soak-"))
+    broker = start_mosquitto(work / "mosquitto")
+    chain = start_anvil()
+    status = 1
+    try:
+        with scratch_database(ADMIN_URL, "tracefin_soak") as database_url:
+            status = run(args, database_url, broker.url, chain.url, work)
+    finally:
+        broker.stop()
+        chain.stop()
+    if status == 0 and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)  # the digests alone are 32 bytes an event
+    else:
+        print(f"logs and digests kept in {work}")
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()
