@@ -340,6 +340,8 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
             mqtt_url=find_broker(settings, home, teardown, say),
             chain_rpc_url=find_chain(settings, home, teardown, say),
         )
+        if stop.event.is_set():  # Ctrl-C while starting: stop what was started
+            return
         applied = migrate(endpoints.database_url)
         say(f"database   {len(applied)} migrations applied" if applied else "database   up to date")
         _deploy(settings, endpoints, say)
@@ -353,7 +355,7 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
         if not _wait_until_ready(f"{base}/healthz", api, timeout=60):
             raise UpError(f"the API did not come up on {base}; see {logs / 'api.log'}")
         say(f"api        ready on {base}")
-        if demo:
+        if demo and not stop.event.is_set():
             from tracefin.demo import start_demo
 
             start_demo(settings, endpoints, base, supervisor, stop.event, say)
