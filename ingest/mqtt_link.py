@@ -106,6 +106,7 @@ class MqttLink:
         *,
         receive_maximum: int,
         session_expiry_s: int = 24 * 3600,
+        max_unsent_answers: int = 20_000,
     ) -> None:
         self._client, self._address = new_client(url, client_id, manual_ack=True)
         self._subscriptions = list(subscriptions)
@@ -120,6 +121,12 @@ class MqttLink:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_subscribe = self._handle_subscribe
+        self._client.on_publish = self._handle_publish
+        # Answers handed to paho and not yet written out (or acked, at QoS 1): paho buffers them
+        # without limit when the broker reads slower than ingest writes.
+        self._max_unsent = max_unsent_answers
+        self._unsent = 0
+        self._unsent_lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
@@ -154,8 +161,32 @@ class MqttLink:
                     sent += 1
         return sent
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        self._client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Send an answer; False (dropped) while `max_unsent_answers` still wait to go out.
+
+        Receipts and rejects are advisory (the store is the truth, and a re-sent event is
+        answered `duplicate`): dropping some beats growing without bound.
+        """
+        with self._unsent_lock:
+            if self._unsent >= self._max_unsent:
+                return False
+            self._unsent += 1
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            with self._unsent_lock:
+                self._unsent = max(0, self._unsent - 1)
+        return True
+
+    def _handle_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._unsent_lock:
+            self._unsent = max(0, self._unsent - 1)
 
     def stop(self) -> None:
         self._stopping = True
@@ -175,6 +206,8 @@ class MqttLink:
             return
         with self._lock:
             self._generation += 1
+        with self._unsent_lock:
+            self._unsent = 0  # answers queued on the lost connection are gone with it
         # Subscribing on every connect keeps the subscription even if the broker lost the session.
         client.subscribe([(topic, 1) for topic in self._subscriptions])
         self._connected.set()

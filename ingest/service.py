@@ -45,6 +45,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
         subscriptions(),
         deliver,
         receive_maximum=settings.ingest_receive_maximum,
+        max_unsent_answers=settings.ingest_max_unsent_answers,
     )
     worker = IngestWorker(pool, link, config)
 

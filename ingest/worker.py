@@ -34,7 +34,7 @@ class Link(Protocol):
 
     def ack(self, messages: Sequence[Inbound]) -> int: ...
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool: ...
 
 
 class Stopping(Exception):
@@ -327,14 +327,14 @@ class IngestWorker:
             else:
                 status = "duplicate"
                 self.metrics["duplicates"] += 1
-            self._link.publish(
-                reply_to,
-                orjson.dumps({"event_hash": hash_id, "status": status}),
-                qos=self._config.receipt_qos,
-            )
+            self._answer_one(reply_to, orjson.dumps({"event_hash": hash_id, "status": status}))
         for reply_to, payload in outcome.rejects:
-            self._link.publish(reply_to, payload, qos=self._config.receipt_qos)
+            self._answer_one(reply_to, payload)
         self.metrics["readings"] += len(outcome.readings)
+
+    def _answer_one(self, topic: str, payload: bytes) -> None:
+        if not self._link.publish(topic, payload, qos=self._config.receipt_qos):
+            self.metrics["answers_dropped"] += 1
 
     def _with_db(self, work: Callable[[Conn], T]) -> T:
         """Run `work` in one transaction, retrying while the database is unreachable."""

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Receipts are advisory (the store is the truth and a re-sent event is answered
     # `duplicate`), so QoS 0 by default: QoS 1 would double the broker traffic per event.
     ingest_receipt_qos: int = Field(default=0, ge=0, le=1)
+    # Receipts and rejects waiting to go out, at most; beyond it answers are dropped (counted),
+    # since they are advisory and a slow broker must not make ingest grow without bound.
+    ingest_max_unsent_answers: int = Field(default=20_000, ge=1)
     ingest_db_pool_size: int = Field(default=2, ge=1, le=64)
 
     # Anchoring: a batch closes at `anchor_batch_size` positions or when its oldest position has

@@ -1,0 +1,44 @@
+"""Ingest's answers to devices are bounded: a broker that stops reading cannot make it grow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.mqtt_link import MqttLink
+from tracefin.services import start_mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def test_answers_beyond_the_limit_are_dropped_while_the_broker_stalls(tmp_path: Path) -> None:
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    link = MqttLink(
+        broker.url,
+        "answers-bound",
+        ["tf/+/+/events"],
+        lambda message: None,
+        receive_maximum=10,
+        max_unsent_answers=50,
+    )
+    try:
+        link.start()
+        assert link.connected
+        os.kill(broker.process.pid, signal.SIGSTOP)  # the broker stops reading its socket
+        answer = b"x" * 65_536
+        sent = sum(link.publish("tf/org/dev/receipts", answer, qos=0) for _ in range(2_000))
+        # The socket buffers a few MB; then paho would queue the rest in memory, without limit.
+        assert 50 <= sent < 2_000
+        os.kill(broker.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while not link.publish("tf/org/dev/receipts", b"{}", qos=0):
+            assert time.monotonic() < deadline, "answers never flowed again"
+            time.sleep(0.05)
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+        link.stop()
+        broker.stop()
