@@ -42,7 +42,7 @@ a write racing it may show as a finding that a second run no longer reports.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 import orjson
@@ -54,7 +54,7 @@ from ledger.chain import Chain, ChainError, ChainReverted
 from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, hash_id_from_digest
 from ledger.log_store import Deployment
-from ledger.provenance import STORED_COLUMNS, row_is_intact
+from ledger.provenance import STORED_COLUMNS, column_values, row_is_intact
 from ledger.verify import Bundle, check_chain
 
 
@@ -172,12 +172,12 @@ def _event_finding(digest: bytes, event: str, context: str | None, columns: list
             "event_columns_altered",
             f"{label}: its JSON no longer parses as an event, so its columns cannot be vouched for",
         )
-    # `columns` are in the order of IndexColumns' fields (provenance.STORED_COLUMNS).
-    stored_values = [*columns[:-2], tuple(columns[-2]), tuple(columns[-1])]
     differing = [
         field.name
-        for field, value in zip(fields(IndexColumns), stored_values, strict=True)
-        if getattr(expected, field.name) != value
+        for field, wanted, value in zip(
+            fields(IndexColumns), astuple(expected), column_values(columns), strict=True
+        )
+        if wanted != value
     ]
     return Finding(
         "event_columns_altered",

@@ -289,13 +289,11 @@ def _accept(
     assert isinstance(item.raw, dict)  # parse_event refuses anything else
     try:
         normalised = normalise_event(item.raw)
-        read_point = _place(event.read_point)
-        biz_location = _place(event.biz_location)
+        columns = index_columns(event, item.raw)
     except ValueError as exc:
         raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
     digest = event_hash_digest(item.raw, context)
     signature = _check_signature(item, digest, device)
-    columns = index_columns(event, item.raw)
     return AcceptedEvent(
         index=index,
         digest=digest,
@@ -305,8 +303,8 @@ def _accept(
         signature=signature,
         epcs=columns.epcs,
         lots=columns.lots,
-        read_point=read_point,
-        biz_location=biz_location,
+        read_point=columns.read_point,
+        biz_location=columns.biz_location,
     )
 
 

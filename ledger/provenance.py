@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from ledger.capture import IndexColumns, stored_index_columns
+from ledger.capture import stored_index_columns
 from ledger.db import Conn
 from ledger.event_hash import event_hash_digest, hash_id_from_digest
 
@@ -102,35 +103,15 @@ def row_is_intact(digest: bytes, event: str, context: str | None, columns: list[
         stored = orjson.loads(event)
         if event_hash_digest(stored, orjson.loads(context) if context else None) != digest:
             return False
-    except Exception:
+    except Exception:  # JSON edited into anything at all is simply not intact
         return False
-    (
-        time,
-        offset,
-        kind,
-        action,
-        biz_step,
-        disposition,
-        stage,
-        read_point,
-        place,
-        epcs,
-        lots,
-    ) = columns
-    stored_columns = IndexColumns(
-        time,
-        offset,
-        kind,
-        action,
-        biz_step,
-        disposition,
-        stage,
-        read_point,
-        place,
-        tuple(epcs),
-        tuple(lots),
-    )
-    return stored_index_columns(stored) == stored_columns
+    expected = stored_index_columns(stored)
+    return expected is not None and astuple(expected) == column_values(columns)
+
+
+def column_values(columns: Sequence[Any]) -> tuple[Any, ...]:
+    """Stored index columns (in STORED_COLUMNS order) comparable with astuple(IndexColumns)."""
+    return (*columns[:-2], tuple(columns[-2]), tuple(columns[-1]))
 
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:

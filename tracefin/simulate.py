@@ -192,7 +192,7 @@ class Publisher:
         self._lock = threading.Lock()
         # In flight by message id, to publish again what no subscriber took (PUBACK 0x10).
         self._in_flight: dict[int, Publication] = {}
-        self._unmatched: dict[int, float] = {}  # answered before publish() stored its id
+        self._unmatched: set[int] = set()  # answered before publish() stored its id
         self._retry: list[tuple[float, Publication]] = []
         self._client.on_publish = self._on_publish
         self._client.connect(address.host, address.port, keepalive=30)
@@ -216,7 +216,8 @@ class Publisher:
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
         with self._lock:
-            if self._unmatched.pop(info.mid, None) is not None:
+            if info.mid in self._unmatched:
+                self._unmatched.discard(info.mid)
                 self._retry.append((time.monotonic() + self.RETRY_AFTER_S, publication))
             else:
                 self._in_flight[info.mid] = publication
@@ -251,7 +252,7 @@ class Publisher:
                 # The broker took it but nobody will get it (a restarted Mosquitto restores
                 # shared subscriptions only when the workers come back): send it again later.
                 if publication is None:
-                    self._unmatched[mid] = time.monotonic()
+                    self._unmatched.add(mid)
                 else:
                     self._retry.append((time.monotonic() + self.RETRY_AFTER_S, publication))
                 return

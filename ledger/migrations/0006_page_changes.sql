@@ -31,50 +31,26 @@ CREATE TRIGGER events_pages_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed();
 
-CREATE TRIGGER log_entries_pages_inserted AFTER INSERT ON log_entries
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER log_entries_pages_updated AFTER UPDATE ON log_entries
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER log_entries_pages_deleted AFTER DELETE ON log_entries
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER log_entries_pages_truncated AFTER TRUNCATE ON log_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed();
-
-CREATE TRIGGER anchor_batches_pages_inserted AFTER INSERT ON anchor_batches
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER anchor_batches_pages_updated AFTER UPDATE ON anchor_batches
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER anchor_batches_pages_deleted AFTER DELETE ON anchor_batches
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER anchor_batches_pages_truncated AFTER TRUNCATE ON anchor_batches
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed();
-
-CREATE TRIGGER chain_deployments_pages_inserted AFTER INSERT ON chain_deployments
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER chain_deployments_pages_updated AFTER UPDATE ON chain_deployments
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER chain_deployments_pages_deleted AFTER DELETE ON chain_deployments
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER chain_deployments_pages_truncated AFTER TRUNCATE ON chain_deployments
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed();
-
-CREATE TRIGGER products_pages_inserted AFTER INSERT ON products
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER products_pages_updated AFTER UPDATE ON products
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER products_pages_deleted AFTER DELETE ON products
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows();
-CREATE TRIGGER products_pages_truncated AFTER TRUNCATE ON products
-    FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed();
+-- The other tables allow transition tables: one trigger per kind of statement, so a statement
+-- that changed no row (the anchor worker polls log_entries) notifies nobody.
+DO $$
+DECLARE
+    tbl text;
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['log_entries', 'anchor_batches', 'chain_deployments', 'products']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %1$I AFTER INSERT ON %2$I REFERENCING NEW TABLE AS changed'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows()',
+                       tbl || '_pages_inserted', tbl);
+        EXECUTE format('CREATE TRIGGER %1$I AFTER UPDATE ON %2$I REFERENCING NEW TABLE AS changed'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows()',
+                       tbl || '_pages_updated', tbl);
+        EXECUTE format('CREATE TRIGGER %1$I AFTER DELETE ON %2$I REFERENCING OLD TABLE AS changed'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed_rows()',
+                       tbl || '_pages_deleted', tbl);
+        EXECUTE format('CREATE TRIGGER %1$I AFTER TRUNCATE ON %2$I'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tracefin_pages_changed()',
+                       tbl || '_pages_truncated', tbl);
+    END LOOP;
+END;
+$$;
