@@ -102,36 +102,97 @@ def advance_cursor(conn: Conn, worker: str, next_index: int) -> None:
     )
 
 
+_LOGGED_COLUMNS = (
+    "e.event_time, e.event_type, e.action, e.biz_step, e.disposition, e.biz_location, e.epcs,"
+    " e.lots, e.event"
+)
+
+
+def _logged(log_index: int, event_hash: bytes, row: Sequence[Any]) -> LoggedEvent:
+    """A LoggedEvent from a position and the `_LOGGED_COLUMNS` of its event."""
+    return LoggedEvent(
+        log_index=log_index,
+        event_hash=event_hash,
+        event_time=row[0],
+        event_type=row[1],
+        action=row[2],
+        biz_step=row[3],
+        disposition=row[4],
+        biz_location=row[5],
+        epcs=list(row[6]),
+        lots=list(row[7]),
+        event=row[8],
+    )
+
+
 def read_log(conn: Conn, first_index: int, limit: int) -> list[LoggedEvent | int]:
     """Positions from `first_index` on, in order; a bare int is a position whose event is gone."""
     rows = conn.execute(
-        "SELECT l.log_index, l.event_hash, e.event_time, e.event_type, e.action, e.biz_step,"
-        " e.disposition, e.biz_location, e.epcs, e.lots, e.event"
+        f"SELECT l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608 - constant columns
         " FROM log_entries l LEFT JOIN events e ON e.event_hash = l.event_hash"
         " WHERE l.log_index >= %s ORDER BY l.log_index LIMIT %s",
         (first_index, limit),
     ).fetchall()
-    out: list[LoggedEvent | int] = []
+    return [
+        int(row[0]) if row[2] is None else _logged(int(row[0]), bytes(row[1]), row[2:])
+        for row in rows
+    ]
+
+
+def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[LoggedEvent]]:
+    """The events already applied to each lot (its evidence), to fold a lot again."""
+    rows = conn.execute(
+        f"SELECT le.lot_uri, le.log_index, le.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608
+        " FROM lot_evidence le JOIN events e ON e.event_hash = le.event_hash"
+        " WHERE le.lot_uri = ANY(%s::text[])",
+        (list(lot_uris),),
+    ).fetchall()
+    out: dict[str, list[LoggedEvent]] = {}
     for row in rows:
-        if row[2] is None:
-            out.append(int(row[0]))
-            continue
-        out.append(
-            LoggedEvent(
-                log_index=int(row[0]),
-                event_hash=bytes(row[1]),
-                event_time=row[2],
-                event_type=row[3],
-                action=row[4],
-                biz_step=row[5],
-                disposition=row[6],
-                biz_location=row[7],
-                epcs=list(row[8]),
-                lots=list(row[9]),
-                event=row[10],
-            )
-        )
+        out.setdefault(row[0], []).append(_logged(int(row[1]), bytes(row[2]), row[3:]))
     return out
+
+
+# --- identifiers no lot has claimed yet ------------------------------------------------------
+
+
+def unattributed_events(conn: Conn, epcs: Iterable[str]) -> list[tuple[str, LoggedEvent]]:
+    """(EPC, event) for applied events that named one of `epcs` before a lot claimed it."""
+    rows = conn.execute(
+        f"SELECT u.epc, l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608
+        " FROM unattributed_epcs u JOIN log_entries l ON l.log_index = u.log_index"
+        " JOIN events e ON e.event_hash = l.event_hash WHERE u.epc = ANY(%s::text[])",
+        (list(epcs),),
+    ).fetchall()
+    return [(row[0], _logged(int(row[1]), bytes(row[2]), row[3:])) for row in rows]
+
+
+def remember_unattributed(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
+    """(EPC, log index) of applied events naming identifiers no lot has claimed yet."""
+    if not rows:
+        return
+    conn.cursor().executemany(
+        "INSERT INTO unattributed_epcs (epc, log_index) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+def forget_unattributed(conn: Conn, epcs: Iterable[str]) -> None:
+    """The identifiers a lot has now claimed: their events have been applied to it."""
+    conn.execute("DELETE FROM unattributed_epcs WHERE epc = ANY(%s::text[])", (list(epcs),))
+
+
+def evidenced(conn: Conn, pairs: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of the (lot, log index) pairs are already evidence of that lot."""
+    if not pairs:
+        return set()
+    rows = conn.execute(
+        "SELECT le.lot_uri, le.log_index FROM lot_evidence le"
+        " JOIN unnest(%s::text[], %s::bigint[]) AS p (lot_uri, log_index)"
+        " ON le.lot_uri = p.lot_uri AND le.log_index = p.log_index",
+        ([lot for lot, _ in pairs], [index for _, index in pairs]),
+    ).fetchall()
+    return {(row[0], int(row[1])) for row in rows}
 
 
 # --- lots ------------------------------------------------------------------------------------
@@ -146,7 +207,8 @@ def members_of(conn: Conn, epcs: Iterable[str]) -> dict[str, str]:
 
 _LOT_RECORD_COLUMNS = (
     "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
-    " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index"
+    " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index,"
+    " latest_event_time, latest_event_hash"
 )
 
 
@@ -164,14 +226,16 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
     """Write lots back in one round of statements (pipelined by executemany)."""
     conn.cursor().executemany(
         f"INSERT INTO lots ({_LOT_RECORD_COLUMNS})"  # noqa: S608 - constant column list
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (lot_uri) DO UPDATE SET quantity = excluded.quantity,"
         " location = excluded.location, custody = excluded.custody,"
         " best_before = excluded.best_before, recalled = excluded.recalled,"
         " last_inspection_disposition = excluded.last_inspection_disposition,"
         " last_inspection_time = excluded.last_inspection_time,"
         " last_inspection_hash = excluded.last_inspection_hash,"
-        " updated_log_index = excluded.updated_log_index",
+        " updated_log_index = excluded.updated_log_index,"
+        " latest_event_time = excluded.latest_event_time,"
+        " latest_event_hash = excluded.latest_event_hash",
         [
             (
                 r.lot_uri,
@@ -186,6 +250,8 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
                 r.last_inspection_time,
                 r.last_inspection_hash,
                 r.updated_log_index,
+                r.latest_event_time,
+                r.latest_event_hash,
             )
             for r in records
         ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -57,7 +57,6 @@ class LotChange:
     lot_uri: str
     gtin: str
     lot: str
-    new_members: list[str] = field(default_factory=list)
     quantity_delta: int = 0
     location: str | None = None
     custody: str | None = None
@@ -69,37 +68,67 @@ class LotChange:
     purchase_order: str | None = None
 
 
-def changes(event: LoggedEvent, members: Mapping[str, str]) -> list[LotChange]:
-    """The lots `event` touches and how; `members` maps known item/pallet EPCs to their lot."""
-    touched: dict[str, LotChange] = {}
+@dataclass(frozen=True)
+class Attribution:
+    """Which lots one event touches, given the memberships known when it is attributed."""
 
-    def change(uri: str) -> LotChange:
-        if uri not in touched:
-            parsed = parse_lot(uri)
-            assert parsed is not None, uri
-            touched[uri] = LotChange(uri, parsed[0], parsed[1])
-        return touched[uri]
+    lots: frozenset[str]
+    joined: tuple[tuple[str, str], ...]  # (epc, lot) memberships the event creates
+    unknown: tuple[str, ...]  # EPCs of no known lot: a later event may make them known
 
-    for uri in event.lots:
-        change(uri)
+
+def attribute(event: LoggedEvent, members: Mapping[str, str]) -> Attribution:
+    """The lots `event` touches and the memberships it creates; `members` maps EPCs to lots.
+
+    Commissioning makes its items members of the lot it names; packing makes the pallet a
+    member of its items' lot. Events arrive in any order, so an EPC unknown now may become known
+    later (its commissioning or packing arrives late): `unknown` lists those to look at again.
+    """
+    lots = set(event.lots)
+    joined: dict[str, str] = {}
     commissioned = commissioned_lot(event.biz_step, event.action, event.epcs, event.event)
     if commissioned is not None:
-        created = change(commissioned)
-        fresh = [epc for epc in event.epcs if epc not in members]
-        created.new_members.extend(fresh)
-        created.quantity_delta += len(fresh)
-        created.best_before = _best_before(event.event)
+        lots.add(commissioned)
+        joined.update((epc, commissioned) for epc in event.epcs if epc not in members)
     known = {epc: members[epc] for epc in event.epcs if epc in members}
-    for uri in set(known.values()):
-        change(uri)
+    lots.update(known.values())
     if event.event_type == "AggregationEvent" and event.action == "ADD":
         parent = event.event.get("parentID")
-        if isinstance(parent, str):
-            for uri in {known[c] for c in event.epcs if c in known and c != parent}:
-                change(uri).new_members.append(parent)
-    for uri, lot_change in touched.items():
-        _apply_step(event, lot_change, [e for e, lot in known.items() if lot == uri])
-    return list(touched.values())
+        child_lots = sorted({lot for epc, lot in known.items() if epc != parent})
+        if isinstance(parent, str) and child_lots and parent not in members:
+            joined[parent] = child_lots[0]
+    unknown = tuple(epc for epc in event.epcs if epc not in members and epc not in joined)
+    return Attribution(frozenset(lots), tuple(joined.items()), unknown)
+
+
+def lot_change(
+    event: LoggedEvent, lot_uri: str, members: Mapping[str, str], counted: set[str]
+) -> LotChange:
+    """What `event` does to `lot_uri`; `counted` holds the lot's items already in its quantity.
+
+    `members` must know every membership the lot's events create (attribution comes first), so
+    that an event means the same whichever order the events arrived in.
+    """
+    parsed = parse_lot(lot_uri)
+    assert parsed is not None, lot_uri
+    change = LotChange(lot_uri, parsed[0], parsed[1])
+    items = [epc for epc in event.epcs if members.get(epc) == lot_uri]
+    if commissioned_lot(event.biz_step, event.action, event.epcs, event.event) == lot_uri:
+        fresh = [epc for epc in items if epc not in counted]
+        counted.update(fresh)
+        change.quantity_delta += len(fresh)
+        change.best_before = _best_before(event.event)
+    _apply_step(event, change, items)
+    return change
+
+
+def order_key(event: LoggedEvent) -> tuple[datetime, bytes]:
+    """The order a lot's events are folded in: event time, the hash breaking ties.
+
+    Not the log order: that is the order events happened to arrive, which two ingest workers
+    (or a device that was offline) make differ from the order things happened.
+    """
+    return (event.event_time, event.event_hash)
 
 
 def _apply_step(event: LoggedEvent, change: LotChange, items: list[str]) -> None:
@@ -166,6 +195,14 @@ class LotRecord:
     last_inspection_time: datetime | None = None
     last_inspection_hash: bytes | None = None
     updated_log_index: int | None = None
+    latest_event_time: datetime | None = None
+    latest_event_hash: bytes | None = None
+
+    def folds_after(self, event: LoggedEvent) -> bool:
+        """True when `event` comes after everything folded into the lot so far."""
+        if self.latest_event_time is None or self.latest_event_hash is None:
+            return True
+        return order_key(event) > (self.latest_event_time, self.latest_event_hash)
 
 
 def apply_change(record: LotRecord, change: LotChange, event: LoggedEvent) -> None:
@@ -182,4 +219,6 @@ def apply_change(record: LotRecord, change: LotChange, event: LoggedEvent) -> No
         record.last_inspection_disposition = change.inspection
         record.last_inspection_time = event.event_time
         record.last_inspection_hash = event.event_hash
-    record.updated_log_index = event.log_index
+    record.updated_log_index = max(record.updated_log_index or 0, event.log_index)
+    if record.folds_after(event):
+        record.latest_event_time, record.latest_event_hash = order_key(event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,9 +23,12 @@ from finance.tracking import (
     LotChange,
     LotRecord,
     apply_change,
-    changes,
+    attribute,
+    lot_change,
+    order_key,
 )
 from ledger.db import Conn, run_connected
+from ledger.identifiers import parse_lot
 
 log = logging.getLogger(__name__)
 
@@ -109,56 +113,143 @@ class FinanceWorker:
 
 
 class _Chunk:
-    """One transaction's worth of log positions, applied in order with batched reads/writes.
+    """One transaction's worth of log positions, folded into lots by event time.
 
-    Lots touched by the chunk live in memory and are written back once; only the rare events
-    that need the database's view of other state (revaluing a pledged line) flush first.
+    Events arrive in any order (two ingest workers, a device that was offline), so log order is
+    not the order things happened. Planning first attributes every event to the lots it touches,
+    also events applied earlier whose items or pallet a late commissioning or packing in this
+    chunk makes known. Each touched lot is then folded in event time: on from its stored state
+    when everything new sorts after what it holds (the usual case), else afresh over all its
+    evidence. The lots' folds run interleaved in one event-time order, so a line's revaluation
+    sees its other lots as of the same moment. Reactions (flags, freezes, receivables, proceeds)
+    fire once per lot and event: when the event is new to the lot.
     """
 
     def __init__(self, conn: Conn, events: list[LoggedEvent]) -> None:
         self._conn = conn
-        members = store.members_of(conn, {epc for event in events for epc in event.epcs})
-        self._planned: list[tuple[LoggedEvent, list[LotChange]]] = []
+        self._members = store.members_of(conn, {epc for event in events for epc in event.epcs})
+        self._members_before = dict(self._members)
         self._new_members: list[tuple[str, str]] = []
+        self._new: dict[str, dict[int, LoggedEvent]] = {}  # lot -> log index -> event
+        self._waiting: dict[str, dict[int, LoggedEvent]] = {}  # unclaimed EPC -> its events
+        self._earlier: set[int] = set()  # positions of previous chunks attributed again
+        self._claimed: set[str] = set()
+        claimed: list[str] = []
         for event in events:
-            lot_changes = changes(event, members)
-            for change in lot_changes:
-                for epc in change.new_members:
-                    if epc not in members:
-                        members[epc] = change.lot_uri
-                        self._new_members.append((epc, change.lot_uri))
-            self._planned.append((event, lot_changes))
-        touched = {c.lot_uri for _, lot_changes in self._planned for c in lot_changes}
-        gtins = {c.gtin for _, lot_changes in self._planned for c in lot_changes}
+            claimed += self._attribute(event)
+        self._resolve(claimed)
+        self._drop_known_evidence()
+        touched = set(self._new)
         self._lots = store.load_lots(conn, touched)
         # New lots get their row now, so flags and receivables can refer to them at once.
-        fresh = [
-            LotRecord(c.lot_uri, c.gtin, c.lot)
-            for _, lot_changes in self._planned
-            for c in lot_changes
-            if c.lot_uri not in self._lots
-        ]
-        for record in fresh:
-            self._lots.setdefault(record.lot_uri, record)
-        store.save_lots(conn, list({r.lot_uri: r for r in fresh}.values()))
+        fresh = [_blank(uri) for uri in sorted(touched - set(self._lots))]
+        self._lots.update((record.lot_uri, record) for record in fresh)
+        store.save_lots(conn, fresh)
+        self._steps = self._plan(touched)
         self._pledges = store.live_pledges(conn, touched)
-        self._products = store.products(conn, gtins)
+        self._products = store.products(conn, {record.gtin for record in self._lots.values()})
         self._evidence: list[tuple[str, int, bytes, str | None]] = []
         self._receivables: list[tuple[str, str, int, str, int, bytes]] = []
         self._journal: list[tuple[str, str, str, dict[str, object], list[bytes], int | None]] = []
         self._dirty: set[str] = set()
 
+    def _attribute(self, event: LoggedEvent) -> list[str]:
+        """Attribute `event` to its lots; returns the EPCs it made members of a lot."""
+        attribution = attribute(event, self._members)
+        for epc, lot_uri in attribution.joined:
+            self._members[epc] = lot_uri
+            self._new_members.append((epc, lot_uri))
+        for lot_uri in attribution.lots:
+            self._new.setdefault(lot_uri, {})[event.log_index] = event
+        for epc in attribution.unknown:
+            self._waiting.setdefault(epc, {})[event.log_index] = event
+        return [epc for epc, _ in attribution.joined]
+
+    def _resolve(self, claimed: list[str]) -> None:
+        """Attribute again the events that named EPCs before a lot claimed them, to a fixpoint
+        (a late commissioning claims the items, which claims the pallet their packing names)."""
+        while claimed:
+            self._claimed.update(claimed)
+            again: dict[int, LoggedEvent] = {}
+            for epc in claimed:
+                again.update(self._waiting.pop(epc, {}))
+            for _, event in store.unattributed_events(self._conn, claimed):
+                again[event.log_index] = event
+                self._earlier.add(event.log_index)
+            self._learn_members(again.values())
+            claimed = []
+            for index in sorted(again):
+                claimed += self._attribute(again[index])
+
+    def _learn_members(self, events: Iterable[LoggedEvent]) -> None:
+        unseen = {epc for event in events for epc in event.epcs if epc not in self._members}
+        if unseen:
+            known = store.members_of(self._conn, unseen)
+            self._members.update(known)
+            self._members_before.update(known)
+
+    def _drop_known_evidence(self) -> None:
+        """Events of earlier chunks were applied to some of their lots then: not again."""
+        pairs = [
+            (lot_uri, index)
+            for lot_uri, new in self._new.items()
+            for index in new
+            if index in self._earlier
+        ]
+        for lot_uri, index in store.evidenced(self._conn, pairs):
+            del self._new[lot_uri][index]
+        for lot_uri in [uri for uri, new in self._new.items() if not new]:
+            del self._new[lot_uri]
+
+    def _plan(self, touched: set[str]) -> list[tuple[str, LoggedEvent, bool]]:
+        """(lot, event, new to the lot) in the order to fold them."""
+        late = {
+            uri
+            for uri in touched
+            if not all(self._lots[uri].folds_after(event) for event in self._new[uri].values())
+        }
+        folded_before = store.lot_events(self._conn, late) if late else {}
+        self._learn_members(event for events in folded_before.values() for event in events)
+        self._counted: dict[str, set[str]] = {}
+        steps: list[tuple[tuple[datetime, bytes], str, LoggedEvent, bool]] = []
+        for uri in touched:
+            new = self._new[uri]
+            steps += [(order_key(event), uri, event, True) for event in new.values()]
+            if uri in late:
+                self._lots[uri] = _blank(uri)  # folded again from nothing, below
+                self._counted[uri] = set()
+                steps += [
+                    (order_key(event), uri, event, False)
+                    for event in folded_before.get(uri, [])
+                    if event.log_index not in new
+                ]
+            else:
+                self._counted[uri] = {
+                    epc for epc, lot_uri in self._members_before.items() if lot_uri == uri
+                }
+        steps.sort(key=lambda step: (step[0], step[1]))
+        return [(uri, event, is_new) for _, uri, event, is_new in steps]
+
     def apply(self) -> None:
-        for event, lot_changes in self._planned:
-            for change in lot_changes:
-                record = self._lots[change.lot_uri]
-                apply_change(record, change, event)
-                self._dirty.add(change.lot_uri)
-                self._evidence.append(
-                    (change.lot_uri, event.log_index, event.event_hash, event.biz_step)
-                )
+        for lot_uri, event, is_new in self._steps:
+            change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
+            record = self._lots[lot_uri]
+            apply_change(record, change, event)
+            self._dirty.add(lot_uri)
+            if is_new:
+                self._evidence.append((lot_uri, event.log_index, event.event_hash, event.biz_step))
                 self._react(change, event, record)
         self._flush()
+        store.forget_unattributed(self._conn, self._claimed)
+        store.remember_unattributed(
+            self._conn,
+            sorted(
+                (epc, index)
+                for epc, events in self._waiting.items()
+                if epc not in self._members
+                for index in events
+            ),
+        )
 
     def _flush(self) -> None:
         store.save_lots(self._conn, [self._lots[uri] for uri in sorted(self._dirty)])
@@ -242,6 +333,12 @@ class _Chunk:
             )
         if change.sold and product is not None:
             valuation.route_proceeds(conn, pledge, change.lot_uri, change.sold, event, product)
+
+
+def _blank(lot_uri: str) -> LotRecord:
+    parsed = parse_lot(lot_uri)
+    assert parsed is not None, lot_uri  # attribution only names lots it could parse
+    return LotRecord(lot_uri, parsed[0], parsed[1])
 
 
 def _flag(

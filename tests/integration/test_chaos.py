@@ -504,13 +504,6 @@ def test_finance_keeps_following_the_log_while_the_chain_is_down(
         chain.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownBug,
-    reason="bug: finance derives lots from log (arrival) order, not event time"
-    " (finance/tracking.py changes(): members known only from earlier positions), so events"
-    " that two ingest workers commit out of order lose pallets, flags and receivables",
-)
 def test_finance_state_does_not_depend_on_which_ingest_worker_was_faster(
     fresh_database_url: str, tmp_path: Path
 ) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from finance.tracking import (
     LoggedEvent,
+    LotChange,
     LotRecord,
     apply_change,
-    changes,
+    attribute,
+    lot_change,
     purchase_order,
 )
 from ledger.identifiers import lot_uri
@@ -51,6 +54,16 @@ def logged(
     )
 
 
+def changes(event: LoggedEvent, members: dict[str, str]) -> list[LotChange]:
+    """What `event` does to each lot it touches when it arrives after everything in `members`."""
+    attribution = attribute(event, members)
+    after = members | dict(attribution.joined)
+    return [
+        lot_change(event, uri, after, {epc for epc, lot in members.items() if lot == uri})
+        for uri in sorted(attribution.lots)
+    ]
+
+
 def test_commissioning_creates_the_lot_with_its_items_and_best_before() -> None:
     event = logged(
         0,
@@ -60,15 +73,17 @@ def test_commissioning_creates_the_lot_with_its_items_and_best_before() -> None:
         disposition="active",
         ilmd={"cbvmda:lotNumber": "L1", "cbvmda:bestBeforeDate": "2027-03-01"},
     )
+    assert attribute(event, {}).joined == tuple((item, LOT) for item in ITEMS)
     (change,) = changes(event, {})
-    assert (change.lot_uri, change.quantity_delta, change.new_members) == (LOT, 3, ITEMS)
+    assert (change.lot_uri, change.quantity_delta) == (LOT, 3)
     assert (change.best_before, change.custody) == (date(2027, 3, 1), "production")
 
 
 def test_recommissioning_known_items_does_not_count_them_twice() -> None:
     event = logged(0, "commissioning", epcs=ITEMS, action="ADD", ilmd={"cbvmda:lotNumber": "L1"})
+    assert attribute(event, dict.fromkeys(ITEMS, LOT)).joined == ()
     (change,) = changes(event, dict.fromkeys(ITEMS, LOT))
-    assert (change.quantity_delta, change.new_members) == (0, [])
+    assert change.quantity_delta == 0
 
 
 def test_packing_makes_the_pallet_a_member_of_its_items_lot() -> None:
@@ -80,8 +95,7 @@ def test_packing_makes_the_pallet_a_member_of_its_items_lot() -> None:
         action="ADD",
         parentID=PALLET,
     )
-    (change,) = changes(event, dict.fromkeys(ITEMS, LOT))
-    assert change.new_members == [PALLET]
+    assert attribute(event, dict.fromkeys(ITEMS, LOT)).joined == ((PALLET, LOT),)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +170,46 @@ def test_quantity_never_goes_negative() -> None:
     record = LotRecord(LOT, GTIN, "L1", quantity=1)
     apply_change(record, sale, logged(8, "retail_selling"))
     assert record.quantity == 0
+
+
+def test_identifiers_of_no_known_lot_are_named_for_later() -> None:
+    """Packing that arrives before its items' commissioning claims nothing yet, and says which
+    identifiers to look at again once a lot claims them."""
+    packing = logged(
+        1,
+        "packing",
+        epcs=[PALLET, *ITEMS],
+        event_type="AggregationEvent",
+        action="ADD",
+        parentID=PALLET,
+    )
+    early = attribute(packing, {})
+    assert (early.lots, early.joined, set(early.unknown)) == (frozenset(), (), {PALLET, *ITEMS})
+    late = attribute(packing, dict.fromkeys(ITEMS, LOT))
+    assert (late.lots, late.joined, late.unknown) == (frozenset({LOT}), ((PALLET, LOT),), ())
+
+
+def test_commissioned_items_count_once_per_fold() -> None:
+    """Folding a lot again from nothing counts its items again; folding on does not."""
+    event = logged(0, "commissioning", epcs=ITEMS, action="ADD", ilmd={"cbvmda:lotNumber": "L1"})
+    members = dict.fromkeys(ITEMS, LOT)
+    counted: set[str] = set()
+    assert lot_change(event, LOT, members, counted).quantity_delta == 3
+    assert lot_change(event, LOT, members, counted).quantity_delta == 0
+    assert counted == set(ITEMS)
+
+
+def test_a_lot_knows_which_events_sort_after_what_it_holds() -> None:
+    record = LotRecord(LOT, GTIN, "L1")
+    first = logged(9, "storing", epcs=[PALLET])
+    assert record.folds_after(first)
+    apply_change(record, lot_change(first, LOT, {PALLET: LOT}, set()), first)
+    assert (record.latest_event_time, record.latest_event_hash) == (T0, first.event_hash)
+    earlier = replace(first, log_index=10, event_time=T0 - timedelta(seconds=1))
+    same_time_lower_hash = replace(first, log_index=11, event_hash=bytes(32))
+    later = replace(first, log_index=12, event_time=T0 + timedelta(seconds=1))
+    assert not record.folds_after(earlier)
+    assert not record.folds_after(same_time_lower_hash)
+    assert record.folds_after(later)
+    apply_change(record, lot_change(earlier, LOT, {PALLET: LOT}, set()), earlier)
+    assert (record.latest_event_time, record.updated_log_index) == (T0, 10)
