@@ -264,6 +264,63 @@ def _double_pledge(lot_uri: str, detail: str) -> NoReturn:
     raise FinanceError("double_pledge", f"{lot_uri} is already pledged ({detail})")
 
 
+def restore_pledges(conn: Conn, chain: Chain) -> dict[str, list[str]]:
+    """Put every live pledge the registry does not show back on it; run after every deploy.
+
+    A devnet reset leaves a new, empty PledgeRegistry, and it is the registry, not this database,
+    that stops another bank pledging the same goods. Idempotent: pledges the registry already
+    shows are left alone, so a deploy interrupted half way is finished by running it again. A lot
+    the new registry shows pledged to someone else is not overwritten: it is flagged
+    `double_pledge` and returned under "conflicting".
+    """
+    restored: list[str] = []
+    conflicting: list[str] = []
+    for pledge in store.pledges_for_audit(conn):
+        bank = registry_store.get_org(conn, pledge.financier)
+        if not pledge.live or bank is None:
+            continue
+        ours = _checksum(org_address(bank))
+        on_chain = chain.pledgee(pledge.lot_key)
+        if on_chain == ours:
+            continue
+        if on_chain is None:
+            lot = store.get_lot(conn, pledge.lot_uri)
+            evidence = (lot.last_inspection_hash if lot else None) or bytes(32)
+            try:
+                tx = chain.pledge(pledge.lot_key, ours, evidence)
+            except ChainReverted as exc:
+                if exc.error != "AlreadyPledged":
+                    raise
+                on_chain = chain.pledgee(pledge.lot_key)  # taken since we looked
+            else:
+                with conn.transaction():
+                    store.set_pledge_tx(conn, pledge.lot_uri, tx)
+                    store.journal(
+                        conn,
+                        "operator",
+                        "pledge_restored",
+                        pledge.lot_uri,
+                        {"line": pledge.line_id, "tx": "0x" + tx.hex()},
+                    )
+                restored.append(pledge.lot_uri)
+                continue
+        if on_chain != ours:
+            detail = f"the registry shows it pledged to {on_chain}, not to {pledge.financier}"
+            if store.raise_flag(conn, "double_pledge", detail, lot_uri=pledge.lot_uri):
+                store.journal(
+                    conn, "operator", "pledge_conflict", pledge.lot_uri, {"detail": detail}
+                )
+            conflicting.append(pledge.lot_uri)
+    if restored or conflicting:
+        log.warning(
+            "PledgeRegistry %s: %d live pledges restored, %d held by someone else",
+            chain.pledges.address if chain.pledges is not None else "?",
+            len(restored),
+            len(conflicting),
+        )
+    return {"restored": restored, "conflicting": conflicting}
+
+
 def release(conn: Conn, chain: Chain, financier: str, lot: str) -> dict[str, Any]:
     lot_uri = canonical_lot(lot)
     bank = _org(conn, financier, "financier")

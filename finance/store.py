@@ -507,6 +507,14 @@ def add_pledge(
     )
 
 
+def set_pledge_tx(conn: Conn, lot_uri: str, chain_tx: bytes) -> None:
+    """The transaction that put the live pledge of `lot_uri` on the current registry."""
+    conn.execute(
+        "UPDATE pledges SET chain_tx = %s WHERE lot_uri = %s AND released_at IS NULL",
+        (chain_tx, lot_uri),
+    )
+
+
 def release_pledge(conn: Conn, lot_uri: str, release_tx: bytes) -> bool:
     row = conn.execute(
         "UPDATE pledges SET released_at = now(), release_tx = %s"

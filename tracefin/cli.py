@@ -167,6 +167,7 @@ def _digest(event_hash: str) -> bytes:
 
 
 def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
+    from finance.service import restore_pledges
     from ledger.chain import ChainError, connect
     from ledger.deployment import ensure_deployment
 
@@ -174,6 +175,8 @@ def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
     with _connect(settings) as conn:
         try:
             outcome = ensure_deployment(conn, w3, settings.chain_key())
+            # A new registry (the devnet was reset) starts empty: live pledges go back on it.
+            pledges = restore_pledges(conn, _chain(settings, conn))
         except ChainError as exc:
             raise CliError(str(exc)) from None
     deployment = outcome.deployment
@@ -188,6 +191,8 @@ def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
                 "replaced_reset_deployment": outcome.replaced.anchor_address
                 if outcome.replaced
                 else None,
+                "pledges_restored": len(pledges["restored"]),
+                "pledges_held_by_others": pledges["conflicting"],
             }
         )
     )

@@ -23,8 +23,9 @@ from typing import IO
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from finance.service import restore_pledges
 from ingest.mqtt_link import parse_mqtt_url
-from ledger.chain import ChainError, connect
+from ledger.chain import Chain, ChainError, connect
 from ledger.db import migrate
 from ledger.deployment import ensure_deployment
 from tracefin.services import (
@@ -372,8 +373,15 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
 def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
     try:
         with psycopg.connect(endpoints.database_url, autocommit=True) as conn:
-            outcome = ensure_deployment(
-                conn, connect(endpoints.chain_rpc_url), settings.chain_key()
+            w3 = connect(endpoints.chain_rpc_url)
+            outcome = ensure_deployment(conn, w3, settings.chain_key())
+            deployment = outcome.deployment
+            # A new registry (the devnet was reset) starts empty: live pledges go back on it.
+            pledges = restore_pledges(
+                conn,
+                Chain(
+                    w3, deployment.anchor_address, deployment.pledge_address, settings.chain_key()
+                ),
             )
     except ChainError as exc:
         raise UpError(f"could not deploy the contracts: {exc}") from None
@@ -387,3 +395,10 @@ def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
         say(f"contracts  deployed: TraceAnchor {anchor}")
     else:
         say(f"contracts  reusing TraceAnchor {anchor}")
+    if pledges["restored"]:
+        say(f"pledges    {len(pledges['restored'])} live pledges put on the new PledgeRegistry")
+    if pledges["conflicting"]:
+        say(
+            f"pledges    {len(pledges['conflicting'])} lots are pledged to someone else on the"
+            " new PledgeRegistry (flagged double_pledge)"
+        )

@@ -30,7 +30,6 @@ from finance.audit import full_audit as audit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.mqtt_link import new_client
 from ledger import log_store, registry_store
-from ledger.audit import Finding
 from ledger.chain import Chain, connect
 from ledger.db import Conn
 from ledger.deployment import ensure_deployment
@@ -632,7 +631,6 @@ class Outcome:
     finance_after_s: float
     audit_events: int
     audit_batches: int
-    audit_tolerated: int
     finance_rows: dict[str, int]
 
     def line(self) -> str:
@@ -640,9 +638,7 @@ class Outcome:
             f"published {self.published}, all stored {self.stored_after_s:.1f}s after the last"
             f" publish ack, all anchored +{self.anchored_after_s:.1f}s, finance caught up"
             f" +{self.finance_after_s:.1f}s; audit clean over {self.audit_events} events and"
-            f" {self.audit_batches} batches"
-            + (f" but for {self.audit_tolerated} expected findings" if self.audit_tolerated else "")
-            + "; finance equal to a clean replay"
+            f" {self.audit_batches} batches; finance equal to a clean replay"
             f" ({', '.join(f'{k} {v}' for k, v in self.finance_rows.items())})"
         )
 
@@ -734,12 +730,8 @@ def settle_and_check(
     stream: DeviceStream,
     *,
     bound_s: float = 60,
-    tolerated: Callable[[Finding], bool] = lambda finding: False,
 ) -> Outcome:
-    """After the fault: everything stored once, anchored, audited clean, finance as a clean run.
-
-    `tolerated` names audit findings a test expects (and checks) itself; any other fails.
-    """
+    """After the fault: everything stored once, anchored, audited clean, finance as a clean run."""
     stream.finish()
     total = stream.published
     url = rig_.database_url
@@ -755,8 +747,7 @@ def settle_and_check(
             lambda: store.cursor(conn, "finance") == total, bound_s, "finance following the log"
         )
         report = audit(conn, connect(rig_.chain.url))
-        findings = [finding for finding in report.findings if not tolerated(finding)]
-        assert not findings, [finding.as_json() for finding in findings[:10]]
+        assert not report.findings, [finding.as_json() for finding in report.findings[:10]]
         assert report.events_checked == total
         faulted = snapshot(conn)
         clean = replay_finance(conn, rig_.twin_url)
@@ -776,7 +767,6 @@ def settle_and_check(
         finance_after,
         report.events_checked,
         report.batches_checked,
-        len(report.findings),
         {name: len(rows) for name, rows in faulted.items() if isinstance(rows, list)},  # type: ignore[misc]
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -19,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from finance import service, store
+from finance.audit import full_audit
 from ingest.mqtt_link import new_client
 from ledger import log_store, registry_store
 from ledger.chain import Chain, connect
@@ -29,7 +32,6 @@ from ledger.verify import verify_bundle
 from tests.integration.chaos import (
     PLEDGED,
     Anvil,
-    KnownBug,
     PrivatePostgres,
     Rig,
     StoreWatch,
@@ -329,17 +331,10 @@ def test_devnet_reset_is_detected_then_reanchored(fresh_database_url: str, tmp_p
             check=False,
         )
         assert deploy.returncode == 0, deploy.stderr
-        pledged = [lot_uri(gtin_for(number), f"L{number:07d}") for number in PLEDGED]
-        # The new PledgeRegistry knows none of the live pledges (the known gap tested below):
-        # the audit may say so for exactly those lots, and must find nothing else.
-        outcome = settle_and_check(
-            r,
-            stream,
-            tolerated=lambda finding: (
-                finding.kind == "pledge_differs_from_chain"
-                and finding.detail.startswith(tuple(f"{uri}: " for uri in pledged))
-            ),
-        )
+        # The new PledgeRegistry started empty; deploy put every live pledge back on it, so the
+        # audit (pledges against the chain included) finds nothing.
+        assert json.loads(deploy.stdout)["pledges_restored"] == len(PLEDGED), deploy.stdout
+        outcome = settle_and_check(r, stream)
         print(f"devnet reset, reported after {detected:.1f}s: {outcome.line()}")
         with psycopg.connect(r.database_url, autocommit=True) as conn:
             current = log_store.current_deployment(conn)
@@ -350,13 +345,6 @@ def test_devnet_reset_is_detected_then_reanchored(fresh_database_url: str, tmp_p
         assert r.crashed() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownBug,
-    reason="bug: after a devnet reset, `tracefin chain deploy` re-anchors the log but leaves"
-    " the live pledges off the new PledgeRegistry (ledger/deployment.py ensure_deployment),"
-    " so the chain no longer stops another bank pledging those lots",
-)
 def test_live_pledges_are_on_the_registry_after_a_devnet_reset_and_redeploy(
     conn: psycopg.Connection[tuple[object, ...]], fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -372,28 +360,59 @@ def test_live_pledges_are_on_the_registry_after_a_devnet_reset_and_redeploy(
         )
         seed(conn, "reset-co", range(len(PLEDGED) * 10), operator)
         chain.reset()
-        deploy = subprocess.run(
-            [sys.executable, "-m", "tracefin.cli", "chain", "deploy"],
-            env={
-                **os.environ,
-                "TRACEFIN_DATABASE_URL": fresh_database_url,
-                "TRACEFIN_CHAIN_RPC_URL": chain.url,
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert deploy.returncode == 0, deploy.stderr
+        env = {
+            **os.environ,
+            "TRACEFIN_DATABASE_URL": fresh_database_url,
+            "TRACEFIN_CHAIN_RPC_URL": chain.url,
+        }
+
+        def deploy() -> dict[str, Any]:
+            done = subprocess.run(
+                [sys.executable, "-m", "tracefin.cli", "chain", "deploy"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            return cast(dict[str, Any], json.loads(done.stdout))
+
+        first = deploy()
+        assert (first["created"], first["pledges_restored"]) == (True, len(PLEDGED)), first
         current = log_store.current_deployment(conn)
         assert current is not None
         assert current.id != deployment.id
-        registry = Chain(connect(chain.url), current.anchor_address, current.pledge_address)
+        registry = Chain(
+            connect(chain.url), current.anchor_address, current.pledge_address, DEVNET_PRIVATE_KEY
+        )
         bank = registry_store.get_org(conn, "bank")
         assert bank is not None
-        keys = [service.lot_key(lot_uri(gtin_for(n), f"L{n:07d}")) for n in PLEDGED]
-        missing = [key for key in keys if registry.pledgee(key) is None]
-        expect(not missing, f"{len(missing)} of {len(keys)} live pledges not on the new registry")
+        bank_address = connect(chain.url).to_checksum_address(service.org_address(bank))
+        uris = [lot_uri(gtin_for(n), f"L{n:07d}") for n in PLEDGED]
+        held = {uri: registry.pledgee(service.lot_key(uri)) for uri in uris}
+        expect(
+            set(held.values()) == {bank_address},
+            f"{sum(h != bank_address for h in held.values())} of {len(uris)} live pledges"
+            " not on the new registry",
+        )
+        assert not [f for f in full_audit(conn, connect(chain.url)).findings if "pledge" in f.kind]
+        # Run again: nothing to restore, nothing sent twice.
+        again = deploy()
+        assert (again["created"], again["pledges_restored"]) == (False, 0), again
+        # Someone else got one of the lots on the registry first: not overwritten, but flagged.
+        taken = uris[0]
+        registry.release(service.lot_key(taken))
+        other = "0x" + "ab" * 20
+        registry.pledge(service.lot_key(taken), other, bytes(32))
+        third = deploy()
+        assert third["pledges_held_by_others"] == [taken], third
+        assert registry.pledgee(service.lot_key(taken)) == connect(chain.url).to_checksum_address(
+            other
+        )
+        assert "double_pledge" in store.open_flags(conn, taken)
+        kinds = {f.kind for f in full_audit(conn, connect(chain.url)).findings}
+        assert kinds == {"pledge_differs_from_chain"}, kinds
     finally:
         chain.stop()
 
