@@ -1,7 +1,9 @@
 """Finance worker benchmark: does `tracefin finance` keep up with 5 000 events/s?
 
 In one run on the local PostgreSQL: (1) drain rate — the worker applies a backlog of whole
-product lifecycles from position 0, flat out; (2) steady load — the same kind of events are
+product lifecycles from position 0, flat out; (1b) the same for a backlog whose events arrive
+out of event order (every pair swapped, so nearly every lot is folded again from its evidence),
+as a ratio to (1); (2) steady load — the same kind of events are
 committed and positioned at a fixed rate (default 5 000/s for 60 s) while the worker follows;
 the lag (positions behind, and seconds between an event's commit and its application) is
 sampled throughout. Prints the drain rate and its ratio to the offered rate, lag p50/p99/max,
@@ -65,6 +67,14 @@ def prepare(conn: Conn, count: int, first_product: int) -> list[EventToStore]:
     return rows[:count]
 
 
+def out_of_order(rows: list[EventToStore]) -> list[EventToStore]:
+    """Every pair of neighbours swapped: each lot's events reach finance out of event order."""
+    swapped = list(rows)
+    for at in range(0, len(swapped) - 1, 2):
+        swapped[at], swapped[at + 1] = swapped[at + 1], swapped[at]
+    return swapped
+
+
 def commit(conn: Conn, rows: list[EventToStore]) -> None:
     stamped = [
         EventToStore(r.accepted, r.org_id, r.device_id, r.topic, datetime.now(UTC)) for r in rows
@@ -124,10 +134,14 @@ def main() -> None:
         steady_count = args.rate * args.seconds
         began = time.perf_counter()
         backlog = prepare(conn, args.backlog, 0)
-        steady = prepare(conn, steady_count, args.backlog // 7 + 1)
-        for number in range((args.backlog + steady_count) // 7 + 2):
+        disordered = out_of_order(prepare(conn, args.backlog, args.backlog // 7 + 1))
+        steady = prepare(conn, steady_count, 2 * (args.backlog // 7 + 1))
+        for number in range((2 * args.backlog + steady_count) // 7 + 3):
             service.add_product(conn, ORG, gtin_for(number), "P", "frozen", "2.00", "CNY")
-        print(f"prepared {len(backlog) + len(steady)} events in {time.perf_counter() - began:.0f}s")
+        print(
+            f"prepared {len(backlog) + len(disordered) + len(steady)} events in"
+            f" {time.perf_counter() - began:.0f}s"
+        )
 
         # (1) drain rate from a full backlog.
         for first in range(0, len(backlog), 5000):
@@ -137,6 +151,17 @@ def main() -> None:
         wait_cursor(conn, len(backlog), timeout=900)
         drain = len(backlog) / (time.perf_counter() - began)
         print(f"drain rate        : {drain:8.0f} events/s ({len(backlog)} positions, flat out)")
+
+        # (1b) the same kind of backlog arriving out of event order: every lot folded again.
+        for first in range(0, len(disordered), 5000):
+            commit(conn, disordered[first : first + 5000])
+        began = time.perf_counter()
+        wait_cursor(conn, len(backlog) + len(disordered), timeout=900)
+        drain_disordered = len(disordered) / (time.perf_counter() - began)
+        print(
+            f"drain, disordered: {drain_disordered:8.0f} events/s (every pair of events swapped:"
+            f" {drain_disordered / drain:.2f}x the in-order drain)"
+        )
 
         # (2) steady load while the worker follows.
         chunk = max(1, args.rate // 20)
@@ -158,7 +183,7 @@ def main() -> None:
                 time.sleep(ahead)
         offered = sent / (time.perf_counter() - began)
         finished = time.perf_counter()
-        wait_cursor(conn, len(backlog) + len(steady), timeout=900)
+        wait_cursor(conn, len(backlog) + len(disordered) + len(steady), timeout=900)
         catch_up = time.perf_counter() - finished
         worker.terminate()
         worker.wait(30)
@@ -179,6 +204,8 @@ def main() -> None:
             "seconds": args.seconds,
             "offered_events_per_s": round(offered),
             "drain_events_per_s": round(drain),
+            "drain_disordered_events_per_s": round(drain_disordered),
+            "disordered_to_in_order_ratio": round(drain_disordered / drain, 2),
             "headroom_ratio": round(ratio, 2),
             "lag_p50_s": round(p50, 3),
             "lag_p99_s": round(p99, 3),
