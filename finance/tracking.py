@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
-from ledger.identifiers import parse_lot, parse_sgtin
+from ledger.identifiers import parse_sgtin
 from ledger.lots import commissioned_lot, ilmd_value
 
 # Custody follows the business step (CBV 2.0 bare words, as the event store keeps them).
@@ -49,14 +50,17 @@ class LoggedEvent:
     lots: Sequence[str]
     event: Mapping[str, Any]
 
+    @cached_property
+    def commissions(self) -> str | None:
+        """The lot this event commissions items of, if any (asked once per lot it touches)."""
+        return commissioned_lot(self.biz_step, self.action, self.epcs, self.event)
+
 
 @dataclass
 class LotChange:
     """What one event does to one lot."""
 
     lot_uri: str
-    gtin: str
-    lot: str
     quantity_delta: int = 0
     location: str | None = None
     custody: str | None = None
@@ -86,7 +90,7 @@ def attribute(event: LoggedEvent, members: Mapping[str, str]) -> Attribution:
     """
     lots = set(event.lots)
     joined: dict[str, str] = {}
-    commissioned = commissioned_lot(event.biz_step, event.action, event.epcs, event.event)
+    commissioned = event.commissions
     if commissioned is not None:
         lots.add(commissioned)
         joined.update((epc, commissioned) for epc in event.epcs if epc not in members)
@@ -109,11 +113,9 @@ def lot_change(
     `members` must know every membership the lot's events create (attribution comes first), so
     that an event means the same whichever order the events arrived in.
     """
-    parsed = parse_lot(lot_uri)
-    assert parsed is not None, lot_uri
-    change = LotChange(lot_uri, parsed[0], parsed[1])
+    change = LotChange(lot_uri)
     items = [epc for epc in event.epcs if members.get(epc) == lot_uri]
-    if commissioned_lot(event.biz_step, event.action, event.epcs, event.event) == lot_uri:
+    if event.commissions == lot_uri:
         fresh = [epc for epc in items if epc not in counted]
         counted.update(fresh)
         change.quantity_delta += len(fresh)

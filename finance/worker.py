@@ -267,7 +267,7 @@ class _Chunk:
     def _react(self, change: LotChange, event: LoggedEvent, record: LotRecord) -> None:
         conn = self._conn
         pledge = self._pledges.get(change.lot_uri)
-        product = self._products.get(change.gtin)
+        product = self._products.get(record.gtin)
         evidence = [event.event_hash]
         if change.inspection in FAILED_INSPECTION:
             _flag(conn, "quality_flag", change, event, f"inspection {change.inspection}")
