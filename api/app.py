@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import enterprise, errors, operations, ops, oversight, public
+from api.chain_confirmations import BatchConfirmations
 from api.errors import problem_response
 from api.page_cache import PageCache
 from ingest.mqtt_link import parse_mqtt_url
@@ -224,6 +225,7 @@ def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
     app.state.pool = pool
     app.state.page_cache = page_cache
     app.state.chain_rpc_url = settings.chain_rpc_url
+    app.state.batch_confirmations = BatchConfirmations(settings.chain_rpc_url)
     address = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
     app.state.broker_address = (address.host, address.port) if address else None
     app.state.metrics = Metrics()

@@ -66,18 +66,20 @@ class PageCache:
             return key in self._pages
 
     def page(
-        self, conn: Conn, key: Hashable, build: Callable[[Conn], dict[str, Any]]
+        self, conn: Conn, key: Hashable, build: Callable[[Conn], tuple[dict[str, Any], bool]]
     ) -> CachedPage:
-        """The page under `key`: the cached one if still current, else `build(conn)` (kept)."""
+        """The page under `key`: the cached one if still current, else `build(conn)`, which
+        also says whether the page may be kept (not when part of it could not be checked)."""
         current = generation(conn)
         with self._lock:
             epoch = self._epoch
             cached = self._pages.get(key)
         if cached is not None and cached[0] == current:
             return cached[1]
-        page = CachedPage(build(conn))
+        data, keep = build(conn)
+        page = CachedPage(data)
         with self._lock:
-            if self._listening and self._epoch == epoch:
+            if keep and self._listening and self._epoch == epoch:
                 if len(self._pages) >= _MAX_PAGES:
                     self._pages.clear()
                 self._pages[key] = (current, page)

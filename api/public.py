@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.chain_confirmations import BatchConfirmations
 from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
 from api.page_cache import CachedPage, PageCache
@@ -58,13 +59,23 @@ def _provenance(
     gtin14 = gtin.zfill(14)
     uri = sgtin_uri(gtin14, serial) if serial is not None else lot_uri(gtin14, lot or "")
     cache: PageCache = request.app.state.page_cache
+    confirmations: BatchConfirmations = request.app.state.batch_confirmations
     with request.app.state.pool.connection() as conn:
-        return cache.page(conn, uri, lambda c: _page_data(c, uri, gtin14, lot=lot, serial=serial))
+        return cache.page(
+            conn, uri, lambda c: _page_data(c, confirmations, uri, gtin14, lot=lot, serial=serial)
+        )
 
 
 def _page_data(
-    conn: Conn, uri: str, gtin14: str, *, lot: str | None, serial: str | None
-) -> dict[str, Any]:
+    conn: Conn,
+    confirmations: BatchConfirmations,
+    uri: str,
+    gtin14: str,
+    *,
+    lot: str | None,
+    serial: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """The page's data, and whether it may be cached (every batch it cites was checked)."""
     if serial is not None:
         history = provenance.item_history(conn, uri)
     else:
@@ -77,8 +88,13 @@ def _page_data(
     bundles = build_bundles(
         conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
     )
+    refuted = confirmations.refuted(bundles)
     states = {
-        event.hash_id: _checked_state(event.verification, bundles.get(digests[event.hash_id]))
+        event.hash_id: _checked_state(
+            event.verification,
+            bundles.get(digests[event.hash_id]),
+            refuted.get(digests[event.hash_id]),
+        )
         for event in history
     }
     events = [
@@ -101,7 +117,8 @@ def _page_data(
         for event in history
     ]
     counts = list(states.values())
-    return {
+    unchecked = confirmations.asks_a_chain and None in refuted.values()
+    page = {
         "product": {
             "gtin": gtin14,
             "name": product.name if product else None,
@@ -114,16 +131,20 @@ def _page_data(
         "pending": counts.count("pending"),
         "failed": counts.count("failed"),
     }
+    return page, not unchecked
 
 
-def _checked_state(state: str, bundle: dict[str, Any] | None) -> str:
-    """`anchored` only while the event's path leads to the recorded root of its batch.
+def _checked_state(state: str, bundle: dict[str, Any] | None, refuted: bool | None) -> str:
+    """`anchored` only while the event's path leads to the recorded root of its batch and the
+    chain does not contradict the batch record (`refuted`; None: the chain was not asked).
 
     The tree is rebuilt from the log for the proof anyway; an edited batch row or log position
     then shows the event as failed, as an edited event does.
     """
     if state != "anchored" or bundle is None or bundle["status"] != "anchored":
         return state
+    if refuted:
+        return "failed"
     consistent = verify_inclusion(
         digest_from_hash_id(bundle["event_hash"]),
         bundle["leaf_index"],

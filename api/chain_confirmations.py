@@ -1,0 +1,107 @@
+"""Batches the provenance pages call anchored, confirmed against the chain once per batch record.
+
+A page is built from the database, so an edited `anchor_batches` row (another transaction, another
+block) would otherwise be shown as anchored with the forged transaction as its evidence. Each
+distinct batch record a page cites is checked against the chain the way `tracefin verify`
+checks a bundle, and the verdict is kept in this process (not in the database an attacker could
+edit): confirmations for good, refutations for a minute (a node failing mid-check must not
+condemn a batch for ever). While the node is unreachable nothing is decided and pages say what
+the records say, uncached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from web3 import Web3
+
+from ledger.chain import Chain, connect
+from ledger.verify import Bundle, BundleError, check_chain, parse_bundle
+
+log = logging.getLogger(__name__)
+
+BatchRecord = tuple[int, str, int, bytes, int, int, bytes, int]
+_REFUTED_FOR_S = 60.0
+_UNREACHABLE_BACKOFF_S = 5.0
+_MAX_VERDICTS = 100_000
+
+
+def batch_record(bundle: Bundle) -> BatchRecord:
+    """What a bundle says about its batch (the parts every event of the batch shares)."""
+    return (
+        bundle.chain_id,
+        bundle.contract.lower(),
+        bundle.batch_id,
+        bundle.root,
+        bundle.first_index,
+        bundle.tree_size,
+        bundle.tx_hash,
+        bundle.block_number,
+    )
+
+
+class BatchConfirmations:
+    """Asks the chain whether batch records are true; None for every answer without a chain."""
+
+    def __init__(self, rpc_url: str | None) -> None:
+        self._w3 = connect(rpc_url, timeout=2.0) if rpc_url else None
+        self._lock = threading.Lock()
+        self._verdicts: dict[BatchRecord, tuple[bool, float]] = {}  # true?, valid until
+        self._unreachable_until = 0.0
+
+    @property
+    def asks_a_chain(self) -> bool:
+        return self._w3 is not None
+
+    def refuted(self, bundles: Mapping[bytes, Mapping[str, Any]]) -> dict[bytes, bool | None]:
+        """Per event digest of `bundles`: True when the chain contradicts its batch record, False
+        when the chain confirms it, None when the chain could not be asked. Bundles that are not
+        anchored are left out. Each distinct batch record is asked about once."""
+        records: dict[bytes, BatchRecord] = {}
+        first_bundle: dict[BatchRecord, Bundle] = {}
+        for digest, raw in bundles.items():
+            try:
+                bundle = parse_bundle(raw)
+            except BundleError:
+                continue  # pending: nothing to confirm
+            records[digest] = batch_record(bundle)
+            first_bundle.setdefault(records[digest], bundle)
+        verdicts = {record: self._refuted(record, b) for record, b in first_bundle.items()}
+        return {digest: verdicts[record] for digest, record in records.items()}
+
+    def _refuted(self, record: BatchRecord, bundle: Bundle) -> bool | None:
+        now = time.monotonic()
+        with self._lock:
+            known = self._verdicts.get(record)
+            if known is not None and known[1] > now:
+                return not known[0]
+            if self._w3 is None or self._unreachable_until > now:
+                return None
+        try:
+            reasons = self._contradictions(bundle, self._w3)
+        except Exception as exc:  # a dead or garbled node: decide nothing
+            log.warning("cannot confirm batch %d against the chain: %s", bundle.batch_id, exc)
+            with self._lock:
+                self._unreachable_until = time.monotonic() + _UNREACHABLE_BACKOFF_S
+            return None
+        if reasons:
+            log.warning("batch %d record contradicts the chain: %s", bundle.batch_id, reasons)
+        with self._lock:
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()
+            until = now + _REFUTED_FOR_S if reasons else float("inf")
+            self._verdicts[record] = (not reasons, until)
+        return bool(reasons)
+
+    @staticmethod
+    def _contradictions(bundle: Bundle, w3: Web3) -> list[str]:
+        chain_id = int(w3.eth.chain_id)
+        if chain_id != bundle.chain_id:
+            return [f"chain id is {chain_id}"]
+        if not w3.eth.get_code(Web3.to_checksum_address(bundle.contract)):
+            return [f"no contract at {bundle.contract}"]
+        return check_chain(bundle, Chain(w3, bundle.contract))

@@ -1,0 +1,47 @@
+"""The pages' chain check decides nothing when it cannot ask a chain, and says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.chain_confirmations import BatchConfirmations
+from tracefin.services import free_port
+
+pytestmark = pytest.mark.integration
+
+BUNDLE = {
+    "version": 1,
+    "status": "anchored",
+    "event_hash": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0",
+    "leaf_index": 0,
+    "tree_size": 1,
+    "audit_path": [],
+    "root": "0x" + "ab" * 32,
+    "batch_id": 0,
+    "first_index": 0,
+    "chain_id": 31337,
+    "contract": "0x" + "11" * 20,
+    "tx_hash": "0x" + "22" * 32,
+    "block_number": 1,
+}
+
+
+def test_an_unreachable_node_neither_confirms_nor_refutes() -> None:
+    confirmations = BatchConfirmations(f"http://127.0.0.1:{free_port()}")
+    assert confirmations.asks_a_chain
+    assert confirmations.refuted({b"a": BUNDLE, b"b": {**BUNDLE, "status": "pending"}}) == {
+        b"a": None
+    }
+
+
+def test_without_a_chain_nothing_is_asked() -> None:
+    confirmations = BatchConfirmations(None)
+    assert not confirmations.asks_a_chain
+    assert confirmations.refuted({b"a": BUNDLE}) == {b"a": None}
+
+
+def test_a_contract_that_is_not_there_refutes_the_record(chain_rpc_url: str) -> None:
+    """A real node that answers, but no contract at the bundle's address (an edited deployment
+    record, say): refuted, not merely unknown."""
+    confirmations = BatchConfirmations(chain_rpc_url)
+    assert confirmations.refuted({b"a": BUNDLE}) == {b"a": True}
