@@ -18,6 +18,7 @@ from api import enterprise, errors, operations, ops, oversight, public
 from api.chain_confirmations import BatchConfirmations
 from api.errors import problem_response
 from api.page_cache import PageCache
+from finance import store as finance_store
 from ingest.mqtt_link import parse_mqtt_url
 from ledger.capture import contains_nul
 from tracefin.settings import Settings
@@ -203,6 +204,7 @@ async def _buffered(receive: Receive, limit: int) -> tuple[bytes | None, Receive
 
 
 def create_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
+    finance_store.use_journal_key(settings.journal_seal_key())
     conninfo = pool.conninfo
     page_cache = PageCache(conninfo() if callable(conninfo) else conninfo)
 

@@ -18,11 +18,14 @@ Financing decisions (against the append-only finance journal and the event store
   differ from the `decision_*` journal entry written with it, that has no such entry (or several),
   or a journal entry whose decision is gone.
 - `decision_evidence_missing`: evidence naming an event hash that is not a stored event.
+- `journal_altered`: a finance journal entry whose HMAC seal (`finance/journal_seal.py`, under
+  `TRACEFIN_JOURNAL_KEY`, which the database never holds) does not match it, or that has none.
+  So a decision edited together with its journal entry is caught, as is an edited journal alone.
 
-
-Limits. Decisions and the journal are not anchored: someone who edits a decision *and* its
-journal entry consistently is not caught, nor is an edited journal alone for rows it is the
-only record of (pledge lines included); anchoring decision digests would close this. Pledge rows
+Limits. Without the key nobody can write a sealed entry; with it (a tracefin process, or whoever
+holds its settings) anyone can. Seals do not chain, so a deleted journal entry is caught only
+where another record expects it (a decision, a live pledge). Entries written before migration
+0008 have no seal and are reported. Pledge rows
 are compared on lot, financier and line, not on location or times. Findings reflect the moment
 each table was read: the audit does not stop writers, so a write racing it may show as a finding
 that a second run no longer reports.
@@ -186,6 +189,10 @@ class _FinanceRecords:
                     f"journal entry {journal_id} records a decision on {subject}, which has none",
                 )
             )
+        for journal_id, action, subject, unsealed in store.journal_entries_not_intact(conn):
+            what = "has no seal" if unsealed else "does not match its seal"
+            detail = f"journal entry {journal_id} ({action} {subject}) {what}"
+            findings.append(Finding("journal_altered", detail))
         for decision_id, digest in store.decision_evidence_not_stored(conn):
             findings.append(
                 Finding(

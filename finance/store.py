@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,6 +11,7 @@ from typing import Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from finance import journal_seal
 from finance.tracking import LoggedEvent, LotRecord
 from ledger.db import Conn
 
@@ -573,15 +574,31 @@ def add_receivables(conn: Conn, rows: Sequence[tuple[str, str, int, str, int, by
         )
 
 
+def use_journal_key(key: bytes) -> None:
+    """The key journal entries are sealed and checked with; set once by each process's wiring
+    (from settings) before it writes or audits the journal."""
+    global _journal_key
+    _journal_key = key
+
+
+_journal_key = journal_seal.DEVELOPMENT_KEY
+_JOURNAL_INSERT = (
+    "INSERT INTO finance_journal (actor, action, subject, detail, evidence, log_index, seal)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+
+
 def add_journal(
     conn: Conn, rows: Sequence[tuple[str, str, str, dict[str, Any], list[bytes], int | None]]
 ) -> None:
     """Many journal entries at once: (actor, action, subject, detail, evidence, log index)."""
     if rows:
         conn.cursor().executemany(
-            "INSERT INTO finance_journal (actor, action, subject, detail, evidence, log_index)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(a, b, c, Jsonb(d), e, f) for a, b, c, d, e, f in rows],
+            _JOURNAL_INSERT,
+            [
+                (a, b, c, Jsonb(d), e, f, journal_seal.seal(_journal_key, a, b, c, d, e, f))
+                for a, b, c, d, e, f in rows
+            ],
         )
 
 
@@ -594,11 +611,21 @@ def journal(
     evidence: Sequence[bytes] = (),
     log_index: int | None = None,
 ) -> None:
-    conn.execute(
-        "INSERT INTO finance_journal (actor, action, subject, detail, evidence, log_index)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (actor, action, subject, Jsonb(detail), list(evidence), log_index),
-    )
+    add_journal(conn, [(actor, action, subject, detail, list(evidence), log_index)])
+
+
+def journal_entries_not_intact(conn: Conn) -> Iterator[tuple[int, str, str, bool]]:
+    """(id, action, subject, unsealed) of every journal entry whose seal does not match it under
+    this process's key (`unsealed`: it has no seal at all)."""
+    with conn.cursor() as cur:
+        for row in cur.stream(
+            "SELECT id, actor, action, subject, detail, evidence, log_index, seal"
+            " FROM finance_journal ORDER BY id"
+        ):
+            entry = (row[1], row[2], row[3], row[4], [bytes(e) for e in row[5]], row[6])
+            stored = bytes(row[7]) if row[7] is not None else None
+            if not journal_seal.intact(_journal_key, stored, entry):
+                yield int(row[0]), str(row[2]), str(row[3]), stored is None
 
 
 def risk_flags_for_financier(

@@ -587,6 +587,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = get_settings()
         except ValidationError as exc:
             raise CliError(f"invalid settings: {exc.errors()[0]['msg']}") from None
+        from finance import store
+
+        store.use_journal_key(settings.journal_seal_key())
         handler(args, settings)
     except CliError as exc:
         print(f"tracefin: {exc}", file=sys.stderr)

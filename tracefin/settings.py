@@ -8,6 +8,8 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
+
 # anvil's well-known first dev account: fine for a local devnet, refused in production.
 DEVNET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -24,6 +26,9 @@ class Settings(BaseSettings):
     mqtt_url: str | None = None
     chain_rpc_url: str | None = None
     chain_private_key: SecretStr | None = None
+    # The HMAC key finance journal entries are sealed with (finance/journal_seal.py); the
+    # database never holds it. Required in production; a fixed development key otherwise.
+    journal_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_public_rate_per_minute: int = Field(default=600, ge=1)
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "TRACEFIN_CHAIN_PRIVATE_KEY must be set to a non-devnet key in production"
                 )
+            journal_key = self.journal_key
+            if journal_key is None or len(journal_key.get_secret_value()) < 32:
+                raise ValueError("TRACEFIN_JOURNAL_KEY must be set (32+ characters) in production")
             for name in ("database_url", "mqtt_url", "chain_rpc_url"):
                 if getattr(self, name) is None:
                     raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
@@ -69,6 +77,12 @@ class Settings(BaseSettings):
         if self.chain_private_key is not None:
             return self.chain_private_key.get_secret_value()
         return DEVNET_PRIVATE_KEY
+
+    def journal_seal_key(self) -> bytes:
+        """The journal's HMAC key: the configured one, or the development key outside production."""
+        if self.journal_key is not None:
+            return self.journal_key.get_secret_value().encode()
+        return DEVELOPMENT_JOURNAL_KEY
 
     @property
     def max_future_skew(self) -> timedelta:

@@ -47,7 +47,8 @@ def load_env_example() -> dict[str, str]:
 ENV_EXAMPLE = load_env_example()
 # What an operator would put in .env: the documented defaults, secrets filled in.
 SAMPLE_ENV = {
-    name: value or ("0x" + "5a" * 32 if name.endswith("PRIVATE_KEY") else f"sample-{name.lower()}")
+    name: value
+    or ("0x" + "5a" * 32 if name.endswith("PRIVATE_KEY") else f"sample-{name.lower()}-{'s' * 32}")
     for name, value in ENV_EXAMPLE.items()
 }
 

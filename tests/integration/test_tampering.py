@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finance import service
+from finance import journal_seal, service, store
 from finance.audit import full_audit as audit
 from ledger import log_store
 from ledger.audit import Finding
@@ -431,13 +431,6 @@ def test_evidence_of_a_decision_whose_event_was_deleted_is_caught(financed: Worl
     assert kinds(financed) == {"event_missing", "decision_evidence_missing"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="limit: decisions and the finance journal are not anchored; a decision edited"
-    " together with the journal entry written with it agrees with every other record the"
-    " audit reads (ledger/audit.py docstring, 'Limits')",
-)
 def test_a_decision_edited_with_its_journal_entry_is_caught(financed: World) -> None:
     with financed.conn.transaction():
         financed.conn.execute("UPDATE decisions SET approved_minor = approved_minor + 100000000")
@@ -446,4 +439,33 @@ def test_a_decision_edited_with_its_journal_entry_is_caught(financed: World) -> 
             " to_jsonb((SELECT approved_minor FROM decisions)))"
             " WHERE left(action, 9) = 'decision_'"
         )
-    assert kinds(financed) != set()
+    assert kinds(financed) == {"journal_altered"}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # another entry's seal copied over (seals are per entry, not reusable)
+        "UPDATE finance_journal SET seal = (SELECT seal FROM finance_journal"
+        " WHERE action = 'pledged' LIMIT 1) WHERE left(action, 9) = 'decision_'",
+        # the seal removed
+        "UPDATE finance_journal SET seal = NULL WHERE left(action, 9) = 'decision_'",
+        # the journal alone rewritten: the transaction a `pledged` entry names
+        "UPDATE finance_journal SET detail = jsonb_set(detail, '{tx}', '\"0x00\"')"
+        " WHERE id = (SELECT min(id) FROM finance_journal WHERE action = 'pledged')",
+    ],
+)
+def test_journal_entries_edited_without_the_key_are_caught(financed: World, edit: str) -> None:
+    assert financed.conn.execute(edit).rowcount == 1
+    assert kinds(financed) == {"journal_altered"}
+
+
+def test_the_journal_checks_with_the_key_it_was_sealed_with(financed: World) -> None:
+    """An audit under another key (a process not given TRACEFIN_JOURNAL_KEY) condemns every
+    entry: the key, not the database, vouches for the journal."""
+    assert kinds(financed) == set()
+    store.use_journal_key(b"k" * 32)
+    try:
+        assert kinds(financed) == {"journal_altered"}
+    finally:
+        store.use_journal_key(journal_seal.DEVELOPMENT_KEY)

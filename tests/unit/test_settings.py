@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from finance.journal_seal import DEVELOPMENT_KEY
 from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
 
 URLS = {
@@ -36,9 +37,28 @@ def test_production_refuses_unset_urls() -> None:
             _env_file=None,
             environment="production",
             chain_private_key="0x" + "11" * 32,
+            journal_key="j" * 32,
             mqtt_url="mqtt://b",
             chain_rpc_url="http://c",
         )
+
+
+@pytest.mark.parametrize("journal_key", [None, "too-short"])
+def test_production_refuses_a_missing_or_short_journal_key(journal_key: str | None) -> None:
+    with pytest.raises(ValidationError, match="JOURNAL_KEY"):
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            environment="production",
+            chain_private_key="0x" + "11" * 32,
+            journal_key=journal_key,
+            **URLS,
+        )
+
+
+def test_the_journal_key_comes_from_settings_and_defaults_outside_production() -> None:
+    assert Settings(_env_file=None).journal_seal_key() == DEVELOPMENT_KEY  # type: ignore[call-arg]
+    configured = Settings(_env_file=None, journal_key="k" * 40)  # type: ignore[call-arg]
+    assert configured.journal_seal_key() == b"k" * 40
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
