@@ -210,6 +210,9 @@ class _Chunk:
         }
         folded_before = store.lot_events(self._conn, late) if late else {}
         self._learn_members(event for events in folded_before.values() for event in events)
+        members_before: dict[str, set[str]] = {}
+        for epc, lot_uri in self._members_before.items():
+            members_before.setdefault(lot_uri, set()).add(epc)
         self._counted: dict[str, set[str]] = {}
         steps: list[tuple[tuple[datetime, bytes], str, LoggedEvent, bool]] = []
         for uri in touched:
@@ -224,9 +227,7 @@ class _Chunk:
                     if event.log_index not in new
                 ]
             else:
-                self._counted[uri] = {
-                    epc for epc, lot_uri in self._members_before.items() if lot_uri == uri
-                }
+                self._counted[uri] = members_before.get(uri, set())
         steps.sort(key=lambda step: (step[0], step[1]))
         return [(uri, event, is_new) for _, uri, event, is_new in steps]
 
