@@ -157,25 +157,26 @@ def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[LoggedEven
 # --- identifiers no lot has claimed yet ------------------------------------------------------
 
 
-def unattributed_events(conn: Conn, epcs: Iterable[str]) -> list[tuple[str, LoggedEvent]]:
-    """(EPC, event) for applied events that named one of `epcs` before a lot claimed it."""
+def unattributed_events(conn: Conn, epcs: Iterable[str]) -> list[LoggedEvent]:
+    """Applied events that named one of `epcs` before a lot claimed it, each once."""
     rows = conn.execute(
-        f"SELECT u.epc, l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608
-        " FROM unattributed_epcs u JOIN log_entries l ON l.log_index = u.log_index"
-        " JOIN events e ON e.event_hash = l.event_hash WHERE u.epc = ANY(%s::text[])",
+        f"SELECT l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608 - constant columns
+        " FROM log_entries l JOIN events e ON e.event_hash = l.event_hash"
+        " WHERE l.log_index IN ("
+        "   SELECT log_index FROM unattributed_epcs WHERE epc = ANY(%s::text[]))",
         (list(epcs),),
     ).fetchall()
-    return [(row[0], _logged(int(row[1]), bytes(row[2]), row[3:])) for row in rows]
+    return [_logged(int(row[0]), bytes(row[1]), row[2:]) for row in rows]
 
 
 def remember_unattributed(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
-    """(EPC, log index) of applied events naming identifiers no lot has claimed yet."""
-    if not rows:
-        return
-    conn.cursor().executemany(
-        "INSERT INTO unattributed_epcs (epc, log_index) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        rows,
-    )
+    """(EPC, log index) of events applied now that name identifiers no lot has claimed yet.
+
+    COPY, not INSERT: a log position is applied once, so its rows never exist already.
+    """
+    with conn.cursor().copy("COPY unattributed_epcs (epc, log_index) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def forget_unattributed(conn: Conn, epcs: Iterable[str]) -> None:

@@ -173,7 +173,7 @@ class _Chunk:
             again: dict[int, LoggedEvent] = {}
             for epc in claimed:
                 again.update(self._waiting.pop(epc, {}))
-            for _, event in store.unattributed_events(self._conn, claimed):
+            for event in store.unattributed_events(self._conn, claimed):
                 again[event.log_index] = event
                 self._earlier.add(event.log_index)
             self._learn_members(again.values())
@@ -242,6 +242,7 @@ class _Chunk:
                 self._react(change, event, record)
         self._flush()
         store.forget_unattributed(self._conn, self._claimed)
+        # Events of earlier chunks still waiting for another identifier are remembered already.
         store.remember_unattributed(
             self._conn,
             sorted(
@@ -249,6 +250,7 @@ class _Chunk:
                 for epc, events in self._waiting.items()
                 if epc not in self._members
                 for index in events
+                if index not in self._earlier
             ),
         )
 
