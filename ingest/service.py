@@ -34,6 +34,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
         max_payload_bytes=settings.ingest_max_payload_bytes,
         max_future_skew=settings.max_future_skew,
         receipt_qos=settings.ingest_receipt_qos,
+        max_waiting=settings.ingest_receive_maximum,
     )
 
     def deliver(message: Inbound) -> None:
