@@ -2,13 +2,16 @@
 
 In one run on a private anvil and the local PostgreSQL:
 (1) naive: N events, each anchored in its own transaction, one after the other;
-(2) batched: many more events anchored by `tracefin anchor` from a full queue;
-(3) lag: events committed at a steady 5 000/s for 60 s while `tracefin anchor` runs; the lag of
+(2) positioning: a full queue moved into the log as the anchor leader does it (chunks of
+    20 000, one transaction each), positions per second;
+(3) batched: many more events anchored by `tracefin anchor` from a full queue;
+(4) lag: events committed at a steady 5 000/s for 60 s while `tracefin anchor` runs; the lag of
     each event is its batch's recorded time minus its commit time (p50 / p99).
-Prints events anchored per second for (1) and (2), their ratio, and the lag figures, and writes
-them to bench/results/anchor-latest.json.
+Prints events anchored per second for (1) and (3), their ratio, positions per second, and the
+lag figures, and writes them to bench/results/anchor-latest.json.
 
-    .venv/bin/python bench/anchor.py [--naive 200] [--batched 50000] [--rate 5000] [--seconds 60]
+    .venv/bin/python bench/anchor.py [--naive 200] [--positioning 200000] [--batched 50000]
+                                     [--rate 5000] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
 from ledger import event_store, log_store, merkle, registry_store
+from ledger.anchoring import AnchorConfig
 from ledger.capture import capture
 from ledger.chain import Chain, connect
 from ledger.db import Conn, scratch_database
@@ -84,6 +88,18 @@ def measure_naive(chain: Chain, conn: Conn, count: int) -> float:
     return count / (time.perf_counter() - began)
 
 
+def measure_positioning(conn: Conn, template: EventToStore, count: int) -> float:
+    """Positions/s moving `count` queued events into the log in the leader's chunks."""
+    for _ in range(count // 5000):
+        insert_synthetic(conn, template, 5000)
+    chunk = AnchorConfig.position_chunk
+    began = time.perf_counter()
+    moved = 0
+    while moved < count:
+        moved += log_store.assign_positions(conn, chunk)
+    return moved / (time.perf_counter() - began)
+
+
 def start_worker(database_url: str, rpc_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_CHAIN_RPC_URL": rpc_url}
     return subprocess.Popen(
@@ -107,6 +123,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--naive", type=int, default=200)
+    parser.add_argument("--positioning", type=int, default=200_000)
     parser.add_argument("--batched", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=int, default=60)
@@ -133,7 +150,12 @@ def main() -> None:
             conn.execute("DELETE FROM chain_deployments")
             deployment = ensure_deployment(conn, w3, DEVNET_PRIVATE_KEY).deployment
 
-            # (2) batched, from a full queue.
+            # (2) positioning alone, from a full queue; then the log starts empty again.
+            positioning = measure_positioning(conn, template, args.positioning)
+            print(f"positioning           : {positioning:10.0f} positions/s ({args.positioning})")
+            conn.execute("TRUNCATE events, log_queue, log_entries")
+
+            # (3) batched, from a full queue.
             for _ in range(args.batched // 5000):
                 insert_synthetic(conn, template, 5000)
             worker = start_worker(database_url, node.url, log)
@@ -144,7 +166,7 @@ def main() -> None:
             print(f"tracefin batches      : {batched:10.1f} events/s ({args.batched} events)")
             print(f"ratio                 : {ratio:10.1f}x (target >= 50x)")
 
-            # (3) lag at a steady load.
+            # (4) lag at a steady load.
             start_index = (
                 log_store.log_size(conn)
                 + conn.execute("SELECT count(*) FROM log_queue").fetchone()[0]
@@ -194,6 +216,8 @@ def main() -> None:
                 "batched_events_per_s": round(batched, 1),
                 "batched_events": args.batched,
                 "ratio": round(ratio, 1),
+                "positioning_per_s": round(positioning),
+                "positioning_events": args.positioning,
                 "steady_load_events_per_s": round(achieved),
                 "steady_load_seconds": args.seconds,
                 "lag_p50_s": round(p50, 3),

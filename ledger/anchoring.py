@@ -48,6 +48,10 @@ class AnchorConfig:
     batch_max_wait: timedelta
     identity_check_every: timedelta = timedelta(seconds=5)
     receipt_timeout: timedelta = timedelta(seconds=30)
+    # Positions per transaction, and how long one step may keep positioning a backlog before
+    # it anchors a batch: positioning must outpace ingest, not one chunk per chain round trip.
+    position_chunk: int = 20_000
+    position_budget: timedelta = timedelta(milliseconds=500)
 
 
 class AnchorWorker:
@@ -150,8 +154,20 @@ class _LeaderState:
         self._reconciled = False  # a timeout may hide a mined batch: look again first
         log_store.report_status(self._conn, WORKER, "chain_unavailable", detail)
 
-    def assign_positions(self) -> None:
-        log_store.assign_positions(self._conn, self._config.batch_size * 4)
+    def assign_positions(self) -> int:
+        """Position queued events until the queue is empty or the step's budget is spent.
+
+        A chunk per transaction, so a crash between chunks loses or repeats nothing; at least
+        one chunk per call, however small the budget.
+        """
+        deadline = time.monotonic() + self._config.position_budget.total_seconds()
+        chunk = self._config.position_chunk
+        total = 0
+        while True:
+            moved = log_store.assign_positions(self._conn, chunk)
+            total += moved
+            if moved < chunk or time.monotonic() >= deadline:
+                return total
 
     def step(self) -> int:
         """Do one unit of work; returns the number of batches anchored (0 means idle)."""

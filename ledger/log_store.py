@@ -100,14 +100,22 @@ def record_deployment(
 
 
 def assign_positions(conn: Conn, limit: int) -> int:
-    """Move up to `limit` queued events into the log, in ingest order; returns how many."""
+    """Move up to `limit` queued events into the log, in ingest order; returns how many.
+
+    One statement: positions are committed with the removal from the queue, or not at all.
+    """
+    # `= ANY(ARRAY(…))` makes the delete look its `limit` keys up in the primary key; with
+    # `IN (…)` the planner hash-joined a sequential scan of the whole queue, so every call
+    # cost as much as the backlog (and its dead rows) however few it moved.
     row = conn.execute(
         """
         WITH next AS (
             SELECT coalesce(max(log_index) + 1, 0) AS first FROM log_entries
         ), taken AS (
             DELETE FROM log_queue
-            WHERE ingest_seq IN (SELECT ingest_seq FROM log_queue ORDER BY ingest_seq LIMIT %s)
+            WHERE ingest_seq = ANY (
+                ARRAY(SELECT ingest_seq FROM log_queue ORDER BY ingest_seq LIMIT %s)
+            )
             RETURNING ingest_seq, event_hash, event_time
         ), positioned AS (
             INSERT INTO log_entries (log_index, event_hash, event_time)
