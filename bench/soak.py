@@ -438,6 +438,8 @@ def measure(
         # long before its commit when the worker falls behind.
         storing_s = stored_all_s if stored_all_s is not None else drained_s
         check = exactly_once(conn, digest_files)
+        # Without autovacuum nothing analyses the growing tables: plans stay those of empty ones.
+        autovacuum = str(conn.execute("SHOW autovacuum").fetchone()[0])  # type: ignore[index]
         lag_p50, lag_p99, lag_max = anchoring_lags(conn, deployment.id)
         report = None
         audit_s = 0.0
@@ -485,7 +487,9 @@ def measure(
         for finding in report.findings[:5]:
             print(f"                   {finding.kind}: {finding.detail}")
     print(f"API /readyz      : {not_ready} non-200 answers; workers died: {died or 'none'}")
+    print(f"PostgreSQL       : autovacuum {autovacuum}")
     figures: dict[str, Any] = {
+        "postgres_autovacuum": autovacuum,
         "minutes": args.minutes,
         "target_rate": args.rate,
         "publishers": args.publishers,

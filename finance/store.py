@@ -103,6 +103,13 @@ def advance_cursor(conn: Conn, worker: str, next_index: int) -> None:
     )
 
 
+# The keys a chunk looks up, as a relation to join, planned afresh on every call (prepare=False).
+# As `col = ANY(%s)` in a prepared statement, the generic plan made while lot_members was small
+# (a sequential scan; nothing re-plans it where autovacuum is off) tested every row against the
+# whole array: seconds per call at 100 000 members. Planned with the real keys and table size,
+# each key is an index probe.
+_KEYS = "(SELECT DISTINCT unnest(%s::text[]) AS key) AS k"
+
 _LOGGED_COLUMNS = (
     "e.event_time, e.event_type, e.action, e.biz_step, e.disposition, e.biz_location, e.epcs,"
     " e.lots, e.event"
@@ -144,9 +151,10 @@ def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[LoggedEven
     """The events already applied to each lot (its evidence), to fold a lot again."""
     rows = conn.execute(
         f"SELECT le.lot_uri, le.log_index, le.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608
-        " FROM lot_evidence le JOIN events e ON e.event_hash = le.event_hash"
-        " WHERE le.lot_uri = ANY(%s::text[])",
+        f" FROM {_KEYS} JOIN lot_evidence le ON le.lot_uri = k.key"
+        " JOIN events e ON e.event_hash = le.event_hash",
         (list(lot_uris),),
+        prepare=False,
     ).fetchall()
     out: dict[str, list[LoggedEvent]] = {}
     for row in rows:
@@ -163,8 +171,9 @@ def unattributed_events(conn: Conn, epcs: Iterable[str]) -> list[LoggedEvent]:
         f"SELECT l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608 - constant columns
         " FROM log_entries l JOIN events e ON e.event_hash = l.event_hash"
         " WHERE l.log_index IN ("
-        "   SELECT log_index FROM unattributed_epcs WHERE epc = ANY(%s::text[]))",
+        f"   SELECT u.log_index FROM {_KEYS} JOIN unattributed_epcs u ON u.epc = k.key)",
         (list(epcs),),
+        prepare=False,
     ).fetchall()
     return [_logged(int(row[0]), bytes(row[1]), row[2:]) for row in rows]
 
@@ -181,7 +190,11 @@ def remember_unattributed(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
 
 def forget_unattributed(conn: Conn, epcs: Iterable[str]) -> None:
     """The identifiers a lot has now claimed: their events have been applied to it."""
-    conn.execute("DELETE FROM unattributed_epcs WHERE epc = ANY(%s::text[])", (list(epcs),))
+    conn.execute(
+        f"DELETE FROM unattributed_epcs u USING {_KEYS} WHERE u.epc = k.key",  # noqa: S608
+        (list(epcs),),
+        prepare=False,
+    )
 
 
 def evidenced(conn: Conn, pairs: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
@@ -202,7 +215,9 @@ def evidenced(conn: Conn, pairs: Sequence[tuple[str, int]]) -> set[tuple[str, in
 
 def members_of(conn: Conn, epcs: Iterable[str]) -> dict[str, str]:
     rows = conn.execute(
-        "SELECT epc, lot_uri FROM lot_members WHERE epc = ANY(%s::text[])", (list(epcs),)
+        f"SELECT m.epc, m.lot_uri FROM {_KEYS} JOIN lot_members m ON m.epc = k.key",  # noqa: S608
+        (list(epcs),),
+        prepare=False,
     ).fetchall()
     return {row[0]: row[1] for row in rows}
 
@@ -217,9 +232,10 @@ _LOT_RECORD_COLUMNS = (
 def load_lots(conn: Conn, lot_uris: Iterable[str]) -> dict[str, LotRecord]:
     with conn.cursor(row_factory=class_row(LotRecord)) as cur:
         rows = cur.execute(
-            f"SELECT {_LOT_RECORD_COLUMNS} FROM lots"  # noqa: S608 - constant column list
-            " WHERE lot_uri = ANY(%s::text[])",
+            f"SELECT {_LOT_RECORD_COLUMNS} FROM {_KEYS}"  # noqa: S608 - constant columns
+            " JOIN lots ON lots.lot_uri = k.key",
             (list(lot_uris),),
+            prepare=False,
         ).fetchall()
     return {row.lot_uri: row for row in rows}
 
@@ -283,9 +299,11 @@ def add_evidence(conn: Conn, rows: Sequence[tuple[str, int, bytes, str | None]])
 def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         rows = cur.execute(
-            "SELECT lot_uri, line_id, lot_key, location, pledged_at FROM pledges"
-            " WHERE lot_uri = ANY(%s::text[]) AND released_at IS NULL",
+            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at"  # noqa: S608
+            f" FROM {_KEYS} JOIN pledges p ON p.lot_uri = k.key"
+            " WHERE p.released_at IS NULL",
             (list(lot_uris),),
+            prepare=False,
         ).fetchall()
     return {row.lot_uri: row for row in rows}
 
@@ -293,9 +311,11 @@ def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
 def products(conn: Conn, gtins: Iterable[str]) -> dict[str, Product]:
     with conn.cursor(row_factory=class_row(Product)) as cur:
         rows = cur.execute(
-            "SELECT gtin, owner_org_id, name, category, unit_price_minor, currency, min_temp_c,"
-            " max_temp_c, shelf_life_days FROM products WHERE gtin = ANY(%s::text[])",
+            "SELECT p.gtin, p.owner_org_id, p.name, p.category, p.unit_price_minor,"  # noqa: S608
+            " p.currency, p.min_temp_c, p.max_temp_c, p.shelf_life_days"
+            f" FROM {_KEYS} JOIN products p ON p.gtin = k.key",
             (list(gtins),),
+            prepare=False,
         ).fetchall()
     return {row.gtin: row for row in rows}
 
