@@ -111,6 +111,14 @@ def migrate(database_url: str) -> list[str]:
                 applied.append(f"{migration.version:04d}_{migration.name}")
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+        row = conn.execute("SHOW autovacuum").fetchone()
+        if row is not None and row[0] != "on":
+            # Without statistics the planner keeps plans made for empty tables; the soak showed
+            # finance slowing by orders of magnitude as lot tables grew.
+            log.warning(
+                "autovacuum is off on this PostgreSQL server: tables grow without statistics and"
+                " the workers' query plans degrade; turn it on, or ANALYZE regularly"
+            )
     return applied
 
 
