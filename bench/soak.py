@@ -223,7 +223,7 @@ class AutovacuumStandIn(threading.Thread):
         super().__init__(daemon=True, name="autovacuum-stand-in")
         self._database_url = database_url
         self._every_s = every_s
-        self._stop = threading.Event()
+        self._finished = threading.Event()
         self.runs = 0
         with psycopg.connect(database_url, autocommit=True) as conn:
             row = conn.execute("SHOW autovacuum").fetchone()
@@ -233,12 +233,12 @@ class AutovacuumStandIn(threading.Thread):
         if self.autovacuum == "on":
             return
         with psycopg.connect(self._database_url, autocommit=True) as conn:
-            while not self._stop.wait(self._every_s):
+            while not self._finished.wait(self._every_s):
                 conn.execute("ANALYZE")
                 self.runs += 1
 
     def stop(self) -> None:
-        self._stop.set()
+        self._finished.set()
         self.join(60)
 
 
