@@ -276,9 +276,9 @@ def restore_pledges(conn: Conn, chain: Chain) -> dict[str, list[str]]:
     restored: list[str] = []
     conflicting: list[str] = []
     for pledge in store.pledges_for_audit(conn):
-        bank = registry_store.get_org(conn, pledge.financier)
-        if not pledge.live or bank is None:
+        if not pledge.live:
             continue
+        bank = registry_store.Org(pledge.financier_org_id, pledge.financier, "financier")
         ours = _checksum(org_address(bank))
         on_chain = chain.pledgee(pledge.lot_key)
         if on_chain == ours:

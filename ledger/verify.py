@@ -90,17 +90,21 @@ def verify_bundle(raw: object, w3: Web3) -> Verdict:
     ):
         reasons.append("the audit path does not lead from the event hash to the root")
     try:
-        chain_id = int(w3.eth.chain_id)
-        if chain_id != bundle.chain_id:
-            return Verdict(
-                False, [*reasons, f"chain id is {chain_id}, bundle says {bundle.chain_id}"]
-            )
-        reasons.extend(check_chain(bundle, Chain(w3, bundle.contract)))
+        reasons.extend(contradictions(bundle, w3))
     except ChainError as exc:
         return Verdict(False, [*reasons, f"cannot check the chain: {exc}"])
     except Exception as exc:  # a node answering garbage must not crash a verifier
         return Verdict(False, [*reasons, f"cannot check the chain: {exc}"])
     return Verdict(not reasons, reasons)
+
+
+def contradictions(bundle: Bundle, w3: Web3) -> list[str]:
+    """What the chain behind `w3` says against the bundle's batch record (nothing: it agrees);
+    raises when the node cannot be asked."""
+    chain_id = int(w3.eth.chain_id)
+    if chain_id != bundle.chain_id:
+        return [f"chain id is {chain_id}, bundle says {bundle.chain_id}"]
+    return check_chain(bundle, Chain(w3, bundle.contract))
 
 
 def check_chain(bundle: Bundle, chain: Chain) -> list[str]:

@@ -643,17 +643,6 @@ class Outcome:
         )
 
 
-class KnownBug(AssertionError):
-    """The failure a known-bug test (xfail, strict) exists for, and the only one it expects:
-    a timeout or an error on the way there still fails that test."""
-
-
-def expect(condition: bool, message: str) -> None:
-    """The one check of a known-bug test."""
-    if not condition:
-        raise KnownBug(message)
-
-
 def assert_exactly_once(conn: Conn, published: list[bytes]) -> None:
     """The events table holds each published event once, and nothing else."""
     assert len(set(published)) == len(published), "the stream itself repeated an event"

@@ -38,7 +38,6 @@ from tests.integration.chaos import (
     all_anchored,
     business_state,
     count_events,
-    expect,
     replay_finance,
     rig,
     scalar,
@@ -229,7 +228,7 @@ def test_devices_publishing_before_ingest_resubscribes_lose_nothing(
         with contextlib.suppress(AssertionError):
             wait_until(lambda: count_events(r.database_url) >= published, 5, "storing")
         stored = count_events(r.database_url)
-        expect(stored == published, f"{published - stored} of {published} acked events lost")
+        assert stored == published, f"{published - stored} of {published} acked events lost"
 
 
 def test_postgres_restarts_fast_and_by_crash(
@@ -391,10 +390,9 @@ def test_live_pledges_are_on_the_registry_after_a_devnet_reset_and_redeploy(
         bank_address = connect(chain.url).to_checksum_address(service.org_address(bank))
         uris = [lot_uri(gtin_for(n), f"L{n:07d}") for n in PLEDGED]
         held = {uri: registry.pledgee(service.lot_key(uri)) for uri in uris}
-        expect(
-            set(held.values()) == {bank_address},
+        assert set(held.values()) == {bank_address}, (
             f"{sum(h != bank_address for h in held.values())} of {len(uris)} live pledges"
-            " not on the new registry",
+            " not on the new registry"
         )
         assert not [f for f in full_audit(conn, connect(chain.url)).findings if "pledge" in f.kind]
         # Run again: nothing to restore, nothing sent twice.
@@ -512,10 +510,9 @@ def test_finance_keeps_following_the_log_while_the_chain_is_down(
         # Pledged goods leaving the warehouse must freeze the line in seconds, chain or not.
         with contextlib.suppress(AssertionError):
             wait_until(lambda: store.cursor(conn, "finance") == 140, 6, "finance following")
-        expect(
-            store.cursor(conn, "finance") == 140,
+        assert store.cursor(conn, "finance") == 140, (
             f"finance stopped at position {store.cursor(conn, 'finance')} of 140;"
-            f" log holds {log_store.log_size(conn)}",
+            f" log holds {log_store.log_size(conn)}"
         )
     finally:
         for worker in workers:
@@ -545,7 +542,7 @@ def test_finance_state_does_not_depend_on_which_ingest_worker_was_faster(
         got = business_state(arrived)
         rows = {name: (len(got[name]), len(expected[name])) for name in expected}
         differ = sorted(name for name in expected if got[name] != expected[name])
-        expect(not differ, f"{differ} differ; rows (as ingested, as published): {rows}")
+        assert not differ, f"{differ} differ; rows (as ingested, as published): {rows}"
 
 
 def test_start_mosquitto_keeps_queued_messages_across_a_restart(tmp_path: Path) -> None:
@@ -579,7 +576,7 @@ def test_start_mosquitto_keeps_queued_messages_across_a_restart(tmp_path: Path) 
         client = session()
         with contextlib.suppress(AssertionError):
             wait_until(lambda: len(received) >= 50, 3, "queued messages after the restart")
-        expect(len(received) == 50, f"{len(received)} of 50 queued messages survived the restart")
+        assert len(received) == 50, f"{len(received)} of 50 queued messages survived the restart"
         client.disconnect()
         client.loop_stop()
     finally:

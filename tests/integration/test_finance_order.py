@@ -15,14 +15,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from finance import service, store
+from finance import store
 from finance.worker import FinanceConfig, FinanceWorker
-from ledger import registry_store
 from ledger.db import Conn
 from ledger.identifiers import lot_uri
 from tests.integration.chaos import business_state
 from tests.integration.events import store_events
-from tests.integration.test_finance_restart import snapshot
+from tests.integration.test_finance_restart import seed_finance, snapshot
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for
 
 pytestmark = pytest.mark.integration
@@ -32,25 +31,11 @@ STEPS = 7  # events per lot's lifecycle, in event-time order
 PLEDGED = range(0, LOTS, 5)
 
 
-def seed_unpositioned(conn: Conn) -> list[bytes]:
+def seed_unpositioned(conn: Conn) -> None:
     """Whole lifecycles stored but not yet positioned; every fifth lot pledged."""
-    org = "order-co"
-    digests = store_events(conn, LOTS * STEPS, org)
+    store_events(conn, LOTS * STEPS, "order-co")
     conn.execute("DELETE FROM log_queue")
-    registry_store.add_org(conn, "bank", "financier")
-    service.add_warehouse(conn, org, WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
-    for number in range(LOTS):
-        service.add_product(conn, org, gtin_for(number), f"P{number}", "frozen", "2.00", "CNY")
-    line = service.open_line(conn, "bank", org, "100.00", "CNY")
-    for number in PLEDGED:
-        uri = lot_uri(gtin_for(number), f"L{number:07d}")
-        conn.execute(
-            "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
-            (uri, gtin_for(number), f"L{number:07d}"),
-        )
-        store.add_pledge(conn, uri, line.id, number.to_bytes(32, "big"), WAREHOUSE, b"")
-    return digests
+    seed_finance(conn, "order-co", LOTS, PLEDGED)
 
 
 @pytest.fixture

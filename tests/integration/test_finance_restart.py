@@ -70,13 +70,19 @@ def seed(conn: Conn) -> None:
     org = "restart-co"
     store_events(conn, LOTS * 7, org)
     assert log_store.assign_positions(conn, LOTS * 7) == LOTS * 7
+    seed_finance(conn, org, LOTS, pledged=range(0, LOTS, 10))
+
+
+def seed_finance(conn: Conn, org: str, lots: int, pledged: range) -> None:
+    """A bank supervising `org`'s warehouse, a product per lot, a line, and `pledged` lots
+    pledged on it (in the database only)."""
     registry_store.add_org(conn, "bank", "financier")
     service.add_warehouse(conn, org, WAREHOUSE, "Cold store")
     service.supervise(conn, "bank", WAREHOUSE)
-    for number in range(LOTS):
+    for number in range(lots):
         service.add_product(conn, org, gtin_for(number), f"P{number}", "frozen", "2.00", "CNY")
     line = service.open_line(conn, "bank", org, "100.00", "CNY")
-    for number in range(0, LOTS, 10):
+    for number in pledged:
         uri = lot_uri(gtin_for(number), f"L{number:07d}")
         conn.execute(
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",

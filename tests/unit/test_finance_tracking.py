@@ -54,6 +54,16 @@ def logged(
     )
 
 
+PACKING = logged(
+    1,
+    "packing",
+    epcs=[PALLET, *ITEMS],
+    event_type="AggregationEvent",
+    action="ADD",
+    parentID=PALLET,
+)
+
+
 def changes(event: LoggedEvent, members: dict[str, str]) -> list[LotChange]:
     """What `event` does to each lot it touches when it arrives after everything in `members`."""
     attribution = attribute(event, members)
@@ -87,15 +97,7 @@ def test_recommissioning_known_items_does_not_count_them_twice() -> None:
 
 
 def test_packing_makes_the_pallet_a_member_of_its_items_lot() -> None:
-    event = logged(
-        1,
-        "packing",
-        epcs=[PALLET, *ITEMS],
-        event_type="AggregationEvent",
-        action="ADD",
-        parentID=PALLET,
-    )
-    assert attribute(event, dict.fromkeys(ITEMS, LOT)).joined == ((PALLET, LOT),)
+    assert attribute(PACKING, dict.fromkeys(ITEMS, LOT)).joined == ((PALLET, LOT),)
 
 
 @pytest.mark.parametrize(
@@ -175,17 +177,9 @@ def test_quantity_never_goes_negative() -> None:
 def test_identifiers_of_no_known_lot_are_named_for_later() -> None:
     """Packing that arrives before its items' commissioning claims nothing yet, and says which
     identifiers to look at again once a lot claims them."""
-    packing = logged(
-        1,
-        "packing",
-        epcs=[PALLET, *ITEMS],
-        event_type="AggregationEvent",
-        action="ADD",
-        parentID=PALLET,
-    )
-    early = attribute(packing, {})
+    early = attribute(PACKING, {})
     assert (early.lots, early.joined, set(early.unknown)) == (frozenset(), (), {PALLET, *ITEMS})
-    late = attribute(packing, dict.fromkeys(ITEMS, LOT))
+    late = attribute(PACKING, dict.fromkeys(ITEMS, LOT))
     assert (late.lots, late.joined, late.unknown) == (frozenset({LOT}), ((PALLET, LOT),), ())
 
 
