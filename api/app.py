@@ -17,10 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import enterprise, errors, operations, ops, oversight, public
 from api.chain_confirmations import BatchConfirmations
 from api.errors import problem_response
-from api.page_cache import PageCache
+from epcis.capture import contains_nul
 from finance import store as finance_store
 from ingest.mqtt_link import parse_mqtt_url
-from ledger.capture import contains_nul
+from ledger.page_cache import PageCache
 from tracefin.settings import Settings
 
 MAX_BODY_BYTES = 1_048_576

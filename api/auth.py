@@ -9,8 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Problem
-from ledger import registry_store
-from ledger.registry_store import Org
+from records import registry_store
+from records.registry_store import Org
 
 ENTERPRISE = ("manufacturer", "warehouse", "logistics", "retailer")
 FINANCIER = ("financier",)

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from api.auth import AnyOrg, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
-from ledger import event_store
-from ledger.capture import WHOLE_PAYLOAD, DeviceKey, capture
-from ledger.event_query import EventQuery, query_events
-from ledger.event_store import DeadLetter, EventToStore
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey, capture
+from records import event_store
+from records.event_query import EventQuery, query_events
+from records.event_store import DeadLetter, EventToStore
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 HTTP_DEVICE = "http-capture"

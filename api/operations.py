@@ -19,13 +19,14 @@ from api.schemas import (
     ProductCreate,
     Repayment,
 )
+from epcis.signatures import normalise_address
 from finance import service
 from finance import store as finance_store
 from finance.service import FinanceError
-from ledger import log_store, registry_store
+from ledger import log_store
 from ledger.chain import Chain, connect
-from ledger.db import Conn
-from ledger.signatures import normalise_address
+from records import registry_store
+from records.db import Conn
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 _CONFLICTS = {

@@ -11,7 +11,7 @@ from api.schemas import Health, Readiness
 from ledger import log_store
 from ledger.chain import ChainError, connect
 from ledger.deployment import is_live
-from tracefin.services import port_open
+from tracefin.embedded import port_open
 
 router = APIRouter(responses=COMMON_PROBLEMS)
 

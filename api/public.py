@@ -16,17 +16,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.chain_confirmations import BatchConfirmations
 from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
-from api.page_cache import CachedPage, PageCache
 from api.schemas import ProofBundle, ProvenancePublic, VerifyResult
+from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
+from epcis.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
 from finance import store as finance_store
 from ledger import provenance
 from ledger.chain import connect
-from ledger.db import Conn
-from ledger.event_hash import digest_from_hash_id, hash_id_from_digest
-from ledger.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
 from ledger.merkle import verify_inclusion
+from ledger.page_cache import CachedPage, PageCache
 from ledger.proofs import build_bundle, build_bundles
 from ledger.verify import verify_bundle
+from records.db import Conn
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **problems(404, 503)})
 _templates = Environment(

@@ -32,14 +32,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
-from ledger import event_store, log_store, merkle, registry_store
+from epcis.capture import capture
+from ledger import log_store, merkle
 from ledger.anchoring import AnchorConfig
-from ledger.capture import capture
 from ledger.chain import Chain, connect
-from ledger.db import Conn, scratch_database
 from ledger.deployment import ensure_deployment
-from ledger.event_store import EventToStore
-from tracefin.services import start_anvil
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import EventToStore
+from tracefin.embedded import start_anvil
+from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import register_sim_devices, signed_publications, sim_devices
 

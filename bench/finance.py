@@ -29,11 +29,13 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
+from epcis.capture import capture
 from finance import service, store
-from ledger import event_store, log_store, registry_store
-from ledger.capture import capture
-from ledger.db import Conn, scratch_database
-from ledger.event_store import EventToStore
+from ledger import log_store
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import EventToStore
+from tracefin.schema import scratch_database
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
 
 ORG = "bench-co"

@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
 from ingest.mqtt_link import end_session, new_client
-from ledger.db import Conn, scratch_database
-from tracefin.services import start_mosquitto
+from records.db import Conn
+from tracefin.embedded import start_mosquitto
+from tracefin.schema import scratch_database
 from tracefin.simulate import (
     Publication,
     Publisher,

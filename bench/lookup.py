@@ -43,17 +43,18 @@ import orjson
 import psycopg
 
 from bench.common import ADMIN_URL, save_result
+from epcis.capture import capture
+from epcis.event_hash import event_hash_digest
+from epcis.signatures import sign_digest
 from finance import service
-from ledger import event_store, registry_store
 from ledger.anchoring import anchor_everything
-from ledger.capture import capture
 from ledger.chain import Chain, connect
-from ledger.db import Conn, scratch_database
 from ledger.deployment import ensure_deployment
-from ledger.event_hash import event_hash_digest
-from ledger.event_store import EventToStore
-from ledger.signatures import sign_digest
-from tracefin.services import free_port, start_anvil
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import EventToStore
+from tracefin.embedded import free_port, start_anvil
+from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
     DEVICES,

@@ -42,16 +42,18 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
+from epcis.event_hash import event_hash_digest
+from epcis.identifiers import lot_uri
+from epcis.signatures import sign_digest
 from finance import service, store
 from finance.audit import full_audit as audit
-from ledger import log_store, registry_store
+from ledger import log_store
 from ledger.chain import Chain, connect
-from ledger.db import Conn, scratch_database
 from ledger.deployment import ensure_deployment
-from ledger.event_hash import event_hash_digest
-from ledger.identifiers import lot_uri
-from ledger.signatures import sign_digest
-from tracefin.services import free_port, start_anvil, start_mosquitto
+from records import registry_store
+from records.db import Conn
+from tracefin.embedded import free_port, start_anvil, start_mosquitto
+from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
     WAREHOUSE_GLN,

@@ -39,15 +39,15 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
+from epcis.event_hash import hash_id_from_digest
 from finance import store
 from finance.service import lot_key, org_address
 from finance.store import PledgeForAudit
 from ledger.audit import AuditReport, Finding, audit
 from ledger.chain import Chain, ChainError, pledged_lot_keys
-from ledger.db import Conn
-from ledger.event_hash import hash_id_from_digest
 from ledger.log_store import Deployment
-from ledger.registry_store import Org
+from records.db import Conn
+from records.registry_store import Org
 
 
 def full_audit(conn: Conn, w3: Web3 | None) -> AuditReport:

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from eth_hash.auto import keccak
 
+from epcis.identifiers import lot_uri, normalise_epc, parse_lot
 from finance import store, valuation
 from finance.money import Money, Rate
 from finance.rules import (
@@ -22,10 +23,9 @@ from finance.rules import (
     decide,
     revalue,
 )
-from ledger import registry_store
 from ledger.chain import Chain, ChainReverted
-from ledger.db import Conn
-from ledger.identifiers import lot_uri, normalise_epc, parse_lot
+from records import registry_store
+from records.db import Conn
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ def apply(
 
 
 def _digests(hash_ids: tuple[str, ...]) -> list[bytes]:
-    from ledger.event_hash import digest_from_hash_id
+    from epcis.event_hash import digest_from_hash_id
 
     return [digest_from_hash_id(h) for h in hash_ids]
 

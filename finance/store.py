@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from finance import journal_seal
 from finance.tracking import LoggedEvent, LotRecord
-from ledger.db import Conn
+from records.db import Conn
 
 
 @dataclass(frozen=True)

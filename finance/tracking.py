@@ -8,8 +8,8 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
-from ledger.identifiers import parse_sgtin
-from ledger.lots import commissioned_lot, ilmd_value
+from epcis.identifiers import parse_sgtin
+from epcis.lots import commissioned_lot, ilmd_value
 
 # Custody follows the business step (CBV 2.0 bare words, as the event store keeps them).
 _CUSTODY = {

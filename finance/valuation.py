@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from epcis.event_hash import hash_id_from_digest
 from finance import store
 from finance.money import Money, Rate
 from finance.rules import (
@@ -15,8 +16,7 @@ from finance.rules import (
     revalue,
 )
 from finance.tracking import LoggedEvent
-from ledger.db import Conn
-from ledger.event_hash import hash_id_from_digest
+from records.db import Conn
 
 ACTOR = "finance-worker"
 # Flags that alert people but say nothing about the goods themselves, so they do not impair them.

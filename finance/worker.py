@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from psycopg.types.json import set_json_loads
 
+from epcis.identifiers import parse_lot
 from finance import store, valuation
 from finance.tracking import (
     FAILED_INSPECTION,
@@ -27,8 +28,7 @@ from finance.tracking import (
     lot_change,
     order_key,
 )
-from ledger.db import Conn, run_connected
-from ledger.identifiers import parse_lot
+from records.db import Conn, run_connected
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, capture
+from epcis.rejects import RejectCode
+from epcis.telemetry import parse_telemetry
 from ingest.mqtt_link import Inbound
 from ingest.topics import DeviceTopic, Kind, parse_topic, rejects_topic_for_unparsable
-from ledger import event_store, registry_store
-from ledger.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, capture
-from ledger.db import Conn
-from ledger.event_store import DeadLetter, EventToStore, ReadingToStore
-from ledger.rejects import RejectCode
-from ledger.telemetry import parse_telemetry
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import DeadLetter, EventToStore, ReadingToStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -24,8 +24,8 @@ from ledger.chain import (
     connect,
     identity,
 )
-from ledger.db import Conn, run_connected
 from ledger.log_store import Deployment
+from records.db import Conn, run_connected
 
 log = logging.getLogger(__name__)
 

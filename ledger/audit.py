@@ -48,14 +48,15 @@ from typing import Any
 import orjson
 from web3 import Web3
 
-from ledger import event_store, log_store, merkle
-from ledger.capture import IndexColumns, stored_index_columns
+from epcis.capture import IndexColumns, stored_index_columns
+from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from ledger import log_store, merkle
 from ledger.chain import Chain, ChainError, ChainReverted
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest, hash_id_from_digest
 from ledger.log_store import Deployment
 from ledger.provenance import STORED_COLUMNS, column_values, row_is_intact
 from ledger.verify import Bundle, check_chain
+from records import event_store
+from records.db import Conn
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from web3 import Web3
 from ledger import log_store
 from ledger.chain import code_hash, deploy, identity
 from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR
-from ledger.db import Conn
 from ledger.log_store import Deployment
+from records.db import Conn
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg.rows import class_row
 
-from ledger.db import Conn
+from records.db import Conn
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ledger import event_store, log_store
-from ledger.db import Conn
-from ledger.event_hash import hash_id_from_digest
+from epcis.event_hash import hash_id_from_digest
+from ledger import log_store
 from ledger.merkle import MerkleTree
+from records import event_store
+from records.db import Conn
 
 BUNDLE_VERSION = 1
 

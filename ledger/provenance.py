@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from ledger.capture import stored_index_columns
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest, hash_id_from_digest
+from epcis.capture import stored_index_columns
+from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from records.db import Conn
 
 # What a page needs of each event, without its whole JSON: the hot path reads only this.
 _COLUMNS = (

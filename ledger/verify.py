@@ -10,8 +10,8 @@ from typing import Any
 from hexbytes import HexBytes
 from web3 import Web3
 
+from epcis.event_hash import digest_from_hash_id
 from ledger.chain import Chain, ChainError
-from ledger.event_hash import digest_from_hash_id
 from ledger.merkle import verify_inclusion
 
 _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")

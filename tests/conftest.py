@@ -9,8 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.db import Conn, scratch_database
-from tracefin.services import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
+from records.db import Conn
+from tracefin.embedded import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
+from tracefin.schema import scratch_database
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from pydantic import ValidationError
 
-from ledger import registry_store
-from ledger.db import Conn, migrate
-from ledger.signatures import normalise_address
+from epcis.signatures import normalise_address
+from records import registry_store
+from records.db import Conn
+from tracefin.schema import migrate
 from tracefin.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from ledger.chain import Chain
-    from ledger.db import Conn
+    from records.db import Conn
 
 _SLUG_HELP = "lower-case letters, digits and '-' (used in MQTT topics)"
 
@@ -76,7 +77,7 @@ def cmd_org_revoke_key(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
-    from api.main import run_api
+    from tracefin.processes.api import run_api
 
     _database_url(settings)
     run_api(settings)
@@ -125,7 +126,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
-    from ingest.service import run_ingest
+    from tracefin.processes.ingest import run_ingest
 
     _database_url(settings)
     _mqtt_url(settings)
@@ -158,7 +159,7 @@ def _chain_url(settings: Settings, override: str | None = None) -> str:
 
 
 def _digest(event_hash: str) -> bytes:
-    from ledger.event_hash import digest_from_hash_id
+    from epcis.event_hash import digest_from_hash_id
 
     try:
         return digest_from_hash_id(event_hash)
@@ -199,7 +200,7 @@ def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_anchor(args: argparse.Namespace, settings: Settings) -> None:
-    from ledger.anchor_service import run_anchor
+    from tracefin.processes.anchor import run_anchor
 
     _database_url(settings)
     _chain_url(settings)
@@ -292,7 +293,7 @@ def _chain(settings: Settings, conn: Conn) -> Chain:
 
 
 def cmd_finance(args: argparse.Namespace, settings: Settings) -> None:
-    from finance.runner import run_finance
+    from tracefin.processes.finance import run_finance
 
     _database_url(settings)
     run_finance(settings)

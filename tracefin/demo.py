@@ -11,13 +11,14 @@ from urllib.parse import quote
 
 import psycopg
 
+from epcis.identifiers import lot_uri
 from finance import service
 from finance.service import FinanceError
-from ledger import provenance, registry_store
+from ledger import provenance
 from ledger.chain import Chain, connect
-from ledger.db import Conn
-from ledger.identifiers import lot_uri
 from ledger.log_store import current_deployment
+from records import registry_store
+from records.db import Conn
 from tracefin.settings import Settings
 from tracefin.simulate import (
     WAREHOUSE_GLN,

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import paho.mqtt.client as mqtt
 
+from epcis.event_hash import event_hash_digest
+from epcis.identifiers import check_digit
+from epcis.signatures import address_of, sign_digest
 from ingest.mqtt_link import new_client
-from ledger import registry_store
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest
-from ledger.identifiers import check_digit
-from ledger.signatures import address_of, sign_digest
+from records import registry_store
+from records.db import Conn
 
 log = logging.getLogger(__name__)
 

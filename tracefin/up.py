@@ -26,15 +26,15 @@ from psycopg.conninfo import conninfo_to_dict
 from finance.service import restore_pledges
 from ingest.mqtt_link import parse_mqtt_url
 from ledger.chain import Chain, ChainError, connect
-from ledger.db import migrate
 from ledger.deployment import ensure_deployment
-from tracefin.services import (
+from tracefin.embedded import (
     ServiceUnavailable,
     free_port,
     port_open,
     start_anvil,
     start_mosquitto,
 )
+from tracefin.schema import migrate
 from tracefin.settings import Settings
 
 DEFAULT_MQTT_PORT = 1883

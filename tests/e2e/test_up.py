@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tracefin.services import free_port
+from tracefin.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

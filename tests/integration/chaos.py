@@ -25,21 +25,22 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from epcis.event_hash import event_hash_digest
+from epcis.identifiers import lot_uri
+from epcis.signatures import sign_digest
 from finance import service, store, valuation
 from finance.audit import full_audit as audit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.mqtt_link import new_client
-from ledger import log_store, registry_store
+from ledger import log_store
 from ledger.chain import Chain, connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
-from ledger.event_hash import event_hash_digest
-from ledger.identifiers import lot_uri
 from ledger.log_store import Deployment
-from ledger.signatures import sign_digest
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import WorkerProcess
 from tests.integration.test_finance_restart import snapshot
-from tracefin.services import (
+from tracefin.embedded import (
     ANVIL_BINARY,
     ServiceUnavailable,
     free_port,

@@ -19,10 +19,10 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from epcis.signatures import address_of
 from ingest.mqtt_link import end_session, new_client
-from ledger import registry_store
-from ledger.db import Conn
-from ledger.signatures import address_of
+from records import registry_store
+from records.db import Conn
 from tracefin.simulate import Publisher
 
 

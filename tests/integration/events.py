@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from ledger import event_store, log_store, registry_store
-from ledger.capture import capture
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest
-from ledger.event_store import EventToStore
-from ledger.signatures import sign_digest
+from epcis.capture import capture
+from epcis.event_hash import event_hash_digest
+from epcis.signatures import sign_digest
+from ledger import log_store
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import EventToStore
 from tests.integration.conftest import RegisteredDevice
 from tracefin.simulate import DEVICES, register_sim_devices, signed_publications, sim_devices
 

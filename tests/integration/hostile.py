@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from ledger.capture import WHOLE_PAYLOAD, CaptureResult
-from ledger.event_hash import event_hash_digest
-from ledger.rejects import RejectCode
+from epcis.capture import WHOLE_PAYLOAD, CaptureResult
+from epcis.event_hash import event_hash_digest
+from epcis.rejects import RejectCode
 
 # Strings an attacker puts in free-text fields, hoping one of them reaches SQL unbound.
 SQL_INJECTIONS = (

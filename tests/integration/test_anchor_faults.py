@@ -13,13 +13,13 @@ import pytest
 
 from ledger import log_store
 from ledger.chain import connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
 from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
+from records.db import Conn
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events, wait_anchored
-from tracefin.services import RunningService, free_port, start_anvil
+from tracefin.embedded import RunningService, free_port, start_anvil
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 
 from ledger import log_store
 from ledger.anchoring import AnchorConfig, _LeaderState
-from ledger.db import Conn
+from records.db import Conn
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from epcis.event_hash import hash_id_from_digest
 from ledger import log_store, merkle
 from ledger.chain import Chain, connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
-from ledger.event_hash import hash_id_from_digest
 from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
+from records.db import Conn
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events, wait_anchored
 from tracefin.settings import DEVNET_PRIVATE_KEY

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
-from ledger import registry_store
-from ledger.db import Conn
+from records import registry_store
+from records.db import Conn
 from tests.integration.events import make_event
 from tests.integration.world import GTIN, ITEM, LOT, LOT_URI, seed_world
 from tracefin.settings import Settings

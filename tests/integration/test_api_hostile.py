@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from epcis.event_hash import hash_id_from_digest
 from finance import service, store
-from ledger.db import Conn, scratch_database
-from ledger.event_hash import hash_id_from_digest
+from records.db import Conn
 from tests.conftest import _admin_url
 from tests.integration.events import make_event
 from tests.integration.hostile import Raw, dump, hostile_payloads, json_values, nested
 from tests.integration.world import GTIN, LOT, LOT_URI, WAREHOUSE, seed_world
+from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -49,9 +49,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from ledger.db import scratch_database
 from tests.conftest import _admin_url
 from tests.integration.world import seed_world
+from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import pytest
 from ledger import log_store
 from ledger.audit import audit
 from ledger.chain import connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
+from records.db import Conn
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events, wait_anchored
 from tracefin.settings import DEVNET_PRIVATE_KEY

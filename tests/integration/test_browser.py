@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from tests.integration.world import ITEM, seed_world
-from tracefin.services import free_port
+from tracefin.embedded import free_port
 from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.chain_confirmations import BatchConfirmations
-from tracefin.services import free_port
+from tracefin.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

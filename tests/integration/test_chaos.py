@@ -20,15 +20,15 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from epcis.identifiers import lot_uri
 from finance import service, store
 from finance.audit import full_audit
 from ingest.mqtt_link import new_client
-from ledger import log_store, registry_store
+from ledger import log_store
 from ledger.chain import Chain, connect
-from ledger.db import scratch_database
 from ledger.deployment import ensure_deployment
-from ledger.identifiers import lot_uri
 from ledger.verify import verify_bundle
+from records import registry_store
 from tests.integration.chaos import (
     PLEDGED,
     Anvil,
@@ -49,7 +49,8 @@ from tests.integration.chaos import (
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events
 from tests.integration.test_finance_restart import snapshot
-from tracefin.services import ServiceUnavailable, start_mosquitto
+from tracefin.embedded import ServiceUnavailable, start_mosquitto
+from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import Publication, Publisher, gtin_for
 
@@ -546,7 +547,7 @@ def test_finance_state_does_not_depend_on_which_ingest_worker_was_faster(
 
 
 def test_start_mosquitto_keeps_queued_messages_across_a_restart(tmp_path: Path) -> None:
-    """The broker `tracefin.services` starts (tests, demo, benches) keeps a session's queue."""
+    """The broker `tracefin.embedded` starts (tests, demo, benches) keeps a session's queue."""
     broker = start_mosquitto(tmp_path / "mosquitto")
     port = int(broker.url.rsplit(":", 1)[1])
     received: list[bytes] = []

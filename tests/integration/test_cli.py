@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from ledger.db import Conn
-from ledger.registry_store import hash_api_key
+from records.db import Conn
+from records.registry_store import hash_api_key
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
-from ledger import registry_store
-from ledger.db import Conn
+from records import registry_store
+from records.db import Conn
 from tests.integration.test_cli import tracefin
 
 pytestmark = pytest.mark.integration

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from epcis.capture import capture
 from finance import service, store, valuation
 from finance.worker import FinanceConfig, FinanceWorker
-from ledger import event_store, log_store, registry_store
-from ledger.capture import capture
-from ledger.db import Conn
-from ledger.event_store import EventToStore
+from ledger import log_store
+from records import event_store, registry_store
+from records.db import Conn
+from records.event_store import EventToStore
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
 
 pytestmark = pytest.mark.integration

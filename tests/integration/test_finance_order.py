@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from epcis.identifiers import lot_uri
 from finance import store
 from finance.worker import FinanceConfig, FinanceWorker
-from ledger.db import Conn
-from ledger.identifiers import lot_uri
+from records.db import Conn
 from tests.integration.chaos import business_state
 from tests.integration.events import store_events
 from tests.integration.test_finance_restart import seed_finance, snapshot

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from epcis.identifiers import lot_uri
 from finance import service, store
-from ledger import log_store, registry_store
-from ledger.db import Conn
-from ledger.identifiers import lot_uri
+from ledger import log_store
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import WorkerProcess
 from tests.integration.events import store_events
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for

@@ -11,14 +11,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from epcis.event_hash import event_hash_digest
+from epcis.signatures import sign_digest
 from finance import service, store
 from finance.service import FinanceError
-from ledger import registry_store
 from ledger.chain import Chain, connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
-from ledger.event_hash import event_hash_digest
-from ledger.signatures import sign_digest
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import IngestProcess, WorkerProcess
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (

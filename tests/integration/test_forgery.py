@@ -11,10 +11,10 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from ledger import registry_store
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest, event_hash_id
-from ledger.signatures import address_of, sign_digest
+from epcis.event_hash import event_hash_digest, event_hash_id
+from epcis.signatures import address_of, sign_digest
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
 from tests.integration.hostile import SQL_INJECTIONS, base_events

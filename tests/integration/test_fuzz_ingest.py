@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from epcis.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture
+from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from epcis.signatures import address_of, sign_digest
 from ingest.mqtt_link import new_client
-from ledger import registry_store
 from ledger.audit import audit
-from ledger.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture
-from ledger.db import Conn, scratch_database
-from ledger.event_hash import event_hash_digest, hash_id_from_digest
-from ledger.signatures import address_of, sign_digest
+from records import registry_store
+from records.db import Conn
 from tests.conftest import _admin_url
 from tests.integration.conftest import IngestProcess, Listener
 from tests.integration.hostile import (
@@ -35,7 +35,8 @@ from tests.integration.hostile import (
     hostile_payloads,
     nested,
 )
-from tracefin.services import ServiceUnavailable, start_mosquitto
+from tracefin.embedded import ServiceUnavailable, start_mosquitto
+from tracefin.schema import scratch_database
 from tracefin.simulate import Publication, Publisher
 
 pytestmark = pytest.mark.integration
@@ -311,7 +312,7 @@ def test_audit_of_everything_fuzzed_is_clean(rig: Rig) -> None:
 
 
 # --- former poison messages: each on a worker and broker of its own, in case it dies again ----
-# Each of these once made ledger.capture or ledger.telemetry raise: `tracefin ingest` exited,
+# Each of these once made epcis.capture or epcis.telemetry raise: `tracefin ingest` exited,
 # and the unacked message, redelivered to the restarted worker, killed it again.
 
 

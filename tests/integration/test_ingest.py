@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from ledger import registry_store
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest, event_hash_id
+from epcis.event_hash import event_hash_digest, event_hash_id
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
 from tracefin.simulate import Publication, Publisher

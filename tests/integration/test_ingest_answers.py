@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.mqtt_link import MqttLink
-from tracefin.services import start_mosquitto
+from tracefin.embedded import start_mosquitto
 
 pytestmark = pytest.mark.integration
 

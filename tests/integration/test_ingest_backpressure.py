@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.mqtt_link import Inbound, MqttLink, new_client
 from ingest.worker import IngestWorker, WorkerConfig
-from tracefin.services import start_mosquitto
+from tracefin.embedded import start_mosquitto
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger import registry_store
-from ledger.db import Conn
+from records import registry_store
+from records.db import Conn
 from tests.integration.conftest import IngestProcess
 from tracefin.simulate import Publisher, register_sim_devices, signed_publications, sim_devices
 

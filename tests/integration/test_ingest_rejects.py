@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from ledger.db import Conn
-from ledger.event_hash import event_hash_digest, event_hash_id
-from ledger.signatures import sign_digest
+from epcis.event_hash import event_hash_digest, event_hash_id
+from epcis.signatures import sign_digest
+from records.db import Conn
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.integration.events import envelope, make_event
 from tracefin.simulate import Publication, Publisher

@@ -29,7 +29,7 @@ from tracefin.broker_auth import (
     generate_password,
     password_line,
 )
-from tracefin.services import RunningService, free_port, wait_for_port
+from tracefin.embedded import RunningService, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 

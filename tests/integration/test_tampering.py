@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from epcis.event_hash import digest_from_hash_id
 from finance import journal_seal, service, store
 from finance.audit import full_audit as audit
 from ledger import log_store
 from ledger.audit import Finding
 from ledger.chain import connect
-from ledger.event_hash import digest_from_hash_id
 from tests.integration.test_api import World, world  # noqa: F401
 from tests.integration.test_audit import run_audit_cli
 from tests.integration.world import LOT, LOT_URI, WAREHOUSE

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracefin.services import free_port
+from tracefin.embedded import free_port
 from tracefin.settings import Settings
 from tracefin.up import Teardown, UpError, find_chain
 
@@ -105,7 +105,7 @@ def test_an_unreachable_chain_is_one_sentence(
 def test_missing_node_and_anvil_say_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tracefin.services.ANVIL_BINARY", tmp_path / "no-anvil")
+    monkeypatch.setattr("tracefin.embedded.ANVIL_BINARY", tmp_path / "no-anvil")
     monkeypatch.setenv("PATH", str(tmp_path))  # neither node nor anvil on it
     with pytest.raises(UpError, match=r"Node\.js is not installed: install Node\.js 20"):
         find_chain(Settings(_env_file=None), tmp_path, Teardown(), lambda _text: None)  # type: ignore[call-arg]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from finance import service, store
 from finance.worker import FinanceConfig, FinanceWorker
-from ledger import registry_store
 from ledger.anchoring import anchor_everything
 from ledger.chain import Chain, connect
-from ledger.db import Conn
 from ledger.deployment import ensure_deployment
+from records import registry_store
+from records.db import Conn
 from tests.integration.events import store_events
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for

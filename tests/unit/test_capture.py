@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from ledger.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture
-from ledger.event_hash import event_hash_digest
-from ledger.signatures import address_of, sign_digest
+from epcis.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture
+from epcis.event_hash import event_hash_digest
+from epcis.signatures import address_of, sign_digest
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 KEY = secrets.token_bytes(32)

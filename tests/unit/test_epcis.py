@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.epcis import (
+from epcis.model import (
     AggregationEvent,
     AssociationEvent,
     EPCISDocument,
@@ -23,8 +23,8 @@ from ledger.epcis import (
     events_from_document,
     parse_event,
 )
-from ledger.rejects import EventRejected, RejectCode
-from ledger.vocabulary import (
+from epcis.rejects import EventRejected, RejectCode
+from epcis.vocabulary import (
     BIZ_STEPS,
     BIZ_TRANSACTION_TYPES,
     DISPOSITIONS,
@@ -654,7 +654,7 @@ def test_stage_of_follows_the_design_table(biz_step: str | None, stage: Stage | 
 
 
 def test_every_mapped_step_is_a_cbv_word() -> None:
-    from ledger.vocabulary import STAGE_BY_BIZ_STEP
+    from epcis.vocabulary import STAGE_BY_BIZ_STEP
 
     assert set(STAGE_BY_BIZ_STEP) <= BIZ_STEPS
 

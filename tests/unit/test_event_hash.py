@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.event_hash import (
+from epcis.event_hash import (
     digest_from_hash_id,
     document_events,
     document_hash_ids,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from epcis.identifiers import lot_uri
 from finance.tracking import (
     LoggedEvent,
     LotChange,
@@ -17,7 +18,6 @@ from finance.tracking import (
     lot_change,
     purchase_order,
 )
-from ledger.identifiers import lot_uri
 
 GTIN = "00614141000012"
 LOT = lot_uri(GTIN, "L1")

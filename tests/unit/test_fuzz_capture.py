@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ledger.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture, decode_json
-from ledger.epcis import EVENT_TYPES, parse_event
-from ledger.event_hash import event_hash_digest
-from ledger.rejects import EventRejected, RejectCode
-from ledger.signatures import address_of, sign_digest
-from ledger.telemetry import parse_telemetry
+from epcis.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, capture, decode_json
+from epcis.event_hash import event_hash_digest
+from epcis.model import EVENT_TYPES, parse_event
+from epcis.rejects import EventRejected, RejectCode
+from epcis.signatures import address_of, sign_digest
+from epcis.telemetry import parse_telemetry
 from tests.integration.hostile import (
     NUMBER_TOKENS,
     Raw,

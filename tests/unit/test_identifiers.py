@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.identifiers import check_digit, normalise_epc, parse_lot, parse_sgtin
+from epcis.identifiers import check_digit, normalise_epc, parse_lot, parse_sgtin
 
 # Expectations of the reference implementation's own tests (tests/dl_normaliser_test.py of
 # RalphTro/epcis-event-hash-generator) and of the conformance vectors.

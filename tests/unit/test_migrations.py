@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.db import load_migrations
+from tracefin.schema import load_migrations
 
 
 def test_migrations_are_numbered_without_gaps() -> None:

@@ -8,8 +8,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from ledger.rejects import EventRejected, RejectCode
-from ledger.signatures import (
+from epcis.rejects import EventRejected, RejectCode
+from epcis.signatures import (
     address_of,
     normalise_address,
     parse_signature,

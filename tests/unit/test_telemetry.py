@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from ledger.rejects import RejectCode
-from ledger.telemetry import Reading, parse_telemetry
+from epcis.rejects import RejectCode
+from epcis.telemetry import Reading, parse_telemetry
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg import sql
 
-from ledger.db import Conn
-from ledger.identifiers import normalise_epc
+from epcis.identifiers import normalise_epc
+from records.db import Conn
 
 MAX_PAGE = 500
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ledger.capture import WHOLE_PAYLOAD, RefusedItem, decode_json
-from ledger.rejects import EventRejected, RejectCode
+from epcis.capture import WHOLE_PAYLOAD, RefusedItem, decode_json
+from epcis.rejects import EventRejected, RejectCode
 
 _METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _MAX_READINGS = 256

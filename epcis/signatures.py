@@ -7,7 +7,7 @@ import re
 import coincurve
 from eth_hash.auto import keccak
 
-from ledger.rejects import EventRejected, RejectCode
+from epcis.rejects import EventRejected, RejectCode
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 _SIG_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")

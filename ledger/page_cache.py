@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.db import Conn
+from records.db import Conn
 
 log = logging.getLogger(__name__)
 

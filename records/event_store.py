@@ -7,9 +7,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledger.capture import AcceptedEvent
-from ledger.db import Conn
-from ledger.telemetry import Reading
+from epcis.capture import AcceptedEvent
+from epcis.telemetry import Reading
+from records.db import Conn
 
 
 @dataclass(frozen=True)

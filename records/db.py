@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -49,25 +49,37 @@ def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 4) -> Con
     return pool
 
 
-def load_migrations() -> list[Migration]:
-    """The migrations shipped in `ledger/migrations`, in version order."""
-    folder = resources.files("ledger") / "migrations"
-    files = {entry.name: entry for entry in folder.iterdir()}
-    migrations = []
-    for name, entry in sorted(files.items()):
-        match = _MIGRATION_NAME.match(name)
-        if not match:
-            continue
-        companion = files.get(name.removesuffix(".sql") + ".timescale.sql")
-        migrations.append(
-            Migration(
-                version=int(match.group(1)),
-                name=match.group(2),
-                sql=entry.read_text(encoding="utf-8"),
-                timescale_sql=companion.read_text(encoding="utf-8") if companion else None,
+def load_migrations(packages: Sequence[str]) -> list[Migration]:
+    """The migrations each package ships in its `migrations` folder, in one version order.
+
+    Each package keeps the migrations of the tables it owns; versions are one sequence across
+    packages (a database records only the version), so a number may be used once.
+    """
+    migrations: list[Migration] = []
+    seen: dict[int, str] = {}
+    for package in packages:
+        folder = resources.files(package) / "migrations"
+        files = {entry.name: entry for entry in folder.iterdir()}
+        for name, entry in sorted(files.items()):
+            match = _MIGRATION_NAME.match(name)
+            if not match:
+                continue
+            version = int(match.group(1))
+            if version in seen:
+                raise ValueError(
+                    f"migration {version:04d} is shipped by both {seen[version]} and {package}"
+                )
+            seen[version] = package
+            companion = files.get(name.removesuffix(".sql") + ".timescale.sql")
+            migrations.append(
+                Migration(
+                    version=version,
+                    name=match.group(2),
+                    sql=entry.read_text(encoding="utf-8"),
+                    timescale_sql=companion.read_text(encoding="utf-8") if companion else None,
+                )
             )
-        )
-    return migrations
+    return sorted(migrations, key=lambda migration: migration.version)
 
 
 def timescaledb_available(conn: Conn) -> bool:
@@ -77,7 +89,7 @@ def timescaledb_available(conn: Conn) -> bool:
     return row is not None
 
 
-def migrate(database_url: str) -> list[str]:
+def migrate(database_url: str, packages: Sequence[str]) -> list[str]:
     """Apply pending migrations in one transaction each; returns the names applied.
 
     Safe to run concurrently from several processes (an advisory lock serialises them) and
@@ -96,7 +108,7 @@ def migrate(database_url: str) -> list[str]:
             use_timescale = timescaledb_available(conn)
             if use_timescale:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            for migration in load_migrations():
+            for migration in load_migrations(packages):
                 if migration.version in done:
                     continue
                 with conn.transaction():
@@ -123,14 +135,16 @@ def migrate(database_url: str) -> list[str]:
 
 
 @contextmanager
-def scratch_database(admin_url: str, prefix: str = "tracefin_scratch") -> Iterator[str]:
+def scratch_database(
+    admin_url: str, packages: Sequence[str], prefix: str = "tracefin_scratch"
+) -> Iterator[str]:
     """A new, migrated database on the server of `admin_url`, dropped on exit (tests, benches)."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-        migrate(url)
+        migrate(url, packages)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Final
 
-from ledger.identifiers import canonical_gs1_uri, normalise_epc
+from epcis.identifiers import canonical_gs1_uri, normalise_epc
 
 __all__ = [
     "HashContext",

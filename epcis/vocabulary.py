@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from ledger.rejects import EventRejected, RejectCode
+from epcis.rejects import EventRejected, RejectCode
 
 __all__ = [
     "BIZ_STEPS",

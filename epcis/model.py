@@ -19,9 +19,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from ledger.identifiers import normalise_epc
-from ledger.rejects import EventRejected, RejectCode
-from ledger.vocabulary import CBVKind, Stage, canonical_cbv, stage_of
+from epcis.identifiers import normalise_epc
+from epcis.rejects import EventRejected, RejectCode
+from epcis.vocabulary import CBVKind, Stage, canonical_cbv, stage_of
 
 __all__ = [
     "EVENT_TYPES",

@@ -11,7 +11,7 @@ from datetime import timedelta
 from ingest.mqtt_link import Inbound, MqttLink
 from ingest.topics import subscriptions
 from ingest.worker import IngestWorker, WorkerConfig
-from ledger.db import open_pool
+from records.db import open_pool
 from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from psycopg.rows import class_row
 
-from ledger.capture import DeviceKey
-from ledger.db import Conn
+from epcis.capture import DeviceKey
+from records.db import Conn
 
 ROLES = ("manufacturer", "warehouse", "logistics", "retailer", "financier", "regulator")
 API_KEY_PREFIX = "tf_"

@@ -12,18 +12,18 @@ from typing import Any
 
 import orjson
 
-from ledger.epcis import EPCISEvent, Place, events_from_document, parse_event
-from ledger.event_hash import (
+from epcis.event_hash import (
     HashContext,
     event_hash_digest,
     hash_context,
     hash_id_from_digest,
     normalise_event,
 )
-from ledger.identifiers import lot_uri, normalise_epc, parse_lot
-from ledger.lots import commissioned_lot
-from ledger.rejects import EventRejected, RejectCode
-from ledger.signatures import parse_signature, recover_address
+from epcis.identifiers import lot_uri, normalise_epc, parse_lot
+from epcis.lots import commissioned_lot
+from epcis.model import EPCISEvent, Place, events_from_document, parse_event
+from epcis.rejects import EventRejected, RejectCode
+from epcis.signatures import parse_signature, recover_address
 
 WHOLE_PAYLOAD = -1
 _DOCUMENT_TYPES = frozenset({"EPCISDocument", "EPCISQueryDocument"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledger.identifiers import lot_uri, parse_sgtin
+from epcis.identifiers import lot_uri, parse_sgtin
 
 
 def ilmd_value(event: Mapping[str, Any], name: str) -> object:

@@ -1,0 +1,1 @@
+"""Stored records: events and their queries; the registry of orgs, keys, devices, products."""

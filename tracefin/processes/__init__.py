@@ -1,0 +1,1 @@
+"""The process entry points: settings -> one worker or server, with signals."""
