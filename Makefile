@@ -30,6 +30,7 @@ lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: bootstrap services lint
 	@scripts/ensure-browser.sh
