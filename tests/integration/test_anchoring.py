@@ -20,7 +20,7 @@ from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
 from records.db import Conn
 from tests.integration.conftest import WorkerProcess
-from tests.integration.events import store_events, wait_anchored
+from tests.support.events import store_events, wait_anchored
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration

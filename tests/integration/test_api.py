@@ -14,8 +14,8 @@ from psycopg_pool import ConnectionPool
 from api.app import create_app
 from records import registry_store
 from records.db import Conn
-from tests.integration.events import make_event
-from tests.integration.world import GTIN, ITEM, LOT, LOT_URI, seed_world
+from tests.support.events import make_event
+from tests.support.world import GTIN, ITEM, LOT, LOT_URI, seed_world
 from tracefin.settings import Settings
 from tracefin.simulate import gtin_for
 

@@ -21,9 +21,9 @@ from epcis.event_hash import hash_id_from_digest
 from finance import service, store
 from records.db import Conn
 from tests.conftest import _admin_url
-from tests.integration.events import make_event
-from tests.integration.hostile import Raw, dump, hostile_payloads, json_values, nested
-from tests.integration.world import GTIN, LOT, LOT_URI, WAREHOUSE, seed_world
+from tests.support.events import make_event
+from tests.support.hostile import Raw, dump, hostile_payloads, json_values, nested
+from tests.support.world import GTIN, LOT, LOT_URI, WAREHOUSE, seed_world
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 

@@ -8,7 +8,7 @@ from finance import service, store
 from ledger.chain import Chain, connect
 from ledger.log_store import current_deployment
 from tests.integration.test_api import World, world  # noqa: F401
-from tests.integration.world import LOT, LOT_URI, WAREHOUSE
+from tests.support.world import LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 

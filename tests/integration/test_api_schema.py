@@ -50,7 +50,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from tests.conftest import _admin_url
-from tests.integration.world import seed_world
+from tests.support.world import seed_world
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 

@@ -16,7 +16,7 @@ from ledger.chain import connect
 from ledger.deployment import ensure_deployment
 from records.db import Conn
 from tests.integration.conftest import WorkerProcess
-from tests.integration.events import store_events, wait_anchored
+from tests.support.events import store_events, wait_anchored
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration

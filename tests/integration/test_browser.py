@@ -33,7 +33,7 @@ import uvicorn
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
-from tests.integration.world import ITEM, seed_world
+from tests.support.world import ITEM, seed_world
 from tracefin.embedded import free_port
 from tracefin.settings import Settings
 

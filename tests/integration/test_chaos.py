@@ -29,7 +29,7 @@ from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from ledger.verify import verify_bundle
 from records import registry_store
-from tests.integration.chaos import (
+from tests.support.chaos import (
     PLEDGED,
     Anvil,
     PrivatePostgres,
@@ -47,7 +47,7 @@ from tests.integration.chaos import (
     wait_until,
 )
 from tests.integration.conftest import WorkerProcess
-from tests.integration.events import store_events
+from tests.support.events import store_events
 from tests.integration.test_finance_restart import snapshot
 from tracefin.embedded import ServiceUnavailable, start_mosquitto
 from tracefin.schema import scratch_database

@@ -19,8 +19,8 @@ from epcis.identifiers import lot_uri
 from finance import store
 from finance.worker import FinanceConfig, FinanceWorker
 from records.db import Conn
-from tests.integration.chaos import business_state
-from tests.integration.events import store_events
+from tests.support.chaos import business_state
+from tests.support.events import store_events
 from tests.integration.test_finance_restart import seed_finance, snapshot
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for
 

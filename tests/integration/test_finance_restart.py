@@ -16,7 +16,7 @@ from ledger import log_store
 from records import registry_store
 from records.db import Conn
 from tests.integration.conftest import WorkerProcess
-from tests.integration.events import store_events
+from tests.support.events import store_events
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ from epcis.signatures import address_of, sign_digest
 from records import registry_store
 from records.db import Conn
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
-from tests.integration.events import envelope, make_event
-from tests.integration.hostile import SQL_INJECTIONS, base_events
+from tests.support.events import envelope, make_event
+from tests.support.hostile import SQL_INJECTIONS, base_events
 from tests.integration.test_api_hostile import Api, seeded_api
-from tests.integration.world import GTIN, LOT, LOT_URI
+from tests.support.world import GTIN, LOT, LOT_URI
 from tracefin.simulate import Publication, Publisher
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from records import registry_store
 from records.db import Conn
 from tests.conftest import _admin_url
 from tests.integration.conftest import IngestProcess, Listener
-from tests.integration.hostile import (
+from tests.support.hostile import (
     Raw,
     base_events,
     dump,

@@ -13,7 +13,7 @@ from epcis.event_hash import event_hash_digest, event_hash_id
 from epcis.signatures import sign_digest
 from records.db import Conn
 from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
-from tests.integration.events import envelope, make_event
+from tests.support.events import envelope, make_event
 from tracefin.simulate import Publication, Publisher
 
 pytestmark = pytest.mark.integration

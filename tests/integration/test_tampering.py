@@ -16,7 +16,7 @@ from ledger.audit import Finding
 from ledger.chain import connect
 from tests.integration.test_api import World, world  # noqa: F401
 from tests.integration.test_audit import run_audit_cli
-from tests.integration.world import LOT, LOT_URI, WAREHOUSE
+from tests.support.world import LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 

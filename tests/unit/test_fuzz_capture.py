@@ -16,7 +16,7 @@ from epcis.model import EVENT_TYPES, parse_event
 from epcis.rejects import EventRejected, RejectCode
 from epcis.signatures import address_of, sign_digest
 from epcis.telemetry import parse_telemetry
-from tests.integration.hostile import (
+from tests.support.hostile import (
     NUMBER_TOKENS,
     Raw,
     base_events,

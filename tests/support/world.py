@@ -9,7 +9,7 @@ from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from records import registry_store
 from records.db import Conn
-from tests.integration.events import store_events
+from tests.support.events import store_events
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for
 
