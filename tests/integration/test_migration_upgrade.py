@@ -1,0 +1,169 @@
+"""A database migrated by the single-folder runner of commit 06bd7dc upgrades without loss.
+
+Until 06bd7dc every migration lived in `ledger/migrations` and one runner applied them; now each
+package keeps its own and `tracefin.schema` applies them all. A database records only version
+numbers, so the versions must be unchanged and no migration may be applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from records import registry_store
+from records.db import Conn
+from records.event_store import DeadLetter, insert_dead_letters
+from tests.conftest import _admin_url as admin_url  # TODO(one house): tests.support once C lands it
+from tracefin.schema import load_migrations, migrate, scratch_database
+
+pytestmark = pytest.mark.integration
+
+# sha256 of each migration file as commit 06bd7dc shipped it (`git show 06bd7dc:ledger/migrations/…`).
+SHIPPED_AT_06BD7DC = {
+    "0001_registry.sql": "3a79f868dbe8f12fce7191834a11781c97647e18dea1ad7510027cdfbf0288fb",
+    "0002_events.sql": "f4a19ff0842190b56f50efbf85fc6651773b9d5e5e23a9059d2b4b47c852d881",
+    "0002_events.timescale.sql": "1a014ab5448d2ee6409b2cfd8798e000ed82c01f1b0390fd0675d10f0a1803f8",
+    "0003_anchoring.sql": "d8519bd697924ed3e8d3015f3b3c3b8ee5cd89bce88b93e3cd7c6ac35450da8b",
+    "0004_finance.sql": "d0cc4d8566667f9bbfd825fdbf7cafeffb6cae4ef28542b28518386cf351c124",
+    "0005_backfill_log_queue.sql": "0135da41ea6a498648219d29ab0362ec01a0f65324563b0eebfe070ce4d1af60",
+    "0006_page_changes.sql": "a84021eca73df928febc4402ac2405ac6276d4124c84bb8e670cdfee96d3ae1c",
+    "0007_finance_event_time.sql": "9c8a342d5aeab9b77f79192698ec5058254ad567fc81908ac889eb8796d221b5",
+    "0008_journal_seal.sql": "f8bb2cc109bdb68d97f5c07544b42f55d0e650c0bf33a6ff6e79147909f6ecbd",
+}
+
+# What a schema is made of, in a form two databases can be compared by.
+SCHEMA_QUERIES = {
+    "columns": "SELECT table_name, column_name, data_type, is_nullable, column_default"
+    " FROM information_schema.columns WHERE table_schema = 'public'",
+    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+    " FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+    "triggers": "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal",
+    "functions": "SELECT proname, md5(prosrc) FROM pg_proc"
+    " WHERE pronamespace = 'public'::regnamespace",
+    "sequences": "SELECT sequence_name FROM information_schema.sequences"
+    " WHERE sequence_schema = 'public'",
+}
+
+
+def _schema(conn: Conn) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        part: sorted(conn.execute(query).fetchall(), key=repr)
+        for part, query in SCHEMA_QUERIES.items()
+    }
+
+
+def _table_digests(conn: Conn) -> dict[str, tuple[int, str | None]]:
+    """Row count and an order-independent digest of every table's content."""
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        )
+    ]
+    digests = {}
+    for table in tables:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {} t"
+            ).format(sql.Identifier(table))
+        ).fetchone()
+        assert row is not None
+        digests[table] = (row[0], row[1])
+    return digests
+
+
+@pytest.fixture
+def empty_database_url() -> Iterator[str]:
+    admin = admin_url()
+    name = f"tracefin_upgrade_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _migrate_as_06bd7dc(conn: Conn) -> None:
+    """What 06bd7dc's runner did on plain PostgreSQL: each file in order, one transaction each."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now(), timescale boolean NOT NULL)"
+    )
+    for migration in load_migrations():
+        if migration.version > 8:
+            continue
+        with conn.transaction():
+            conn.execute(migration.sql.encode())
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, timescale) VALUES (%s, %s, false)",
+                (migration.version, migration.name),
+            )
+
+
+def test_the_migrations_of_06bd7dc_are_shipped_unchanged_with_their_versions() -> None:
+    shipped: dict[str, str] = {}
+    for migration in load_migrations():
+        if migration.version > 8:
+            continue
+        stem = f"{migration.version:04d}_{migration.name}"
+        shipped[f"{stem}.sql"] = hashlib.sha256(migration.sql.encode()).hexdigest()
+        if migration.timescale_sql is not None:
+            shipped[f"{stem}.timescale.sql"] = hashlib.sha256(
+                migration.timescale_sql.encode()
+            ).hexdigest()
+    assert shipped == SHIPPED_AT_06BD7DC
+
+
+def test_a_database_migrated_by_06bd7dc_upgrades_without_loss(empty_database_url: str) -> None:
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        _migrate_as_06bd7dc(conn)
+        org, _ = registry_store.add_org(conn, "acme-upgrade", "manufacturer")
+        registry_store.add_device(conn, org.slug, "line-1", None)
+        insert_dead_letters(
+            conn,
+            [
+                DeadLetter(
+                    received_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                    topic="tf/acme-upgrade/line-1/events",
+                    payload=b"{not json",
+                    item_index=0,
+                    reason="not_json",
+                    detail="kept across the upgrade",
+                )
+            ],
+        )
+        before = _table_digests(conn)
+        assert before["orgs"][0] == 1
+        assert before["dead_letters"][0] == 1
+
+    applied = migrate(empty_database_url)
+
+    newer = [f"{m.version:04d}_{m.name}" for m in load_migrations() if m.version > 8]
+    assert applied == newer  # nothing of 06bd7dc's is applied a second time
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        after = _table_digests(conn)
+        for table, content in before.items():
+            if table != "schema_migrations":
+                assert after[table] == content, f"{table} changed in the upgrade"
+        upgraded = _schema(conn)
+    with (
+        scratch_database(admin_url(), "tracefin_upgrade_fresh") as fresh_url,
+        psycopg.connect(fresh_url, autocommit=True) as conn,
+    ):
+        assert upgraded == _schema(conn)
+    assert migrate(empty_database_url) == []
