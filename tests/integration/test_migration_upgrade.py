@@ -25,16 +25,21 @@ from tracefin.schema import load_migrations, migrate, scratch_database
 
 pytestmark = pytest.mark.integration
 
-# sha256 of each migration file as commit 06bd7dc shipped it (`git show 06bd7dc:ledger/migrations/…`).
+# sha256 of each migration file as commit 06bd7dc shipped it
+# (`git show 06bd7dc:ledger/migrations/NAME | sha256sum`).
 SHIPPED_AT_06BD7DC = {
     "0001_registry.sql": "3a79f868dbe8f12fce7191834a11781c97647e18dea1ad7510027cdfbf0288fb",
     "0002_events.sql": "f4a19ff0842190b56f50efbf85fc6651773b9d5e5e23a9059d2b4b47c852d881",
     "0002_events.timescale.sql": "1a014ab5448d2ee6409b2cfd8798e000ed82c01f1b0390fd0675d10f0a1803f8",
     "0003_anchoring.sql": "d8519bd697924ed3e8d3015f3b3c3b8ee5cd89bce88b93e3cd7c6ac35450da8b",
     "0004_finance.sql": "d0cc4d8566667f9bbfd825fdbf7cafeffb6cae4ef28542b28518386cf351c124",
-    "0005_backfill_log_queue.sql": "0135da41ea6a498648219d29ab0362ec01a0f65324563b0eebfe070ce4d1af60",
+    "0005_backfill_log_queue.sql": (
+        "0135da41ea6a498648219d29ab0362ec01a0f65324563b0eebfe070ce4d1af60"
+    ),
     "0006_page_changes.sql": "a84021eca73df928febc4402ac2405ac6276d4124c84bb8e670cdfee96d3ae1c",
-    "0007_finance_event_time.sql": "9c8a342d5aeab9b77f79192698ec5058254ad567fc81908ac889eb8796d221b5",
+    "0007_finance_event_time.sql": (
+        "9c8a342d5aeab9b77f79192698ec5058254ad567fc81908ac889eb8796d221b5"
+    ),
     "0008_journal_seal.sql": "f8bb2cc109bdb68d97f5c07544b42f55d0e650c0bf33a6ff6e79147909f6ecbd",
 }
 
