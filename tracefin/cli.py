@@ -84,7 +84,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
-    from tracefin.up import UpError, say_to, up
+    from tracefin.supervisor import UpError, say_to
+    from tracefin.up import up
 
     try:
         up(settings, demo=args.demo, say=say_to(sys.stdout))

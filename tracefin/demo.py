@@ -28,7 +28,7 @@ from tracefin.simulate import (
     signed_publications,
     sim_devices,
 )
-from tracefin.up import Endpoints, Say, Supervisor, UpError, Worker
+from tracefin.supervisor import Endpoints, Say, Supervisor, UpError, Worker
 
 FACTORY, BANK, OWN_DEVICE = "demo-factory", "demo-bank", "my-device"
 PRODUCTS = 10

@@ -13,7 +13,8 @@ import pytest
 
 from tracefin.embedded import free_port
 from tracefin.settings import Settings
-from tracefin.up import Teardown, UpError, find_chain
+from tracefin.supervisor import Teardown, UpError
+from tracefin.up import find_chain
 
 pytestmark = pytest.mark.integration
 
