@@ -12,6 +12,13 @@ from functools import lru_cache
 from typing import Any, Final
 
 from epcis.identifiers import canonical_gs1_uri, normalise_epc
+from epcis.vocabulary import (
+    BIZ_STEPS,
+    BIZ_TRANSACTION_TYPES,
+    DISPOSITIONS,
+    SENSOR_MEASUREMENT_TYPES,
+    SOURCE_DEST_TYPES,
+)
 
 __all__ = [
     "HashContext",
@@ -40,51 +47,23 @@ _CBV = "https://ref.gs1.org/cbv/"
 _GS1_VOC = "https://gs1.org/voc/"  # value of the `gs1` prefix in the EPCIS 2.0.0 context
 
 
-def _terms(prefix: str, names: str) -> dict[str, str]:
-    return {name: prefix + name for name in names.split()}
+def _terms(prefix: str, names: Iterable[str]) -> dict[str, str]:
+    return {name: prefix + name for name in names}
 
 
-_BIZ_STEPS = _terms(
-    _CBV + "BizStep-",
-    "accepting arriving assembling collecting commissioning consigning creating_class_instance "
-    "cycle_counting decommissioning departing destroying disassembling dispensing encoding "
-    "entering_exiting holding inspecting installing killing loading other packing picking "
-    "receiving removing repackaging repairing replacing reserving retail_selling sampling "
-    "sensor_reporting shipping staging_outbound stock_taking stocking storing transporting "
-    "unloading unpacking void_shipping",
-)
-_DISPOSITIONS = _terms(
-    _CBV + "Disp-",
-    "active available completeness_verified completeness_inferred conformant container_closed "
-    "container_open damaged destroyed dispensed disposed encoded expired in_progress in_transit "
-    "inactive mismatch_instance mismatch_class mismatch_quantity needs_replacement "
-    "no_pedigree_match non_conformant non_sellable_other partially_dispensed recalled reserved "
-    "retail_sold returned sellable_accessible sellable_not_accessible stolen unavailable unknown",
-)
-_BIZ_TRANSACTION_TYPES = _terms(
-    _CBV + "BTT-", "bol cert desadv inv pedigree po poc prodorder recadv rma testprd testres upevt"
-)
-_SOURCE_DEST_TYPES = _terms(_CBV + "SDT-", "owning_party possessing_party location")
-_MEASUREMENT_TYPES = _terms(
-    _GS1_VOC,
-    "AbsoluteHumidity AbsorbedDose AbsorbedDoseRate Acceleration Radioactivity Altitude "
-    "AmountOfSubstance AmountOfSubstancePerUnitVolume Angle AngularAcceleration AngularMomentum "
-    "AngularVelocity Area Capacitance Conductance Conductivity Count Density Dimensionless "
-    "DoseEquivalent DoseEquivalentRate DynamicViscosity ElectricCharge ElectricCurrent "
-    "ElectricCurrentDensity ElectricFieldStrength Energy Exposure Force Frequency Illuminance "
-    "Inductance Irradiance KinematicViscosity Length LinearMomentum Luminance LuminousFlux "
-    "LuminousIntensity MagneticFlux MagneticFluxDensity MagneticVectorPotential Mass "
-    "MassConcentration MassFlowRate MassPerAreaTime MemoryCapacity MolalityOfSolute MolarEnergy "
-    "MolarMass MolarVolume Power Pressure RadiantFlux RadiantIntensity RelativeHumidity "
-    "Resistance Resistivity SolidAngle SpecificVolume Speed SurfaceDensity SurfaceTension "
-    "Temperature Time Torque Voltage Volume VolumeFlowRate VolumeFraction VolumetricFlux "
-    "Wavenumber",
-)
-_SENSOR_EXCEPTIONS = _terms(_GS1_VOC, "ALARM_CONDITION ERROR_CONDITION")
+# The vocabularies are the ones capture validates against (one table, in epcis.vocabulary).
+_BIZ_STEPS = _terms(_CBV + "BizStep-", BIZ_STEPS)
+_DISPOSITIONS = _terms(_CBV + "Disp-", DISPOSITIONS)
+_BIZ_TRANSACTION_TYPES = _terms(_CBV + "BTT-", BIZ_TRANSACTION_TYPES)
+_SOURCE_DEST_TYPES = _terms(_CBV + "SDT-", SOURCE_DEST_TYPES)
+_MEASUREMENT_TYPES = _terms(_GS1_VOC, SENSOR_MEASUREMENT_TYPES)
+_SENSOR_EXCEPTIONS = _terms(_GS1_VOC, ("ALARM_CONDITION", "ERROR_CONDITION"))
 _COMPONENTS = _terms(
     _CBV + "Comp-",
-    "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting "
-    "northing latitude longitude altitude",
+    (
+        "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting "
+        "northing latitude longitude altitude"
+    ).split(),
 )
 
 # Prefixes known without a document context; a document's own declarations override them.

@@ -438,3 +438,31 @@ def test_document_helpers() -> None:
     assert document_ignore_fields(plain) == frozenset()
     with pytest.raises(ValueError, match="epcisBody"):
         document_events({"type": "EPCISDocument"})
+
+
+@pytest.mark.parametrize(
+    ("field", "bare", "expanded"),
+    [
+        ("bizStep", "shipping", "https://ref.gs1.org/cbv/BizStep-shipping"),
+        ("disposition", "in_transit", "https://ref.gs1.org/cbv/Disp-in_transit"),
+    ],
+)
+def test_bare_cbv_words_hash_as_their_web_uris(field: str, bare: str, expanded: str) -> None:
+    assert event_hash_id({**BASE, field: bare}) == event_hash_id({**BASE, field: expanded})
+
+
+@pytest.mark.parametrize(
+    ("key", "bare", "expanded"),
+    [
+        ("type", "Temperature", "https://gs1.org/voc/Temperature"),
+        ("component", "latitude", "https://ref.gs1.org/cbv/Comp-latitude"),
+        ("exception", "ALARM_CONDITION", "https://gs1.org/voc/ALARM_CONDITION"),
+    ],
+)
+def test_bare_sensor_terms_hash_as_their_uris(key: str, bare: str, expanded: str) -> None:
+    # The vocabulary tables are built from word lists: a whole word must expand, not its letters.
+    def with_report(value: str) -> dict[str, Any]:
+        return {**BASE, "sensorElementList": [{"sensorReport": [{key: value, "value": 1}]}]}
+
+    assert event_hash_id(with_report(bare)) == event_hash_id(with_report(expanded))
+    assert event_hash_id(with_report(bare)) != event_hash_id(with_report(bare + "x"))
