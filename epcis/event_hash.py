@@ -60,10 +60,22 @@ _MEASUREMENT_TYPES = _terms(_GS1_VOC, SENSOR_MEASUREMENT_TYPES)
 _SENSOR_EXCEPTIONS = _terms(_GS1_VOC, ("ALARM_CONDITION", "ERROR_CONDITION"))
 _COMPONENTS = _terms(
     _CBV + "Comp-",
-    (
-        "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting "
-        "northing latitude longitude altitude"
-    ).split(),
+    [
+        "x",
+        "y",
+        "z",
+        "axial_distance",
+        "azimuth",
+        "height",
+        "spherical_radius",
+        "polar_angle",
+        "elevation_angle",
+        "easting",
+        "northing",
+        "latitude",
+        "longitude",
+        "altitude",
+    ],
 )
 
 # Prefixes known without a document context; a document's own declarations override them.
