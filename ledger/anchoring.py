@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 WORKER = "anchor"
 # Any constant works; every anchor process must use the same one.
-LEADER_LOCK_ID = 0x7466_616E_6368_6F72  # "tfanchor"
 
 
 class DevnetReset(Exception):
@@ -81,8 +80,7 @@ class AnchorWorker:
 
     def _acquire(self, lock_conn: Conn) -> bool:
         while not self._stop.is_set():
-            row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_ID,)).fetchone()
-            if row is not None and row[0]:
+            if log_store.try_anchor_leadership(lock_conn):
                 return True
             self._stop.wait(1.0)
         return False
@@ -92,7 +90,7 @@ class AnchorWorker:
             state = _LeaderState(conn, self._rpc_url, self._private_key, self._config)
             backoff = 0.5
             while not self._stop.is_set():
-                lock_conn.execute("SELECT 1")  # a lost lock connection means lost leadership
+                log_store.ping(lock_conn)  # a lost lock connection means lost leadership
                 try:
                     anchored = state.step()
                     backoff = 0.5

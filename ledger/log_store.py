@@ -257,3 +257,39 @@ def stored_event_rows(conn: Conn, columns: str) -> Iterator[tuple[Any, ...]]:
             " ORDER BY ingest_seq"
         )
         yield from cursor
+
+
+@dataclass(frozen=True)
+class LogProgress:
+    """How far the log has come, for the lag gauges: one snapshot, so the numbers agree."""
+
+    queued: int  # stored events not positioned yet
+    size: int  # positions assigned
+    anchored: int  # the first position no batch of the current deployment covers
+
+
+def progress(conn: Conn) -> LogProgress:
+    with conn.cursor(row_factory=class_row(LogProgress)) as cursor:
+        row = cursor.execute(
+            "SELECT (SELECT count(*) FROM log_queue) AS queued,"
+            " (SELECT coalesce(max(log_index) + 1, 0) FROM log_entries) AS size,"
+            " (SELECT coalesce(max(b.first_index + b.count), 0) FROM anchor_batches b"
+            "  JOIN chain_deployments d ON d.id = b.deployment_id AND d.current) AS anchored"
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+# Any constant works; every anchor process must use the same one.
+ANCHOR_LEADER_LOCK_ID = 0x7466_616E_6368_6F72  # "tfanchor"
+
+
+def try_anchor_leadership(conn: Conn) -> bool:
+    """Take the anchor leader's session lock if free; held until `conn` closes."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ANCHOR_LEADER_LOCK_ID,)).fetchone()
+    return row is not None and bool(row[0])
+
+
+def ping(conn: Conn) -> None:
+    """Raise if `conn` is gone (for a lock holder: leadership is lost with it)."""
+    conn.execute("SELECT 1")
