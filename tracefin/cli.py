@@ -17,7 +17,7 @@ from epcis.signatures import normalise_address
 from records import registry_store
 from records.db import Conn
 from tracefin.schema import migrate
-from tracefin.settings import Settings, get_settings
+from tracefin.settings import Settings
 
 if TYPE_CHECKING:
     from ledger.chain import Chain
@@ -586,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         try:
-            settings = get_settings()
+            settings = Settings()  # read once, then passed down explicitly
         except ValidationError as exc:
             raise CliError(f"invalid settings: {exc.errors()[0]['msg']}") from None
         from finance import store

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import lru_cache
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,9 +86,3 @@ class Settings(BaseSettings):
     @property
     def max_future_skew(self) -> timedelta:
         return timedelta(seconds=self.ingest_max_future_skew_s)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The settings of this process, read once."""
-    return Settings()
