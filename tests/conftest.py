@@ -10,35 +10,22 @@ import psycopg
 import pytest
 
 from records.db import Conn
+from tests.support.postgres import admin_url
 from tracefin.embedded import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
 from tracefin.schema import scratch_database
-
-LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin_url() -> str:
-    url = os.environ.get("TRACEFIN_TEST_DATABASE_URL", LOCAL_POSTGRES)
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return url
-    except psycopg.OperationalError as exc:
-        pytest.skip(
-            f"PostgreSQL not reachable at {url} ({str(exc).strip()}); start it "
-            "(`make services`) or set TRACEFIN_TEST_DATABASE_URL"
-        )
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped at the end."""
-    with scratch_database(_admin_url(), "tracefin_test") as url:
+    with scratch_database(admin_url(), "tracefin_test") as url:
         yield url
 
 
 @pytest.fixture
 def fresh_database_url() -> Iterator[str]:
     """A fresh, migrated database of its own, for a test that owns the whole event log."""
-    with scratch_database(_admin_url(), "tracefin_test") as url:
+    with scratch_database(admin_url(), "tracefin_test") as url:
         yield url
 
 

@@ -19,8 +19,8 @@ from ledger.deployment import ensure_deployment
 from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
 from records.db import Conn
-from tests.integration.conftest import WorkerProcess
 from tests.support.events import store_events, wait_anchored
+from tests.support.processes import WorkerProcess
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration

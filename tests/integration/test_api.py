@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from records import registry_store
-from records.db import Conn
+from tests.support.api import Api
 from tests.support.events import make_event
-from tests.support.world import GTIN, ITEM, LOT, LOT_URI, seed_world
+from tests.support.world import GTIN, ITEM, LOT, LOT_URI
 from tracefin.settings import Settings
 from tracefin.simulate import gtin_for
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class World:
-    client: TestClient
-    keys: dict[str, str]
-    conn: Conn
-    digests: list[bytes]
-    chain_rpc_url: str
-
-    def get(self, path: str, who: str | None = None, **kwargs: object) -> object:
-        headers = dict(kwargs.pop("headers", {}))  # type: ignore[call-overload]
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.keys[who]}"
-        return self.client.get(path, headers=headers, **kwargs)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def world(fresh_database_url: str, chain_rpc_url: str) -> Iterator[World]:
-    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
-        keys, digests = seed_world(conn, chain_rpc_url)
-        pool = ConnectionPool(
-            fresh_database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True
-        )
-        settings = Settings(
-            _env_file=None,
-            database_url=fresh_database_url,  # type: ignore[call-arg]
-            chain_rpc_url=chain_rpc_url,
-            api_public_rate_per_minute=10_000,
-        )
-        with TestClient(create_app(settings, pool), raise_server_exceptions=False) as client:
-            yield World(client, keys, conn, digests, chain_rpc_url)
-        pool.close()
-
-
-def test_item_page_json_shows_only_public_fields_with_verification(world: World) -> None:
+def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -> None:
     response = world.get(ITEM, headers={"Accept": "application/json"})
     assert response.status_code == 200, response.text  # type: ignore[attr-defined]
     page = response.json()  # type: ignore[attr-defined]
@@ -98,7 +62,7 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: World)
     assert "device" not in response.text  # type: ignore[attr-defined]
 
 
-def test_lot_page_and_epc_lookup(world: World) -> None:
+def test_lot_page_and_epc_lookup(world: Api) -> None:
     lot = world.get(LOT, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
     assert lot["product"]["lot"] == "L0000000"
     assert {e["stage"] for e in lot["events"]} >= {
@@ -118,7 +82,7 @@ def test_lot_page_and_epc_lookup(world: World) -> None:
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_identifier")  # type: ignore[attr-defined]
 
 
-def test_html_page_in_english_and_chinese(world: World) -> None:
+def test_html_page_in_english_and_chinese(world: Api) -> None:
     english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en-GB"})
     assert english.headers["content-type"].startswith("text/html")  # type: ignore[attr-defined]
     assert english.text.count('class="event anchored"') == 7  # type: ignore[attr-defined]
@@ -132,14 +96,14 @@ def test_html_page_in_english_and_chinese(world: World) -> None:
     assert "生产" in chinese.text  # type: ignore[attr-defined]
 
 
-def test_unknown_product_is_a_404_problem(world: World) -> None:
+def test_unknown_product_is_a_404_problem(world: Api) -> None:
     response = world.get(f"/01/{gtin_for(999)}/21/nope")
     assert response.status_code == 404  # type: ignore[attr-defined]
     assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
     assert response.json()["code"] == "unknown_product"  # type: ignore[attr-defined]
 
 
-def test_tampered_event_shows_as_failed(world: World) -> None:
+def test_tampered_event_shows_as_failed(world: Api) -> None:
     # Seen once intact first: what is remembered of that view must not hide the edit.
     before = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
     assert before["failed"] == 0
@@ -156,7 +120,7 @@ def test_tampered_event_shows_as_failed(world: World) -> None:
     assert 'class="event failed"' in html
 
 
-def test_proof_bundle_verifies_and_tampering_does_not(world: World) -> None:
+def test_proof_bundle_verifies_and_tampering_does_not(world: Api) -> None:
     digest = world.digests[3]
     bundle = world.get(f"/v1/proofs/{digest.hex()}").json()  # type: ignore[attr-defined]
     assert bundle["status"] == "anchored"
@@ -172,7 +136,7 @@ def test_proof_bundle_verifies_and_tampering_does_not(world: World) -> None:
     assert junk.status_code == 422
 
 
-def test_page_embeds_the_proof_bundles_that_verify(world: World) -> None:
+def test_page_embeds_the_proof_bundles_that_verify(world: Api) -> None:
     page = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
     for event in page["events"]:
         embedded = event["verification"]["proof"]
@@ -184,7 +148,7 @@ def test_page_embeds_the_proof_bundles_that_verify(world: World) -> None:
     assert verdict.json() == {"valid": True, "reasons": []}
 
 
-def test_cached_page_follows_every_change(world: World) -> None:
+def test_cached_page_follows_every_change(world: Api) -> None:
     cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10
     while not cache.listening:  # the listener connects in the background
@@ -205,7 +169,7 @@ def test_cached_page_follows_every_change(world: World) -> None:
     assert after["events"][0]["verification"]["proof"]["status"] == "pending"
 
 
-def test_qr_codes(world: World) -> None:
+def test_qr_codes(world: Api) -> None:
     svg = world.get("/v1/qr", params={"url": f"https://id.gs1.org{ITEM}"})
     assert svg.headers["content-type"] == "image/svg+xml"  # type: ignore[attr-defined]
     assert b"<svg" in svg.content  # type: ignore[attr-defined]
@@ -214,7 +178,7 @@ def test_qr_codes(world: World) -> None:
     assert world.get("/v1/qr", params={"url": "javascript:alert(1)"}).status_code == 400  # type: ignore[attr-defined]
 
 
-def test_capture_over_http_uses_the_mqtt_pipeline(world: World) -> None:
+def test_capture_over_http_uses_the_mqtt_pipeline(world: Api) -> None:
     good, bad = make_event(), make_event(bizStep="teleporting")
     headers = {"Authorization": f"Bearer {world.keys['maker']}"}
     response = world.client.post("/v1/capture", json=[good, bad], headers=headers)
@@ -238,7 +202,7 @@ def test_capture_over_http_uses_the_mqtt_pipeline(world: World) -> None:
     assert (huge.status_code, huge.json()["code"]) == (413, "payload_too_large")
 
 
-def test_event_query_is_scoped_filtered_and_paginated(world: World) -> None:
+def test_event_query_is_scoped_filtered_and_paginated(world: Api) -> None:
     mine = world.get("/v1/events", "maker", params={"limit": 5}).json()  # type: ignore[attr-defined]
     assert len(mine["events"]) == 5
     assert mine["next_cursor"] is not None
@@ -309,9 +273,7 @@ def matrix_body(path: str, who: str) -> dict[str, object] | None:
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), MATRIX, ids=[m[1] for m in MATRIX])
-def test_authorization_matrix(
-    world: World, method: str, path: str, expected: dict[str, int]
-) -> None:
+def test_authorization_matrix(world: Api, method: str, path: str, expected: dict[str, int]) -> None:
     for who, status in expected.items():
         headers = {"Authorization": f"Bearer {world.keys[who]}"}
         response = world.client.request(method, path, headers=headers, json=matrix_body(path, who))
@@ -322,14 +284,14 @@ def test_authorization_matrix(
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_api_key")
 
 
-def test_revoked_key_is_refused(world: World) -> None:
+def test_revoked_key_is_refused(world: Api) -> None:
     assert world.get("/v1/events", "maker").status_code == 200  # type: ignore[attr-defined]
     registry_store.revoke_keys(world.conn, "maker")
     refused = world.get("/v1/events", "maker")
     assert refused.json()["code"] == "invalid_api_key"  # type: ignore[attr-defined]
 
 
-def test_regulator_traces_forward_and_backward(world: World) -> None:
+def test_regulator_traces_forward_and_backward(world: Api) -> None:
     forward = world.get(f"/v1/trace{LOT}", "regulator", params={"direction": "forward"}).json()  # type: ignore[attr-defined]
     steps = [s["biz_step"] for s in forward["steps"]]
     assert steps == ["shipping", "accepting", "retail_selling"]
@@ -339,7 +301,7 @@ def test_regulator_traces_forward_and_backward(world: World) -> None:
     assert world.get("/v1/audit", "regulator").json()["clean"] is True  # type: ignore[attr-defined]
 
 
-def test_ops_routes(world: World) -> None:
+def test_ops_routes(world: Api) -> None:
     assert world.get("/healthz").json() == {"status": "ok"}  # type: ignore[attr-defined]
     ready = world.get("/readyz")
     assert ready.status_code == 200, ready.text  # type: ignore[attr-defined]
@@ -349,7 +311,7 @@ def test_ops_routes(world: World) -> None:
     assert 'tracefin_lag_positions{stage="anchoring"} 0.0' in metrics
 
 
-def test_errors_are_problems_never_tracebacks(world: World) -> None:
+def test_errors_are_problems_never_tracebacks(world: Api) -> None:
     missing = world.client.get("/nowhere")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     wrong_method = world.client.delete("/healthz")
@@ -360,7 +322,7 @@ def test_errors_are_problems_never_tracebacks(world: World) -> None:
         assert "Traceback" not in response.text  # type: ignore[attr-defined]
 
 
-def test_nul_anywhere_is_a_400_not_a_crash(world: World) -> None:
+def test_nul_anywhere_is_a_400_not_a_crash(world: Api) -> None:
     for response in (
         world.get(f"/01/{GTIN}/21/a%00b"),
         world.get("/v1/events", "maker", params={"EQ_bizLocation": "x\x00"}),

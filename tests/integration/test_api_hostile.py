@@ -3,74 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from epcis.event_hash import hash_id_from_digest
 from finance import service, store
 from records.db import Conn
-from tests.conftest import _admin_url
+from tests.support.api import Api, seeded_api
 from tests.support.events import make_event
 from tests.support.hostile import Raw, dump, hostile_payloads, json_values, nested
-from tests.support.world import GTIN, LOT, LOT_URI, WAREHOUSE, seed_world
-from tracefin.schema import scratch_database
-from tracefin.settings import Settings
+from tests.support.world import GTIN, LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 
 PROBLEM_JSON = "application/problem+json"
 MIB = 1_048_576
-
-
-@dataclass
-class Api:
-    """test_api's world (orgs with keys, anchored lots, a pledge) behind an in-process client."""
-
-    client: TestClient
-    keys: dict[str, str]
-    conn: Conn
-    digests: list[bytes]
-    chain_rpc_url: str
-
-    def auth(self, who: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[who]}"} if who is not None else {}
-
-    def call(self, method: str, path: str, who: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = {**self.auth(who), **kwargs.pop("headers", {})}
-        response: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
-        return response
-
-
-@contextmanager
-def seeded_api(chain_rpc_url: str) -> Iterator[Api]:
-    """A database of its own with test_api's world in it; one per module keeps files fast."""
-    with (
-        scratch_database(_admin_url(), "tracefin_test") as url,
-        psycopg.connect(url, autocommit=True) as conn,
-    ):
-        keys, digests = seed_world(conn, chain_rpc_url)
-        app_settings = Settings(
-            _env_file=None,
-            database_url=url,
-            chain_rpc_url=chain_rpc_url,
-            api_public_rate_per_minute=1_000_000,  # thousands of requests from one client
-        )
-        with (
-            ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool,
-            TestClient(create_app(app_settings, pool), raise_server_exceptions=False) as client,
-        ):
-            yield Api(client, keys, conn, digests, chain_rpc_url)
 
 
 def assert_problem(response: httpx.Response, status: int | None = None) -> dict[str, Any]:

@@ -7,17 +7,17 @@ import pytest
 from finance import service, store
 from ledger.chain import Chain, connect
 from ledger.log_store import current_deployment
-from tests.integration.test_api import World, world  # noqa: F401
+from tests.support.api import Api
 from tests.support.world import LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 
 
-def auth(world: World, who: str) -> dict[str, str]:  # noqa: F811
+def auth(world: Api, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.keys[who]}"}
 
 
-def test_enterprise_registers_products_and_devices(world: World) -> None:  # noqa: F811
+def test_enterprise_registers_products_and_devices(world: Api) -> None:
     product = {
         "gtin": "00614141099996",
         "name": "Ice cream",
@@ -53,7 +53,7 @@ def test_enterprise_registers_products_and_devices(world: World) -> None:  # noq
     assert financier.status_code == 403
 
 
-def test_financier_runs_a_line_through_the_api(world: World) -> None:  # noqa: F811
+def test_financier_runs_a_line_through_the_api(world: Api) -> None:
     # Lot 1 is still in the supervised warehouse after its first four events.
     lines = world.client.get("/v1/lines", headers=auth(world, "bank")).json()
     assert [line["status"] for line in lines] == ["active"]
@@ -80,7 +80,7 @@ def test_financier_runs_a_line_through_the_api(world: World) -> None:  # noqa: F
     assert (overpaid.status_code, overpaid.json()["code"]) == (422, "invalid_amount")
 
 
-def test_pledge_and_release_on_chain_through_the_api(world: World) -> None:  # noqa: F811
+def test_pledge_and_release_on_chain_through_the_api(world: Api) -> None:
     deployment = current_deployment(world.conn)
     assert deployment is not None
     chain = Chain(

@@ -49,7 +49,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from tests.conftest import _admin_url
+from tests.support.postgres import admin_url
 from tests.support.world import seed_world
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
@@ -131,7 +131,7 @@ def role(request: pytest.FixtureRequest) -> str:
 def seeded(role: str, chain_rpc_url: str) -> Iterator[Seeded]:
     """test_api's `world`, rebuilt for each role in a database of its own."""
     with (
-        scratch_database(_admin_url(), "tracefin_test") as url,
+        scratch_database(admin_url(), "tracefin_test") as url,
         psycopg.connect(url, autocommit=True) as conn,
     ):
         keys, _ = seed_world(conn, chain_rpc_url)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -15,8 +12,9 @@ from ledger.audit import audit
 from ledger.chain import connect
 from ledger.deployment import ensure_deployment
 from records.db import Conn
-from tests.integration.conftest import WorkerProcess
+from tests.support.cli import run_audit_cli
 from tests.support.events import store_events, wait_anchored
+from tests.support.processes import WorkerProcess
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration
@@ -37,22 +35,6 @@ def anchored(
 
 def kinds(conn: Conn, chain_rpc_url: str) -> set[str]:
     return {finding.kind for finding in audit(conn, connect(chain_rpc_url)).findings}
-
-
-def run_audit_cli(database_url: str, chain_rpc_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRACEFIN_")},
-        "TRACEFIN_DATABASE_URL": database_url,
-        "TRACEFIN_CHAIN_RPC_URL": chain_rpc_url,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tracefin.cli", "audit"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_untouched_history_audits_clean(

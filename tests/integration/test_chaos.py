@@ -46,9 +46,9 @@ from tests.support.chaos import (
     settle_and_check,
     wait_until,
 )
-from tests.integration.conftest import WorkerProcess
 from tests.support.events import store_events
-from tests.integration.test_finance_restart import snapshot
+from tests.support.finance import snapshot
+from tests.support.processes import WorkerProcess
 from tracefin.embedded import ServiceUnavailable, start_mosquitto
 from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 
 import pytest
 
 from records.db import Conn
 from records.registry_store import hash_api_key
+from tests.support.cli import tracefin
 
 pytestmark = pytest.mark.integration
-
-
-def tracefin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "tracefin.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_db_migrate_is_idempotent(database_url: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from records import registry_store
 from records.db import Conn
-from tests.integration.test_cli import tracefin
+from tests.support.cli import tracefin
 
 pytestmark = pytest.mark.integration
 

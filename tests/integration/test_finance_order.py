@@ -21,11 +21,10 @@ from finance.worker import FinanceConfig, FinanceWorker
 from records.db import Conn
 from tests.support.chaos import business_state
 from tests.support.events import store_events
-from tests.integration.test_finance_restart import seed_finance, snapshot
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+from tests.support.finance import seed_finance, snapshot
+from tracefin.simulate import gtin_for
 
 pytestmark = pytest.mark.integration
-WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
 LOTS = 40
 STEPS = 7  # events per lot's lifecycle, in event-time order
 PLEDGED = range(0, LOTS, 5)

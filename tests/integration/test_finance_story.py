@@ -19,7 +19,7 @@ from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from records import registry_store
 from records.db import Conn
-from tests.integration.conftest import IngestProcess, WorkerProcess
+from tests.support.processes import IngestProcess, WorkerProcess
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
     WAREHOUSE_GLN,

@@ -15,10 +15,11 @@ from epcis.event_hash import event_hash_digest, event_hash_id
 from epcis.signatures import address_of, sign_digest
 from records import registry_store
 from records.db import Conn
-from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
+from tests.support.api import Api, seeded_api
 from tests.support.events import envelope, make_event
 from tests.support.hostile import SQL_INJECTIONS, base_events
-from tests.integration.test_api_hostile import Api, seeded_api
+from tests.support.mqtt import Listener, RegisteredDevice
+from tests.support.processes import IngestProcess
 from tests.support.world import GTIN, LOT, LOT_URI
 from tracefin.simulate import Publication, Publisher
 

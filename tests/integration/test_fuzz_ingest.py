@@ -25,8 +25,6 @@ from ingest.mqtt_link import new_client
 from ledger.audit import audit
 from records import registry_store
 from records.db import Conn
-from tests.conftest import _admin_url
-from tests.integration.conftest import IngestProcess, Listener
 from tests.support.hostile import (
     Raw,
     base_events,
@@ -35,6 +33,9 @@ from tests.support.hostile import (
     hostile_payloads,
     nested,
 )
+from tests.support.mqtt import Listener
+from tests.support.postgres import admin_url
+from tests.support.processes import IngestProcess
 from tracefin.embedded import ServiceUnavailable, start_mosquitto
 from tracefin.schema import scratch_database
 from tracefin.simulate import Publication, Publisher
@@ -127,7 +128,7 @@ def _rig(url: str, mqtt_url: str, log_dir: Path) -> Iterator[Rig]:
 def rig(mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     """A database of its own, so the final audit sees only what this module ingested."""
     with (
-        scratch_database(_admin_url(), "tracefin_test") as url,
+        scratch_database(admin_url(), "tracefin_test") as url,
         _rig(url, mqtt_url, tmp_path_factory.mktemp("fuzz-ingest")) as made,
     ):
         yield made
@@ -146,7 +147,7 @@ def lone_rig(tmp_path: Path) -> Iterator[Rig]:
         pytest.skip(f"needs a private Mosquitto: {exc}")
     try:
         with (
-            scratch_database(_admin_url(), "tracefin_test") as url,
+            scratch_database(admin_url(), "tracefin_test") as url,
             _rig(url, broker.url, tmp_path) as made,
         ):
             yield made

@@ -11,7 +11,7 @@ import pytest
 
 from records import registry_store
 from records.db import Conn
-from tests.integration.conftest import IngestProcess
+from tests.support.processes import IngestProcess
 from tracefin.simulate import Publisher, register_sim_devices, signed_publications, sim_devices
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ import pytest
 from epcis.event_hash import event_hash_digest, event_hash_id
 from epcis.signatures import sign_digest
 from records.db import Conn
-from tests.integration.conftest import IngestProcess, Listener, RegisteredDevice
 from tests.support.events import envelope, make_event
+from tests.support.mqtt import Listener, RegisteredDevice
+from tests.support.processes import IngestProcess
 from tracefin.simulate import Publication, Publisher
 
 pytestmark = pytest.mark.integration

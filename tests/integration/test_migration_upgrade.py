@@ -20,7 +20,7 @@ from psycopg import sql
 from records import registry_store
 from records.db import Conn
 from records.event_store import DeadLetter, insert_dead_letters
-from tests.conftest import _admin_url as admin_url  # TODO(one house): tests.support once C lands it
+from tests.support.postgres import admin_url
 from tracefin.schema import load_migrations, migrate, scratch_database
 
 pytestmark = pytest.mark.integration

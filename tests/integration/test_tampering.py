@@ -14,8 +14,8 @@ from finance.audit import full_audit as audit
 from ledger import log_store
 from ledger.audit import Finding
 from ledger.chain import connect
-from tests.integration.test_api import World, world  # noqa: F401
-from tests.integration.test_audit import run_audit_cli
+from tests.support.api import Api
+from tests.support.cli import run_audit_cli
 from tests.support.world import LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.integration
 JSON = {"Accept": "application/json"}
 
 
-def auth(world: World, who: str) -> dict[str, str]:  # noqa: F811
+def auth(world: Api, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.keys[who]}"}
 
 
-def lot_page(world: World) -> dict[str, Any]:  # noqa: F811
+def lot_page(world: Api) -> dict[str, Any]:
     response = world.client.get(LOT, headers=JSON)
     assert response.status_code == 200, response.text
     page: dict[str, Any] = response.json()
@@ -40,16 +40,16 @@ def states(page: dict[str, Any]) -> dict[bytes, str]:
     }
 
 
-def findings(world: World) -> list[Finding]:  # noqa: F811
+def findings(world: Api) -> list[Finding]:
     return audit(world.conn, connect(world.chain_rpc_url)).findings
 
 
-def kinds(world: World) -> set[str]:  # noqa: F811
+def kinds(world: Api) -> set[str]:
     return {f.kind for f in findings(world)}
 
 
 @pytest.fixture(autouse=True)
-def _seed_pledge_released(world: World) -> None:  # noqa: F811
+def _seed_pledge_released(world: Api) -> None:
     """Start every test from records that agree with the chain.
 
     The seed (tests/integration/world.py) pledges lot 0 in the database only, which the audit
@@ -62,7 +62,7 @@ def _seed_pledge_released(world: World) -> None:  # noqa: F811
     world.conn.execute("DELETE FROM pledges WHERE lot_uri = %s", (LOT_URI,))
 
 
-def lot_event(world: World, biz_step: str) -> bytes:  # noqa: F811
+def lot_event(world: Api, biz_step: str) -> bytes:
     """The digest of the lot's own event with this business step (one per lot in the seed)."""
     row = world.conn.execute(
         "SELECT event_hash FROM events WHERE biz_step = %s AND lots @> ARRAY[%s]",
@@ -75,12 +75,12 @@ def lot_event(world: World, biz_step: str) -> bytes:  # noqa: F811
 # --- events ---------------------------------------------------------------------------------
 
 
-def test_a_released_seed_pledge_audits_clean(world: World) -> None:  # noqa: F811
+def test_a_released_seed_pledge_audits_clean(world: Api) -> None:
     # The baseline of the event and batch tests below.
     assert kinds(world) == set()
 
 
-def test_lot_page_shows_an_edited_event_as_failed(world: World) -> None:  # noqa: F811
+def test_lot_page_shows_an_edited_event_as_failed(world: Api) -> None:
     # test_api checks the item page; the lot page has its own query (lot history) and must
     # not show an edited event as anchored either.
     digest = lot_event(world, "storing")
@@ -115,7 +115,7 @@ def test_lot_page_shows_an_edited_event_as_failed(world: World) -> None:  # noqa
     ids=["no-type", "object-for-a-list", "array", "json-null"],
 )
 def test_an_event_edited_into_junk_is_failed_not_a_crash(
-    world: World,  # noqa: F811
+    world: Api,
     edit: str,
 ) -> None:
     # A tamperer may leave JSON the hash cannot even read: the page and the audit must answer
@@ -141,7 +141,7 @@ def test_an_event_edited_into_junk_is_failed_not_a_crash(
     ],
 )
 def test_an_edited_index_column_is_caught(
-    world: World,  # noqa: F811
+    world: Api,
     step: str,
     column: str,
     value: str,
@@ -165,7 +165,7 @@ def test_an_edited_index_column_is_caught(
     assert column in finding.detail
 
 
-def test_an_edited_epc_list_column_is_caught(world: World) -> None:  # noqa: F811
+def test_an_edited_epc_list_column_is_caught(world: Api) -> None:
     # One of the commissioned items no longer appears to belong to the lot.
     digest = lot_event(world, "commissioning")
     assert (
@@ -179,7 +179,7 @@ def test_an_edited_epc_list_column_is_caught(world: World) -> None:  # noqa: F81
     assert (finding.kind, "epcs" in finding.detail) == ("event_columns_altered", True)
 
 
-def test_an_event_hidden_from_its_lot_is_caught(world: World) -> None:  # noqa: F811
+def test_an_event_hidden_from_its_lot_is_caught(world: Api) -> None:
     # Dropping the lot from the row's `lots` column removes a damaging inspection from the lot
     # page and from the finance view, without touching the hashed JSON.
     digest = lot_event(world, "inspecting")
@@ -197,7 +197,7 @@ def test_an_event_hidden_from_its_lot_is_caught(world: World) -> None:  # noqa: 
 # --- anchor batches ----------------------------------------------------------------------------
 
 
-def _batch_of(world: World, digest: bytes) -> int:  # noqa: F811
+def _batch_of(world: Api, digest: bytes) -> int:
     row = world.conn.execute(
         "SELECT b.batch_id FROM log_entries l JOIN anchor_batches b"
         " ON l.log_index >= b.first_index AND l.log_index < b.first_index + b.count"
@@ -209,7 +209,7 @@ def _batch_of(world: World, digest: bytes) -> int:  # noqa: F811
 
 
 def test_a_deleted_batch_row_is_caught_and_its_events_are_not_shown_anchored(
-    world: World,  # noqa: F811
+    world: Api,
 ) -> None:
     digest = lot_event(world, "storing")
     batch = _batch_of(world, digest)
@@ -219,7 +219,7 @@ def test_a_deleted_batch_row_is_caught_and_its_events_are_not_shown_anchored(
     assert states(lot_page(world))[digest] != "anchored"
 
 
-def test_an_edited_batch_root_shows_its_events_as_failed(world: World) -> None:  # noqa: F811
+def test_an_edited_batch_root_shows_its_events_as_failed(world: Api) -> None:
     digest = lot_event(world, "storing")
     assert states(lot_page(world))[digest] == "anchored"
     world.conn.execute(
@@ -230,7 +230,7 @@ def test_an_edited_batch_root_shows_its_events_as_failed(world: World) -> None: 
     assert states(lot_page(world))[digest] == "failed"
 
 
-def _deployment_tx(world: World) -> tuple[bytes, int]:  # noqa: F811
+def _deployment_tx(world: Api) -> tuple[bytes, int]:
     """A real transaction that anchored nothing: the one that created the TraceAnchor."""
     deployment = log_store.current_deployment(world.conn)
     assert deployment is not None
@@ -238,7 +238,7 @@ def _deployment_tx(world: World) -> tuple[bytes, int]:  # noqa: F811
     return bytes(block["transactions"][0]), deployment.deployed_block  # type: ignore[arg-type]
 
 
-def _forge_anchor_transaction(world: World, digest: bytes, forgery: str) -> int:  # noqa: F811
+def _forge_anchor_transaction(world: Api, digest: bytes, forgery: str) -> int:
     """Edit the transaction and/or block of the batch of `digest`; returns the batch id."""
     batch = _batch_of(world, digest)
     if forgery == "random-tx-and-block":
@@ -262,7 +262,7 @@ def _forge_anchor_transaction(world: World, digest: bytes, forgery: str) -> int:
 @pytest.mark.parametrize(
     "forgery", ["random-tx-and-block", "another-real-tx-in-its-block", "block-only"]
 )
-def test_a_forged_anchor_transaction_is_caught(world: World, forgery: str) -> None:  # noqa: F811
+def test_a_forged_anchor_transaction_is_caught(world: Api, forgery: str) -> None:
     digest = lot_event(world, "storing")
     batch = _forge_anchor_transaction(world, digest, forgery)
     # The proof bundle built from the row no longer verifies against the chain...
@@ -279,7 +279,7 @@ def test_a_forged_anchor_transaction_is_caught(world: World, forgery: str) -> No
     "forgery", ["random-tx-and-block", "another-real-tx-in-its-block", "block-only"]
 )
 def test_a_forged_anchor_transaction_shows_its_events_as_failed(
-    world: World,  # noqa: F811
+    world: Api,
     forgery: str,
 ) -> None:
     """The page checks each batch record it cites against the chain (once per record)."""
@@ -293,7 +293,7 @@ def test_a_forged_anchor_transaction_shows_its_events_as_failed(
 
 
 @pytest.fixture
-def financed(world: World) -> World:  # noqa: F811
+def financed(world: Api) -> Api:
     """The world's lot 0 pledged on chain to `bank` (not only in the database), then financed."""
     world.conn.execute(
         "UPDATE lots SET custody = 'warehouse', location = %s WHERE lot_uri = %s",
@@ -316,7 +316,7 @@ def financed(world: World) -> World:  # noqa: F811
     return world
 
 
-def test_a_financed_world_audits_clean(financed: World) -> None:
+def test_a_financed_world_audits_clean(financed: Api) -> None:
     # The baseline of the tests below: pledging and deciding add no finding.
     assert kinds(financed) == set()
     assert financed.conn.execute("SELECT count(*) FROM decisions").fetchone() == (1,)
@@ -357,12 +357,12 @@ def _line_of(financier: str, borrower: str) -> str:
     ],
     ids=["moved-to-other-bank", "moved-to-other-borrower", "released", "deleted", "lot-key"],
 )
-def test_an_edited_pledge_is_caught(financed: World, edit: str, expected: set[str]) -> None:
+def test_an_edited_pledge_is_caught(financed: Api, edit: str, expected: set[str]) -> None:
     assert financed.conn.execute(edit + " WHERE lot_uri = %s", (LOT_URI,)).rowcount == 1
     assert kinds(financed) == expected
 
 
-def test_a_pledge_released_on_chain_but_live_here_is_caught(financed: World) -> None:
+def test_a_pledge_released_on_chain_but_live_here_is_caught(financed: Api) -> None:
     released = financed.client.delete(f"/v1/pledges{LOT}", headers=auth(financed, "bank"))
     assert released.status_code == 200, released.text
     assert kinds(financed) == set()
@@ -377,7 +377,7 @@ def test_a_pledge_released_on_chain_but_live_here_is_caught(financed: World) -> 
     assert "not pledged" in finding.detail
 
 
-def test_a_forged_pledge_of_another_lot_is_caught(financed: World) -> None:
+def test_a_forged_pledge_of_another_lot_is_caught(financed: Api) -> None:
     row = financed.conn.execute(
         "SELECT lot_uri FROM lots WHERE lot_uri <> %s ORDER BY lot_uri LIMIT 1", (LOT_URI,)
     ).fetchone()
@@ -417,13 +417,13 @@ def test_a_forged_pledge_of_another_lot_is_caught(financed: World) -> None:
     ids=["amount", "reasons", "evidence", "deleted"],
 )
 def test_an_edited_financing_decision_is_caught(
-    financed: World, edit: str, expected: set[str]
+    financed: Api, edit: str, expected: set[str]
 ) -> None:
     assert financed.conn.execute(edit).rowcount == 1
     assert kinds(financed) == expected
 
 
-def test_evidence_of_a_decision_whose_event_was_deleted_is_caught(financed: World) -> None:
+def test_evidence_of_a_decision_whose_event_was_deleted_is_caught(financed: Api) -> None:
     row = financed.conn.execute("SELECT evidence[1] FROM decisions").fetchone()
     assert row is not None
     assert row[0] is not None
@@ -431,7 +431,7 @@ def test_evidence_of_a_decision_whose_event_was_deleted_is_caught(financed: Worl
     assert kinds(financed) == {"event_missing", "decision_evidence_missing"}
 
 
-def test_a_decision_edited_with_its_journal_entry_is_caught(financed: World) -> None:
+def test_a_decision_edited_with_its_journal_entry_is_caught(financed: Api) -> None:
     with financed.conn.transaction():
         financed.conn.execute("UPDATE decisions SET approved_minor = approved_minor + 100000000")
         financed.conn.execute(
@@ -455,12 +455,12 @@ def test_a_decision_edited_with_its_journal_entry_is_caught(financed: World) -> 
         " WHERE id = (SELECT min(id) FROM finance_journal WHERE action = 'pledged')",
     ],
 )
-def test_journal_entries_edited_without_the_key_are_caught(financed: World, edit: str) -> None:
+def test_journal_entries_edited_without_the_key_are_caught(financed: Api, edit: str) -> None:
     assert financed.conn.execute(edit).rowcount == 1
     assert kinds(financed) == {"journal_altered"}
 
 
-def test_the_journal_checks_with_the_key_it_was_sealed_with(financed: World) -> None:
+def test_the_journal_checks_with_the_key_it_was_sealed_with(financed: Api) -> None:
     """An audit under another key (a process not given TRACEFIN_JOURNAL_KEY) condemns every
     entry: the key, not the database, vouches for the journal."""
     assert kinds(financed) == set()

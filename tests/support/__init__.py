@@ -1,1 +1,1 @@
-"""Shared test helpers and rigs: builders, seeded worlds, processes, hostile inputs (no tests here)."""
+"""Shared test helpers and rigs: builders, seeded worlds, processes, hostile inputs."""

@@ -38,8 +38,8 @@ from ledger.deployment import ensure_deployment
 from ledger.log_store import Deployment
 from records import registry_store
 from records.db import Conn
-from tests.integration.conftest import WorkerProcess
-from tests.integration.test_finance_restart import snapshot
+from tests.support.finance import snapshot
+from tests.support.processes import WorkerProcess
 from tracefin.embedded import (
     ANVIL_BINARY,
     ServiceUnavailable,

@@ -15,7 +15,7 @@ from ledger import log_store
 from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import EventToStore
-from tests.integration.conftest import RegisteredDevice
+from tests.support.mqtt import RegisteredDevice
 from tracefin.simulate import DEVICES, register_sim_devices, signed_publications, sim_devices
 
 
