@@ -8,11 +8,23 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from records.db import Conn
+from tests.support.examples import CI_EXAMPLES, DEV_EXAMPLES, profile_from_environment
 from tests.support.postgres import admin_url
 from tracefin.embedded import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
 from tracefin.schema import scratch_database
+
+# Loaded before any test module is imported, so `examples()` in their @settings sees it.
+settings.register_profile("ci", max_examples=CI_EXAMPLES, print_blob=True)
+settings.register_profile("dev", max_examples=DEV_EXAMPLES)
+HYPOTHESIS_PROFILE = profile_from_environment()
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE}"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from finance import service, store
 from records.db import Conn
 from tests.support.api import Api, seeded_api
 from tests.support.events import make_event
+from tests.support.examples import examples
 from tests.support.hostile import Raw, dump, hostile_payloads, json_values, nested
 from tests.support.world import GTIN, LOT, LOT_URI, WAREHOUSE
 
@@ -410,7 +411,7 @@ def test_capture_of_pathological_json_is_a_problem(api: Api, payload: bytes, cod
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     derandomize=True,
     database=None,

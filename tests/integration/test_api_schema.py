@@ -49,6 +49,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
+from tests.support.examples import examples
 from tests.support.postgres import admin_url
 from tests.support.world import seed_world
 from tracefin.schema import scratch_database
@@ -172,7 +173,7 @@ CHECKS = [
 
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     derandomize=True,  # the same requests every run: a failure here is reproducible
     database=None,

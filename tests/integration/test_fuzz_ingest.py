@@ -25,6 +25,7 @@ from ingest.mqtt_link import new_client
 from ledger.audit import audit
 from records import registry_store
 from records.db import Conn
+from tests.support.examples import examples
 from tests.support.hostile import (
     Raw,
     base_events,
@@ -220,7 +221,7 @@ def signed_or_not(draw: st.DrawFn) -> tuple[bool, object]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     derandomize=True,
     database=None,

@@ -33,6 +33,7 @@ from epcis.vocabulary import (
     canonical_cbv,
     stage_of,
 )
+from tests.support.examples import examples
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 _HERE = Path(__file__).resolve()
@@ -764,13 +765,13 @@ def _parses_or_is_rejected(obj: object) -> None:
         assert refusal.detail
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_JSON)
 def test_arbitrary_json_is_parsed_or_rejected_never_crashes(obj: object) -> None:
     _parses_or_is_rejected(obj)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(_EVENT_TYPES),
     st.dictionaries(st.sampled_from(_FIELD_NAMES), _JSON, max_size=10),
@@ -797,7 +798,7 @@ _VALID_EVENTS = [
 ] + [object_event()]
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_VALID_EVENTS), st.data())
 def test_mutating_any_part_of_a_valid_event_never_crashes(
     event: dict[str, Any], data: st.DataObject

@@ -25,6 +25,7 @@ from epcis.event_hash import (
     normalise_event,
     prehash_string,
 )
+from tests.support.examples import examples
 
 VECTORS = Path(__file__).resolve().parent.parent / "conformance" / "epcis-event-hash"
 DOCUMENTS = sorted(path.stem for path in VECTORS.glob("*.jsonld"))
@@ -227,7 +228,7 @@ def test_digest_of_wrong_length_is_rejected(length: int) -> None:
 EVENTS_WITH_EPCS = [item for item in ALL_EVENTS if len(item[2].get("epcList", [])) > 1]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data())
 def test_field_and_epc_order_do_not_change_the_hash(data: st.DataObject) -> None:
     _, _, event, context, ignore = data.draw(st.sampled_from(ALL_EVENTS))
@@ -254,7 +255,7 @@ _offsets = st.integers(min_value=-14 * 4, max_value=14 * 4).map(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(first=_instants, second=_instants, offset=_offsets)
 def test_event_time_changes_the_hash_but_not_its_notation(
     first: datetime, second: datetime, offset: timezone

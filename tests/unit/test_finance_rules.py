@@ -31,6 +31,7 @@ from finance.rules import (
     receivable_advance,
     revalue,
 )
+from tests.support.examples import examples
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 BANK = "bank-a"
@@ -764,7 +765,7 @@ def test_rounding_brackets_the_exact_product(minor: int, r: Rate) -> None:
     assert up - down == (0 if exact == exact.to_integral_value() else 1)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     quantity=st.integers(min_value=0, max_value=10**6),
     price=st.integers(min_value=0, max_value=10**7),

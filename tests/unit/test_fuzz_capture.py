@@ -16,6 +16,7 @@ from epcis.model import EVENT_TYPES, parse_event
 from epcis.rejects import EventRejected, RejectCode
 from epcis.signatures import address_of, sign_digest
 from epcis.telemetry import parse_telemetry
+from tests.support.examples import examples
 from tests.support.hostile import (
     NUMBER_TOKENS,
     Raw,
@@ -41,7 +42,7 @@ SKEW = timedelta(minutes=10)
 # Fuzzing is bounded so the whole file stays well under a minute; derandomize keeps CI stable
 # (the same examples every run), and database=None keeps no state between runs.
 FUZZ = settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     derandomize=True,
     database=None,

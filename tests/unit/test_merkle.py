@@ -22,6 +22,7 @@ from ledger.merkle import (
     verify_inclusion,
     verify_leaf_inclusion,
 )
+from tests.support.examples import examples
 
 # ---------------------------------------------------------------------------------------------
 # Certificate Transparency / RFC 6962 reference data (the leaves and expected values of the CT
@@ -437,7 +438,7 @@ def test_tree_size_is_not_bound_by_an_inclusion_proof() -> None:
     assert verify_inclusion(DIGESTS[0], 0, 3, path, tree.root)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(data=st.data())
 def test_any_bit_flip_breaks_inclusion(data: st.DataObject) -> None:
     size = data.draw(st.integers(1, 257), label="size")
@@ -456,7 +457,7 @@ def test_any_bit_flip_breaks_inclusion(data: st.DataObject) -> None:
     assert not verify_inclusion(digest, index, size, path, tree_root)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     digest=st.binary(max_size=40),
     index=st.integers(-(2**70), 2**70) | st.booleans(),
@@ -592,7 +593,7 @@ def test_consistency_edge_sizes() -> None:
             tree.consistency_proof(bad)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_any_bit_flip_breaks_consistency(data: st.DataObject) -> None:
     new = data.draw(st.integers(2, MAX_SIZE), label="new")
@@ -612,7 +613,7 @@ def test_any_bit_flip_breaks_consistency(data: st.DataObject) -> None:
     assert not verify_consistency(old, new, old_root, new_root, proof)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     old=st.integers(-(2**70), 2**70) | st.booleans(),
     new=st.integers(-(2**70), 2**70) | st.booleans(),
