@@ -8,8 +8,6 @@ numbers, so the versions must be unchanged and no migration may be applied twice
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -17,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from records import registry_store
+from records import db, registry_store
 from records.db import Conn
 from records.event_store import DeadLetter, insert_dead_letters
 from tests.support.postgres import admin_url
@@ -87,19 +85,9 @@ def _table_digests(conn: Conn) -> dict[str, tuple[int, str | None]]:
 
 @pytest.fixture
 def empty_database_url() -> Iterator[str]:
-    admin = admin_url()
-    name = f"tracefin_upgrade_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    """A database with no tables of tracefin's yet (the runner given no packages)."""
+    with db.scratch_database(admin_url(), (), "tracefin_upgrade") as url:
+        yield url
 
 
 def _migrate_as_06bd7dc(conn: Conn) -> None:
