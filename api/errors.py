@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from finance.errors import FinanceError, FinanceErrorCode
+
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
@@ -68,6 +70,33 @@ class Problem(Exception):
         self.extra = extra
 
 
+# The one mapping of finance's refusals to HTTP. Input that cannot be understood is 422 on a
+# write (its body or path was read and refused) and 400 on a read (the request names nothing).
+_FINANCE_STATUS: dict[FinanceErrorCode, int] = {
+    FinanceErrorCode.INVALID_INPUT: 422,
+    FinanceErrorCode.INVALID_LOT: 422,
+    FinanceErrorCode.INVALID_GTIN: 422,
+    FinanceErrorCode.INVALID_AMOUNT: 422,
+    FinanceErrorCode.UNKNOWN_ORG: 404,
+    FinanceErrorCode.UNKNOWN_LOT: 404,
+    FinanceErrorCode.UNKNOWN_PRODUCT: 404,
+    FinanceErrorCode.UNKNOWN_LINE: 404,
+    FinanceErrorCode.WRONG_ROLE: 403,
+    FinanceErrorCode.NO_LINE: 409,
+    FinanceErrorCode.NOT_IN_SUPERVISED_WAREHOUSE: 409,
+    FinanceErrorCode.ALREADY_PLEDGED: 409,
+    FinanceErrorCode.DOUBLE_PLEDGE: 409,
+    FinanceErrorCode.NOT_PLEDGED: 409,
+}
+_READS = frozenset({"GET", "HEAD"})
+
+
+def finance_status(code: FinanceErrorCode, method: str) -> int:
+    """The HTTP status a finance refusal answers a `method` request with."""
+    status = _FINANCE_STATUS[code]
+    return 400 if status == 422 and method in _READS else status
+
+
 def problem_response(
     status: int, code: str, detail: str, instance: str | None = None, **extra: Any
 ) -> JSONResponse:
@@ -89,6 +118,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail, request.url.path, **exc.extra)
+
+    @app.exception_handler(FinanceError)
+    async def on_finance(request: Request, exc: FinanceError) -> JSONResponse:
+        status = finance_status(exc.code, request.method)
+        return problem_response(status, exc.code, exc.detail, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
+from pydantic import BaseModel
 
-from api.auth import Enterprise, Financier
+from api.deps import CurrentChain, DbConn, Enterprise, FinanceJournal, Financier
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
     ApplicationCreate,
@@ -21,80 +22,52 @@ from api.schemas import (
 )
 from epcis.signatures import normalise_address
 from finance import service
-from finance import store as finance_store
-from finance.service import FinanceError
-from ledger import log_store
-from ledger.chain import Chain, connect
+from finance.store import credit, goods
+from ingest.topics import DeviceTopic, Kind
 from records import registry_store
-from records.db import Conn
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
-_CONFLICTS = {
-    "already_pledged",
-    "double_pledge",
-    "not_pledged",
-    "not_in_supervised_warehouse",
-    "no_line",
-}
 
 
-def _refuse(exc: FinanceError) -> NoReturn:
-    if exc.code.startswith("unknown"):
-        status = 404
-    elif exc.code in _CONFLICTS:
-        status = 409
-    elif exc.code == "wrong_role":
-        status = 403
-    else:
-        status = 422
-    raise Problem(status, exc.code, exc.detail) from None
+class ProductPublic(BaseModel):
+    """A registered product, as its owner sees it."""
+
+    gtin: str
+    name: str
+    category: str
+    unit_price_minor: int
+    currency: str
 
 
-def _chain(request: Request, conn: Conn) -> Chain:
-    rpc = request.app.state.chain_rpc_url
-    deployment = log_store.current_deployment(conn)
-    if rpc is None or deployment is None:
-        raise Problem(503, "no_chain", "no chain endpoint or no contracts deployed")
-    return Chain(
-        connect(rpc),
-        deployment.anchor_address,
-        deployment.pledge_address,
-        request.app.state.settings.chain_key(),
-    )
-
-
-@router.post("/v1/products", status_code=201, summary="Register (or update) one of your products")
+@router.post(
+    "/v1/products",
+    status_code=201,
+    response_model=ProductPublic,
+    summary="Register (or update) one of your products",
+)
 def add_product(
-    request: Request, org: Enterprise, product: Annotated[ProductCreate, Body()]
-) -> dict[str, Any]:
-    with request.app.state.pool.connection() as conn:
-        existing = finance_store.get_product(conn, product.gtin)
-        if existing is not None and existing.owner_org_id != org.id:
-            raise Problem(403, "not_your_product", f"GTIN {product.gtin} belongs to another org")
-        try:
-            created = service.add_product(
-                conn,
-                org.slug,
-                product.gtin,
-                product.name,
-                product.category,
-                product.unit_price,
-                product.currency,
-                product.min_temp_c,
-                product.max_temp_c,
-                product.shelf_life_days,
-            )
-        except FinanceError as exc:
-            _refuse(exc)
-        except ValueError as exc:
-            raise Problem(422, "invalid_input", str(exc)) from None
-    return {
-        "gtin": created.gtin,
-        "name": created.name,
-        "category": created.category,
-        "unit_price_minor": created.unit_price_minor,
-        "currency": created.currency,
-    }
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Enterprise,
+    product: Annotated[ProductCreate, Body()],
+) -> ProductPublic:
+    existing = goods.get_product(conn, product.gtin)
+    if existing is not None and existing.owner_org_id != org.id:
+        raise Problem(403, "not_your_product", f"GTIN {product.gtin} belongs to another org")
+    created = service.add_product(
+        conn,
+        journal,
+        org.slug,
+        product.gtin,
+        product.name,
+        product.category,
+        product.unit_price,
+        product.currency,
+        product.min_temp_c,
+        product.max_temp_c,
+        product.shelf_life_days,
+    )
+    return ProductPublic.model_validate(created, from_attributes=True)
 
 
 @router.post(
@@ -104,22 +77,21 @@ def add_product(
     summary="Register a device of your organisation",
 )
 def add_device(
-    request: Request, org: Enterprise, device: Annotated[DeviceCreate, Body()]
+    conn: DbConn, org: Enterprise, device: Annotated[DeviceCreate, Body()]
 ) -> DevicePublic:
     if device.unsigned == (device.address is not None):
         raise Problem(422, "invalid_input", "give exactly one of address or unsigned: true")
     address = normalise_address(device.address) if device.address else None
-    with request.app.state.pool.connection() as conn:
-        try:
-            key = registry_store.add_device(conn, org.slug, device.device_id, address)
-        except registry_store.RegistryError as exc:
-            raise Problem(409, "device_exists", str(exc)) from None
+    try:
+        key = registry_store.add_device(conn, org.slug, device.device_id, address)
+    except registry_store.RegistryError as exc:
+        raise Problem(409, "device_exists", str(exc)) from None
     return DevicePublic(
         org=key.org_slug,
         device=key.device_id,
         address=key.address,
         unsigned=key.address is None,
-        publish_to=f"tf/{key.org_slug}/{key.device_id}/events",
+        publish_to=DeviceTopic(key.org_slug, key.device_id, Kind.EVENTS).topic,
     )
 
 
@@ -129,30 +101,29 @@ def add_device(
     summary="Apply for financing against a pledged lot; decided at once",
 )
 def apply(
-    request: Request, org: Enterprise, application: Annotated[ApplicationCreate, Body()]
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Enterprise,
+    application: Annotated[ApplicationCreate, Body()],
 ) -> DecisionPublic:
-    with request.app.state.pool.connection() as conn:
-        try:
-            decision = service.apply(
-                conn,
-                org.slug,
-                application.financier,
-                application.lot,
-                application.amount,
-                application.guarantor,
-            )
-        except FinanceError as exc:
-            _refuse(exc)
-        except ValueError as exc:
-            raise Problem(422, "invalid_input", str(exc)) from None
-    return DecisionPublic.model_validate(decision)
+    decision = service.apply(
+        conn,
+        journal,
+        org.slug,
+        application.financier,
+        application.lot,
+        application.amount,
+        application.guarantor,
+    )
+    return DecisionPublic.model_validate(decision, from_attributes=True)
 
 
 @router.get("/v1/lines", response_model=list[LinePublic], summary="Your credit lines")
-def lines(request: Request, org: Financier) -> list[LinePublic]:
-    with request.app.state.pool.connection() as conn:
-        rows = finance_store.lines_of_financier(conn, org.id)
-    return [LinePublic.model_validate(row, from_attributes=True) for row in rows]
+def lines(conn: DbConn, org: Financier) -> list[LinePublic]:
+    return [
+        LinePublic.model_validate(row, from_attributes=True)
+        for row in credit.lines_of_financier(conn, org.id)
+    ]
 
 
 @router.post(
@@ -161,34 +132,23 @@ def lines(request: Request, org: Financier) -> list[LinePublic]:
     response_model=LinePublic,
     summary="Open (or re-limit) a credit line to an enterprise",
 )
-def open_line(request: Request, org: Financier, line: Annotated[LineCreate, Body()]) -> LinePublic:
-    with request.app.state.pool.connection() as conn:
-        try:
-            opened = service.open_line(conn, org.slug, line.borrower, line.limit, line.currency)
-        except FinanceError as exc:
-            _refuse(exc)
-        except ValueError as exc:
-            raise Problem(422, "invalid_input", str(exc)) from None
+def open_line(
+    conn: DbConn, journal: FinanceJournal, org: Financier, line: Annotated[LineCreate, Body()]
+) -> LinePublic:
+    opened = service.open_line(conn, journal, org.slug, line.borrower, line.limit, line.currency)
     return LinePublic.model_validate(opened, from_attributes=True)
 
 
-def _set_status(request: Request, org: Financier, line_id: int, status: str) -> LinePublic:
-    with request.app.state.pool.connection() as conn:
-        try:
-            line = service.set_line_status(conn, org.slug, line_id, status)
-        except FinanceError as exc:
-            _refuse(exc)
+@router.post("/v1/lines/{line_id}/freeze", response_model=LinePublic, summary="Freeze a line")
+def freeze(conn: DbConn, journal: FinanceJournal, org: Financier, line_id: int) -> LinePublic:
+    line = service.set_line_status(conn, journal, org.slug, line_id, "frozen")
     return LinePublic.model_validate(line, from_attributes=True)
 
 
-@router.post("/v1/lines/{line_id}/freeze", response_model=LinePublic, summary="Freeze a line")
-def freeze(request: Request, org: Financier, line_id: int) -> LinePublic:
-    return _set_status(request, org, line_id, "frozen")
-
-
 @router.post("/v1/lines/{line_id}/unfreeze", response_model=LinePublic, summary="Unfreeze")
-def unfreeze(request: Request, org: Financier, line_id: int) -> LinePublic:
-    return _set_status(request, org, line_id, "active")
+def unfreeze(conn: DbConn, journal: FinanceJournal, org: Financier, line_id: int) -> LinePublic:
+    line = service.set_line_status(conn, journal, org.slug, line_id, "active")
+    return LinePublic.model_validate(line, from_attributes=True)
 
 
 @router.post(
@@ -197,15 +157,13 @@ def unfreeze(request: Request, org: Financier, line_id: int) -> LinePublic:
     summary="Record a repayment (accepted on frozen lines too)",
 )
 def repay(
-    request: Request, org: Financier, line_id: int, repayment: Annotated[Repayment, Body()]
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Financier,
+    line_id: int,
+    repayment: Annotated[Repayment, Body()],
 ) -> LinePublic:
-    with request.app.state.pool.connection() as conn:
-        try:
-            line = service.repay(conn, org.slug, line_id, repayment.amount)
-        except FinanceError as exc:
-            _refuse(exc)
-        except ValueError as exc:
-            raise Problem(422, "invalid_input", str(exc)) from None
+    line = service.repay(conn, journal, org.slug, line_id, repayment.amount)
     return LinePublic.model_validate(line, from_attributes=True)
 
 
@@ -214,13 +172,11 @@ def repay(
     response_model=PledgeResult,
     summary="Pledge a lot to you (recorded on PledgeRegistry first)",
 )
-def pledge(request: Request, org: Financier, lot: str) -> PledgeResult:
-    with request.app.state.pool.connection() as conn:
-        try:
-            result = service.pledge(conn, _chain(request, conn), org.slug, lot)
-        except FinanceError as exc:
-            _refuse(exc)
-    return PledgeResult.model_validate(result)
+def pledge(
+    org: Financier, conn: DbConn, journal: FinanceJournal, chain: CurrentChain, lot: str
+) -> PledgeResult:
+    result = service.pledge(conn, journal, chain, org.slug, lot)
+    return PledgeResult.model_validate(result, from_attributes=True)
 
 
 @router.delete(
@@ -228,10 +184,8 @@ def pledge(request: Request, org: Financier, lot: str) -> PledgeResult:
     response_model=PledgeResult,
     summary="Release your pledge of a lot (on chain and here)",
 )
-def release(request: Request, org: Financier, lot: str) -> PledgeResult:
-    with request.app.state.pool.connection() as conn:
-        try:
-            result = service.release(conn, _chain(request, conn), org.slug, lot)
-        except FinanceError as exc:
-            _refuse(exc)
-    return PledgeResult.model_validate(result)
+def release(
+    org: Financier, conn: DbConn, journal: FinanceJournal, chain: CurrentChain, lot: str
+) -> PledgeResult:
+    result = service.release(conn, journal, chain, org.slug, lot)
+    return PledgeResult.model_validate(result, from_attributes=True)

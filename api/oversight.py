@@ -2,52 +2,85 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, field_serializer
 
-from api.auth import AnyOrg, Financier, Regulator
+from api.deps import AnyOrg, Config, DbConn, FinanceJournal, Financier, Regulator
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import AuditResult, RiskFlag, TraceResult, TraceStep
 from finance import service
-from finance import store as finance_store
 from finance.audit import full_audit
-from finance.service import FinanceError
+from finance.store import credit, goods
 from ledger import provenance
 from ledger.chain import connect
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 
 
-@router.get("/v1/lots/{lot:path}", summary="Goods status of a lot")
-def lot_status(request: Request, lot: str, org: AnyOrg) -> dict[str, Any]:
+class InspectionPublic(BaseModel):
+    disposition: str | None
+    time: datetime | None
+
+    @field_serializer("time")
+    def _iso(self, time: datetime | None) -> str | None:
+        # Python's ISO form (`+00:00`), as this route has always answered.
+        return time.isoformat() if time is not None else None
+
+
+class LotPledgePublic(BaseModel):
+    line: int
+    lot_key: str
+
+
+class LotEvidencePublic(BaseModel):
+    event_hash: str
+    anchored: bool
+
+
+class LotStatusPublic(BaseModel):
+    """Goods status of a lot: quantity, place, custody, inspection, pledge, flags, value."""
+
+    lot: str
+    quantity: int
+    location: str | None
+    custody: str | None
+    best_before: date | None
+    last_inspection: InspectionPublic
+    pledge: LotPledgePublic | None
+    risk_flags: list[str]
+    collateral_value: str
+    collateral_value_minor: int
+    evidence: list[LotEvidencePublic]
+
+
+@router.get("/v1/lots/{lot:path}", response_model=LotStatusPublic, summary="Goods status of a lot")
+def lot_status(conn: DbConn, lot: str, org: AnyOrg) -> LotStatusPublic:
     """The owner, financiers it is offered or pledged to, and regulators may look."""
-    try:
-        uri = service.canonical_lot(lot)
-    except FinanceError as exc:
-        raise Problem(400, exc.code, exc.detail) from None
-    with request.app.state.pool.connection() as conn:
-        if not finance_store.lot_visible_to(conn, org.id, org.role, uri):
-            # The same answer as for a lot that does not exist: no probing of others' goods.
-            raise Problem(404, "unknown_lot", f"no lot {uri} visible to this key")
-        try:
-            return service.lot_status(conn, uri, org.slug if org.role == "financier" else None)
-        except FinanceError as exc:
-            raise Problem(
-                404 if exc.code.startswith("unknown") else 409, exc.code, exc.detail
-            ) from None
+    uri = service.canonical_lot(lot)
+    if not goods.lot_visible_to(conn, org.id, org.role, uri):
+        # The same answer as for a lot that does not exist: no probing of others' goods.
+        raise Problem(404, "unknown_lot", f"no lot {uri} visible to this key")
+    status = service.lot_status(conn, uri, org.slug if org.role == "financier" else None)
+    return LotStatusPublic.model_validate(status, from_attributes=True)
 
 
 @router.get("/v1/risk-flags", response_model=list[RiskFlag], summary="The financier's risk feed")
 def risk_flags(
-    request: Request, org: Financier, since: Annotated[datetime | None, Query()] = None
+    conn: DbConn, org: Financier, since: Annotated[datetime | None, Query()] = None
 ) -> list[RiskFlag]:
-    with request.app.state.pool.connection() as conn:
-        rows = finance_store.risk_flags_for_financier(conn, org.id, since)
     return [
-        RiskFlag(id=r[0], lot=r[1], line_id=r[2], kind=r[3], detail=r[4], raised_at=r[5])
-        for r in rows
+        RiskFlag(
+            id=row.id,
+            lot=row.lot_uri,
+            line_id=row.line_id,
+            kind=row.kind,
+            detail=row.detail,
+            raised_at=row.raised_at,
+        )
+        for row in credit.risk_flags_for_financier(conn, org.id, since)
     ]
 
 
@@ -57,17 +90,13 @@ def risk_flags(
     summary="Trace a lot forward (where it went) or backward (what it came from)",
 )
 def trace(
-    request: Request,
+    conn: DbConn,
     lot: str,
     org: Regulator,
     direction: Annotated[Literal["forward", "backward"], Query()] = "forward",
 ) -> TraceResult:
-    try:
-        uri = service.canonical_lot(lot)
-    except FinanceError as exc:
-        raise Problem(400, exc.code, exc.detail) from None
-    with request.app.state.pool.connection() as conn:
-        steps = provenance.trace(conn, uri, direction)
+    uri = service.canonical_lot(lot)
+    steps = provenance.trace(conn, uri, direction)
     return TraceResult(
         lot=uri,
         direction=direction,
@@ -86,8 +115,7 @@ def trace(
 
 
 @router.get("/v1/audit", response_model=AuditResult, summary="Audit the store against the chain")
-def run_audit(request: Request, org: Regulator) -> AuditResult:
-    rpc = request.app.state.chain_rpc_url
-    with request.app.state.pool.connection() as conn:
-        report = full_audit(conn, connect(rpc) if rpc else None)
+def run_audit(conn: DbConn, config: Config, journal: FinanceJournal, org: Regulator) -> AuditResult:
+    rpc = config.chain_rpc_url
+    report = full_audit(conn, connect(rpc) if rpc else None, journal)
     return AuditResult.model_validate(report.as_json())

@@ -30,13 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
 from epcis.capture import capture
-from finance import service, store
+from finance import service
+from finance.journal_seal import DEVELOPMENT_KEY
+from finance.store import attribution
+from finance.store.journal import Journal
 from ledger import log_store
 from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import EventToStore
 from tracefin.schema import scratch_database
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
+
+# The workers this starts have no TRACEFIN_JOURNAL_KEY: they seal with the development key.
+JOURNAL = Journal(DEVELOPMENT_KEY)
 
 ORG = "bench-co"
 WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
@@ -106,9 +112,9 @@ def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
 
 def wait_cursor(conn: Conn, target: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while store.cursor(conn, "finance") < target:
+    while attribution.cursor(conn, "finance") < target:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"finance cursor {store.cursor(conn, 'finance')} of {target}")
+            raise RuntimeError(f"finance cursor {attribution.cursor(conn, 'finance')} of {target}")
         time.sleep(0.01)
 
 
@@ -138,16 +144,16 @@ def main() -> None:
         registry_store.add_org(conn, ORG, "manufacturer")
         registry_store.add_device(conn, ORG, "plc-1", None)
         registry_store.add_org(conn, "bank", "financier")
-        service.add_warehouse(conn, ORG, WAREHOUSE, "Cold store")
-        service.supervise(conn, "bank", WAREHOUSE)
-        service.open_line(conn, "bank", ORG, "1000000.00", "CNY")
+        service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
+        service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
+        service.open_line(conn, JOURNAL, "bank", ORG, "1000000.00", "CNY")
         steady_count = args.rate * args.seconds
         began = time.perf_counter()
         backlog = prepare(conn, args.backlog, 0)
         disordered = out_of_order(prepare(conn, args.backlog, args.backlog // 7 + 1))
         steady = prepare(conn, steady_count, 2 * (args.backlog // 7 + 1))
         for number in range((2 * args.backlog + steady_count) // 7 + 3):
-            service.add_product(conn, ORG, gtin_for(number), "P", "frozen", "2.00", "CNY")
+            service.add_product(conn, JOURNAL, ORG, gtin_for(number), "P", "frozen", "2.00", "CNY")
         print(
             f"prepared {len(backlog) + len(disordered) + len(steady)} events in"
             f" {time.perf_counter() - began:.0f}s"
@@ -187,7 +193,7 @@ def main() -> None:
             now = time.perf_counter()
             if now >= next_sample:
                 lags.append(seconds_behind(conn))
-                behind.append(log_store.log_size(conn) - store.cursor(conn, "finance"))
+                behind.append(log_store.log_size(conn) - attribution.cursor(conn, "finance"))
                 next_sample = now + 0.5
             ahead = sent / args.rate - (time.perf_counter() - began)
             if ahead > 0:

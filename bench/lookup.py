@@ -47,6 +47,8 @@ from epcis.capture import capture
 from epcis.event_hash import event_hash_digest
 from epcis.signatures import sign_digest
 from finance import service
+from finance.journal_seal import DEVELOPMENT_KEY
+from finance.store.journal import Journal
 from ledger.anchoring import anchor_everything
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
@@ -64,6 +66,9 @@ from tracefin.simulate import (
     register_sim_devices,
     sim_devices,
 )
+
+# The workers this starts have no TRACEFIN_JOURNAL_KEY: they seal with the development key.
+JOURNAL = Journal(DEVELOPMENT_KEY)
 
 ORG = "bench-lookup"
 TIMEOUT_S = 10  # the open-loop generator gives up on a request after this long
@@ -154,7 +159,7 @@ def seed(conn: Conn, products: int, events_per_item: int) -> list[str]:
             ]
         gtin = gtin_for(product_no)
         service.add_product(
-            conn, ORG, gtin, f"Frozen dumplings {product_no}", "frozen", "12.50", "CNY"
+            conn, JOURNAL, ORG, gtin, f"Frozen dumplings {product_no}", "frozen", "12.50", "CNY"
         )
         paths.append(f"/01/{gtin}/21/{product_no:07d}000")
     with conn.transaction():

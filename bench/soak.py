@@ -45,8 +45,12 @@ from bench.common import ADMIN_URL, save_result
 from epcis.event_hash import event_hash_digest
 from epcis.identifiers import lot_uri
 from epcis.signatures import sign_digest
-from finance import service, store
+from finance import pledges, service
 from finance.audit import full_audit as audit
+from finance.journal_seal import DEVELOPMENT_KEY
+from finance.pledges import PledgeRegistry
+from finance.store import credit
+from finance.store.journal import Journal
 from ledger import log_store
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
@@ -64,6 +68,9 @@ from tracefin.simulate import (
     register_sim_devices,
     sim_devices,
 )
+
+# The workers this starts have no TRACEFIN_JOURNAL_KEY: they seal with the development key.
+JOURNAL = Journal(DEVELOPMENT_KEY)
 
 ORG = "soak-factory"
 WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
@@ -187,8 +194,8 @@ def seed(conn: Conn, products: int, chain: Chain) -> None:
     """
     register_sim_devices(conn, ORG, seed=ORG)
     bank, _ = registry_store.add_org(conn, "bank", "financier")
-    service.add_warehouse(conn, ORG, WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
+    service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
     owner = registry_store.get_org(conn, ORG)
     assert owner is not None
     gtins = sorted({gtin_for(number) for number in range(min(products, 100_000))})
@@ -197,17 +204,17 @@ def seed(conn: Conn, products: int, chain: Chain) -> None:
         " SELECT g, %s, 'Dumplings', 'frozen', 200, 'CNY' FROM unnest(%s::text[]) g",
         (owner.id, gtins),
     )
-    line = service.open_line(conn, "bank", ORG, "1000000.00", "CNY")
+    line = service.open_line(conn, JOURNAL, "bank", ORG, "1000000.00", "CNY")
     for number in range(0, min(products, PLEDGED_LOTS * 10), 10):
         uri = lot_uri(gtin_for(number), f"L{number:07d}")
-        key = service.lot_key(uri)
-        tx = chain.pledge(key, service.org_address(bank), bytes(32))
+        key = pledges.lot_key(uri)
+        tx = PledgeRegistry(chain).pledge(key, pledges.org_address(bank), bytes(32))
         conn.execute(
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        store.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
-        store.journal(
+        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
+        JOURNAL.write(
             conn,
             "bank",
             "pledged",
@@ -477,7 +484,7 @@ def measure(
         audit_s = 0.0
         if not args.no_audit:
             began = time.perf_counter()
-            report = audit(conn, connect(rpc_url))
+            report = audit(conn, connect(rpc_url), JOURNAL)
             audit_s = time.perf_counter() - began
     for worker in workers:
         worker.rss["peak"] = worker.memory("VmHWM") if worker.alive else float("nan")

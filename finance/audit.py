@@ -40,22 +40,33 @@ from dataclasses import dataclass
 from web3 import Web3
 
 from epcis.event_hash import hash_id_from_digest
-from finance import store
-from finance.service import lot_key, org_address
-from finance.store import PledgeForAudit
+from finance.pledges import PledgeRegistry, lot_key, org_address
+from finance.store import attribution
+from finance.store import audit as audit_store
+from finance.store.audit import PledgeForAudit
+from finance.store.journal import Journal
 from ledger.audit import AuditReport, Finding, audit
-from ledger.chain import Chain, ChainError, pledged_lot_keys
+from ledger.chain import Chain, ChainError
 from ledger.log_store import Deployment
 from records.db import Conn
-from records.registry_store import Org
 
 
-def full_audit(conn: Conn, w3: Web3 | None) -> AuditReport:
-    """The whole audit: the record of truth and the finance records kept beside it."""
-    return audit(conn, w3, extra=(check,))
+def full_audit(conn: Conn, w3: Web3 | None, journal: Journal) -> AuditReport:
+    """The whole audit: the record of truth and the finance records kept beside it.
+
+    `journal` holds the key the journal's seals are checked with."""
+
+    def finance_checks(
+        conn: Conn, chain: Chain | None, deployment: Deployment | None
+    ) -> list[Finding]:
+        return check(conn, journal, chain, deployment)
+
+    return audit(conn, w3, extra=(finance_checks,))
 
 
-def check(conn: Conn, chain: Chain | None, deployment: Deployment | None) -> list[Finding]:
+def check(
+    conn: Conn, journal: Journal, chain: Chain | None, deployment: Deployment | None
+) -> list[Finding]:
     """Pledges and decisions; pledges also against the chain when there is one."""
     records = _FinanceRecords.read(conn)
     findings = records.pledge_findings()
@@ -65,7 +76,7 @@ def check(conn: Conn, chain: Chain | None, deployment: Deployment | None) -> lis
         findings.append(
             Finding("chain_not_checked", "live pledges were not compared with PledgeRegistry")
         )
-    findings.extend(records.decision_findings(conn))
+    findings.extend(records.decision_findings(conn, journal))
     return findings
 
 
@@ -78,12 +89,10 @@ class _FinanceRecords:
 
     @classmethod
     def read(cls, conn: Conn) -> _FinanceRecords:
-
         return cls(
-            pledges=store.pledges_for_audit(conn),
+            pledges=audit_store.pledges_for_audit(conn),
             financiers={
-                org_address(Org(org_id, slug, "financier")).lower(): slug
-                for org_id, slug in store.financier_orgs(conn)
+                org_address(org).lower(): org.slug for org in audit_store.financier_orgs(conn)
             },
         )
 
@@ -92,7 +101,6 @@ class _FinanceRecords:
         return any(pledge.live for pledge in self.pledges)
 
     def pledge_findings(self) -> list[Finding]:
-
         findings = []
         for pledge in self.pledges:
             if pledge.lot_key != lot_key(pledge.lot_uri):
@@ -118,15 +126,15 @@ class _FinanceRecords:
         return findings
 
     def pledge_chain_findings(self, conn: Conn, chain: Chain, from_block: int) -> list[Finding]:
-
+        registry = PledgeRegistry(chain)
         # Keyed by the lot's true key: an edited lot_key column must not redirect the check.
         live = {lot_key(p.lot_uri): p for p in self.pledges if p.live}
         lots = {lot_key(p.lot_uri): p.lot_uri for p in self.pledges}
         findings = []
         unrecorded: list[tuple[bytes, str]] = []  # (lot key, our financier pledged to on chain)
         try:
-            for key in sorted(set(lots) | pledged_lot_keys(chain, from_block)):
-                pledgee = chain.pledgee(key)
+            for key in sorted(set(lots) | registry.pledged_lot_keys(from_block)):
+                pledgee = registry.pledgee(key)
                 on_chain = pledgee.lower() if pledgee is not None else None
                 pledge = live.get(key)
                 if pledge is not None:
@@ -143,7 +151,7 @@ class _FinanceRecords:
         except ChainError as exc:
             findings.append(Finding("chain_unavailable", str(exc)))
         if unrecorded and any(key not in lots for key, _ in unrecorded):
-            lots |= {lot_key(uri): uri for uri in store.lot_uris(conn)}  # rare: name them
+            lots |= {lot_key(uri): uri for uri in attribution.lot_uris(conn)}  # rare: name them
         for key, financier in unrecorded:
             findings.append(
                 Finding(
@@ -161,10 +169,9 @@ class _FinanceRecords:
         return f"pledged to {slug}" if slug else f"pledged to {pledgee}"
 
     @staticmethod
-    def decision_findings(conn: Conn) -> list[Finding]:
-
+    def decision_findings(conn: Conn, journal: Journal) -> list[Finding]:
         findings = []
-        for mismatch in store.decisions_differing_from_journal(conn):
+        for mismatch in audit_store.decisions_differing_from_journal(conn):
             label = f"decision {mismatch.decision_id} (application {mismatch.application_id})"
             if mismatch.journal_entries != 1:
                 detail = f"{mismatch.journal_entries} journal entries record it, not one"
@@ -182,23 +189,24 @@ class _FinanceRecords:
                 verb = "differs" if len(differing) == 1 else "differ"
                 detail = f"{', '.join(differing)} {verb} from its journal entry"
             findings.append(Finding("decision_differs_from_journal", f"{label}: {detail}"))
-        for journal_id, subject in store.journaled_decisions_missing(conn):
+        for orphan in audit_store.journaled_decisions_missing(conn):
             findings.append(
                 Finding(
                     "decision_differs_from_journal",
-                    f"journal entry {journal_id} records a decision on {subject}, which has none",
+                    f"journal entry {orphan.journal_id} records a decision on {orphan.subject},"
+                    " which has none",
                 )
             )
-        for journal_id, action, subject, unsealed in store.journal_entries_not_intact(conn):
-            what = "has no seal" if unsealed else "does not match its seal"
-            detail = f"journal entry {journal_id} ({action} {subject}) {what}"
+        for broken in journal.broken_seals(conn):
+            what = "has no seal" if broken.unsealed else "does not match its seal"
+            detail = f"journal entry {broken.journal_id} ({broken.action} {broken.subject}) {what}"
             findings.append(Finding("journal_altered", detail))
-        for decision_id, digest in store.decision_evidence_not_stored(conn):
+        for missing in audit_store.decision_evidence_not_stored(conn):
             findings.append(
                 Finding(
                     "decision_evidence_missing",
-                    f"decision {decision_id}: evidence {hash_id_from_digest(digest)} is not"
-                    " a stored event",
+                    f"decision {missing.decision_id}: evidence"
+                    f" {hash_id_from_digest(missing.digest)} is not a stored event",
                 )
             )
         return findings

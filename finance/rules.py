@@ -22,6 +22,7 @@ from finance.money import CurrencyMismatch, Money, Rate, Rounding
 __all__ = [
     "DEFAULT_ADVANCE_RATE",
     "DEFAULT_BREACH_TOLERANCE",
+    "DEFAULT_HAIRCUT",
     "DEFAULT_INSPECTION_FRESHNESS",
     "DEFAULT_LTV_CAP",
     "DEFAULT_RECEIVABLE_ADVANCE_RATE",
@@ -157,7 +158,10 @@ class LineStatus(StrEnum):
 # Policy
 # ---------------------------------------------------------------------------------------------
 
+# The one place policy defaults are written: a financier's stored policy, the CLI and a lender
+# without any policy all fall back on these.
 DEFAULT_ADVANCE_RATE: Final = Rate.of("0.70")
+DEFAULT_HAIRCUT: Final = Rate.of(0)
 DEFAULT_LTV_CAP: Final = Rate.of("0.75")
 DEFAULT_RECEIVABLE_ADVANCE_RATE: Final = Rate.of("0.80")
 DEFAULT_BREACH_TOLERANCE: Final = timedelta(minutes=30)
@@ -195,7 +199,7 @@ class Policy:
     breach_tolerance: timedelta = DEFAULT_BREACH_TOLERANCE
     inspection_freshness: timedelta = DEFAULT_INSPECTION_FRESHNESS
     receivable_advance_rate: Rate = DEFAULT_RECEIVABLE_ADVANCE_RATE
-    default_haircut: Rate = field(default_factory=lambda: Rate.of(0))
+    default_haircut: Rate = DEFAULT_HAIRCUT
 
     def __post_init__(self) -> None:
         for name in ("advance_rate", "ltv_cap", "receivable_advance_rate", "default_haircut"):
@@ -264,6 +268,10 @@ class Inspection:
 @dataclass(frozen=True, slots=True)
 class LotState:
     """What the event log says about one lot (GTIN + lot number), as the rules need it.
+
+    Not the stored lot row (`finance.tracking.LotRecord`): this is the pure rules' input,
+    assembled for one financier's viewpoint from the row, its product (category, price), open
+    flags, the live pledge, supervision and the evidence's anchoring; it holds no ids of rows.
 
     `evidence` lists every event the state rests on with its anchoring status; the last
     inspection's event counts as evidence too and, if missing from `evidence`, as not yet

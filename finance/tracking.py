@@ -183,7 +183,12 @@ def purchase_order(event: Mapping[str, Any]) -> str | None:
 
 @dataclass
 class LotRecord:
-    """A lot's row as the worker keeps it in memory while it applies a chunk of the log."""
+    """A lot's stored row (table `lots`): what the worker folds events into, and what the
+    services read back (`finance.store.attribution.get_lot`).
+
+    The one type for a stored lot. The rules take `finance.rules.LotState` instead: the lot
+    as one financier sees it (with product, flags, pledge and evidence), free of storage.
+    """
 
     lot_uri: str
     gtin: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from epcis.event_hash import hash_id_from_digest
-from finance import store
 from finance.money import Money, Rate
 from finance.rules import (
     Inspection,
@@ -15,6 +14,10 @@ from finance.rules import (
     receivable_advance,
     revalue,
 )
+from finance.store import attribution, credit, goods
+from finance.store.credit import Pledge
+from finance.store.goods import Product
+from finance.store.journal import Journal
 from finance.tracking import LoggedEvent
 from records.db import Conn
 
@@ -27,7 +30,7 @@ _TELEMETRY_WINDOW = timedelta(hours=6)
 
 def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
     """The financier's policy for a category (its '*' default, else the built-in defaults)."""
-    row = store.policy_for(conn, financier_org_id, category)
+    row = goods.policy_for(conn, financier_org_id, category)
     if row is None:
         return Policy()
     return Policy(
@@ -42,10 +45,10 @@ def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
 
 def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotState | None:
     """A lot as the rules see it, from the viewpoint of one financier (supervision, pledge)."""
-    lot = store.get_lot(conn, lot_uri)
+    lot = attribution.get_lot(conn, lot_uri)
     if lot is None:
         return None
-    product = store.get_product(conn, lot.gtin)
+    product = goods.get_product(conn, lot.gtin)
     if product is None:
         return None
     inspection = None
@@ -55,12 +58,12 @@ def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotStat
             lot.last_inspection_time,
             hash_id_from_digest(lot.last_inspection_hash),
         )
-    pledge = store.live_pledge(conn, lot_uri)
+    pledge = credit.live_pledge(conn, lot_uri)
     pledged_to = None
     if pledge is not None:
-        line = store.get_line(conn, pledge.line_id)
+        line = credit.get_line(conn, pledge.line_id)
         pledged_to = str(line.financier_org_id) if line is not None else None
-    flags = store.open_flags(conn, lot_uri) - ALERT_ONLY_FLAGS
+    flags = credit.open_flags(conn, lot_uri) - ALERT_ONLY_FLAGS
     return LotState(
         gtin=lot.gtin,
         lot=lot.lot,
@@ -71,7 +74,7 @@ def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotStat
         in_supervised_warehouse=(
             lot.custody == "warehouse"
             and financier_org_id is not None
-            and store.is_supervised(conn, financier_org_id, lot.location)
+            and goods.is_supervised(conn, financier_org_id, lot.location)
         ),
         last_inspection=inspection,
         risk_flags=frozenset(flags),
@@ -80,23 +83,29 @@ def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotStat
         sold=lot.custody == "sold" and lot.quantity == 0,
         pledged_to=pledged_to,
         evidence=tuple(
-            (hash_id_from_digest(digest), anchored)
-            for digest, anchored in store.evidence(conn, lot_uri)
+            (hash_id_from_digest(item.event_hash), item.anchored)
+            for item in goods.lot_evidence(conn, lot_uri)
         ),
     )
 
 
 def revalue_line(
-    conn: Conn, line_id: int, lot_uri: str, *, reason: str, log_index: int | None
+    conn: Conn,
+    journal: Journal,
+    line_id: int,
+    lot_uri: str,
+    *,
+    reason: str,
+    log_index: int | None,
 ) -> None:
     """Re-value a line's collateral after bad news about a lot; margin call if drawn > limit."""
-    line = store.get_line(conn, line_id)
+    line = credit.get_line(conn, line_id)
     if line is None:
         return
     now = datetime.now(UTC)
     drawn = Money(line.drawn_minor, line.currency)
     total_limit = Money.zero(line.currency)
-    for pledge in store.pledges_of_line(conn, line_id):
+    for pledge in credit.pledges_of_line(conn, line_id):
         state = lot_state(conn, pledge.lot_uri, line.financier_org_id)
         if state is None:
             continue
@@ -109,11 +118,11 @@ def revalue_line(
         total_limit = total_limit + judged.limit
     shortfall = drawn - total_limit
     detail = {"reason": reason, "drawn_minor": drawn.minor, "limit_minor": total_limit.minor}
-    store.journal(conn, ACTOR, "revalued", f"line:{line_id}", detail, (), log_index)
-    if shortfall.is_positive() and store.raise_margin_call(
+    journal.write(conn, ACTOR, "revalued", f"line:{line_id}", detail, (), log_index)
+    if shortfall.is_positive() and credit.raise_margin_call(
         conn, line_id, lot_uri, shortfall.minor, reason
     ):
-        store.journal(
+        journal.write(
             conn,
             ACTOR,
             "margin_call",
@@ -126,18 +135,19 @@ def revalue_line(
 
 def route_proceeds(
     conn: Conn,
-    pledge: store.Pledge,
+    journal: Journal,
+    pledge: Pledge,
     lot_uri: str,
     sold: int,
     event: LoggedEvent,
-    product: store.Product,
+    product: Product,
 ) -> None:
     """Sale of pledged goods: the proceeds are due to the pledgee's line."""
     if sold <= 0:
         return
     amount = product.unit_price_minor * sold
-    store.move_money(conn, pledge.line_id, "proceeds_due", amount)
-    store.journal(
+    credit.move_money(conn, pledge.line_id, "proceeds_due", amount)
+    journal.write(
         conn,
         ACTOR,
         "proceeds_due",
@@ -148,58 +158,56 @@ def route_proceeds(
     )
 
 
-def receivable_terms(quantity: int, product: store.Product) -> tuple[Money, Money]:
+def receivable_terms(quantity: int, product: Product) -> tuple[Money, Money]:
     """(amount, advance) of a receivable for `quantity` units delivered with a PO."""
     amount = Money(product.unit_price_minor * quantity, product.currency)
     return amount, receivable_advance(amount, Policy())
 
 
-def check_cold_chain(conn: Conn, now: datetime) -> int:
+def check_cold_chain(conn: Conn, journal: Journal, now: datetime) -> int:
     """Flag lots whose warehouse reads out of the product's range too long; returns how many."""
     raised = 0
-    for location, low, high, lot_uri, category in conn.execute(
-        "SELECT DISTINCT s.location, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
-        " FROM warehouse_sensors s JOIN lots l ON l.location = s.location AND l.quantity > 0"
-        " JOIN products p ON p.gtin = l.gtin"
-        " WHERE p.min_temp_c IS NOT NULL OR p.max_temp_c IS NOT NULL"
-    ).fetchall():
-        pledge = store.live_pledge(conn, lot_uri)
-        line = store.get_line(conn, pledge.line_id) if pledge is not None else None
-        rules_policy = policy(conn, line.financier_org_id, category) if line else Policy()
-        readings = conn.execute(
-            "SELECT t.time, t.value FROM telemetry t JOIN warehouse_sensors s"
-            " ON s.org_id = t.org_id AND s.device_id = t.device_id"
-            " WHERE s.location = %s AND t.metric = 'temperature' AND t.time >= %s",
-            (location, now - _TELEMETRY_WINDOW),
-        ).fetchall()
+    for watch in goods.cold_chain_watch(conn):
+        pledge = credit.live_pledge(conn, watch.lot_uri)
+        line = credit.get_line(conn, pledge.line_id) if pledge is not None else None
+        rules_policy = policy(conn, line.financier_org_id, watch.category) if line else Policy()
+        readings = goods.temperatures(conn, watch.location, now - _TELEMETRY_WINDOW)
+        low, high = watch.min_temp_c, watch.max_temp_c
         excursion = cold_chain_excursion(
-            [(time, value) for time, value in readings], low, high, rules_policy, now
+            [(reading.time, reading.value) for reading in readings], low, high, rules_policy, now
         )
         if excursion is None:
             continue
         detail = f"temperature outside {low}..{high} °C since {excursion.start.isoformat()}"
         line_id = pledge.line_id if pledge is not None else None
-        if store.raise_flag(conn, "cold_chain_breach", detail, lot_uri=lot_uri, line_id=line_id):
+        if credit.raise_flag(
+            conn, "cold_chain_breach", detail, lot_uri=watch.lot_uri, line_id=line_id
+        ):
             raised += 1
-            store.journal(conn, ACTOR, "flag_cold_chain_breach", lot_uri, {"detail": detail})
+            journal.write(conn, ACTOR, "flag_cold_chain_breach", watch.lot_uri, {"detail": detail})
             if line_id is not None:
-                revalue_line(conn, line_id, lot_uri, reason="cold_chain_breach", log_index=None)
+                revalue_line(
+                    conn,
+                    journal,
+                    line_id,
+                    watch.lot_uri,
+                    reason="cold_chain_breach",
+                    log_index=None,
+                )
     return raised
 
 
-def check_expiry(conn: Conn, now: datetime) -> int:
+def check_expiry(conn: Conn, journal: Journal, now: datetime) -> int:
     """Flag (and re-value) lots in stock whose best-before date has passed; returns how many."""
     raised = 0
-    for (lot_uri,) in conn.execute(
-        "SELECT lot_uri FROM lots WHERE best_before < %s AND quantity > 0", (now.date(),)
-    ).fetchall():
-        pledge = store.live_pledge(conn, lot_uri)
+    for lot_uri in goods.expired_lots(conn, now.date()):
+        pledge = credit.live_pledge(conn, lot_uri)
         line_id = pledge.line_id if pledge is not None else None
-        if store.raise_flag(
+        if credit.raise_flag(
             conn, "expired", "best-before date passed", lot_uri=lot_uri, line_id=line_id
         ):
             raised += 1
-            store.journal(conn, ACTOR, "flag_expired", lot_uri, {})
+            journal.write(conn, ACTOR, "flag_expired", lot_uri, {})
             if line_id is not None:
-                revalue_line(conn, line_id, lot_uri, reason="expired", log_index=None)
+                revalue_line(conn, journal, line_id, lot_uri, reason="expired", log_index=None)
     return raised

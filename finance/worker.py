@@ -17,7 +17,11 @@ import orjson
 from psycopg.types.json import set_json_loads
 
 from epcis.identifiers import parse_lot
-from finance import store, valuation
+from finance import valuation
+from finance.store import attribution, credit, goods
+from finance.store.attribution import EvidenceRow
+from finance.store.credit import Receivable
+from finance.store.journal import Journal, JournalEntry
 from finance.tracking import (
     FAILED_INSPECTION,
     LoggedEvent,
@@ -44,9 +48,10 @@ class FinanceConfig:
 
 
 class FinanceWorker:
-    def __init__(self, database_url: str, config: FinanceConfig) -> None:
+    def __init__(self, database_url: str, config: FinanceConfig, journal: Journal) -> None:
         self._database_url = database_url
         self._config = config
+        self._journal = journal
         self._stop = threading.Event()
         self.applied = 0
 
@@ -68,8 +73,8 @@ class FinanceWorker:
             now = time.monotonic()
             if now - checked >= self._config.conditions_check_every.total_seconds():
                 with conn.transaction():
-                    valuation.check_cold_chain(conn, datetime.now(UTC))
-                    valuation.check_expiry(conn, datetime.now(UTC))
+                    valuation.check_cold_chain(conn, self._journal, datetime.now(UTC))
+                    valuation.check_expiry(conn, self._journal, datetime.now(UTC))
                 checked = now
             if not applied:
                 self._stop.wait(self._config.idle_sleep.total_seconds())
@@ -77,25 +82,15 @@ class FinanceWorker:
     def apply_next_chunk(self, conn: Conn) -> int:
         """Apply the next positions of the log; returns how many (0: caught up)."""
         with conn.transaction():
-            conn.execute(
-                "INSERT INTO log_cursors (worker, next_index) VALUES (%s, 0)"
-                " ON CONFLICT DO NOTHING",
-                (WORKER,),
-            )
-            # The row lock serialises workers: a second one waits instead of applying twice.
-            row = conn.execute(
-                "SELECT next_index FROM log_cursors WHERE worker = %s FOR UPDATE", (WORKER,)
-            ).fetchone()
-            assert row is not None
-            start = int(row[0])
+            start = attribution.claim_cursor(conn, WORKER)
             expected = start
             events: list[LoggedEvent] = []
-            for item in store.read_log(conn, start, self._config.chunk_size):
+            for item in attribution.read_log(conn, start, self._config.chunk_size):
                 index = item if isinstance(item, int) else item.log_index
                 if index != expected:
                     break  # a hole cannot happen in a healthy log; never skip past it
                 if isinstance(item, int):
-                    store.journal(
+                    self._journal.write(
                         conn,
                         ACTOR,
                         "event_missing",
@@ -106,9 +101,9 @@ class FinanceWorker:
                 else:
                     events.append(item)
                 expected += 1
-            _Chunk(conn, events).apply()
+            _Chunk(conn, self._journal, events).apply()
             if expected != start:
-                store.advance_cursor(conn, WORKER, expected)
+                attribution.advance_cursor(conn, WORKER, expected)
             return expected - start
 
 
@@ -125,9 +120,12 @@ class _Chunk:
     fire once per lot and event: when the event is new to the lot.
     """
 
-    def __init__(self, conn: Conn, events: list[LoggedEvent]) -> None:
+    def __init__(self, conn: Conn, journal: Journal, events: list[LoggedEvent]) -> None:
         self._conn = conn
-        self._members = store.members_of(conn, {epc for event in events for epc in event.epcs})
+        self._journal = journal
+        self._members = attribution.members_of(
+            conn, {epc for event in events for epc in event.epcs}
+        )
         self._members_before = dict(self._members)
         self._new_members: list[tuple[str, str]] = []
         self._new: dict[str, dict[int, LoggedEvent]] = {}  # lot -> log index -> event
@@ -140,17 +138,17 @@ class _Chunk:
         self._resolve(claimed)
         self._drop_known_evidence()
         touched = set(self._new)
-        self._lots = store.load_lots(conn, touched)
+        self._lots = attribution.load_lots(conn, touched)
         # New lots get their row now, so flags and receivables can refer to them at once.
         fresh = [_blank(uri) for uri in sorted(touched - set(self._lots))]
         self._lots.update((record.lot_uri, record) for record in fresh)
-        store.save_lots(conn, fresh)
+        attribution.save_lots(conn, fresh)
         self._steps = self._plan(touched)
-        self._pledges = store.live_pledges(conn, touched)
-        self._products = store.products(conn, {record.gtin for record in self._lots.values()})
-        self._evidence: list[tuple[str, int, bytes, str | None]] = []
-        self._receivables: list[tuple[str, str, int, str, int, bytes]] = []
-        self._journal: list[tuple[str, str, str, dict[str, object], list[bytes], int | None]] = []
+        self._pledges = credit.live_pledges(conn, touched)
+        self._products = goods.products(conn, {record.gtin for record in self._lots.values()})
+        self._evidence: list[EvidenceRow] = []
+        self._receivables: list[Receivable] = []
+        self._entries: list[JournalEntry] = []
         self._dirty: set[str] = set()
 
     def _attribute(self, event: LoggedEvent) -> list[str]:
@@ -173,7 +171,7 @@ class _Chunk:
             again: dict[int, LoggedEvent] = {}
             for epc in claimed:
                 again.update(self._waiting.pop(epc, {}))
-            for event in store.unattributed_events(self._conn, claimed):
+            for event in attribution.unattributed_events(self._conn, claimed):
                 again[event.log_index] = event
                 self._earlier.add(event.log_index)
             self._learn_members(again.values())
@@ -184,7 +182,7 @@ class _Chunk:
     def _learn_members(self, events: Iterable[LoggedEvent]) -> None:
         unseen = {epc for event in events for epc in event.epcs if epc not in self._members}
         if unseen:
-            known = store.members_of(self._conn, unseen)
+            known = attribution.members_of(self._conn, unseen)
             self._members.update(known)
             self._members_before.update(known)
 
@@ -196,7 +194,7 @@ class _Chunk:
             for index in new
             if index in self._earlier
         ]
-        for lot_uri, index in store.evidenced(self._conn, pairs):
+        for lot_uri, index in attribution.evidenced(self._conn, pairs):
             del self._new[lot_uri][index]
         for lot_uri in [uri for uri, new in self._new.items() if not new]:
             del self._new[lot_uri]
@@ -208,7 +206,7 @@ class _Chunk:
             for uri in touched
             if not all(self._lots[uri].folds_after(event) for event in self._new[uri].values())
         }
-        folded_before = store.lot_events(self._conn, late) if late else {}
+        folded_before = attribution.lot_events(self._conn, late) if late else {}
         self._learn_members(event for events in folded_before.values() for event in events)
         members_before: dict[str, set[str]] = {}
         for epc, lot_uri in self._members_before.items():
@@ -238,12 +236,14 @@ class _Chunk:
             apply_change(record, change, event)
             self._dirty.add(lot_uri)
             if is_new:
-                self._evidence.append((lot_uri, event.log_index, event.event_hash, event.biz_step))
+                self._evidence.append(
+                    EvidenceRow(lot_uri, event.log_index, event.event_hash, event.biz_step)
+                )
                 self._react(change, event, record)
         self._flush()
-        store.forget_unattributed(self._conn, self._claimed)
+        attribution.forget_unattributed(self._conn, self._claimed)
         # Events of earlier chunks still waiting for another identifier are remembered already.
-        store.remember_unattributed(
+        attribution.remember_unattributed(
             self._conn,
             sorted(
                 (epc, index)
@@ -255,17 +255,17 @@ class _Chunk:
         )
 
     def _flush(self) -> None:
-        store.save_lots(self._conn, [self._lots[uri] for uri in sorted(self._dirty)])
+        attribution.save_lots(self._conn, [self._lots[uri] for uri in sorted(self._dirty)])
         if self._new_members:
-            store.add_members(self._conn, self._new_members)
+            attribution.add_members(self._conn, self._new_members)
             self._new_members = []
-        store.add_evidence(self._conn, self._evidence)
-        store.add_receivables(self._conn, self._receivables)
-        store.add_journal(self._conn, self._journal)
+        attribution.add_evidence(self._conn, self._evidence)
+        credit.add_receivables(self._conn, self._receivables)
+        self._journal.write_many(self._conn, self._entries)
         self._dirty.clear()
         self._evidence.clear()
         self._receivables.clear()
-        self._journal.clear()
+        self._entries.clear()
 
     def _react(self, change: LotChange, event: LoggedEvent, record: LotRecord) -> None:
         conn = self._conn
@@ -273,14 +273,21 @@ class _Chunk:
         product = self._products.get(record.gtin)
         evidence = [event.event_hash]
         if change.inspection in FAILED_INSPECTION:
-            _flag(conn, "quality_flag", change, event, f"inspection {change.inspection}")
+            _flag(
+                conn,
+                self._journal,
+                "quality_flag",
+                change,
+                event,
+                f"inspection {change.inspection}",
+            )
         if change.recalled:
-            _flag(conn, "recalled", change, event, "disposition recalled")
+            _flag(conn, self._journal, "recalled", change, event, "disposition recalled")
         if change.purchase_order is not None and product is not None:
             # Delivered at the buyer with its PO: a receivable that can be financed.
             amount, advance = valuation.receivable_terms(record.quantity, product)
             self._receivables.append(
-                (
+                Receivable(
                     change.lot_uri,
                     change.purchase_order,
                     amount.minor,
@@ -289,8 +296,8 @@ class _Chunk:
                     event.event_hash,
                 )
             )
-            self._journal.append(
-                (
+            self._entries.append(
+                JournalEntry(
                     ACTOR,
                     "receivable",
                     change.lot_uri,
@@ -307,8 +314,8 @@ class _Chunk:
             return
         if change.moved:
             # Pledged goods leaving without a release: stop new money at once.
-            if store.set_line_status(conn, pledge.line_id, "frozen"):
-                store.journal(
+            if credit.set_line_status(conn, pledge.line_id, "frozen"):
+                self._journal.write(
                     conn,
                     ACTOR,
                     "line_frozen",
@@ -319,6 +326,7 @@ class _Chunk:
                 )
             _flag(
                 conn,
+                self._journal,
                 "unauthorized_movement",
                 change,
                 event,
@@ -329,13 +337,16 @@ class _Chunk:
             self._flush()  # revaluation reads every pledged lot of the line from the database
             valuation.revalue_line(
                 conn,
+                self._journal,
                 pledge.line_id,
                 change.lot_uri,
                 reason=change.inspection or "recalled",
                 log_index=event.log_index,
             )
         if change.sold and product is not None:
-            valuation.route_proceeds(conn, pledge, change.lot_uri, change.sold, event, product)
+            valuation.route_proceeds(
+                conn, self._journal, pledge, change.lot_uri, change.sold, event, product
+            )
 
 
 def _blank(lot_uri: str) -> LotRecord:
@@ -346,16 +357,17 @@ def _blank(lot_uri: str) -> LotRecord:
 
 def _flag(
     conn: Conn,
+    journal: Journal,
     kind: str,
     change: LotChange,
     event: LoggedEvent,
     detail: str,
     line_id: int | None = None,
 ) -> None:
-    if store.raise_flag(
+    if credit.raise_flag(
         conn, kind, detail, lot_uri=change.lot_uri, line_id=line_id, event_hash=event.event_hash
     ):
-        store.journal(
+        journal.write(
             conn,
             ACTOR,
             f"flag_{kind}",

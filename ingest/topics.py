@@ -23,6 +23,11 @@ class DeviceTopic:
     kind: Kind
 
     @property
+    def topic(self) -> str:
+        """The topic itself, `tf/{org}/{device}/{kind}`: where the device publishes."""
+        return f"tf/{self.org}/{self.device}/{self.kind.value}"
+
+    @property
     def receipts(self) -> str:
         return f"tf/{self.org}/{self.device}/receipts"
 

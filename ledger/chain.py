@@ -1,4 +1,8 @@
-"""web3 adapter: the TraceAnchor and PledgeRegistry contracts on an EVM JSON-RPC endpoint."""
+"""web3 adapter: a deployment's contracts on an EVM JSON-RPC endpoint, TraceAnchor's calls.
+
+PledgeRegistry's calls are finance's (finance/pledges.py); they go through `Chain.call` and
+`Chain.transact`, so every transaction shares one account and its nonce handling.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from web3.exceptions import (
 )
 from web3.types import TxParams, TxReceipt
 
-from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR, load_artifact
+from ledger.contracts import TRACE_ANCHOR, load_artifact
 
 log = logging.getLogger(__name__)
 
@@ -108,27 +112,21 @@ class Chain:
             address=Web3.to_checksum_address(anchor_address),
             abi=_abi(TRACE_ANCHOR),
         )
-        self.pledges: Contract | None = (
-            w3.eth.contract(
-                address=Web3.to_checksum_address(pledge_address),
-                abi=_abi(PLEDGE_REGISTRY),
-            )
-            if pledge_address
-            else None
-        )
+        # The deployment's PledgeRegistry, whose calls finance makes (finance/pledges.py).
+        self.pledge_address = pledge_address or None
         self.account: LocalAccount | None = (
             Account.from_key(private_key) if private_key is not None else None
         )
         self._receipt_timeout = receipt_timeout
 
     def next_index(self) -> int:
-        return int(self._call(self.anchor.functions.nextIndex()))
+        return int(self.call(self.anchor.functions.nextIndex()))
 
     def batch_count(self) -> int:
-        return int(self._call(self.anchor.functions.batchCount()))
+        return int(self.call(self.anchor.functions.batchCount()))
 
     def batch(self, batch_id: int) -> OnChainBatch:
-        raw = self._call(self.anchor.functions.batch(batch_id))
+        raw = self.call(self.anchor.functions.batch(batch_id))
         return OnChainBatch(
             batch_id=batch_id,
             root=bytes(raw[0]),
@@ -151,7 +149,7 @@ class Chain:
 
     def anchor_batch(self, first_index: int, count: int, root: bytes) -> SentBatch:
         """Send anchorBatch, wait for its receipt, return the batch id the contract assigned."""
-        receipt = self._transact(self.anchor.functions.anchorBatch(first_index, count, root))
+        receipt = self.transact(self.anchor.functions.anchorBatch(first_index, count, root))
         events = self.anchor.events.BatchAnchored().process_receipt(receipt)
         if not events:
             raise ChainError("anchorBatch receipt has no BatchAnchored event")
@@ -161,41 +159,23 @@ class Chain:
             block_number=int(receipt["blockNumber"]),
         )
 
-    def pledge(self, lot_key: bytes, financier: str, evidence: bytes) -> bytes:
-        """PledgeRegistry.pledge as the operator; ChainReverted('AlreadyPledged') if taken."""
-        receipt = self._transact(
-            self._registry().functions.pledge(
-                lot_key, Web3.to_checksum_address(financier), evidence
-            ),
-            self._registry(),
-        )
-        return bytes(receipt["transactionHash"])
+    def contract(self, name: str, address: str) -> Contract:
+        """The contract `name` (its artifact's ABI) at `address` on this chain."""
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=_abi(name))
 
-    def release(self, lot_key: bytes) -> bytes:
-        receipt = self._transact(self._registry().functions.release(lot_key), self._registry())
-        return bytes(receipt["transactionHash"])
-
-    def pledgee(self, lot_key: bytes) -> str | None:
-        """The financier address a lot key is pledged to on chain, or None."""
-        registry = self._registry()
-        if not self._call(registry.functions.isPledged(lot_key)):
-            return None
-        return str(self._call(registry.functions.pledgeOf(lot_key))[0])
-
-    def _registry(self) -> Contract:
-        if self.pledges is None:
-            raise ChainError("no PledgeRegistry address for this chain")
-        return self.pledges
-
-    def _call(self, function: Any) -> Any:
+    def call(self, function: Any, contract: Contract | None = None) -> Any:
+        """A read-only call; a revert names `contract`'s custom error (TraceAnchor's by default)."""
         try:
             return function.call()
         except (ContractCustomError, ContractLogicError) as exc:
-            raise ChainReverted(f"call reverted: {exc}", _error_name(self.anchor, exc)) from exc
+            raise ChainReverted(
+                f"call reverted: {exc}", _error_name(contract or self.anchor, exc)
+            ) from exc
         except Exception as exc:
             raise ChainError(f"chain node unreachable: {exc}") from exc
 
-    def _transact(self, function: Any, contract: Contract | None = None) -> TxReceipt:
+    def transact(self, function: Any, contract: Contract | None = None) -> TxReceipt:
+        """Send a transaction from the chain's account and wait for its receipt."""
         if self.account is None:
             raise ChainError("no TRACEFIN_CHAIN_PRIVATE_KEY: cannot send transactions")
         try:
@@ -273,17 +253,3 @@ def deploy(w3: Web3, private_key: str, name: str) -> tuple[str, int]:
     if receipt["status"] != 1 or receipt["contractAddress"] is None:
         raise ChainError(f"deploying {name} reverted")
     return str(receipt["contractAddress"]), int(receipt["blockNumber"])
-
-
-def pledged_lot_keys(chain: Chain, from_block: int) -> set[bytes]:
-    """Every lot key a `Pledged` log of the chain's PledgeRegistry names, from `from_block` on.
-
-    The registry cannot list its pledges; its logs can. `Chain.pledgee` then says which of these
-    keys are still pledged, and to whom.
-    """
-    registry = chain._registry()
-    try:
-        logs = registry.events.Pledged().get_logs(from_block=from_block)
-    except Exception as exc:
-        raise ChainError(f"cannot read logs: {exc}") from exc
-    return {bytes(entry["args"]["lotKey"]) for entry in logs}

@@ -20,6 +20,7 @@ from tracefin.schema import migrate
 from tracefin.settings import Settings
 
 if TYPE_CHECKING:
+    from finance.store.journal import Journal
     from ledger.chain import Chain
     from records.db import Conn
 
@@ -169,18 +170,16 @@ def _digest(event_hash: str) -> bytes:
 
 
 def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
-    from finance.service import restore_pledges
+    from finance.pledges import deploy_and_restore
     from ledger.chain import ChainError, connect
-    from ledger.deployment import ensure_deployment
 
     w3 = connect(_chain_url(settings))
     with _connect(settings) as conn:
         try:
-            outcome = ensure_deployment(conn, w3, settings.chain_key())
-            # A new registry (the devnet was reset) starts empty: live pledges go back on it.
-            pledges = restore_pledges(conn, _chain(settings, conn))
+            deployed = deploy_and_restore(conn, _journal(settings), w3, settings.chain_key())
         except ChainError as exc:
             raise CliError(str(exc)) from None
+    outcome, pledges = deployed.outcome, deployed.pledges
     deployment = outcome.deployment
     print(
         json.dumps(
@@ -193,8 +192,8 @@ def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
                 "replaced_reset_deployment": outcome.replaced.anchor_address
                 if outcome.replaced
                 else None,
-                "pledges_restored": len(pledges["restored"]),
-                "pledges_held_by_others": pledges["conflicting"],
+                "pledges_restored": len(pledges.restored),
+                "pledges_held_by_others": pledges.conflicting,
             }
         )
     )
@@ -249,7 +248,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
 
     w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
     with _connect(settings) as conn:
-        report = full_audit(conn, w3)
+        report = full_audit(conn, w3, _journal(settings))
     print(json.dumps(report.as_json(), indent=2))
     if not report.clean:
         raise SystemExit(1)
@@ -257,7 +256,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
 
 def _finance(settings: Settings, work: Callable[[Conn], object], *, chain: bool = False) -> None:
     """Run a finance operation and print its result as JSON; refusals are one sentence."""
-    from finance.service import FinanceError
+    from finance.errors import FinanceError
 
     with _connect(settings) as conn:
         conn.autocommit = True
@@ -267,7 +266,7 @@ def _finance(settings: Settings, work: Callable[[Conn], object], *, chain: bool 
             raise CliError(f"{exc.code}: {exc.detail}") from None
         except ValueError as exc:
             raise CliError(f"invalid_input: {exc}") from None
-    print(json.dumps(_jsonable(result), default=str))
+    print(json.dumps(_jsonable(result), default=_json_default))
 
 
 def _jsonable(value: object) -> object:
@@ -276,6 +275,20 @@ def _jsonable(value: object) -> object:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return value
+
+
+def _json_default(value: object) -> str:
+    """Dates and times in ISO form, anything else (Decimal) as its text."""
+    from datetime import date
+
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _journal(settings: Settings) -> Journal:
+    """The finance journal, sealed with the key of these settings."""
+    from finance.store.journal import Journal
+
+    return Journal(settings.journal_seal_key())
 
 
 def _chain(settings: Settings, conn: Conn) -> Chain:
@@ -304,11 +317,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     from finance import service
 
     op = args.op
+    journal = _journal(settings)
     if op == "product":
         _finance(
             settings,
             lambda c: service.add_product(
                 c,
+                journal,
                 args.owner,
                 args.gtin,
                 args.name,
@@ -324,11 +339,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(
             settings,
             lambda c: {
-                "location": service.add_warehouse(c, args.operator, args.location, args.name)
+                "location": service.add_warehouse(
+                    c, journal, args.operator, args.location, args.name
+                )
             },
         )
     elif op == "supervise":
-        _finance(settings, lambda c: service.supervise(c, args.financier, args.location))
+        _finance(settings, lambda c: service.supervise(c, journal, args.financier, args.location))
     elif op == "sensor":
         _finance(settings, lambda c: service.add_sensor(c, args.org, args.device, args.location))
     elif op == "policy":
@@ -336,6 +353,7 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
             settings,
             lambda c: service.set_policy(
                 c,
+                journal,
                 args.financier,
                 args.category,
                 advance_rate=args.advance_rate,
@@ -349,19 +367,24 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(
             settings,
             lambda c: service.open_line(
-                c, args.financier, args.borrower, args.limit, args.currency
+                c, journal, args.financier, args.borrower, args.limit, args.currency
             ),
         )
     elif op in ("line-freeze", "line-unfreeze"):
         status = "frozen" if op == "line-freeze" else "active"
-        _finance(settings, lambda c: service.set_line_status(c, args.financier, args.line, status))
+        _finance(
+            settings,
+            lambda c: service.set_line_status(c, journal, args.financier, args.line, status),
+        )
     elif op == "pledge":
         _finance(
-            settings, lambda c: service.pledge(c, _chain(settings, c), args.financier, args.lot)
+            settings,
+            lambda c: service.pledge(c, journal, _chain(settings, c), args.financier, args.lot),
         )
     elif op == "release":
         _finance(
-            settings, lambda c: service.release(c, _chain(settings, c), args.financier, args.lot)
+            settings,
+            lambda c: service.release(c, journal, _chain(settings, c), args.financier, args.lot),
         )
     elif op == "status":
         _finance(settings, lambda c: service.lot_status(c, args.lot, args.financier))
@@ -369,11 +392,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(
             settings,
             lambda c: service.apply(
-                c, args.borrower, args.financier, args.lot, args.amount, args.guarantor
+                c, journal, args.borrower, args.financier, args.lot, args.amount, args.guarantor
             ),
         )
     elif op == "repay":
-        _finance(settings, lambda c: service.repay(c, args.financier, args.line, args.amount))
+        _finance(
+            settings, lambda c: service.repay(c, journal, args.financier, args.line, args.amount)
+        )
 
 
 def _slug(value: str) -> str:
@@ -533,11 +558,12 @@ def _finance_commands(commands: Any) -> None:
     policy = op(policies.add_parser("set", help="set a financier's policy"), "policy")
     policy.add_argument("financier", type=_slug)
     policy.add_argument("--category", default="*")
-    policy.add_argument("--advance-rate", default="0.70")
-    policy.add_argument("--haircut", default="0")
-    policy.add_argument("--ltv-cap", default="0.75")
-    policy.add_argument("--breach-tolerance-s", type=int, default=1800)
-    policy.add_argument("--inspection-freshness-s", type=int, default=30 * 86400)
+    # Terms not given take the rules' defaults (finance/rules.py, DEFAULT_*).
+    policy.add_argument("--advance-rate")
+    policy.add_argument("--haircut")
+    policy.add_argument("--ltv-cap")
+    policy.add_argument("--breach-tolerance-s", type=int)
+    policy.add_argument("--inspection-freshness-s", type=int)
 
     line = commands.add_parser("line", help="credit lines").add_subparsers(
         dest="line_command", required=True
@@ -589,9 +615,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = Settings()  # read once, then passed down explicitly
         except ValidationError as exc:
             raise CliError(f"invalid settings: {exc.errors()[0]['msg']}") from None
-        from finance import store
-
-        store.use_journal_key(settings.journal_seal_key())
         handler(args, settings)
     except CliError as exc:
         print(f"tracefin: {exc}", file=sys.stderr)

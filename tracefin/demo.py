@@ -13,10 +13,11 @@ import psycopg
 
 from epcis.identifiers import lot_uri
 from finance import service
-from finance.service import FinanceError
+from finance.errors import FinanceError, FinanceErrorCode
+from finance.store.journal import Journal
 from ledger import provenance
 from ledger.chain import Chain, connect
-from ledger.log_store import current_deployment
+from ledger.deployment import current_chain
 from records import registry_store
 from records.db import Conn
 from tracefin.settings import Settings
@@ -47,8 +48,9 @@ def start_demo(
     say: Say,
 ) -> None:
     """Register the demo's parties, start the simulator, and say where to look when anchored."""
+    journal = Journal(settings.journal_seal_key())
     with psycopg.connect(endpoints.database_url, autocommit=True) as conn:
-        api_key = _register(conn)
+        api_key = _register(conn, journal)
     say(f"demo       {FACTORY} publishes {PRODUCTS} lots over MQTT; {BANK} finances them")
     _store_first_lot(endpoints.mqtt_url)
     supervisor.start(
@@ -85,7 +87,7 @@ def start_demo(
                 )
             supervisor.check()
             # The finance worker must first see the lot stored in the bank's warehouse.
-            pledged = pledged or _pledge(conn, chain, lot, say)
+            pledged = pledged or _pledge(conn, journal, chain, lot, say)
             stop.wait(0.5)
         hash_id = next(
             event.hash_id
@@ -126,7 +128,7 @@ Financier API key: {api_key}   ({BANK}; shown once, stored hashed)
     )
 
 
-def _register(conn: Conn) -> str:
+def _register(conn: Conn, journal: Journal) -> str:
     """The demo's orgs, devices, products, warehouse and line; a fresh key for the bank."""
     register_sim_devices(conn, FACTORY)
     if not registry_store.find_devices(conn, [(FACTORY, OWN_DEVICE)]):
@@ -134,6 +136,7 @@ def _register(conn: Conn) -> str:
     for number in range(PRODUCTS):
         service.add_product(
             conn,
+            journal,
             FACTORY,
             gtin_for(number),
             f"Frozen dumplings #{number}",
@@ -143,15 +146,15 @@ def _register(conn: Conn) -> str:
             "-25",
             "-15",
         )
-    service.add_warehouse(conn, FACTORY, WAREHOUSE, "Demo cold store")
+    service.add_warehouse(conn, journal, FACTORY, WAREHOUSE, "Demo cold store")
     bank = registry_store.get_org(conn, BANK)
     if bank is None:
         bank, api_key = registry_store.add_org(conn, BANK, "financier")
     else:
         registry_store.revoke_keys(conn, BANK)  # keys are shown once: this run's is the one
         api_key = registry_store.issue_api_key(conn, bank.id)
-    service.supervise(conn, BANK, WAREHOUSE)
-    service.open_line(conn, BANK, FACTORY, "5000.00", "CNY")
+    service.supervise(conn, journal, BANK, WAREHOUSE)
+    service.open_line(conn, journal, BANK, FACTORY, "5000.00", "CNY")
     return api_key
 
 
@@ -173,24 +176,19 @@ def _store_first_lot(mqtt_url: str) -> None:
 
 
 def _chain(conn: Conn, settings: Settings, endpoints: Endpoints) -> Chain:
-    deployment = current_deployment(conn)
-    assert deployment is not None
-    return Chain(
-        connect(endpoints.chain_rpc_url),
-        deployment.anchor_address,
-        deployment.pledge_address,
-        settings.chain_key(),
-    )
+    chain = current_chain(conn, connect(endpoints.chain_rpc_url), settings.chain_key())
+    assert chain is not None
+    return chain
 
 
-def _pledge(conn: Conn, chain: Chain, lot: str, say: Say) -> bool:
+def _pledge(conn: Conn, journal: Journal, chain: Chain, lot: str, say: Say) -> bool:
     """Pledge the lot to the bank on chain; True once it is pledged (now or by an earlier run)."""
     try:
-        service.pledge(conn, chain, BANK, lot)
+        service.pledge(conn, journal, chain, BANK, lot)
     except FinanceError as exc:
-        if exc.code == "already_pledged":
+        if exc.code == FinanceErrorCode.ALREADY_PLEDGED:
             return True
-        if exc.code in ("unknown_lot", "not_in_supervised_warehouse"):
+        if exc.code in (FinanceErrorCode.UNKNOWN_LOT, FinanceErrorCode.NOT_IN_SUPERVISED_WAREHOUSE):
             return False  # the finance worker has not seen it stored yet
         raise UpError(f"the demo could not pledge {lot}: {exc.detail}") from None
     say(f"demo       {lot} pledged to {BANK} on chain")

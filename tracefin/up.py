@@ -17,10 +17,10 @@ from types import FrameType
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from finance.service import restore_pledges
+from finance.pledges import deploy_and_restore
+from finance.store.journal import Journal
 from ingest.mqtt_link import parse_mqtt_url
-from ledger.chain import Chain, ChainError, connect
-from ledger.deployment import ensure_deployment
+from ledger.chain import ChainError, connect
 from tracefin.demo import start_demo
 from tracefin.embedded import (
     ServiceUnavailable,
@@ -223,18 +223,15 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
 def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
     try:
         with psycopg.connect(endpoints.database_url, autocommit=True) as conn:
-            w3 = connect(endpoints.chain_rpc_url)
-            outcome = ensure_deployment(conn, w3, settings.chain_key())
-            deployment = outcome.deployment
-            # A new registry (the devnet was reset) starts empty: live pledges go back on it.
-            pledges = restore_pledges(
+            deployed = deploy_and_restore(
                 conn,
-                Chain(
-                    w3, deployment.anchor_address, deployment.pledge_address, settings.chain_key()
-                ),
+                Journal(settings.journal_seal_key()),
+                connect(endpoints.chain_rpc_url),
+                settings.chain_key(),
             )
     except ChainError as exc:
         raise UpError(f"could not deploy the contracts: {exc}") from None
+    outcome, pledges = deployed.outcome, deployed.pledges
     anchor = outcome.deployment.anchor_address
     if outcome.replaced is not None:
         say(
@@ -245,10 +242,10 @@ def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
         say(f"contracts  deployed: TraceAnchor {anchor}")
     else:
         say(f"contracts  reusing TraceAnchor {anchor}")
-    if pledges["restored"]:
-        say(f"pledges    {len(pledges['restored'])} live pledges put on the new PledgeRegistry")
-    if pledges["conflicting"]:
+    if pledges.restored:
+        say(f"pledges    {len(pledges.restored)} live pledges put on the new PledgeRegistry")
+    if pledges.conflicting:
         say(
-            f"pledges    {len(pledges['conflicting'])} lots are pledged to someone else on the"
+            f"pledges    {len(pledges.conflicting)} lots are pledged to someone else on the"
             " new PledgeRegistry (flagged double_pledge)"
         )

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from epcis.event_hash import hash_id_from_digest
-from finance import service, store
+from finance import pledges
+from finance.store import credit
 from records.db import Conn
 from tests.support.api import Api, seeded_api
 from tests.support.events import make_event
@@ -46,8 +47,8 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
 def api(chain_rpc_url: str) -> Iterator[Api]:
     with seeded_api(chain_rpc_url) as seeded:
         # A risk flag on bank's line, so "another bank's flags" has something to leak.
-        line = store.lines_of_financier(seeded.conn, _org_id(seeded.conn, "bank"))[0]
-        store.raise_flag(
+        line = credit.lines_of_financier(seeded.conn, _org_id(seeded.conn, "bank"))[0]
+        credit.raise_flag(
             seeded.conn, "quality_flag", "SECRET-FLAG-of-bank", lot_uri=LOT_URI, line_id=line.id
         )
         yield seeded
@@ -85,7 +86,7 @@ def _secrets(api: Api) -> list[str]:
     return [
         '"eventTimeZoneOffset"',  # raw EPCIS event JSON, from /v1/events
         "PO0",  # maker's purchase orders (bizTransactionList), from events and traces
-        service.lot_key(LOT_URI).hex(),  # the pledge
+        pledges.lot_key(LOT_URI).hex(),  # the pledge
         "SECRET-FLAG-of-bank",
         '"quantity"',
         '"custody"',
@@ -116,7 +117,7 @@ def test_the_owners_see_what_others_must_not(api: Api) -> None:
     # The markers are real: without this, "no leak" below would pass vacuously.
     lot = api.call("GET", f"/v1/lots{LOT}", "bank")
     assert lot.status_code == 200
-    for marker in ('"quantity"', '"custody"', '"collateral_value', service.lot_key(LOT_URI).hex()):
+    for marker in ('"quantity"', '"custody"', '"collateral_value', pledges.lot_key(LOT_URI).hex()):
         assert marker in lot.text, marker
     assert "SECRET-FLAG-of-bank" in api.call("GET", "/v1/risk-flags", "bank").text
     assert '"drawn_minor"' in api.call("GET", "/v1/lines", "bank").text

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from finance import service, store
+from finance import pledges, service
+from finance.pledges import PledgeRegistry
+from finance.store import credit
 from ledger.chain import Chain, connect
 from ledger.log_store import current_deployment
 from tests.support.api import Api
-from tests.support.world import LOT, LOT_URI, WAREHOUSE
+from tests.support.world import JOURNAL, LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 
@@ -86,19 +88,19 @@ def test_pledge_and_release_on_chain_through_the_api(world: Api) -> None:
     chain = Chain(
         connect(world.chain_rpc_url), deployment.anchor_address, deployment.pledge_address
     )
-    key = service.lot_key(LOT_URI)
+    key = pledges.lot_key(LOT_URI)
     # The fixture's pledge released (on chain too), and lot 0 back in the supervised warehouse.
-    assert chain.pledgee(key) is not None
+    assert PledgeRegistry(chain).pledgee(key) is not None
     released = world.client.delete(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert released.status_code == 200, released.text
-    assert chain.pledgee(key) is None
+    assert PledgeRegistry(chain).pledgee(key) is None
     world.conn.execute(
         "UPDATE lots SET custody = 'warehouse', location = %s WHERE lot_uri = %s",
         (WAREHOUSE, LOT_URI),
     )
     pledged = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert pledged.status_code == 200, pledged.text
-    assert chain.pledgee(key) is not None
+    assert PledgeRegistry(chain).pledgee(key) is not None
     again = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert (again.status_code, again.json()["code"]) == (409, "already_pledged")
     # A second bank, supervising the same warehouse, is refused by the contract.
@@ -107,12 +109,12 @@ def test_pledge_and_release_on_chain_through_the_api(world: Api) -> None:
         json={"borrower": "maker", "limit": "100.00", "currency": "CNY"},
         headers=auth(world, "other-bank"),
     )
-    service.supervise(world.conn, "other-bank", WAREHOUSE)
+    service.supervise(world.conn, JOURNAL, "other-bank", WAREHOUSE)
     double = world.client.post(f"/v1/pledges{LOT}", headers=auth(world, "other-bank"))
     assert (double.status_code, double.json()["code"]) == (409, "double_pledge")
     released = world.client.delete(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert released.status_code == 200, released.text
-    assert chain.pledgee(key) is None
-    assert store.live_pledge(world.conn, LOT_URI) is None
+    assert PledgeRegistry(chain).pledgee(key) is None
+    assert credit.live_pledge(world.conn, LOT_URI) is None
     again = world.client.delete(f"/v1/pledges{LOT}", headers=auth(world, "bank"))
     assert (again.status_code, again.json()["code"]) == (409, "not_pledged")

@@ -21,8 +21,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from epcis.identifiers import lot_uri
-from finance import service, store
+from finance import pledges
 from finance.audit import full_audit
+from finance.pledges import PledgeRegistry
+from finance.store import attribution, credit
 from ingest.mqtt_link import new_client
 from ledger import log_store
 from ledger.chain import Chain, connect
@@ -49,6 +51,7 @@ from tests.support.chaos import (
 from tests.support.events import store_events
 from tests.support.finance import snapshot
 from tests.support.processes import WorkerProcess
+from tests.support.world import JOURNAL
 from tracefin.embedded import ServiceUnavailable, start_mosquitto
 from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
@@ -383,34 +386,41 @@ def test_live_pledges_are_on_the_registry_after_a_devnet_reset_and_redeploy(
         current = log_store.current_deployment(conn)
         assert current is not None
         assert current.id != deployment.id
-        registry = Chain(
-            connect(chain.url), current.anchor_address, current.pledge_address, DEVNET_PRIVATE_KEY
+        registry = PledgeRegistry(
+            Chain(
+                connect(chain.url),
+                current.anchor_address,
+                current.pledge_address,
+                DEVNET_PRIVATE_KEY,
+            )
         )
         bank = registry_store.get_org(conn, "bank")
         assert bank is not None
-        bank_address = connect(chain.url).to_checksum_address(service.org_address(bank))
+        bank_address = connect(chain.url).to_checksum_address(pledges.org_address(bank))
         uris = [lot_uri(gtin_for(n), f"L{n:07d}") for n in PLEDGED]
-        held = {uri: registry.pledgee(service.lot_key(uri)) for uri in uris}
+        held = {uri: registry.pledgee(pledges.lot_key(uri)) for uri in uris}
         assert set(held.values()) == {bank_address}, (
             f"{sum(h != bank_address for h in held.values())} of {len(uris)} live pledges"
             " not on the new registry"
         )
-        assert not [f for f in full_audit(conn, connect(chain.url)).findings if "pledge" in f.kind]
+        assert not [
+            f for f in full_audit(conn, connect(chain.url), JOURNAL).findings if "pledge" in f.kind
+        ]
         # Run again: nothing to restore, nothing sent twice.
         again = deploy()
         assert (again["created"], again["pledges_restored"]) == (False, 0), again
         # Someone else got one of the lots on the registry first: not overwritten, but flagged.
         taken = uris[0]
-        registry.release(service.lot_key(taken))
+        registry.release(pledges.lot_key(taken))
         other = "0x" + "ab" * 20
-        registry.pledge(service.lot_key(taken), other, bytes(32))
+        registry.pledge(pledges.lot_key(taken), other, bytes(32))
         third = deploy()
         assert third["pledges_held_by_others"] == [taken], third
-        assert registry.pledgee(service.lot_key(taken)) == connect(chain.url).to_checksum_address(
+        assert registry.pledgee(pledges.lot_key(taken)) == connect(chain.url).to_checksum_address(
             other
         )
-        assert "double_pledge" in store.open_flags(conn, taken)
-        kinds = {f.kind for f in full_audit(conn, connect(chain.url)).findings}
+        assert "double_pledge" in credit.open_flags(conn, taken)
+        kinds = {f.kind for f in full_audit(conn, connect(chain.url), JOURNAL).findings}
         assert kinds == {"pledge_differs_from_chain"}, kinds
     finally:
         chain.stop()
@@ -510,9 +520,9 @@ def test_finance_keeps_following_the_log_while_the_chain_is_down(
         store_events(conn, 70)
         # Pledged goods leaving the warehouse must freeze the line in seconds, chain or not.
         with contextlib.suppress(AssertionError):
-            wait_until(lambda: store.cursor(conn, "finance") == 140, 6, "finance following")
-        assert store.cursor(conn, "finance") == 140, (
-            f"finance stopped at position {store.cursor(conn, 'finance')} of 140;"
+            wait_until(lambda: attribution.cursor(conn, "finance") == 140, 6, "finance following")
+        assert attribution.cursor(conn, "finance") == 140, (
+            f"finance stopped at position {attribution.cursor(conn, 'finance')} of 140;"
             f" log holds {log_store.log_size(conn)}"
         )
     finally:
@@ -533,7 +543,7 @@ def test_finance_state_does_not_depend_on_which_ingest_worker_was_faster(
         with psycopg.connect(r.database_url, autocommit=True) as conn:
             total = stream.published
             wait_until(lambda: all_anchored(conn, total), 60, "anchoring")
-            wait_until(lambda: store.cursor(conn, "finance") == total, 60, "finance")
+            wait_until(lambda: attribution.cursor(conn, "finance") == total, 60, "finance")
             arrived = snapshot(conn)
             published = replay_finance(conn, r.twin_url, order=stream.digests)
         # Every pledged lot shipped without a release: each must be flagged.

@@ -8,12 +8,14 @@ import orjson
 import pytest
 
 from epcis.capture import capture
-from finance import service, store, valuation
+from finance import pledges, service, valuation
+from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
 from ledger import log_store
 from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import EventToStore
+from tests.support.world import JOURNAL
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
 
 pytestmark = pytest.mark.integration
@@ -46,23 +48,23 @@ def pledged_lot(conn: Conn) -> tuple[str, int]:
     registry_store.add_org(conn, ORG, "manufacturer")
     registry_store.add_device(conn, ORG, "plc-1", None)
     registry_store.add_org(conn, "bank", "financier")
-    service.add_product(conn, ORG, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
-    service.add_warehouse(conn, ORG, WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
-    line = service.open_line(conn, "bank", ORG, "1000.00", "CNY")
+    service.add_product(conn, JOURNAL, ORG, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
+    service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
+    line = service.open_line(conn, JOURNAL, "bank", ORG, "1000.00", "CNY")
     story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
     commit(conn, story[:4])
-    FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
+    FinanceWorker("unused", FinanceConfig(), JOURNAL).apply_next_chunk(conn)
     lot = f"https://id.gs1.org/01/{gtin_for(0)}/10/L0000000"
-    lot_row = store.get_lot(conn, lot)
+    lot_row = attribution.get_lot(conn, lot)
     assert lot_row is not None
-    store.add_pledge(conn, lot, line.id, service.lot_key(lot), WAREHOUSE, b"")
-    store.move_money(conn, line.id, "drawdown", 2000)
+    credit.add_pledge(conn, lot, line.id, pledges.lot_key(lot), WAREHOUSE, b"")
+    credit.move_money(conn, line.id, "drawdown", 2000)
     return lot, line.id
 
 
 def follow(conn: Conn) -> None:
-    FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
+    FinanceWorker("unused", FinanceConfig(), JOURNAL).apply_next_chunk(conn)
 
 
 def margin_calls(conn: Conn, line_id: int) -> list[tuple[object, ...]]:
@@ -91,10 +93,10 @@ def test_bad_news_revalues_the_lot_and_calls_margin(
     }
     commit(conn, [bad])
     follow(conn)
-    assert flag in store.open_flags(conn, lot)
+    assert flag in credit.open_flags(conn, lot)
     # The lot is worth nothing as collateral now: the whole 20.00 drawn is called.
     assert margin_calls(conn, line_id) == [(2000, disposition)]
-    assert service.lot_status(conn, lot, "bank")["collateral_value_minor"] == 0
+    assert service.lot_status(conn, lot, "bank").collateral_value_minor == 0
 
 
 def test_expiry_of_pledged_goods_is_flagged_once_and_calls_margin(
@@ -105,9 +107,9 @@ def test_expiry_of_pledged_goods_is_flagged_once_and_calls_margin(
         "UPDATE lots SET best_before = %s WHERE lot_uri = %s",
         (datetime.now(UTC).date() - timedelta(days=1), lot),
     )
-    assert valuation.check_expiry(conn, datetime.now(UTC)) == 1
-    assert valuation.check_expiry(conn, datetime.now(UTC)) == 0
-    assert "expired" in store.open_flags(conn, lot)
+    assert valuation.check_expiry(conn, JOURNAL, datetime.now(UTC)) == 1
+    assert valuation.check_expiry(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert "expired" in credit.open_flags(conn, lot)
     assert margin_calls(conn, line_id) == [(2000, "expired")]
 
 
@@ -123,4 +125,4 @@ def test_sale_of_pledged_goods_routes_proceeds_to_the_pledgee(
         (line_id,),
     ).fetchall()
     assert proceeds == [(1250,)]
-    assert store.get_lot(conn, lot).quantity == 2  # type: ignore[union-attr]
+    assert attribution.get_lot(conn, lot).quantity == 2  # type: ignore[union-attr]

@@ -16,12 +16,13 @@ import pytest
 from psycopg import sql
 
 from epcis.identifiers import lot_uri
-from finance import store
+from finance.store import attribution
 from finance.worker import FinanceConfig, FinanceWorker
 from records.db import Conn
 from tests.support.chaos import business_state
 from tests.support.events import store_events
 from tests.support.finance import seed_finance, snapshot
+from tests.support.world import JOURNAL
 from tracefin.simulate import gtin_for
 
 pytestmark = pytest.mark.integration
@@ -81,10 +82,10 @@ def finance_after(
             " JOIN events e ON e.event_hash = p.event_hash",
             (positioned,),
         )
-        worker = FinanceWorker(database_url, FinanceConfig(chunk_size=25))
+        worker = FinanceWorker(database_url, FinanceConfig(chunk_size=25), JOURNAL)
         while worker.apply_next_chunk(conn):
             pass
-        assert store.cursor(conn, "finance") == LOTS * STEPS
+        assert attribution.cursor(conn, "finance") == LOTS * STEPS
         return snapshot(conn)
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from finance import store
+from finance.store import attribution
 from ledger import log_store
 from records.db import Conn
 from tests.support.events import store_events
@@ -55,12 +55,12 @@ def run_until_done(worker: WorkerProcess, conn: Conn, kills: tuple[int, ...]) ->
     worker.start()
     killed = 0
     for threshold in kills:
-        while store.cursor(conn, "finance") < threshold:
+        while attribution.cursor(conn, "finance") < threshold:
             time.sleep(0.01)
         worker.kill()
         killed += 1
         worker.start()
-    while store.cursor(conn, "finance") < LOTS * 7:
+    while attribution.cursor(conn, "finance") < LOTS * 7:
         assert worker.alive, worker.log_text()
         time.sleep(0.05)
     worker.terminate()

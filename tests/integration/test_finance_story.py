@@ -13,13 +13,16 @@ import pytest
 
 from epcis.event_hash import event_hash_digest
 from epcis.signatures import sign_digest
-from finance import service, store
-from finance.service import FinanceError
+from finance import pledges, service
+from finance.errors import FinanceError
+from finance.pledges import PledgeRegistry
+from finance.store import attribution, credit, goods
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from records import registry_store
 from records.db import Conn
 from tests.support.processes import IngestProcess, WorkerProcess
+from tests.support.world import JOURNAL
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
     WAREHOUSE_GLN,
@@ -83,6 +86,7 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
     gtin = gtin_for(0)
     service.add_product(
         conn,
+        JOURNAL,
         org,
         gtin,
         "Frozen dumplings",
@@ -92,13 +96,13 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
         min_temp_c="-25",
         max_temp_c="-15",
     )
-    service.add_warehouse(conn, org, WAREHOUSE, "Cold store 1")
+    service.add_warehouse(conn, JOURNAL, org, WAREHOUSE, "Cold store 1")
     service.add_sensor(conn, org, "wh-1", WAREHOUSE)
     for bank in ("bank-a", "bank-b"):
-        service.supervise(conn, bank, WAREHOUSE)
-        service.open_line(conn, bank, org, "1000.00", "CNY")
-    service.set_policy(conn, "bank-a", breach_tolerance_s=2)
-    line = store.get_line(conn, 1)
+        service.supervise(conn, JOURNAL, bank, WAREHOUSE)
+        service.open_line(conn, JOURNAL, bank, org, "1000.00", "CNY")
+    service.set_policy(conn, JOURNAL, "bank-a", breach_tolerance_s=2)
+    line = credit.get_line(conn, 1)
     assert line is not None
 
     publisher = Publisher(mqtt_url, f"story-{secrets.token_hex(3)}")
@@ -123,30 +127,32 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
             publish(index)
         wait_until(
             lambda: (
-                (s := store.get_lot(conn, lot)) is not None
+                (s := attribution.get_lot(conn, lot)) is not None
                 and s.custody == "warehouse"
                 and s.last_inspection_disposition == "conformant"
             ),
             "lot in warehouse",
         )
         status = service.lot_status(conn, lot, "bank-a")
-        assert (status["quantity"], status["location"]) == (3, WAREHOUSE)
+        assert (status.quantity, status.location) == (3, WAREHOUSE)
 
-        pledged = service.pledge(conn, chain, "bank-a", lot)
-        assert chain.pledgee(service.lot_key(lot)) is not None
+        pledged = service.pledge(conn, JOURNAL, chain, "bank-a", lot)
+        assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is not None
         # A second bank cannot take the same goods: the contract refuses, reported double_pledge.
         with pytest.raises(FinanceError) as refused:
-            service.pledge(conn, chain, "bank-b", lot)
+            service.pledge(conn, JOURNAL, chain, "bank-b", lot)
         assert refused.value.code == "double_pledge"
         assert "PledgeRegistry refused" in refused.value.detail
-        assert "double_pledge" in store.open_flags(conn, lot)
-        assert pledged["line"] == line.id
+        assert "double_pledge" in credit.open_flags(conn, lot)
+        assert pledged.line == line.id
 
         # Approved at the advance rate once the evidence is anchored: 3 x 12.50 x 70% = 26.25.
-        wait_until(lambda: all(a for _, a in store.evidence(conn, lot)), "evidence anchored")
-        decision = service.apply(conn, org, "bank-a", lot, "30.00")
-        assert (decision["decision"], decision["approved_minor"]) == ("partial", 2625), decision
-        assert decision["evidence"]
+        wait_until(
+            lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "evidence anchored"
+        )
+        decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "30.00")
+        assert (decision.decision, decision.approved_minor) == ("partial", 2625), decision
+        assert decision.evidence
 
         # Cold-chain breach from telemetry: out of range longer than the 2 s tolerance.
         now = datetime.now(UTC)
@@ -155,7 +161,7 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
             for s in (6, 4, 2, 0)
         ]
         publisher.publish(Publication(devices["wh-1"].telemetry_topic, orjson.dumps(readings)))
-        wait_until(lambda: "cold_chain_breach" in store.open_flags(conn, lot), "breach flag")
+        wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
         calls = wait_until(
             lambda: conn.execute(
                 "SELECT shortfall_minor FROM margin_calls"
@@ -177,17 +183,17 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
             "line frozen",
         )
         assert frozen[0] <= timedelta(seconds=2), frozen
-        assert store.get_line(conn, line.id).status == "frozen"  # type: ignore[union-attr]
-        assert "unauthorized_movement" in store.open_flags(conn, lot)
+        assert credit.get_line(conn, line.id).status == "frozen"  # type: ignore[union-attr]
+        assert "unauthorized_movement" in credit.open_flags(conn, lot)
         # Frozen: no new money, but repayments are taken (the exit path).
-        assert service.apply(conn, org, "bank-a", lot, "1.00")["decision"] == "decline"
-        service.repay(conn, "bank-a", line.id, "10.00")
-        after = service.repay(conn, "bank-a", line.id, "16.25")
+        assert service.apply(conn, JOURNAL, org, "bank-a", lot, "1.00").decision == "decline"
+        service.repay(conn, JOURNAL, "bank-a", line.id, "10.00")
+        after = service.repay(conn, JOURNAL, "bank-a", line.id, "16.25")
         assert after.drawn_minor == 0
 
-        service.release(conn, chain, "bank-a", lot)
-        assert chain.pledgee(service.lot_key(lot)) is None
-        assert store.live_pledge(conn, lot) is None
+        service.release(conn, JOURNAL, chain, "bank-a", lot)
+        assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is None
+        assert credit.live_pledge(conn, lot) is None
         actions = [
             row[0]
             for row in conn.execute("SELECT action FROM finance_journal ORDER BY id").fetchall()

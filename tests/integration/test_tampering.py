@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from epcis.event_hash import digest_from_hash_id
-from finance import journal_seal, service, store
+from finance import pledges
 from finance.audit import full_audit as audit
+from finance.store.journal import Journal
 from ledger import log_store
 from ledger.audit import Finding
 from ledger.chain import connect
 from tests.support.api import Api
 from tests.support.cli import run_audit_cli
-from tests.support.world import LOT, LOT_URI, WAREHOUSE
+from tests.support.world import JOURNAL, LOT, LOT_URI, WAREHOUSE
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +41,12 @@ def states(page: dict[str, Any]) -> dict[bytes, str]:
     }
 
 
-def findings(world: Api) -> list[Finding]:
-    return audit(world.conn, connect(world.chain_rpc_url)).findings
+def findings(world: Api, journal: Journal = JOURNAL) -> list[Finding]:
+    return audit(world.conn, connect(world.chain_rpc_url), journal).findings
 
 
-def kinds(world: Api) -> set[str]:
-    return {f.kind for f in findings(world)}
+def kinds(world: Api, journal: Journal = JOURNAL) -> set[str]:
+    return {f.kind for f in findings(world, journal)}
 
 
 @pytest.fixture(autouse=True)
@@ -386,7 +387,7 @@ def test_a_forged_pledge_of_another_lot_is_caught(financed: Api) -> None:
     financed.conn.execute(
         "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx)"
         " SELECT %s, line_id, %s, location, chain_tx FROM pledges WHERE lot_uri = %s",
-        (other, service.lot_key(other), LOT_URI),
+        (other, pledges.lot_key(other), LOT_URI),
     )
     assert {(f.kind, other in f.detail) for f in findings(financed)} == {
         ("pledge_differs_from_chain", True),
@@ -464,8 +465,4 @@ def test_the_journal_checks_with_the_key_it_was_sealed_with(financed: Api) -> No
     """An audit under another key (a process not given TRACEFIN_JOURNAL_KEY) condemns every
     entry: the key, not the database, vouches for the journal."""
     assert kinds(financed) == set()
-    store.use_journal_key(b"k" * 32)
-    try:
-        assert kinds(financed) == {"journal_altered"}
-    finally:
-        store.use_journal_key(journal_seal.DEVELOPMENT_KEY)
+    assert kinds(financed, Journal(b"k" * 32)) == {"journal_altered"}

@@ -28,8 +28,10 @@ from psycopg import sql
 from epcis.event_hash import event_hash_digest
 from epcis.identifiers import lot_uri
 from epcis.signatures import sign_digest
-from finance import service, store, valuation
+from finance import pledges, service, valuation
 from finance.audit import full_audit as audit
+from finance.pledges import PledgeRegistry
+from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.mqtt_link import new_client
 from ledger import log_store
@@ -40,6 +42,7 @@ from records import registry_store
 from records.db import Conn
 from tests.support.finance import snapshot
 from tests.support.processes import WorkerProcess
+from tests.support.world import JOURNAL
 from tracefin.embedded import (
     ANVIL_BINARY,
     ServiceUnavailable,
@@ -427,8 +430,8 @@ def seed(conn: Conn, org: str, products: range, chain: Chain) -> None:
     """The devices, and a financier who supervises the warehouse and lends against some lots."""
     register_sim_devices(conn, org, seed=org)
     bank, _ = registry_store.add_org(conn, "bank", "financier")
-    service.add_warehouse(conn, org, WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
+    service.add_warehouse(conn, JOURNAL, org, WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
     owner = registry_store.get_org(conn, org)
     assert owner is not None
     # One statement for all products: the per-product service call costs a journal row each.
@@ -438,19 +441,19 @@ def seed(conn: Conn, org: str, products: range, chain: Chain) -> None:
         " ON CONFLICT DO NOTHING",
         (owner.id, sorted({gtin_for(number) for number in products})),
     )
-    line = service.open_line(conn, "bank", org, "100.00", "CNY")
+    line = service.open_line(conn, JOURNAL, "bank", org, "100.00", "CNY")
     # What service.pledge records (registry, row, journal), for lots whose events are still to
     # come: the service itself wants the lot already in the supervised warehouse.
     for number in PLEDGED:
         uri = lot_uri(gtin_for(number), f"L{number:07d}")
-        key = service.lot_key(uri)
-        tx = chain.pledge(key, service.org_address(bank), bytes(32))
+        key = pledges.lot_key(uri)
+        tx = PledgeRegistry(chain).pledge(key, pledges.org_address(bank), bytes(32))
         conn.execute(
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        store.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
-        store.journal(
+        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
+        JOURNAL.write(
             conn,
             "bank",
             "pledged",
@@ -705,13 +708,13 @@ def replay_finance(
                 " JOIN events e ON e.event_hash = p.digest",
                 (order,),
             )
-        worker = FinanceWorker("unused", FinanceConfig())
+        worker = FinanceWorker("unused", FinanceConfig(), JOURNAL)
         while worker.apply_next_chunk(twin):
             pass
         # What the running worker also does every second (no telemetry, nothing expires here).
         with twin.transaction():
-            valuation.check_cold_chain(twin, datetime.now(UTC))
-            valuation.check_expiry(twin, datetime.now(UTC))
+            valuation.check_cold_chain(twin, JOURNAL, datetime.now(UTC))
+            valuation.check_expiry(twin, JOURNAL, datetime.now(UTC))
         return snapshot(twin)
 
 
@@ -734,9 +737,11 @@ def settle_and_check(
             lambda: all_anchored(conn, total), bound_s, "anchoring every stored event"
         )
         finance_after = wait_until(
-            lambda: store.cursor(conn, "finance") == total, bound_s, "finance following the log"
+            lambda: attribution.cursor(conn, "finance") == total,
+            bound_s,
+            "finance following the log",
         )
-        report = audit(conn, connect(rig_.chain.url))
+        report = audit(conn, connect(rig_.chain.url), JOURNAL)
         assert not report.findings, [finding.as_json() for finding in report.findings[:10]]
         assert report.events_checked == total
         faulted = snapshot(conn)

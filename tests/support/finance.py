@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from epcis.identifiers import lot_uri
-from finance import service, store
+from finance import service
+from finance.store import credit
 from records import registry_store
 from records.db import Conn
-from tests.support.world import WAREHOUSE
+from tests.support.world import JOURNAL, WAREHOUSE
 from tracefin.simulate import gtin_for
 
 
@@ -34,15 +35,17 @@ def seed_finance(conn: Conn, org: str, lots: int, pledged: range) -> None:
     """A bank supervising `org`'s warehouse, a product per lot, a line, and `pledged` lots
     pledged on it (in the database only)."""
     registry_store.add_org(conn, "bank", "financier")
-    service.add_warehouse(conn, org, WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
+    service.add_warehouse(conn, JOURNAL, org, WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
     for number in range(lots):
-        service.add_product(conn, org, gtin_for(number), f"P{number}", "frozen", "2.00", "CNY")
-    line = service.open_line(conn, "bank", org, "100.00", "CNY")
+        service.add_product(
+            conn, JOURNAL, org, gtin_for(number), f"P{number}", "frozen", "2.00", "CNY"
+        )
+    line = service.open_line(conn, JOURNAL, "bank", org, "100.00", "CNY")
     for number in pledged:
         uri = lot_uri(gtin_for(number), f"L{number:07d}")
         conn.execute(
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        store.add_pledge(conn, uri, line.id, number.to_bytes(32, "big"), WAREHOUSE, b"")
+        credit.add_pledge(conn, uri, line.id, number.to_bytes(32, "big"), WAREHOUSE, b"")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from finance import service, store
+from finance import pledges, service
+from finance.journal_seal import DEVELOPMENT_KEY
+from finance.pledges import PledgeRegistry
+from finance.store import credit
+from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
 from ledger.anchoring import anchor_everything
 from ledger.chain import Chain, connect
@@ -12,6 +16,9 @@ from records.db import Conn
 from tests.support.events import store_events
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+
+# The journal the tests write and audit with: the key every process uses outside production.
+JOURNAL = Journal(DEVELOPMENT_KEY)
 
 WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
 GTIN = gtin_for(0)
@@ -34,29 +41,31 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     """
     keys = {slug: registry_store.add_org(conn, slug, role)[1] for slug, role in ORGS}
     digests = store_events(conn, 14, "maker")
-    service.add_product(conn, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
-    service.add_warehouse(conn, "maker", WAREHOUSE, "Cold store")
-    service.supervise(conn, "bank", WAREHOUSE)
+    service.add_product(conn, JOURNAL, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
+    service.add_warehouse(conn, JOURNAL, "maker", WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
     deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
     chain = Chain(connect(chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
     anchor_everything(conn, chain, deployment.id)
     # The finance worker's view of the lots, so goods status has something to show.
-    FinanceWorker("unused", FinanceConfig()).apply_next_chunk(conn)
-    line = service.open_line(conn, "bank", "maker", "1000.00", "CNY")
+    FinanceWorker("unused", FinanceConfig(), JOURNAL).apply_next_chunk(conn)
+    line = service.open_line(conn, JOURNAL, "bank", "maker", "1000.00", "CNY")
     # Pledged as service.pledge would (on chain, then the row and its journal entry), though
     # the lot has left the warehouse by now: the audit compares all three.
     bank = registry_store.get_org(conn, "bank")
     assert bank is not None
-    registry = Chain(
-        connect(chain_rpc_url),
-        deployment.anchor_address,
-        deployment.pledge_address,
-        DEVNET_PRIVATE_KEY,
+    registry = PledgeRegistry(
+        Chain(
+            connect(chain_rpc_url),
+            deployment.anchor_address,
+            deployment.pledge_address,
+            DEVNET_PRIVATE_KEY,
+        )
     )
-    key = service.lot_key(LOT_URI)
-    tx = registry.pledge(key, service.org_address(bank), bytes(32))
-    store.add_pledge(conn, LOT_URI, line.id, key, WAREHOUSE, tx)
-    store.journal(
+    key = pledges.lot_key(LOT_URI)
+    tx = registry.pledge(key, pledges.org_address(bank), bytes(32))
+    credit.add_pledge(conn, LOT_URI, line.id, key, WAREHOUSE, tx)
+    JOURNAL.write(
         conn,
         "bank",
         "pledged",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 
+from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
 from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
@@ -16,7 +17,8 @@ def run_finance(settings: Settings) -> None:
     """Follow the event log until SIGTERM/SIGINT (the chunk in hand commits or rolls back)."""
     if settings.database_url is None:
         raise SystemExit("tracefin finance needs TRACEFIN_DATABASE_URL")
-    worker = FinanceWorker(settings.database_url, FinanceConfig())
+    journal = Journal(settings.journal_seal_key())
+    worker = FinanceWorker(settings.database_url, FinanceConfig(), journal)
     # A chunk holds thousands of decoded event bodies; with the default thresholds the cyclic
     # collector walks them over and over (a third of the worker's time in a profile). Nothing
     # here relies on prompt cycle collection, and memory is bounded by the chunk size.

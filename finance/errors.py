@@ -1,0 +1,37 @@
+"""The one error finance operations refuse with, and its stable, machine-readable codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FinanceErrorCode(StrEnum):
+    """Why an operation was refused; the values are the `code` clients see (API and CLI)."""
+
+    # The input cannot be understood.
+    INVALID_INPUT = "invalid_input"
+    INVALID_LOT = "invalid_lot"
+    INVALID_GTIN = "invalid_gtin"
+    INVALID_AMOUNT = "invalid_amount"
+    # Something named does not exist (or is not the caller's).
+    UNKNOWN_ORG = "unknown_org"
+    UNKNOWN_LOT = "unknown_lot"
+    UNKNOWN_PRODUCT = "unknown_product"
+    UNKNOWN_LINE = "unknown_line"
+    # The organisation named has another role.
+    WRONG_ROLE = "wrong_role"
+    # The state of things forbids it.
+    NO_LINE = "no_line"
+    NOT_IN_SUPERVISED_WAREHOUSE = "not_in_supervised_warehouse"
+    ALREADY_PLEDGED = "already_pledged"
+    DOUBLE_PLEDGE = "double_pledge"
+    NOT_PLEDGED = "not_pledged"
+
+
+class FinanceError(Exception):
+    """An operation refused; `code` is stable, `detail` is one sentence for people."""
+
+    def __init__(self, code: FinanceErrorCode, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail

@@ -1,0 +1,329 @@
+"""SQL of credit: lines, pledges, money movements, applications and decisions, flags, calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from finance.store import KEYS
+from records.db import Conn
+
+
+@dataclass(frozen=True)
+class Line:
+    id: int
+    financier_org_id: int
+    borrower_org_id: int
+    currency: str
+    limit_minor: int
+    drawn_minor: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Pledge:
+    lot_uri: str
+    line_id: int
+    lot_key: bytes
+    location: str
+    pledged_at: datetime
+
+
+@dataclass(frozen=True)
+class Receivable:
+    """Goods delivered with a purchase order: an amount due, and what may be advanced on it."""
+
+    lot_uri: str
+    purchase_order: str
+    amount_minor: int
+    currency: str
+    advance_minor: int
+    event_hash: bytes
+
+
+@dataclass(frozen=True)
+class RiskFlagRow:
+    id: int
+    lot_uri: str | None
+    line_id: int | None
+    kind: str
+    detail: str
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """The ids an application and its decision were stored under."""
+
+    application_id: int
+    decision_id: int
+
+
+_LINE_COLUMNS = "id, financier_org_id, borrower_org_id, currency, limit_minor, drawn_minor, status"
+_PLEDGE_COLUMNS = "lot_uri, line_id, lot_key, location, pledged_at"
+
+
+# --- lines -----------------------------------------------------------------------------------
+
+
+def open_line(
+    conn: Conn, financier_org_id: int, borrower_org_id: int, currency: str, limit_minor: int
+) -> Line:
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        line = cur.execute(
+            "INSERT INTO credit_lines (financier_org_id, borrower_org_id, currency, limit_minor)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (financier_org_id, borrower_org_id, currency)"
+            f" DO UPDATE SET limit_minor = excluded.limit_minor RETURNING {_LINE_COLUMNS}",
+            (financier_org_id, borrower_org_id, currency, limit_minor),
+        ).fetchone()
+    assert line is not None
+    return line
+
+
+def get_line(conn: Conn, line_id: int, *, for_update: bool = False) -> Line | None:
+    lock = " FOR UPDATE" if for_update else ""
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines WHERE id = %s{lock}",  # noqa: S608
+            (line_id,),
+        ).fetchone()
+
+
+def line_between(conn: Conn, financier_org_id: int, borrower_org_id: int) -> Line | None:
+    """The first line the financier opened to the borrower, locked for update."""
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines"  # noqa: S608 - constant columns
+            " WHERE financier_org_id = %s AND borrower_org_id = %s ORDER BY id LIMIT 1"
+            " FOR UPDATE",
+            (financier_org_id, borrower_org_id),
+        ).fetchone()
+
+
+def lines_of_financier(conn: Conn, financier_org_id: int) -> list[Line]:
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines"  # noqa: S608 - constant columns
+            " WHERE financier_org_id = %s ORDER BY id",
+            (financier_org_id,),
+        ).fetchall()
+
+
+def set_line_status(conn: Conn, line_id: int, status: str) -> bool:
+    """Change the status; False when it already was that (so callers journal only changes)."""
+    row = conn.execute(
+        "UPDATE credit_lines SET status = %s WHERE id = %s AND status <> %s RETURNING id",
+        (status, line_id, status),
+    ).fetchone()
+    return row is not None
+
+
+def move_money(
+    conn: Conn, line_id: int, kind: str, amount_minor: int, decision_id: int | None = None
+) -> None:
+    """Record a drawdown, repayment or proceeds; drawdowns and repayments change `drawn`."""
+    conn.execute(
+        "INSERT INTO line_movements (line_id, kind, amount_minor, decision_id)"
+        " VALUES (%s, %s, %s, %s)",
+        (line_id, kind, amount_minor, decision_id),
+    )
+    if kind == "drawdown":
+        conn.execute(
+            "UPDATE credit_lines SET drawn_minor = drawn_minor + %s WHERE id = %s",
+            (amount_minor, line_id),
+        )
+    elif kind == "repayment":
+        conn.execute(
+            "UPDATE credit_lines SET drawn_minor = drawn_minor - %s WHERE id = %s",
+            (amount_minor, line_id),
+        )
+
+
+def drawn_on_lot(conn: Conn, line_id: int, lot_uri: str) -> int:
+    """Minor units drawn down on the line by applications against `lot_uri`."""
+    row = conn.execute(
+        "SELECT coalesce(sum(m.amount_minor), 0) FROM line_movements m"
+        " JOIN decisions d ON d.id = m.decision_id JOIN applications a ON a.id = d.application_id"
+        " WHERE m.line_id = %s AND a.lot_uri = %s AND m.kind = 'drawdown'",
+        (line_id, lot_uri),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- applications and decisions --------------------------------------------------------------
+
+
+def record_decision(
+    conn: Conn,
+    line_id: int,
+    lot_uri: str,
+    requested_minor: int,
+    guarantor: bool,
+    *,
+    kind: str,
+    approved_minor: int,
+    reasons: Sequence[str],
+    evidence: Sequence[bytes],
+    collateral_minor: int,
+) -> RecordedDecision:
+    """An application and the decision taken on it."""
+    application = conn.execute(
+        "INSERT INTO applications (line_id, lot_uri, requested_minor, guarantor)"
+        " VALUES (%s, %s, %s, %s) RETURNING id",
+        (line_id, lot_uri, requested_minor, guarantor),
+    ).fetchone()
+    assert application is not None
+    decision = conn.execute(
+        "INSERT INTO decisions (application_id, kind, approved_minor, reasons, evidence,"
+        " collateral_minor) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (application[0], kind, approved_minor, list(reasons), list(evidence), collateral_minor),
+    ).fetchone()
+    assert decision is not None
+    return RecordedDecision(int(application[0]), int(decision[0]))
+
+
+# --- pledges ---------------------------------------------------------------------------------
+
+
+def live_pledge(conn: Conn, lot_uri: str) -> Pledge | None:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        return cur.execute(
+            f"SELECT {_PLEDGE_COLUMNS} FROM pledges"  # noqa: S608 - constant columns
+            " WHERE lot_uri = %s AND released_at IS NULL",
+            (lot_uri,),
+        ).fetchone()
+
+
+def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        rows = cur.execute(
+            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at"  # noqa: S608
+            f" FROM {KEYS} JOIN pledges p ON p.lot_uri = k.key"
+            " WHERE p.released_at IS NULL",
+            (list(lot_uris),),
+            prepare=False,
+        ).fetchall()
+    return {row.lot_uri: row for row in rows}
+
+
+def pledges_of_line(conn: Conn, line_id: int) -> list[Pledge]:
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        return cur.execute(
+            f"SELECT {_PLEDGE_COLUMNS} FROM pledges"  # noqa: S608 - constant columns
+            " WHERE line_id = %s AND released_at IS NULL ORDER BY pledged_at",
+            (line_id,),
+        ).fetchall()
+
+
+def add_pledge(
+    conn: Conn, lot_uri: str, line_id: int, lot_key: bytes, location: str, chain_tx: bytes
+) -> None:
+    conn.execute(
+        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (lot_uri, line_id, lot_key, location, chain_tx),
+    )
+
+
+def set_pledge_tx(conn: Conn, lot_uri: str, chain_tx: bytes) -> None:
+    """The transaction that put the live pledge of `lot_uri` on the current registry."""
+    conn.execute(
+        "UPDATE pledges SET chain_tx = %s WHERE lot_uri = %s AND released_at IS NULL",
+        (chain_tx, lot_uri),
+    )
+
+
+def release_pledge(conn: Conn, lot_uri: str, release_tx: bytes) -> bool:
+    row = conn.execute(
+        "UPDATE pledges SET released_at = now(), release_tx = %s"
+        " WHERE lot_uri = %s AND released_at IS NULL RETURNING lot_uri",
+        (release_tx, lot_uri),
+    ).fetchone()
+    return row is not None
+
+
+# --- risk flags, margin calls, receivables ---------------------------------------------------
+
+
+def raise_flag(
+    conn: Conn,
+    kind: str,
+    detail: str,
+    *,
+    lot_uri: str | None = None,
+    line_id: int | None = None,
+    event_hash: bytes | None = None,
+) -> bool:
+    """Raise a risk flag unless the same one is open; True when it was raised now."""
+    row = conn.execute(
+        "INSERT INTO risk_flags (lot_uri, line_id, kind, detail, event_hash)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+        (lot_uri, line_id, kind, detail, event_hash),
+    ).fetchone()
+    return row is not None
+
+
+def open_flags(conn: Conn, lot_uri: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT kind FROM risk_flags WHERE lot_uri = %s AND cleared_at IS NULL", (lot_uri,)
+    ).fetchall()
+    return {str(kind) for (kind,) in rows}
+
+
+def risk_flags_for_financier(
+    conn: Conn, financier_org_id: int, since: datetime | None
+) -> list[RiskFlagRow]:
+    """Flags on the financier's lines and on lots pledged to it, oldest first."""
+    with conn.cursor(row_factory=class_row(RiskFlagRow)) as cur:
+        return cur.execute(
+            "SELECT DISTINCT f.id, f.lot_uri, f.line_id, f.kind, f.detail, f.raised_at"
+            " FROM risk_flags f"
+            " LEFT JOIN pledges p ON p.lot_uri = f.lot_uri AND p.released_at IS NULL"
+            " JOIN credit_lines c ON c.id = coalesce(f.line_id, p.line_id)"
+            " WHERE c.financier_org_id = %s AND (%s::timestamptz IS NULL OR f.raised_at >= %s)"
+            " ORDER BY f.raised_at, f.id LIMIT 1000",
+            (financier_org_id, since, since),
+        ).fetchall()
+
+
+def raise_margin_call(
+    conn: Conn, line_id: int, lot_uri: str, shortfall_minor: int, reason: str
+) -> bool:
+    row = conn.execute(
+        "INSERT INTO margin_calls (line_id, lot_uri, shortfall_minor, reason)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+        (line_id, lot_uri, shortfall_minor, reason),
+    ).fetchone()
+    return row is not None
+
+
+def settle_margin_calls(conn: Conn, line_id: int) -> None:
+    """The line is repaid in full: its open margin calls are settled."""
+    conn.execute(
+        "UPDATE margin_calls SET settled_at = now() WHERE line_id = %s AND settled_at IS NULL",
+        (line_id,),
+    )
+
+
+def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:
+    """Receivables to record; one already known by (lot, PO) is skipped."""
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
+            " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    r.lot_uri,
+                    r.purchase_order,
+                    r.amount_minor,
+                    r.currency,
+                    r.advance_minor,
+                    r.event_hash,
+                )
+                for r in rows
+            ],
+        )

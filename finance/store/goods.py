@@ -1,0 +1,262 @@
+"""SQL of the goods financed: products, warehouses, sensors, supervision, policies, lot views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from psycopg.rows import class_row
+
+from finance.store import KEYS
+from records.db import Conn
+
+
+@dataclass(frozen=True)
+class Product:
+    gtin: str
+    owner_org_id: int
+    name: str
+    category: str
+    unit_price_minor: int
+    currency: str
+    min_temp_c: Decimal | None
+    max_temp_c: Decimal | None
+    shelf_life_days: int | None
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    financier_org_id: int
+    category: str
+    advance_rate: Decimal
+    haircut: Decimal
+    ltv_cap: Decimal
+    breach_tolerance_s: int
+    inspection_freshness_s: int
+    receivable_advance_rate: Decimal
+
+
+@dataclass(frozen=True)
+class LotEvidence:
+    """An event a lot's state rests on, and whether a batch of the current deployment holds it."""
+
+    event_hash: bytes
+    anchored: bool
+
+
+@dataclass(frozen=True)
+class ColdChainWatch:
+    """A lot in stock at a warehouse with sensors, and its product's temperature range."""
+
+    location: str
+    min_temp_c: Decimal | None
+    max_temp_c: Decimal | None
+    lot_uri: str
+    category: str
+
+
+@dataclass(frozen=True)
+class TemperatureReading:
+    time: datetime
+    value: float  # telemetry is stored as double precision
+
+
+_PRODUCT_COLUMNS = (
+    "gtin, owner_org_id, name, category, unit_price_minor, currency, min_temp_c, max_temp_c,"
+    " shelf_life_days"
+)
+_POLICY_COLUMNS = (
+    "financier_org_id, category, advance_rate, haircut, ltv_cap, breach_tolerance_s,"
+    " inspection_freshness_s, receivable_advance_rate"
+)
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+def add_product(conn: Conn, product: Product) -> None:
+    conn.execute(
+        f"INSERT INTO products ({_PRODUCT_COLUMNS})"  # noqa: S608 - constant column list
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (gtin) DO UPDATE SET name = excluded.name, category = excluded.category,"
+        " unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,"
+        " min_temp_c = excluded.min_temp_c, max_temp_c = excluded.max_temp_c,"
+        " shelf_life_days = excluded.shelf_life_days",
+        (
+            product.gtin,
+            product.owner_org_id,
+            product.name,
+            product.category,
+            product.unit_price_minor,
+            product.currency,
+            product.min_temp_c,
+            product.max_temp_c,
+            product.shelf_life_days,
+        ),
+    )
+
+
+def get_product(conn: Conn, gtin: str) -> Product | None:
+    with conn.cursor(row_factory=class_row(Product)) as cur:
+        return cur.execute(
+            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE gtin = %s",  # noqa: S608 - constant
+            (gtin,),
+        ).fetchone()
+
+
+def products(conn: Conn, gtins: Iterable[str]) -> dict[str, Product]:
+    with conn.cursor(row_factory=class_row(Product)) as cur:
+        rows = cur.execute(
+            "SELECT p.gtin, p.owner_org_id, p.name, p.category, p.unit_price_minor,"  # noqa: S608
+            " p.currency, p.min_temp_c, p.max_temp_c, p.shelf_life_days"
+            f" FROM {KEYS} JOIN products p ON p.gtin = k.key",
+            (list(gtins),),
+            prepare=False,
+        ).fetchall()
+    return {row.gtin: row for row in rows}
+
+
+# --- warehouses, sensors, supervision --------------------------------------------------------
+
+
+def add_warehouse(conn: Conn, location: str, operator_org_id: int, name: str) -> None:
+    conn.execute(
+        "INSERT INTO warehouses (location, operator_org_id, name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (location) DO UPDATE SET name = excluded.name",
+        (location, operator_org_id, name),
+    )
+
+
+def add_sensor(conn: Conn, org_id: int, device_id: str, location: str) -> None:
+    conn.execute(
+        "INSERT INTO warehouse_sensors (org_id, device_id, location) VALUES (%s, %s, %s)"
+        " ON CONFLICT (org_id, device_id) DO UPDATE SET location = excluded.location",
+        (org_id, device_id, location),
+    )
+
+
+def supervise(conn: Conn, financier_org_id: int, location: str) -> None:
+    conn.execute(
+        "INSERT INTO supervised_warehouses (financier_org_id, location) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (financier_org_id, location),
+    )
+
+
+def is_supervised(conn: Conn, financier_org_id: int, location: str | None) -> bool:
+    if location is None:
+        return False
+    return (
+        conn.execute(
+            "SELECT 1 FROM supervised_warehouses WHERE financier_org_id = %s AND location = %s",
+            (financier_org_id, location),
+        ).fetchone()
+        is not None
+    )
+
+
+# --- policies --------------------------------------------------------------------------------
+
+
+def set_policy(conn: Conn, policy: PolicyRow) -> None:
+    conn.execute(
+        f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+        " ON CONFLICT (financier_org_id, category) DO UPDATE SET"
+        " advance_rate = excluded.advance_rate, haircut = excluded.haircut,"
+        " ltv_cap = excluded.ltv_cap, breach_tolerance_s = excluded.breach_tolerance_s,"
+        " inspection_freshness_s = excluded.inspection_freshness_s,"
+        " receivable_advance_rate = excluded.receivable_advance_rate",
+        (
+            policy.financier_org_id,
+            policy.category,
+            policy.advance_rate,
+            policy.haircut,
+            policy.ltv_cap,
+            policy.breach_tolerance_s,
+            policy.inspection_freshness_s,
+            policy.receivable_advance_rate,
+        ),
+    )
+
+
+def policy_for(conn: Conn, financier_org_id: int, category: str) -> PolicyRow | None:
+    """The financier's policy for the category, else its default ('*'), else None."""
+    with conn.cursor(row_factory=class_row(PolicyRow)) as cur:
+        return cur.execute(
+            f"SELECT {_POLICY_COLUMNS} FROM policies"  # noqa: S608 - constant column list
+            " WHERE financier_org_id = %s AND category IN (%s, '*')"
+            " ORDER BY category = '*' LIMIT 1",
+            (financier_org_id, category),
+        ).fetchone()
+
+
+# --- lots as seen from outside the worker ----------------------------------------------------
+
+
+def lot_evidence(conn: Conn, lot_uri: str) -> list[LotEvidence]:
+    """Every event the lot's state rests on, in log order, with its anchoring status."""
+    with conn.cursor(row_factory=class_row(LotEvidence)) as cur:
+        return cur.execute(
+            "SELECT le.event_hash, EXISTS ("
+            "   SELECT 1 FROM anchor_batches b JOIN chain_deployments d ON d.id = b.deployment_id"
+            "   WHERE d.current AND le.log_index >= b.first_index"
+            "   AND le.log_index < b.first_index + b.count) AS anchored"
+            " FROM lot_evidence le WHERE le.lot_uri = %s ORDER BY le.log_index",
+            (lot_uri,),
+        ).fetchall()
+
+
+def lot_visible_to(conn: Conn, org_id: int, role: str, lot_uri: str) -> bool:
+    """Object-level access to a lot's goods status.
+
+    Regulators see every lot; the product's owner sees its own lots; a financier sees lots
+    pledged to it or lying in a warehouse it supervises (offered to it as collateral).
+    """
+    if role == "regulator":
+        return True
+    row = conn.execute(
+        """
+        SELECT EXISTS (SELECT 1 FROM lots l JOIN products p ON p.gtin = l.gtin
+                       WHERE l.lot_uri = %(lot)s AND p.owner_org_id = %(org)s)
+            OR EXISTS (SELECT 1 FROM pledges pl JOIN credit_lines c ON c.id = pl.line_id
+                       WHERE pl.lot_uri = %(lot)s AND pl.released_at IS NULL
+                       AND c.financier_org_id = %(org)s)
+            OR EXISTS (SELECT 1 FROM lots l JOIN supervised_warehouses s ON s.location = l.location
+                       WHERE l.lot_uri = %(lot)s AND s.financier_org_id = %(org)s
+                       AND %(role)s = 'financier')
+        """,
+        {"lot": lot_uri, "org": org_id, "role": role},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def cold_chain_watch(conn: Conn) -> list[ColdChainWatch]:
+    """Lots in stock where sensors read temperature, whose product has a temperature range."""
+    with conn.cursor(row_factory=class_row(ColdChainWatch)) as cur:
+        return cur.execute(
+            "SELECT DISTINCT s.location, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
+            " FROM warehouse_sensors s JOIN lots l ON l.location = s.location AND l.quantity > 0"
+            " JOIN products p ON p.gtin = l.gtin"
+            " WHERE p.min_temp_c IS NOT NULL OR p.max_temp_c IS NOT NULL"
+        ).fetchall()
+
+
+def temperatures(conn: Conn, location: str, since: datetime) -> list[TemperatureReading]:
+    """The temperature readings of the sensors at `location` from `since` on."""
+    with conn.cursor(row_factory=class_row(TemperatureReading)) as cur:
+        return cur.execute(
+            "SELECT t.time, t.value FROM telemetry t JOIN warehouse_sensors s"
+            " ON s.org_id = t.org_id AND s.device_id = t.device_id"
+            " WHERE s.location = %s AND t.metric = 'temperature' AND t.time >= %s",
+            (location, since),
+        ).fetchall()
+
+
+def expired_lots(conn: Conn, today: date) -> list[str]:
+    """Lots in stock whose best-before date is before `today`."""
+    rows = conn.execute(
+        "SELECT lot_uri FROM lots WHERE best_before < %s AND quantity > 0", (today,)
+    ).fetchall()
+    return [str(uri) for (uri,) in rows]
