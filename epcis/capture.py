@@ -6,7 +6,7 @@ Pure: no I/O. The caller looks the device up, stores what is accepted and answer
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,11 @@ class DeviceKey:
 
 @dataclass(frozen=True)
 class IndexColumns:
-    """The columns stored beside an event's JSON for queries; all derived from the JSON."""
+    """The columns stored beside an event's JSON for queries; all derived from the JSON.
+
+    The one definition of the index projection: the store's columns, the provenance rows and
+    the public event model are named after these fields, in this order.
+    """
 
     event_time: datetime
     event_time_zone_offset: str
@@ -57,6 +61,10 @@ class IndexColumns:
     biz_location: str | None
     epcs: tuple[str, ...]
     lots: tuple[str, ...]
+
+
+# The `events` columns of the projection, named as the fields.
+INDEX_COLUMNS: tuple[str, ...] = tuple(column.name for column in fields(IndexColumns))
 
 
 def index_columns(event: EPCISEvent, raw: dict[str, Any]) -> IndexColumns:
@@ -104,39 +112,7 @@ class AcceptedEvent:
     stored_json: str
     context: str | None
     signature: bytes | None
-    epcs: tuple[str, ...]
-    lots: tuple[str, ...]
-    read_point: str | None
-    biz_location: str | None
-
-    @property
-    def event_time(self) -> datetime:
-        return self.event.event_time_utc
-
-    @property
-    def event_time_zone_offset(self) -> str:
-        return self.event.event_time_zone_offset
-
-    @property
-    def event_type(self) -> str:
-        return self.event.type
-
-    @property
-    def action(self) -> str | None:
-        return getattr(self.event, "action", None)
-
-    @property
-    def biz_step(self) -> str | None:
-        return self.event.biz_step
-
-    @property
-    def disposition(self) -> str | None:
-        return self.event.disposition
-
-    @property
-    def stage(self) -> str | None:
-        stage = self.event.stage
-        return stage.value if stage is not None else None
+    columns: IndexColumns
 
     @property
     def hash_id(self) -> str:
@@ -301,10 +277,7 @@ def _accept(
         stored_json=orjson.dumps(normalised).decode(),
         context=context_json,
         signature=signature,
-        epcs=columns.epcs,
-        lots=columns.lots,
-        read_point=columns.read_point,
-        biz_location=columns.biz_location,
+        columns=columns,
     )
 
 

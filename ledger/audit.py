@@ -42,7 +42,7 @@ a write racing it may show as a finding that a second run no longer reports.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -52,9 +52,11 @@ from epcis.capture import IndexColumns, stored_index_columns
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from ledger import log_store, merkle
 from ledger.chain import Chain, ChainError, ChainReverted
+from ledger.deployment import deployed_chain
 from ledger.log_store import Deployment
-from ledger.provenance import STORED_COLUMNS, column_values, row_is_intact
-from ledger.verify import Bundle, check_chain
+from ledger.proofs import AnchoredBatch
+from ledger.provenance import STORED_COLUMNS, row_is_intact, stored_columns
+from ledger.verify import check_chain
 from records import event_store
 from records.db import Conn
 
@@ -105,11 +107,7 @@ def audit(conn: Conn, w3: Web3 | None, extra: Sequence[ExtraCheck] = ()) -> Audi
         findings.append(Finding("event_unlogged", hash_id_from_digest(digest)))
     deployment = log_store.current_deployment(conn)
     recorded = log_store.batches(conn, deployment.id) if deployment else []
-    chain = (
-        Chain(w3, deployment.anchor_address, deployment.pledge_address)
-        if w3 is not None and deployment is not None
-        else None
-    )
+    chain = deployed_chain(w3, deployment) if w3 is not None and deployment is not None else None
     if chain is None and recorded:
         reason = "no chain RPC URL given" if w3 is None else "no contract deployment recorded"
         findings.append(Finding("chain_not_checked", reason))
@@ -137,9 +135,10 @@ def _audit_events(conn: Conn) -> tuple[int, list[Finding]]:
     """Check every stored row as the pages do: JSON hashes to its digest, columns follow it."""
     checked = 0
     findings = []
-    for digest, event, context, *columns in log_store.stored_event_rows(conn, STORED_COLUMNS):
+    for digest, event, context, *values in log_store.stored_event_rows(conn, STORED_COLUMNS):
         checked += 1
         digest = bytes(digest)
+        columns = stored_columns(values)
         try:
             intact = row_is_intact(digest, event, context, columns)
         except Exception:  # junk a tamperer left must give a finding, never stop the audit
@@ -149,7 +148,9 @@ def _audit_events(conn: Conn) -> tuple[int, list[Finding]]:
     return checked, findings
 
 
-def _event_finding(digest: bytes, event: str, context: str | None, columns: list[Any]) -> Finding:
+def _event_finding(
+    digest: bytes, event: str, context: str | None, columns: IndexColumns
+) -> Finding:
     """Why `row_is_intact` refused a row (rare: only tampered rows come here)."""
     label = hash_id_from_digest(digest)
     try:
@@ -174,11 +175,9 @@ def _event_finding(digest: bytes, event: str, context: str | None, columns: list
             f"{label}: its JSON no longer parses as an event, so its columns cannot be vouched for",
         )
     differing = [
-        field.name
-        for field, wanted, value in zip(
-            fields(IndexColumns), astuple(expected), column_values(columns), strict=True
-        )
-        if wanted != value
+        column.name
+        for column in fields(IndexColumns)
+        if getattr(expected, column.name) != getattr(columns, column.name)
     ]
     return Finding(
         "event_columns_altered",
@@ -235,22 +234,18 @@ def _audit_batch_tx(
     Checked as `ledger.verify` checks a bundle's transaction, against the batch as the chain
     holds it (a recorded root or range that differs is `batch_differs_from_chain` already).
     """
-    # Only the batch, range, contract and transaction fields of a bundle are read here.
-    bundle = Bundle(
-        digest=bytes(32),
-        leaf_index=0,
-        tree_size=count,
-        audit_path=(),
-        root=root,
+    record = AnchoredBatch(
         batch_id=batch.batch_id,
+        root=root,
         first_index=first_index,
-        chain_id=0,
+        tree_size=count,
+        chain_id=0,  # not read: the chain is given
         contract=str(chain.anchor.address),
         tx_hash=batch.tx_hash,
         block_number=batch.block_number,
     )
     try:
-        reasons = check_chain(bundle, chain)
+        reasons = check_chain(record, chain)
     except ChainError as exc:
         return [Finding("chain_unavailable", str(exc))]
     except Exception as exc:  # a node answering garbage

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from web3 import Web3
 
 from ledger import log_store
-from ledger.chain import code_hash, deploy, identity
+from ledger.chain import Chain, code_hash, deploy, identity
 from ledger.contracts import PLEDGE_REGISTRY, TRACE_ANCHOR
 from ledger.log_store import Deployment
 from records.db import Conn
@@ -64,3 +64,14 @@ def ensure_deployment(conn: Conn, w3: Web3, private_key: str) -> DeployOutcome:
             anchor_address,
         )
     return DeployOutcome(deployment, created=True, replaced=current)
+
+
+def deployed_chain(w3: Web3, deployment: Deployment, private_key: str | None = None) -> Chain:
+    """The contracts of `deployment` on `w3`; transactions are signed with `private_key`."""
+    return Chain(w3, deployment.anchor_address, deployment.pledge_address, private_key)
+
+
+def current_chain(conn: Conn, w3: Web3, private_key: str | None = None) -> Chain | None:
+    """The contracts of the current deployment on `w3`; None while none is recorded."""
+    deployment = log_store.current_deployment(conn)
+    return deployed_chain(w3, deployment, private_key) if deployment is not None else None

@@ -1,26 +1,60 @@
-"""A product's or a lot's history from the event store, each event with its verification state."""
+"""A product's or a lot's provenance page from the event store: its events, each re-verified.
+
+The page's data (in the shape of the API's `ProvenancePublic`) is assembled here, with the
+checks behind each event's state: the stored JSON still hashes to the event's identity and
+implies its index columns, the event's path leads to its batch root, and the chain does not
+contradict the batch record.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from psycopg.rows import RowMaker
 
-from epcis.capture import stored_index_columns
-from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
+from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
+from ledger.chain_confirmations import BatchConfirmations
+from ledger.proofs import Bundle, build_bundles
 from records.db import Conn
 
-# What a page needs of each event, without its whole JSON: the hot path reads only this.
-_COLUMNS = (
-    "e.event_hash, e.event_time, e.event_time_zone_offset, e.event_type, e.action, e.biz_step,"
-    " e.disposition, e.stage, e.read_point, e.biz_location, e.epcs, e.lots,"
-    " e.event->>'parentID', e.event->'sensorElementList', e.xmin::text,"
+# The index columns a page shows (the identifier lists are for queries, not for people).
+PUBLIC_COLUMNS = tuple(name for name in INDEX_COLUMNS if name not in ("epcs", "lots"))
+# The index columns of `events`, in IndexColumns order (for `stored_columns`).
+STORED_COLUMNS = ", ".join(INDEX_COLUMNS)
+
+
+def stored_columns(values: Sequence[Any]) -> IndexColumns:
+    """Index columns as stored (STORED_COLUMNS order; arrays come back as lists)."""
+    converted: list[Any] = [tuple(v) if isinstance(v, list) else v for v in values]
+    return IndexColumns(*converted)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What a page needs of each event, without its whole JSON: the hot path reads only this."""
+
+    digest: bytes
+    columns: IndexColumns
+    parent_id: str | None
+    sensors: Any  # the event's sensorElementList, as stored
+    version: str  # the row version (xmin): a new one for every UPDATE
+    batch_id: int | None
+    block_number: int | None
+    tx_hash: bytes | None
+
+
+_SELECT = (
+    "e.event_hash, "
+    + ", ".join(f"e.{name}" for name in INDEX_COLUMNS)
+    + ", e.event->>'parentID', e.event->'sensorElementList', e.xmin::text,"
     " b.batch_id, b.block_number, b.tx_hash"
 )
-_PARENT, _SENSORS, _VERSION, _BATCH, _BLOCK, _TX = 12, 13, 14, 15, 16, 17
+_N = len(INDEX_COLUMNS)
 # Each event with the batch of the current deployment that anchors it, if any.
 _FROM = """
 FROM events e
@@ -31,21 +65,38 @@ LEFT JOIN anchor_batches b ON b.deployment_id = d.id
 """
 
 
+def _row_maker(_cursor: Any) -> RowMaker[_Row]:
+    def make(values: Sequence[Any]) -> _Row:
+        parent_id, sensors, version, batch_id, block_number, tx_hash = values[1 + _N :]
+        return _Row(
+            digest=bytes(values[0]),
+            columns=stored_columns(values[1 : 1 + _N]),
+            parent_id=parent_id,
+            sensors=sensors,
+            version=version,
+            batch_id=batch_id,
+            block_number=block_number,
+            tx_hash=bytes(tx_hash) if tx_hash is not None else None,
+        )
+
+    return make
+
+
+def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[_Row]:
+    with conn.cursor(row_factory=_row_maker) as cursor:
+        return cursor.execute(
+            f"SELECT {_SELECT} {_FROM} WHERE {where}"
+            " ORDER BY e.event_time, e.ingest_seq",
+            params,
+        ).fetchall()
+
+
 @dataclass(frozen=True)
 class ProvenanceEvent:
     """One event as the public sees it: no prices, no device, no internal ids."""
 
     hash_id: str
-    event_time: datetime
-    event_time_zone_offset: str
-    event_type: str
-    action: str | None
-    biz_step: str | None
-    disposition: str | None
-    stage: str | None
-    read_point: str | None
-    biz_location: str | None
-    epcs: list[str]
+    columns: IndexColumns
     sensor_readings: list[dict[str, Any]]
     verification: str  # "anchored", "pending" or "failed"
     batch_id: int | None
@@ -53,35 +104,23 @@ class ProvenanceEvent:
     tx_hash: str | None
 
 
-def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY e.event_time, e.ingest_seq",
-        params,
-    ).fetchall()
-
-
 # Recomputing the canonical hash is the costliest part of a page. Its result depends only on
 # the stored row, so it is remembered per (digest, row version): PostgreSQL gives every UPDATE
 # a new row version (xmin), so an edited event is checked afresh and shows as failed.
 _INTACT: dict[tuple[bytes, str], bool] = {}
 _INTACT_MAX = 200_000
-STORED_COLUMNS = (
-    "event_time, event_time_zone_offset, event_type, action, biz_step, disposition, stage,"
-    " read_point, biz_location, epcs, lots"
-)
 
 
-def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
+def _check_intact(conn: Conn, rows: list[_Row]) -> dict[bytes, bool]:
     """Whether each row's stored JSON still hashes to its identity and implies its columns."""
     verdicts: dict[bytes, bool] = {}
     unknown = []
     for row in rows:
-        digest = bytes(row[0])
-        known = _INTACT.get((digest, row[_VERSION]))
+        known = _INTACT.get((row.digest, row.version))
         if known is None:
-            unknown.append(digest)
+            unknown.append(row.digest)
         else:
-            verdicts[digest] = known
+            verdicts[row.digest] = known
     if unknown:
         for digest, version, event, context, *columns in conn.execute(
             "SELECT event_hash, xmin::text, event::text, context::text,"  # noqa: S608
@@ -89,7 +128,7 @@ def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
             (unknown,),
         ).fetchall():
             digest = bytes(digest)
-            intact = row_is_intact(digest, event, context, columns)
+            intact = row_is_intact(digest, event, context, stored_columns(columns))
             if len(_INTACT) >= _INTACT_MAX:
                 _INTACT.clear()
             _INTACT[(digest, version)] = intact
@@ -97,7 +136,7 @@ def _check_intact(conn: Conn, rows: list[tuple[Any, ...]]) -> dict[bytes, bool]:
     return verdicts
 
 
-def row_is_intact(digest: bytes, event: str, context: str | None, columns: list[Any]) -> bool:
+def row_is_intact(digest: bytes, event: str, context: str | None, columns: IndexColumns) -> bool:
     """The stored JSON hashes to `digest` and implies exactly the stored index columns."""
     try:
         stored = orjson.loads(event)
@@ -105,13 +144,7 @@ def row_is_intact(digest: bytes, event: str, context: str | None, columns: list[
             return False
     except Exception:  # JSON edited into anything at all is simply not intact
         return False
-    expected = stored_index_columns(stored)
-    return expected is not None and astuple(expected) == column_values(columns)
-
-
-def column_values(columns: Sequence[Any]) -> tuple[Any, ...]:
-    """Stored index columns (in STORED_COLUMNS order) comparable with astuple(IndexColumns)."""
-    return (*columns[:-2], tuple(columns[-2]), tuple(columns[-1]))
+    return stored_index_columns(stored) == columns
 
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
@@ -120,9 +153,13 @@ def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
     if not direct:
         return []
     parents = sorted(
-        {row[_PARENT] for row in direct if row[3] == "AggregationEvent" and row[_PARENT]}
+        {
+            row.parent_id
+            for row in direct
+            if row.columns.event_type == "AggregationEvent" and row.parent_id
+        }
     )
-    lots = sorted({lot for row in direct for lot in row[11]})
+    lots = sorted({lot for row in direct for lot in row.columns.lots})
     related = _rows(
         conn,
         "(e.epcs && %(parents)s::text[] OR e.lots && %(lots)s::text[])"
@@ -137,45 +174,35 @@ def lot_history(conn: Conn, lot: str) -> list[ProvenanceEvent]:
     return _public(conn, _raw_lot_history(conn, lot))
 
 
-def _merge(*groups: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    seen: dict[bytes, tuple[Any, ...]] = {}
+def _merge(*groups: list[_Row]) -> list[_Row]:
+    seen: dict[bytes, _Row] = {}
     for group in groups:
         for row in group:
-            seen.setdefault(bytes(row[0]), row)
-    return sorted(seen.values(), key=lambda row: row[1])
+            seen.setdefault(row.digest, row)
+    return sorted(seen.values(), key=lambda row: row.columns.event_time)
 
 
-def _public(conn: Conn, rows: list[tuple[Any, ...]]) -> list[ProvenanceEvent]:
+def _public(conn: Conn, rows: list[_Row]) -> list[ProvenanceEvent]:
     # Checked on every view: an edited row shows as failed, never as verified.
     intact = _check_intact(conn, rows)
-    return [_public_event(row, intact.get(bytes(row[0]), False)) for row in rows]
+    return [_public_event(row, intact.get(row.digest, False)) for row in rows]
 
 
-def _public_event(row: tuple[Any, ...], intact: bool) -> ProvenanceEvent:
-    digest = bytes(row[0])
+def _public_event(row: _Row, intact: bool) -> ProvenanceEvent:
     if not intact:
         state = "failed"
-    elif row[_BATCH] is not None:
+    elif row.batch_id is not None:
         state = "anchored"
     else:
         state = "pending"
     return ProvenanceEvent(
-        hash_id=hash_id_from_digest(digest),
-        event_time=row[1],
-        event_time_zone_offset=row[2],
-        event_type=row[3],
-        action=row[4],
-        biz_step=row[5],
-        disposition=row[6],
-        stage=row[7],
-        read_point=row[8],
-        biz_location=row[9],
-        epcs=list(row[10]),
-        sensor_readings=_sensor_summary(row[_SENSORS]),
+        hash_id=hash_id_from_digest(row.digest),
+        columns=row.columns,
+        sensor_readings=_sensor_summary(row.sensors),
         verification=state,
-        batch_id=row[_BATCH] if intact else None,
-        block_number=row[_BLOCK] if intact else None,
-        tx_hash="0x" + bytes(row[_TX]).hex() if intact and row[_TX] is not None else None,
+        batch_id=row.batch_id if intact else None,
+        block_number=row.block_number if intact else None,
+        tx_hash="0x" + row.tx_hash.hex() if intact and row.tx_hash is not None else None,
     )
 
 
@@ -199,6 +226,110 @@ def _displayable(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return float(value)
     return value
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """A provenance page's data, in the shape of the API's `ProvenancePublic` (plain dicts:
+    building fifty pydantic models per page cost more than the page's queries)."""
+
+    data: dict[str, Any]
+    # Every batch the page cites was checked against the chain (or there is no chain to ask):
+    # the page may be kept until what it shows changes.
+    complete: bool
+
+
+def page(
+    conn: Conn,
+    confirmations: BatchConfirmations,
+    uri: str,
+    gtin14: str,
+    *,
+    lot: str | None,
+    serial: str | None,
+    product_name: Callable[[], str | None],
+) -> Page | None:
+    """The page of the item (`serial`) or lot `uri`, each event re-verified; None if no event
+    is known for it. `product_name` looks the product's name up (read only for a known one)."""
+    history = item_history(conn, uri) if serial is not None else lot_history(conn, uri)
+    if not history:
+        return None
+    digests = {event.hash_id: digest_from_hash_id(event.hash_id) for event in history}
+    # A failed event's bundle would prove a hash whose stored event no longer matches it.
+    bundles = build_bundles(
+        conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
+    )
+    refuted = confirmations.refuted(bundles)
+    states = {
+        event.hash_id: checked_state(
+            event.verification,
+            bundles.get(digests[event.hash_id]),
+            refuted.get(digests[event.hash_id]),
+        )
+        for event in history
+    }
+    events = [
+        {
+            "event_hash": event.hash_id,
+            **{name: getattr(event.columns, name) for name in PUBLIC_COLUMNS},
+            "sensor_readings": event.sensor_readings,
+            "verification": _verification(
+                states[event.hash_id], event, digests[event.hash_id], bundles
+            ),
+        }
+        for event in history
+    ]
+    counts = list(states.values())
+    unchecked = confirmations.asks_a_chain and None in refuted.values()
+    data = {
+        "product": {
+            "gtin": gtin14,
+            "name": product_name(),
+            "lot": lot,
+            "serial": serial,
+            "digital_link": uri,
+        },
+        "events": events,
+        "verified": counts.count("anchored"),
+        "pending": counts.count("pending"),
+        "failed": counts.count("failed"),
+    }
+    return Page(data, complete=not unchecked)
+
+
+def checked_state(state: str, bundle: Bundle | None, refuted: bool | None) -> str:
+    """`anchored` only while the event's path leads to the recorded root of its batch and the
+    chain does not contradict the batch record (`refuted`; None: the chain was not asked).
+
+    The tree is rebuilt from the log for the proof anyway; an edited batch row or log position
+    then shows the event as failed, as an edited event does.
+    """
+    if state != "anchored" or bundle is None or bundle.inclusion is None:
+        return state
+    if refuted:
+        return "failed"
+    return state if bundle.leads_to_root() else "failed"
+
+
+def _verification(
+    state: str, event: ProvenanceEvent, digest: bytes, bundles: dict[bytes, Bundle]
+) -> dict[str, Any]:
+    failed = state == "failed"
+    bundle = bundles.get(digest)
+    return {
+        "state": state,
+        "batch_id": None if failed else event.batch_id,
+        "block_number": None if failed else event.block_number,
+        "tx_hash": None if failed else event.tx_hash,
+        "proof_url": f"/v1/proofs/{digest.hex()}",
+        "proof": None if failed or bundle is None else bundle.to_json(),
+    }
+
+
+# --- trace -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -233,14 +364,15 @@ def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
         bytes(digest): event
         for digest, event in conn.execute(
             "SELECT event_hash, event FROM events WHERE event_hash = ANY(%s)",
-            ([bytes(row[0]) for row in history],),
+            ([row.digest for row in history],),
         ).fetchall()
     }
     steps = []
     for row in history:
-        event = bodies.get(bytes(row[0])) or {}
+        event = bodies.get(row.digest) or {}
+        columns = row.columns
         if direction == "forward":
-            if row[5] not in _FORWARD_STEPS:
+            if columns.biz_step not in _FORWARD_STEPS:
                 continue
             parties = [
                 d.get("destination")
@@ -253,7 +385,10 @@ def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
                 if isinstance(t, dict) and t.get("bizTransaction")
             ]
         else:
-            if row[3] != "TransformationEvent" and row[5] not in ("commissioning", "packing"):
+            if columns.event_type != "TransformationEvent" and columns.biz_step not in (
+                "commissioning",
+                "packing",
+            ):
                 continue
             parties = [
                 s.get("source")
@@ -268,32 +403,36 @@ def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
             ]
         steps.append(
             TraceStep(
-                hash_id_from_digest(bytes(row[0])),
-                row[1],
-                row[5],
-                row[9],
+                hash_id_from_digest(row.digest),
+                columns.event_time,
+                columns.biz_step,
+                columns.biz_location,
                 [str(p) for p in parties],
-                list(row[10]),
+                list(columns.epcs),
             )
         )
     return steps
 
 
-def _raw_lot_history(conn: Conn, lot: str) -> list[tuple[Any, ...]]:
+def _raw_lot_history(conn: Conn, lot: str) -> list[_Row]:
     direct = _rows(conn, "e.lots @> ARRAY[%(lot)s]::text[]", {"lot": lot})
-    items = sorted({epc for row in direct if row[5] == "commissioning" for epc in row[10]})
+    items = sorted(
+        {
+            epc
+            for row in direct
+            if row.columns.biz_step == "commissioning"
+            for epc in row.columns.epcs
+        }
+    )
     aggregations = _rows(
         conn,
         "e.event_type = 'AggregationEvent' AND e.epcs && %(items)s::text[]",
         {"items": items},
     )
-    parents = sorted({row[_PARENT] for row in aggregations if row[_PARENT]})
+    parents = sorted({row.parent_id for row in aggregations if row.parent_id})
     related = _rows(
         conn,
         "(e.epcs && %(parents)s::text[] OR e.epcs && %(items)s::text[])",
         {"parents": parents, "items": items},
     )
-    seen: dict[bytes, tuple[Any, ...]] = {}
-    for row in [*direct, *related]:
-        seen.setdefault(bytes(row[0]), row)
-    return sorted(seen.values(), key=lambda row: row[1])
+    return _merge(direct, related)

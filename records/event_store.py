@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 
-from epcis.capture import AcceptedEvent
+from epcis.capture import INDEX_COLUMNS, AcceptedEvent, IndexColumns
 from epcis.telemetry import Reading
 from records.db import Conn
 
@@ -39,19 +40,16 @@ class ReadingToStore:
     received_at: datetime
 
 
+# PostgreSQL types of the index columns' Python types (the columns are IndexColumns' fields).
+_PG_TYPES = {
+    "datetime": "timestamptz",
+    "str": "text",
+    "str | None": "text",
+    "tuple[str, ...]": "text[]",
+}
 _STAGE_COLUMNS = (
     ("event_hash", "bytea"),
-    ("event_time", "timestamptz"),
-    ("event_time_zone_offset", "text"),
-    ("event_type", "text"),
-    ("action", "text"),
-    ("biz_step", "text"),
-    ("disposition", "text"),
-    ("stage", "text"),
-    ("read_point", "text"),
-    ("biz_location", "text"),
-    ("epcs", "text[]"),
-    ("lots", "text[]"),
+    *((column.name, _PG_TYPES[str(column.type)]) for column in fields(IndexColumns)),
     ("org_id", "int8"),
     ("device_id", "text"),
     ("topic", "text"),
@@ -60,6 +58,8 @@ _STAGE_COLUMNS = (
     ("context", "text"),
     ("event", "text"),
 )
+_STAGE_NAMES = ", ".join(name for name, _ in _STAGE_COLUMNS)
+_index_values = attrgetter(*INDEX_COLUMNS)
 # A per-connection staging table: binary COPY into it is several times faster than binding
 # arrays, and the INSERT … SELECT from it can use ON CONFLICT, which COPY cannot.
 _CREATE_STAGE = (
@@ -67,20 +67,17 @@ _CREATE_STAGE = (
     + ", ".join(f"{name} {pg_type}" for name, pg_type in _STAGE_COLUMNS)
     + ", ord serial) ON COMMIT DELETE ROWS"
 )
-_COPY_STAGE = (
-    "COPY event_stage (" + ", ".join(name for name, _ in _STAGE_COLUMNS) + ") FROM STDIN"
-    " (FORMAT BINARY)"
+_COPY_STAGE = f"COPY event_stage ({_STAGE_NAMES}) FROM STDIN (FORMAT BINARY)"
+# Staged as text: binary COPY of jsonb would need its own encoder.
+_STAGE_VALUES = ", ".join(
+    f"{name}::jsonb" if name in ("context", "event") else name for name, _ in _STAGE_COLUMNS
 )
 # New events also enter the log queue in the same statement, so the anchor leader sees an
 # event exactly when its row is committed.
-_INSERT_FROM_STAGE = """
+_INSERT_FROM_STAGE = f"""
 WITH inserted AS (
-    INSERT INTO events (event_hash, event_time, event_time_zone_offset, event_type, action,
-                        biz_step, disposition, stage, read_point, biz_location, epcs, lots,
-                        org_id, device_id, topic, received_at, signature, context, event)
-    SELECT event_hash, event_time, event_time_zone_offset, event_type, action, biz_step,
-           disposition, stage, read_point, biz_location, epcs, lots, org_id, device_id, topic,
-           received_at, signature, context::jsonb, event::jsonb
+    INSERT INTO events ({_STAGE_NAMES})
+    SELECT {_STAGE_VALUES}
     FROM event_stage
     ORDER BY ord
     ON CONFLICT (event_hash, event_time) DO NOTHING
@@ -89,7 +86,7 @@ WITH inserted AS (
 INSERT INTO log_queue (ingest_seq, event_hash, event_time)
 SELECT ingest_seq, event_hash, event_time FROM inserted
 RETURNING event_hash
-"""
+"""  # noqa: S608 (constant column names, no input)
 
 
 def insert_events(conn: Conn, rows: Sequence[EventToStore]) -> set[bytes]:
@@ -108,17 +105,10 @@ def insert_events(conn: Conn, rows: Sequence[EventToStore]) -> set[bytes]:
                 copy.write_row(
                     (
                         accepted.digest,
-                        accepted.event_time,
-                        accepted.event_time_zone_offset,
-                        accepted.event_type,
-                        accepted.action,
-                        accepted.biz_step,
-                        accepted.disposition,
-                        accepted.stage,
-                        accepted.read_point,
-                        accepted.biz_location,
-                        list(accepted.epcs),
-                        list(accepted.lots),
+                        *[
+                            list(value) if isinstance(value, tuple) else value
+                            for value in _index_values(accepted.columns)
+                        ],
                         row.org_id,
                         row.device_id,
                         row.topic,

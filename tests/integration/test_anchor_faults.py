@@ -86,6 +86,7 @@ def test_devnet_reset_stops_anchoring_until_redeployed_then_reanchors_from_zero(
     digests = store_events(conn, 150)
     wait_anchored(conn, old.id, 150)
     old_bundle = build_bundle(conn, digests[10])
+    assert old_bundle is not None
     assert verify_bundle(old_bundle, connect(node.url)).valid
 
     # Reset: a fresh chain on the same URL (same chain id, new genesis, no contracts).
@@ -108,6 +109,6 @@ def test_devnet_reset_stops_anchoring_until_redeployed_then_reanchors_from_zero(
     wait_anchored(conn, outcome.deployment.id, 200, timeout=60)
     new_bundle = build_bundle(conn, digests[10])
     assert new_bundle is not None
-    assert new_bundle["contract"] == outcome.deployment.anchor_address
+    assert new_bundle.to_json()["contract"] == outcome.deployment.anchor_address
     assert verify_bundle(new_bundle, connect(node.url)).valid
-    assert json.dumps(new_bundle) != json.dumps(old_bundle)
+    assert json.dumps(new_bundle.to_json()) != json.dumps(old_bundle.to_json())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from api.chain_confirmations import BatchConfirmations
+from ledger.chain_confirmations import BatchConfirmations
+from ledger.proofs import Bundle
 from tracefin.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
-BUNDLE = {
+JSON = {
     "version": 1,
     "status": "anchored",
     "event_hash": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0",
@@ -24,14 +25,14 @@ BUNDLE = {
     "tx_hash": "0x" + "22" * 32,
     "block_number": 1,
 }
+BUNDLE = Bundle.from_json(JSON)
+PENDING = Bundle.from_json({**JSON, "status": "pending"})
 
 
 def test_an_unreachable_node_neither_confirms_nor_refutes() -> None:
     confirmations = BatchConfirmations(f"http://127.0.0.1:{free_port()}")
     assert confirmations.asks_a_chain
-    assert confirmations.refuted({b"a": BUNDLE, b"b": {**BUNDLE, "status": "pending"}}) == {
-        b"a": None
-    }
+    assert confirmations.refuted({b"a": BUNDLE, b"b": PENDING}) == {b"a": None}
 
 
 def test_without_a_chain_nothing_is_asked() -> None:

@@ -59,19 +59,22 @@ def test_signed_envelope_is_accepted_with_normalised_columns() -> None:
     assert accepted.digest == event_hash_digest(original)
     assert accepted.hash_id.startswith("ni:///sha-256;")
     assert accepted.signature is not None
-    assert accepted.epcs == ("https://id.gs1.org/01/04012345123456/21/1",)
-    assert accepted.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-7",)
-    assert accepted.read_point == "https://id.gs1.org/414/4012345000016"
-    assert accepted.biz_location == "https://id.gs1.org/414/4012345000023"
-    assert (accepted.event_type, accepted.action, accepted.biz_step) == (
+    assert accepted.columns.epcs == ("https://id.gs1.org/01/04012345123456/21/1",)
+    assert accepted.columns.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-7",)
+    assert accepted.columns.read_point == "https://id.gs1.org/414/4012345000016"
+    assert accepted.columns.biz_location == "https://id.gs1.org/414/4012345000023"
+    assert (accepted.columns.event_type, accepted.columns.action, accepted.columns.biz_step) == (
         "ObjectEvent",
         "OBSERVE",
         "inspecting",
     )
-    assert (accepted.disposition, accepted.stage) == ("conformant", "quality_inspection")
-    assert accepted.event_time == datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    assert (accepted.columns.disposition, accepted.columns.stage) == (
+        "conformant",
+        "quality_inspection",
+    )
+    assert accepted.columns.event_time == datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     stored = orjson.loads(accepted.stored_json)
-    assert stored["epcList"] == list(accepted.epcs)
+    assert stored["epcList"] == list(accepted.columns.epcs)
     # Re-hashing what is stored gives the same identity: audits can recompute it.
     assert event_hash_digest(stored) == accepted.digest
 
@@ -141,7 +144,7 @@ def test_commissioning_names_the_lot_it_creates() -> None:
         ilmd={"cbvmda:lotNumber": "LOT-9"},
     )
     (accepted,) = run(commissioning, UNSIGNED).accepted
-    assert accepted.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-9",)
+    assert accepted.columns.lots == ("https://id.gs1.org/01/04012345123456/10/LOT-9",)
 
 
 def test_text_with_nul_is_refused_but_an_escaped_backslash_is_not() -> None:

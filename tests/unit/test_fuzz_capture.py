@@ -73,7 +73,7 @@ def test_arbitrary_json_is_accepted_or_refused_with_a_code(value: object) -> Non
     result = run(payload)
     check_capture_result(payload, result)
     for accepted in result.accepted:
-        assert accepted.event_type in EVENT_TYPES
+        assert accepted.columns.event_type in EVENT_TYPES
 
 
 @FUZZ

@@ -11,37 +11,28 @@ the records say, uncached.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from web3 import Web3
 
 from ledger.chain import connect
-from ledger.verify import Bundle, BundleError, contradictions, parse_bundle
+from ledger.proofs import AnchoredBatch, Bundle
+from ledger.verify import contradictions
 
 log = logging.getLogger(__name__)
 
-BatchRecord = tuple[int, str, int, bytes, int, int, bytes, int]
 _REFUTED_FOR_S = 60.0
 _UNREACHABLE_BACKOFF_S = 5.0
 _MAX_VERDICTS = 100_000
 
 
-def batch_record(bundle: Bundle) -> BatchRecord:
-    """What a bundle says about its batch (the parts every event of the batch shares)."""
-    return (
-        bundle.chain_id,
-        bundle.contract.lower(),
-        bundle.batch_id,
-        bundle.root,
-        bundle.first_index,
-        bundle.tree_size,
-        bundle.tx_hash,
-        bundle.block_number,
-    )
+def _key(batch: AnchoredBatch) -> AnchoredBatch:
+    # Addresses differ in case only (EIP-55 checksums): one record, one verdict.
+    return dataclasses.replace(batch, contract=batch.contract.lower())
 
 
 class BatchConfirmations:
@@ -50,57 +41,56 @@ class BatchConfirmations:
     def __init__(self, rpc_url: str | None) -> None:
         self._w3 = connect(rpc_url, timeout=2.0) if rpc_url else None
         self._lock = threading.Lock()
-        self._verdicts: dict[BatchRecord, tuple[bool, float]] = {}  # true?, valid until
+        self._verdicts: dict[AnchoredBatch, tuple[bool, float]] = {}  # true?, valid until
         self._unreachable_until = 0.0
 
     @property
     def asks_a_chain(self) -> bool:
         return self._w3 is not None
 
-    def refuted(self, bundles: Mapping[bytes, Mapping[str, Any]]) -> dict[bytes, bool | None]:
+    def refuted(self, bundles: Mapping[bytes, Bundle]) -> dict[bytes, bool | None]:
         """Per event digest of `bundles`: True when the chain contradicts its batch record, False
         when the chain confirms it, None when the chain could not be asked. Bundles that are not
         anchored are left out. Each distinct batch record is asked about once."""
-        records: dict[bytes, BatchRecord] = {}
-        first_bundle: dict[BatchRecord, Bundle] = {}
-        for digest, raw in bundles.items():
-            try:
-                bundle = parse_bundle(raw)
-            except BundleError:
+        records: dict[bytes, AnchoredBatch] = {}
+        first: dict[AnchoredBatch, AnchoredBatch] = {}
+        for digest, bundle in bundles.items():
+            if bundle.inclusion is None:
                 continue  # pending: nothing to confirm
-            records[digest] = batch_record(bundle)
-            first_bundle.setdefault(records[digest], bundle)
-        verdicts = {record: self._refuted(record, b) for record, b in first_bundle.items()}
-        return {digest: verdicts[record] for digest, record in records.items()}
+            batch = bundle.inclusion.batch
+            records[digest] = _key(batch)
+            first.setdefault(records[digest], batch)
+        verdicts = {key: self._refuted(key, batch) for key, batch in first.items()}
+        return {digest: verdicts[key] for digest, key in records.items()}
 
-    def _refuted(self, record: BatchRecord, bundle: Bundle) -> bool | None:
+    def _refuted(self, key: AnchoredBatch, batch: AnchoredBatch) -> bool | None:
         now = time.monotonic()
         with self._lock:
-            known = self._verdicts.get(record)
+            known = self._verdicts.get(key)
             if known is not None and known[1] > now:
                 return not known[0]
             if self._w3 is None or self._unreachable_until > now:
                 return None
         try:
-            reasons = self._contradictions(bundle, self._w3)
+            reasons = self._contradictions(batch, self._w3)
         except Exception as exc:  # a dead or garbled node: decide nothing
-            log.warning("cannot confirm batch %d against the chain: %s", bundle.batch_id, exc)
+            log.warning("cannot confirm batch %d against the chain: %s", batch.batch_id, exc)
             with self._lock:
                 self._unreachable_until = time.monotonic() + _UNREACHABLE_BACKOFF_S
             return None
         if reasons:
-            log.warning("batch %d record contradicts the chain: %s", bundle.batch_id, reasons)
+            log.warning("batch %d record contradicts the chain: %s", batch.batch_id, reasons)
         with self._lock:
             if len(self._verdicts) >= _MAX_VERDICTS:
                 self._verdicts.clear()
             until = now + _REFUTED_FOR_S if reasons else float("inf")
-            self._verdicts[record] = (not reasons, until)
+            self._verdicts[key] = (not reasons, until)
         return bool(reasons)
 
     @staticmethod
-    def _contradictions(bundle: Bundle, w3: Web3) -> list[str]:
+    def _contradictions(batch: AnchoredBatch, w3: Web3) -> list[str]:
         # No code at the address is a contradiction, not a node that cannot be asked (as the
         # calls to a missing contract would otherwise make it look): an edited deployment row.
-        if not w3.eth.get_code(Web3.to_checksum_address(bundle.contract)):
-            return [f"no contract at {bundle.contract}"]
-        return contradictions(bundle, w3)
+        if not w3.eth.get_code(Web3.to_checksum_address(batch.contract)):
+            return [f"no contract at {batch.contract}"]
+        return contradictions(batch, w3)
