@@ -16,14 +16,15 @@ import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, capture
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem
 from epcis.rejects import RejectCode
 from epcis.telemetry import parse_telemetry
+from ingest.capture import CaptureBatch, Origin
 from ingest.mqtt_link import Inbound
 from ingest.topics import DeviceTopic, Kind, parse_topic, rejects_topic_for_unparsable
-from records import event_store, registry_store
+from records import registry_store
 from records.db import Conn
-from records.event_store import DeadLetter, EventToStore, ReadingToStore
+from records.event_store import ReadingToStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,21 +59,16 @@ class WorkerConfig:
 class _Outcome:
     """What one batch produced: rows to write, and the answers to send once they commit."""
 
-    events: list[EventToStore] = field(default_factory=list)
-    # For each accepted event: (receipts topic, digest, hash id), in arrival order.
-    receipts: list[tuple[str, bytes, str]] = field(default_factory=list)
-    readings: list[ReadingToStore] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Receipts go to each accepted event's receipts topic.
+    rows: CaptureBatch = field(default_factory=CaptureBatch)
+    # Answers to refusals: (rejects topic, payload).
     rejects: list[tuple[str, bytes]] = field(default_factory=list)
 
     @classmethod
     def merge(cls, outcomes: list[_Outcome]) -> _Outcome:
         merged = cls()
         for outcome in outcomes:
-            merged.events += outcome.events
-            merged.receipts += outcome.receipts
-            merged.readings += outcome.readings
-            merged.dead_letters += outcome.dead_letters
+            merged.rows.extend(outcome.rows)
             merged.rejects += outcome.rejects
         return merged
 
@@ -212,7 +208,7 @@ class IngestWorker:
             outcomes.append(outcome)
         merged = _Outcome.merge(outcomes)
         try:
-            new_digests = self._with_db(lambda conn: self._write(conn, merged))
+            new_digests = self._with_db(merged.rows.store)
             self._answer(merged, new_digests)
         except psycopg.Error as exc:
             # Something in the batch the database refuses (not an outage: those are retried
@@ -226,7 +222,7 @@ class IngestWorker:
 
     def _write_alone(self, message: Inbound, outcome: _Outcome) -> None:
         try:
-            new_digests = self._with_db(lambda conn: self._write(conn, outcome))
+            new_digests = self._with_db(outcome.rows.store)
         except psycopg.Error as exc:
             refused = _Outcome()
             topic = parse_topic(message.topic)
@@ -237,7 +233,7 @@ class IngestWorker:
                 refused,
             )
             # The dead letter keeps the payload as bytes, which the database always accepts.
-            new_digests = self._with_db(lambda conn: self._write(conn, refused))
+            new_digests = self._with_db(refused.rows.store)
             outcome = refused
         self._answer(outcome, new_digests)
 
@@ -286,76 +282,51 @@ class IngestWorker:
                 max_payload_bytes=self._config.max_payload_bytes,
                 max_future_skew=self._config.max_future_skew,
             )
-            outcome.readings.extend(
+            outcome.rows.readings.extend(
                 ReadingToStore(reading, device.org_id, device.device_id, message.received_at)
                 for reading in telemetry.readings
             )
             for refused in telemetry.refused:
                 self._refuse(message, refused, topic.rejects, outcome)
             return
-        result = capture(
-            message.payload,
+        result = outcome.rows.capture(
+            _origin(message),
             device,
-            now=message.received_at,
             max_payload_bytes=self._config.max_payload_bytes,
             max_future_skew=self._config.max_future_skew,
+            reply_to=topic.receipts,
         )
-        for accepted in result.accepted:
-            outcome.events.append(
-                EventToStore(
-                    accepted, device.org_id, device.device_id, message.topic, message.received_at
-                )
-            )
-            outcome.receipts.append((topic.receipts, accepted.digest, accepted.hash_id))
         for refused in result.refused:
-            self._refuse(message, refused, topic.rejects, outcome)
+            self._answer_refusal(refused, topic.rejects, outcome)
 
     def _refuse(
         self, message: Inbound, refused: RefusedItem, reply_to: str | None, outcome: _Outcome
     ) -> None:
+        """A refusal capture did not make (topic, device, telemetry, storage): kept and answered."""
+        outcome.rows.refuse(_origin(message), refused)
+        self._answer_refusal(refused, reply_to, outcome)
+
+    def _answer_refusal(
+        self, refused: RefusedItem, reply_to: str | None, outcome: _Outcome
+    ) -> None:
         self.metrics[f"rejected.{refused.code.value}"] += 1
-        outcome.dead_letters.append(
-            DeadLetter(
-                received_at=message.received_at,
-                topic=message.topic,
-                payload=message.payload,
-                item_index=refused.index,
-                reason=refused.code.value,
-                detail=refused.detail,
-            )
-        )
         if reply_to is not None:
             answer: dict[str, object] = {"reason": refused.code.value, "detail": refused.detail}
             if refused.index != WHOLE_PAYLOAD:
                 answer["index"] = refused.index
             outcome.rejects.append((reply_to, orjson.dumps(answer)))
 
-    def _write(self, conn: Conn, outcome: _Outcome) -> set[bytes]:
-        # The first copy of an event within a batch is the one stored; later copies are duplicates.
-        seen: set[bytes] = set()
-        unique = []
-        for row in outcome.events:
-            if row.accepted.digest not in seen:
-                seen.add(row.accepted.digest)
-                unique.append(row)
-        new_digests = event_store.insert_events(conn, unique)
-        event_store.insert_readings(conn, outcome.readings)
-        event_store.insert_dead_letters(conn, outcome.dead_letters)
-        return new_digests
-
     def _answer(self, outcome: _Outcome, new_digests: set[bytes]) -> None:
-        for reply_to, digest, hash_id in outcome.receipts:
-            if digest in new_digests:
-                status = "accepted"
-                new_digests.discard(digest)  # a second copy in this batch is a duplicate
-                self.metrics["stored"] += 1
-            else:
-                status = "duplicate"
-                self.metrics["duplicates"] += 1
-            self._answer_one(reply_to, orjson.dumps({"event_hash": hash_id, "status": status}))
+        for answer in outcome.rows.answers(new_digests):
+            self.metrics["stored" if answer.status == "accepted" else "duplicates"] += 1
+            assert answer.reply_to is not None  # every MQTT receipt has its topic
+            self._answer_one(
+                answer.reply_to,
+                orjson.dumps({"event_hash": answer.hash_id, "status": answer.status}),
+            )
         for reply_to, payload in outcome.rejects:
             self._answer_one(reply_to, payload)
-        self.metrics["readings"] += len(outcome.readings)
+        self.metrics["readings"] += len(outcome.rows.readings)
 
     def _answer_one(self, topic: str, payload: bytes) -> None:
         if not self._link.publish(topic, payload, qos=self._config.receipt_qos):
@@ -374,3 +345,7 @@ class IngestWorker:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _origin(message: Inbound) -> Origin:
+    return Origin(topic=message.topic, received_at=message.received_at, payload=message.payload)
