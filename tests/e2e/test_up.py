@@ -20,7 +20,7 @@ import pytest
 
 from tracefin.embedded import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 READY_WITHIN_S = 240
 

@@ -22,7 +22,7 @@ from tests.support.processes import WorkerProcess
 from tracefin.embedded import RunningService, free_port, start_anvil
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def tracefin(
     )
 
 
+@pytest.mark.slow
 def test_every_event_is_anchored_and_its_bundle_verifies_with_only_the_chain(
     conn: Conn,
     deployment: log_store.Deployment,

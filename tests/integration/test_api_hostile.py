@@ -411,6 +411,7 @@ def test_capture_of_pathological_json_is_a_problem(api: Api, payload: bytes, cod
     assert after[0] == before[0] + 1
 
 
+@pytest.mark.slow
 @settings(
     max_examples=examples(150),
     deadline=None,

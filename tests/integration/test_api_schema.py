@@ -55,7 +55,7 @@ from tests.support.world import seed_world
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Role under test -> the org of test_api's world whose key it sends (None: no key at all).
 ROLES = {"anonymous": None, "enterprise": "maker", "financier": "bank", "regulator": "regulator"}

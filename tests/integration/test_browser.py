@@ -37,7 +37,7 @@ from tests.support.world import ITEM, seed_world
 from tracefin.embedded import free_port
 from tracefin.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PHONE = (412, 915)  # CSS pixels of a common Android phone viewport
 BROWSER_TIMEOUT_S = 60

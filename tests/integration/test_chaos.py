@@ -57,7 +57,7 @@ from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import Publication, Publisher, gtin_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Printed by every test that draws from it, so a failing schedule can be replayed exactly.
 SEED = int(os.environ.get("TRACEFIN_CHAOS_SEED", str(secrets.randbits(32))))

@@ -20,6 +20,7 @@ def ok(database_url: str, *args: str) -> object:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> None:
     maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
     registry_store.add_org(db, maker, "manufacturer")

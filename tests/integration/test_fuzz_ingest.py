@@ -41,7 +41,7 @@ from tracefin.embedded import ServiceUnavailable, start_mosquitto
 from tracefin.schema import scratch_database
 from tracefin.simulate import Publication, Publisher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LIMIT = 256 * 1024  # the worker's default TRACEFIN_INGEST_MAX_PAYLOAD_BYTES
 

@@ -47,6 +47,7 @@ def _stream(mqtt_url: str, db: Conn, messages: int) -> tuple[str, list]:
     return org, publications
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     start_ingest: Callable[..., IngestProcess], mqtt_url: str, db: Conn
 ) -> None:
