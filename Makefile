@@ -32,12 +32,22 @@ lint: bootstrap
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Tests run in parallel (pytest-xdist), each worker with its own scratch database, Mosquitto
+# and anvil. Most of an integration test's time is spent waiting on child processes (workers,
+# brokers, chains), so the full suite runs more workers than the machine has cores. With
+# --dist loadgroup, tests sharing a module-scoped rig stay on one worker (tests/conftest.py
+# groups them) and every other test goes to whichever worker is free.
+# `make test` runs every property test with CI's example counts (Hypothesis profile `ci`);
+# `make test-fast` is the quick loop: the pure and unit tests, Hypothesis profile `dev`.
+TEST_WORKERS ?= 4
+FAST_WORKERS ?= 2
+
 test: bootstrap services lint
 	@scripts/ensure-browser.sh
-	$(BIN)/pytest -q -ra
+	TRACEFIN_HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: bootstrap
-	$(BIN)/pytest -q -ra tests/unit
+	TRACEFIN_HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -ra -n $(FAST_WORKERS) tests/unit
 
 # Everything embedded (PostgreSQL, Mosquitto, anvil) unless TRACEFIN_* URLs point elsewhere.
 demo: bootstrap
