@@ -8,17 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import AnyOrg, Enterprise
+from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
-from epcis.capture import WHOLE_PAYLOAD, DeviceKey, capture
-from records import event_store
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey
+from ingest.capture import CaptureBatch, Origin
 from records.event_query import EventQuery, query_events
-from records.event_store import DeadLetter, EventToStore
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 HTTP_DEVICE = "http-capture"
 CAPTURE_TOPIC = "http:/v1/capture"
+# Dead letters keep at most this much of a refused payload (the Guard bounds bodies the same).
+MAX_KEPT_PAYLOAD = 1_048_576
 
 
 @router.post(
@@ -40,35 +41,29 @@ CAPTURE_TOPIC = "http:/v1/capture"
         }
     },
 )
-async def capture_events(request: Request, org: Enterprise) -> JSONResponse:
-    settings = request.app.state.settings
+async def capture_events(
+    request: Request, conn: DbConn, config: Config, org: Enterprise
+) -> JSONResponse:
     payload = await request.body()
-    now = datetime.now(UTC)
+    origin = Origin(CAPTURE_TOPIC, datetime.now(UTC), payload[:MAX_KEPT_PAYLOAD])
     device = DeviceKey(org.id, org.slug, HTTP_DEVICE, None)  # the API key is the proof of origin
-    result = capture(
-        payload,
+    batch = CaptureBatch()
+    result = batch.capture(
+        origin,
         device,
-        now=now,
-        max_payload_bytes=settings.ingest_max_payload_bytes,
-        max_future_skew=settings.max_future_skew,
+        max_payload_bytes=config.max_payload_bytes,
+        max_future_skew=config.max_future_skew,
     )
-    dead = [
-        DeadLetter(now, CAPTURE_TOPIC, payload[:1_048_576], r.index, r.code.value, r.detail)
-        for r in result.refused
-    ]
-    rows = [EventToStore(a, org.id, HTTP_DEVICE, CAPTURE_TOPIC, now) for a in result.accepted]
-    with request.app.state.pool.connection() as conn, conn.transaction():
-        new = event_store.insert_events(conn, rows)
-        event_store.insert_dead_letters(conn, dead)
+    with conn.transaction():
+        new = batch.store(conn)
     whole = [r for r in result.refused if r.index == WHOLE_PAYLOAD]
     if whole:
         refused_status = 413 if whole[0].code.value == "payload_too_large" else 400
         raise Problem(refused_status, whole[0].code.value, whole[0].detail)
-    accepted = []
-    for item in result.accepted:
-        outcome = "accepted" if item.digest in new else "duplicate"
-        new.discard(item.digest)
-        accepted.append(CaptureItem(index=item.index, event_hash=item.hash_id, status=outcome))
+    accepted = [
+        CaptureItem(index=answer.index, event_hash=answer.hash_id, status=answer.status)
+        for answer in batch.answers(new)
+    ]
     body = CaptureResultPublic(
         accepted=accepted,
         rejected=[
@@ -79,7 +74,7 @@ async def capture_events(request: Request, org: Enterprise) -> JSONResponse:
     # EPCIS capture limits, announced the EPCIS way.
     headers = {
         "GS1-EPCIS-Capture-Limit": "10000",
-        "GS1-EPCIS-Capture-File-Size-Limit": str(settings.ingest_max_payload_bytes),
+        "GS1-EPCIS-Capture-File-Size-Limit": str(config.max_payload_bytes),
     }
     if not accepted:
         # Nothing stored: a problem, with every event's reason as an extension member.
@@ -94,7 +89,7 @@ async def capture_events(request: Request, org: Enterprise) -> JSONResponse:
 
 @router.get("/v1/events", response_model=EventsPage, summary="EPCIS query (a subset)")
 def events(
-    request: Request,
+    conn: DbConn,
     org: AnyOrg,
     eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep", max_length=200)] = None,
     ge_event_time: Annotated[datetime | None, Query(alias="GE_eventTime")] = None,
@@ -118,8 +113,7 @@ def events(
         limit=limit,
     )
     try:
-        with request.app.state.pool.connection() as conn:
-            page = query_events(conn, query)
+        page = query_events(conn, query)
     except ValueError as exc:
         raise Problem(400, "invalid_identifier", str(exc)) from None
     return EventsPage(events=page.events, next_cursor=page.next_cursor)

@@ -13,18 +13,18 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.chain_confirmations import BatchConfirmations
+from api.deps import Config, Confirmations, DbConn, Pages
 from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
 from api.schemas import ProofBundle, ProvenancePublic, VerifyResult
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
-from finance import store as finance_store
+from finance.store.goods import get_product
 from ledger import provenance
 from ledger.chain import connect
-from ledger.merkle import verify_inclusion
+from ledger.chain_confirmations import BatchConfirmations
 from ledger.page_cache import CachedPage, PageCache
-from ledger.proofs import build_bundle, build_bundles
+from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
 from records.db import Conn
 
@@ -49,124 +49,31 @@ _templates.filters["local_time"] = _local_time
 
 
 def _provenance(
-    request: Request, gtin: str, *, lot: str | None = None, serial: str | None = None
+    conn: Conn,
+    cache: PageCache,
+    confirmations: BatchConfirmations,
+    gtin: str,
+    *,
+    lot: str | None = None,
+    serial: str | None = None,
 ) -> CachedPage:
-    """The page as plain data in the shape of ProvenancePublic (the documented model).
-
-    Plain dicts serialised by orjson: building 50 pydantic models per page cost more than the
-    page's queries.
-    """
+    """The page (cached while current), in the shape of ProvenancePublic; 404 without events."""
     gtin14 = gtin.zfill(14)
     uri = sgtin_uri(gtin14, serial) if serial is not None else lot_uri(gtin14, lot or "")
-    cache: PageCache = request.app.state.page_cache
-    confirmations: BatchConfirmations = request.app.state.batch_confirmations
-    with request.app.state.pool.connection() as conn:
-        return cache.page(
-            conn, uri, lambda c: _page_data(c, confirmations, uri, gtin14, lot=lot, serial=serial)
+
+    def build(c: Conn) -> tuple[dict[str, Any], bool]:
+        def product_name() -> str | None:
+            product = get_product(c, gtin14)
+            return product.name if product else None
+
+        page = provenance.page(
+            c, confirmations, uri, gtin14, lot=lot, serial=serial, product_name=product_name
         )
+        if page is None:
+            raise Problem(404, "unknown_product", f"no events are known for {uri}")
+        return page.data, page.complete
 
-
-def _page_data(
-    conn: Conn,
-    confirmations: BatchConfirmations,
-    uri: str,
-    gtin14: str,
-    *,
-    lot: str | None,
-    serial: str | None,
-) -> tuple[dict[str, Any], bool]:
-    """The page's data, and whether it may be cached (every batch it cites was checked)."""
-    if serial is not None:
-        history = provenance.item_history(conn, uri)
-    else:
-        history = provenance.lot_history(conn, uri)
-    if not history:
-        raise Problem(404, "unknown_product", f"no events are known for {uri}")
-    product = finance_store.get_product(conn, gtin14)
-    digests = {event.hash_id: digest_from_hash_id(event.hash_id) for event in history}
-    # A failed event's bundle would prove a hash whose stored event no longer matches it.
-    bundles = build_bundles(
-        conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
-    )
-    refuted = confirmations.refuted(bundles)
-    states = {
-        event.hash_id: _checked_state(
-            event.verification,
-            bundles.get(digests[event.hash_id]),
-            refuted.get(digests[event.hash_id]),
-        )
-        for event in history
-    }
-    events = [
-        {
-            "event_hash": event.hash_id,
-            "event_time": event.event_time,
-            "event_time_zone_offset": event.event_time_zone_offset,
-            "event_type": event.event_type,
-            "action": event.action,
-            "biz_step": event.biz_step,
-            "disposition": event.disposition,
-            "stage": event.stage,
-            "read_point": event.read_point,
-            "biz_location": event.biz_location,
-            "sensor_readings": event.sensor_readings,
-            "verification": _verification(
-                states[event.hash_id], event, digests[event.hash_id], bundles
-            ),
-        }
-        for event in history
-    ]
-    counts = list(states.values())
-    unchecked = confirmations.asks_a_chain and None in refuted.values()
-    page = {
-        "product": {
-            "gtin": gtin14,
-            "name": product.name if product else None,
-            "lot": lot,
-            "serial": serial,
-            "digital_link": uri,
-        },
-        "events": events,
-        "verified": counts.count("anchored"),
-        "pending": counts.count("pending"),
-        "failed": counts.count("failed"),
-    }
-    return page, not unchecked
-
-
-def _checked_state(state: str, bundle: dict[str, Any] | None, refuted: bool | None) -> str:
-    """`anchored` only while the event's path leads to the recorded root of its batch and the
-    chain does not contradict the batch record (`refuted`; None: the chain was not asked).
-
-    The tree is rebuilt from the log for the proof anyway; an edited batch row or log position
-    then shows the event as failed, as an edited event does.
-    """
-    if state != "anchored" or bundle is None or bundle["status"] != "anchored":
-        return state
-    if refuted:
-        return "failed"
-    consistent = verify_inclusion(
-        digest_from_hash_id(bundle["event_hash"]),
-        bundle["leaf_index"],
-        bundle["tree_size"],
-        [bytes.fromhex(node[2:]) for node in bundle["audit_path"]],
-        bytes.fromhex(bundle["root"][2:]),
-    )
-    return state if consistent else "failed"
-
-
-def _verification(
-    state: str, event: provenance.ProvenanceEvent, digest: bytes, bundles: dict[bytes, Any]
-) -> dict[str, Any]:
-    failed = state == "failed"
-    return {
-        "state": state,
-        "batch_id": None if failed else event.batch_id,
-        "block_number": None if failed else event.block_number,
-        "tx_hash": None if failed else event.tx_hash,
-        "proof_url": f"/v1/proofs/{digest.hex()}",
-        "proof": None if failed else bundles.get(digest),
-    }
+    return cache.page(conn, uri, build)
 
 
 def _respond(request: Request, page: CachedPage) -> Response:
@@ -201,9 +108,16 @@ _PAGE: dict[int | str, dict[str, Any]] = {
     responses=_PAGE,
     summary="Provenance of a serialised item (GS1 Digital Link)",
 )
-def item_page(request: Request, gtin: str, serial: str) -> Response:
+def item_page(
+    request: Request,
+    conn: DbConn,
+    cache: Pages,
+    confirmations: Confirmations,
+    gtin: str,
+    serial: str,
+) -> Response:
     _check_gtin(gtin)
-    return _respond(request, _provenance(request, gtin, serial=serial))
+    return _respond(request, _provenance(conn, cache, confirmations, gtin, serial=serial))
 
 
 @router.get(
@@ -212,9 +126,16 @@ def item_page(request: Request, gtin: str, serial: str) -> Response:
     responses=_PAGE,
     summary="Provenance of a lot (GS1 Digital Link)",
 )
-def lot_page(request: Request, gtin: str, lot: str) -> Response:
+def lot_page(
+    request: Request,
+    conn: DbConn,
+    cache: Pages,
+    confirmations: Confirmations,
+    gtin: str,
+    lot: str,
+) -> Response:
     _check_gtin(gtin)
-    return _respond(request, _provenance(request, gtin, lot=lot))
+    return _respond(request, _provenance(conn, cache, confirmations, gtin, lot=lot))
 
 
 @router.get(
@@ -223,16 +144,22 @@ def lot_page(request: Request, gtin: str, lot: str) -> Response:
     responses=_PAGE,
     summary="Provenance by EPC URN or Digital Link (item or lot)",
 )
-def provenance_by_epc(request: Request, epc: Annotated[str, Query(max_length=512)]) -> Response:
+def provenance_by_epc(
+    request: Request,
+    conn: DbConn,
+    cache: Pages,
+    confirmations: Confirmations,
+    epc: Annotated[str, Query(max_length=512)],
+) -> Response:
     try:
         canonical = normalise_epc(epc)
         item, lot = parse_sgtin(canonical), parse_lot(canonical)
     except ValueError as exc:
         raise Problem(400, "invalid_identifier", str(exc)) from None
     if item is not None:
-        return _respond(request, _provenance(request, item[0], serial=item[1]))
+        return _respond(request, _provenance(conn, cache, confirmations, item[0], serial=item[1]))
     if lot is not None:
-        return _respond(request, _provenance(request, lot[0], lot=lot[1]))
+        return _respond(request, _provenance(conn, cache, confirmations, lot[0], lot=lot[1]))
     raise Problem(400, "invalid_identifier", "give an SGTIN (item) or LGTIN (lot) identifier")
 
 
@@ -249,7 +176,7 @@ def _check_gtin(gtin: str) -> None:
     response_model_exclude_none=True,
     summary="The proof bundle of an event",
 )
-def proof(request: Request, event_hash: str) -> dict[str, Any]:
+def proof(conn: DbConn, event_hash: str) -> dict[str, Any]:
     """`event_hash` is the 64-hex digest or the full `ni:///sha-256;…?ver=CBV2.0` (URL-encoded)."""
     try:
         digest = (
@@ -259,13 +186,12 @@ def proof(request: Request, event_hash: str) -> dict[str, Any]:
         raise Problem(
             400, "invalid_event_hash", "give a 64-hex digest or an event hash id"
         ) from None
-    with request.app.state.pool.connection() as conn:
-        bundle = build_bundle(conn, digest)
+    bundle = build_bundle(conn, digest)
     if bundle is None:
         raise Problem(
             404, "unknown_event", f"no stored event has the hash {hash_id_from_digest(digest)}"
         )
-    return bundle
+    return bundle.to_json()
 
 
 @router.post(
@@ -273,8 +199,8 @@ def proof(request: Request, event_hash: str) -> dict[str, Any]:
     response_model=VerifyResult,
     summary="Check a proof bundle against the chain (no database involved)",
 )
-def verify(request: Request, bundle: Annotated[dict[str, Any], Body()]) -> VerifyResult:
-    rpc = request.app.state.chain_rpc_url
+def verify(config: Config, bundle: Annotated[dict[str, Any], Body()]) -> VerifyResult:
+    rpc = config.chain_rpc_url
     if rpc is None:
         raise Problem(503, "no_chain", "this server has no chain RPC endpoint configured")
     verdict = verify_bundle(bundle, connect(rpc))

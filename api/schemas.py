@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from epcis.capture import IndexColumns
+from ledger.provenance import PUBLIC_COLUMNS
 
 
 class ProofBundle(BaseModel):
@@ -44,19 +47,23 @@ class SensorReading(BaseModel):
     uom: str | None = None
 
 
-class EventPublic(BaseModel):
-    event_hash: str
-    event_time: datetime
-    event_time_zone_offset: str
-    event_type: str
-    action: str | None
-    biz_step: str | None
-    disposition: str | None
-    stage: str | None
-    read_point: str | None
-    biz_location: str | None
-    sensor_readings: list[SensorReading]
-    verification: Verification
+def _event_public() -> type[BaseModel]:
+    """The public event: its hash, the index columns a page shows (named and typed as
+    IndexColumns, the one definition of the projection), its sensor readings and verification."""
+    types = get_type_hints(IndexColumns)
+    fields: dict[str, Any] = {
+        "event_hash": (str, ...),
+        **{name: (types[name], ...) for name in PUBLIC_COLUMNS},
+        "sensor_readings": (list[SensorReading], ...),
+        "verification": (Verification, ...),
+    }
+    return create_model("EventPublic", **fields)
+
+
+if TYPE_CHECKING:  # mypy cannot follow a model built at run time
+    EventPublic = BaseModel
+else:
+    EventPublic = _event_public()
 
 
 class ProductPublic(BaseModel):

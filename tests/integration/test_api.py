@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from records import registry_store
 from tests.support.api import Api
 from tests.support.events import make_event
 from tests.support.world import GTIN, ITEM, LOT, LOT_URI
+from tracefin.processes.api import build_app
 from tracefin.settings import Settings
 from tracefin.simulate import gtin_for
 
@@ -352,7 +352,7 @@ def test_public_routes_are_rate_limited_per_client(fresh_database_url: str) -> N
     with ConnectionPool(
         fresh_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}
     ) as pool:
-        client = TestClient(create_app(settings, pool), raise_server_exceptions=False)
+        client = TestClient(build_app(settings, pool), raise_server_exceptions=False)
         statuses = [
             client.get("/v1/qr", params={"url": "https://id.gs1.org/01/1"}).status_code
             for _ in range(5)

@@ -48,10 +48,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
 from tests.support.examples import examples
 from tests.support.postgres import admin_url
 from tests.support.world import seed_world
+from tracefin.processes.api import build_app
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
@@ -79,7 +79,7 @@ def _settings(database_url: str, chain_rpc_url: str | None) -> Settings:
 # depend on data); the generated requests go to the seeded app of the `seeded` fixture.
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
-    create_app(
+    build_app(
         _settings("postgresql://unused@127.0.0.1/unused", None),
         ConnectionPool("postgresql://unused@127.0.0.1/unused", open=False),
     ),
@@ -139,7 +139,7 @@ def seeded(role: str, chain_rpc_url: str) -> Iterator[Seeded]:
         with ConnectionPool(url, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
             slug = ROLES[role]
             yield Seeded(
-                CrashRecorder(create_app(_settings(url, chain_rpc_url), pool)),
+                CrashRecorder(build_app(_settings(url, chain_rpc_url), pool)),
                 {"Authorization": f"Bearer {keys[slug]}"} if slug else {},
             )
 

@@ -32,9 +32,9 @@ import pytest
 import uvicorn
 from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from tests.support.world import ITEM, seed_world
 from tracefin.embedded import free_port
+from tracefin.processes.api import build_app
 from tracefin.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -103,7 +103,7 @@ def served(fresh_database_url: str, chain_rpc_url: str) -> Iterator[Served]:
     )
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, pool),
+            build_app(settings, pool),
             host="127.0.0.1",
             port=port,
             log_level="warning",

@@ -12,10 +12,10 @@ import psycopg
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from records.db import Conn
 from tests.support.postgres import admin_url
 from tests.support.world import seed_world
+from tracefin.processes.api import build_app
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
@@ -59,7 +59,7 @@ def serve_world(
             ConnectionPool(
                 database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
             ) as pool,
-            TestClient(create_app(app_settings, pool), raise_server_exceptions=False) as client,
+            TestClient(build_app(app_settings, pool), raise_server_exceptions=False) as client,
         ):
             yield Api(client, keys, conn, digests, chain_rpc_url)
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from api.app import create_app
+from tracefin.processes.api import build_app
 from tracefin.settings import Settings
 
 
 def spec() -> dict[str, Any]:
     pool = ConnectionPool("postgresql://unused@127.0.0.1/unused", open=False)
-    return create_app(Settings(_env_file=None), pool).openapi()  # type: ignore[call-arg]
+    return build_app(Settings(_env_file=None), pool).openapi()  # type: ignore[call-arg]
 
 
 def test_media_types_of_pages_qr_codes_and_metrics() -> None:

@@ -1,4 +1,4 @@
-"""The `tracefin api` process: settings -> connection pool -> app -> uvicorn on one port."""
+"""The `tracefin api` process: settings -> config, probes, pool -> app -> uvicorn on one port."""
 
 from __future__ import annotations
 
@@ -6,12 +6,55 @@ from typing import Any
 
 import orjson
 import uvicorn
+from fastapi import FastAPI
 from psycopg import Connection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from api.config import ApiConfig, ReadinessProbes
+from ingest.mqtt_link import parse_mqtt_url
+from ledger.chain import connect
+from ledger.deployment import is_live
+from ledger.log_store import Deployment
+from tracefin.embedded import port_open
 from tracefin.settings import Settings
+
+
+def api_config(settings: Settings) -> ApiConfig:
+    """What the API needs of the settings, and nothing else."""
+    return ApiConfig(
+        chain_rpc_url=settings.chain_rpc_url,
+        chain_key=settings.chain_key(),
+        journal_key=settings.journal_seal_key(),
+        public_rate_per_minute=settings.api_public_rate_per_minute,
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        max_future_skew=settings.max_future_skew,
+    )
+
+
+def readiness_probes(settings: Settings) -> ReadinessProbes:
+    """How /readyz asks the broker (a TCP connect) and the chain (the deployment is live)."""
+    broker = None
+    if settings.mqtt_url:
+        address = parse_mqtt_url(settings.mqtt_url)
+
+        def broker() -> bool:
+            return port_open(address.host, address.port, timeout=1)
+
+    chain = None
+    if settings.chain_rpc_url is not None:
+        rpc_url = settings.chain_rpc_url
+
+        def chain(deployment: Deployment) -> bool:
+            return is_live(connect(rpc_url, timeout=2), deployment)
+
+    return ReadinessProbes(broker=broker, chain=chain)
+
+
+def build_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
+    """The API of these settings over `pool` (the process below and the tests build it so)."""
+    return create_app(api_config(settings), pool, readiness_probes(settings))
 
 
 def _configure(conn: Connection[Any]) -> None:
@@ -34,7 +77,7 @@ def run_api(settings: Settings) -> None:
     pool.open(wait=True, timeout=30)
     try:
         uvicorn.run(
-            create_app(settings, pool),
+            build_app(settings, pool),
             host=settings.api_host,
             port=settings.api_port,
             log_level="info",

@@ -1,17 +1,17 @@
-"""Operations routes: liveness, readiness (database, broker, chain) and Prometheus metrics."""
+"""Health routes: liveness, readiness (database, broker, chain) and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.deps import ApiMetrics, DbConn, Pool, Probes
 from api.errors import COMMON_PROBLEMS
 from api.schemas import Health, Readiness
+from finance.monitoring_store import finance_position
 from ledger import log_store
-from ledger.chain import ChainError, connect
-from ledger.deployment import is_live
-from tracefin.embedded import port_open
+from ledger.chain import ChainError
 
 router = APIRouter(responses=COMMON_PROBLEMS)
 
@@ -27,26 +27,23 @@ def healthz() -> Health:
     summary="Database, broker and chain reachable",
     responses={503: {"model": Readiness, "description": "not ready, and why"}},
 )
-def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
+def readyz(pool: Pool, probes: Probes) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with state.pool.connection(timeout=2) as conn:
-            conn.execute("SELECT 1")
-            checks["database"] = "ok"
+        with pool.connection(timeout=2) as conn:
             deployment = log_store.current_deployment(conn)
             anchor = log_store.worker_state(conn, "anchor")
+            checks["database"] = "ok"
     except Exception as exc:  # the pool raises several types for a dead server
         checks["database"] = f"unreachable: {type(exc).__name__}"
         deployment, anchor = None, None
-    broker = state.broker_address
-    if broker is not None:
-        checks["broker"] = "ok" if port_open(broker[0], broker[1], timeout=1) else "unreachable"
-    if state.chain_rpc_url is not None:
+    if probes.broker is not None:
+        checks["broker"] = "ok" if probes.broker() else "unreachable"
+    if probes.chain is not None:
         try:
             if deployment is None:
                 checks["chain"] = "no contracts deployed"
-            elif not is_live(connect(state.chain_rpc_url, timeout=2), deployment):
+            elif not probes.chain(deployment):
                 checks["chain"] = "devnet reset: run `tracefin chain deploy`"
             else:
                 checks["chain"] = "ok"
@@ -65,8 +62,8 @@ def readyz(request: Request) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}}},
 )
-def metrics(request: Request) -> Response:
-    request.app.state.metrics.refresh_lags(request.app.state.pool)
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+def metrics(conn: DbConn, registry: ApiMetrics) -> Response:
+    # Finance's position first: read after the log's size it could pass it (a negative lag).
+    finance = finance_position(conn)
+    registry.record_lags(log_store.progress(conn), finance)
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,37 @@
+"""What the API needs to know, handed to `create_app` by the composition root (tracefin)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ledger.log_store import Deployment
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The API's settings: only these, so the API reads no environment and imports no settings."""
+
+    chain_rpc_url: str | None = None
+    # Signs the PledgeRegistry transactions financiers' pledge routes send.
+    chain_key: str = field(default="", repr=False)
+    # The finance journal's HMAC key (finance/journal_seal.py).
+    journal_key: bytes = field(default=b"", repr=False)
+    public_rate_per_minute: int = 600
+    max_payload_bytes: int = 256 * 1024
+    max_future_skew: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class ReadinessProbes:
+    """How `/readyz` asks the services the API depends on; None: not configured, not asked.
+
+    The composition root knows where the broker and the chain are; the API only asks.
+    """
+
+    # Whether the MQTT broker accepts connections.
+    broker: Callable[[], bool] | None = None
+    # Whether this deployment's contracts are live on the chain; raises ChainError when the
+    # node cannot be asked.
+    chain: Callable[[Deployment], bool] | None = None

@@ -1,0 +1,186 @@
+"""The API's ASGI middleware (the Guard: size, NUL and rate limits) and its request metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import unquote
+
+import orjson
+from fastapi import Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem_response
+from epcis.capture import contains_nul
+from ledger.log_store import LogProgress
+
+MAX_BODY_BYTES = 1_048_576
+PUBLIC_PREFIXES = ("/01/", "/v1/provenance", "/v1/proofs", "/v1/verify", "/v1/qr")
+
+
+class Metrics:
+    """Request counts and latencies, plus how far each worker lags behind the log."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tracefin_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tracefin_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+        )
+        self.lag = Gauge(
+            "tracefin_lag_positions",
+            "log positions a stage is behind",
+            ["stage"],
+            registry=self.registry,
+        )
+
+    def record_lags(self, log: LogProgress, finance_position: int) -> None:
+        """Set the lag gauges: positioning (queued), anchoring and finance (behind the log)."""
+        self.lag.labels("positioning").set(log.queued)
+        self.lag.labels("anchoring").set(log.size - log.anchored)
+        self.lag.labels("finance").set(log.size - finance_position)
+
+
+class RateLimiter:
+    """A token bucket per client address for the public routes (no key, so no other identity)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - last) * self._rate)
+            allowed = tokens >= 1
+            self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+            if len(self._buckets) > 100_000:  # forget idle clients rather than grow forever
+                self._buckets.clear()
+            return allowed
+
+
+def _nul_in_target(scope: Scope) -> bool:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return "\x00" in scope.get("path", "") or "\x00" in unquote(query)
+
+
+def _nul_in_json(body: bytes) -> bool:
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return contains_nul(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return False  # the route answers not-JSON itself
+
+
+class Guard:
+    """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
+
+    Refuses oversize bodies (413), NUL in the target or a JSON body (400: PostgreSQL cannot
+    store it; capture checks its own payloads so they are dead-lettered as on MQTT) and
+    over-eager public clients (429); counts and times every request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        path: str = scope["path"]
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal, receive = await self._check(scope, receive, path)
+            if refusal is not None:
+                await refusal(scope, receive, counted)
+            else:
+                await self.app(scope, receive, counted)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, status).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    async def _check(
+        self, scope: Scope, receive: Receive, path: str
+    ) -> tuple[Response | None, Receive]:
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem_response(
+                413, "payload_too_large", f"requests are limited to {MAX_BODY_BYTES} bytes", path
+            ), receive
+        if _nul_in_target(scope):
+            return problem_response(
+                400, "invalid_text", "text must not contain U+0000 (NUL)", path
+            ), receive
+        chunked = not length and scope["method"] in ("POST", "PUT", "PATCH")
+        if chunked or (scope["method"] in ("POST", "PUT", "PATCH") and path != "/v1/capture"):
+            body, receive = await _buffered(receive, MAX_BODY_BYTES)
+            if body is None:
+                return problem_response(
+                    413,
+                    "payload_too_large",
+                    f"requests are limited to {MAX_BODY_BYTES} bytes",
+                    path,
+                ), receive
+            if path != "/v1/capture" and _nul_in_json(body):
+                return problem_response(
+                    400, "invalid_text", "text must not contain U+0000 (NUL)", path
+                ), receive
+        client = scope.get("client") or ("-", 0)
+        if path.startswith(PUBLIC_PREFIXES) and not self.limiter.allow(client[0]):
+            refused = problem_response(429, "rate_limited", "too many requests; slow down", path)
+            refused.headers["Retry-After"] = "1"
+            return refused, receive
+        return None, receive
+
+
+async def _buffered(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """Read the whole body (None once it passes `limit`: a chunked body announces no length),
+    and a `receive` that hands it to the app again."""
+    chunks = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, receive
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
