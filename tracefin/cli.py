@@ -215,7 +215,7 @@ def cmd_proof(args: argparse.Namespace, settings: Settings) -> None:
         bundle = build_bundle(conn, digest)
     if bundle is None:
         raise CliError(f"no stored event has the hash {args.event_hash}")
-    print(json.dumps(bundle, indent=2))
+    print(json.dumps(bundle.to_json(), indent=2))
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
@@ -292,18 +292,13 @@ def _journal(settings: Settings) -> Journal:
 
 
 def _chain(settings: Settings, conn: Conn) -> Chain:
-    from ledger.chain import Chain, connect
-    from ledger.log_store import current_deployment
+    from ledger.chain import connect
+    from ledger.deployment import current_chain
 
-    deployment = current_deployment(conn)
-    if deployment is None:
+    chain = current_chain(conn, connect(_chain_url(settings)), settings.chain_key())
+    if chain is None:
         raise CliError("no contracts deployed: run `tracefin chain deploy` first")
-    return Chain(
-        connect(_chain_url(settings)),
-        deployment.anchor_address,
-        deployment.pledge_address,
-        settings.chain_key(),
-    )
+    return chain
 
 
 def cmd_finance(args: argparse.Namespace, settings: Settings) -> None:
