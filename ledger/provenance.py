@@ -85,8 +85,7 @@ def _row_maker(_cursor: Any) -> RowMaker[_Row]:
 def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[_Row]:
     with conn.cursor(row_factory=_row_maker) as cursor:
         return cursor.execute(
-            f"SELECT {_SELECT} {_FROM} WHERE {where}"
-            " ORDER BY e.event_time, e.ingest_seq",
+            f"SELECT {_SELECT} {_FROM} WHERE {where} ORDER BY e.event_time, e.ingest_seq",
             params,
         ).fetchall()
 
