@@ -20,7 +20,7 @@ from finance.store import attribution, audit, credit
 from finance.store.journal import Journal
 from ledger.chain import Chain, ChainError, ChainReverted
 from ledger.contracts import PLEDGE_REGISTRY
-from ledger.deployment import DeployOutcome, ensure_deployment
+from ledger.deployment import DeployOutcome, deployed_chain, ensure_deployment
 from records.db import Conn
 from records.registry_store import Org
 
@@ -173,6 +173,5 @@ def deploy_and_restore(conn: Conn, journal: Journal, w3: Web3, private_key: str)
     """Deploy the contracts unless live recorded ones exist, then put live pledges back on the
     registry in use (a new registry, after a devnet reset, starts empty). Raises ChainError."""
     outcome = ensure_deployment(conn, w3, private_key)
-    deployment = outcome.deployment
-    chain = Chain(w3, deployment.anchor_address, deployment.pledge_address, private_key)
+    chain = deployed_chain(w3, outcome.deployment, private_key)
     return Deployed(outcome, restore_pledges(conn, journal, chain))
