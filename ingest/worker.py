@@ -59,7 +59,7 @@ class WorkerConfig:
 class _Outcome:
     """What one batch produced: rows to write, and the answers to send once they commit."""
 
-    # Receipts go to each accepted event's receipts topic.
+    # The rows to store; each accepted event's receipt goes to its device's receipts topic.
     rows: CaptureBatch = field(default_factory=CaptureBatch)
     # Answers to refusals: (rejects topic, payload).
     rejects: list[tuple[str, bytes]] = field(default_factory=list)
