@@ -57,7 +57,9 @@ from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import Publication, Publisher, gtin_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One chaos test at a time (one xdist worker): each runs every worker process under load and
+# gives recovery a deadline, which two of them at once on a 2-core machine would miss.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("chaos")]
 
 # Printed by every test that draws from it, so a failing schedule can be replayed exactly.
 SEED = int(os.environ.get("TRACEFIN_CHAOS_SEED", str(secrets.randbits(32))))
