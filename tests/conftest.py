@@ -31,9 +31,10 @@ def pytest_report_header() -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup`, tests that share a module- or class-scoped rig run on one
     worker, in file order (the rig is built once, and a module's closing checks see what its
-    earlier tests did); every other test goes to whichever worker is free."""
+    earlier tests did); every other test goes to whichever worker is free. A test's own
+    `xdist_group` mark wins."""
     for item in items:
-        if _shares_a_rig(item):
+        if item.get_closest_marker("xdist_group") is None and _shares_a_rig(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
