@@ -16,6 +16,11 @@ class Kind(StrEnum):
     TELEMETRY = "telemetry"
 
 
+def device_topic(org: str, device: str, leaf: str) -> str:
+    """`tf/{org}/{device}/{leaf}`: the one place the topic layout is spelled."""
+    return f"tf/{org}/{device}/{leaf}"
+
+
 @dataclass(frozen=True)
 class DeviceTopic:
     org: str
@@ -25,15 +30,15 @@ class DeviceTopic:
     @property
     def topic(self) -> str:
         """The topic itself, `tf/{org}/{device}/{kind}`: where the device publishes."""
-        return f"tf/{self.org}/{self.device}/{self.kind.value}"
+        return device_topic(self.org, self.device, self.kind.value)
 
     @property
     def receipts(self) -> str:
-        return f"tf/{self.org}/{self.device}/receipts"
+        return device_topic(self.org, self.device, "receipts")
 
     @property
     def rejects(self) -> str:
-        return f"tf/{self.org}/{self.device}/rejects"
+        return device_topic(self.org, self.device, "rejects")
 
 
 def parse_topic(topic: str) -> DeviceTopic | None:
@@ -49,7 +54,7 @@ def rejects_topic_for_unparsable(topic: str) -> str | None:
     MQTT wildcards cannot appear in a published topic, so the reply is always publishable.
     """
     match = _ANY_SEGMENTS.match(topic)
-    return f"tf/{match.group(1)}/{match.group(2)}/rejects" if match else None
+    return device_topic(match.group(1), match.group(2), "rejects") if match else None
 
 
 def subscriptions() -> list[str]:

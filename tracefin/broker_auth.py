@@ -9,6 +9,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from ingest.topics import device_topic
+
 # Mosquitto 2.x decodes exactly these sizes and removes any entry that differs (security_default.c).
 SALT_BYTES = 12
 HASH_BYTES = 64
@@ -101,8 +103,10 @@ def device_username(org: str, device: str) -> str:
 def device_topics(org: str, device: str) -> dict[str, str]:
     """The four topics of one device, by kind."""
     device_username(org, device)  # validates both slugs
-    base = f"tf/{org}/{device}"
-    return {kind: f"{base}/{kind}" for kind in ("events", "telemetry", "receipts", "rejects")}
+    return {
+        kind: device_topic(org, device, kind)
+        for kind in ("events", "telemetry", "receipts", "rejects")
+    }
 
 
 def device_acl_entry(org: str, device: str) -> str:

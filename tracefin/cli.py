@@ -14,6 +14,7 @@ import psycopg
 from pydantic import ValidationError
 
 from epcis.signatures import normalise_address
+from ingest.topics import Kind, device_topic
 from records import registry_store
 from records.db import Conn
 from tracefin.schema import migrate
@@ -111,7 +112,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
         "device": device.device_id,
         "address": device.address,
         "unsigned": device.address is None,
-        "publish_to": f"tf/{device.org_slug}/{device.device_id}/events",
+        "publish_to": device_topic(device.org_slug, device.device_id, Kind.EVENTS),
     }
     if args.broker_credentials:
         from tracefin import broker_auth

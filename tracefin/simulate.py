@@ -17,6 +17,7 @@ from epcis.event_hash import event_hash_digest
 from epcis.identifiers import check_digit
 from epcis.signatures import address_of, sign_digest
 from ingest.mqtt_link import new_client
+from ingest.topics import Kind, device_topic
 from records import registry_store
 from records.db import Conn
 
@@ -42,11 +43,11 @@ class SimDevice:
 
     @property
     def events_topic(self) -> str:
-        return f"tf/{self.org}/{self.device_id}/events"
+        return device_topic(self.org, self.device_id, Kind.EVENTS)
 
     @property
     def telemetry_topic(self) -> str:
-        return f"tf/{self.org}/{self.device_id}/telemetry"
+        return device_topic(self.org, self.device_id, Kind.TELEMETRY)
 
 
 # MQTT 5 PUBACK reason code: accepted, but no subscription matched, so the message is dropped.
