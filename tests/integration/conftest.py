@@ -14,9 +14,13 @@ from epcis.signatures import address_of
 from ingest.mqtt_link import new_client
 from records import registry_store
 from records.db import Conn
-from tests.support.api import Api, serve_world
+from tests.support.api import Api, SeededWorld, copy_of, serve
 from tests.support.mqtt import Listener, RegisteredDevice
+from tests.support.postgres import admin_url
 from tests.support.processes import IngestProcess, WorkerProcess
+from tests.support.world import seed_world
+from tracefin.embedded import ServiceUnavailable, start_anvil
+from tracefin.schema import scratch_database
 from tracefin.simulate import Publisher
 
 
@@ -110,8 +114,25 @@ def conn(fresh_database_url: str) -> Iterator[Conn]:
         yield connection
 
 
+@pytest.fixture(scope="session")
+def seeded_world() -> Iterator[SeededWorld]:
+    """The API's world, seeded once per session (per xdist worker) on a chain of its own, which
+    `world` snapshots and reverts around every test."""
+    try:
+        node = start_anvil()
+    except ServiceUnavailable as exc:
+        pytest.skip(f"no chain node for the seeded world: {exc}")
+    try:
+        with scratch_database(admin_url(), "tracefin_world") as url:
+            with psycopg.connect(url, autocommit=True) as conn:
+                keys, digests = seed_world(conn, node.url)
+            yield SeededWorld(url, node.url, keys, digests)
+    finally:
+        node.stop()
+
+
 @pytest.fixture
-def world(fresh_database_url: str, chain_rpc_url: str) -> Iterator[Api]:
-    """The API's seeded world in this test's own database, for tests that change it."""
-    with serve_world(fresh_database_url, chain_rpc_url, public_rate_per_minute=10_000) as api:
+def world(seeded_world: SeededWorld) -> Iterator[Api]:
+    """The API's seeded world, a copy of this test's own (database and chain), to change at will."""
+    with copy_of(seeded_world) as mine, serve(mine, public_rate_per_minute=10_000) as api:
         yield api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,8 +11,10 @@ from typing import Any
 import httpx
 import psycopg
 from fastapi.testclient import TestClient
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from ledger.chain import connect
 from records.db import Conn
 from tests.support.postgres import admin_url
 from tests.support.world import seed_world
@@ -42,6 +45,16 @@ class Api:
         return self.call("GET", path, who, **kwargs)
 
 
+@dataclass(frozen=True)
+class SeededWorld:
+    """A database holding `seed_world`'s world, the chain it was anchored on, and its keys."""
+
+    database_url: str
+    chain_rpc_url: str
+    keys: dict[str, str]
+    digests: list[bytes]
+
+
 @contextmanager
 def serve_world(
     database_url: str, chain_rpc_url: str, *, public_rate_per_minute: int
@@ -49,19 +62,59 @@ def serve_world(
     """Seed `database_url` with the world and serve it in process until the block ends."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         keys, digests = seed_world(conn, chain_rpc_url)
-        app_settings = Settings(
-            _env_file=None,
-            database_url=database_url,  # type: ignore[call-arg]
-            chain_rpc_url=chain_rpc_url,
-            api_public_rate_per_minute=public_rate_per_minute,
+    world = SeededWorld(database_url, chain_rpc_url, keys, digests)
+    with serve(world, public_rate_per_minute=public_rate_per_minute) as api:
+        yield api
+
+
+@contextmanager
+def serve(world: SeededWorld, *, public_rate_per_minute: int) -> Iterator[Api]:
+    """An in-process app over a seeded world's database until the block ends."""
+    app_settings = Settings(
+        _env_file=None,
+        database_url=world.database_url,  # type: ignore[call-arg]
+        chain_rpc_url=world.chain_rpc_url,
+        api_public_rate_per_minute=public_rate_per_minute,
+    )
+    with (
+        psycopg.connect(world.database_url, autocommit=True) as conn,
+        ConnectionPool(
+            world.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
+        ) as pool,
+        TestClient(build_app(app_settings, pool), raise_server_exceptions=False) as client,
+    ):
+        yield Api(client, world.keys, conn, world.digests, world.chain_rpc_url)
+
+
+@contextmanager
+def copy_of(world: SeededWorld) -> Iterator[SeededWorld]:
+    """A world of the test's own, as if just seeded: a copy of the seeded database, and the
+    chain put back (an anvil snapshot) afterwards, so on-chain changes do not outlive the test.
+
+    Copying a database is a file copy; seeding deploys contracts and anchors, seconds each."""
+    chain = connect(world.chain_rpc_url)
+    snapshot = chain.provider.make_request("evm_snapshot", [])["result"]
+    template = str(psycopg.conninfo.conninfo_to_dict(world.database_url)["dbname"])
+    name = f"{template}_{secrets.token_hex(3)}"
+    admin = admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
         )
-        with (
-            ConnectionPool(
-                database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
-            ) as pool,
-            TestClient(build_app(app_settings, pool), raise_server_exceptions=False) as client,
-        ):
-            yield Api(client, keys, conn, digests, chain_rpc_url)
+    try:
+        url = psycopg.conninfo.make_conninfo(world.database_url, dbname=name)
+        yield SeededWorld(url, world.chain_rpc_url, world.keys, world.digests)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        reverted = chain.provider.make_request("evm_revert", [snapshot])
+        assert reverted.get("result") is True, f"chain not put back: {reverted}"
 
 
 @contextmanager
