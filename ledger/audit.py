@@ -55,7 +55,8 @@ from ledger.chain import Chain, ChainError, ChainReverted
 from ledger.deployment import deployed_chain
 from ledger.log_store import Deployment
 from ledger.proofs import AnchoredBatch
-from ledger.provenance import STORED_COLUMNS, row_is_intact, stored_columns
+from ledger.provenance import row_is_intact
+from ledger.provenance_store import STORED_COLUMNS, stored_columns
 from ledger.verify import check_chain
 from records import event_store
 from records.db import Conn

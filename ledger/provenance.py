@@ -8,86 +8,23 @@ contradict the batch record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from psycopg.rows import RowMaker
 
 from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
+from ledger import provenance_store
 from ledger.chain_confirmations import BatchConfirmations
 from ledger.proofs import Bundle, build_bundles
+from ledger.provenance_store import HistoryRow
 from records.db import Conn
 
 # The index columns a page shows (the identifier lists are for queries, not for people).
 PUBLIC_COLUMNS = tuple(name for name in INDEX_COLUMNS if name not in ("epcs", "lots"))
-# The index columns of `events`, in IndexColumns order (for `stored_columns`).
-STORED_COLUMNS = ", ".join(INDEX_COLUMNS)
-
-
-def stored_columns(values: Sequence[Any]) -> IndexColumns:
-    """Index columns as stored (STORED_COLUMNS order; arrays come back as lists)."""
-    converted: list[Any] = [tuple(v) if isinstance(v, list) else v for v in values]
-    return IndexColumns(*converted)
-
-
-@dataclass(frozen=True)
-class _Row:
-    """What a page needs of each event, without its whole JSON: the hot path reads only this."""
-
-    digest: bytes
-    columns: IndexColumns
-    parent_id: str | None
-    sensors: Any  # the event's sensorElementList, as stored
-    version: str  # the row version (xmin): a new one for every UPDATE
-    batch_id: int | None
-    block_number: int | None
-    tx_hash: bytes | None
-
-
-_SELECT = (
-    "e.event_hash, "
-    + ", ".join(f"e.{name}" for name in INDEX_COLUMNS)
-    + ", e.event->>'parentID', e.event->'sensorElementList', e.xmin::text,"
-    " b.batch_id, b.block_number, b.tx_hash"
-)
-_N = len(INDEX_COLUMNS)
-# Each event with the batch of the current deployment that anchors it, if any.
-_FROM = """
-FROM events e
-LEFT JOIN log_entries l ON l.event_hash = e.event_hash
-LEFT JOIN chain_deployments d ON d.current
-LEFT JOIN anchor_batches b ON b.deployment_id = d.id
-     AND l.log_index >= b.first_index AND l.log_index < b.first_index + b.count
-"""
-
-
-def _row_maker(_cursor: Any) -> RowMaker[_Row]:
-    def make(values: Sequence[Any]) -> _Row:
-        parent_id, sensors, version, batch_id, block_number, tx_hash = values[1 + _N :]
-        return _Row(
-            digest=bytes(values[0]),
-            columns=stored_columns(values[1 : 1 + _N]),
-            parent_id=parent_id,
-            sensors=sensors,
-            version=version,
-            batch_id=batch_id,
-            block_number=block_number,
-            tx_hash=bytes(tx_hash) if tx_hash is not None else None,
-        )
-
-    return make
-
-
-def _rows(conn: Conn, where: str, params: dict[str, Any]) -> list[_Row]:
-    with conn.cursor(row_factory=_row_maker) as cursor:
-        return cursor.execute(
-            f"SELECT {_SELECT} {_FROM} WHERE {where} ORDER BY e.event_time, e.ingest_seq",
-            params,
-        ).fetchall()
 
 
 @dataclass(frozen=True)
@@ -110,7 +47,7 @@ _INTACT: dict[tuple[bytes, str], bool] = {}
 _INTACT_MAX = 200_000
 
 
-def _check_intact(conn: Conn, rows: list[_Row]) -> dict[bytes, bool]:
+def _check_intact(conn: Conn, rows: list[HistoryRow]) -> dict[bytes, bool]:
     """Whether each row's stored JSON still hashes to its identity and implies its columns."""
     verdicts: dict[bytes, bool] = {}
     unknown = []
@@ -121,17 +58,12 @@ def _check_intact(conn: Conn, rows: list[_Row]) -> dict[bytes, bool]:
         else:
             verdicts[row.digest] = known
     if unknown:
-        for digest, version, event, context, *columns in conn.execute(
-            "SELECT event_hash, xmin::text, event::text, context::text,"  # noqa: S608
-            f" {STORED_COLUMNS} FROM events WHERE event_hash = ANY(%s)",
-            (unknown,),
-        ).fetchall():
-            digest = bytes(digest)
-            intact = row_is_intact(digest, event, context, stored_columns(columns))
+        for stored in provenance_store.stored_event_texts(conn, unknown):
+            intact = row_is_intact(stored.digest, stored.event, stored.context, stored.columns)
             if len(_INTACT) >= _INTACT_MAX:
                 _INTACT.clear()
-            _INTACT[(digest, version)] = intact
-            verdicts[digest] = intact
+            _INTACT[(stored.digest, stored.version)] = intact
+            verdicts[stored.digest] = intact
     return verdicts
 
 
@@ -148,7 +80,7 @@ def row_is_intact(digest: bytes, event: str, context: str | None, columns: Index
 
 def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
     """Events about an item, its pallets (aggregations) and its lot."""
-    direct = _rows(conn, "e.epcs @> ARRAY[%(item)s]::text[]", {"item": item})
+    direct = provenance_store.mentioning_item(conn, item)
     if not direct:
         return []
     parents = sorted(
@@ -159,12 +91,7 @@ def item_history(conn: Conn, item: str) -> list[ProvenanceEvent]:
         }
     )
     lots = sorted({lot for row in direct for lot in row.columns.lots})
-    related = _rows(
-        conn,
-        "(e.epcs && %(parents)s::text[] OR e.lots && %(lots)s::text[])"
-        " AND NOT e.epcs @> ARRAY[%(item)s]::text[]",
-        {"parents": parents, "lots": lots, "item": item},
-    )
+    related = provenance_store.related_to_item(conn, item, parents, lots)
     return _public(conn, _merge(direct, related))
 
 
@@ -173,21 +100,21 @@ def lot_history(conn: Conn, lot: str) -> list[ProvenanceEvent]:
     return _public(conn, _raw_lot_history(conn, lot))
 
 
-def _merge(*groups: list[_Row]) -> list[_Row]:
-    seen: dict[bytes, _Row] = {}
+def _merge(*groups: list[HistoryRow]) -> list[HistoryRow]:
+    seen: dict[bytes, HistoryRow] = {}
     for group in groups:
         for row in group:
             seen.setdefault(row.digest, row)
     return sorted(seen.values(), key=lambda row: row.columns.event_time)
 
 
-def _public(conn: Conn, rows: list[_Row]) -> list[ProvenanceEvent]:
+def _public(conn: Conn, rows: list[HistoryRow]) -> list[ProvenanceEvent]:
     # Checked on every view: an edited row shows as failed, never as verified.
     intact = _check_intact(conn, rows)
     return [_public_event(row, intact.get(row.digest, False)) for row in rows]
 
 
-def _public_event(row: _Row, intact: bool) -> ProvenanceEvent:
+def _public_event(row: HistoryRow, intact: bool) -> ProvenanceEvent:
     if not intact:
         state = "failed"
     elif row.batch_id is not None:
@@ -359,13 +286,7 @@ _FORWARD_STEPS = frozenset(
 def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
     """Forward: where the lot went and to whom. Backward: what it was made of and where."""
     history = _raw_lot_history(conn, lot)
-    bodies: dict[bytes, dict[str, Any]] = {
-        bytes(digest): event
-        for digest, event in conn.execute(
-            "SELECT event_hash, event FROM events WHERE event_hash = ANY(%s)",
-            ([row.digest for row in history],),
-        ).fetchall()
-    }
+    bodies = provenance_store.event_bodies(conn, [row.digest for row in history])
     steps = []
     for row in history:
         event = bodies.get(row.digest) or {}
@@ -413,8 +334,8 @@ def trace(conn: Conn, lot: str, direction: str) -> list[TraceStep]:
     return steps
 
 
-def _raw_lot_history(conn: Conn, lot: str) -> list[_Row]:
-    direct = _rows(conn, "e.lots @> ARRAY[%(lot)s]::text[]", {"lot": lot})
+def _raw_lot_history(conn: Conn, lot: str) -> list[HistoryRow]:
+    direct = provenance_store.mentioning_lot(conn, lot)
     items = sorted(
         {
             epc
@@ -423,15 +344,7 @@ def _raw_lot_history(conn: Conn, lot: str) -> list[_Row]:
             for epc in row.columns.epcs
         }
     )
-    aggregations = _rows(
-        conn,
-        "e.event_type = 'AggregationEvent' AND e.epcs && %(items)s::text[]",
-        {"items": items},
-    )
+    aggregations = provenance_store.aggregations_of(conn, items)
     parents = sorted({row.parent_id for row in aggregations if row.parent_id})
-    related = _rows(
-        conn,
-        "(e.epcs && %(parents)s::text[] OR e.epcs && %(items)s::text[])",
-        {"parents": parents, "items": items},
-    )
+    related = provenance_store.mentioning_any(conn, parents, items)
     return _merge(direct, related)
