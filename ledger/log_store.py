@@ -293,3 +293,21 @@ def try_anchor_leadership(conn: Conn) -> bool:
 def ping(conn: Conn) -> None:
     """Raise if `conn` is gone (for a lock holder: leadership is lost with it)."""
     conn.execute("SELECT 1")
+
+
+# Migration 0006's triggers notify this channel on every change a provenance page can show.
+PAGE_CHANGES_CHANNEL = "tracefin_pages"
+
+
+def page_generation(conn: Conn) -> int:
+    """The current page generation (advanced by every change a page can show)."""
+    row = conn.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM page_generation"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def listen_for_page_changes(conn: Conn) -> None:
+    """Subscribe `conn` (autocommit) to page-change notices; read them with conn.notifies()."""
+    conn.execute(f"LISTEN {PAGE_CHANGES_CHANNEL}")

@@ -19,11 +19,11 @@ from typing import Any
 
 import psycopg
 
+from ledger import log_store
 from records.db import Conn
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "tracefin_pages"
 _MAX_PAGES = 10_000
 
 
@@ -33,15 +33,6 @@ class CachedPage:
 
     data: dict[str, Any]
     renderings: dict[Hashable, bytes] = field(default_factory=dict)
-
-
-def generation(conn: Conn) -> int:
-    """The current page generation (advanced by every change a page can show)."""
-    row = conn.execute(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM page_generation"
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 class PageCache:
@@ -70,7 +61,7 @@ class PageCache:
     ) -> CachedPage:
         """The page under `key`: the cached one if still current, else `build(conn)`, which
         also says whether the page may be kept (not when part of it could not be checked)."""
-        current = generation(conn)
+        current = log_store.page_generation(conn)
         with self._lock:
             epoch = self._epoch
             cached = self._pages.get(key)
@@ -112,7 +103,7 @@ class PageCache:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    log_store.listen_for_page_changes(conn)
                     self._set_listening(True)
                     delay = 0.5
                     while not self._stop.is_set():
