@@ -1,0 +1,313 @@
+"""Evidence authority: whose attestation makes an event count as evidence; the rules as data.
+
+"Anchored" proves a record was not changed after it was written; this module answers the other
+half: was the party that wrote it entitled to say it? An event is stored whoever sends it (the
+repository keeps everything), but it counts as evidence only when one of its attestations
+(a party that submitted it) meets the rule for the fact it states. Pure: the registry facts the
+rules read come in as a `Parties` snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from epcis.capture import IndexColumns
+
+
+class Fact(StrEnum):
+    """What kind of claim an event makes about goods."""
+
+    MAKING = "making"  # commissioning, packing, transforming goods
+    INSPECTION = "inspection"  # inspection results
+    SITE_CUSTODY = "site_custody"  # receiving, storing, holding, picking, loading, shipping, …
+    TRANSIT = "transit"  # transport readings and custody in transit
+    ACCEPTANCE = "acceptance"  # accepting at a buyer's site
+    RETAIL_SALE = "retail_sale"  # retail selling
+    TELEMETRY = "telemetry"  # readings of a site's sensors
+
+
+class Authority(StrEnum):
+    """Who may state a fact; the value is the rule in words (`tracefin rules show`)."""
+
+    GOODS_OWNER_OR_MANUFACTURER = (
+        "the owner of the GTIN's GS1 Company Prefix, or a manufacturer it authorised"
+    )
+    OWNER_DEVICES_OR_INSPECTOR = (
+        "the goods owner's own devices, or an org with role inspector the owner authorised"
+    )
+    SITE_OPERATOR_DEVICES = "devices of the org that operates the site"
+    CARRIER_IN_CUSTODY = "the carrier holding custody (handed over by the shipping party)"
+    SITE_OPERATOR = "the org that operates the site (the buyer, the shop)"
+    BOUND_DEVICES = "devices bound to the site"
+
+
+@dataclass(frozen=True)
+class Rule:
+    fact: Fact
+    biz_steps: frozenset[str]  # bare CBV words (or full URIs of custom steps)
+    authority: Authority
+
+
+def _steps(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# The rules table of docs/design.md ("Evidence authority"). A bizStep names its fact; an event
+# with a bizStep in no rule (a custom URI, or none) states site custody when it names a site,
+# and otherwise a fact about the goods that only their maker may state.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        Fact.MAKING,
+        _steps(
+            "commissioning packing unpacking assembling disassembling repackaging encoding"
+            " creating_class_instance decommissioning destroying"
+        ),
+        Authority.GOODS_OWNER_OR_MANUFACTURER,
+    ),
+    Rule(Fact.INSPECTION, _steps("inspecting sampling"), Authority.OWNER_DEVICES_OR_INSPECTOR),
+    Rule(
+        Fact.SITE_CUSTODY,
+        _steps(
+            "receiving storing stocking holding picking loading unloading shipping departing"
+            " arriving staging_outbound entering_exiting cycle_counting stock_taking collecting"
+            " consigning removing reserving void_shipping dispensing"
+        ),
+        Authority.SITE_OPERATOR_DEVICES,
+    ),
+    Rule(Fact.TRANSIT, _steps("transporting"), Authority.CARRIER_IN_CUSTODY),
+    Rule(Fact.ACCEPTANCE, _steps("accepting"), Authority.SITE_OPERATOR),
+    Rule(Fact.RETAIL_SALE, _steps("retail_selling"), Authority.SITE_OPERATOR),
+    Rule(Fact.TELEMETRY, frozenset(), Authority.BOUND_DEVICES),
+)
+_RULE_OF_FACT = {rule.fact: rule for rule in RULES}
+
+
+class Reason(StrEnum):
+    """Why an event does not count (machine-readable, in `evidence.reason`)."""
+
+    NOT_GOODS_OWNER = "not_goods_owner"  # nor a manufacturer the owner authorised
+    UNKNOWN_GOODS_OWNER = "unknown_goods_owner"  # no org holds the GS1 prefix of the goods
+    NO_GOODS_NAMED = "no_goods_named"
+    NOT_OWNER_DEVICE_OR_INSPECTOR = "not_owner_device_or_inspector"
+    NO_SITE_NAMED = "no_site_named"
+    UNKNOWN_SITE = "unknown_site"  # no org operates the site
+    NOT_SITE_OPERATOR = "not_site_operator"
+    DEVICE_REQUIRED = "device_required"  # the rule asks for a device, it came over HTTP
+    NO_CUSTODIAN = "no_custodian"  # no attested shipment handed the goods to a carrier
+    NOT_CUSTODIAN = "not_custodian"
+    NO_ATTESTATION = "no_attestation"
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One party's submission of an event: who, through what, signed or not, when."""
+
+    org: str  # org slug
+    device: str | None  # the device id (MQTT); None over HTTP
+    user: str | None  # the API user (HTTP); None over MQTT
+    channel: Literal["mqtt", "http"]
+    signed: bool
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The registry facts the rules read (orgs by slug)."""
+
+    prefixes: Mapping[str, str] = field(default_factory=dict)  # GS1 Company Prefix -> org
+    site_operators: Mapping[str, str] = field(default_factory=dict)  # GLN (13 digits) -> org
+    device_sites: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # (owner, agent, kind, GTIN or None for all the owner's GTINs); kind: manufacture | inspect
+    authorisations: frozenset[tuple[str, str, str, str | None]] = frozenset()
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def owner_of(self, key: str) -> str | None:
+        """The org holding the GS1 Company Prefix of a key (GTIN-14, SSCC-18, GLN or PGLN)."""
+        body = key[1:] if len(key) in (14, 18) else key  # indicator / extension digit first
+        for length in range(min(12, len(body)), 3, -1):
+            owner = self.prefixes.get(body[:length])
+            if owner is not None:
+                return owner
+        return None
+
+    def authorised(self, owner: str, agent: str, kind: str, gtin: str) -> bool:
+        return (owner, agent, kind, gtin) in self.authorisations or (
+            owner,
+            agent,
+            kind,
+            None,
+        ) in self.authorisations
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Whether an event counts as evidence, by whose attestation, or why not."""
+
+    counts: bool
+    fact: Fact
+    reason: Reason | None = None
+    by: Attestation | None = None
+
+    @property
+    def status(self) -> Literal["counts", "unattested"]:
+        return "counts" if self.counts else "unattested"
+
+
+_GTIN_IN = re.compile(r"^https://id\.gs1\.org/01/(\d{14})(?:/|$)")
+_SSCC_IN = re.compile(r"^https://id\.gs1\.org/00/(\d{18})$")
+_GLN_IN = re.compile(r"^https://id\.gs1\.org/(?:414|417)/(\d{13})(?:/|$)")
+
+
+def site_of(columns: IndexColumns) -> str | None:
+    """The GLN of the site an event happened at: its bizLocation, else its readPoint."""
+    for uri in (columns.biz_location, columns.read_point):
+        if uri:
+            match = _GLN_IN.match(uri)
+            if match:
+                return match.group(1)
+    return None
+
+
+def goods_keys(columns: IndexColumns) -> tuple[str, ...]:
+    """The GTINs an event names (items and lots), or else its SSCCs (logistic units)."""
+    gtins = sorted(
+        {m.group(1) for uri in (*columns.epcs, *columns.lots) if (m := _GTIN_IN.match(uri))}
+    )
+    if gtins:
+        return tuple(gtins)
+    return tuple(sorted({m.group(1) for uri in columns.epcs if (m := _SSCC_IN.match(uri))}))
+
+
+def fact_of(columns: IndexColumns, extensions: Mapping[str, Fact] | None = None) -> Fact:
+    """The fact an event states, by its bizStep (the operator's extensions first)."""
+    step = columns.biz_step
+    if step is not None:
+        if extensions and step in extensions:
+            return extensions[step]
+        for rule in RULES:
+            if step in rule.biz_steps:
+                return rule.fact
+    if columns.event_type == "TransformationEvent":
+        return Fact.MAKING
+    return Fact.SITE_CUSTODY if site_of(columns) is not None else Fact.MAKING
+
+
+def carrier_named(event: Mapping[str, Any], parties: Parties) -> str | None:
+    """The org a shipping event hands custody to: its `possessing_party` destination."""
+    for entry in event.get("destinationList") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        kind = str(entry.get("type", ""))
+        if not kind.endswith("possessing_party"):
+            continue
+        match = _GLN_IN.match(str(entry.get("destination", "")))
+        if match:
+            return parties.owner_of(match.group(1))
+    return None
+
+
+def _check(
+    fact: Fact,
+    columns: IndexColumns,
+    attestation: Attestation,
+    parties: Parties,
+    custodian: str | None,
+) -> Reason | None:
+    """None when `attestation` meets the rule of `fact`, else why not."""
+    org = attestation.org
+    if fact is Fact.MAKING or fact is Fact.INSPECTION:
+        keys = goods_keys(columns)
+        if not keys:
+            return Reason.NO_GOODS_NAMED
+        for key in keys:
+            owner = parties.owner_of(key)
+            if owner is None:
+                return Reason.UNKNOWN_GOODS_OWNER
+            if fact is Fact.MAKING:
+                if org != owner and not parties.authorised(owner, org, "manufacture", key):
+                    return Reason.NOT_GOODS_OWNER
+            elif org == owner:
+                if attestation.device is None:
+                    return Reason.DEVICE_REQUIRED
+            elif not (
+                parties.roles.get(org) == "inspector"
+                and parties.authorised(owner, org, "inspect", key)
+            ):
+                return Reason.NOT_OWNER_DEVICE_OR_INSPECTOR
+        return None
+    if fact is Fact.TRANSIT:
+        if custodian is None:
+            return Reason.NO_CUSTODIAN
+        return None if org == custodian else Reason.NOT_CUSTODIAN
+    site = site_of(columns)
+    if site is None:
+        return Reason.NO_SITE_NAMED
+    operator = parties.site_operators.get(site)
+    if operator is None:
+        return Reason.UNKNOWN_SITE
+    if org != operator:
+        return Reason.NOT_SITE_OPERATOR
+    if fact is Fact.SITE_CUSTODY and attestation.device is None:
+        return Reason.DEVICE_REQUIRED
+    if fact is Fact.TELEMETRY and site not in parties.device_sites.get(
+        (org, attestation.device or ""), frozenset()
+    ):
+        return Reason.NOT_SITE_OPERATOR
+    return None
+
+
+def evaluate(
+    columns: IndexColumns,
+    attestations: Sequence[Attestation],
+    parties: Parties,
+    *,
+    custodian: str | None = None,
+    extensions: Mapping[str, Fact] | None = None,
+) -> Evidence:
+    """Whether an event counts: the earliest attestation that meets its fact's rule.
+
+    `custodian` is the carrier holding the goods (for transit claims), as the caller's history
+    of counting shipments says. When no attestation meets the rule, the reason given is the
+    first attestation's (the party that recorded the event).
+    """
+    fact = fact_of(columns, extensions)
+    first_reason: Reason | None = None
+    for attestation in sorted(attestations, key=lambda a: a.received_at):
+        reason = _check(fact, columns, attestation, parties, custodian)
+        if reason is None:
+            return Evidence(True, fact, by=attestation)
+        first_reason = first_reason or reason
+    return Evidence(False, fact, reason=first_reason or Reason.NO_ATTESTATION)
+
+
+def reading_counts(org: str, device: str, site: str, parties: Parties) -> bool:
+    """A telemetry reading describes a site only when its device is bound to that site."""
+    return site in parties.device_sites.get((org, device), frozenset())
+
+
+def rules_table(extensions: Iterable[tuple[str, Fact]] = ()) -> list[dict[str, str]]:
+    """The rules as rows (fact, bizSteps, who may attest): what `tracefin rules show` prints."""
+    rows = [
+        {
+            "fact": rule.fact.value,
+            "biz_steps": " ".join(sorted(rule.biz_steps)) or "(telemetry)",
+            "counts_when_attested_by": rule.authority.value,
+            "source": "built-in",
+        }
+        for rule in RULES
+    ]
+    rows += [
+        {
+            "fact": fact.value,
+            "biz_steps": step,
+            "counts_when_attested_by": _RULE_OF_FACT[fact].authority.value,
+            "source": "operator",
+        }
+        for step, fact in extensions
+    ]
+    return rows
