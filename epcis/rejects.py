@@ -27,6 +27,7 @@ class RejectCode(StrEnum):
     SIGNATURE_MISSING = "signature_missing"
     SIGNATURE_MALFORMED = "signature_malformed"
     SIGNATURE_MISMATCH = "signature_mismatch"
+    DEVICE_REVOKED = "device_revoked"
     INVALID_TELEMETRY = "invalid_telemetry"
     INVALID_TEXT = "invalid_text"
     STORAGE_REFUSED = "storage_refused"
