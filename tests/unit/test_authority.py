@@ -1,0 +1,239 @@
+"""Evidence authority: who may attest which fact, and what counts (the pure rules)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from epcis.authority import (
+    RULES,
+    Attestation,
+    Fact,
+    Parties,
+    Reason,
+    carrier_named,
+    evaluate,
+    fact_of,
+    goods_keys,
+    reading_counts,
+    rules_table,
+    site_of,
+)
+from epcis.capture import IndexColumns
+from epcis.identifiers import check_digit
+
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+ACME_PREFIX = "6901234"
+EVIL_PREFIX = "6909999"
+ACME_GTIN = "0" + ACME_PREFIX + "00001" + check_digit("0" + ACME_PREFIX + "00001")
+COLD_STORE = "6905555" + "00001" + check_digit("6905555" + "00001")  # GLN of the warehouse
+SHOP = "6907777" + "00001" + check_digit("6907777" + "00001")
+CARRIER_PGLN = "6908888" + "00001" + check_digit("6908888" + "00001")
+
+PARTIES = Parties(
+    prefixes={
+        ACME_PREFIX: "acme",
+        EVIL_PREFIX: "evil",
+        "6905555": "coldstore",
+        "6907777": "shop",
+        "6908888": "carrier",
+    },
+    site_operators={COLD_STORE: "coldstore", SHOP: "shop"},
+    device_sites={("coldstore", "probe-1"): frozenset({COLD_STORE})},
+    authorisations=frozenset(
+        {("acme", "lab", "inspect", None), ("acme", "oem", "manufacture", ACME_GTIN)}
+    ),
+    roles={"acme": "manufacturer", "lab": "inspector", "oem": "manufacturer", "evil": "retailer"},
+)
+
+
+def columns(
+    biz_step: str | None,
+    *,
+    site: str | None = COLD_STORE,
+    epcs: tuple[str, ...] = (f"https://id.gs1.org/01/{ACME_GTIN}/21/1",),
+    event_type: str = "ObjectEvent",
+) -> IndexColumns:
+    location = f"https://id.gs1.org/414/{site}" if site else None
+    return IndexColumns(
+        event_time=T0,
+        event_time_zone_offset="+00:00",
+        event_type=event_type,
+        action="OBSERVE",
+        biz_step=biz_step,
+        disposition=None,
+        stage=None,
+        read_point=None,
+        biz_location=location,
+        epcs=epcs,
+        lots=(),
+    )
+
+
+def by(org: str, device: str | None = "dev-1", *, at: int = 0, signed: bool = True) -> Attestation:
+    return Attestation(
+        org=org,
+        device=device,
+        user=None if device else "admin",
+        channel="mqtt" if device else "http",
+        signed=signed,
+        received_at=T0 + timedelta(seconds=at),
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "fact"),
+    [
+        ("commissioning", Fact.MAKING),
+        ("packing", Fact.MAKING),
+        ("inspecting", Fact.INSPECTION),
+        ("receiving", Fact.SITE_CUSTODY),
+        ("shipping", Fact.SITE_CUSTODY),
+        ("transporting", Fact.TRANSIT),
+        ("accepting", Fact.ACCEPTANCE),
+        ("retail_selling", Fact.RETAIL_SALE),
+        ("https://example.com/steps/quarantine", Fact.SITE_CUSTODY),  # custom step at a site
+    ],
+)
+def test_the_fact_an_event_states(step: str, fact: Fact) -> None:
+    assert fact_of(columns(step)) == fact
+
+
+def test_a_custom_step_without_a_site_is_the_goods_makers_to_state() -> None:
+    assert fact_of(columns("https://example.com/steps/x", site=None)) == Fact.MAKING
+    assert fact_of(columns(None, event_type="TransformationEvent")) == Fact.MAKING
+
+
+def test_operator_extensions_name_the_fact_of_a_custom_step() -> None:
+    step = "https://example.com/steps/handover"
+    assert fact_of(columns(step), {step: Fact.TRANSIT}) == Fact.TRANSIT
+
+
+def test_commissioning_counts_only_from_the_prefix_owner_or_its_manufacturer() -> None:
+    event = columns("commissioning")
+    assert evaluate(event, [by("acme")], PARTIES).counts
+    assert evaluate(event, [by("oem")], PARTIES).counts  # authorised for this GTIN
+    refused = evaluate(event, [by("evil")], PARTIES)
+    assert (refused.counts, refused.reason, refused.status) == (
+        False,
+        Reason.NOT_GOODS_OWNER,
+        "unattested",
+    )
+
+
+def test_a_manufacturer_authorised_for_another_gtin_may_not_commission_this_one() -> None:
+    other = "0" + ACME_PREFIX + "00002" + check_digit("0" + ACME_PREFIX + "00002")
+    event = columns("commissioning", epcs=(f"https://id.gs1.org/01/{other}/21/1",))
+    assert evaluate(event, [by("oem")], PARTIES).reason == Reason.NOT_GOODS_OWNER
+
+
+def test_goods_of_an_unregistered_prefix_have_no_owner_to_attest() -> None:
+    event = columns("commissioning", epcs=("https://id.gs1.org/01/04000000000007/21/1",))
+    assert evaluate(event, [by("acme")], PARTIES).reason == Reason.UNKNOWN_GOODS_OWNER
+
+
+def test_inspection_counts_from_the_owners_devices_or_an_authorised_inspector() -> None:
+    event = columns("inspecting")
+    assert evaluate(event, [by("acme")], PARTIES).counts
+    assert evaluate(event, [by("lab", None)], PARTIES).counts
+    assert evaluate(event, [by("acme", None)], PARTIES).reason == Reason.DEVICE_REQUIRED
+    assert evaluate(event, [by("evil")], PARTIES).reason == Reason.NOT_OWNER_DEVICE_OR_INSPECTOR
+
+
+def test_an_inspector_role_without_the_owners_authorisation_does_not_count() -> None:
+    parties = replace(PARTIES, roles={**PARTIES.roles, "evil": "inspector"})
+    assert not evaluate(columns("inspecting"), [by("evil")], parties).counts
+
+
+def test_site_custody_counts_from_the_site_operators_devices_only() -> None:
+    event = columns("shipping")
+    assert evaluate(event, [by("coldstore")], PARTIES).counts
+    assert evaluate(event, [by("coldstore", None)], PARTIES).reason == Reason.DEVICE_REQUIRED
+    assert evaluate(event, [by("acme")], PARTIES).reason == Reason.NOT_SITE_OPERATOR
+    unknown = columns("shipping", site="6900000000005")
+    assert evaluate(unknown, [by("coldstore")], PARTIES).reason == Reason.UNKNOWN_SITE
+    assert evaluate(columns("shipping", site=None), [by("coldstore")], PARTIES).reason == (
+        Reason.NO_SITE_NAMED
+    )
+
+
+def test_transit_counts_from_the_carrier_in_custody() -> None:
+    event = columns("transporting", site=None)
+    assert evaluate(event, [by("carrier")], PARTIES, custodian="carrier").counts
+    assert evaluate(event, [by("evil")], PARTIES, custodian="carrier").reason == (
+        Reason.NOT_CUSTODIAN
+    )
+    assert evaluate(event, [by("carrier")], PARTIES).reason == Reason.NO_CUSTODIAN
+
+
+def test_acceptance_and_retail_sale_count_from_the_site_operator() -> None:
+    assert evaluate(columns("retail_selling", site=SHOP), [by("shop", None)], PARTIES).counts
+    assert not evaluate(columns("retail_selling", site=SHOP), [by("evil")], PARTIES).counts
+    assert evaluate(columns("accepting", site=SHOP), [by("shop", None)], PARTIES).counts
+
+
+def test_a_later_rightful_attestation_counts_after_someone_elses_first_copy() -> None:
+    event = columns("shipping")
+    evidence = evaluate(event, [by("evil", at=0), by("coldstore", at=30)], PARTIES)
+    assert evidence.counts
+    assert evidence.by is not None
+    assert evidence.by.org == "coldstore"
+
+
+def test_the_reason_is_the_recorders_when_nobody_may_say_it() -> None:
+    event = columns("shipping")
+    evidence = evaluate(event, [by("acme", at=5), by("evil", "x", at=1)], PARTIES)
+    assert (evidence.counts, evidence.reason) == (False, Reason.NOT_SITE_OPERATOR)
+    assert evaluate(event, [], PARTIES).reason == Reason.NO_ATTESTATION
+
+
+def test_telemetry_describes_a_site_only_from_devices_bound_to_it() -> None:
+    assert reading_counts("coldstore", "probe-1", COLD_STORE, PARTIES)
+    assert not reading_counts("coldstore", "probe-2", COLD_STORE, PARTIES)
+    assert not reading_counts("evil", "probe-1", COLD_STORE, PARTIES)
+
+
+def test_prefix_ownership_reads_the_company_prefix_of_each_key() -> None:
+    assert PARTIES.owner_of(ACME_GTIN) == "acme"  # GTIN-14: after the indicator digit
+    sscc = "3" + ACME_PREFIX + "000000001"
+    assert PARTIES.owner_of(sscc + check_digit(sscc)) == "acme"  # after the extension digit
+    assert PARTIES.owner_of(COLD_STORE) == "coldstore"  # GLN: from the first digit
+    assert PARTIES.owner_of("0" + "6901230" + "000001") is None
+
+
+def test_goods_and_site_of_an_event() -> None:
+    event = columns("shipping")
+    assert goods_keys(event) == (ACME_GTIN,)
+    assert site_of(event) == COLD_STORE
+    sscc = "3" + ACME_PREFIX + "000000001"
+    sscc += check_digit(sscc)
+    pallet = columns("shipping", epcs=(f"https://id.gs1.org/00/{sscc}",))
+    assert goods_keys(pallet) == (sscc,)
+
+
+def test_a_shipment_hands_custody_to_its_possessing_party() -> None:
+    shipment = {
+        "destinationList": [
+            {"type": "owning_party", "destination": f"https://id.gs1.org/417/{SHOP}"},
+            {
+                "type": "possessing_party",
+                "destination": f"https://id.gs1.org/417/{CARRIER_PGLN}",
+            },
+        ]
+    }
+    assert carrier_named(shipment, PARTIES) == "carrier"
+    assert carrier_named({"destinationList": "junk"}, PARTIES) is None
+    assert carrier_named({}, PARTIES) is None
+
+
+def test_the_rules_table_lists_every_rule_and_the_operators_extensions() -> None:
+    table = rules_table([("https://example.com/steps/handover", Fact.TRANSIT)])
+    assert [row["fact"] for row in table[: len(RULES)]] == [rule.fact.value for rule in RULES]
+    assert table[-1] == {
+        "fact": "transit",
+        "biz_steps": "https://example.com/steps/handover",
+        "counts_when_attested_by": RULES[3].authority.value,
+        "source": "operator",
+    }
