@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _pytest.nodeid import NodeId
 from hypothesis import settings
 
 from records.db import Conn
@@ -27,26 +28,44 @@ def pytest_report_header() -> str:
     return f"hypothesis profile: {HYPOTHESIS_PROFILE}"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, tests that share a module- or class-scoped rig run on one
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (make test): tests that share a module-scoped rig run on one
     worker, in file order (the rig is built once, and a module's closing checks see what its
-    earlier tests did); every other test goes to whichever worker is free. A test's own
-    `xdist_group` mark wins."""
+    earlier tests did), a test's own `xdist_group` mark puts it with its group, and every
+    other test goes to whichever worker is free. Modules with slow tests are handed out first,
+    so the longest chains start at once."""
+    if not getattr(config.option, "loadgroup", False):
+        return
     for item in items:
-        if item.get_closest_marker("xdist_group") is None and _shares_a_rig(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        group = _group(item)
+        if group is not None:
+            # What pytest-xdist 3.8 itself does to `item._nodeid`, which pytest 9 no longer
+            # reads: the node id, suffixed `@group`, is how the controller sees the group.
+            item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: file order kept within
 
 
-def _shares_a_rig(item: pytest.Item) -> bool:
+def _group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None:
+        return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
     info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(
-        definitions[-1].scope in ("module", "class", "package")
-        for definitions in info.name2fixturedefs.values()
-        if definitions
+    shared = sorted(
+        name
+        for name, definitions in (info.name2fixturedefs.items() if info else ())
+        if definitions and definitions[-1].scope in ("module", "class", "package")
     )
+    if not shared:
+        return None
+    # A parametrized module rig is one rig per parameter: each may go to its own worker.
+    callspec = getattr(item, "callspec", None)
+    params = [
+        f"{name}={callspec.params[name]}" for name in shared if callspec and name in callspec.params
+    ]
+    module = item.nodeid.split("::")[0]
+    return f"{module}({','.join(params)})" if params else module
 
 
 @pytest.fixture(scope="session")
