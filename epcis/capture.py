@@ -19,7 +19,13 @@ from epcis.event_hash import (
     hash_id_from_digest,
     normalise_event,
 )
-from epcis.identifiers import lot_uri, normalise_epc, parse_lot
+from epcis.identifiers import (
+    canonical_gs1_uri,
+    check_digit_problem,
+    lot_uri,
+    normalise_epc,
+    parse_lot,
+)
 from epcis.lots import commissioned_lot
 from epcis.model import EPCISEvent, Place, events_from_document, parse_event
 from epcis.rejects import EventRejected, RejectCode
@@ -268,6 +274,7 @@ def _accept(
         columns = index_columns(event, item.raw)
     except ValueError as exc:
         raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
+    _check_keys(event)
     digest = event_hash_digest(item.raw, context)
     signature = _check_signature(item, digest, device)
     return AcceptedEvent(
@@ -279,6 +286,21 @@ def _accept(
         signature=signature,
         columns=columns,
     )
+
+
+def _check_keys(event: EPCISEvent) -> None:
+    """Refuse a GS1 key with a wrong check digit: it names goods or a place no one was given.
+
+    Only capture checks (a Digital Link carries the digit; a URN's is computed, so always
+    right): events stored before the check stay readable by `parse_event`.
+    """
+    places = [place.id for place in (event.read_point, event.biz_location) if place is not None]
+    parties = [source.source for source in event.source_list]
+    parties += [destination.destination for destination in event.destination_list]
+    for uri in (*event.epcs(), *event.epc_classes(), *places, *parties):
+        problem = check_digit_problem(canonical_gs1_uri(uri) or uri)
+        if problem is not None:
+            raise EventRejected(RejectCode.INVALID_IDENTIFIER, problem)
 
 
 def _place(place: Place | None) -> str | None:

@@ -11,6 +11,12 @@ __all__ = [
     "CANONICAL_DL_PREFIX",
     "canonical_gs1_uri",
     "check_digit",
+    "check_digit_problem",
+    "checked_epc",
+    "gln13",
+    "gln_uri",
+    "gs1_prefix",
+    "gtin14",
     "normalise_epc",
     "parse_lot",
     "parse_sgtin",
@@ -533,3 +539,121 @@ def lot_uri(gtin: str, lot: str) -> str:
 def sgtin_uri(gtin: str, serial: str) -> str:
     """The one stored form of a serialised item: its canonical GS1 Digital Link URI."""
     return normalise_epc(f"https://id.gs1.org/01/{gtin}/21/{_percent_encode(serial)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Check digits: a GS1 key that enters tracefin (capture, registration, queries) must be right.
+# EPC URNs carry no check digit (it is computed when they become a DL); Digital Link URIs and
+# bare keys carry one, and a wrong one names a key nobody was allocated.
+# --------------------------------------------------------------------------------------------
+
+# Primary key AI of a canonical DL -> (name, how many leading digits the check digit closes).
+_CHECKED_KEYS: dict[str, tuple[str, int]] = {
+    "00": ("SSCC", 18),
+    "01": ("GTIN", 14),
+    "253": ("GDTI", 13),
+    "255": ("GCN", 13),
+    "402": ("GSIN", 17),
+    "414": ("GLN", 13),
+    "417": ("party GLN", 13),
+    "8003": ("GRAI", 14),
+    "8006": ("ITIP", 14),  # its GTIN
+    "8017": ("GSRN-P", 18),
+    "8018": ("GSRN", 18),
+}
+_DL_KEY = re.compile(r"https://id\.gs1\.org/(\d+)/(\d+)", re.ASCII)
+
+
+def _wrong_check_digit(name: str, digits: str) -> str | None:
+    expected = check_digit(digits[:-1])
+    if digits[-1] == expected:
+        return None
+    return f"{name} {digits} has a wrong check digit: {digits[-1]}, expected {expected}"
+
+
+@lru_cache(maxsize=16384)
+def check_digit_problem(canonical: str) -> str | None:
+    """Why the key of a canonical DL URI has a wrong check digit; None if right or none."""
+    match = _DL_KEY.match(canonical)
+    if match is None:
+        return None
+    checked = _CHECKED_KEYS.get(match.group(1))
+    if checked is None or len(match.group(2)) < checked[1]:
+        return None
+    name, length = checked
+    return _wrong_check_digit(name, match.group(2)[:length])
+
+
+def checked_epc(value: str) -> str:
+    """normalise_epc, and a ValueError when the GS1 key it names has a wrong check digit."""
+    canonical = normalise_epc(value)
+    problem = check_digit_problem(canonical)
+    if problem is not None:
+        raise ValueError(problem)
+    return canonical
+
+
+_GTIN_LENGTHS = (8, 12, 13, 14)
+
+
+def gtin14(value: str) -> str:
+    """The GTIN-14 of a bare GTIN (8, 12, 13 or 14 digits) or a GTIN Digital Link URI.
+
+    Raises ValueError when it is neither, or when its check digit is wrong.
+    """
+    candidate = value.strip()
+    if candidate.isascii() and candidate.isdigit():
+        if len(candidate) not in _GTIN_LENGTHS:
+            raise ValueError(f"a GTIN has 8, 12, 13 or 14 digits, not {len(candidate)}")
+        gtin = candidate.zfill(14)
+    else:
+        canonical = canonical_gs1_uri(candidate)
+        match = re.fullmatch(r"https://id\.gs1\.org/01/(\d{14})", canonical or "")
+        if match is None:
+            raise ValueError(f"not a GTIN (digits, or https://id.gs1.org/01/...): {value!r}")
+        gtin = match.group(1)
+    problem = _wrong_check_digit("GTIN", gtin)
+    if problem is not None:
+        raise ValueError(problem)
+    return gtin
+
+
+def gln13(value: str) -> str:
+    """The 13-digit GLN of a site given as 13 digits, a Digital Link or an sgln URN.
+
+    A GLN extension (a sub-location) is refused: a site is a whole GLN. Raises ValueError when
+    the value is none of these forms, or when its check digit is wrong (a URN's is computed).
+    """
+    candidate = value.strip()
+    if candidate.isascii() and candidate.isdigit():
+        if len(candidate) != 13:
+            raise ValueError(f"a GLN has 13 digits, not {len(candidate)}")
+        gln = candidate
+    else:
+        canonical = canonical_gs1_uri(candidate) or ""
+        match = re.fullmatch(r"https://id\.gs1\.org/414/(\d{13})(/254/.*)?", canonical)
+        if match is None:
+            raise ValueError(
+                "not a GLN (13 digits, https://id.gs1.org/414/... or urn:epc:id:sgln:...):"
+                f" {value!r}"
+            )
+        if match.group(2):
+            raise ValueError(f"{value!r} names a GLN extension (a sub-location), not a site")
+        gln = match.group(1)
+    problem = _wrong_check_digit("GLN", gln)
+    if problem is not None:
+        raise ValueError(problem)
+    return gln
+
+
+def gln_uri(gln: str) -> str:
+    """The one stored form of a site's location: the canonical DL URI of its GLN."""
+    return f"{CANONICAL_DL_PREFIX}414/{gln}"
+
+
+def gs1_prefix(value: str) -> str:
+    """A GS1 Company Prefix as registered: 4 to 12 digits; ValueError otherwise."""
+    candidate = value.strip()
+    if not (candidate.isascii() and candidate.isdigit() and 4 <= len(candidate) <= 12):
+        raise ValueError(f"a GS1 Company Prefix has 4 to 12 digits, not {value!r}")
+    return candidate

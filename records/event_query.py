@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
-from epcis.identifiers import normalise_epc
+from epcis.identifiers import checked_epc
 from records.db import Conn
 
 MAX_PAGE = 500
@@ -33,7 +33,8 @@ class EventPage:
 
 
 def query_events(conn: Conn, query: EventQuery) -> EventPage:
-    """Matching events in ingest order; ValueError for a malformed EPC or location filter."""
+    """Matching events in ingest order; ValueError for a malformed EPC or location filter
+    (or one whose GS1 key has a wrong check digit)."""
     clauses: list[sql.Composable] = []
     params: dict[str, Any] = {"limit": min(max(query.limit, 1), MAX_PAGE) + 1}
     if query.eq_biz_step is not None:
@@ -49,10 +50,10 @@ def query_events(conn: Conn, query: EventQuery) -> EventPage:
         clauses.append(
             sql.SQL("(epcs @> ARRAY[%(epc)s]::text[] OR lots @> ARRAY[%(epc)s]::text[])")
         )
-        params["epc"] = normalise_epc(query.match_epc)
+        params["epc"] = checked_epc(query.match_epc)
     if query.eq_biz_location is not None:
         clauses.append(sql.SQL("biz_location = %(location)s"))
-        params["location"] = normalise_epc(query.eq_biz_location)
+        params["location"] = checked_epc(query.eq_biz_location)
     if query.org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = query.org_id
