@@ -1,23 +1,40 @@
-"""SQL for organisations, API keys and devices."""
+"""SQL of the registry: organisations, their GS1 prefixes, sites, API keys, devices, and the
+authorisations and rule extensions the evidence-authority rules read."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from psycopg.rows import class_row
 
+from epcis.authority import RULES, Fact, Parties
 from epcis.capture import DeviceKey
 from records.db import Conn
 
-ROLES = ("manufacturer", "warehouse", "logistics", "retailer", "financier", "regulator")
+ROLES = (
+    "manufacturer",
+    "warehouse",
+    "logistics",
+    "retailer",
+    "financier",
+    "regulator",
+    "inspector",
+    "guarantor",
+)
+# The kind of authorisation an owner of goods gives, by the agent's role.
+AUTHORISATION_KINDS = {"manufacturer": "manufacture", "inspector": "inspect"}
 API_KEY_PREFIX = "tf_"
 
 
 class RegistryError(Exception):
     """A registration that cannot be done as asked (unknown org, duplicate slug, bad role...)."""
+
+
+class NotYourPrefix(RegistryError):
+    """A key (GTIN, GLN) outside the GS1 Company Prefixes of the org that claims it."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +49,9 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
-def add_org(conn: Conn, slug: str, role: str) -> tuple[Org, str]:
-    """Create an organisation and its first API key; the key is returned once, stored hashed."""
+def add_org(conn: Conn, slug: str, role: str, prefixes: Sequence[str] = ()) -> tuple[Org, str]:
+    """Create an organisation, with its GS1 Company Prefixes, and its first API key; the key is
+    returned once, stored hashed."""
     if role not in ROLES:
         raise RegistryError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     with conn.transaction():
@@ -46,8 +64,61 @@ def add_org(conn: Conn, slug: str, role: str) -> tuple[Org, str]:
                 (slug, role),
             ).fetchone()
         assert org is not None
+        for prefix in prefixes:
+            _claim_prefix(conn, org, prefix)
         api_key = issue_api_key(conn, org.id)
     return org, api_key
+
+
+def add_prefix(conn: Conn, org_slug: str, prefix: str) -> None:
+    """Give an org a GS1 Company Prefix (4-12 digits; `identifiers.gs1_prefix` checks it)."""
+    with conn.transaction():
+        _claim_prefix(conn, _org(conn, org_slug), prefix)
+
+
+def _claim_prefix(conn: Conn, org: Org, prefix: str) -> None:
+    if not (prefix.isascii() and prefix.isdigit() and 4 <= len(prefix) <= 12):
+        raise RegistryError(f"a GS1 Company Prefix has 4 to 12 digits, not {prefix!r}")
+    # Two registrations of overlapping prefixes at once must not both pass the check below.
+    conn.execute("LOCK TABLE org_prefixes IN SHARE ROW EXCLUSIVE MODE")
+    # A key belongs to the org of its longest registered prefix, so a prefix that extends
+    # another org's (or that another org's extends) would take keys from it: refused.
+    rows = conn.execute(
+        "SELECT p.prefix, o.slug, o.id FROM org_prefixes p JOIN orgs o ON o.id = p.org_id"
+        " WHERE starts_with(p.prefix, %(prefix)s) OR starts_with(%(prefix)s, p.prefix)"
+        " ORDER BY p.prefix",
+        {"prefix": prefix},
+    ).fetchall()
+    for held, holder, holder_id in rows:
+        if holder_id == org.id:
+            continue
+        if held == prefix:
+            raise RegistryError(f"GS1 Company Prefix {prefix} belongs to {holder}")
+        relation = "is a prefix of" if held.startswith(prefix) else "extends"
+        raise RegistryError(
+            f"GS1 Company Prefix {prefix} {relation} {holder}'s prefix {held}:"
+            " a prefix belongs to one org"
+        )
+    conn.execute(
+        "INSERT INTO org_prefixes (prefix, org_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (prefix, org.id),
+    )
+
+
+def org_prefixes(conn: Conn, org_slug: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT p.prefix FROM org_prefixes p JOIN orgs o ON o.id = p.org_id"
+        " WHERE o.slug = %s ORDER BY p.prefix",
+        (org_slug,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _org(conn: Conn, slug: str) -> Org:
+    org = get_org(conn, slug)
+    if org is None:
+        raise RegistryError(f"unknown organisation {slug!r}")
+    return org
 
 
 def issue_api_key(conn: Conn, org_id: int) -> str:
@@ -121,3 +192,191 @@ def revoke_keys(conn: Conn, slug: str) -> int:
         (slug,),
     )
     return cursor.rowcount
+
+
+# --- sites, authorisations, the authority rules' data -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    gln: str  # 13 digits
+    operator: str  # org slug
+    name: str
+    supervised: bool
+    granted: bool  # the operator's grant: the GLN is outside the operating org's prefixes
+
+
+def add_site(
+    conn: Conn,
+    org_slug: str,
+    gln: str,
+    name: str,
+    *,
+    supervised: bool = False,
+    grant: bool = False,
+) -> Site:
+    """Register a site (a 13-digit GLN, as `identifiers.gln13` gives it) an org operates.
+
+    By its own prefix, or by the operator's `grant` for a GLN of someone else's prefix (else
+    NotYourPrefix). Registering it again by the same org updates its name and makes it
+    supervised if asked (never unsupervised); a site another org operates is refused.
+    """
+    with conn.transaction():
+        org = _org(conn, org_slug)
+        owner = authority_parties(conn).owner_of(gln)
+        if owner != org.slug and not grant:
+            holder = f"{owner}'s prefix" if owner is not None else "no prefix of yours"
+            raise NotYourPrefix(
+                f"GLN {gln} is in {holder}: {org.slug!r} registers sites by its own GS1 Company"
+                " Prefix, or by the operator's grant"
+            )
+        with conn.cursor(row_factory=class_row(Site)) as cursor:
+            site = cursor.execute(
+                "INSERT INTO sites AS s (gln, operator_org_id, name, supervised, granted)"
+                " VALUES (%(gln)s, %(org)s, %(name)s, %(supervised)s, %(granted)s)"
+                " ON CONFLICT (gln) DO UPDATE SET name = excluded.name,"
+                " supervised = s.supervised OR excluded.supervised"
+                " WHERE s.operator_org_id = excluded.operator_org_id"
+                " RETURNING s.gln, %(slug)s AS operator, s.name, s.supervised, s.granted",
+                {
+                    "gln": gln,
+                    "org": org.id,
+                    "name": name,
+                    "supervised": supervised,
+                    "granted": owner != org.slug,
+                    "slug": org.slug,
+                },
+            ).fetchone()
+        if site is None:
+            raise RegistryError(f"site {gln} is operated by another organisation")
+    return site
+
+
+def list_sites(conn: Conn, org_slug: str | None = None) -> list[Site]:
+    """The registered sites (of one operating org, or all), by GLN."""
+    with conn.cursor(row_factory=class_row(Site)) as cursor:
+        return cursor.execute(
+            "SELECT s.gln, o.slug AS operator, s.name, s.supervised, s.granted"
+            " FROM sites s JOIN orgs o ON o.id = s.operator_org_id"
+            " WHERE %(slug)s::text IS NULL OR o.slug = %(slug)s ORDER BY s.gln",
+            {"slug": org_slug},
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    owner: str
+    agent: str
+    kind: str  # manufacture | inspect
+    gtin: str | None  # None: every GTIN of the owner's prefixes
+
+
+def authorise(
+    conn: Conn, owner_slug: str, agent_slug: str, gtins: Sequence[str] = ()
+) -> list[Authorisation]:
+    """An owner of goods lets a manufacturer make, or an inspector inspect, its GTINs (14
+    digits, each in the owner's prefixes; none: all of them). The kind follows the agent's role.
+    """
+    with conn.transaction():
+        owner = _org(conn, owner_slug)
+        agent = _org(conn, agent_slug)
+        kind = AUTHORISATION_KINDS.get(agent.role)
+        if kind is None:
+            raise RegistryError(
+                f"{agent.slug!r} is a {agent.role}: only a manufacturer or an inspector is"
+                " authorised"
+            )
+        if agent.id == owner.id:
+            raise RegistryError("an org needs no authorisation of its own")
+        parties = authority_parties(conn)
+        for gtin in gtins:
+            if parties.owner_of(gtin) != owner.slug:
+                raise NotYourPrefix(f"GTIN {gtin} is not in {owner.slug}'s prefixes")
+        targets: list[str | None] = [*dict.fromkeys(gtins)] or [None]
+        for target in targets:
+            conn.execute(
+                "INSERT INTO authorisations (owner_org_id, agent_org_id, kind, gtin)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (owner.id, agent.id, kind, target),
+            )
+    return [Authorisation(owner.slug, agent.slug, kind, target) for target in targets]
+
+
+_BUILT_IN_STEPS = frozenset(step for rule in RULES for step in rule.biz_steps)
+
+
+def add_rule_extension(conn: Conn, biz_step: str, fact: Fact) -> None:
+    """The operator says which fact a bizStep (a custom URI, as canonical_cbv gives it)
+    states; the built-in steps keep their rule."""
+    if biz_step in _BUILT_IN_STEPS:
+        raise RegistryError(f"bizStep {biz_step!r} has a built-in rule")
+    if fact is Fact.TELEMETRY:
+        raise RegistryError("telemetry is not stated by events")
+    conn.execute(
+        "INSERT INTO authority_rule_extensions (biz_step, fact) VALUES (%s, %s)"
+        " ON CONFLICT (biz_step) DO UPDATE SET fact = excluded.fact, added_at = now()",
+        (biz_step, fact.value),
+    )
+
+
+def rule_extensions(conn: Conn) -> dict[str, Fact]:
+    """The operator's extensions of the authority rules: bizStep -> fact."""
+    pairs = _pairs(conn, "SELECT biz_step AS key, fact AS value FROM authority_rule_extensions")
+    return {step: Fact(fact) for step, fact in sorted(pairs.items())}
+
+
+@dataclass(frozen=True)
+class _Pair:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class _Binding:
+    org: str
+    device: str
+    gln: str
+
+
+@dataclass(frozen=True)
+class _AuthorisationRow:
+    owner: str
+    agent: str
+    kind: str
+    gtin: str | None
+
+
+def _pairs(conn: Conn, query: str) -> dict[str, str]:
+    with conn.cursor(row_factory=class_row(_Pair)) as cursor:
+        return {row.key: row.value for row in cursor.execute(query)}
+
+
+def authority_parties(conn: Conn) -> Parties:
+    """The registry facts the authority rules read, as one snapshot (small tables)."""
+    bindings: dict[tuple[str, str], set[str]] = {}
+    with conn.cursor(row_factory=class_row(_Binding)) as cursor:
+        for binding in cursor.execute(
+            "SELECT o.slug AS org, d.device_id AS device, d.gln"
+            " FROM device_sites d JOIN orgs o ON o.id = d.org_id"
+        ):
+            bindings.setdefault((binding.org, binding.device), set()).add(binding.gln)
+    with conn.cursor(row_factory=class_row(_AuthorisationRow)) as cursor:
+        authorisations = cursor.execute(
+            "SELECT o.slug AS owner, g.slug AS agent, a.kind, a.gtin FROM authorisations a"
+            " JOIN orgs o ON o.id = a.owner_org_id JOIN orgs g ON g.id = a.agent_org_id"
+        ).fetchall()
+    return Parties(
+        prefixes=_pairs(
+            conn,
+            "SELECT p.prefix AS key, o.slug AS value"
+            " FROM org_prefixes p JOIN orgs o ON o.id = p.org_id",
+        ),
+        site_operators=_pairs(
+            conn,
+            "SELECT s.gln AS key, o.slug AS value"
+            " FROM sites s JOIN orgs o ON o.id = s.operator_org_id",
+        ),
+        device_sites={key: frozenset(glns) for key, glns in bindings.items()},
+        authorisations=frozenset((a.owner, a.agent, a.kind, a.gtin) for a in authorisations),
+        roles=_pairs(conn, "SELECT slug AS key, role AS value FROM orgs"),
+    )
