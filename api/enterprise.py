@@ -45,7 +45,13 @@ async def capture_events(
     request: Request, conn: DbConn, config: Config, org: Enterprise
 ) -> JSONResponse:
     payload = await request.body()
-    origin = Origin(CAPTURE_TOPIC, datetime.now(UTC), payload[:MAX_KEPT_PAYLOAD])
+    origin = Origin(
+        CAPTURE_TOPIC,
+        datetime.now(UTC),
+        payload[:MAX_KEPT_PAYLOAD],
+        channel="http",
+        api_user=_api_user(request),
+    )
     device = DeviceKey(org.id, org.slug, HTTP_DEVICE, None)  # the API key is the proof of origin
     batch = CaptureBatch()
     result = batch.capture(
@@ -85,6 +91,13 @@ async def capture_events(
             rejected=[r.model_dump() for r in body.rejected],
         )
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+def _api_user(request: Request) -> str | None:
+    """Which API key captured (its prefix, as `api_keys.key_prefix` keeps it): the attestation's
+    user. The key itself was checked by the Enterprise dependency."""
+    _, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip()[:8] or None  # registry_store.issue_api_key keeps 8 characters
 
 
 @router.get("/v1/events", response_model=EventsPage, summary="EPCIS query (a subset)")

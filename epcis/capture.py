@@ -46,6 +46,39 @@ class DeviceKey:
     device_id: str
     # Lower-case 0x address the device signs with; None for a device registered --unsigned.
     address: str | None
+    # When the device was revoked: everything it sends from then on is refused.
+    revoked_at: datetime | None = None
+    # Its earlier keys (rotated away) and when each was revoked: a signature by one of them on
+    # a message received after that is refused `device_revoked`.
+    retired_keys: tuple[tuple[str, datetime], ...] = ()
+
+    def refuse_if_revoked(self, now: datetime) -> None:
+        """EventRejected(device_revoked) for a message received once the device was revoked."""
+        if self.revoked_at is not None and now >= self.revoked_at:
+            raise EventRejected(
+                RejectCode.DEVICE_REVOKED,
+                f"device {self.org_slug}/{self.device_id} was revoked at"
+                f" {self.revoked_at.isoformat()}",
+            )
+
+    def check_signer(self, signer: str, now: datetime) -> None:
+        """Accept a signature by the device's key (or by a retired key, on a message received
+        before its revocation); else EventRejected (device_revoked or signature_mismatch)."""
+        if signer == self.address:
+            return
+        for address, revoked_at in self.retired_keys:
+            if signer == address:
+                if now < revoked_at:
+                    return
+                raise EventRejected(
+                    RejectCode.DEVICE_REVOKED,
+                    f"sig was made by {signer}, a key of {self.org_slug}/{self.device_id}"
+                    f" revoked at {revoked_at.isoformat()}",
+                )
+        raise EventRejected(
+            RejectCode.SIGNATURE_MISMATCH,
+            f"sig was made by {signer}, not by the device's key {self.address}",
+        )
 
 
 @dataclass(frozen=True)
@@ -214,6 +247,7 @@ def capture(
     """
     result = CaptureResult()
     try:
+        device.refuse_if_revoked(now)
         decoded = decode_json(payload, max_payload_bytes=max_payload_bytes)
         items, context = _split(decoded)
     except EventRejected as exc:
@@ -276,7 +310,7 @@ def _accept(
         raise EventRejected(RejectCode.INVALID_IDENTIFIER, str(exc)) from None
     _check_keys(event)
     digest = event_hash_digest(item.raw, context)
-    signature = _check_signature(item, digest, device)
+    signature = _check_signature(item, digest, device, now)
     return AcceptedEvent(
         index=index,
         digest=digest,
@@ -320,7 +354,9 @@ def _lots(event: EPCISEvent, raw: dict[str, Any]) -> Iterator[str]:
             yield lot_uri(*lot)
 
 
-def _check_signature(item: _Item, digest: bytes, device: DeviceKey) -> bytes | None:
+def _check_signature(
+    item: _Item, digest: bytes, device: DeviceKey, now: datetime
+) -> bytes | None:
     if device.address is None:
         return None
     if not item.has_signature or item.signature is None:
@@ -329,10 +365,5 @@ def _check_signature(item: _Item, digest: bytes, device: DeviceKey) -> bytes | N
             f"device {device.org_slug}/{device.device_id} must sign every event",
         )
     signature = parse_signature(item.signature)
-    signer = recover_address(digest, signature)
-    if signer != device.address:
-        raise EventRejected(
-            RejectCode.SIGNATURE_MISMATCH,
-            f"sig was made by {signer}, not by the device's key {device.address}",
-        )
+    device.check_signer(recover_address(digest, signature), now)
     return signature

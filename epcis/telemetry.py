@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from epcis.capture import WHOLE_PAYLOAD, RefusedItem, decode_json
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem, decode_json
+from epcis.jcs import canonical_json
 from epcis.rejects import EventRejected, RejectCode
+from epcis.signatures import parse_signature, recover_address, sign_digest
 
 _METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _MAX_READINGS = 256
@@ -28,12 +31,25 @@ class TelemetryResult:
 
 
 def parse_telemetry(
-    payload: bytes, *, now: datetime, max_payload_bytes: int, max_future_skew: timedelta
+    payload: bytes,
+    *,
+    now: datetime,
+    max_payload_bytes: int,
+    max_future_skew: timedelta,
+    device: DeviceKey | None = None,
 ) -> TelemetryResult:
-    """`{"time": RFC 3339, "readings": {name: number}}` or a list of such, sample by sample."""
+    """`{"time": RFC 3339, "readings": {name: number}}` or a list of such, sample by sample.
+
+    A `device` registered with an address sends them signed instead:
+    `{"telemetry": <sample or list>, "sig": "0x…"}` (see `telemetry_digest`).
+    """
     result = TelemetryResult()
     try:
+        if device is not None:
+            device.refuse_if_revoked(now)
         decoded = decode_json(payload, max_payload_bytes=max_payload_bytes)
+        if device is not None and device.address is not None:
+            decoded = _signed_telemetry(decoded, device, now)
         samples = decoded if isinstance(decoded, list) else [decoded]
         if not samples:
             raise EventRejected(RejectCode.INVALID_TELEMETRY, "payload is an empty array")
@@ -46,6 +62,26 @@ def parse_telemetry(
         except EventRejected as exc:
             result.refused.append(RefusedItem(index, exc.code, exc.detail))
     return result
+
+
+def telemetry_digest(telemetry: object) -> bytes:
+    """What a device signs (EIP-191): SHA-256 of the RFC 8785 canonical JSON of the `telemetry`
+    value as sent; a list of samples is signed as a whole."""
+    return hashlib.sha256(canonical_json(telemetry)).digest()
+
+
+def _signed_telemetry(decoded: object, device: DeviceKey, now: datetime) -> object:
+    """The `telemetry` of a signed envelope, once its `sig` is the device's."""
+    if not isinstance(decoded, dict) or "telemetry" not in decoded or "sig" not in decoded:
+        raise EventRejected(
+            RejectCode.SIGNATURE_MISSING,
+            f"device {device.org_slug}/{device.device_id} must sign its telemetry:"
+            ' {"telemetry": <sample or list>, "sig": "0x…"}',
+        )
+    signature = parse_signature(decoded["sig"])
+    telemetry = decoded["telemetry"]
+    device.check_signer(recover_address(telemetry_digest(telemetry), signature), now)
+    return telemetry
 
 
 def _parse_sample(sample: object, now: datetime, max_future_skew: timedelta) -> list[Reading]:
@@ -97,3 +133,8 @@ def _parse_time(value: object, now: datetime, max_future_skew: timedelta) -> dat
             RejectCode.EVENT_TIME_IN_FUTURE, f"time {value!r} is more than {max_future_skew} ahead"
         )
     return parsed
+
+
+def sign_telemetry(private_key: bytes, telemetry: object) -> dict[str, object]:
+    """The signed envelope a device with a key sends: what the simulator and tests publish."""
+    return {"telemetry": telemetry, "sig": sign_digest(private_key, telemetry_digest(telemetry))}

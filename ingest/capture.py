@@ -3,7 +3,8 @@
 The one path from a validated payload (epcis.capture) to stored rows and per-event answers.
 The MQTT worker gathers many payloads into one batch and one transaction; HTTP capture stores a
 batch of one payload. Either way the first copy of an event is `accepted` and any other copy,
-in this batch or stored before, is a `duplicate`.
+in this batch or stored before, is a `duplicate`; every copy is recorded as an attestation
+(records.attestation_store), so a later submission by the rightful party is on record.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from epcis.capture import CaptureResult, DeviceKey, RefusedItem, capture
-from records import event_store
+from records import attestation_store, event_store
+from records.attestation_store import AttestationToStore
 from records.db import Conn
 from records.event_store import DeadLetter, EventToStore, ReadingToStore
 
@@ -21,11 +23,13 @@ from records.event_store import DeadLetter, EventToStore, ReadingToStore
 @dataclass(frozen=True)
 class Origin:
     """A payload as it arrived: on which topic (MQTT) or route (HTTP), when, and its bytes
-    (kept with its refusals)."""
+    (kept with its refusals); over HTTP, by which API user."""
 
     topic: str
     received_at: datetime
     payload: bytes
+    channel: Literal["mqtt", "http"] = "mqtt"
+    api_user: str | None = None  # HTTP: the API key's prefix
 
 
 @dataclass(slots=True)
@@ -54,6 +58,8 @@ class CaptureBatch:
     receipts: list[Receipt] = field(default_factory=list)
     readings: list[ReadingToStore] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Every accepted copy, duplicates included: who submitted the event, through what, signed.
+    attestations: list[AttestationToStore] = field(default_factory=list)
 
     def capture(
         self,
@@ -83,6 +89,17 @@ class CaptureBatch:
             self.receipts.append(
                 Receipt(reply_to, accepted.index, accepted.digest, accepted.hash_id)
             )
+            self.attestations.append(
+                AttestationToStore(
+                    event_hash=accepted.digest,
+                    org_id=device.org_id,
+                    device_id=device.device_id if origin.channel == "mqtt" else None,
+                    api_user=origin.api_user,
+                    channel=origin.channel,
+                    signature=accepted.signature,
+                    received_at=origin.received_at,
+                )
+            )
         for refused in result.refused:
             self.refuse(origin, refused)
         return result
@@ -105,12 +122,13 @@ class CaptureBatch:
         self.receipts += other.receipts
         self.readings += other.readings
         self.dead_letters += other.dead_letters
+        self.attestations += other.attestations
 
     def store(self, conn: Conn) -> set[bytes]:
         """Write everything in the caller's transaction; the digests of the events that are new.
 
         The first copy of an event within the batch is the one stored; later copies are
-        duplicates.
+        duplicates. Every copy is an attestation (one per party, channel and signedness).
         """
         seen: set[bytes] = set()
         unique = []
@@ -119,6 +137,7 @@ class CaptureBatch:
                 seen.add(row.accepted.digest)
                 unique.append(row)
         new_digests = event_store.insert_events(conn, unique)
+        attestation_store.insert_attestations(conn, self.attestations)
         event_store.insert_readings(conn, self.readings)
         event_store.insert_dead_letters(conn, self.dead_letters)
         return new_digests

@@ -85,10 +85,17 @@ class DeviceCache:
         self._unknown_ttl = unknown_ttl.total_seconds()
         # key -> (expires at, the device or None for "not registered")
         self._entries: dict[tuple[str, str], tuple[float, DeviceKey | None]] = {}
+        self._version: int | None = None
 
     def resolve(
         self, conn: Conn, keys: set[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceKey | None]:
+        # A registration, rotation or revocation empties the cache: a revoked key must not be
+        # honoured for the rest of a TTL. One primary-key read per batch.
+        version = registry_store.device_registry_version(conn)
+        if version != self._version:
+            self._entries.clear()
+            self._version = version
         now = time.monotonic()
         missing = {key for key in keys if self._entries.get(key, (0.0, None))[0] <= now}
         if missing:
@@ -281,6 +288,7 @@ class IngestWorker:
                 now=message.received_at,
                 max_payload_bytes=self._config.max_payload_bytes,
                 max_future_skew=self._config.max_future_skew,
+                device=device,
             )
             outcome.rows.readings.extend(
                 ReadingToStore(reading, device.org_id, device.device_id, message.received_at)

@@ -7,7 +7,9 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import psycopg
 from psycopg.rows import class_row
 
 from epcis.authority import RULES, Fact, Parties
@@ -135,36 +137,216 @@ def get_org(conn: Conn, slug: str) -> Org | None:
         return cursor.execute("SELECT id, slug, role FROM orgs WHERE slug = %s", (slug,)).fetchone()
 
 
-def add_device(conn: Conn, org_slug: str, device_id: str, address: str | None) -> DeviceKey:
-    """Register a device; `address` None means --unsigned (broker auth is its only proof)."""
+class AddressInUse(RegistryError):
+    """The address is (or was) another device's key: addresses are unique across orgs."""
+
+
+def add_device(
+    conn: Conn,
+    org_slug: str,
+    device_id: str,
+    address: str | None,
+    sites: Sequence[str] = (),
+) -> DeviceKey:
+    """Register a device, or rotate the key of a registered one; bind it to `sites` (GLNs).
+
+    `address` None means --unsigned (broker auth is its only proof). A device registered again
+    with a new address has its key rotated: the old key is revoked now and kept in device_keys
+    (a revoked device comes back with the new key). An address any device ever had is refused
+    (AddressInUse), as is registering the same device again otherwise.
+    """
     with conn.transaction():
         org = get_org(conn, org_slug)
         if org is None:
             raise RegistryError(f"unknown organisation {org_slug!r}")
-        inserted = conn.execute(
-            "INSERT INTO devices (org_id, device_id, address, unsigned) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING device_id",
-            (org.id, device_id, address, address is None),
+        if address is not None:
+            _refuse_used_address(conn, address, org, device_id)
+        existing = conn.execute(
+            "SELECT address FROM devices WHERE org_id = %s AND device_id = %s FOR UPDATE",
+            (org.id, device_id),
         ).fetchone()
-        if inserted is None:
+        current = address
+        if existing is None:
+            _insert_device(conn, org, device_id, address)
+        elif address is not None and existing[0] != address:
+            _rotate_key(conn, org, device_id, address)
+        elif sites:  # only new bindings for a registered device
+            current = existing[0]
+        else:
             raise RegistryError(f"device {org_slug}/{device_id} already exists")
-    return DeviceKey(org.id, org.slug, device_id, address)
+        if sites:
+            _bind_sites(conn, org, device_id, sites)
+    return DeviceKey(org.id, org.slug, device_id, current)
+
+
+def _refuse_used_address(conn: Conn, address: str, org: Org, device_id: str) -> None:
+    row = conn.execute(
+        "SELECT o.slug, k.device_id FROM device_keys k JOIN orgs o ON o.id = k.org_id"
+        " WHERE k.address = %s AND (k.org_id, k.device_id) <> (%s, %s)"
+        " UNION ALL SELECT o.slug, d.device_id FROM devices d JOIN orgs o ON o.id = d.org_id"
+        " WHERE d.address = %s AND (d.org_id, d.device_id) <> (%s, %s)"
+        " LIMIT 1",
+        (address, org.id, device_id, address, org.id, device_id),
+    ).fetchone()
+    if row is not None:
+        raise AddressInUse(f"address {address} is already registered for another device")
+    revoked = conn.execute(
+        "SELECT 1 FROM device_keys WHERE address = %s AND org_id = %s AND device_id = %s"
+        " AND revoked_at IS NOT NULL",
+        (address, org.id, device_id),
+    ).fetchone()
+    if revoked is not None:
+        raise AddressInUse(f"address {address} was this device's key and is revoked")
+
+
+def _insert_device(conn: Conn, org: Org, device_id: str, address: str | None) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO devices (org_id, device_id, address, unsigned)"
+                " VALUES (%s, %s, %s, %s)",
+                (org.id, device_id, address, address is None),
+            )
+    except psycopg.errors.UniqueViolation:  # registered by another org a moment ago
+        raise AddressInUse(f"address {address} is already registered for another device") from None
+    if address is not None:
+        conn.execute(
+            "INSERT INTO device_keys (org_id, device_id, address, valid_from)"
+            " SELECT org_id, device_id, address, created_at FROM devices"
+            " WHERE org_id = %s AND device_id = %s",
+            (org.id, device_id),
+        )
+
+
+def _rotate_key(conn: Conn, org: Org, device_id: str, address: str) -> None:
+    conn.execute(
+        "UPDATE device_keys SET revoked_at = now()"
+        " WHERE org_id = %s AND device_id = %s AND revoked_at IS NULL",
+        (org.id, device_id),
+    )
+    try:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE devices SET address = %s, unsigned = false, revoked_at = NULL"
+                " WHERE org_id = %s AND device_id = %s",
+                (address, org.id, device_id),
+            )
+    except psycopg.errors.UniqueViolation:
+        raise AddressInUse(f"address {address} is already registered for another device") from None
+    conn.execute(
+        "INSERT INTO device_keys (org_id, device_id, address, valid_from)"
+        " VALUES (%s, %s, %s, now())",
+        (org.id, device_id, address),
+    )
+
+
+def _bind_sites(conn: Conn, org: Org, device_id: str, sites: Sequence[str]) -> None:
+    """Bind a device to sites its org operates (GLN-13 each, already checked)."""
+    operators: dict[str, str] = dict(
+        conn.execute(
+            "SELECT s.gln, o.slug FROM sites s JOIN orgs o ON o.id = s.operator_org_id"
+            " WHERE s.gln = ANY(%s::text[])",
+            (list(sites),),
+        ).fetchall()
+    )
+    for gln in sites:
+        operator = operators.get(gln)
+        if operator is None:
+            raise RegistryError(f"no site {gln} is registered (tracefin site add)")
+        if operator != org.slug:
+            raise RegistryError(f"site {gln} is operated by {operator}, not {org.slug}")
+    conn.execute(
+        "INSERT INTO device_sites (org_id, device_id, gln)"
+        " SELECT %s, %s, gln FROM unnest(%s::text[]) AS gln ON CONFLICT DO NOTHING",
+        (org.id, device_id, list(sites)),
+    )
+
+
+def bind_device_sites(conn: Conn, org_slug: str, device_id: str, sites: Sequence[str]) -> None:
+    """Bind a registered device to sites its org operates (`sensor add`)."""
+    with conn.transaction():
+        org = get_org(conn, org_slug)
+        if org is None:
+            raise RegistryError(f"unknown organisation {org_slug!r}")
+        if not _device_exists(conn, org.id, device_id):
+            raise RegistryError(f"no device {org_slug}/{device_id}")
+        _bind_sites(conn, org, device_id, sites)
+
+
+def _device_exists(conn: Conn, org_id: int, device_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM devices WHERE org_id = %s AND device_id = %s", (org_id, device_id)
+    ).fetchone()
+    return row is not None
+
+
+def revoke_device(conn: Conn, org_slug: str, device_id: str) -> datetime:
+    """Revoke a device and its key from now on; returns when (the first time, if revoked before)."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE devices d SET revoked_at = coalesce(d.revoked_at, now()) FROM orgs o"
+            " WHERE d.org_id = o.id AND o.slug = %s AND d.device_id = %s"
+            " RETURNING d.org_id, d.revoked_at",
+            (org_slug, device_id),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"no device {org_slug}/{device_id}")
+        conn.execute(
+            "UPDATE device_keys SET revoked_at = %s"
+            " WHERE org_id = %s AND device_id = %s AND revoked_at IS NULL",
+            (row[1], row[0], device_id),
+        )
+    revoked_at: datetime = row[1]
+    return revoked_at
+
+
+@dataclass(frozen=True)
+class _DeviceRow:
+    org_id: int
+    org_slug: str
+    device_id: str
+    address: str | None
+    revoked_at: datetime | None
+    retired: list[str]
+    retired_at: list[datetime]
 
 
 def find_devices(conn: Conn, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], DeviceKey]:
-    """The registered devices among (org slug, device id) pairs, in one query."""
+    """The registered devices among (org slug, device id) pairs, with their retired keys."""
     pairs = list(keys)
     if not pairs:
         return {}
-    rows = conn.execute(
-        "SELECT o.id, o.slug, d.device_id, d.address"
-        " FROM unnest(%s::text[], %s::text[]) AS k(slug, device_id)"
-        " JOIN orgs o ON o.slug = k.slug"
-        " JOIN devices d ON d.org_id = o.id AND d.device_id = k.device_id",
-        ([slug for slug, _ in pairs], [device for _, device in pairs]),
-    ).fetchall()
-    devices = [DeviceKey(*row) for row in rows]
+    with conn.cursor(row_factory=class_row(_DeviceRow)) as cursor:
+        rows = cursor.execute(
+            "SELECT o.id AS org_id, o.slug AS org_slug, d.device_id, d.address, d.revoked_at,"
+            " coalesce(r.retired, '{}') AS retired, coalesce(r.retired_at, '{}') AS retired_at"
+            " FROM unnest(%s::text[], %s::text[]) AS k(slug, device_id)"
+            " JOIN orgs o ON o.slug = k.slug"
+            " JOIN devices d ON d.org_id = o.id AND d.device_id = k.device_id"
+            " LEFT JOIN LATERAL (SELECT array_agg(dk.address) AS retired,"
+            "  array_agg(dk.revoked_at) AS retired_at FROM device_keys dk"
+            "  WHERE dk.org_id = d.org_id AND dk.device_id = d.device_id"
+            "  AND dk.revoked_at IS NOT NULL AND dk.address IS DISTINCT FROM d.address) r ON true",
+            ([slug for slug, _ in pairs], [device for _, device in pairs]),
+        ).fetchall()
+    devices = [
+        DeviceKey(
+            row.org_id,
+            row.org_slug,
+            row.device_id,
+            row.address,
+            revoked_at=row.revoked_at,
+            retired_keys=tuple(zip(row.retired, row.retired_at, strict=True)),
+        )
+        for row in rows
+    ]
     return {(device.org_slug, device.device_id): device for device in devices}
+
+
+def device_registry_version(conn: Conn) -> int:
+    """Advances with every change of a device or its keys (ingest's device cache reads it)."""
+    row = conn.execute("SELECT version FROM device_registry_version").fetchone()
+    return int(row[0]) if row else 0
 
 
 def known_orgs(conn: Conn, slugs: Iterable[str]) -> set[str]:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from epcis.event_hash import event_hash_digest, event_hash_id
+from epcis.telemetry import sign_telemetry
 from records import registry_store
 from records.db import Conn
 from tests.support.events import envelope, make_event
@@ -123,10 +124,13 @@ def test_telemetry_is_stored_as_a_time_series_idempotently(
         {"time": (at + timedelta(seconds=i)).isoformat(), "readings": {"temperature": -18.0 + i}}
         for i in range(5)
     ]
-    publisher.publish(Publication(device.telemetry_topic, orjson.dumps(samples)))
-    publisher.publish(Publication(device.telemetry_topic, orjson.dumps(samples[0])))  # again
+    assert device.private_key is not None  # a device with a key signs its telemetry
+    key = device.private_key
+    publisher.publish(Publication(device.telemetry_topic, telemetry_envelope(key, samples)))
+    again = telemetry_envelope(key, samples[0])
+    publisher.publish(Publication(device.telemetry_topic, again))
     bad = {"time": "yesterday", "readings": {"temperature": 1}}
-    publisher.publish(Publication(device.telemetry_topic, orjson.dumps(bad)))
+    publisher.publish(Publication(device.telemetry_topic, telemetry_envelope(key, bad)))
     reject = listener.wait_for(device.rejects, 1)[0]
     assert reject["reason"] == "invalid_telemetry"
     rows = db.execute(
@@ -134,6 +138,10 @@ def test_telemetry_is_stored_as_a_time_series_idempotently(
         (device.device_id,),
     ).fetchall()
     assert rows == [(at + timedelta(seconds=i), "temperature", -18.0 + i) for i in range(5)]
+
+
+def telemetry_envelope(private_key: bytes, telemetry: object) -> bytes:
+    return orjson.dumps(sign_telemetry(private_key, telemetry))
 
 
 def test_device_registered_after_a_refusal_is_accepted_soon_after(
