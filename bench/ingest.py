@@ -28,6 +28,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
+from epcis.telemetry import sign_telemetry
 from ingest.mqtt_link import end_session, new_client
 from records.db import Conn
 from tracefin.embedded import start_mosquitto
@@ -141,10 +142,12 @@ def _wait_until_subscribed(mqtt_url: str, conn: Conn) -> None:
     """Publish a throwaway telemetry sample until a worker has stored it."""
     org = "bench-factory"
     warmup = Publisher(mqtt_url, f"bench-warmup-{secrets.token_hex(3)}")
-    sample = json.dumps({"time": datetime.now(UTC).isoformat(), "readings": {"warmup": 1}})
+    sample = {"time": datetime.now(UTC).isoformat(), "readings": {"warmup": 1}}
+    # wh-1 has a key (register_sim_devices, seed = org), so it signs its telemetry.
+    signed = json.dumps(sign_telemetry(sim_devices(org, seed=org)["wh-1"].private_key, sample))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        warmup.publish(Publication(f"tf/{org}/wh-1/telemetry", sample.encode()))
+        warmup.publish(Publication(f"tf/{org}/wh-1/telemetry", signed.encode()))
         time.sleep(0.5)
         if conn.execute("SELECT 1 FROM telemetry WHERE metric = 'warmup'").fetchone():
             warmup.close()

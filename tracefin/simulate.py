@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from epcis.event_hash import event_hash_digest
 from epcis.identifiers import check_digit
 from epcis.signatures import address_of, sign_digest
+from epcis.telemetry import sign_telemetry
 from ingest.mqtt_link import new_client
 from ingest.topics import Kind, device_topic
 from records import registry_store
@@ -175,8 +176,11 @@ def signed_publications(
 
 
 def telemetry_publication(device: SimDevice, at: datetime, temperature: float) -> Publication:
+    """A signed sample: the simulated devices have keys, so they sign their telemetry too."""
     sample = {"time": _time(at), "readings": {"temperature": temperature, "humidity": 61.0}}
-    return Publication(device.telemetry_topic, orjson.dumps(sample))
+    return Publication(
+        device.telemetry_topic, orjson.dumps(sign_telemetry(device.private_key, sample))
+    )
 
 
 class Publisher:

@@ -13,6 +13,7 @@ import pytest
 
 from epcis.event_hash import event_hash_digest
 from epcis.signatures import sign_digest
+from epcis.telemetry import sign_telemetry
 from finance import pledges, service
 from finance.errors import FinanceError
 from finance.pledges import PledgeRegistry
@@ -160,7 +161,8 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
             {"time": (now - timedelta(seconds=s)).isoformat(), "readings": {"temperature": -5.0}}
             for s in (6, 4, 2, 0)
         ]
-        publisher.publish(Publication(devices["wh-1"].telemetry_topic, orjson.dumps(readings)))
+        signed = sign_telemetry(devices["wh-1"].private_key, readings)
+        publisher.publish(Publication(devices["wh-1"].telemetry_topic, orjson.dumps(signed)))
         wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
         calls = wait_until(
             lambda: conn.execute(
