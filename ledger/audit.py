@@ -51,10 +51,10 @@ from web3 import Web3
 from epcis.capture import IndexColumns, stored_index_columns
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from ledger import log_store, merkle
+from ledger.bundle import AnchoredBatch
 from ledger.chain import Chain, ChainError, ChainReverted
 from ledger.deployment import deployed_chain
 from ledger.log_store import Deployment
-from ledger.proofs import AnchoredBatch
 from ledger.provenance import row_is_intact
 from ledger.provenance_store import STORED_COLUMNS, stored_columns
 from ledger.verify import check_chain

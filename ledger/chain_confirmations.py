@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 from web3 import Web3
 
+from ledger.bundle import AnchoredBatch, Bundle
 from ledger.chain import connect
-from ledger.proofs import AnchoredBatch, Bundle
 from ledger.verify import contradictions
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
 from ledger import provenance_store
 from ledger.chain_confirmations import BatchConfirmations
-from ledger.proofs import Bundle, build_bundles
+from ledger.bundle import Bundle
+from ledger.proofs import build_bundles
 from ledger.provenance_store import HistoryRow
 from records.db import Conn
 

@@ -8,8 +8,8 @@ from typing import Any
 from hexbytes import HexBytes
 from web3 import Web3
 
+from ledger.bundle import AnchoredBatch, Bundle, BundleError
 from ledger.chain import Chain, ChainError
-from ledger.proofs import AnchoredBatch, Bundle, BundleError
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.bundle import Bundle
 from ledger.chain_confirmations import BatchConfirmations
-from ledger.proofs import Bundle
 from tracefin.embedded import free_port
 
 pytestmark = pytest.mark.integration
