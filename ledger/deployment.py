@@ -37,8 +37,7 @@ def is_live(w3: Web3, deployment: Deployment) -> bool:
 def ensure_deployment(conn: Conn, w3: Web3, private_key: str) -> DeployOutcome:
     """Reuse the recorded deployment when it is live on this chain, else deploy and record."""
     with conn.transaction():
-        # Serialise concurrent deploys: the row lock is the current deployment itself.
-        conn.execute("LOCK TABLE chain_deployments IN SHARE ROW EXCLUSIVE MODE")
+        log_store.lock_deployments(conn)  # concurrent deploys: one at a time
         current = log_store.current_deployment(conn)
         if current is not None and is_live(w3, current):
             return DeployOutcome(current, created=False, replaced=None)

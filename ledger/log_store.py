@@ -311,3 +311,8 @@ def page_generation(conn: Conn) -> int:
 def listen_for_page_changes(conn: Conn) -> None:
     """Subscribe `conn` (autocommit) to page-change notices; read them with conn.notifies()."""
     conn.execute(f"LISTEN {PAGE_CHANGES_CHANNEL}")
+
+
+def lock_deployments(conn: Conn) -> None:
+    """Serialise deploys until the caller's transaction ends (readers are not blocked)."""
+    conn.execute("LOCK TABLE chain_deployments IN SHARE ROW EXCLUSIVE MODE")

@@ -14,7 +14,7 @@ PACKAGES = ("epcis", "records", "ledger", "finance", "ingest", "api", "tracefin"
 SQL = re.compile(
     r"^\s*(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s|DROP\s|ALTER\s|"
     r"TRUNCATE\s|LISTEN\s|NOTIFY\s|COPY\s|WITH\s+\w+\s+AS|SHOW\s|SET\s+\w+\s*(=|TO\s)|"
-    r"VACUUM|ANALYZE)"
+    r"VACUUM|ANALYZE|LOCK\s+TABLE)"
 )
 # Besides store modules (a file or package named *store*): the migration runner, and the EPCIS
 # query builder, which composes one statement from the standard's query parameters.
