@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
+from epcis.authority import Attestation, Fact, Parties, carrier_named, site_of
+from epcis.capture import IndexColumns
 from epcis.identifiers import parse_sgtin
 from epcis.lots import commissioned_lot, ilmd_value
 
@@ -30,6 +33,9 @@ _CUSTODY = {
     "retail_selling": "sold",
 }
 MOVEMENT_STEPS = frozenset({"loading", "shipping", "departing"})
+# Facts that say where the goods are or who holds them: the claims that can move pledged goods.
+PLACE_FACTS = frozenset({Fact.SITE_CUSTODY, Fact.TRANSIT, Fact.ACCEPTANCE, Fact.RETAIL_SALE})
+_SITE = re.compile(r"^https://id\.gs1\.org/41[47]/(\d{13})(?:/|$)")
 DELIVERY_STEPS = frozenset({"accepting", "receiving"})
 FAILED_INSPECTION = frozenset({"non_conformant", "damaged"})
 
@@ -49,11 +55,49 @@ class LoggedEvent:
     epcs: Sequence[str]
     lots: Sequence[str]
     event: Mapping[str, Any]
+    read_point: str | None = None
+    # Who stored the event (its first capture): an attestation even where a path stored the
+    # event without recording attestations (tests, benches, rows older than attestations).
+    recorded_by: Attestation | None = None
 
     @cached_property
     def commissions(self) -> str | None:
         """The lot this event commissions items of, if any (asked once per lot it touches)."""
         return commissioned_lot(self.biz_step, self.action, self.epcs, self.event)
+
+    @cached_property
+    def columns(self) -> IndexColumns:
+        """The index columns the authority rules read (`epcis.authority.evaluate`)."""
+        return IndexColumns(
+            event_time=self.event_time,
+            event_time_zone_offset="",
+            event_type=self.event_type,
+            action=self.action,
+            biz_step=self.biz_step,
+            disposition=self.disposition,
+            stage=None,
+            read_point=self.read_point,
+            biz_location=self.biz_location,
+            epcs=tuple(self.epcs),
+            lots=tuple(self.lots),
+        )
+
+    def attestations(self, stored: Sequence[Attestation]) -> list[Attestation]:
+        """The event's attestations: those stored, and its recorder's if they lack it."""
+        out = list(stored)
+        mine = self.recorded_by
+        if mine is not None and not any(_same_party(a, mine) for a in out):
+            out.append(mine)
+        return out
+
+
+def _same_party(one: Attestation, other: Attestation) -> bool:
+    return (one.org, one.device, one.channel, one.signed) == (
+        other.org,
+        other.device,
+        other.channel,
+        other.signed,
+    )
 
 
 @dataclass
@@ -122,6 +166,57 @@ def lot_change(
         change.best_before = _best_before(event.event)
     _apply_step(event, change, items)
     return change
+
+
+def recorder_attestation(
+    org: str, device_id: str, topic: str, signed: bool, received_at: datetime
+) -> Attestation:
+    """The attestation of an event's first capture, from its stored row (as the attestations
+    backfill states it): a `tf/` topic is MQTT and names the device; anything else is HTTP."""
+    mqtt = topic.startswith("tf/")
+    return Attestation(
+        org=org,
+        device=device_id if mqtt else None,
+        user=None,
+        channel="mqtt" if mqtt else "http",
+        signed=signed,
+        received_at=received_at,
+    )
+
+
+def moves_pledged_goods(event: LoggedEvent, fact: Fact, pledged_location: str) -> bool:
+    """Whether `event` says pledged goods left the supervised site they are pledged in.
+
+    Any claim of place or custody does, whatever its bizStep: leaving (loading, shipping,
+    departing), custody in transit, or being anywhere else (receiving at another GLN, accepting,
+    selling, a custom bizStep at another site). Making and inspecting do not move goods.
+    """
+    if fact not in PLACE_FACTS:
+        return False
+    if fact is Fact.TRANSIT or event.biz_step in MOVEMENT_STEPS:
+        return True
+    site = site_of(event.columns)
+    pledged = _SITE.match(pledged_location)
+    return site is not None and (pledged is None or site != pledged.group(1))
+
+
+def custodian_after(
+    custodian: str | None, fact: Fact, event: LoggedEvent, parties: Parties
+) -> str | None:
+    """Who holds the goods in transit after a counting `event` (an org slug, or None).
+
+    A shipping hands custody to the carrier it names as possessing party (none named: no one
+    may speak for the goods in transit); loading and departing keep the carrier unless they
+    name one; transit claims keep it; goods at a site (received, stored, accepted, sold) are in
+    no carrier's custody. Making and inspecting change nothing.
+    """
+    if fact is Fact.TRANSIT or fact not in PLACE_FACTS:
+        return custodian
+    if event.biz_step == "shipping":
+        return carrier_named(event.event, parties)
+    if event.biz_step in MOVEMENT_STEPS:
+        return carrier_named(event.event, parties) or custodian
+    return None
 
 
 def order_key(event: LoggedEvent) -> tuple[datetime, bytes]:
@@ -204,6 +299,7 @@ class LotRecord:
     updated_log_index: int | None = None
     latest_event_time: datetime | None = None
     latest_event_hash: bytes | None = None
+    custodian: str | None = None
 
     def folds_after(self, event: LoggedEvent) -> bool:
         """True when `event` comes after everything folded into the lot so far."""

@@ -23,7 +23,8 @@ from records.db import Conn
 
 ACTOR = "finance-worker"
 # Flags that alert people but say nothing about the goods themselves, so they do not impair them.
-ALERT_ONLY_FLAGS = frozenset({"double_pledge"})
+# A disputed movement is a claim nobody entitled made (issue 13): it must not cost the borrower.
+ALERT_ONLY_FLAGS = frozenset({"double_pledge", "disputed_movement"})
 # How far back telemetry is read when looking for a cold-chain excursion.
 _TELEMETRY_WINDOW = timedelta(hours=6)
 
@@ -82,9 +83,11 @@ def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotStat
         recalled=lot.recalled,
         sold=lot.custody == "sold" and lot.quantity == 0,
         pledged_to=pledged_to,
+        # The state rests only on the events that count as evidence.
         evidence=tuple(
             (hash_id_from_digest(item.event_hash), item.anchored)
             for item in goods.lot_evidence(conn, lot_uri)
+            if item.counts
         ),
     )
 
@@ -171,7 +174,7 @@ def check_cold_chain(conn: Conn, journal: Journal, now: datetime) -> int:
         pledge = credit.live_pledge(conn, watch.lot_uri)
         line = credit.get_line(conn, pledge.line_id) if pledge is not None else None
         rules_policy = policy(conn, line.financier_org_id, watch.category) if line else Policy()
-        readings = goods.temperatures(conn, watch.location, now - _TELEMETRY_WINDOW)
+        readings = goods.temperatures(conn, watch.gln, now - _TELEMETRY_WINDOW)
         low, high = watch.min_temp_c, watch.max_temp_c
         excursion = cold_chain_excursion(
             [(reading.time, reading.value) for reading in readings], low, high, rules_policy, now

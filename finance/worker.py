@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from psycopg.types.json import set_json_loads
 
+from epcis.authority import Evidence, evaluate
 from epcis.identifiers import parse_lot
 from finance import valuation
 from finance.store import attribution, credit, goods
@@ -29,9 +30,12 @@ from finance.tracking import (
     LotRecord,
     apply_change,
     attribute,
+    custodian_after,
     lot_change,
+    moves_pledged_goods,
     order_key,
 )
+from records import attestation_store, registry_store
 from records.db import Conn, run_connected
 
 log = logging.getLogger(__name__)
@@ -101,7 +105,10 @@ class FinanceWorker:
                 else:
                     events.append(item)
                 expected += 1
-            _Chunk(conn, self._journal, events).apply()
+            # Lots holding an event that did not count and has been attested since: folded
+            # again, so a rightful party's late attestation counts as if it had come first.
+            refold = attribution.reattested_lots(conn)
+            _Chunk(conn, self._journal, events, refold).apply()
             if expected != start:
                 attribution.advance_cursor(conn, WORKER, expected)
             return expected - start
@@ -116,11 +123,25 @@ class _Chunk:
     chunk makes known. Each touched lot is then folded in event time: on from its stored state
     when everything new sorts after what it holds (the usual case), else afresh over all its
     evidence. The lots' folds run interleaved in one event-time order, so a line's revaluation
-    sees its other lots as of the same moment. Reactions (flags, freezes, receivables, proceeds)
-    fire once per lot and event: when the event is new to the lot.
+    sees its other lots as of the same moment.
+
+    Finance believes only evidence: each step is judged by the authority rules
+    (`epcis.authority.evaluate`) on the event's attestations, the registry as it is now and the
+    lot's carrier in custody at that point of the fold. An event that does not count changes
+    nothing about the lot (it is kept in the lot's evidence, marked, with the reason); an
+    uncounted claim that pledged goods moved raises `disputed_movement` for the pledgee, never a
+    freeze. `refold` names lots to fold afresh although no new event touches them (an event of
+    theirs got a new attestation). Reactions (flags, freezes, receivables, proceeds) fire once
+    per lot and event: when the event first counts for the lot.
     """
 
-    def __init__(self, conn: Conn, journal: Journal, events: list[LoggedEvent]) -> None:
+    def __init__(
+        self,
+        conn: Conn,
+        journal: Journal,
+        events: list[LoggedEvent],
+        refold: set[str] | None = None,
+    ) -> None:
         self._conn = conn
         self._journal = journal
         self._members = attribution.members_of(
@@ -137,7 +158,8 @@ class _Chunk:
             claimed += self._attribute(event)
         self._resolve(claimed)
         self._drop_known_evidence()
-        touched = set(self._new)
+        self._refold = refold or set()
+        touched = set(self._new) | self._refold
         self._lots = attribution.load_lots(conn, touched)
         # New lots get their row now, so flags and receivables can refer to them at once.
         fresh = [_blank(uri) for uri in sorted(touched - set(self._lots))]
@@ -146,7 +168,14 @@ class _Chunk:
         self._steps = self._plan(touched)
         self._pledges = credit.live_pledges(conn, touched)
         self._products = goods.products(conn, {record.gtin for record in self._lots.values()})
+        # The registry and the attestations the rules read, once per chunk.
+        self._parties = registry_store.authority_parties(conn) if self._steps else None
+        self._extensions = registry_store.rule_extensions(conn) if self._steps else {}
+        self._attested = attestation_store.attestations_for(
+            conn, sorted({event.event_hash for _, event, _ in self._steps})
+        )
         self._evidence: list[EvidenceRow] = []
+        self._judged: list[EvidenceRow] = []
         self._receivables: list[Receivable] = []
         self._entries: list[JournalEntry] = []
         self._dirty: set[str] = set()
@@ -199,47 +228,57 @@ class _Chunk:
         for lot_uri in [uri for uri, new in self._new.items() if not new]:
             del self._new[lot_uri]
 
-    def _plan(self, touched: set[str]) -> list[tuple[str, LoggedEvent, bool]]:
-        """(lot, event, new to the lot) in the order to fold them."""
-        late = {
+    def _plan(self, touched: set[str]) -> list[tuple[str, LoggedEvent, bool | None]]:
+        """(lot, event, whether it counted before: None when new to the lot) in fold order."""
+        late = self._refold | {
             uri
             for uri in touched
-            if not all(self._lots[uri].folds_after(event) for event in self._new[uri].values())
+            if not all(
+                self._lots[uri].folds_after(event) for event in self._new.get(uri, {}).values()
+            )
         }
         folded_before = attribution.lot_events(self._conn, late) if late else {}
-        self._learn_members(event for events in folded_before.values() for event in events)
+        self._learn_members(event for events in folded_before.values() for event, _ in events)
         members_before: dict[str, set[str]] = {}
         for epc, lot_uri in self._members_before.items():
             members_before.setdefault(lot_uri, set()).add(epc)
         self._counted: dict[str, set[str]] = {}
-        steps: list[tuple[tuple[datetime, bytes], str, LoggedEvent, bool]] = []
+        steps: list[tuple[tuple[datetime, bytes], str, LoggedEvent, bool | None]] = []
         for uri in touched:
-            new = self._new[uri]
-            steps += [(order_key(event), uri, event, True) for event in new.values()]
+            new = self._new.get(uri, {})
+            steps += [(order_key(event), uri, event, None) for event in new.values()]
             if uri in late:
                 self._lots[uri] = _blank(uri)  # folded again from nothing, below
                 self._counted[uri] = set()
                 steps += [
-                    (order_key(event), uri, event, False)
-                    for event in folded_before.get(uri, [])
+                    (order_key(event), uri, event, counted)
+                    for event, counted in folded_before.get(uri, [])
                     if event.log_index not in new
                 ]
             else:
                 self._counted[uri] = members_before.get(uri, set())
         steps.sort(key=lambda step: (step[0], step[1]))
-        return [(uri, event, is_new) for _, uri, event, is_new in steps]
+        return [(uri, event, before) for _, uri, event, before in steps]
 
     def apply(self) -> None:
-        for lot_uri, event, is_new in self._steps:
-            change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
+        for lot_uri, event, before in self._steps:
             record = self._lots[lot_uri]
-            apply_change(record, change, event)
+            evidence = self._judge(lot_uri, event, before, record)
             self._dirty.add(lot_uri)
-            if is_new:
-                self._evidence.append(
-                    EvidenceRow(lot_uri, event.log_index, event.event_hash, event.biz_step)
-                )
-                self._react(change, event, record)
+            if not evidence.counts:
+                if record.folds_after(event):  # a later event may still change its judgement
+                    record.latest_event_time, record.latest_event_hash = order_key(event)
+                if before is None:
+                    self._dispute(lot_uri, event, evidence)
+                continue
+            change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
+            apply_change(record, change, event)
+            assert self._parties is not None  # loaded whenever there are steps
+            record.custodian = custodian_after(
+                record.custodian, evidence.fact, event, self._parties
+            )
+            if before is not True:  # new to the lot, or counting now where it did not before
+                self._react(change, event, record, evidence)
         self._flush()
         attribution.forget_unattributed(self._conn, self._claimed)
         # Events of earlier chunks still waiting for another identifier are remembered already.
@@ -254,12 +293,59 @@ class _Chunk:
             ),
         )
 
+    def _judge(
+        self, lot_uri: str, event: LoggedEvent, before: bool | None, record: LotRecord
+    ) -> Evidence:
+        """Whether `event` counts for the lot at this point of its fold; its evidence row is
+        recorded (new) or judged again (folded again, when that changed or it was attested)."""
+        assert self._parties is not None  # loaded whenever there are steps
+        stored = self._attested.get(event.event_hash, [])
+        evidence = evaluate(
+            event.columns,
+            event.attestations(stored),
+            self._parties,
+            custodian=record.custodian,
+            extensions=self._extensions,
+        )
+        row = EvidenceRow(
+            lot_uri,
+            event.log_index,
+            event.event_hash,
+            event.biz_step,
+            evidence.counts,
+            evidence.reason.value if evidence.reason is not None else None,
+            len(stored),
+        )
+        if before is None:
+            self._evidence.append(row)
+        elif before != evidence.counts or lot_uri in self._refold:
+            self._judged.append(row)
+        return evidence
+
+    def _dispute(self, lot_uri: str, event: LoggedEvent, evidence: Evidence) -> None:
+        """An uncounted claim that pledged goods moved: an alert for the pledgee, no freeze."""
+        pledge = self._pledges.get(lot_uri)
+        if pledge is None or not moves_pledged_goods(event, evidence.fact, pledge.location):
+            return
+        _flag(
+            self._conn,
+            self._journal,
+            "disputed_movement",
+            lot_uri,
+            event,
+            # The flag's event and the lot's evidence (its reason) say which claim it was.
+            "a claim that pledged goods moved, by no party entitled to make it: not counted",
+            line_id=pledge.line_id,
+        )
+
     def _flush(self) -> None:
         attribution.save_lots(self._conn, [self._lots[uri] for uri in sorted(self._dirty)])
         if self._new_members:
             attribution.add_members(self._conn, self._new_members)
             self._new_members = []
         attribution.add_evidence(self._conn, self._evidence)
+        attribution.judge_evidence(self._conn, self._judged)
+        self._judged.clear()
         credit.add_receivables(self._conn, self._receivables)
         self._journal.write_many(self._conn, self._entries)
         self._dirty.clear()
@@ -267,22 +353,24 @@ class _Chunk:
         self._receivables.clear()
         self._entries.clear()
 
-    def _react(self, change: LotChange, event: LoggedEvent, record: LotRecord) -> None:
+    def _react(
+        self, change: LotChange, event: LoggedEvent, record: LotRecord, evidence: Evidence
+    ) -> None:
         conn = self._conn
         pledge = self._pledges.get(change.lot_uri)
         product = self._products.get(record.gtin)
-        evidence = [event.event_hash]
+        hashes = [event.event_hash]
         if change.inspection in FAILED_INSPECTION:
             _flag(
                 conn,
                 self._journal,
                 "quality_flag",
-                change,
+                change.lot_uri,
                 event,
                 f"inspection {change.inspection}",
             )
         if change.recalled:
-            _flag(conn, self._journal, "recalled", change, event, "disposition recalled")
+            _flag(conn, self._journal, "recalled", change.lot_uri, event, "disposition recalled")
         if change.purchase_order is not None and product is not None:
             # Delivered at the buyer with its PO: a receivable that can be financed.
             amount, advance = valuation.receivable_terms(record.quantity, product)
@@ -312,8 +400,8 @@ class _Chunk:
             )
         if pledge is None:
             return
-        if change.moved:
-            # Pledged goods leaving without a release: stop new money at once.
+        if moves_pledged_goods(event, evidence.fact, pledge.location):
+            # Pledged goods away from their site without a release: stop new money at once.
             if credit.set_line_status(conn, pledge.line_id, "frozen"):
                 self._journal.write(
                     conn,
@@ -321,16 +409,17 @@ class _Chunk:
                     "line_frozen",
                     f"line:{pledge.line_id}",
                     {"reason": "unauthorized_movement", "lot": change.lot_uri},
-                    evidence,
+                    hashes,
                     event.log_index,
                 )
             _flag(
                 conn,
                 self._journal,
                 "unauthorized_movement",
-                change,
+                change.lot_uri,
                 event,
-                f"{event.biz_step} of pledged goods without a release",
+                # One wording whichever movement finance learnt of first (arrival order).
+                "pledged goods left their supervised site without a release",
                 line_id=pledge.line_id,
             )
         if change.inspection in FAILED_INSPECTION or change.recalled:
@@ -359,19 +448,19 @@ def _flag(
     conn: Conn,
     journal: Journal,
     kind: str,
-    change: LotChange,
+    lot_uri: str,
     event: LoggedEvent,
     detail: str,
     line_id: int | None = None,
 ) -> None:
     if credit.raise_flag(
-        conn, kind, detail, lot_uri=change.lot_uri, line_id=line_id, event_hash=event.event_hash
+        conn, kind, detail, lot_uri=lot_uri, line_id=line_id, event_hash=event.event_hash
     ):
         journal.write(
             conn,
             ACTOR,
             f"flag_{kind}",
-            change.lot_uri,
+            lot_uri,
             {"detail": detail},
             [event.event_hash],
             event.log_index,

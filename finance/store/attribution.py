@@ -8,24 +8,31 @@ from typing import Any
 
 from psycopg.rows import class_row, kwargs_row
 
+from epcis.authority import Attestation
 from finance.store import KEYS
-from finance.tracking import LoggedEvent, LotRecord
+from finance.tracking import LoggedEvent, LotRecord, recorder_attestation
 from records.db import Conn
 
 
 @dataclass(frozen=True)
 class EvidenceRow:
-    """An event a lot's state rests on, as the worker records it (log order, bizStep kept)."""
+    """An event applied to a lot, as the worker records it (log order, bizStep kept), and
+    whether it counts as evidence (`reason` when not; `attestations_seen`: how many stored
+    attestations it was judged on)."""
 
     lot_uri: str
     log_index: int
     event_hash: bytes
     biz_step: str | None
+    counts: bool = True
+    reason: str | None = None
+    attestations_seen: int = 0
 
 
 @dataclass(frozen=True)
 class _LotEvent:
     lot_uri: str
+    counts: bool
     event: LoggedEvent
 
 
@@ -64,11 +71,28 @@ def advance_cursor(conn: Conn, worker: str, next_index: int) -> None:
 
 # --- the log and its events ------------------------------------------------------------------
 
-# Named as LoggedEvent's fields, so that rows build it by keyword.
+# Named as LoggedEvent's fields, so that rows build it by keyword; the recorder's columns
+# (`_EVENTS` joins its org) build its `recorded_by`.
 _LOGGED_COLUMNS = (
     "e.event_time, e.event_type, e.action, e.biz_step, e.disposition, e.biz_location, e.epcs,"
-    " e.lots, e.event"
+    " e.lots, e.event, e.read_point, o.slug AS recorder_org, e.device_id AS recorder_device,"
+    " e.topic AS recorder_topic, e.signature IS NOT NULL AS recorder_signed,"
+    " e.received_at AS recorder_received_at"
 )
+_RECORDER = ("recorder_org", "recorder_device", "recorder_topic", "recorder_signed")
+
+
+def _recorded_by(columns: dict[str, Any]) -> Attestation | None:
+    org, device, topic, signed = (columns.pop(name) for name in _RECORDER)
+    received_at = columns.pop("recorder_received_at")
+    if org is None:
+        return None
+    return recorder_attestation(org, device, topic, bool(signed), received_at)
+
+
+def _logged(**columns: Any) -> LoggedEvent:
+    recorded_by = _recorded_by(columns)
+    return LoggedEvent(recorded_by=recorded_by, **columns)
 
 
 def _position(
@@ -77,11 +101,11 @@ def _position(
     """A position of the log: its event, or the bare index where the event is gone."""
     if event is None:
         return log_index
-    return LoggedEvent(log_index=log_index, event_hash=event_hash, event=event, **columns)
+    return _logged(log_index=log_index, event_hash=event_hash, event=event, **columns)
 
 
-def _lot_event(lot_uri: str, **columns: Any) -> _LotEvent:
-    return _LotEvent(lot_uri, LoggedEvent(**columns))
+def _lot_event(lot_uri: str, counts: bool, **columns: Any) -> _LotEvent:
+    return _LotEvent(lot_uri, counts, _logged(**columns))
 
 
 def read_log(conn: Conn, first_index: int, limit: int) -> list[LoggedEvent | int]:
@@ -90,25 +114,41 @@ def read_log(conn: Conn, first_index: int, limit: int) -> list[LoggedEvent | int
         return cur.execute(
             f"SELECT l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608 - constant columns
             " FROM log_entries l LEFT JOIN events e ON e.event_hash = l.event_hash"
+            " LEFT JOIN orgs o ON o.id = e.org_id"
             " WHERE l.log_index >= %s ORDER BY l.log_index LIMIT %s",
             (first_index, limit),
         ).fetchall()
 
 
-def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[LoggedEvent]]:
-    """The events already applied to each lot (its evidence), to fold a lot again."""
+def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[tuple[LoggedEvent, bool]]]:
+    """The events already applied to each lot, and whether each counted, to fold it again."""
     with conn.cursor(row_factory=kwargs_row(_lot_event)) as cur:
         rows = cur.execute(
-            f"SELECT le.lot_uri, le.log_index, le.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608
-            f" FROM {KEYS} JOIN lot_evidence le ON le.lot_uri = k.key"
-            " JOIN events e ON e.event_hash = le.event_hash",
+            "SELECT le.lot_uri, le.counts, le.log_index, le.event_hash,"  # noqa: S608
+            f" {_LOGGED_COLUMNS} FROM {KEYS} JOIN lot_evidence le ON le.lot_uri = k.key"
+            " JOIN events e ON e.event_hash = le.event_hash JOIN orgs o ON o.id = e.org_id",
             (list(lot_uris),),
             prepare=False,
         ).fetchall()
-    out: dict[str, list[LoggedEvent]] = {}
+    out: dict[str, list[tuple[LoggedEvent, bool]]] = {}
     for row in rows:
-        out.setdefault(row.lot_uri, []).append(row.event)
+        out.setdefault(row.lot_uri, []).append((row.event, row.counts))
     return out
+
+
+def reattested_lots(conn: Conn) -> set[str]:
+    """Lots holding an event that did not count and has been attested again since it was
+    judged: the new attestation may be the rightful party's, so the lot is folded again.
+
+    Counts, not attestation ids, say what is new: ids of concurrent captures commit out of
+    order, so a cursor over them could pass one that commits late.
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT le.lot_uri FROM lot_evidence le WHERE NOT le.counts"
+        " AND le.attestations_seen"
+        " < (SELECT count(*) FROM attestations a WHERE a.event_hash = le.event_hash)"
+    ).fetchall()
+    return {str(uri) for (uri,) in rows}
 
 
 # --- identifiers no lot has claimed yet ------------------------------------------------------
@@ -116,10 +156,11 @@ def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[LoggedEven
 
 def unattributed_events(conn: Conn, epcs: Iterable[str]) -> list[LoggedEvent]:
     """Applied events that named one of `epcs` before a lot claimed it, each once."""
-    with conn.cursor(row_factory=class_row(LoggedEvent)) as cur:
+    with conn.cursor(row_factory=kwargs_row(_logged)) as cur:
         return cur.execute(
             f"SELECT l.log_index, l.event_hash, {_LOGGED_COLUMNS}"  # noqa: S608 - constant columns
             " FROM log_entries l JOIN events e ON e.event_hash = l.event_hash"
+            " JOIN orgs o ON o.id = e.org_id"
             " WHERE l.log_index IN ("
             f"   SELECT u.log_index FROM {KEYS} JOIN unattributed_epcs u ON u.epc = k.key)",
             (list(epcs),),
@@ -186,10 +227,31 @@ def add_evidence(conn: Conn, rows: Sequence[EvidenceRow]) -> None:
     together), so these rows never exist already.
     """
     with conn.cursor().copy(
-        "COPY lot_evidence (lot_uri, log_index, event_hash, biz_step) FROM STDIN"
+        "COPY lot_evidence (lot_uri, log_index, event_hash, biz_step, counts, reason,"
+        " attestations_seen) FROM STDIN"
     ) as copy:
         for row in rows:
-            copy.write_row((row.lot_uri, row.log_index, row.event_hash, row.biz_step))
+            copy.write_row(
+                (
+                    row.lot_uri,
+                    row.log_index,
+                    row.event_hash,
+                    row.biz_step,
+                    row.counts,
+                    row.reason,
+                    row.attestations_seen,
+                )
+            )
+
+
+def judge_evidence(conn: Conn, rows: Sequence[EvidenceRow]) -> None:
+    """Evidence folded again: whether it counts now, on the attestations seen now."""
+    if rows:
+        conn.cursor().executemany(
+            "UPDATE lot_evidence SET counts = %s, reason = %s, attestations_seen = %s"
+            " WHERE lot_uri = %s AND log_index = %s",
+            [(r.counts, r.reason, r.attestations_seen, r.lot_uri, r.log_index) for r in rows],
+        )
 
 
 # --- lots as the worker folds them -----------------------------------------------------------
@@ -197,7 +259,7 @@ def add_evidence(conn: Conn, rows: Sequence[EvidenceRow]) -> None:
 _LOT_COLUMNS = (
     "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
     " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index,"
-    " latest_event_time, latest_event_hash"
+    " latest_event_time, latest_event_hash, custodian"
 )
 
 
@@ -225,7 +287,7 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
     """Write lots back in one round of statements (pipelined by executemany)."""
     conn.cursor().executemany(
         f"INSERT INTO lots ({_LOT_COLUMNS})"  # noqa: S608 - constant column list
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (lot_uri) DO UPDATE SET quantity = excluded.quantity,"
         " location = excluded.location, custody = excluded.custody,"
         " best_before = excluded.best_before, recalled = excluded.recalled,"
@@ -234,7 +296,7 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
         " last_inspection_hash = excluded.last_inspection_hash,"
         " updated_log_index = excluded.updated_log_index,"
         " latest_event_time = excluded.latest_event_time,"
-        " latest_event_hash = excluded.latest_event_hash",
+        " latest_event_hash = excluded.latest_event_hash, custodian = excluded.custodian",
         [
             (
                 r.lot_uri,
@@ -251,6 +313,7 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
                 r.updated_log_index,
                 r.latest_event_time,
                 r.latest_event_hash,
+                r.custodian,
             )
             for r in records
         ],

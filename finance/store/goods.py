@@ -40,17 +40,25 @@ class PolicyRow:
 
 @dataclass(frozen=True)
 class LotEvidence:
-    """An event a lot's state rests on, and whether a batch of the current deployment holds it."""
+    """An event applied to a lot: whether a batch of the current deployment holds it, whether
+    it counts as evidence (`reason` when not), and who recorded it (its first capture)."""
 
     event_hash: bytes
     anchored: bool
+    counts: bool
+    reason: str | None
+    recorder_org: str
+    recorder_device: str
+    recorder_topic: str
+    recorder_signed: bool
+    recorder_received_at: datetime
 
 
 @dataclass(frozen=True)
 class ColdChainWatch:
-    """A lot in stock at a warehouse with sensors, and its product's temperature range."""
+    """A lot in stock at a site with bound devices, and its product's temperature range."""
 
-    location: str
+    gln: str
     min_temp_c: Decimal | None
     max_temp_c: Decimal | None
     lot_uri: str
@@ -196,14 +204,19 @@ def policy_for(conn: Conn, financier_org_id: int, category: str) -> PolicyRow | 
 
 
 def lot_evidence(conn: Conn, lot_uri: str) -> list[LotEvidence]:
-    """Every event the lot's state rests on, in log order, with its anchoring status."""
+    """Every event applied to the lot, in log order: anchoring, evidence status, recorder."""
     with conn.cursor(row_factory=class_row(LotEvidence)) as cur:
         return cur.execute(
             "SELECT le.event_hash, EXISTS ("
             "   SELECT 1 FROM anchor_batches b JOIN chain_deployments d ON d.id = b.deployment_id"
             "   WHERE d.current AND le.log_index >= b.first_index"
-            "   AND le.log_index < b.first_index + b.count) AS anchored"
-            " FROM lot_evidence le WHERE le.lot_uri = %s ORDER BY le.log_index",
+            "   AND le.log_index < b.first_index + b.count) AS anchored,"
+            " le.counts, le.reason, o.slug AS recorder_org, e.device_id AS recorder_device,"
+            " e.topic AS recorder_topic, e.signature IS NOT NULL AS recorder_signed,"
+            " e.received_at AS recorder_received_at"
+            " FROM lot_evidence le JOIN events e ON e.event_hash = le.event_hash"
+            " JOIN orgs o ON o.id = e.org_id"
+            " WHERE le.lot_uri = %s ORDER BY le.log_index",
             (lot_uri,),
         ).fetchall()
 
@@ -233,24 +246,29 @@ def lot_visible_to(conn: Conn, org_id: int, role: str, lot_uri: str) -> bool:
 
 
 def cold_chain_watch(conn: Conn) -> list[ColdChainWatch]:
-    """Lots in stock where sensors read temperature, whose product has a temperature range."""
+    """Lots in stock at a site with devices bound to it, whose product has a temperature range.
+
+    Lots are placed by the canonical Digital Link of their site's GLN (`gln_uri`).
+    """
     with conn.cursor(row_factory=class_row(ColdChainWatch)) as cur:
         return cur.execute(
-            "SELECT DISTINCT s.location, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
-            " FROM warehouse_sensors s JOIN lots l ON l.location = s.location AND l.quantity > 0"
+            "SELECT DISTINCT ds.gln, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
+            " FROM device_sites ds"
+            " JOIN lots l ON l.location = 'https://id.gs1.org/414/' || ds.gln AND l.quantity > 0"
             " JOIN products p ON p.gtin = l.gtin"
             " WHERE p.min_temp_c IS NOT NULL OR p.max_temp_c IS NOT NULL"
         ).fetchall()
 
 
-def temperatures(conn: Conn, location: str, since: datetime) -> list[TemperatureReading]:
-    """The temperature readings of the sensors at `location` from `since` on."""
+def temperatures(conn: Conn, gln: str, since: datetime) -> list[TemperatureReading]:
+    """The temperature readings at site `gln` from `since` on: telemetry of a site counts only
+    from the devices bound to it (`epcis.authority.reading_counts`), whoever else reports."""
     with conn.cursor(row_factory=class_row(TemperatureReading)) as cur:
         return cur.execute(
-            "SELECT t.time, t.value FROM telemetry t JOIN warehouse_sensors s"
-            " ON s.org_id = t.org_id AND s.device_id = t.device_id"
-            " WHERE s.location = %s AND t.metric = 'temperature' AND t.time >= %s",
-            (location, since),
+            "SELECT t.time, t.value FROM telemetry t JOIN device_sites ds"
+            " ON ds.org_id = t.org_id AND ds.device_id = t.device_id"
+            " WHERE ds.gln = %s AND t.metric = 'temperature' AND t.time >= %s",
+            (gln, since),
         ).fetchall()
 
 

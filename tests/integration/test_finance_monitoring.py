@@ -11,12 +11,19 @@ from epcis.capture import capture
 from finance import pledges, service, valuation
 from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
+from ingest.topics import Kind, device_topic
 from ledger import log_store
 from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import EventToStore
 from tests.support.world import JOURNAL
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
+from tracefin.simulate import (
+    COMPANY_PREFIX,
+    WAREHOUSE_GLN,
+    gtin_for,
+    lifecycle,
+    register_sim_sites,
+)
 
 pytestmark = pytest.mark.integration
 WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
@@ -36,8 +43,9 @@ def commit(conn: Conn, events: list[dict[str, object]]) -> None:
     )
     assert not result.refused, result.refused
     with conn.transaction():
+        topic = device_topic(ORG, "plc-1", Kind.EVENTS)  # sent by the device, over MQTT
         event_store.insert_events(
-            conn, [EventToStore(a, device.org_id, "plc-1", "test", now) for a in result.accepted]
+            conn, [EventToStore(a, device.org_id, "plc-1", topic, now) for a in result.accepted]
         )
         log_store.assign_positions(conn, len(result.accepted))
 
@@ -45,8 +53,9 @@ def commit(conn: Conn, events: list[dict[str, object]]) -> None:
 @pytest.fixture
 def pledged_lot(conn: Conn) -> tuple[str, int]:
     """Lot 0 produced, inspected conformant, stored, pledged to `bank` and drawn 20.00."""
-    registry_store.add_org(conn, ORG, "manufacturer")
+    registry_store.add_org(conn, ORG, "manufacturer", [COMPANY_PREFIX])
     registry_store.add_device(conn, ORG, "plc-1", None)
+    register_sim_sites(conn, ORG)  # its device records at the simulated warehouse and shop
     registry_store.add_org(conn, "bank", "financier")
     service.add_product(conn, JOURNAL, ORG, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
     service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")

@@ -15,7 +15,7 @@ from records import registry_store
 from records.db import Conn
 from tests.support.events import store_events
 from tracefin.settings import DEVNET_PRIVATE_KEY
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for
+from tracefin.simulate import COMPANY_PREFIX, WAREHOUSE_GLN, gtin_for, register_sim_sites
 
 # The journal the tests write and audit with: the key every process uses outside production.
 JOURNAL = Journal(DEVELOPMENT_KEY)
@@ -25,6 +25,7 @@ GTIN = gtin_for(0)
 ITEM = f"/01/{GTIN}/21/0000000000"
 LOT = f"/01/{GTIN}/10/L0000000"
 LOT_URI = f"https://id.gs1.org{LOT}"
+# `maker` holds the GS1 Company Prefix of the world's goods (it registers their product).
 ORGS = (
     ("maker", "manufacturer"),
     ("rival", "manufacturer"),
@@ -40,7 +41,9 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     Returns the API key of every organisation and the digests of the stored events.
     """
     keys = {slug: registry_store.add_org(conn, slug, role)[1] for slug, role in ORGS}
+    registry_store.add_prefix(conn, "maker", COMPANY_PREFIX)
     digests = store_events(conn, 14, "maker")
+    register_sim_sites(conn, "maker")  # its devices' custody, delivery and sale events count
     service.add_product(conn, JOURNAL, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
     service.add_warehouse(conn, JOURNAL, "maker", WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
