@@ -20,6 +20,7 @@ from api.schemas import (
     ProductCreate,
     Repayment,
 )
+from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
 from finance import service
 from finance.store import credit, goods
@@ -79,11 +80,20 @@ def add_product(
 def add_device(
     conn: DbConn, org: Enterprise, device: Annotated[DeviceCreate, Body()]
 ) -> DevicePublic:
+    """Again with a new address: the device's key is rotated (the old key is revoked)."""
     if device.unsigned == (device.address is not None):
         raise Problem(422, "invalid_input", "give exactly one of address or unsigned: true")
     address = normalise_address(device.address) if device.address else None
     try:
-        key = registry_store.add_device(conn, org.slug, device.device_id, address)
+        sites = [gln13(site) for site in device.sites]
+    except ValueError as exc:
+        raise Problem(422, "invalid_identifier", str(exc)) from None
+    try:
+        key = registry_store.add_device(conn, org.slug, device.device_id, address, sites)
+    except registry_store.AddressInUse as exc:
+        raise Problem(409, "address_in_use", str(exc)) from None
+    except registry_store.NotSiteOperator as exc:
+        raise Problem(403, "not_site_operator", str(exc)) from None
     except registry_store.RegistryError as exc:
         raise Problem(409, "device_exists", str(exc)) from None
     return DevicePublic(
@@ -91,6 +101,7 @@ def add_device(
         device=key.device_id,
         address=key.address,
         unsigned=key.address is None,
+        sites=sites,
         publish_to=DeviceTopic(key.org_slug, key.device_id, Kind.EVENTS).topic,
     )
 

@@ -169,6 +169,12 @@ class DeviceCreate(BaseModel):
     device_id: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
     address: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
     unsigned: bool = False
+    sites: list[str] = Field(
+        default=[],
+        max_length=64,
+        description="sites (GLN: 13 digits, Digital Link or sgln URN) your org operates and the"
+        " device records at",
+    )
 
 
 class DevicePublic(BaseModel):
@@ -176,6 +182,7 @@ class DevicePublic(BaseModel):
     device: str
     address: str | None
     unsigned: bool
+    sites: list[str] = Field(description="the sites (13-digit GLNs) bound in this request")
     publish_to: str
 
 

@@ -141,6 +141,10 @@ class AddressInUse(RegistryError):
     """The address is (or was) another device's key: addresses are unique across orgs."""
 
 
+class NotSiteOperator(RegistryError):
+    """A device bound to a site its org does not operate (or no org does)."""
+
+
 def add_device(
     conn: Conn,
     org_slug: str,
@@ -252,9 +256,9 @@ def _bind_sites(conn: Conn, org: Org, device_id: str, sites: Sequence[str]) -> N
     for gln in sites:
         operator = operators.get(gln)
         if operator is None:
-            raise RegistryError(f"no site {gln} is registered (tracefin site add)")
+            raise NotSiteOperator(f"no site {gln} is registered (tracefin site add)")
         if operator != org.slug:
-            raise RegistryError(f"site {gln} is operated by {operator}, not {org.slug}")
+            raise NotSiteOperator(f"site {gln} is operated by {operator}, not {org.slug}")
     conn.execute(
         "INSERT INTO device_sites (org_id, device_id, gln)"
         " SELECT %s, %s, gln FROM unnest(%s::text[]) AS gln ON CONFLICT DO NOTHING",

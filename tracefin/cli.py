@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from pydantic import ValidationError
 
+from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
 from ingest.topics import Kind, device_topic
 from records import registry_store
@@ -96,15 +97,21 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
+    """Register a device, bind it to sites, or rotate its key (`--address` with a new key)."""
     if args.unsigned == (args.address is not None):
         raise CliError("give exactly one of --address 0x… or --unsigned")
     try:
         address = normalise_address(args.address) if args.address else None
+        sites = [gln13(site) for site in args.site]
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"invalid_identifier: {exc}") from None
     with _connect(settings) as conn:
         try:
-            device = registry_store.add_device(conn, args.org, args.device, address)
+            device = registry_store.add_device(conn, args.org, args.device, address, sites)
+        except registry_store.AddressInUse as exc:
+            raise CliError(f"address_in_use: {exc}") from None
+        except registry_store.NotSiteOperator as exc:
+            raise CliError(f"not_site_operator: {exc}") from None
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
     output: dict[str, object] = {
@@ -112,6 +119,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
         "device": device.device_id,
         "address": device.address,
         "unsigned": device.address is None,
+        "sites": sites,
         "publish_to": device_topic(device.org_slug, device.device_id, Kind.EVENTS),
     }
     if args.broker_credentials:
@@ -126,6 +134,17 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
             "acl_entry": broker_auth.device_acl_entry(device.org_slug, device.device_id),
         }
     print(json.dumps(output))
+
+
+def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    """Revoke a device: whatever it sends from now on is refused `device_revoked`."""
+    with _connect(settings) as conn:
+        try:
+            revoked_at = registry_store.revoke_device(conn, args.org, args.device)
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    revoked = {"org": args.org, "device": args.device, "revoked_at": revoked_at.isoformat()}
+    print(json.dumps(revoked))
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
@@ -430,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     device = commands.add_parser("device", help="devices").add_subparsers(
         dest="device_command", required=True
     )
-    device_add = device.add_parser("add", help="register a device of an organisation")
+    device_add = device.add_parser(
+        "add",
+        help="register a device of an organisation (again with a new --address: rotate its key)",
+    )
     device_add.add_argument(
         "--broker-credentials",
         action="store_true",
@@ -439,13 +461,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     device_add.add_argument("org", type=_slug)
     device_add.add_argument("device", type=_slug)
-    device_add.add_argument("--address", help="0x address of the key the device signs with")
+    device_add.add_argument(
+        "--address",
+        help="0x address of the key the device signs with (a new one rotates the key: the old"
+        " one is revoked); unique across organisations",
+    )
+    device_add.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        help="a site (GLN: 13 digits, Digital Link or sgln URN) the org operates and the device"
+        " records at; repeat for more",
+    )
     device_add.add_argument(
         "--unsigned",
         action="store_true",
         help="the device does not sign; broker authentication is its only proof",
     )
     device_add.set_defaults(handler=cmd_device_add)
+    device_revoke = device.add_parser(
+        "revoke", help="revoke a device: what it sends from now on is refused device_revoked"
+    )
+    device_revoke.add_argument("org", type=_slug)
+    device_revoke.add_argument("device", type=_slug)
+    device_revoke.set_defaults(handler=cmd_device_revoke)
 
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")
