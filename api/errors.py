@@ -76,17 +76,20 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.INVALID_INPUT: 422,
     FinanceErrorCode.INVALID_LOT: 422,
     FinanceErrorCode.INVALID_GTIN: 422,
+    FinanceErrorCode.INVALID_IDENTIFIER: 422,
     FinanceErrorCode.INVALID_AMOUNT: 422,
     FinanceErrorCode.UNKNOWN_ORG: 404,
     FinanceErrorCode.UNKNOWN_LOT: 404,
     FinanceErrorCode.UNKNOWN_PRODUCT: 404,
     FinanceErrorCode.UNKNOWN_LINE: 404,
     FinanceErrorCode.WRONG_ROLE: 403,
+    FinanceErrorCode.NOT_YOUR_PREFIX: 403,
     FinanceErrorCode.NO_LINE: 409,
     FinanceErrorCode.NOT_IN_SUPERVISED_WAREHOUSE: 409,
     FinanceErrorCode.ALREADY_PLEDGED: 409,
     FinanceErrorCode.DOUBLE_PLEDGE: 409,
     FinanceErrorCode.NOT_PLEDGED: 409,
+    FinanceErrorCode.SITE_TAKEN: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

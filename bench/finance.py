@@ -39,7 +39,13 @@ from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import EventToStore
 from tracefin.schema import scratch_database
-from tracefin.simulate import WAREHOUSE_GLN, gtin_for, lifecycle
+from tracefin.simulate import (
+    COMPANY_PREFIX,
+    WAREHOUSE_GLN,
+    gtin_for,
+    lifecycle,
+    register_sim_sites,
+)
 
 # The workers this starts have no TRACEFIN_JOURNAL_KEY: they seal with the development key.
 JOURNAL = Journal(DEVELOPMENT_KEY)
@@ -141,8 +147,9 @@ def main() -> None:
         scratch_database(ADMIN_URL, "tracefin_bench") as url,
         psycopg.connect(url, autocommit=True) as conn,
     ):
-        registry_store.add_org(conn, ORG, "manufacturer")
+        registry_store.add_org(conn, ORG, "manufacturer", [COMPANY_PREFIX])
         registry_store.add_device(conn, ORG, "plc-1", None)
+        register_sim_sites(conn, ORG)
         registry_store.add_org(conn, "bank", "financier")
         service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
         service.supervise(conn, JOURNAL, "bank", WAREHOUSE)

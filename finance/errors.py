@@ -12,6 +12,7 @@ class FinanceErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     INVALID_LOT = "invalid_lot"
     INVALID_GTIN = "invalid_gtin"
+    INVALID_IDENTIFIER = "invalid_identifier"  # a GS1 key with a wrong check digit
     INVALID_AMOUNT = "invalid_amount"
     # Something named does not exist (or is not the caller's).
     UNKNOWN_ORG = "unknown_org"
@@ -20,12 +21,15 @@ class FinanceErrorCode(StrEnum):
     UNKNOWN_LINE = "unknown_line"
     # The organisation named has another role.
     WRONG_ROLE = "wrong_role"
+    # The key (GTIN, GLN) is outside the caller's GS1 Company Prefixes.
+    NOT_YOUR_PREFIX = "not_your_prefix"
     # The state of things forbids it.
     NO_LINE = "no_line"
     NOT_IN_SUPERVISED_WAREHOUSE = "not_in_supervised_warehouse"
     ALREADY_PLEDGED = "already_pledged"
     DOUBLE_PLEDGE = "double_pledge"
     NOT_PLEDGED = "not_pledged"
+    SITE_TAKEN = "site_taken"  # another org operates the site
 
 
 class FinanceError(Exception):

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import NoReturn, TypeVar
 
 from epcis.event_hash import digest_from_hash_id
-from epcis.identifiers import lot_uri, normalise_epc, parse_lot
+from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
 from finance import valuation
 from finance.errors import FinanceError, FinanceErrorCode
 from finance.money import Money, Rate
@@ -171,6 +171,17 @@ def add_product(
     price = _parsed(lambda: Money.of(unit_price, currency))
     if len(gtin) != 14 or not gtin.isdigit():
         raise FinanceError(FinanceErrorCode.INVALID_GTIN, "a GTIN here has 14 digits")
+    try:
+        gtin14(gtin)
+    except ValueError as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_IDENTIFIER, str(exc)) from None
+    # Only the holder of the GTIN's GS1 Company Prefix names and prices its products.
+    holder = registry_store.authority_parties(conn).owner_of(gtin)
+    if holder != owner:
+        raise FinanceError(
+            FinanceErrorCode.NOT_YOUR_PREFIX,
+            f"GTIN {gtin} is not in a GS1 Company Prefix of {owner}",
+        )
     product = Product(
         gtin,
         org.id,
@@ -199,17 +210,87 @@ def add_product(
 
 
 def add_warehouse(conn: Conn, journal: Journal, operator: str, location: str, name: str) -> str:
-    """Register a warehouse; returns its location as canonical (normalised) identifier."""
+    """Register a warehouse; returns its location as canonical (normalised) identifier.
+
+    `warehouse add`, the alias of `site add --supervised --grant`: the operator (this runs
+    from the operator's CLI) also registers a whole GLN as a supervised site the org operates,
+    by its grant where the GLN is outside the org's prefixes (the authority rules count custody
+    events at a site only from its operator's devices). A GLN with an extension (a sub-location)
+    stays a warehouse only, as before sites.
+    """
+    canonical = _location(location)
+    gln = _site_gln(canonical)
+    if gln is not None:
+        add_site(conn, journal, operator, gln, name, supervised=True, grant=True)
+        return canonical
     org = _org(conn, operator)
-    canonical = normalise_epc(location)
-    goods.add_warehouse(conn, canonical, org.id, name)
-    journal.write(conn, operator, "warehouse_registered", canonical, {"name": name})
+    with conn.transaction():
+        goods.add_warehouse(conn, canonical, org.id, name)
+        journal.write(conn, operator, "warehouse_registered", canonical, {"name": name})
+    return canonical
+
+
+def add_site(
+    conn: Conn,
+    journal: Journal,
+    operator: str,
+    gln: str,
+    name: str,
+    *,
+    supervised: bool = False,
+    grant: bool = False,
+) -> registry_store.Site:
+    """Register a site (GLN: 13 digits, Digital Link or sgln URN) an org operates: by its own
+    GS1 Company Prefix, or by the operator's `grant`.
+
+    A supervised site is a warehouse financiers may supervise: it is also finance's warehouse
+    (located by the canonical Digital Link of its GLN), which `warehouse supervise` accepts.
+    """
+    _org(conn, operator)
+    try:
+        site_gln = gln13(gln)
+    except ValueError as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_IDENTIFIER, str(exc)) from None
+    with conn.transaction():
+        try:
+            site = registry_store.add_site(
+                conn, operator, site_gln, name, supervised=supervised, grant=grant
+            )
+        except registry_store.NotYourPrefix as exc:
+            raise FinanceError(FinanceErrorCode.NOT_YOUR_PREFIX, str(exc)) from None
+        except registry_store.RegistryError as exc:
+            raise FinanceError(FinanceErrorCode.SITE_TAKEN, str(exc)) from None
+        if site.supervised:
+            location = gln_uri(site_gln)
+            goods.add_warehouse(conn, location, _org(conn, operator).id, name)
+            journal.write(conn, operator, "warehouse_registered", location, {"name": name})
+    return site
+
+
+def _location(location: str) -> str:
+    """A place as stored: canonical DL; a bare 13-digit GLN too. Wrong check digit refused."""
+    candidate = location.strip()
+    try:
+        if candidate.isascii() and candidate.isdigit():
+            return gln_uri(gln13(candidate))
+        canonical = normalise_epc(candidate)
+        _site_gln(canonical)
+    except ValueError as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_IDENTIFIER, str(exc)) from None
     return canonical
 
 
 def add_sensor(conn: Conn, org_slug: str, device_id: str, location: str) -> None:
     org = _org(conn, org_slug)
     goods.add_sensor(conn, org.id, device_id, normalise_epc(location))
+
+
+def _site_gln(location: str) -> str | None:
+    """The GLN of a canonical location that names a whole site, else None; ValueError when it
+    names one with a wrong check digit."""
+    if not location.startswith("https://id.gs1.org/414/") or "/254/" in location:
+        return None
+    return gln13(location)
 
 
 def supervise(conn: Conn, journal: Journal, financier: str, location: str) -> None:

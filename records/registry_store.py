@@ -413,7 +413,7 @@ def add_site(
         if owner != org.slug and not grant:
             holder = f"{owner}'s prefix" if owner is not None else "no prefix of yours"
             raise NotYourPrefix(
-                f"GLN {gln} is in {holder}: {org.slug!r} registers sites by its own GS1 Company"
+                f"GLN {gln} is in {holder}: {org.slug} registers sites by its own GS1 Company"
                 " Prefix, or by the operator's grant"
             )
         with conn.cursor(row_factory=class_row(Site)) as cursor:
@@ -434,7 +434,7 @@ def add_site(
                 },
             ).fetchone()
         if site is None:
-            raise RegistryError(f"site {gln} is operated by another organisation")
+            raise RegistryError(f"site {gln} is operated by another organisation, not {org.slug}")
     return site
 
 
@@ -469,8 +469,7 @@ def authorise(
         kind = AUTHORISATION_KINDS.get(agent.role)
         if kind is None:
             raise RegistryError(
-                f"{agent.slug!r} is a {agent.role}: only a manufacturer or an inspector is"
-                " authorised"
+                f"{agent.slug} is a {agent.role}: only a manufacturer or an inspector is authorised"
             )
         if agent.id == owner.id:
             raise RegistryError("an org needs no authorisation of its own")

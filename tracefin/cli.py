@@ -8,12 +8,13 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pydantic import ValidationError
 
-from epcis.identifiers import gln13
+from epcis.identifiers import gln13, gs1_prefix, gtin14
 from epcis.signatures import normalise_address
 from ingest.topics import Kind, device_topic
 from records import registry_store
@@ -61,12 +62,84 @@ def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_org_add(args: argparse.Namespace, settings: Settings) -> None:
+    prefixes: list[str] = args.gs1_prefix or []
     with _connect(settings) as conn:
         try:
-            org, api_key = registry_store.add_org(conn, args.slug, args.role)
+            org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
-    print(json.dumps({"org": org.slug, "role": org.role, "api_key": api_key}))
+    output: dict[str, object] = {"org": org.slug, "role": org.role, "api_key": api_key}
+    if prefixes:
+        output["gs1_prefixes"] = sorted(set(prefixes))
+    print(json.dumps(output))
+
+
+def cmd_org_prefix_add(args: argparse.Namespace, settings: Settings) -> None:
+    with _connect(settings) as conn:
+        try:
+            registry_store.add_prefix(conn, args.slug, args.prefix)
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+        prefixes = registry_store.org_prefixes(conn, args.slug)
+    print(json.dumps({"org": args.slug, "gs1_prefixes": prefixes}))
+
+
+def cmd_org_authorise(args: argparse.Namespace, settings: Settings) -> None:
+    with _connect(settings) as conn:
+        try:
+            granted = registry_store.authorise(conn, args.owner, args.agent, args.gtin or [])
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    print(json.dumps({"authorisations": [asdict(row) for row in granted]}))
+
+
+def cmd_site_add(args: argparse.Namespace, settings: Settings) -> None:
+    from finance import service
+
+    journal = _journal(settings)
+    _finance(
+        settings,
+        lambda c: service.add_site(
+            c,
+            journal,
+            args.org,
+            args.gln,
+            args.name,
+            supervised=args.supervised,
+            grant=args.grant,
+        ),
+    )
+
+
+def cmd_site_list(args: argparse.Namespace, settings: Settings) -> None:
+    with _connect(settings) as conn:
+        sites = registry_store.list_sites(conn, args.org)
+    print(json.dumps({"sites": [asdict(site) for site in sites]}))
+
+
+def cmd_rules_show(args: argparse.Namespace, settings: Settings) -> None:
+    from epcis.authority import rules_table
+
+    with _connect(settings) as conn:
+        extensions = registry_store.rule_extensions(conn)
+    print(json.dumps({"rules": rules_table(extensions.items())}))
+
+
+def cmd_rules_add(args: argparse.Namespace, settings: Settings) -> None:
+    from epcis.authority import Fact
+    from epcis.rejects import EventRejected
+    from epcis.vocabulary import CBVKind, canonical_cbv
+
+    try:
+        step = canonical_cbv(CBVKind.BIZ_STEP, args.biz_step)
+    except EventRejected as exc:
+        raise CliError(exc.detail) from None
+    with _connect(settings) as conn:
+        try:
+            registry_store.add_rule_extension(conn, step, Fact(args.fact))
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    print(json.dumps({"biz_step": step, "fact": args.fact}))
 
 
 def cmd_org_revoke_key(args: argparse.Namespace, settings: Settings) -> None:
@@ -422,6 +495,20 @@ def _slug(value: str) -> str:
     return value
 
 
+def _prefix(value: str) -> str:
+    try:
+        return gs1_prefix(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _gtin(value: str) -> str:
+    try:
+        return gtin14(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid_identifier: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracefin", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -440,11 +527,80 @@ def build_parser() -> argparse.ArgumentParser:
     org_add = org.add_parser("add", help="create an organisation and print its API key")
     org_add.add_argument("slug", type=_slug, help=_SLUG_HELP)
     org_add.add_argument("--role", required=True, choices=registry_store.ROLES)
+    org_add.add_argument(
+        "--gs1-prefix",
+        action="append",
+        type=_prefix,
+        help="a GS1 Company Prefix the org holds (4-12 digits; repeat for more): its GTINs,"
+        " GLNs and SSCCs are the org's. Financiers, regulators and guarantors need none",
+    )
     org_add.set_defaults(handler=cmd_org_add)
+    prefix = org.add_parser("prefix", help="GS1 Company Prefixes").add_subparsers(
+        dest="prefix_command", required=True
+    )
+    prefix_add = prefix.add_parser("add", help="give an organisation a GS1 Company Prefix")
+    prefix_add.add_argument("slug", type=_slug)
+    prefix_add.add_argument("prefix", type=_prefix, help="4-12 digits")
+    prefix_add.set_defaults(handler=cmd_org_prefix_add)
+    authorise = org.add_parser(
+        "authorise",
+        help="an owner of goods authorises a manufacturer to make them, or an inspector to"
+        " inspect them (the kind follows the agent's role)",
+    )
+    authorise.add_argument("owner", type=_slug)
+    authorise.add_argument("agent", type=_slug)
+    authorise.add_argument(
+        "--gtin",
+        action="append",
+        type=_gtin,
+        help="a GTIN of the owner's (repeat for more; none: all the owner's GTINs)",
+    )
+    authorise.set_defaults(handler=cmd_org_authorise)
     revoke = org.add_parser("revoke-key", help="revoke every API key of an organisation")
     revoke.add_argument("slug", type=_slug)
     revoke.add_argument("--reissue", action="store_true", help="print one new key")
     revoke.set_defaults(handler=cmd_org_revoke_key)
+
+    site = commands.add_parser("site", help="sites (GLNs) organisations operate").add_subparsers(
+        dest="site_command", required=True
+    )
+    site_add = site.add_parser(
+        "add", help="register a site an org operates: by its own GS1 prefix, or by --grant"
+    )
+    site_add.add_argument("org", type=_slug)
+    site_add.add_argument(
+        "gln", help="13 digits, Digital Link https://id.gs1.org/414/… or urn:epc:id:sgln:…"
+    )
+    site_add.add_argument("--name", required=True)
+    site_add.add_argument(
+        "--supervised",
+        action="store_true",
+        help="a warehouse financiers may supervise (`warehouse supervise`)",
+    )
+    site_add.add_argument(
+        "--grant",
+        action="store_true",
+        help="the operator's grant: the GLN is outside the org's GS1 Company Prefixes",
+    )
+    site_add.set_defaults(handler=cmd_site_add)
+    site_list = site.add_parser("list", help="the registered sites")
+    site_list.add_argument("org", nargs="?", type=_slug, help="only this org's")
+    site_list.set_defaults(handler=cmd_site_list)
+
+    rules = commands.add_parser(
+        "rules", help="the evidence-authority rules: whose attestation makes a fact count"
+    ).add_subparsers(dest="rules_command", required=True)
+    rules.add_parser("show", help="print the rules, the operator's extensions too").set_defaults(
+        handler=cmd_rules_show
+    )
+    rules_add = rules.add_parser("add", help="say which fact a custom bizStep states")
+    rules_add.add_argument("--biz-step", required=True, help="the bizStep URI")
+    rules_add.add_argument(
+        "--fact",
+        required=True,
+        choices=("making", "inspection", "site_custody", "transit", "acceptance", "retail_sale"),
+    )
+    rules_add.set_defaults(handler=cmd_rules_add)
 
     device = commands.add_parser("device", help="devices").add_subparsers(
         dest="device_command", required=True
@@ -569,9 +725,14 @@ def _finance_commands(commands: Any) -> None:
     warehouse = commands.add_parser("warehouse", help="warehouses").add_subparsers(
         dest="warehouse_command", required=True
     )
-    add = op(warehouse.add_parser("add", help="register a warehouse site"), "warehouse")
+    add = op(
+        warehouse.add_parser(
+            "add", help="register a warehouse site (alias of `site add --supervised --grant`)"
+        ),
+        "warehouse",
+    )
     add.add_argument("operator", type=_slug)
-    add.add_argument("location", help="GLN as urn:epc:id:sgln:… or Digital Link /414/…")
+    add.add_argument("location", help="GLN as 13 digits, urn:epc:id:sgln:… or Digital Link /414/…")
     add.add_argument("--name", required=True)
     supervise = op(
         warehouse.add_parser("supervise", help="a financier accepts a warehouse"), "supervise"

@@ -26,6 +26,7 @@ from tracefin.simulate import (
     Publisher,
     gtin_for,
     register_sim_devices,
+    register_sim_sites,
     signed_publications,
     sim_devices,
 )
@@ -130,7 +131,8 @@ Financier API key: {api_key}   ({BANK}; shown once, stored hashed)
 
 def _register(conn: Conn, journal: Journal) -> str:
     """The demo's orgs, devices, products, warehouse and line; a fresh key for the bank."""
-    register_sim_devices(conn, FACTORY)
+    register_sim_devices(conn, FACTORY)  # with the GS1 Company Prefix of the demo's goods
+    register_sim_sites(conn, FACTORY)
     if not registry_store.find_devices(conn, [(FACTORY, OWN_DEVICE)]):
         registry_store.add_device(conn, FACTORY, OWN_DEVICE, None)
     for number in range(PRODUCTS):
@@ -147,6 +149,8 @@ def _register(conn: Conn, journal: Journal) -> str:
             "-15",
         )
     service.add_warehouse(conn, journal, FACTORY, WAREHOUSE, "Demo cold store")
+    # The warehouse device's readings describe the warehouse (cold chain) only once bound to it.
+    service.add_sensor(conn, FACTORY, "wh-1", WAREHOUSE)
     bank = registry_store.get_org(conn, BANK)
     if bank is None:
         bank, api_key = registry_store.add_org(conn, BANK, "financier")

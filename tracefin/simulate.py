@@ -265,13 +265,34 @@ class Publisher:
 
 
 def register_sim_devices(conn: Conn, org: str, seed: str = "tracefin-demo") -> None:
-    """Register the simulated org (as a manufacturer) and its signing devices, if not there."""
+    """Register the simulated org (as a manufacturer) and its signing devices, if not there.
+
+    The org also gets the simulated goods' GS1 Company Prefix, unless another org holds it
+    (several simulated orgs share one database in tests: the first gets the prefix).
+    """
     if registry_store.get_org(conn, org) is None:
         registry_store.add_org(conn, org, "manufacturer")
+    try:
+        registry_store.add_prefix(conn, org, COMPANY_PREFIX)
+    except registry_store.RegistryError as exc:
+        log.info("%s does not get the simulated GS1 Company Prefix: %s", org, exc)
     existing = registry_store.find_devices(conn, [(org, device_id) for device_id in DEVICES])
     for device in sim_devices(org, seed).values():
         if (org, device.device_id) not in existing:
             registry_store.add_device(conn, org, device.device_id, device.address)
+
+
+def register_sim_sites(conn: Conn, org: str) -> None:
+    """The simulated org operates the factory, the warehouse and the shop its devices record
+    at (as the evidence-authority rules ask), where no other org operates them."""
+    taken = registry_store.authority_parties(conn).site_operators
+    for gln, name in (
+        (FACTORY_GLN, "Factory"),
+        (WAREHOUSE_GLN, "Cold store"),
+        (SHOP_GLN, "Shop"),
+    ):
+        if taken.get(gln, org) == org:
+            registry_store.add_site(conn, org, gln, name, grant=True)
 
 
 def run_simulation(

@@ -21,7 +21,7 @@ def auth(world: Api, who: str) -> dict[str, str]:
 
 def test_enterprise_registers_products_and_devices(world: Api) -> None:
     product = {
-        "gtin": "00614141099996",
+        "gtin": "00614141099993",  # in maker's GS1 Company Prefix, with its check digit
         "name": "Ice cream",
         "category": "frozen",
         "unit_price": "8.90",

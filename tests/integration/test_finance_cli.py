@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 
+from epcis.identifiers import check_digit
 from records import registry_store
 from records.db import Conn
 from tests.support.cli import tracefin
@@ -23,13 +24,12 @@ def ok(database_url: str, *args: str) -> object:
 @pytest.mark.slow
 def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> None:
     maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
-    registry_store.add_org(db, maker, "manufacturer")
+    # A GS1 Company Prefix of its own (this database is shared), and a GTIN in it.
+    prefix = "9" + str(secrets.randbelow(10**9)).zfill(9)
+    registry_store.add_org(db, maker, "manufacturer", [prefix])
     registry_store.add_org(db, bank, "financier")
-    gtin = (
-        "0"
-        + secrets.choice("123456789")
-        + secrets.token_hex(6)[:12].translate(str.maketrans("abcdef", "123456"))
-    )
+    body = "0" + prefix + str(secrets.randbelow(100)).zfill(2)
+    gtin = body + check_digit(body)
     product = ok(
         database_url,
         "product",

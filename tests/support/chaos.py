@@ -58,6 +58,7 @@ from tracefin.simulate import (
     gtin_for,
     lifecycle,
     register_sim_devices,
+    register_sim_sites,
     sim_devices,
 )
 
@@ -429,6 +430,7 @@ def count_events(database_url: str) -> int:
 def seed(conn: Conn, org: str, products: range, chain: Chain) -> None:
     """The devices, and a financier who supervises the warehouse and lends against some lots."""
     register_sim_devices(conn, org, seed=org)
+    register_sim_sites(conn, org)
     bank, _ = registry_store.add_org(conn, "bank", "financier")
     service.add_warehouse(conn, JOURNAL, org, WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)

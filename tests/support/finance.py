@@ -8,7 +8,7 @@ from finance.store import credit
 from records import registry_store
 from records.db import Conn
 from tests.support.world import JOURNAL, WAREHOUSE
-from tracefin.simulate import gtin_for
+from tracefin.simulate import gtin_for, register_sim_sites
 
 
 def snapshot(conn: Conn) -> dict[str, object]:
@@ -33,8 +33,9 @@ def snapshot(conn: Conn) -> dict[str, object]:
 
 def seed_finance(conn: Conn, org: str, lots: int, pledged: range) -> None:
     """A bank supervising `org`'s warehouse, a product per lot, a line, and `pledged` lots
-    pledged on it (in the database only)."""
+    pledged on it (in the database only). `org` holds the goods' prefix (`store_events`)."""
     registry_store.add_org(conn, "bank", "financier")
+    register_sim_sites(conn, org)
     service.add_warehouse(conn, JOURNAL, org, WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
     for number in range(lots):
