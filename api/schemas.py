@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
+from epcis.authority import Reason
 from epcis.capture import IndexColumns
 from ledger.provenance import PUBLIC_COLUMNS
 
@@ -47,15 +48,47 @@ class SensorReading(BaseModel):
     uom: str | None = None
 
 
+class Recorder(BaseModel):
+    org: str = Field(description="the org (slug) whose submission of the event came first")
+    device: str | None = Field(description="its device; null when submitted over the API")
+
+
+class Attester(BaseModel):
+    org: str
+    device: str | None = Field(description="null when submitted over the API")
+    signed: bool
+
+
 def _event_public() -> type[BaseModel]:
     """The public event: its hash, the index columns a page shows (named and typed as
-    IndexColumns, the one definition of the projection), its sensor readings and verification."""
+    IndexColumns, the one definition of the projection), its sensor readings, verification
+    and origin (who recorded it, who else attested it, whether it counts as evidence)."""
     types = get_type_hints(IndexColumns)
     fields: dict[str, Any] = {
         "event_hash": (str, ...),
         **{name: (types[name], ...) for name in PUBLIC_COLUMNS},
         "sensor_readings": (list[SensorReading], ...),
         "verification": (Verification, ...),
+        "recorded_by": (
+            Recorder | None,
+            Field(description="the earliest attestation; null if nobody attested the event"),
+        ),
+        "signed": (bool, Field(description="whether the recorder signed its submission")),
+        "attested_by": (
+            list[Attester],
+            Field(description="everyone else who submitted the same event"),
+        ),
+        "evidence": (
+            Literal["counts", "unattested"],
+            Field(
+                description="counts: attested by the party the authority rules name for this"
+                " fact; unattested: stored, but no such party attested it"
+            ),
+        ),
+        "reason": (
+            Reason | None,
+            Field(None, description="why the event does not count (only when unattested)"),
+        ),
     }
     return create_model("EventPublic", **fields)
 

@@ -3,25 +3,31 @@
 The page's data (in the shape of the API's `ProvenancePublic`) is assembled here, with the
 checks behind each event's state: the stored JSON still hashes to the event's identity and
 implies its index columns, the event's path leads to its batch root, and the chain does not
-contradict the batch record.
+contradict the batch record. Beside that state, each event shows its origin: who recorded it,
+who else attested it, and whether it counts as evidence under the authority rules
+(epcis.authority) -- "verified on chain" and "attested by the responsible party" are two
+separate questions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from epcis import authority
+from epcis.authority import Attestation, Evidence, Fact, Parties
 from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
 from ledger import provenance_store
-from ledger.chain_confirmations import BatchConfirmations
 from ledger.bundle import Bundle
+from ledger.chain_confirmations import BatchConfirmations
 from ledger.proofs import build_bundles
 from ledger.provenance_store import HistoryRow
+from records import attestation_store, registry_store
 from records.db import Conn
 
 # The index columns a page shows (the identifier lists are for queries, not for people).
@@ -30,7 +36,8 @@ PUBLIC_COLUMNS = tuple(name for name in INDEX_COLUMNS if name not in ("epcs", "l
 
 @dataclass(frozen=True)
 class ProvenanceEvent:
-    """One event as the public sees it: no prices, no device, no internal ids."""
+    """One event as the public sees it: no prices, no internal ids (its origin -- orgs and
+    devices that attested it -- comes from `origins`)."""
 
     hash_id: str
     columns: IndexColumns
@@ -198,6 +205,7 @@ def page(
         )
         for event in history
     }
+    origin = origins(conn, [(digests[event.hash_id], event.columns) for event in history])
     events = [
         {
             "event_hash": event.hash_id,
@@ -206,6 +214,7 @@ def page(
             "verification": _verification(
                 states[event.hash_id], event, digests[event.hash_id], bundles
             ),
+            **origin[digests[event.hash_id]],
         }
         for event in history
     ]
@@ -254,6 +263,92 @@ def _verification(
         "proof_url": f"/v1/proofs/{digest.hex()}",
         "proof": None if failed or bundle is None else bundle.to_json(),
     }
+
+
+# --- origin: who recorded an event, who attested it, whether it counts as evidence ----------
+
+
+def origins(
+    conn: Conn, history: Sequence[tuple[bytes, IndexColumns]]
+) -> dict[bytes, dict[str, Any]]:
+    """Each event's origin (`origin_json`) by digest; `history` is in event-time order.
+
+    A transit claim counts only from the carrier holding the goods; who that is follows from
+    the history itself: a counting shipment hands custody to the carrier it names.
+    """
+    digests = [digest for digest, _ in history]
+    attestations = attestation_store.attestations_for(conn, digests)
+    parties = registry_store.authority_parties(conn)
+    extensions = registry_store.rule_extensions(conn)
+    # Event bodies (for the carrier a shipment names) only when some claim needs a custodian.
+    transit = any(authority.fact_of(columns, extensions) is Fact.TRANSIT for _, columns in history)
+    bodies = (
+        provenance_store.event_bodies(
+            conn, [digest for digest, columns in history if columns.biz_step == "shipping"]
+        )
+        if transit
+        else {}
+    )
+    custodian: str | None = None
+    result = {}
+    for digest, columns in history:
+        attested = attestations.get(digest, [])
+        evidence = authority.evaluate(
+            columns, attested, parties, custodian=custodian, extensions=extensions
+        )
+        custodian = custody_after(custodian, columns, evidence, bodies.get(digest), parties)
+        result[digest] = origin_json(attested, evidence)
+    return result
+
+
+def custody_after(
+    custodian: str | None,
+    columns: IndexColumns,
+    evidence: Evidence,
+    body: Mapping[str, Any] | None,
+    parties: Parties,
+) -> str | None:
+    """The carrier holding the goods after an event: a counting shipment hands them to the
+    carrier it names (or to none); a counting receipt, acceptance or sale ends the transit."""
+    if not evidence.counts:
+        return custodian  # an unattested claim moves nothing
+    if columns.biz_step == "shipping":
+        return authority.carrier_named(body or {}, parties)
+    if evidence.fact in (Fact.ACCEPTANCE, Fact.RETAIL_SALE) or columns.biz_step == "receiving":
+        return None
+    return custodian
+
+
+def origin_json(attestations: Sequence[Attestation], evidence: Evidence) -> dict[str, Any]:
+    """`recorded_by` (the earliest attestation), `signed`, `attested_by` (everyone else who
+    submitted the event), `evidence` and, when it does not count, `reason`."""
+    ordered = sorted(attestations, key=lambda attestation: attestation.received_at)
+    recorder = ordered[0] if ordered else None
+    others: list[dict[str, Any]] = []
+    for attestation in ordered[1:]:
+        entry = {
+            "org": attestation.org,
+            "device": attestation.device,
+            "signed": attestation.signed,
+        }
+        same_as_recorder = recorder is not None and (
+            recorder.org,
+            recorder.device,
+            recorder.signed,
+        ) == (attestation.org, attestation.device, attestation.signed)
+        if not same_as_recorder and entry not in others:
+            others.append(entry)
+    data: dict[str, Any] = {
+        "recorded_by": (
+            {"org": recorder.org, "device": recorder.device} if recorder is not None else None
+        ),
+        "signed": recorder is not None and recorder.signed,
+        "attested_by": others,
+        "evidence": evidence.status,
+    }
+    if evidence.reason is not None and not evidence.counts:
+        data["reason"] = evidence.reason.value
+    return data
 
 
 # --- trace -------------------------------------------------------------------------------------

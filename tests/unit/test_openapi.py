@@ -46,3 +46,15 @@ def test_keyed_routes_declare_the_bearer_scheme() -> None:
     assert keyed["security"] == [{"HTTPBearer": []}]
     assert {"401", "403"} <= set(keyed["responses"])
     assert "security" not in document["paths"]["/01/{gtin}/10/{lot}"]["get"]
+
+
+def test_page_events_carry_their_origin() -> None:
+    """Who recorded an event, who else attested it, and whether it counts (issue 13)."""
+    schemas = spec()["components"]["schemas"]
+    event = schemas["EventPublic"]
+    assert {"recorded_by", "signed", "attested_by", "evidence"} <= set(event["required"])
+    assert "reason" not in event["required"]  # only when the event does not count
+    assert event["properties"]["evidence"]["enum"] == ["counts", "unattested"]
+    assert set(schemas["Recorder"]["properties"]) == {"org", "device"}
+    assert set(schemas["Attester"]["properties"]) == {"org", "device", "signed"}
+    assert "not_site_operator" in schemas["Reason"]["enum"]
