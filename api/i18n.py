@@ -17,7 +17,39 @@ TEXTS: dict[str, dict[str, Any]] = {
         "block": "Block",
         "batch": "batch",
         "proof": "verify",
-        "states": {"anchored": "Verified", "pending": "Pending", "failed": "Failed"},
+        "states": {"anchored": "Verified on chain", "pending": "Pending", "failed": "Failed"},
+        # The evidence authority (epcis.authority): a second mark, separate from the chain's.
+        "counts": "Attested by the responsible party",
+        "counts_total": "Attested by the responsible party",
+        "unattested_total": "Not attested",
+        "claim_by": "Claim by {org}, not attested",
+        "claim": "Claim not attested",
+        "colon": ": ",
+        "comma": ", ",
+        "recorded_by": "Recorded by",
+        "device": "device",
+        "over_api": "over the API",
+        "signed": "signed",
+        "unsigned": "not signed",
+        "also_attested": "Also submitted by",
+        "reasons": {
+            "not_goods_owner": "only the owner of the product's GS1 company prefix, or a"
+            " manufacturer it authorised, may record this",
+            "unknown_goods_owner": "no registered company holds the GS1 company prefix of"
+            " these goods",
+            "no_goods_named": "the record names no goods",
+            "not_owner_device_or_inspector": "inspections count only from the goods owner's own"
+            " devices or from an inspector the owner authorised",
+            "no_site_named": "the record names no site",
+            "unknown_site": "nobody is registered as the operator of this site",
+            "not_site_operator": "only the operator of this site, with its devices there, may"
+            " record this",
+            "device_required": "this must come from a device of the responsible party, not be"
+            " typed in over the API",
+            "no_custodian": "no attested shipment handed the goods to a carrier",
+            "not_custodian": "only the carrier holding the goods may record this",
+            "no_attestation": "nobody has attested this record",
+        },
         "stages": {
             "manufacturing": "Manufactured",
             "quality_inspection": "Inspected",
@@ -64,7 +96,33 @@ TEXTS: dict[str, dict[str, Any]] = {
         "block": "区块",
         "batch": "批",
         "proof": "验证",
-        "states": {"anchored": "已验证", "pending": "待上链", "failed": "未通过"},
+        "states": {"anchored": "已上链验证", "pending": "待上链", "failed": "未通过"},
+        "counts": "责任方已确认",
+        "counts_total": "责任方已确认",
+        "unattested_total": "未经确认",
+        "claim_by": "{org} 的单方声明，未经责任方确认",  # noqa: RUF001 (Chinese punctuation)
+        "claim": "单方声明，未经责任方确认",  # noqa: RUF001 (Chinese punctuation)
+        "colon": "：",  # noqa: RUF001 (Chinese punctuation)
+        "comma": "，",  # noqa: RUF001 (Chinese punctuation)
+        "recorded_by": "记录方",
+        "device": "设备",
+        "over_api": "通过接口提交",
+        "signed": "已签名",
+        "unsigned": "未签名",
+        "also_attested": "同时提交此记录的还有",
+        "reasons": {
+            "not_goods_owner": "只有该商品 GS1 厂商识别代码的持有企业或其授权的生产商才能记录此事",
+            "unknown_goods_owner": "该商品的 GS1 厂商识别代码未登记在任何企业名下",
+            "no_goods_named": "记录中没有指明任何商品",
+            "not_owner_device_or_inspector": "质检结果只认货主自有设备或货主授权的检验机构",
+            "no_site_named": "记录中没有指明地点",
+            "unknown_site": "该地点没有登记运营方",
+            "not_site_operator": "只有该地点的运营方（用其在该地点的设备）才能记录此事",  # noqa: RUF001 (Chinese punctuation)
+            "device_required": "此事须由责任方的设备记录，不能通过接口手工录入",  # noqa: RUF001 (Chinese punctuation)
+            "no_custodian": "没有经确认的发货记录表明货物已交给承运方",
+            "not_custodian": "只有正在保管这批货物的承运方才能记录此事",
+            "no_attestation": "尚无任何一方确认此记录",
+        },
         "stages": {
             "manufacturing": "生产",
             "quality_inspection": "质检",

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from records import registry_store
+from api.i18n import TEXTS
+from epcis.authority import Reason
+from records import attestation_store, registry_store
+from records.attestation_store import AttestationToStore
 from tests.support.api import Api
 from tests.support.events import make_event
 from tests.support.world import GTIN, ITEM, LOT, LOT_URI
 from tracefin.processes.api import build_app
 from tracefin.settings import Settings
-from tracefin.simulate import gtin_for
+from tracefin.simulate import COMPANY_PREFIX, SHOP_GLN, WAREHOUSE_GLN, gtin_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +48,7 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
     ]
     assert (page["verified"], page["pending"], page["failed"]) == (7, 0, 0)
     first = page["events"][0]
-    assert set(first) == {
+    assert set(first) - {"reason"} == {
         "event_hash",
         "event_time",
         "event_time_zone_offset",
@@ -56,10 +61,18 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
         "biz_location",
         "sensor_readings",
         "verification",
+        # Its origin (issue 13): who recorded it, who else attested it, whether it counts.
+        "recorded_by",
+        "signed",
+        "attested_by",
+        "evidence",
     }
+    assert ("reason" in first) == (first["evidence"] == "unattested")
     assert first["verification"]["state"] == "anchored"
     assert "price" not in response.text  # type: ignore[attr-defined]
-    assert "device" not in response.text  # type: ignore[attr-defined]
+    # Devices appear only as who recorded or attested an event, never their keys or topics.
+    assert "address" not in response.text  # type: ignore[attr-defined]
+    assert "tf/" not in response.text  # type: ignore[attr-defined]
 
 
 def test_lot_page_and_epc_lookup(world: Api) -> None:
@@ -85,7 +98,7 @@ def test_lot_page_and_epc_lookup(world: Api) -> None:
 def test_html_page_in_english_and_chinese(world: Api) -> None:
     english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en-GB"})
     assert english.headers["content-type"].startswith("text/html")  # type: ignore[attr-defined]
-    assert english.text.count('class="event anchored"') == 7  # type: ignore[attr-defined]
+    assert english.text.count('class="event anchored ') == 7  # type: ignore[attr-defined]
     assert "Verified on chain: 7" in english.text  # type: ignore[attr-defined]
     assert "<script" not in english.text  # type: ignore[attr-defined]
     assert "http://" not in english.text  # no external assets: the page works offline  # type: ignore[attr-defined]
@@ -117,7 +130,7 @@ def test_tampered_event_shows_as_failed(world: Api) -> None:
     assert states["inspecting"] == "failed"
     assert page["failed"] == 1
     html = world.get(ITEM, headers={"Accept": "text/html"}).text  # type: ignore[attr-defined]
-    assert 'class="event failed"' in html
+    assert 'class="event failed ' in html
 
 
 def test_proof_bundle_verifies_and_tampering_does_not(world: Api) -> None:
@@ -167,6 +180,195 @@ def test_cached_page_follows_every_change(world: Api) -> None:
     after = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
     assert (after["verified"], after["pending"]) == (0, 7)
     assert after["events"][0]["verification"]["proof"]["status"] == "pending"
+
+
+# --- origin: who recorded each event, who attested it, whether it counts (issue 13) ------------
+
+# The device of each step of the seeded lifecycle (tracefin.simulate.lifecycle).
+STEP_DEVICES = {
+    "commissioning": "line-1",
+    "packing": "line-1",
+    "inspecting": "qc-1",
+    "storing": "wh-1",
+    "shipping": "truck-1",
+    "accepting": "shop-1",
+    "retail_selling": "shop-1",
+}
+
+
+def page_events(world: Api) -> dict[str, dict[str, object]]:
+    """The item page's events by bizStep (each step occurs once on it)."""
+    page = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    return {event["biz_step"]: event for event in page["events"]}
+
+
+def cached_events(world: Api) -> dict[str, dict[str, object]]:
+    """`page_events`, viewed until the page is in the cache (a change's notice arriving while
+    the page is built keeps it out), so that what follows shows a cached page is not stale."""
+    cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while True:
+        events = page_events(world)
+        if f"https://id.gs1.org{ITEM}" in cache:
+            return events
+        assert time.monotonic() < deadline, "the page was never cached"
+        time.sleep(0.05)
+
+
+def html_card(html: str, event_hash: str) -> tuple[list[str], str]:
+    """The classes and the inner HTML of an event's card on the page."""
+    found = re.search(
+        r'<li class="([^"]*)" data-event-hash="' + re.escape(event_hash) + r'">(.*?)</li>',
+        html,
+        re.DOTALL,
+    )
+    assert found is not None, f"no card for {event_hash}"
+    return found.group(1).split(), found.group(2)
+
+
+def register(world: Api, *, shop: bool) -> None:
+    """`maker` holds the GS1 prefix of the world's goods and operates its warehouse and (with
+    `shop`, else nobody does) the shop; attestations start empty, so each test says exactly who
+    attested what."""
+    world.conn.execute("DELETE FROM attestations")
+    if COMPANY_PREFIX not in registry_store.org_prefixes(world.conn, "maker"):
+        registry_store.add_prefix(world.conn, "maker", COMPANY_PREFIX)
+    registry_store.add_site(world.conn, "maker", WAREHOUSE_GLN, "Cold store")
+    if shop:
+        registry_store.add_site(world.conn, "maker", SHOP_GLN, "Shop")
+    else:
+        world.conn.execute("DELETE FROM device_sites WHERE gln = %s", (SHOP_GLN,))
+        world.conn.execute("DELETE FROM sites WHERE gln = %s", (SHOP_GLN,))
+
+
+def attest(
+    world: Api,
+    event: dict[str, object],
+    org: str,
+    device: str | None,
+    *,
+    signed: bool,
+    at: datetime,
+) -> None:
+    found = registry_store.get_org(world.conn, org)
+    assert found is not None
+    digest = bytes.fromhex(str(event["verification"]["proof_url"]).rsplit("/", 1)[1])  # type: ignore[index]
+    attestation_store.insert_attestations(
+        world.conn,
+        [
+            AttestationToStore(
+                digest,
+                found.id,
+                device,
+                None if device is not None else f"{org}-user",
+                "mqtt" if device is not None else "http",
+                b"\x01" * 65 if signed else None,
+                at,
+            )
+        ],
+    )
+
+
+def test_every_reason_has_words_in_both_languages() -> None:
+    for lang in ("en", "zh"):
+        assert set(TEXTS[lang]["reasons"]) == {reason.value for reason in Reason}, lang
+
+
+def test_page_shows_who_recorded_each_event_and_whether_it_counts(world: Api) -> None:
+    register(world, shop=False)
+    now = datetime.now(UTC)
+    for step, event in page_events(world).items():
+        attest(world, event, "maker", STEP_DEVICES[step], signed=True, at=now)
+    storing = page_events(world)["storing"]
+    attest(world, storing, "rival", None, signed=False, at=now + timedelta(seconds=1))
+
+    events = page_events(world)
+    assert events["commissioning"]["recorded_by"] == {"org": "maker", "device": "line-1"}
+    assert events["commissioning"]["signed"] is True
+    assert events["commissioning"]["attested_by"] == []
+    for step in ("commissioning", "packing", "inspecting", "storing", "shipping"):
+        assert events[step]["evidence"] == "counts", (step, events[step])
+        assert "reason" not in events[step]
+    assert events["storing"]["recorded_by"] == {"org": "maker", "device": "wh-1"}
+    assert events["storing"]["attested_by"] == [{"org": "rival", "device": None, "signed": False}]
+    # The shop is nobody's registered site: its claims are stored, shown, and do not count.
+    for step in ("accepting", "retail_selling"):
+        assert (events[step]["evidence"], events[step]["reason"]) == ("unattested", "unknown_site")
+        assert events[step]["recorded_by"] == {"org": "maker", "device": "shop-1"}
+
+    english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en"}).text  # type: ignore[attr-defined]
+    assert "<script" not in english
+    assert english.count('<span class="mark counts">Attested by the responsible party</span>') == 5
+    assert "Attested by the responsible party: 5" in english
+    assert "Not attested: 2" in english
+    assert "Verified on chain: 7" in english
+    assert (
+        "Claim by maker, not attested: nobody is registered as the operator of this site" in english
+    )
+    classes, card = html_card(english, str(storing["event_hash"]))
+    assert classes == ["event", "anchored", "counts"]
+    assert "Recorded by: maker · device wh-1 · signed" in card
+    assert "Also submitted by: rival (over the API), not signed" in card
+    classes, card = html_card(english, str(events["accepting"]["event_hash"]))
+    assert classes == ["event", "anchored", "unattested"]
+    assert "mark counts" not in card
+
+    chinese = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "zh-CN"}).text  # type: ignore[attr-defined]
+    assert "<script" not in chinese
+    assert chinese.count('<span class="mark counts">责任方已确认</span>') == 5
+    assert "maker 的单方声明，未经责任方确认：该地点没有登记运营方" in chinese  # noqa: RUF001
+    _, card = html_card(chinese, str(storing["event_hash"]))
+    assert "记录方：maker · 设备 wh-1 · 已签名" in card  # noqa: RUF001
+    assert "同时提交此记录的还有：rival (通过接口提交)，未签名" in card  # noqa: RUF001
+
+
+def test_a_claim_by_an_unrelated_org_counts_once_the_rightful_party_attests(world: Api) -> None:
+    cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not cache.listening:  # the listener connects in the background
+        assert time.monotonic() < deadline, "the page cache listener never connected"
+        time.sleep(0.02)
+    register(world, shop=False)
+    now = datetime.now(UTC)
+    events = page_events(world)
+    # Only `rival`, with a signed device of its own, says the goods were stored at maker's site.
+    attest(world, events["storing"], "rival", "evil-1", signed=True, at=now)
+    attest(world, events["accepting"], "maker", "shop-1", signed=True, at=now)
+
+    storing = cached_events(world)["storing"]
+    assert storing["recorded_by"] == {"org": "rival", "device": "evil-1"}
+    assert storing["signed"] is True  # signed, and still not evidence: the rules decide that
+    assert (storing["evidence"], storing["reason"]) == ("unattested", "not_site_operator")
+    html = world.get(ITEM, headers={"Accept": "text/html"}).text  # type: ignore[attr-defined]
+    classes, card = html_card(html, str(storing["event_hash"]))
+    # Anchored, but no green mark: the chain proves the record, not the claim.
+    assert classes == ["event", "anchored", "unattested"]
+    assert "mark counts" not in card
+    assert (
+        "Claim by rival, not attested: only the operator of this site, with its devices there,"
+        " may record this" in card
+    )
+    zh = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "zh"}).text  # type: ignore[attr-defined]
+    _, card = html_card(zh, str(storing["event_hash"]))
+    assert "rival 的单方声明，未经责任方确认：只有该地点的运营方" in card  # noqa: RUF001
+
+    # The warehouse's operator attests the same event later: it counts on the very next view.
+    assert cached_events(world)["storing"]["evidence"] == "unattested"
+    attest(world, storing, "maker", "wh-1", signed=True, at=now + timedelta(seconds=1))
+    storing = page_events(world)["storing"]
+    assert storing["evidence"] == "counts"
+    assert "reason" not in storing
+    assert storing["recorded_by"] == {"org": "rival", "device": "evil-1"}
+    assert storing["attested_by"] == [{"org": "maker", "device": "wh-1", "signed": True}]
+    html = world.get(ITEM, headers={"Accept": "text/html"}).text  # type: ignore[attr-defined]
+    classes, card = html_card(html, str(storing["event_hash"]))
+    assert classes == ["event", "anchored", "counts"]
+    assert '<span class="mark counts">Attested by the responsible party</span>' in card
+
+    # A registry change reaches the cached page too: the shop becomes maker's registered site.
+    assert cached_events(world)["accepting"]["reason"] == "unknown_site"
+    registry_store.add_site(world.conn, "maker", SHOP_GLN, "Shop")
+    assert page_events(world)["accepting"]["evidence"] == "counts"
 
 
 def test_qr_codes(world: Api) -> None:

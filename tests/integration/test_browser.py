@@ -2,7 +2,8 @@
 
 The same kind of seeded world as test_api.py (events anchored on anvil), but the app runs under
 uvicorn on a free 127.0.0.1 port and a real browser fetches the item page, in English and in
-Chinese: the rendered DOM must show the seven verified events and load nothing from other hosts,
+Chinese: the rendered DOM must show the seven verified events, each with its evidence mark
+(attested by the responsible party, or a claim that is not), and load nothing from other hosts,
 and a phone-sized screenshot of each language is kept in pytest's base temporary directory
 (`<basetemp>/browser/item-<lang>.png`, e.g. /tmp/pytest-of-$USER/pytest-current/browser/).
 
@@ -21,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ import pytest
 import uvicorn
 from psycopg_pool import ConnectionPool
 
+from api.i18n import TEXTS
 from tests.support.world import ITEM, seed_world
 from tracefin.embedded import free_port
 from tracefin.processes.api import build_app
@@ -55,8 +57,13 @@ CHROMIUM_FLAGS = [
 ]
 LANGUAGES = {
     # lang: (browser locale flags, badge text, summary pill, a stage name)
-    "en": (["--lang=en-US", "--accept-lang=en"], "Verified", "Verified on chain: 7", "Shipped"),
-    "zh": (["--lang=zh-CN", "--accept-lang=zh-CN"], "已验证", "已上链验证: 7", "生产"),
+    "en": (
+        ["--lang=en-US", "--accept-lang=en"],
+        "Verified on chain",
+        "Verified on chain: 7",
+        "Shipped",
+    ),
+    "zh": (["--lang=zh-CN", "--accept-lang=zh-CN"], "已上链验证", "已上链验证: 7", "生产"),
 }
 
 
@@ -159,7 +166,8 @@ def _run_chromium(binary: str, args: list[str], profile: Path) -> BrowserRun:
 @dataclass
 class EventCard:
     classes: list[str]
-    badge: str = ""
+    badge: str = ""  # the chain's mark
+    marks: list[str] = field(default_factory=list)  # the evidence mark: attested, or a claim
 
 
 class PageDom(HTMLParser):
@@ -196,6 +204,8 @@ class PageDom(HTMLParser):
             self.events.append(EventCard(classes))
         elif tag == "span" and "badge" in classes and self.events:
             self._start("badge")
+        elif tag in ("span", "div") and "mark" in classes and self.events:
+            self._start("mark")
         elif tag == "span" and "pill" in classes:
             self._start("pill")
         elif tag == "div" and "stage" in classes:
@@ -213,6 +223,8 @@ class PageDom(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if (self._capture, tag) in {
             ("badge", "span"),
+            ("mark", "span"),
+            ("mark", "div"),
             ("pill", "span"),
             ("stage", "div"),
             ("style", "style"),
@@ -227,6 +239,8 @@ class PageDom(HTMLParser):
         text = " ".join("".join(self._text).split())
         if self._capture == "badge":
             self.events[-1].badge = text
+        elif self._capture == "mark":
+            self.events[-1].marks.append(text)
         elif self._capture == "pill":
             self.pills.append(text)
         elif self._capture == "stage":
@@ -284,9 +298,14 @@ def test_item_page_in_a_headless_browser(
     dom = parse_dom(run.stdout)
     assert dom.lang.split("-")[0] == lang, f"page language {dom.lang!r}; DOM:\n{run.stdout[:2000]}"
     assert len(dom.events) == 7, f"{len(dom.events)} events in the timeline:\n{run.stdout[:3000]}"
+    attested = TEXTS[lang]["counts"]
     for card in dom.events:
         assert "anchored" in card.classes, card
         assert card.badge == badge, card
+        # The second mark, separate from the chain's: attested by the responsible party, or a
+        # claim that is not (never both, never neither).
+        assert len(card.marks) == 1, card
+        assert (card.marks == [attested]) == ("counts" in card.classes), card
     assert pill in dom.pills, dom.pills
     assert any(stage.startswith(stage_name) for stage in dom.stages), dom.stages
     assert "script" not in dom.tags

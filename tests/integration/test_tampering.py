@@ -101,7 +101,7 @@ def test_lot_page_shows_an_edited_event_as_failed(world: Api) -> None:
         None,
     )
     html = world.client.get(LOT, headers={"Accept": "text/html"}).text
-    assert html.count('class="event failed"') == 1
+    assert html.count('class="event failed ') == 1
     assert kinds(world) == {"event_altered"}
 
 
