@@ -9,7 +9,8 @@ from records import registry_store
 from records.db import Conn
 from records.registry_store import Org
 
-ENTERPRISE = ("manufacturer", "warehouse", "logistics", "retailer")
+# Inspectors record inspection results as enterprises do (with their devices or over HTTP).
+ENTERPRISE = ("manufacturer", "warehouse", "logistics", "retailer", "inspector")
 FINANCIER = ("financier",)
 REGULATOR = ("regulator",)
 
