@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from epcis.capture import capture
 from epcis.event_hash import event_hash_digest
 from epcis.signatures import sign_digest
+from ingest.capture import CaptureBatch, Origin
 from ledger import log_store
-from records import event_store, registry_store
+from records import registry_store
 from records.db import Conn
-from records.event_store import EventToStore
 from tests.support.mqtt import RegisteredDevice
 from tracefin.simulate import DEVICES, register_sim_devices, signed_publications, sim_devices
 
@@ -45,7 +44,8 @@ def envelope(device: RegisteredDevice, event: dict[str, object]) -> bytes:
 def store_events(conn: Conn, count: int, org: str | None = None) -> list[bytes]:
     """Store `count` signed lifecycle events straight through capture and the event store.
 
-    The anchoring tests need events in the log, not MQTT: this is ingest's path minus the broker.
+    The anchoring tests need events in the log, not MQTT: this is ingest's path minus the broker
+    (ingest.capture's batch: events and their attestations).
     """
     org = org or f"seed-{secrets.token_hex(3)}"
     register_sim_devices(conn, org, seed=org)
@@ -53,25 +53,20 @@ def store_events(conn: Conn, count: int, org: str | None = None) -> list[bytes]:
     now = datetime.now(UTC)
     start = now - timedelta(hours=1)
     publications = list(signed_publications(sim_devices(org, org), range(count // 7 + 1), start))
-    rows = []
+    batch = CaptureBatch()
     for publication in publications[:count]:
         device = devices[(org, publication.topic.split("/")[2])]
-        result = capture(
-            publication.payload,
+        result = batch.capture(
+            Origin(publication.topic, now, publication.payload),
             device,
-            now=now,
             max_payload_bytes=256 * 1024,
             max_future_skew=timedelta(minutes=10),
         )
         assert not result.refused, result.refused
-        rows += [
-            EventToStore(accepted, device.org_id, device.device_id, publication.topic, now)
-            for accepted in result.accepted
-        ]
     with conn.transaction():
-        stored = event_store.insert_events(conn, rows)
+        stored = batch.store(conn)
     assert len(stored) == count
-    return [row.accepted.digest for row in rows]
+    return [row.accepted.digest for row in batch.events]
 
 
 def wait_anchored(conn: Conn, deployment_id: int, count: int, timeout: float = 60) -> float:
