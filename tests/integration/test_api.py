@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from api.i18n import TEXTS
 from epcis.authority import Reason
+from epcis.identifiers import check_digit, normalise_epc
 from records import attestation_store, registry_store
 from records.attestation_store import AttestationToStore
 from tests.support.api import Api
@@ -369,6 +371,69 @@ def test_a_claim_by_an_unrelated_org_counts_once_the_rightful_party_attests(worl
     assert cached_events(world)["accepting"]["reason"] == "unknown_site"
     registry_store.add_site(world.conn, "maker", SHOP_GLN, "Shop")
     assert page_events(world)["accepting"]["evidence"] == "counts"
+
+
+def test_a_transit_claim_counts_only_from_the_carrier_a_counting_shipment_named(
+    world: Api,
+) -> None:
+    register(world, shop=True)
+    carrier_gln = "0614142" + "00000" + check_digit("061414200000")
+    carrier_key = registry_store.add_org(world.conn, "carrier", "logistics", ["0614142"])[1]
+    epc = f"urn:epc:id:sgtin:0614141.012345.{secrets.token_hex(4)}"
+    path = normalise_epc(epc).removeprefix("https://id.gs1.org")
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    def event(minute: int, **fields: object) -> dict[str, object]:
+        at = (start + timedelta(minutes=minute)).isoformat(timespec="milliseconds")
+        return make_event(epcList=[epc], eventTime=at, **fields)
+
+    moving = {"action": "OBSERVE", "disposition": "in_transit"}
+    shipping = event(
+        1,
+        bizStep="shipping",
+        bizLocation={"id": f"https://id.gs1.org/414/{WAREHOUSE_GLN}"},
+        destinationList=[
+            {
+                "type": "possessing_party",
+                "destination": f"https://id.gs1.org/417/{carrier_gln}",
+            }
+        ],
+        **moving,
+    )
+    for who, events in (
+        (world.keys["maker"], [event(0), shipping]),
+        (carrier_key, [event(2, bizStep="transporting", **moving)]),
+        (world.keys["rival"], [event(3, bizStep="transporting", **moving)]),
+    ):
+        captured = world.client.post(
+            "/v1/capture", json=events, headers={"Authorization": f"Bearer {who}"}
+        )
+        assert captured.status_code == 201, captured.text
+        assert captured.json()["rejected"] == [], captured.text
+
+    def steps() -> list[tuple[str, str | None, str, str | None]]:
+        page = world.get(path, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+        return [
+            (e["biz_step"], e["recorded_by"]["org"], e["evidence"], e.get("reason"))
+            for e in page["events"]
+        ]
+
+    # Shipped over the API, not by the warehouse's device: no custody was handed to anyone.
+    assert steps() == [
+        ("commissioning", "maker", "counts", None),
+        ("shipping", "maker", "unattested", "device_required"),
+        ("transporting", "carrier", "unattested", "no_custodian"),
+        ("transporting", "rival", "unattested", "no_custodian"),
+    ]
+    page = world.get(path, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    attest(world, page["events"][1], "maker", "wh-1", signed=True, at=later)
+    assert steps() == [
+        ("commissioning", "maker", "counts", None),
+        ("shipping", "maker", "counts", None),
+        ("transporting", "carrier", "counts", None),
+        ("transporting", "rival", "unattested", "not_custodian"),
+    ]
 
 
 def test_qr_codes(world: Api) -> None:
