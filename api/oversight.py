@@ -6,11 +6,12 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, field_serializer
+from pydantic import BaseModel, Field, field_serializer
 
 from api.deps import AnyOrg, Config, DbConn, FinanceJournal, Financier, Regulator
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
-from api.schemas import AuditResult, RiskFlag, TraceResult, TraceStep
+from api.schemas import Attester, AuditResult, Recorder, RiskFlag, TraceResult, TraceStep
+from epcis.authority import Reason
 from finance import service
 from finance.audit import full_audit
 from finance.store import credit, goods
@@ -36,8 +37,19 @@ class LotPledgePublic(BaseModel):
 
 
 class LotEvidencePublic(BaseModel):
+    """An event applied to the lot: anchored or not, who recorded and attested it, and whether
+    it counts as evidence (finance believes only events that do)."""
+
     event_hash: str
     anchored: bool
+    recorded_by: Recorder | None = Field(description="the earliest attestation of the event")
+    signed: bool = Field(description="whether the recorder signed its submission")
+    attested_by: list[Attester] = Field(description="everyone else who submitted the event")
+    evidence: Literal["counts", "unattested"] = Field(
+        description="counts: attested by the party the authority rules name for this fact;"
+        " unattested: stored, but it changes nothing about the collateral"
+    )
+    reason: Reason | None = Field(None, description="why the event does not count")
 
 
 class LotStatusPublic(BaseModel):

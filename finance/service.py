@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import NoReturn, TypeVar
+from typing import Literal, NoReturn, TypeVar
 
-from epcis.event_hash import digest_from_hash_id
+from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
 from finance import valuation
 from finance.errors import FinanceError, FinanceErrorCode
@@ -38,9 +38,9 @@ from finance.store import attribution, credit, goods
 from finance.store.credit import Line
 from finance.store.goods import Product
 from finance.store.journal import Journal
-from finance.tracking import LotRecord
+from finance.tracking import LotRecord, recorder_attestation
 from ledger.chain import Chain, ChainReverted
-from records import registry_store
+from records import attestation_store, registry_store
 from records.db import Conn
 
 _T = TypeVar("_T")
@@ -94,9 +94,34 @@ class PledgeStatus:
 
 
 @dataclass(frozen=True)
+class Recorder:
+    org: str  # org slug
+    device: str | None  # None: submitted over the API
+
+
+@dataclass(frozen=True)
+class Attester:
+    org: str
+    device: str | None
+    signed: bool
+
+
+@dataclass(frozen=True)
 class EvidenceStatus:
+    """An event applied to the lot: anchoring, origin, and whether it counts as evidence.
+
+    `recorded_by` is the earliest attestation, `signed` whether it was signed, `attested_by`
+    everyone else who submitted the same event; `reason` (an `epcis.authority.Reason`) only
+    when `evidence` is "unattested".
+    """
+
     event_hash: str  # hash id (ni:///sha-256;...)
     anchored: bool
+    recorded_by: Recorder | None
+    signed: bool
+    attested_by: list[Attester]
+    evidence: Literal["counts", "unattested"]
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -281,8 +306,15 @@ def _location(location: str) -> str:
 
 
 def add_sensor(conn: Conn, org_slug: str, device_id: str, location: str) -> None:
+    """A device reads the conditions at a warehouse: bound to its site, whose telemetry counts
+    only from devices bound to it."""
     org = _org(conn, org_slug)
-    goods.add_sensor(conn, org.id, device_id, normalise_epc(location))
+    canonical = normalise_epc(location)
+    with conn.transaction():
+        goods.add_sensor(conn, org.id, device_id, canonical)
+        gln = _site_gln(canonical)
+        if gln is not None:
+            registry_store.bind_device_sites(conn, org_slug, device_id, [gln])
 
 
 def _site_gln(location: str) -> str | None:
@@ -616,5 +648,41 @@ def lot_status(conn: Conn, lot: str, financier: str | None = None) -> LotStatus:
         risk_flags=sorted(state.risk_flags),
         collateral_value=judged.value.format(),
         collateral_value_minor=judged.value.minor,
-        evidence=[EvidenceStatus(h, a) for h, a in state.evidence],
+        evidence=_evidence(conn, lot_uri),
     )
+
+
+def _evidence(conn: Conn, lot_uri: str) -> list[EvidenceStatus]:
+    """Every event applied to the lot, in log order, with its origin and evidence status."""
+    rows = goods.lot_evidence(conn, lot_uri)
+    stored = attestation_store.attestations_for(conn, [row.event_hash for row in rows])
+    out = []
+    for row in rows:
+        recorder = recorder_attestation(
+            row.recorder_org,
+            row.recorder_device,
+            row.recorder_topic,
+            row.recorder_signed,
+            row.recorder_received_at,
+        )
+        attestations = sorted(
+            [*stored.get(row.event_hash, []), recorder], key=lambda a: a.received_at
+        )
+        first = attestations[0]
+        others: list[Attester] = []
+        for attestation in attestations[1:]:
+            entry = Attester(attestation.org, attestation.device, attestation.signed)
+            if entry != Attester(first.org, first.device, first.signed) and entry not in others:
+                others.append(entry)
+        out.append(
+            EvidenceStatus(
+                event_hash=hash_id_from_digest(row.event_hash),
+                anchored=row.anchored,
+                recorded_by=Recorder(first.org, first.device),
+                signed=first.signed,
+                attested_by=others,
+                evidence="counts" if row.counts else "unattested",
+                reason=None if row.counts else row.reason,
+            )
+        )
+    return out

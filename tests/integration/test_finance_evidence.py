@@ -1,0 +1,284 @@
+"""Finance believes only evidence, on a real database: claims nobody entitled made change nothing.
+
+acme owns the goods' GS1 Company Prefix and operates the warehouse and the shop; evil, an
+unrelated enterprise with its own prefix, devices and depot, sends claims about acme's pledged
+lot. Each event goes through ingest's capture path (stored once, every copy an attestation).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from epcis.capture import DeviceKey
+from epcis.event_hash import event_hash_id
+from epcis.identifiers import check_digit
+from finance import pledges, rules, service, valuation
+from finance.store import attribution, credit
+from finance.worker import FinanceConfig, FinanceWorker
+from ingest.capture import CaptureBatch, Origin
+from ingest.topics import Kind, device_topic
+from ledger import log_store
+from records import registry_store
+from records.db import Conn
+from tests.support.world import JOURNAL
+from tracefin.simulate import (
+    COMPANY_PREFIX,
+    WAREHOUSE_GLN,
+    gtin_for,
+    lifecycle,
+    register_sim_sites,
+)
+
+pytestmark = pytest.mark.integration
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+ACME, EVIL, BANK, CARRIER = "acme", "evil", "bank", "haul-co"
+EVIL_PREFIX = "0999999"
+EVIL_GLN = f"{EVIL_PREFIX}00001" + check_digit(f"{EVIL_PREFIX}00001")
+CARRIER_PREFIX = "0888888"
+CARRIER_GLN = f"{CARRIER_PREFIX}00001" + check_digit(f"{CARRIER_PREFIX}00001")
+LOT = f"https://id.gs1.org/01/{gtin_for(0)}/10/L0000000"
+START = datetime.now(UTC) - timedelta(hours=1)
+STORY = [
+    event for _, event in lifecycle(0, START)
+]  # commission pack inspect store ship accept sell
+
+
+def send(conn: Conn, org: str, device: str, events: list[dict[str, object]]) -> None:
+    """Submit events as `org`'s device over MQTT: stored once, each copy an attestation."""
+    key = registry_store.find_devices(conn, [(org, device)])[(org, device)]
+    send_as(conn, key, events)
+
+
+def send_as(conn: Conn, key: DeviceKey, events: list[dict[str, object]]) -> None:
+    batch = CaptureBatch()
+    origin = Origin(
+        device_topic(key.org_slug, key.device_id, Kind.EVENTS),
+        datetime.now(UTC),
+        orjson.dumps(events),
+    )
+    result = batch.capture(
+        origin, key, max_payload_bytes=1 << 20, max_future_skew=timedelta(minutes=10)
+    )
+    assert not result.refused, result.refused
+    with conn.transaction():
+        new = batch.store(conn)
+        log_store.assign_positions(conn, len(new))
+
+
+def follow(conn: Conn) -> None:
+    worker = FinanceWorker("unused", FinanceConfig(), JOURNAL)
+    while worker.apply_next_chunk(conn):
+        pass
+    worker.apply_next_chunk(conn)  # lots whose events were attested again since
+
+
+def at(event: dict[str, object], gln: str, **changes: object) -> dict[str, object]:
+    """`event` happening at site `gln` (a new event: its hash changes with its place)."""
+    place = {"id": f"https://id.gs1.org/414/{gln}"}
+    return {**event, "readPoint": place, "bizLocation": place, **changes}
+
+
+@pytest.fixture
+def line(conn: Conn) -> int:
+    """acme's lot 0 made, inspected, stored in the warehouse the bank supervises, pledged."""
+    registry_store.add_org(conn, ACME, "manufacturer", [COMPANY_PREFIX])
+    registry_store.add_device(conn, ACME, "plc-1", None)
+    register_sim_sites(conn, ACME)  # the factory, the warehouse and the shop
+    registry_store.add_org(conn, EVIL, "manufacturer", [EVIL_PREFIX])
+    registry_store.add_device(conn, EVIL, "evil-1", None)
+    registry_store.add_site(conn, EVIL, EVIL_GLN, "Evil depot")
+    registry_store.add_org(conn, CARRIER, "logistics", [CARRIER_PREFIX])
+    registry_store.add_device(conn, CARRIER, "truck-9", None)
+    registry_store.add_org(conn, BANK, "financier")
+    service.add_product(conn, JOURNAL, ACME, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
+    service.add_warehouse(conn, JOURNAL, ACME, WAREHOUSE, "Cold store")
+    service.supervise(conn, JOURNAL, BANK, WAREHOUSE)
+    opened = service.open_line(conn, JOURNAL, BANK, ACME, "1000.00", "CNY")
+    send(conn, ACME, "plc-1", STORY[:4])
+    follow(conn)
+    credit.add_pledge(conn, LOT, opened.id, pledges.lot_key(LOT), WAREHOUSE, b"")
+    return opened.id
+
+
+def lot_row(conn: Conn) -> tuple[object, ...]:
+    lot = attribution.get_lot(conn, LOT)
+    assert lot is not None
+    return (lot.quantity, lot.location, lot.custody, lot.last_inspection_disposition)
+
+
+def status_of(conn: Conn, line_id: int) -> str:
+    found = credit.get_line(conn, line_id)
+    assert found is not None
+    return found.status
+
+
+def bank_flags(conn: Conn) -> set[str]:
+    bank = registry_store.get_org(conn, BANK)
+    assert bank is not None
+    return {row.kind for row in credit.risk_flags_for_financier(conn, bank.id, None)}
+
+
+def entry(conn: Conn, event: dict[str, object]) -> service.EvidenceStatus:
+    """The lot status's evidence entry of `event`."""
+    wanted = event_hash_id(event)
+    found = [e for e in service.lot_status(conn, LOT, BANK).evidence if e.event_hash == wanted]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_legitimate_story_counts(conn: Conn, line: int) -> None:
+    assert lot_row(conn) == (3, WAREHOUSE, "warehouse", "conformant")
+    status = service.lot_status(conn, LOT, BANK)
+    assert [e.evidence for e in status.evidence] == ["counts"] * 4
+    first = status.evidence[0]
+    assert first.recorded_by == service.Recorder(ACME, "plc-1")
+    assert (first.signed, first.attested_by, first.reason) == (False, [], None)
+    assert status.collateral_value_minor == 3750
+
+
+def test_an_unattested_shipping_of_pledged_goods_is_disputed_not_a_freeze(
+    conn: Conn, line: int
+) -> None:
+    before = lot_row(conn)
+    ship = STORY[4]
+    send(conn, EVIL, "evil-1", [ship])  # evil's device, acme's warehouse
+    follow(conn)
+    assert status_of(conn, line) == "active"
+    assert "disputed_movement" in bank_flags(conn)
+    assert "unauthorized_movement" not in bank_flags(conn)
+    assert lot_row(conn) == before
+    shown = entry(conn, ship)
+    assert (shown.evidence, shown.reason) == ("unattested", "not_site_operator")
+    assert shown.recorded_by == service.Recorder(EVIL, "evil-1")
+    # An alert, not a fault of the goods: the lot is still worth what it was.
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 3750
+
+
+def test_an_attested_shipping_without_a_release_freezes_the_line(conn: Conn, line: int) -> None:
+    send(conn, ACME, "plc-1", [STORY[4]])
+    follow(conn)
+    assert status_of(conn, line) == "frozen"
+    assert "unauthorized_movement" in credit.open_flags(conn, LOT)
+    assert lot_row(conn)[2] == "in_transit"
+
+
+def test_a_shipping_after_a_release_does_not_freeze(conn: Conn, line: int) -> None:
+    credit.release_pledge(conn, LOT, b"")
+    send(conn, ACME, "plc-1", [STORY[4]])
+    follow(conn)
+    assert status_of(conn, line) == "active"
+    assert lot_row(conn)[2] == "in_transit"
+
+
+def test_receiving_at_another_site_by_its_operator_is_a_movement(conn: Conn, line: int) -> None:
+    pallet = STORY[3]["epcList"]
+    receive = at(
+        STORY[3],
+        EVIL_GLN,
+        bizStep="receiving",
+        disposition="in_progress",
+        eventTime=(START + timedelta(minutes=1)).isoformat(),
+    )
+    receive["epcList"] = pallet
+    send(conn, EVIL, "evil-1", [receive])
+    follow(conn)
+    assert entry(conn, receive).evidence == "counts"
+    assert status_of(conn, line) == "frozen"
+    assert lot_row(conn)[1] == f"https://id.gs1.org/414/{EVIL_GLN}"
+
+
+def test_a_custom_bizstep_at_another_site_is_a_movement(conn: Conn, line: int) -> None:
+    moved = at(STORY[3], EVIL_GLN, bizStep="https://evil.example/steps/relocating")
+    send(conn, EVIL, "evil-1", [moved])
+    follow(conn)
+    assert entry(conn, moved).evidence == "counts"
+    assert status_of(conn, line) == "frozen"
+
+
+def test_commissioning_into_someone_elses_lot_changes_no_quantity(conn: Conn, line: int) -> None:
+    extra = [f"https://id.gs1.org/01/{gtin_for(0)}/21/EVIL{n:04d}" for n in range(4000)]
+    commission = {
+        **STORY[0],
+        "epcList": extra,
+        "eventTime": (START + timedelta(seconds=5)).isoformat(),
+    }
+    send(conn, EVIL, "evil-1", [commission])
+    follow(conn)
+    assert lot_row(conn)[0] == 3
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 3750
+    assert entry(conn, commission).reason == "not_goods_owner"
+
+
+def test_retail_selling_by_someone_else_routes_no_proceeds(conn: Conn, line: int) -> None:
+    send(conn, EVIL, "evil-1", [STORY[6]])  # at acme's shop
+    follow(conn)
+    movements = conn.execute(
+        "SELECT kind FROM line_movements WHERE line_id = %s AND kind = 'proceeds_due'", (line,)
+    ).fetchall()
+    assert movements == []
+    assert lot_row(conn)[0] == 3
+    assert status_of(conn, line) == "active"
+
+
+def test_an_inspection_by_someone_else_does_not_count(conn: Conn, line: int) -> None:
+    """Lot 1 was never inspected by acme: evil's conformant inspection leaves no_inspection."""
+    story = [event for _, event in lifecycle(1, START)]
+    service.add_product(conn, JOURNAL, ACME, gtin_for(1), "Buns", "frozen", "1.00", "CNY")
+    send(conn, ACME, "plc-1", [story[0], story[1], story[3]])
+    send(conn, EVIL, "evil-1", [story[2]])
+    follow(conn)
+    lot = f"https://id.gs1.org/01/{gtin_for(1)}/10/L0000001"
+    bank = registry_store.get_org(conn, BANK)
+    assert bank is not None
+    state = valuation.lot_state(conn, lot, bank.id)
+    assert state is not None
+    assert state.last_inspection is None
+    judged = rules.eligibility(state, rules.Policy(), datetime.now(UTC), str(bank.id))
+    assert rules.Reason.NO_INSPECTION in judged.failures
+
+
+def test_a_later_rightful_attestation_counts_as_if_first(conn: Conn, line: int) -> None:
+    ship = STORY[4]
+    send(conn, EVIL, "evil-1", [ship])  # evil captures acme's shipping first
+    follow(conn)
+    assert status_of(conn, line) == "active"
+    send(conn, ACME, "plc-1", [ship])  # a duplicate of the stored event: an attestation only
+    follow(conn)
+    assert status_of(conn, line) == "frozen"
+    assert lot_row(conn)[2] == "in_transit"
+    shown = entry(conn, ship)
+    assert shown.evidence == "counts"
+    assert shown.recorded_by == service.Recorder(EVIL, "evil-1")
+    assert shown.attested_by == [service.Attester(ACME, "plc-1", False)]
+
+
+def test_custody_in_transit_belongs_to_the_carrier_named(conn: Conn, line: int) -> None:
+    credit.release_pledge(conn, LOT, b"")
+    ship = {
+        **STORY[4],
+        "destinationList": [
+            {
+                "type": "possessing_party",
+                "destination": f"https://id.gs1.org/417/{CARRIER_GLN}",
+            }
+        ],
+    }
+    send(conn, ACME, "plc-1", [ship])
+    transport = {
+        **STORY[4],
+        "bizStep": "transporting",
+        "eventTime": (START + timedelta(minutes=5)).isoformat(),
+    }
+    by_evil = {**transport, "eventTime": (START + timedelta(minutes=6)).isoformat()}
+    send(conn, CARRIER, "truck-9", [transport])
+    send(conn, EVIL, "evil-1", [by_evil])
+    follow(conn)
+    assert attribution.get_lot(conn, LOT).custodian == CARRIER  # type: ignore[union-attr]
+    assert entry(conn, transport).evidence == "counts"
+    assert (entry(conn, by_evil).evidence, entry(conn, by_evil).reason) == (
+        "unattested",
+        "not_custodian",
+    )
