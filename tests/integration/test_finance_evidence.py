@@ -15,14 +15,16 @@ import pytest
 from epcis.capture import DeviceKey
 from epcis.event_hash import event_hash_id
 from epcis.identifiers import check_digit
+from epcis.telemetry import Reading
 from finance import pledges, rules, service, valuation
 from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.capture import CaptureBatch, Origin
 from ingest.topics import Kind, device_topic
 from ledger import log_store
-from records import registry_store
+from records import event_store, registry_store
 from records.db import Conn
+from records.event_store import ReadingToStore
 from tests.support.world import JOURNAL
 from tracefin.simulate import (
     COMPANY_PREFIX,
@@ -282,3 +284,34 @@ def test_custody_in_transit_belongs_to_the_carrier_named(conn: Conn, line: int) 
         "unattested",
         "not_custodian",
     )
+
+
+def test_cold_chain_readings_count_only_from_devices_bound_to_the_site(
+    conn: Conn, line: int
+) -> None:
+    """evil's device reports the warehouse far too warm; only acme's bound sensor counts."""
+    service.add_product(
+        conn, JOURNAL, ACME, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY", "-25", "-15"
+    )
+    registry_store.add_device(conn, ACME, "probe-1", None)
+    service.add_sensor(conn, ACME, "probe-1", WAREHOUSE)
+    now = datetime.now(UTC)
+
+    def too_warm(org: str, device: str) -> None:
+        """Four hours of 30 °C readings from `org`'s `device`."""
+        key = registry_store.find_devices(conn, [(org, device)])[(org, device)]
+        rows = [
+            ReadingToStore(
+                Reading(now - timedelta(minutes=m), "temperature", 30.0), key.org_id, device, now
+            )
+            for m in range(0, 240, 10)
+        ]
+        with conn.transaction():
+            event_store.insert_readings(conn, rows)
+
+    too_warm(EVIL, "evil-1")  # a device bound to no site of acme's
+    assert valuation.check_cold_chain(conn, JOURNAL, now) == 0
+    assert "cold_chain_breach" not in credit.open_flags(conn, LOT)
+    too_warm(ACME, "probe-1")  # the same readings from the bound sensor are a breach
+    assert valuation.check_cold_chain(conn, JOURNAL, now) == 1
+    assert "cold_chain_breach" in credit.open_flags(conn, LOT)

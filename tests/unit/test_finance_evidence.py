@@ -1,0 +1,160 @@
+"""Finance's decisions with evidence (pure): movements of pledged goods, custody in transit, and
+which attestations an applied event is judged on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from epcis.authority import Attestation, Fact, Parties, evaluate, fact_of
+from finance.tracking import (
+    LoggedEvent,
+    custodian_after,
+    moves_pledged_goods,
+    recorder_attestation,
+)
+
+GTIN = "00614141000012"
+PALLET = "https://id.gs1.org/00/006141410000000017"
+WAREHOUSE_GLN = "0614141000012"
+WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
+OTHER_GLN = "0999999000019"
+OTHER = f"https://id.gs1.org/414/{OTHER_GLN}"
+CARRIER_GLN = "0888888000011"
+T0 = datetime(2026, 11, 26, 8, tzinfo=UTC)
+PARTIES = Parties(
+    prefixes={"0614141": "acme", "0999999": "evil", "0888888": "haul-co"},
+    site_operators={WAREHOUSE_GLN: "acme", OTHER_GLN: "evil"},
+)
+
+
+def logged(
+    biz_step: str | None,
+    location: str | None = WAREHOUSE,
+    *,
+    event_type: str = "ObjectEvent",
+    recorded_by: Attestation | None = None,
+    **body: Any,
+) -> LoggedEvent:
+    return LoggedEvent(
+        log_index=1,
+        event_hash=bytes(32),
+        event_time=T0,
+        event_type=event_type,
+        action="OBSERVE",
+        biz_step=biz_step,
+        disposition=None,
+        biz_location=location,
+        epcs=[PALLET],
+        lots=[],
+        event=body,
+        read_point=location,
+        recorded_by=recorded_by,
+    )
+
+
+def attestation(org: str, device: str | None = "dev-1", *, at: int = 0) -> Attestation:
+    return Attestation(
+        org=org,
+        device=device,
+        user=None,
+        channel="mqtt" if device else "http",
+        signed=False,
+        received_at=T0 + timedelta(seconds=at),
+    )
+
+
+def fact(event: LoggedEvent) -> Fact:
+    return fact_of(event.columns)
+
+
+@pytest.mark.parametrize(
+    ("step", "location", "moves"),
+    [
+        ("shipping", WAREHOUSE, True),  # leaving, at the pledged site itself
+        ("loading", WAREHOUSE, True),
+        ("departing", WAREHOUSE, True),
+        ("transporting", None, True),  # custody in transit, wherever
+        ("receiving", OTHER, True),  # the goods are at another site
+        ("accepting", OTHER, True),
+        ("retail_selling", OTHER, True),
+        ("https://example.com/steps/relocating", OTHER, True),  # a custom step elsewhere
+        ("storing", WAREHOUSE, False),  # where they are pledged
+        ("receiving", WAREHOUSE, False),
+        ("https://example.com/steps/counting", WAREHOUSE, False),
+        ("storing", None, False),  # no place named, no movement claimed
+        ("inspecting", OTHER, False),  # inspecting and making do not move goods
+        ("commissioning", OTHER, False),
+    ],
+)
+def test_any_claim_of_place_or_custody_away_from_the_pledged_site_is_a_movement(
+    step: str, location: str | None, moves: bool
+) -> None:
+    event = logged(step, location)
+    assert moves_pledged_goods(event, fact(event), WAREHOUSE) is moves
+
+
+def test_a_shipping_hands_custody_to_the_carrier_it_names() -> None:
+    named = logged(
+        "shipping",
+        destinationList=[
+            {"type": "possessing_party", "destination": f"https://id.gs1.org/417/{CARRIER_GLN}"}
+        ],
+    )
+    assert custodian_after(None, fact(named), named, PARTIES) == "haul-co"
+    unnamed = logged("shipping")
+    assert custodian_after("haul-co", fact(unnamed), unnamed, PARTIES) is None
+    # Loading and departing keep the carrier unless they name one; transit claims keep it.
+    for step in ("loading", "departing", "transporting"):
+        event = logged(step)
+        assert custodian_after("haul-co", fact(event), event, PARTIES) == "haul-co", step
+    # Goods at a site are in no carrier's custody; making and inspecting change nothing.
+    for step in ("receiving", "storing", "accepting", "retail_selling"):
+        event = logged(step, OTHER)
+        assert custodian_after("haul-co", fact(event), event, PARTIES) is None, step
+    for step in ("inspecting", "commissioning"):
+        event = logged(step)
+        assert custodian_after("haul-co", fact(event), event, PARTIES) == "haul-co", step
+
+
+def test_the_recorder_is_an_attestation_when_none_is_stored() -> None:
+    recorder = recorder_attestation("acme", "dev-1", "tf/acme/dev-1/events", False, T0)
+    event = logged("storing", recorded_by=recorder)
+    assert event.attestations([]) == [recorder]
+    assert evaluate(event.columns, event.attestations([]), PARTIES).counts
+    # Stored attestations include the recorder's: it is not counted twice.
+    assert event.attestations([attestation("acme")]) == [attestation("acme")]
+    # Another party's stored attestation does not hide the recorder's.
+    assert event.attestations([attestation("evil")]) == [attestation("evil"), recorder]
+
+
+def test_a_capture_over_http_names_no_device() -> None:
+    recorder = recorder_attestation("acme", "http-capture", "http:/v1/capture", True, T0)
+    assert (recorder.channel, recorder.device, recorder.signed) == ("http", None, True)
+    # Custody at a site counts only from a device of its operator.
+    event = logged("storing", recorded_by=recorder)
+    judged = evaluate(event.columns, event.attestations([]), PARTIES)
+    assert (judged.counts, judged.reason) == (False, "device_required")
+
+
+def test_a_transit_claim_counts_only_from_the_custodian() -> None:
+    event = logged("transporting", None)
+    by_carrier, by_evil = [attestation("haul-co")], [attestation("evil")]
+    assert evaluate(event.columns, by_carrier, PARTIES, custodian="haul-co").counts
+    judged = evaluate(event.columns, by_evil, PARTIES, custodian="haul-co")
+    assert (judged.counts, judged.reason) == (False, "not_custodian")
+    judged = evaluate(event.columns, by_carrier, PARTIES, custodian=None)
+    assert (judged.counts, judged.reason) == (False, "no_custodian")
+
+
+def test_the_columns_the_rules_read_come_from_the_logged_event() -> None:
+    event = logged("receiving", OTHER)
+    columns = event.columns
+    assert (columns.biz_step, columns.biz_location, columns.read_point) == (
+        "receiving",
+        OTHER,
+        OTHER,
+    )
+    assert columns.epcs == (PALLET,)
