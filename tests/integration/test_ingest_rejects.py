@@ -66,6 +66,15 @@ BAD_PAYLOADS: dict[str, tuple[Callable[[RegisteredDevice], bytes], str]] = {
         lambda d: envelope(d, make_event(**{"example:blob": "x" * (256 * 1024)})),
         "payload_too_large",
     ),
+    # A GS1 key with a wrong check digit (the right ones end in 9 and 2) names nothing real.
+    "gtin_with_a_wrong_check_digit": (
+        lambda d: envelope(d, make_event(epcList=["https://id.gs1.org/01/00614141000028/21/1"])),
+        "invalid_identifier",
+    ),
+    "gln_with_a_wrong_check_digit": (
+        lambda d: envelope(d, make_event(readPoint={"id": "https://id.gs1.org/414/0614141000013"})),
+        "invalid_identifier",
+    ),
     "signature_missing": (lambda d: orjson.dumps(make_event()), "signature_missing"),
     "signature_malformed": (
         lambda d: orjson.dumps({"event": make_event(), "sig": "0x1234"}),
