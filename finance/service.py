@@ -327,7 +327,7 @@ def _site_gln(location: str) -> str | None:
 
 def supervise(conn: Conn, journal: Journal, financier: str, location: str) -> None:
     org = _org(conn, financier, "financier")
-    canonical = normalise_epc(location)
+    canonical = _location(location)  # a GLN in any of its forms, as `site add` takes it
     goods.supervise(conn, org.id, canonical)
     journal.write(conn, financier, "warehouse_supervised", canonical, {})
 

@@ -229,12 +229,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
-    from tracefin.simulate import register_sim_devices, run_simulation
+    from tracefin.simulate import register_sim_devices, register_sim_sites, run_simulation
 
     mqtt_url = _mqtt_url(settings)
     if not args.no_register:
         with _connect(settings) as conn:
             register_sim_devices(conn, args.org, seed=args.seed)
+            register_sim_sites(conn, args.org)  # where free: its devices' events then count
     sent = run_simulation(
         mqtt_url,
         args.org,
