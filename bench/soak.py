@@ -66,6 +66,7 @@ from tracefin.simulate import (
     gtin_for,
     lifecycle,
     register_sim_devices,
+    register_sim_sites,
     sim_devices,
 )
 
@@ -193,6 +194,7 @@ def seed(conn: Conn, products: int, chain: Chain) -> None:
     a pledge costs a transaction, hence only twenty.
     """
     register_sim_devices(conn, ORG, seed=ORG)
+    register_sim_sites(conn, ORG)  # its devices' custody and sale events count as evidence
     bank, _ = registry_store.add_org(conn, "bank", "financier")
     service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
