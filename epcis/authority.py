@@ -211,6 +211,36 @@ def carrier_named(event: Mapping[str, Any], parties: Parties) -> str | None:
     return None
 
 
+# bizSteps that take goods off a site, into a carrier's hands.
+MOVEMENT_STEPS = frozenset({"loading", "shipping", "departing"})
+# Facts that say where the goods are or who holds them.
+PLACE_FACTS = frozenset({Fact.SITE_CUSTODY, Fact.TRANSIT, Fact.ACCEPTANCE, Fact.RETAIL_SALE})
+
+
+def custodian_after(
+    custodian: str | None,
+    fact: Fact,
+    biz_step: str | None,
+    event: Mapping[str, Any],
+    parties: Parties,
+) -> str | None:
+    """Who holds the goods in transit after a *counting* event (an org slug, or None): the
+    `custodian` a later transit claim is judged against (`evaluate`).
+
+    A shipping hands custody to the carrier it names as possessing party (none named: no one
+    may speak for the goods in transit); loading and departing keep the carrier unless they
+    name one; transit claims keep it; goods at a site (received, stored, accepted, sold) are in
+    no carrier's custody. Making and inspecting change nothing.
+    """
+    if fact is Fact.TRANSIT or fact not in PLACE_FACTS:
+        return custodian
+    if biz_step == "shipping":
+        return carrier_named(event, parties)
+    if biz_step in MOVEMENT_STEPS:
+        return carrier_named(event, parties) or custodian
+    return None
+
+
 def _check(
     fact: Fact,
     columns: IndexColumns,

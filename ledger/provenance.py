@@ -11,7 +11,7 @@ separate questions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from epcis import authority
-from epcis.authority import Attestation, Evidence, Fact, Parties
+from epcis.authority import Attestation, Evidence, Fact
 from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
 from ledger import provenance_store
@@ -274,7 +274,8 @@ def origins(
     """Each event's origin (`origin_json`) by digest; `history` is in event-time order.
 
     A transit claim counts only from the carrier holding the goods; who that is follows from
-    the history itself: a counting shipment hands custody to the carrier it names.
+    the history itself (`epcis.authority.custodian_after`: a counting shipment hands custody
+    to the carrier it names).
     """
     digests = [digest for digest, _ in history]
     attestations = attestation_store.attestations_for(conn, digests)
@@ -284,7 +285,8 @@ def origins(
     transit = any(authority.fact_of(columns, extensions) is Fact.TRANSIT for _, columns in history)
     bodies = (
         provenance_store.event_bodies(
-            conn, [digest for digest, columns in history if columns.biz_step == "shipping"]
+            conn,
+            [digest for digest, columns in history if columns.biz_step in authority.MOVEMENT_STEPS],
         )
         if transit
         else {}
@@ -296,27 +298,12 @@ def origins(
         evidence = authority.evaluate(
             columns, attested, parties, custodian=custodian, extensions=extensions
         )
-        custodian = custody_after(custodian, columns, evidence, bodies.get(digest), parties)
+        if evidence.counts:  # an unattested claim hands nothing to anyone
+            custodian = authority.custodian_after(
+                custodian, evidence.fact, columns.biz_step, bodies.get(digest) or {}, parties
+            )
         result[digest] = origin_json(attested, evidence)
     return result
-
-
-def custody_after(
-    custodian: str | None,
-    columns: IndexColumns,
-    evidence: Evidence,
-    body: Mapping[str, Any] | None,
-    parties: Parties,
-) -> str | None:
-    """The carrier holding the goods after an event: a counting shipment hands them to the
-    carrier it names (or to none); a counting receipt, acceptance or sale ends the transit."""
-    if not evidence.counts:
-        return custodian  # an unattested claim moves nothing
-    if columns.biz_step == "shipping":
-        return authority.carrier_named(body or {}, parties)
-    if evidence.fact in (Fact.ACCEPTANCE, Fact.RETAIL_SALE) or columns.biz_step == "receiving":
-        return None
-    return custodian
 
 
 def origin_json(attestations: Sequence[Attestation], evidence: Evidence) -> dict[str, Any]:

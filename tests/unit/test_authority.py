@@ -14,6 +14,7 @@ from epcis.authority import (
     Parties,
     Reason,
     carrier_named,
+    custodian_after,
     evaluate,
     fact_of,
     goods_keys,
@@ -226,6 +227,26 @@ def test_a_shipment_hands_custody_to_its_possessing_party() -> None:
     assert carrier_named(shipment, PARTIES) == "carrier"
     assert carrier_named({"destinationList": "junk"}, PARTIES) is None
     assert carrier_named({}, PARTIES) is None
+
+
+def test_custody_passes_to_the_named_carrier_and_ends_at_a_site() -> None:
+    named = {
+        "destinationList": [
+            {"type": "possessing_party", "destination": f"https://id.gs1.org/417/{CARRIER_PGLN}"}
+        ]
+    }
+    at_site = Fact.SITE_CUSTODY
+    assert custodian_after(None, at_site, "shipping", named, PARTIES) == "carrier"
+    assert custodian_after("carrier", at_site, "shipping", {}, PARTIES) is None  # none named
+    assert custodian_after("carrier", at_site, "departing", {}, PARTIES) == "carrier"
+    assert custodian_after("carrier", Fact.TRANSIT, "transporting", {}, PARTIES) == "carrier"
+    assert custodian_after("carrier", Fact.INSPECTION, "inspecting", {}, PARTIES) == "carrier"
+    for fact, step in (
+        (Fact.SITE_CUSTODY, "receiving"),
+        (Fact.ACCEPTANCE, "accepting"),
+        (Fact.RETAIL_SALE, "retail_selling"),
+    ):
+        assert custodian_after("carrier", fact, step, named, PARTIES) is None, step
 
 
 def test_the_rules_table_lists_every_rule_and_the_operators_extensions() -> None:
