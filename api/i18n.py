@@ -20,7 +20,6 @@ TEXTS: dict[str, dict[str, Any]] = {
         "states": {"anchored": "Verified on chain", "pending": "Pending", "failed": "Failed"},
         # The evidence authority (epcis.authority): a second mark, separate from the chain's.
         "counts": "Attested by the responsible party",
-        "counts_total": "Attested by the responsible party",
         "unattested_total": "Not attested",
         "claim_by": "Claim by {org}, not attested",
         "claim": "Claim not attested",
@@ -32,6 +31,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "signed": "signed",
         "unsigned": "not signed",
         "also_attested": "Also submitted by",
+        # Why a claim does not count, by epcis.authority.Reason (every one has words here).
         "reasons": {
             "not_goods_owner": "only the owner of the product's GS1 company prefix, or a"
             " manufacturer it authorised, may record this",
@@ -98,7 +98,6 @@ TEXTS: dict[str, dict[str, Any]] = {
         "proof": "验证",
         "states": {"anchored": "已上链验证", "pending": "待上链", "failed": "未通过"},
         "counts": "责任方已确认",
-        "counts_total": "责任方已确认",
         "unattested_total": "未经确认",
         "claim_by": "{org} 的单方声明，未经责任方确认",  # noqa: RUF001 (Chinese punctuation)
         "claim": "单方声明，未经责任方确认",  # noqa: RUF001 (Chinese punctuation)
