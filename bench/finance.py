@@ -34,8 +34,10 @@ from finance import service
 from finance.journal_seal import DEVELOPMENT_KEY
 from finance.store import attribution
 from finance.store.journal import Journal
+from ingest.topics import Kind, device_topic
 from ledger import log_store
-from records import event_store, registry_store
+from records import attestation_store, event_store, registry_store
+from records.attestation_store import AttestationToStore
 from records.db import Conn
 from records.event_store import EventToStore
 from tracefin.schema import scratch_database
@@ -72,8 +74,10 @@ def prepare(conn: Conn, count: int, first_product: int) -> list[EventToStore]:
             max_payload_bytes=1 << 20,
             max_future_skew=timedelta(minutes=10),
         )
+        # Sent by the device over MQTT: the authority rules count custody only from a device.
+        topic = device_topic(ORG, device.device_id, Kind.EVENTS)
         rows += [
-            EventToStore(a, device.org_id, device.device_id, "bench", now) for a in result.accepted
+            EventToStore(a, device.org_id, device.device_id, topic, now) for a in result.accepted
         ]
         if not result.accepted:
             raise RuntimeError(f"capture refused the lifecycle: {result.refused[:1]}")
@@ -103,6 +107,22 @@ def commit(conn: Conn, rows: list[EventToStore]) -> None:
     ]
     with conn.transaction():
         event_store.insert_events(conn, stamped)
+        # Each event's attestation, as ingest writes it with the event: finance reads them.
+        attestation_store.insert_attestations(
+            conn,
+            [
+                AttestationToStore(
+                    r.accepted.digest,
+                    r.org_id,
+                    r.device_id,
+                    None,
+                    "mqtt",
+                    r.accepted.signature,
+                    r.received_at,
+                )
+                for r in stamped
+            ],
+        )
         log_store.assign_positions(conn, len(stamped))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -217,6 +218,21 @@ def custodian_after(
     if event.biz_step in MOVEMENT_STEPS:
         return carrier_named(event.event, parties) or custodian
     return None
+
+
+def registry_fingerprint(parties: Parties, extensions: Mapping[str, Fact]) -> bytes:
+    """A digest of everything the authority rules read from the registry (prefixes, sites,
+    device bindings, authorisations, roles, rule extensions): when it changes, evidence that
+    did not count may count now."""
+    snapshot = [
+        sorted(parties.prefixes.items()),
+        sorted(parties.site_operators.items()),
+        sorted((key, sorted(sites)) for key, sites in parties.device_sites.items()),
+        sorted(repr(entry) for entry in parties.authorisations),
+        sorted(parties.roles.items()),
+        sorted((step, fact.value) for step, fact in extensions.items()),
+    ]
+    return hashlib.sha256(repr(snapshot).encode()).digest()
 
 
 def order_key(event: LoggedEvent) -> tuple[datetime, bytes]:

@@ -34,6 +34,7 @@ from finance.tracking import (
     lot_change,
     moves_pledged_goods,
     order_key,
+    registry_fingerprint,
 )
 from records import attestation_store, registry_store
 from records.db import Conn, run_connected
@@ -58,6 +59,7 @@ class FinanceWorker:
         self._journal = journal
         self._stop = threading.Event()
         self.applied = 0
+        self._registry: bytes | None = None  # the registry's fingerprint last noticed
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -79,9 +81,24 @@ class FinanceWorker:
                 with conn.transaction():
                     valuation.check_cold_chain(conn, self._journal, datetime.now(UTC))
                     valuation.check_expiry(conn, self._journal, datetime.now(UTC))
+                self.notice_registry(conn)
                 checked = now
             if not applied:
                 self._stop.wait(self._config.idle_sleep.total_seconds())
+
+    def notice_registry(self, conn: Conn) -> bool:
+        """Once the registry changed (a prefix, site, device binding, authorisation or rule
+        added), evidence that did not count is judged again: the next chunk folds its lots
+        afresh. The first look after a start counts as a change. True when it changed."""
+        with conn.transaction():
+            seen = registry_fingerprint(
+                registry_store.authority_parties(conn), registry_store.rule_extensions(conn)
+            )
+            if seen == self._registry:
+                return False
+            attribution.rejudge_unattested(conn)
+        self._registry = seen
+        return True
 
     def apply_next_chunk(self, conn: Conn) -> int:
         """Apply the next positions of the log; returns how many (0: caught up)."""

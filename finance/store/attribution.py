@@ -136,6 +136,14 @@ def lot_events(conn: Conn, lot_uris: Iterable[str]) -> dict[str, list[tuple[Logg
     return out
 
 
+def rejudge_unattested(conn: Conn) -> None:
+    """Evidence that did not count is judged again: `reattested_lots` names its lots until a
+    chunk has folded them (the registry it was judged on has changed)."""
+    conn.execute(
+        "UPDATE lot_evidence SET attestations_seen = -1 WHERE NOT counts AND attestations_seen >= 0"
+    )
+
+
 def reattested_lots(conn: Conn) -> set[str]:
     """Lots holding an event that did not count and has been attested again since it was
     judged: the new attestation may be the rightful party's, so the lot is folded again.

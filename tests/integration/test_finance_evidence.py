@@ -315,3 +315,30 @@ def test_cold_chain_readings_count_only_from_devices_bound_to_the_site(
     too_warm(ACME, "probe-1")  # the same readings from the bound sensor are a breach
     assert valuation.check_cold_chain(conn, JOURNAL, now) == 1
     assert "cold_chain_breach" in credit.open_flags(conn, LOT)
+
+
+def test_a_site_registered_later_makes_its_operators_claims_count(conn: Conn, line: int) -> None:
+    """A sale at acme's second shop, before the operator registered that site, counts once it
+    is registered: the worker notices the registry changed and judges the claim again."""
+    second_shop = f"{COMPANY_PREFIX}00003" + check_digit(f"{COMPANY_PREFIX}00003")
+    sell = at(STORY[6], second_shop)
+    send(conn, ACME, "plc-1", [sell])
+    worker = FinanceWorker("unused", FinanceConfig(), JOURNAL)
+    worker.notice_registry(conn)
+    follow(conn)
+    assert (entry(conn, sell).evidence, entry(conn, sell).reason) == ("unattested", "unknown_site")
+    assert lot_row(conn)[0] == 3
+    assert status_of(conn, line) == "active"
+    assert not worker.notice_registry(conn)  # nothing changed
+
+    registry_store.add_site(conn, ACME, second_shop, "Second shop")
+    assert worker.notice_registry(conn)
+    follow(conn)
+    assert entry(conn, sell).evidence == "counts"
+    assert lot_row(conn)[0] == 2
+    proceeds = conn.execute(
+        "SELECT amount_minor FROM line_movements WHERE line_id = %s AND kind = 'proceeds_due'",
+        (line,),
+    ).fetchall()
+    assert proceeds == [(1250,)]
+    assert status_of(conn, line) == "frozen"  # sold away from the supervised warehouse

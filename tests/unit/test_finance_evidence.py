@@ -14,6 +14,7 @@ from finance.tracking import (
     custodian_after,
     moves_pledged_goods,
     recorder_attestation,
+    registry_fingerprint,
 )
 
 GTIN = "00614141000012"
@@ -158,3 +159,20 @@ def test_the_columns_the_rules_read_come_from_the_logged_event() -> None:
         OTHER,
     )
     assert columns.epcs == (PALLET,)
+
+
+def test_the_registry_fingerprint_changes_with_what_the_rules_read() -> None:
+    base = registry_fingerprint(PARTIES, {})
+    assert registry_fingerprint(Parties(**vars(PARTIES)), {}) == base
+    more_sites = Parties(
+        prefixes=PARTIES.prefixes,
+        site_operators={**PARTIES.site_operators, "0614141000036": "acme"},
+    )
+    assert registry_fingerprint(more_sites, {}) != base
+    assert registry_fingerprint(PARTIES, {"urn:x:step": Fact.SITE_CUSTODY}) != base
+    authorised = Parties(
+        prefixes=PARTIES.prefixes,
+        site_operators=PARTIES.site_operators,
+        authorisations=frozenset({("acme", "evil", "manufacture", None)}),
+    )
+    assert registry_fingerprint(authorised, {}) != base
