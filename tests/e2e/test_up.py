@@ -106,7 +106,7 @@ def test_up_demo_serves_an_anchored_verifiable_page_and_stops_cleanly(
         assert _post(f"{base}/v1/verify", bundle) == {"valid": True, "reasons": []}
         browser = urllib.request.Request(page_url, headers={"Accept": "text/html"})
         html = urllib.request.urlopen(browser, timeout=10).read().decode()
-        assert 'class="event anchored"' in html
+        assert 'class="event anchored ' in html  # then its evidence: counts or unattested
         assert _ours(home), "no process of this run was found: the check below proves nothing"
         # A worker that dies is said so and restarted.
         text = (tmp_path / "up.out").read_text()
