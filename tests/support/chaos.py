@@ -681,8 +681,9 @@ def replay_finance(
     """The finance end state of one uninterrupted in-process worker over the same events.
 
     The twin was copied from the seeded database before any worker ran; the faulted run's
-    events are copied into it, with the faulted run's log positions (`order` None) or with
-    positions in the given order of digests (e.g. the order the devices published them).
+    events (and their attestations) are copied into it, with the faulted run's log positions
+    (`order` None) or with positions in the given order of digests (e.g. the order the devices
+    published them).
     """
     columns = (
         "event_hash, event_time, event_time_zone_offset, event_type, action, biz_step,"
@@ -690,7 +691,9 @@ def replay_finance(
         " received_at, signature, context, event"
     )
     with psycopg.connect(twin_url, autocommit=True) as twin:
-        copies = [("events", columns, "ingest_seq")]
+        attested = "event_hash, org_id, device_id, api_user, channel, signature, received_at"
+        # Finance counts an event as evidence by its attestations: they come with the events.
+        copies = [("events", columns, "ingest_seq"), ("attestations", attested, "id")]
         if order is None:
             copies.append(("log_entries", "log_index, event_hash, event_time", "log_index"))
         for table, cols, by in copies:
