@@ -13,6 +13,8 @@ COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
     && /opt/tracefin/bin/pip install --requirement requirements.txt
 COPY tracefin tracefin
+COPY epcis epcis
+COPY records records
 COPY ledger ledger
 COPY ingest ingest
 COPY finance finance
