@@ -69,9 +69,7 @@ class FinanceWorker:
 
     def _start(self, conn: Conn) -> None:
         set_json_loads(orjson.loads, conn)  # event bodies: orjson is ~5x faster
-        # Small indexed reads over tables without statistics (autovacuum may be off) get huge
-        # cost estimates, and JIT-compiling them costs more than running them: tens of ms a chunk.
-        conn.execute("SET jit = off")
+        attribution.turn_off_jit(conn)
         self._follow(conn)
 
     def _follow(self, conn: Conn) -> None:

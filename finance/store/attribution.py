@@ -331,3 +331,10 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
 def lot_uris(conn: Conn) -> list[str]:
     """Every lot the finance worker knows."""
     return [str(uri) for (uri,) in conn.execute("SELECT lot_uri FROM lots").fetchall()]
+
+
+def turn_off_jit(conn: Conn) -> None:
+    """No JIT on this session: small indexed reads over tables without statistics (autovacuum
+    may be off) get huge cost estimates, and JIT-compiling them costs more than running them:
+    tens of ms a chunk."""
+    conn.execute("SET jit = off")

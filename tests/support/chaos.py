@@ -752,7 +752,12 @@ def settle_and_check(
         faulted = snapshot(conn)
         clean = replay_finance(conn, rig_.twin_url)
     for name in clean:
-        assert faulted[name] == clean[name], f"finance table {name} differs from a clean run"
+        only_faulted = _rows_only_in(faulted[name], clean[name])
+        only_clean = _rows_only_in(clean[name], faulted[name])
+        assert faulted[name] == clean[name], (
+            f"finance table {name} differs from a clean run:"
+            f" only in the faulted run {only_faulted[:5]}, only in the clean run {only_clean[:5]}"
+        )
     # The story did happen, so the comparison compared something.
     assert faulted["cursor"] == [(total,)]
     assert faulted["receivables"], "no receivable was created"
@@ -793,3 +798,10 @@ def _without_arrival_order(entry: tuple[object, ...]) -> tuple[object, ...]:
     if action != "line_frozen" or not isinstance(detail, str):
         return entry
     return (actor, action, subject, orjson.dumps({**orjson.loads(detail), "lot": "*"}).decode())
+
+
+def _rows_only_in(rows: object, other: object) -> list[object]:
+    """Rows of one snapshot table missing from the other (for a failure message)."""
+    if not isinstance(rows, list) or not isinstance(other, list):
+        return [rows]
+    return [row for row in rows if row not in other]

@@ -317,7 +317,9 @@ def hostile_payloads(draw: st.DrawFn) -> bytes:
     event = draw(hostile_events())
     token = Raw(draw(st.sampled_from(NUMBER_TOKENS)))
     event["ex:n"] = token
-    for element in event.get("quantityList") or []:
+    # A hostile event's quantityList may be anything at all (true, a number, …).
+    elements = event.get("quantityList")
+    for element in elements if isinstance(elements, list) else []:
         if isinstance(element, dict):
             element["quantity"] = token
     return dump(event)
