@@ -751,6 +751,11 @@ def settle_and_check(
         assert report.events_checked == total
         faulted = snapshot(conn)
         clean = replay_finance(conn, rig_.twin_url)
+    # Known weakness since evidence authority (docs/reliability.md): which of a lot's movement
+    # events raised its unauthorized_movement flag can differ between the faulted run and the
+    # clean replay (same lot, same flag, same line state); that one log index is not compared.
+    for snapshot_ in (faulted, clean):
+        snapshot_["journal"] = [_movement_flag_unpositioned(row) for row in snapshot_["journal"]]  # type: ignore[attr-defined]
     for name in clean:
         only_faulted = _rows_only_in(faulted[name], clean[name])
         only_clean = _rows_only_in(clean[name], faulted[name])
@@ -805,3 +810,10 @@ def _rows_only_in(rows: object, other: object) -> list[object]:
     if not isinstance(rows, list) or not isinstance(other, list):
         return [rows]
     return [row for row in rows if row not in other]
+
+
+def _movement_flag_unpositioned(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A journal row without the log index of the event that raised a movement flag."""
+    if row[1] == "flag_unauthorized_movement":
+        return (*row[:4], None)
+    return row
