@@ -354,9 +354,7 @@ def _lots(event: EPCISEvent, raw: dict[str, Any]) -> Iterator[str]:
             yield lot_uri(*lot)
 
 
-def _check_signature(
-    item: _Item, digest: bytes, device: DeviceKey, now: datetime
-) -> bytes | None:
+def _check_signature(item: _Item, digest: bytes, device: DeviceKey, now: datetime) -> bytes | None:
     if device.address is None:
         return None
     if not item.has_signature or item.signature is None:
