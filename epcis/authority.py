@@ -315,6 +315,24 @@ def evaluate(
     return Evidence(False, fact, reason=first_reason or Reason.NO_ATTESTATION)
 
 
+def recorder_and_others(
+    attestations: Iterable[Attestation],
+) -> tuple[Attestation | None, list[Attestation]]:
+    """Who recorded an event (its earliest attestation) and everyone else who submitted it,
+    once each by (org, device, signed): what pages and the lot status show as its origin."""
+    ordered = sorted(attestations, key=lambda attestation: attestation.received_at)
+    if not ordered:
+        return None, []
+    seen = {(ordered[0].org, ordered[0].device, ordered[0].signed)}
+    others = []
+    for attestation in ordered[1:]:
+        key = (attestation.org, attestation.device, attestation.signed)
+        if key not in seen:
+            seen.add(key)
+            others.append(attestation)
+    return ordered[0], others
+
+
 def reading_counts(org: str, device: str, site: str, parties: Parties) -> bool:
     """A telemetry reading describes a site only when its device is bound to that site."""
     return site in parties.device_sites.get((org, device), frozenset())

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
 
+from epcis.authority import recorder_and_others
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
 from finance import valuation
@@ -665,22 +666,15 @@ def _evidence(conn: Conn, lot_uri: str) -> list[EvidenceStatus]:
             row.recorder_signed,
             row.recorder_received_at,
         )
-        attestations = sorted(
-            [*stored.get(row.event_hash, []), recorder], key=lambda a: a.received_at
-        )
-        first = attestations[0]
-        others: list[Attester] = []
-        for attestation in attestations[1:]:
-            entry = Attester(attestation.org, attestation.device, attestation.signed)
-            if entry != Attester(first.org, first.device, first.signed) and entry not in others:
-                others.append(entry)
+        first, others = recorder_and_others([*stored.get(row.event_hash, []), recorder])
+        assert first is not None  # the recorder at least
         out.append(
             EvidenceStatus(
                 event_hash=hash_id_from_digest(row.event_hash),
                 anchored=row.anchored,
                 recorded_by=Recorder(first.org, first.device),
                 signed=first.signed,
-                attested_by=others,
+                attested_by=[Attester(other.org, other.device, other.signed) for other in others],
                 evidence="counts" if row.counts else "unattested",
                 reason=None if row.counts else row.reason,
             )

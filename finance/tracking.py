@@ -10,7 +10,14 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
-from epcis.authority import Attestation, Fact, Parties, carrier_named, site_of
+from epcis.authority import (
+    MOVEMENT_STEPS,
+    PLACE_FACTS,
+    Attestation,
+    Fact,
+    Parties,
+    site_of,
+)
 from epcis.capture import IndexColumns
 from epcis.identifiers import parse_sgtin
 from epcis.lots import commissioned_lot, ilmd_value
@@ -33,9 +40,6 @@ _CUSTODY = {
     "accepting": "delivered",
     "retail_selling": "sold",
 }
-MOVEMENT_STEPS = frozenset({"loading", "shipping", "departing"})
-# Facts that say where the goods are or who holds them: the claims that can move pledged goods.
-PLACE_FACTS = frozenset({Fact.SITE_CUSTODY, Fact.TRANSIT, Fact.ACCEPTANCE, Fact.RETAIL_SALE})
 _SITE = re.compile(r"^https://id\.gs1\.org/41[47]/(\d{13})(?:/|$)")
 DELIVERY_STEPS = frozenset({"accepting", "receiving"})
 FAILED_INSPECTION = frozenset({"non_conformant", "damaged"})
@@ -199,25 +203,6 @@ def moves_pledged_goods(event: LoggedEvent, fact: Fact, pledged_location: str) -
     site = site_of(event.columns)
     pledged = _SITE.match(pledged_location)
     return site is not None and (pledged is None or site != pledged.group(1))
-
-
-def custodian_after(
-    custodian: str | None, fact: Fact, event: LoggedEvent, parties: Parties
-) -> str | None:
-    """Who holds the goods in transit after a counting `event` (an org slug, or None).
-
-    A shipping hands custody to the carrier it names as possessing party (none named: no one
-    may speak for the goods in transit); loading and departing keep the carrier unless they
-    name one; transit claims keep it; goods at a site (received, stored, accepted, sold) are in
-    no carrier's custody. Making and inspecting change nothing.
-    """
-    if fact is Fact.TRANSIT or fact not in PLACE_FACTS:
-        return custodian
-    if event.biz_step == "shipping":
-        return carrier_named(event.event, parties)
-    if event.biz_step in MOVEMENT_STEPS:
-        return carrier_named(event.event, parties) or custodian
-    return None
 
 
 def registry_fingerprint(parties: Parties, extensions: Mapping[str, Fact]) -> bytes:

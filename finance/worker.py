@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from psycopg.types.json import set_json_loads
 
-from epcis.authority import Evidence, evaluate
+from epcis.authority import Evidence, custodian_after, evaluate
 from epcis.identifiers import parse_lot
 from finance import valuation
 from finance.store import attribution, credit, goods
@@ -30,7 +30,6 @@ from finance.tracking import (
     LotRecord,
     apply_change,
     attribute,
-    custodian_after,
     lot_change,
     moves_pledged_goods,
     order_key,
@@ -293,7 +292,7 @@ class _Chunk:
             apply_change(record, change, event)
             assert self._parties is not None  # loaded whenever there are steps
             record.custodian = custodian_after(
-                record.custodian, evidence.fact, event, self._parties
+                record.custodian, evidence.fact, event.biz_step, event.event, self._parties
             )
             if before is not True:  # new to the lot, or counting now where it did not before
                 self._react(change, event, record, evidence)

@@ -309,28 +309,15 @@ def origins(
 def origin_json(attestations: Sequence[Attestation], evidence: Evidence) -> dict[str, Any]:
     """`recorded_by` (the earliest attestation), `signed`, `attested_by` (everyone else who
     submitted the event), `evidence` and, when it does not count, `reason`."""
-    ordered = sorted(attestations, key=lambda attestation: attestation.received_at)
-    recorder = ordered[0] if ordered else None
-    others: list[dict[str, Any]] = []
-    for attestation in ordered[1:]:
-        entry = {
-            "org": attestation.org,
-            "device": attestation.device,
-            "signed": attestation.signed,
-        }
-        same_as_recorder = recorder is not None and (
-            recorder.org,
-            recorder.device,
-            recorder.signed,
-        ) == (attestation.org, attestation.device, attestation.signed)
-        if not same_as_recorder and entry not in others:
-            others.append(entry)
+    recorder, others = authority.recorder_and_others(attestations)
     data: dict[str, Any] = {
         "recorded_by": (
             {"org": recorder.org, "device": recorder.device} if recorder is not None else None
         ),
         "signed": recorder is not None and recorder.signed,
-        "attested_by": others,
+        "attested_by": [
+            {"org": other.org, "device": other.device, "signed": other.signed} for other in others
+        ],
         "evidence": evidence.status,
     }
     if evidence.reason is not None and not evidence.counts:

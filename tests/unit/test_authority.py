@@ -19,6 +19,7 @@ from epcis.authority import (
     fact_of,
     goods_keys,
     reading_counts,
+    recorder_and_others,
     rules_table,
     site_of,
 )
@@ -258,3 +259,14 @@ def test_the_rules_table_lists_every_rule_and_the_operators_extensions() -> None
         "counts_when_attested_by": RULES[3].authority.value,
         "source": "operator",
     }
+
+
+def test_the_recorder_is_the_earliest_and_the_others_are_listed_once() -> None:
+    recorder, others = recorder_and_others(
+        [by("evil", at=5), by("coldstore", at=1), by("evil", at=9), by("coldstore", at=3)]
+    )
+    assert recorder == by("coldstore", at=1)
+    assert others == [by("evil", at=5)]
+    assert recorder_and_others([]) == (None, [])
+    unsigned_copy = by("coldstore", at=7, signed=False)
+    assert recorder_and_others([by("coldstore"), unsigned_copy])[1] == [unsigned_copy]
