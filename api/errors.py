@@ -82,6 +82,8 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.UNKNOWN_LOT: 404,
     FinanceErrorCode.UNKNOWN_PRODUCT: 404,
     FinanceErrorCode.UNKNOWN_LINE: 404,
+    FinanceErrorCode.UNKNOWN_WAREHOUSE: 404,
+    FinanceErrorCode.UNKNOWN_DEVICE: 404,
     FinanceErrorCode.WRONG_ROLE: 403,
     FinanceErrorCode.NOT_YOUR_PREFIX: 403,
     FinanceErrorCode.NO_LINE: 409,

@@ -48,6 +48,10 @@ TEXTS: dict[str, dict[str, Any]] = {
             " typed in over the API",
             "no_custodian": "no attested shipment handed the goods to a carrier",
             "not_custodian": "only the carrier holding the goods may record this",
+            "held_elsewhere": "the goods are in a supervised warehouse that has not let them go:"
+            " only its operator, or the goods' owner, may say they are elsewhere",
+            "not_consignee": "the goods are on their way to someone else: only the party they"
+            " were shipped to, their carrier or their owner may say where they arrived",
             "no_attestation": "nobody has attested this record",
         },
         "stages": {
@@ -120,6 +124,9 @@ TEXTS: dict[str, dict[str, Any]] = {
             "device_required": "此事须由责任方的设备记录，不能通过接口手工录入",  # noqa: RUF001 (Chinese punctuation)
             "no_custodian": "没有经确认的发货记录表明货物已交给承运方",
             "not_custodian": "只有正在保管这批货物的承运方才能记录此事",
+            "held_elsewhere": "货物存放在受监管仓库且未经其放行："  # noqa: RUF001 (Chinese punctuation)
+            "只有该仓库运营方或货主才能声明货物在别处",
+            "not_consignee": "货物正运往他方：只有收货方、承运方或货主才能声明货物送达何处",  # noqa: RUF001 (Chinese punctuation)
             "no_attestation": "尚无任何一方确认此记录",
         },
         "stages": {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -100,6 +100,12 @@ class Reason(StrEnum):
     DEVICE_REQUIRED = "device_required"  # the rule asks for a device, it came over HTTP
     NO_CUSTODIAN = "no_custodian"  # no attested shipment handed the goods to a carrier
     NOT_CUSTODIAN = "not_custodian"
+    # The goods are at a supervised site whose operator has not let them go: another site's
+    # claim to hold them (or to have sold or shipped them) is not evidence.
+    HELD_ELSEWHERE = "held_elsewhere"
+    # The goods are in transit to someone else: only a party the shipment named as destination,
+    # the carrier holding them, or their owner may say where they arrived.
+    NOT_CONSIGNEE = "not_consignee"
     NO_ATTESTATION = "no_attestation"
 
 
@@ -125,6 +131,7 @@ class Parties:
     # (owner, agent, kind, GTIN or None for all the owner's GTINs); kind: manufacture | inspect
     authorisations: frozenset[tuple[str, str, str, str | None]] = frozenset()
     roles: Mapping[str, str] = field(default_factory=dict)
+    supervised_sites: frozenset[str] = frozenset()  # GLNs of supervised sites
 
     def owner_of(self, key: str) -> str | None:
         """The org holding the GS1 Company Prefix of a key (GTIN-14, SSCC-18, GLN or PGLN)."""
@@ -217,28 +224,79 @@ MOVEMENT_STEPS = frozenset({"loading", "shipping", "departing"})
 PLACE_FACTS = frozenset({Fact.SITE_CUSTODY, Fact.TRANSIT, Fact.ACCEPTANCE, Fact.RETAIL_SALE})
 
 
-def custodian_after(
-    custodian: str | None,
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where goods are as the counting evidence so far says (`whereabouts_after` moves it on;
+    `evaluate` judges claims against it).
+
+    `held_at`: the GLN of the site holding them (None in transit, or before any site is known).
+    `in_transit`: a counting movement took them off a site and no site has them yet.
+    `custodian`: the carrier holding them in transit (an org slug). `consignees`: the orgs the
+    shipment named as destination (owning or possessing party, or operating the destination
+    location): who may say the goods arrived.
+    """
+
+    held_at: str | None = None
+    custodian: str | None = None
+    in_transit: bool = False
+    consignees: frozenset[str] = frozenset()
+
+
+def consignees_named(event: Mapping[str, Any], parties: Parties) -> frozenset[str]:
+    """The orgs a movement names in its destinationList: a party's GS1 prefix holder, or the
+    operator of a destination location (else its prefix holder)."""
+    named: set[str] = set()
+    for entry in event.get("destinationList") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        match = _GLN_IN.match(str(entry.get("destination", "")))
+        if not match:
+            continue
+        gln = match.group(1)
+        if str(entry.get("type", "")).endswith("location"):
+            org = parties.site_operators.get(gln) or parties.owner_of(gln)
+        else:
+            org = parties.owner_of(gln)
+        if org is not None:
+            named.add(org)
+    return frozenset(named)
+
+
+def whereabouts_after(
+    where: Whereabouts,
     fact: Fact,
-    biz_step: str | None,
+    columns: IndexColumns,
     event: Mapping[str, Any],
     parties: Parties,
-) -> str | None:
-    """Who holds the goods in transit after a *counting* event (an org slug, or None): the
-    `custodian` a later transit claim is judged against (`evaluate`).
+) -> Whereabouts:
+    """Where the goods are after a *counting* event.
 
     A shipping hands custody to the carrier it names as possessing party (none named: no one
-    may speak for the goods in transit); loading and departing keep the carrier unless they
-    name one; transit claims keep it; goods at a site (received, stored, accepted, sold) are in
-    no carrier's custody. Making and inspecting change nothing.
+    may speak for the goods in transit) and consigns them to the destinations it names;
+    loading and departing keep carrier and consignees unless they name others; transit claims
+    keep them. Leaving (loading, shipping, departing, transit) puts the goods at no site; any
+    other counting claim at a site (received, stored, accepted, sold, made there) puts them at
+    that site, in no carrier's custody. Inspecting changes nothing.
     """
-    if fact is Fact.TRANSIT or fact not in PLACE_FACTS:
-        return custodian
-    if biz_step == "shipping":
-        return carrier_named(event, parties)
-    if biz_step in MOVEMENT_STEPS:
-        return carrier_named(event, parties) or custodian
-    return None
+    step = columns.biz_step
+    if fact is Fact.TRANSIT:
+        return replace(where, held_at=None, in_transit=True)
+    if step in MOVEMENT_STEPS and fact in PLACE_FACTS:
+        carrier, consignees = carrier_named(event, parties), consignees_named(event, parties)
+        if step != "shipping":  # loading, departing: what the shipment said holds
+            carrier, consignees = carrier or where.custodian, consignees or where.consignees
+        return Whereabouts(None, carrier, True, consignees)
+    if fact is Fact.INSPECTION:
+        return where
+    site = site_of(columns)
+    if site is None:
+        return where
+    return Whereabouts(site)
+
+
+def _owns_goods(org: str, columns: IndexColumns, parties: Parties) -> bool:
+    keys = goods_keys(columns)
+    return bool(keys) and all(parties.owner_of(key) == org for key in keys)
 
 
 def _check(
@@ -246,7 +304,7 @@ def _check(
     columns: IndexColumns,
     attestation: Attestation,
     parties: Parties,
-    custodian: str | None,
+    where: Whereabouts,
 ) -> Reason | None:
     """None when `attestation` meets the rule of `fact`, else why not."""
     org = attestation.org
@@ -271,9 +329,9 @@ def _check(
                 return Reason.NOT_OWNER_DEVICE_OR_INSPECTOR
         return None
     if fact is Fact.TRANSIT:
-        if custodian is None:
+        if where.custodian is None:
             return Reason.NO_CUSTODIAN
-        return None if org == custodian else Reason.NOT_CUSTODIAN
+        return None if org == where.custodian else Reason.NOT_CUSTODIAN
     site = site_of(columns)
     if site is None:
         return Reason.NO_SITE_NAMED
@@ -288,6 +346,25 @@ def _check(
         (org, attestation.device or ""), frozenset()
     ):
         return Reason.NOT_SITE_OPERATOR
+    return _may_place(org, site, columns, where, parties)
+
+
+def _may_place(
+    org: str, site: str, columns: IndexColumns, where: Whereabouts, parties: Parties
+) -> Reason | None:
+    """None when the operator `org` of `site` may say the goods are (or were handled) there,
+    given where they are: goods held in a supervised site leave it on its operator's word; goods
+    in transit arrive where the shipment sent them, or with the carrier holding them. Their
+    owner's own admission always counts; anyone else's site proves nothing."""
+    if _owns_goods(org, columns, parties):
+        return None
+    held = where.held_at
+    if held is not None:
+        if held == site or held not in parties.supervised_sites:
+            return None
+        return None if org == parties.site_operators.get(held) else Reason.HELD_ELSEWHERE
+    if where.in_transit and org != where.custodian and org not in where.consignees:
+        return Reason.NOT_CONSIGNEE
     return None
 
 
@@ -296,19 +373,19 @@ def evaluate(
     attestations: Sequence[Attestation],
     parties: Parties,
     *,
-    custodian: str | None = None,
+    where: Whereabouts = Whereabouts(),
     extensions: Mapping[str, Fact] | None = None,
 ) -> Evidence:
     """Whether an event counts: the earliest attestation that meets its fact's rule.
 
-    `custodian` is the carrier holding the goods (for transit claims), as the caller's history
-    of counting shipments says. When no attestation meets the rule, the reason given is the
-    first attestation's (the party that recorded the event).
+    `where` is where the goods are (the site holding them, the carrier in custody in transit)
+    as the caller's history of counting events says (`whereabouts_after`). When no attestation
+    meets the rule, the reason given is the first attestation's (the party that recorded it).
     """
     fact = fact_of(columns, extensions)
     first_reason: Reason | None = None
     for attestation in sorted(attestations, key=lambda a: a.received_at):
-        reason = _check(fact, columns, attestation, parties, custodian)
+        reason = _check(fact, columns, attestation, parties, where)
         if reason is None:
             return Evidence(True, fact, by=attestation)
         first_reason = first_reason or reason

@@ -19,6 +19,8 @@ class FinanceErrorCode(StrEnum):
     UNKNOWN_LOT = "unknown_lot"
     UNKNOWN_PRODUCT = "unknown_product"
     UNKNOWN_LINE = "unknown_line"
+    UNKNOWN_WAREHOUSE = "unknown_warehouse"
+    UNKNOWN_DEVICE = "unknown_device"
     # The organisation named has another role.
     WRONG_ROLE = "wrong_role"
     # The key (GTIN, GLN) is outside the caller's GS1 Company Prefixes.

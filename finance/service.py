@@ -310,7 +310,9 @@ def add_sensor(conn: Conn, org_slug: str, device_id: str, location: str) -> None
     """A device reads the conditions at a warehouse: bound to its site, whose telemetry counts
     only from devices bound to it."""
     org = _org(conn, org_slug)
-    canonical = normalise_epc(location)
+    canonical = _warehouse(conn, location)
+    if not registry_store.find_devices(conn, [(org_slug, device_id)]):
+        raise FinanceError(FinanceErrorCode.UNKNOWN_DEVICE, f"no device {org_slug}/{device_id}")
     with conn.transaction():
         goods.add_sensor(conn, org.id, device_id, canonical)
         gln = _site_gln(canonical)
@@ -318,19 +320,40 @@ def add_sensor(conn: Conn, org_slug: str, device_id: str, location: str) -> None
             registry_store.bind_device_sites(conn, org_slug, device_id, [gln])
 
 
+def _warehouse(conn: Conn, location: str) -> str:
+    """A registered warehouse's location as stored (a GLN in any of its forms, as `site add`
+    takes it), else refused `unknown_warehouse`."""
+    canonical = _location(location)
+    if not goods.warehouse_exists(conn, canonical):
+        raise FinanceError(
+            FinanceErrorCode.UNKNOWN_WAREHOUSE,
+            f"no warehouse is registered at {canonical}: `tracefin warehouse add` (or `site add"
+            " --supervised`) registers it",
+        )
+    return canonical
+
+
+_GLN_URI = "https://id.gs1.org/414/"
+
+
 def _site_gln(location: str) -> str | None:
     """The GLN of a canonical location that names a whole site, else None; ValueError when it
     names one with a wrong check digit."""
-    if not location.startswith("https://id.gs1.org/414/") or "/254/" in location:
+    if not location.startswith(_GLN_URI) or "/254/" in location:
         return None
     return gln13(location)
 
 
 def supervise(conn: Conn, journal: Journal, financier: str, location: str) -> None:
     org = _org(conn, financier, "financier")
-    canonical = _location(location)  # a GLN in any of its forms, as `site add` takes it
-    goods.supervise(conn, org.id, canonical)
-    journal.write(conn, financier, "warehouse_supervised", canonical, {})
+    canonical = _warehouse(conn, location)
+    with conn.transaction():
+        goods.supervise(conn, org.id, canonical)
+        if canonical.startswith(_GLN_URI):
+            # A registered site some financier supervises is a supervised site: goods held
+            # there leave it only on its operator's word (epcis.authority, held_elsewhere).
+            registry_store.mark_supervised(conn, canonical.removeprefix(_GLN_URI)[:13])
+        journal.write(conn, financier, "warehouse_supervised", canonical, {})
 
 
 def set_policy(

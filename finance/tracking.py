@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
@@ -16,6 +16,7 @@ from epcis.authority import (
     Attestation,
     Fact,
     Parties,
+    Whereabouts,
     site_of,
 )
 from epcis.capture import IndexColumns
@@ -130,28 +131,40 @@ class Attribution:
     unknown: tuple[str, ...]  # EPCs of no known lot: a later event may make them known
 
 
-def attribute(event: LoggedEvent, members: Mapping[str, str]) -> Attribution:
+def attribute(event: LoggedEvent, members: Mapping[str, str], may_claim: bool) -> Attribution:
     """The lots `event` touches and the memberships it creates; `members` maps EPCs to lots.
 
     Commissioning makes its items members of the lot it names; packing makes the pallet a
-    member of its items' lot. Events arrive in any order, so an EPC unknown now may become known
-    later (its commissioning or packing arrives late): `unknown` lists those to look at again.
+    member of its items' lot; both only when `may_claim` (the event counts as evidence: who
+    may say what goods are, `epcis.authority`). A claim that does not count still touches the
+    lot it names (kept in its evidence, marked) but makes nothing a member: another party's
+    items are not slipped into a lot, nor its serials squatted. Events arrive in any order, so
+    an EPC unknown now may become known later (its commissioning or packing arrives late, or
+    counts later): `unknown` lists those to look at again.
     """
     lots = set(event.lots)
     joined: dict[str, str] = {}
     commissioned = event.commissions
     if commissioned is not None:
         lots.add(commissioned)
-        joined.update((epc, commissioned) for epc in event.epcs if epc not in members)
+        if may_claim:
+            joined.update((epc, commissioned) for epc in event.epcs if epc not in members)
     known = {epc: members[epc] for epc in event.epcs if epc in members}
     lots.update(known.values())
-    if event.event_type == "AggregationEvent" and event.action == "ADD":
+    if claims_members(event) and may_claim:
         parent = event.event.get("parentID")
         child_lots = sorted({lot for epc, lot in known.items() if epc != parent})
         if isinstance(parent, str) and child_lots and parent not in members:
             joined[parent] = child_lots[0]
     unknown = tuple(epc for epc in event.epcs if epc not in members and epc not in joined)
     return Attribution(frozenset(lots), tuple(joined.items()), unknown)
+
+
+def claims_members(event: LoggedEvent) -> bool:
+    """Whether `event` may make identifiers members of a lot (a commissioning, a packing)."""
+    return event.commissions is not None or (
+        event.event_type == "AggregationEvent" and event.action == "ADD"
+    )
 
 
 def lot_change(
@@ -189,20 +202,25 @@ def recorder_attestation(
     )
 
 
-def moves_pledged_goods(event: LoggedEvent, fact: Fact, pledged_location: str) -> bool:
+def moves_pledged_goods(
+    event: LoggedEvent, fact: Fact, pledged_location: str, held_before: str | None
+) -> bool:
     """Whether `event` says pledged goods left the supervised site they are pledged in.
 
     Any claim of place or custody does, whatever its bizStep: leaving (loading, shipping,
     departing), custody in transit, or being anywhere else (receiving at another GLN, accepting,
-    selling, a custom bizStep at another site). Making and inspecting do not move goods.
+    selling, a custom bizStep at another site). Making and inspecting do not move goods. Only a
+    claim about goods that were at the pledged site at that point of their history
+    (`held_before`): an earlier leg (the shipping that brought them there, arriving late)
+    moves nothing that is pledged.
     """
-    if fact not in PLACE_FACTS:
+    pledged = _SITE.match(pledged_location)
+    if fact not in PLACE_FACTS or pledged is None or held_before != pledged.group(1):
         return False
     if fact is Fact.TRANSIT or event.biz_step in MOVEMENT_STEPS:
         return True
     site = site_of(event.columns)
-    pledged = _SITE.match(pledged_location)
-    return site is not None and (pledged is None or site != pledged.group(1))
+    return site is not None and site != pledged.group(1)
 
 
 def registry_fingerprint(parties: Parties, extensions: Mapping[str, Fact]) -> bytes:
@@ -215,6 +233,7 @@ def registry_fingerprint(parties: Parties, extensions: Mapping[str, Fact]) -> by
         sorted((key, sorted(sites)) for key, sites in parties.device_sites.items()),
         sorted(repr(entry) for entry in parties.authorisations),
         sorted(parties.roles.items()),
+        sorted(parties.supervised_sites),
         sorted((step, fact.value) for step, fact in extensions.items()),
     ]
     return hashlib.sha256(repr(snapshot).encode()).digest()
@@ -301,6 +320,21 @@ class LotRecord:
     latest_event_time: datetime | None = None
     latest_event_hash: bytes | None = None
     custodian: str | None = None
+    held_at: str | None = None  # the GLN of the site holding the goods
+    in_transit: bool = False
+    consignees: list[str] = field(default_factory=list)
+
+    @property
+    def whereabouts(self) -> Whereabouts:
+        """Where the goods are, as the authority rules read it (the columns above)."""
+        return Whereabouts(
+            self.held_at, self.custodian, self.in_transit, frozenset(self.consignees)
+        )
+
+    @whereabouts.setter
+    def whereabouts(self, where: Whereabouts) -> None:
+        self.held_at, self.custodian = where.held_at, where.custodian
+        self.in_transit, self.consignees = where.in_transit, sorted(where.consignees)
 
     def folds_after(self, event: LoggedEvent) -> bool:
         """True when `event` comes after everything folded into the lot so far."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from psycopg.types.json import set_json_loads
 
-from epcis.authority import Evidence, custodian_after, evaluate
+from epcis.authority import Attestation, Evidence, evaluate, whereabouts_after
 from epcis.identifiers import parse_lot
 from finance import valuation
 from finance.store import attribution, credit, goods
@@ -30,6 +30,7 @@ from finance.tracking import (
     LotRecord,
     apply_change,
     attribute,
+    claims_members,
     lot_change,
     moves_pledged_goods,
     order_key,
@@ -161,6 +162,15 @@ class _Chunk:
     ) -> None:
         self._conn = conn
         self._journal = journal
+        self._refold = refold or set()
+        # The registry and the attestations the rules read, once per chunk: who may say what
+        # the goods are decides memberships already (attribution), not only the fold.
+        busy = bool(events or self._refold)
+        self._parties = registry_store.authority_parties(conn) if busy else None
+        self._extensions = registry_store.rule_extensions(conn) if busy else {}
+        self._attested: dict[bytes, list[Attestation]] = {}
+        self._attested_known: set[bytes] = set()
+        self._load_attestations(events)
         self._members = attribution.members_of(
             conn, {epc for event in events for epc in event.epcs}
         )
@@ -173,9 +183,17 @@ class _Chunk:
         claimed: list[str] = []
         for event in events:
             claimed += self._attribute(event)
+        # Lots folded again: their claims that did not count may count now (a late attestation
+        # by the rightful party, a registry change), and then claim their members.
+        self._folded_before = attribution.lot_events(conn, self._refold) if self._refold else {}
+        claimed += self._attribute_again(
+            event
+            for folded in self._folded_before.values()
+            for event, counted in folded
+            if not counted and claims_members(event)
+        )
         self._resolve(claimed)
         self._drop_known_evidence()
-        self._refold = refold or set()
         touched = set(self._new) | self._refold
         self._lots = attribution.load_lots(conn, touched)
         # New lots get their row now, so flags and receivables can refer to them at once.
@@ -185,21 +203,34 @@ class _Chunk:
         self._steps = self._plan(touched)
         self._pledges = credit.live_pledges(conn, touched)
         self._products = goods.products(conn, {record.gtin for record in self._lots.values()})
-        # The registry and the attestations the rules read, once per chunk.
-        self._parties = registry_store.authority_parties(conn) if self._steps else None
-        self._extensions = registry_store.rule_extensions(conn) if self._steps else {}
-        self._attested = attestation_store.attestations_for(
-            conn, sorted({event.event_hash for _, event, _ in self._steps})
-        )
+        self._load_attestations(event for _, event, _ in self._steps)
         self._evidence: list[EvidenceRow] = []
         self._judged: list[EvidenceRow] = []
         self._receivables: list[Receivable] = []
         self._entries: list[JournalEntry] = []
         self._dirty: set[str] = set()
 
+    def _load_attestations(self, events: Iterable[LoggedEvent]) -> None:
+        """The stored attestations of `events`, read once per chunk."""
+        missing = sorted({event.event_hash for event in events} - self._attested_known)
+        if missing:
+            self._attested.update(attestation_store.attestations_for(self._conn, missing))
+            self._attested_known.update(missing)
+
+    def _counts(self, event: LoggedEvent) -> bool:
+        """Whether a claim of what goods are (a commissioning, a packing) counts as evidence:
+        only then may it make its items members of a lot. Such claims do not depend on where
+        the goods are, so they are judged here as the fold would judge them."""
+        assert self._parties is not None  # loaded whenever there are events
+        stored = self._attested.get(event.event_hash, [])
+        return evaluate(
+            event.columns, event.attestations(stored), self._parties, extensions=self._extensions
+        ).counts
+
     def _attribute(self, event: LoggedEvent) -> list[str]:
         """Attribute `event` to its lots; returns the EPCs it made members of a lot."""
-        attribution = attribute(event, self._members)
+        may_claim = claims_members(event) and self._counts(event)
+        attribution = attribute(event, self._members, may_claim)
         for epc, lot_uri in attribution.joined:
             self._members[epc] = lot_uri
             self._new_members.append((epc, lot_uri))
@@ -220,10 +251,18 @@ class _Chunk:
             for event in attribution.unattributed_events(self._conn, claimed):
                 again[event.log_index] = event
                 self._earlier.add(event.log_index)
-            self._learn_members(again.values())
-            claimed = []
-            for index in sorted(again):
-                claimed += self._attribute(again[index])
+            claimed = self._attribute_again(again.values())
+
+    def _attribute_again(self, events: Iterable[LoggedEvent]) -> list[str]:
+        """Attribute again, in log order, events already applied (to lots, or waiting)."""
+        again = {event.log_index: event for event in events}
+        self._earlier.update(again)
+        self._learn_members(again.values())
+        self._load_attestations(again.values())
+        claimed: list[str] = []
+        for index in sorted(again):
+            claimed += self._attribute(again[index])
+        return claimed
 
     def _learn_members(self, events: Iterable[LoggedEvent]) -> None:
         unseen = {epc for event in events for epc in event.epcs if epc not in self._members}
@@ -254,7 +293,11 @@ class _Chunk:
                 self._lots[uri].folds_after(event) for event in self._new.get(uri, {}).values()
             )
         }
-        folded_before = attribution.lot_events(self._conn, late) if late else {}
+        rest = late - set(self._folded_before)
+        folded_before = {
+            **self._folded_before,
+            **(attribution.lot_events(self._conn, rest) if rest else {}),
+        }
         self._learn_members(event for events in folded_before.values() for event, _ in events)
         members_before: dict[str, set[str]] = {}
         for epc, lot_uri in self._members_before.items():
@@ -280,22 +323,28 @@ class _Chunk:
     def apply(self) -> None:
         for lot_uri, event, before in self._steps:
             record = self._lots[lot_uri]
+            held_before = record.held_at
             evidence = self._judge(lot_uri, event, before, record)
             self._dirty.add(lot_uri)
             if not evidence.counts:
                 if record.folds_after(event):  # a later event may still change its judgement
                     record.latest_event_time, record.latest_event_hash = order_key(event)
-                if before is None:
-                    self._dispute(lot_uri, event, evidence)
+                if before is not True:  # new, or folded again (it may say more now)
+                    self._dispute(lot_uri, event, evidence, held_before)
                 continue
             change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
             apply_change(record, change, event)
             assert self._parties is not None  # loaded whenever there are steps
-            record.custodian = custodian_after(
-                record.custodian, evidence.fact, event.biz_step, event.event, self._parties
+            record.whereabouts = whereabouts_after(
+                record.whereabouts, evidence.fact, event.columns, event.event, self._parties
             )
             if before is not True:  # new to the lot, or counting now where it did not before
-                self._react(change, event, record, evidence)
+                self._react(change, event, record, evidence, held_before)
+            else:
+                # Folded again: an event that arrived late may have put the goods at the pledged
+                # site before this one (the storing after the shipping), so the movement check
+                # runs again; a freeze and its flag happen once however often it runs.
+                self._freeze_if_moved(change.lot_uri, event, evidence, held_before)
         self._flush()
         attribution.forget_unattributed(self._conn, self._claimed)
         # Events of earlier chunks still waiting for another identifier are remembered already.
@@ -321,7 +370,7 @@ class _Chunk:
             event.columns,
             event.attestations(stored),
             self._parties,
-            custodian=record.custodian,
+            where=record.whereabouts,
             extensions=self._extensions,
         )
         row = EvidenceRow(
@@ -339,10 +388,14 @@ class _Chunk:
             self._judged.append(row)
         return evidence
 
-    def _dispute(self, lot_uri: str, event: LoggedEvent, evidence: Evidence) -> None:
+    def _dispute(
+        self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
+    ) -> None:
         """An uncounted claim that pledged goods moved: an alert for the pledgee, no freeze."""
         pledge = self._pledges.get(lot_uri)
-        if pledge is None or not moves_pledged_goods(event, evidence.fact, pledge.location):
+        if pledge is None or not moves_pledged_goods(
+            event, evidence.fact, pledge.location, held_before
+        ):
             return
         _flag(
             self._conn,
@@ -371,12 +424,16 @@ class _Chunk:
         self._entries.clear()
 
     def _react(
-        self, change: LotChange, event: LoggedEvent, record: LotRecord, evidence: Evidence
+        self,
+        change: LotChange,
+        event: LoggedEvent,
+        record: LotRecord,
+        evidence: Evidence,
+        held_before: str | None,
     ) -> None:
         conn = self._conn
         pledge = self._pledges.get(change.lot_uri)
         product = self._products.get(record.gtin)
-        hashes = [event.event_hash]
         if change.inspection in FAILED_INSPECTION:
             _flag(
                 conn,
@@ -417,28 +474,7 @@ class _Chunk:
             )
         if pledge is None:
             return
-        if moves_pledged_goods(event, evidence.fact, pledge.location):
-            # Pledged goods away from their site without a release: stop new money at once.
-            if credit.set_line_status(conn, pledge.line_id, "frozen"):
-                self._journal.write(
-                    conn,
-                    ACTOR,
-                    "line_frozen",
-                    f"line:{pledge.line_id}",
-                    {"reason": "unauthorized_movement", "lot": change.lot_uri},
-                    hashes,
-                    event.log_index,
-                )
-            _flag(
-                conn,
-                self._journal,
-                "unauthorized_movement",
-                change.lot_uri,
-                event,
-                # One wording whichever movement finance learnt of first (arrival order).
-                "pledged goods left their supervised site without a release",
-                line_id=pledge.line_id,
-            )
+        self._freeze_if_moved(change.lot_uri, event, evidence, held_before)
         if change.inspection in FAILED_INSPECTION or change.recalled:
             self._flush()  # revaluation reads every pledged lot of the line from the database
             valuation.revalue_line(
@@ -453,6 +489,36 @@ class _Chunk:
             valuation.route_proceeds(
                 conn, self._journal, pledge, change.lot_uri, change.sold, event, product
             )
+
+    def _freeze_if_moved(
+        self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
+    ) -> None:
+        """Pledged goods away from their site without a release: stop new money at once."""
+        pledge = self._pledges.get(lot_uri)
+        if pledge is None or not moves_pledged_goods(
+            event, evidence.fact, pledge.location, held_before
+        ):
+            return
+        if credit.set_line_status(self._conn, pledge.line_id, "frozen"):
+            self._journal.write(
+                self._conn,
+                ACTOR,
+                "line_frozen",
+                f"line:{pledge.line_id}",
+                {"reason": "unauthorized_movement", "lot": lot_uri},
+                [event.event_hash],
+                event.log_index,
+            )
+        _flag(
+            self._conn,
+            self._journal,
+            "unauthorized_movement",
+            lot_uri,
+            event,
+            # One wording whichever movement finance learnt of first (arrival order).
+            "pledged goods left their supervised site without a release",
+            line_id=pledge.line_id,
+        )
 
 
 def _blank(lot_uri: str) -> LotRecord:

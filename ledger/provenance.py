@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from epcis import authority
-from epcis.authority import Attestation, Evidence, Fact
+from epcis.authority import Attestation, Evidence
 from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
 from ledger import provenance_store
@@ -273,34 +273,31 @@ def origins(
 ) -> dict[bytes, dict[str, Any]]:
     """Each event's origin (`origin_json`) by digest; `history` is in event-time order.
 
-    A transit claim counts only from the carrier holding the goods; who that is follows from
-    the history itself (`epcis.authority.custodian_after`: a counting shipment hands custody
-    to the carrier it names).
+    Claims are judged against where the goods are, as the history itself says
+    (`epcis.authority.whereabouts_after`): a transit claim counts only from the carrier a
+    counting shipment handed them to, another site's claim about goods held in a supervised
+    site only from its operator or their owner.
     """
     digests = [digest for digest, _ in history]
     attestations = attestation_store.attestations_for(conn, digests)
     parties = registry_store.authority_parties(conn)
     extensions = registry_store.rule_extensions(conn)
-    # Event bodies (for the carrier a shipment names) only when some claim needs a custodian.
-    transit = any(authority.fact_of(columns, extensions) is Fact.TRANSIT for _, columns in history)
-    bodies = (
-        provenance_store.event_bodies(
-            conn,
-            [digest for digest, columns in history if columns.biz_step in authority.MOVEMENT_STEPS],
-        )
-        if transit
-        else {}
+    # The bodies of movements: the carrier and consignees a shipment names decide who may
+    # speak for the goods in transit and where they may arrive.
+    bodies = provenance_store.event_bodies(
+        conn,
+        [digest for digest, columns in history if columns.biz_step in authority.MOVEMENT_STEPS],
     )
-    custodian: str | None = None
+    where = authority.Whereabouts()
     result = {}
     for digest, columns in history:
         attested = attestations.get(digest, [])
         evidence = authority.evaluate(
-            columns, attested, parties, custodian=custodian, extensions=extensions
+            columns, attested, parties, where=where, extensions=extensions
         )
         if evidence.counts:  # an unattested claim hands nothing to anyone
-            custodian = authority.custodian_after(
-                custodian, evidence.fact, columns.biz_step, bodies.get(digest) or {}, parties
+            where = authority.whereabouts_after(
+                where, evidence.fact, columns, bodies.get(digest) or {}, parties
             )
         result[digest] = origin_json(attested, evidence)
     return result

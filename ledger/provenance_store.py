@@ -134,6 +134,9 @@ def stored_event_texts(conn: Conn, digests: list[bytes]) -> list[StoredEventText
 
 
 def event_bodies(conn: Conn, digests: list[bytes]) -> dict[bytes, dict[str, Any]]:
+    """The stored bodies of `digests` (none asked: no query)."""
+    if not digests:
+        return {}
     return {
         bytes(digest): event
         for digest, event in conn.execute(

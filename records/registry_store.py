@@ -536,6 +536,11 @@ def _pairs(conn: Conn, query: str) -> dict[str, str]:
         return {row.key: row.value for row in cursor.execute(query)}
 
 
+def mark_supervised(conn: Conn, gln: str) -> None:
+    """A registered site becomes supervised (a financier supervises it); no site, no change."""
+    conn.execute("UPDATE sites SET supervised = true WHERE gln = %s", (gln,))
+
+
 def authority_parties(conn: Conn) -> Parties:
     """The registry facts the authority rules read, as one snapshot (small tables)."""
     bindings: dict[tuple[str, str], set[str]] = {}
@@ -564,4 +569,7 @@ def authority_parties(conn: Conn) -> Parties:
         device_sites={key: frozenset(glns) for key, glns in bindings.items()},
         authorisations=frozenset((a.owner, a.agent, a.kind, a.gtin) for a in authorisations),
         roles=_pairs(conn, "SELECT slug AS key, role AS value FROM orgs"),
+        supervised_sites=frozenset(
+            str(gln) for (gln,) in conn.execute("SELECT gln FROM sites WHERE supervised")
+        ),
     )

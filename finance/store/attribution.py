@@ -267,7 +267,8 @@ def judge_evidence(conn: Conn, rows: Sequence[EvidenceRow]) -> None:
 _LOT_COLUMNS = (
     "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
     " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index,"
-    " latest_event_time, latest_event_hash, custodian"
+    " latest_event_time, latest_event_hash, custodian, held_at,"
+    " in_transit, consignees"
 )
 
 
@@ -295,7 +296,7 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
     """Write lots back in one round of statements (pipelined by executemany)."""
     conn.cursor().executemany(
         f"INSERT INTO lots ({_LOT_COLUMNS})"  # noqa: S608 - constant column list
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (lot_uri) DO UPDATE SET quantity = excluded.quantity,"
         " location = excluded.location, custody = excluded.custody,"
         " best_before = excluded.best_before, recalled = excluded.recalled,"
@@ -304,7 +305,9 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
         " last_inspection_hash = excluded.last_inspection_hash,"
         " updated_log_index = excluded.updated_log_index,"
         " latest_event_time = excluded.latest_event_time,"
-        " latest_event_hash = excluded.latest_event_hash, custodian = excluded.custodian",
+        " latest_event_hash = excluded.latest_event_hash, custodian = excluded.custodian,"
+        " held_at = excluded.held_at, in_transit = excluded.in_transit,"
+        " consignees = excluded.consignees",
         [
             (
                 r.lot_uri,
@@ -322,6 +325,9 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
                 r.latest_event_time,
                 r.latest_event_hash,
                 r.custodian,
+                r.held_at,
+                r.in_transit,
+                r.consignees,
             )
             for r in records
         ],

@@ -145,6 +145,11 @@ def add_sensor(conn: Conn, org_id: int, device_id: str, location: str) -> None:
     )
 
 
+def warehouse_exists(conn: Conn, location: str) -> bool:
+    row = conn.execute("SELECT 1 FROM warehouses WHERE location = %s", (location,)).fetchone()
+    return row is not None
+
+
 def supervise(conn: Conn, financier_org_id: int, location: str) -> None:
     conn.execute(
         "INSERT INTO supervised_warehouses (financier_org_id, location) VALUES (%s, %s)"

@@ -644,18 +644,13 @@ def test_the_warehouses_bound_device_does_report_a_breach(world: World) -> None:
     wait_until(lambda: "cold_chain_breach" in world.flags(L), "cold_chain_breach", timeout=15)
 
 
-# Attacks beyond the list that succeed today (the lead decides): each is xfail(strict)
-# so the suite stays green while the hole stays visible. They run last: when the hole is open
-# they change acme's lot, and the attacks above must not see that.
+# Attacks beyond the list, found by an attacker's pass and closed since: memberships of
+# a lot come only from commissioning and packing that count (no items slipped in, no serials
+# squatted), and goods are received, sold or shipped only where they are held or were sent
+# (`held_elsewhere`, `not_consignee`). They run last: should a hole reopen, they change acme's
+# lot, and the attacks above must not see that. L has been shipped (to no one named) by now.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finance.worker attributes items to a lot before judging the event: evil's"
-    " unattested commissioning (attack 2) still makes its 4 000 items members of acme's lot L"
-    " (lot_members), so evil's own device 'selling' them at evil's own shop (a sale by the"
-    " selling site's operator: counts) takes quantity, value and proceeds_due from acme's lot",
-)
 def test_evils_items_slipped_into_acmes_lot_cannot_be_sold_out_of_it(world: World) -> None:
     before = world.acme()
     sold = [adv.item("E", n) for n in range(5)]
@@ -664,33 +659,20 @@ def test_evils_items_slipped_into_acmes_lot_cannot_be_sold_out_of_it(world: Worl
     assert world.acme() == before, "acme's lots, line, product or page changed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="epcis.authority: retail selling counts when attested by the operator of the"
-    " selling site, whoever holds the goods: evil's device 'selling' 5 of acme's pledged items"
-    " at evil's own shop counts, takes quantity and value from lot L and books proceeds_due on"
-    " acme's line (the same hole lets evil 'receive' acme's pallet at its depot and freeze the"
-    " line: tests/integration/test_finance_evidence.py asserts that as designed)",
-)
 def test_evil_selling_acmes_pledged_items_at_its_own_shop_changes_nothing(world: World) -> None:
     before = world.acme()
     sold = [adv.item(LOT_L, n) for n in range(5, 10)]
     digest = world.publish("evil-signed", adv.selling(world.clock, sold, adv.EVIL_SHOP))
     world.applied(digest)
-    assert world.evidence(L, digest)[0] is False
+    assert world.evidence(L, digest) == (False, "not_consignee")
     assert world.acme() == before, "acme's lots, line, product or page changed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finance.worker: the first commissioning of a serial claims it for its lot whether"
-    " or not it counts: evil commissioning acme's serials into a lot of its choosing first"
-    " (unattested) leaves acme's own, attested commissioning of them into its lot worth 0 items",
-)
 def test_evil_squatting_acmes_serials_leaves_acmes_lot_its_quantity(world: World) -> None:
     items = [adv.item("SQ", n) for n in range(3)]
     squat = world.publish("evil-plain", adv.commissioning(world.clock, "ZZ", items))
     world.applied(squat)
+    assert world.evidence(adv.lot_of("ZZ"), squat) == (False, "not_goods_owner")
     made = world.publish("line-1", adv.commissioning(world.clock, "YY", items))
     world.applied(made)
     assert world.evidence(adv.lot_of("YY"), made) == (True, None)

@@ -86,6 +86,18 @@ def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> 
     } <= actions
 
 
+def test_supervising_an_unregistered_warehouse_is_refused(database_url: str, db: Conn) -> None:
+    bank = f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, bank, "financier")
+    result = tracefin(database_url, "warehouse", "supervise", bank, "0614141999996")
+    assert result.returncode == 2, result.stdout
+    assert "tracefin: unknown_warehouse:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert db.execute(
+        "SELECT count(*) FROM supervised_warehouses WHERE location LIKE %s", ("%0614141999996",)
+    ).fetchone() == (0,)
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [
@@ -93,6 +105,9 @@ def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> 
         (("lot", "status", "urn:epc:id:sgtin:0614141.012345.1"), "invalid_lot"),
         (("line", "freeze", "{maker}", "1"), "wrong_role"),
         (("repay", "nobody", "1", "10.00"), "unknown_org"),
+        (("warehouse", "supervise", "{maker}", "0614141999996"), "wrong_role"),
+        (("sensor", "add", "{maker}", "probe-1", "0614141999996"), "unknown_warehouse"),
+        (("sensor", "add", "{maker}", "probe-1", "0614141999999"), "invalid_identifier"),
         (
             (
                 "product",

@@ -28,6 +28,7 @@ from records.event_store import ReadingToStore
 from tests.support.world import JOURNAL
 from tracefin.simulate import (
     COMPANY_PREFIX,
+    FACTORY_GLN,
     WAREHOUSE_GLN,
     gtin_for,
     lifecycle,
@@ -175,28 +176,112 @@ def test_a_shipping_after_a_release_does_not_freeze(conn: Conn, line: int) -> No
     assert lot_row(conn)[2] == "in_transit"
 
 
-def test_receiving_at_another_site_by_its_operator_is_a_movement(conn: Conn, line: int) -> None:
-    pallet = STORY[3]["epcList"]
+def receiving_at(gln: str, minutes: int) -> dict[str, object]:
+    """acme's pallet received at site `gln`, `minutes` after the story began."""
     receive = at(
         STORY[3],
-        EVIL_GLN,
+        gln,
         bizStep="receiving",
         disposition="in_progress",
-        eventTime=(START + timedelta(minutes=1)).isoformat(),
+        eventTime=(START + timedelta(minutes=minutes)).isoformat(),
     )
-    receive["epcList"] = pallet
+    receive["epcList"] = STORY[3]["epcList"]
+    return receive
+
+
+def test_receiving_at_another_site_by_its_operator_is_disputed_while_the_goods_are_held(
+    conn: Conn, line: int
+) -> None:
+    """evil operates its depot, but acme's pledged goods are in the supervised warehouse, which
+    never let them go: evil's word that it received them is an alert, not a movement."""
+    before = lot_row(conn)
+    receive = receiving_at(EVIL_GLN, 60)
     send(conn, EVIL, "evil-1", [receive])
+    follow(conn)
+    shown = entry(conn, receive)
+    assert (shown.evidence, shown.reason) == ("unattested", "held_elsewhere")
+    assert status_of(conn, line) == "active"
+    assert "disputed_movement" in bank_flags(conn)
+    assert lot_row(conn) == before
+
+
+def test_receiving_at_another_site_by_the_goods_owner_is_a_movement(conn: Conn, line: int) -> None:
+    """acme's own word that its pledged goods are at its factory: a movement, the line freezes."""
+    receive = receiving_at(FACTORY_GLN, 60)
+    send(conn, ACME, "plc-1", [receive])
     follow(conn)
     assert entry(conn, receive).evidence == "counts"
     assert status_of(conn, line) == "frozen"
-    assert lot_row(conn)[1] == f"https://id.gs1.org/414/{EVIL_GLN}"
+    assert lot_row(conn)[1] == f"https://id.gs1.org/414/{FACTORY_GLN}"
 
 
-def test_a_custom_bizstep_at_another_site_is_a_movement(conn: Conn, line: int) -> None:
-    moved = at(STORY[3], EVIL_GLN, bizStep="https://evil.example/steps/relocating")
-    send(conn, EVIL, "evil-1", [moved])
+def test_goods_in_transit_arrive_only_where_they_were_sent(conn: Conn, line: int) -> None:
+    """Released and shipped to evil's depot: evil's receiving there counts; the same shipment
+    sent to acme's shop makes evil's word that it received the goods worth nothing."""
+    credit.release_pledge(conn, LOT, b"")
+    to_evil = {
+        **STORY[4],
+        "destinationList": [
+            {"type": "owning_party", "destination": f"https://id.gs1.org/417/{EVIL_GLN}"}
+        ],
+    }
+    send(conn, ACME, "plc-1", [to_evil])
+    receive = receiving_at(EVIL_GLN, 0)
+    shipped = datetime.fromisoformat(str(STORY[4]["eventTime"]))
+    receive["eventTime"] = (shipped + timedelta(minutes=1)).isoformat()
+    send(conn, EVIL, "evil-1", [receive])
     follow(conn)
-    assert entry(conn, moved).evidence == "counts"
+    assert entry(conn, receive).evidence == "counts"
+    assert lot_row(conn)[1] == f"https://id.gs1.org/414/{EVIL_GLN}"
+    assert status_of(conn, line) == "active"
+
+
+def test_goods_sent_elsewhere_are_not_received_by_a_stranger(conn: Conn, line: int) -> None:
+    credit.release_pledge(conn, LOT, b"")
+    send(conn, ACME, "plc-1", [STORY[4]])  # to acme's shop
+    receive = receiving_at(EVIL_GLN, 0)
+    shipped = datetime.fromisoformat(str(STORY[4]["eventTime"]))
+    receive["eventTime"] = (shipped + timedelta(minutes=1)).isoformat()
+    send(conn, EVIL, "evil-1", [receive])
+    follow(conn)
+    shown = entry(conn, receive)
+    assert (shown.evidence, shown.reason) == ("unattested", "not_consignee")
+    assert lot_row(conn)[1:3] == (WAREHOUSE, "in_transit")
+
+
+def test_a_claim_about_the_time_before_the_goods_were_pledged_there_freezes_nothing(
+    conn: Conn, line: int
+) -> None:
+    """evil reads the public page and backdates a receiving at its depot to before the goods
+    reached the warehouse: a leg of their history, not a movement of pledged goods."""
+    story_times = [datetime.fromisoformat(str(event["eventTime"])) for event in STORY[:4]]
+    between = story_times[2] + (story_times[3] - story_times[2]) / 2
+    receive = receiving_at(EVIL_GLN, 0)
+    receive["eventTime"] = between.isoformat()
+    send(conn, EVIL, "evil-1", [receive])
+    follow(conn)
+    assert status_of(conn, line) == "active"
+    assert "unauthorized_movement" not in bank_flags(conn)
+    assert lot_row(conn)[1] == WAREHOUSE  # the warehouse's storing came after
+
+
+def test_a_custom_bizstep_at_another_site_is_a_movement_by_those_entitled(
+    conn: Conn, line: int
+) -> None:
+    later = (START + timedelta(minutes=1)).isoformat()  # after the storing
+    by_evil = at(
+        STORY[3], EVIL_GLN, bizStep="https://evil.example/steps/relocating", eventTime=later
+    )
+    send(conn, EVIL, "evil-1", [by_evil])
+    follow(conn)
+    assert entry(conn, by_evil).reason == "held_elsewhere"
+    assert status_of(conn, line) == "active"
+    by_acme = at(
+        STORY[3], FACTORY_GLN, bizStep="https://acme.example/steps/relocating", eventTime=later
+    )
+    send(conn, ACME, "plc-1", [by_acme])
+    follow(conn)
+    assert entry(conn, by_acme).evidence == "counts"
     assert status_of(conn, line) == "frozen"
 
 

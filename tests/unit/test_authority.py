@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.i18n import TEXTS
 from epcis.authority import (
     RULES,
     Attestation,
     Fact,
     Parties,
     Reason,
+    Whereabouts,
     carrier_named,
-    custodian_after,
     evaluate,
     fact_of,
     goods_keys,
@@ -22,6 +23,7 @@ from epcis.authority import (
     recorder_and_others,
     rules_table,
     site_of,
+    whereabouts_after,
 )
 from epcis.capture import IndexColumns
 from epcis.identifiers import check_digit
@@ -33,6 +35,7 @@ ACME_GTIN = "0" + ACME_PREFIX + "00001" + check_digit("0" + ACME_PREFIX + "00001
 COLD_STORE = "6905555" + "00001" + check_digit("6905555" + "00001")  # GLN of the warehouse
 SHOP = "6907777" + "00001" + check_digit("6907777" + "00001")
 CARRIER_PGLN = "6908888" + "00001" + check_digit("6908888" + "00001")
+ACME_SITE = ACME_PREFIX + "00002" + check_digit(ACME_PREFIX + "00002")  # acme's own depot
 
 PARTIES = Parties(
     prefixes={
@@ -163,10 +166,9 @@ def test_site_custody_counts_from_the_site_operators_devices_only() -> None:
 
 def test_transit_counts_from_the_carrier_in_custody() -> None:
     event = columns("transporting", site=None)
-    assert evaluate(event, [by("carrier")], PARTIES, custodian="carrier").counts
-    assert evaluate(event, [by("evil")], PARTIES, custodian="carrier").reason == (
-        Reason.NOT_CUSTODIAN
-    )
+    in_transit = Whereabouts(custodian="carrier")
+    assert evaluate(event, [by("carrier")], PARTIES, where=in_transit).counts
+    assert evaluate(event, [by("evil")], PARTIES, where=in_transit).reason == (Reason.NOT_CUSTODIAN)
     assert evaluate(event, [by("carrier")], PARTIES).reason == Reason.NO_CUSTODIAN
 
 
@@ -230,6 +232,14 @@ def test_a_shipment_hands_custody_to_its_possessing_party() -> None:
     assert carrier_named({}, PARTIES) is None
 
 
+def custodian_after(
+    custodian: str | None, fact: Fact, step: str, event: dict[str, object]
+) -> str | None:
+    """The carrier in custody after a counting `step` at the cold store."""
+    where = Whereabouts(None, custodian)
+    return whereabouts_after(where, fact, columns(step), event, PARTIES).custodian
+
+
 def test_custody_passes_to_the_named_carrier_and_ends_at_a_site() -> None:
     named = {
         "destinationList": [
@@ -237,17 +247,119 @@ def test_custody_passes_to_the_named_carrier_and_ends_at_a_site() -> None:
         ]
     }
     at_site = Fact.SITE_CUSTODY
-    assert custodian_after(None, at_site, "shipping", named, PARTIES) == "carrier"
-    assert custodian_after("carrier", at_site, "shipping", {}, PARTIES) is None  # none named
-    assert custodian_after("carrier", at_site, "departing", {}, PARTIES) == "carrier"
-    assert custodian_after("carrier", Fact.TRANSIT, "transporting", {}, PARTIES) == "carrier"
-    assert custodian_after("carrier", Fact.INSPECTION, "inspecting", {}, PARTIES) == "carrier"
+    assert custodian_after(None, at_site, "shipping", named) == "carrier"
+    assert custodian_after("carrier", at_site, "shipping", {}) is None  # none named
+    assert custodian_after("carrier", at_site, "departing", {}) == "carrier"
+    assert custodian_after("carrier", Fact.TRANSIT, "transporting", {}) == "carrier"
+    assert custodian_after("carrier", Fact.INSPECTION, "inspecting", {}) == "carrier"
     for fact, step in (
         (Fact.SITE_CUSTODY, "receiving"),
         (Fact.ACCEPTANCE, "accepting"),
         (Fact.RETAIL_SALE, "retail_selling"),
     ):
-        assert custodian_after("carrier", fact, step, named, PARTIES) is None, step
+        assert custodian_after("carrier", fact, step, named) is None, step
+
+
+def test_goods_are_held_where_the_last_counting_claim_puts_them() -> None:
+    stored = whereabouts_after(Whereabouts(), Fact.SITE_CUSTODY, columns("storing"), {}, PARTIES)
+    assert stored == Whereabouts(COLD_STORE, None)
+    made = whereabouts_after(stored, Fact.MAKING, columns("commissioning", site=SHOP), {}, PARTIES)
+    assert made.held_at == SHOP
+    inspected = whereabouts_after(
+        stored, Fact.INSPECTION, columns("inspecting", site=SHOP), {}, PARTIES
+    )
+    assert inspected == stored  # inspecting moves nothing
+    for step in ("shipping", "loading", "departing"):
+        left = whereabouts_after(stored, Fact.SITE_CUSTODY, columns(step), {}, PARTIES)
+        assert left.held_at is None, step
+    moving = whereabouts_after(
+        Whereabouts(None, "carrier", in_transit=True),
+        Fact.TRANSIT,
+        columns("transporting", site=None),
+        {},
+        PARTIES,
+    )
+    assert moving == Whereabouts(None, "carrier", in_transit=True)
+    sold = whereabouts_after(
+        moving, Fact.RETAIL_SALE, columns("retail_selling", site=SHOP), {}, PARTIES
+    )
+    assert sold == Whereabouts(SHOP, None)
+
+
+SUPERVISED = replace(PARTIES, supervised_sites=frozenset({COLD_STORE}))
+
+
+@pytest.mark.parametrize(
+    ("step", "org", "counts"),
+    [
+        ("retail_selling", "shop", False),  # the shop never had them
+        ("receiving", "shop", False),
+        ("accepting", "shop", False),
+        ("https://example.com/steps/relocating", "shop", False),
+        ("shipping", "shop", False),
+        ("retail_selling", "acme", True),  # the goods' owner admits they are elsewhere
+        ("receiving", "acme", True),
+    ],
+)
+def test_goods_in_a_supervised_site_are_elsewhere_only_on_the_word_of_those_entitled(
+    step: str, org: str, counts: bool
+) -> None:
+    parties = replace(SUPERVISED, site_operators={**SUPERVISED.site_operators, ACME_SITE: "acme"})
+    site = SHOP if org == "shop" else ACME_SITE
+    held = Whereabouts(held_at=COLD_STORE)
+    judged = evaluate(columns(step, site=site), [by(org)], parties, where=held)
+    assert judged.counts is counts
+    if not counts:
+        assert judged.reason == Reason.HELD_ELSEWHERE
+    # The same claim counts from the site's operator where the goods' site is not supervised.
+    unsupervised = replace(parties, supervised_sites=frozenset())
+    assert evaluate(columns(step, site=site), [by(org)], unsupervised, where=held).counts
+
+
+def test_goods_in_transit_arrive_where_the_shipment_sent_them() -> None:
+    shipment = {
+        "destinationList": [
+            {"type": "owning_party", "destination": f"https://id.gs1.org/417/{SHOP}"},
+            {"type": "possessing_party", "destination": f"https://id.gs1.org/417/{CARRIER_PGLN}"},
+        ]
+    }
+    parties = replace(
+        SUPERVISED,
+        site_operators={**SUPERVISED.site_operators, ACME_SITE: "evil", CARRIER_PGLN: "carrier"},
+    )
+    held = Whereabouts(held_at=COLD_STORE)
+    shipped = whereabouts_after(held, Fact.SITE_CUSTODY, columns("shipping"), shipment, parties)
+    assert shipped == Whereabouts(None, "carrier", True, frozenset({"shop", "carrier"}))
+    received = columns("receiving", site=SHOP)
+    assert evaluate(received, [by("shop")], parties, where=shipped).counts
+    at_hub = columns("receiving", site=CARRIER_PGLN)
+    assert evaluate(at_hub, [by("carrier")], parties, where=shipped).counts
+    # evil operates a site too, but the goods were not sent there.
+    elsewhere = evaluate(
+        columns("retail_selling", site=ACME_SITE), [by("evil")], parties, where=shipped
+    )
+    assert elsewhere.reason == Reason.NOT_CONSIGNEE
+    # Shipped to no one named: only the goods' owner (or a carrier in custody) says where.
+    unnamed = whereabouts_after(held, Fact.SITE_CUSTODY, columns("shipping"), {}, parties)
+    assert unnamed == Whereabouts(None, None, True)
+    assert evaluate(received, [by("shop")], parties, where=unnamed).reason == Reason.NOT_CONSIGNEE
+    # Loading and departing keep what the shipment said unless they name others.
+    departed = whereabouts_after(shipped, Fact.SITE_CUSTODY, columns("departing"), {}, parties)
+    assert departed == shipped
+    # Arrived: held at the shop, in no carrier's custody, consigned to no one.
+    arrived = whereabouts_after(shipped, Fact.SITE_CUSTODY, received, {}, parties)
+    assert arrived == Whereabouts(SHOP)
+
+
+def test_every_reason_is_worded_for_people_in_every_language() -> None:
+    for language, texts in TEXTS.items():
+        assert set(texts["reasons"]) == {reason.value for reason in Reason}, language
+
+
+def test_the_supervised_sites_operator_still_speaks_for_goods_it_holds() -> None:
+    held = Whereabouts(held_at=COLD_STORE)
+    assert evaluate(columns("shipping"), [by("coldstore")], SUPERVISED, where=held).counts
+    assert evaluate(columns("storing"), [by("coldstore")], SUPERVISED, where=held).counts
 
 
 def test_the_rules_table_lists_every_rule_and_the_operators_extensions() -> None:

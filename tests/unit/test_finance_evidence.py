@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from epcis.authority import Attestation, Fact, Parties, custodian_after, evaluate, fact_of
+from epcis.authority import (
+    Attestation,
+    Fact,
+    Parties,
+    Whereabouts,
+    evaluate,
+    fact_of,
+    whereabouts_after,
+)
 from finance.tracking import (
     LoggedEvent,
     moves_pledged_goods,
@@ -93,12 +101,17 @@ def test_any_claim_of_place_or_custody_away_from_the_pledged_site_is_a_movement(
     step: str, location: str | None, moves: bool
 ) -> None:
     event = logged(step, location)
-    assert moves_pledged_goods(event, fact(event), WAREHOUSE) is moves
+    assert moves_pledged_goods(event, fact(event), WAREHOUSE, WAREHOUSE_GLN) is moves
+    # A claim about a time the goods were not yet (or no longer) at the pledged site moves
+    # nothing pledged: the leg that brought them there, arriving late.
+    assert not moves_pledged_goods(event, fact(event), WAREHOUSE, OTHER_GLN)
+    assert not moves_pledged_goods(event, fact(event), WAREHOUSE, None)
 
 
 def held_after(custodian: str | None, event: LoggedEvent) -> str | None:
     """Who holds the goods after `event`, as finance's fold asks the pure rule."""
-    return custodian_after(custodian, fact(event), event.biz_step, event.event, PARTIES)
+    where = Whereabouts(None, custodian)
+    return whereabouts_after(where, fact(event), event.columns, event.event, PARTIES).custodian
 
 
 def test_a_shipping_hands_custody_to_the_carrier_it_names() -> None:
@@ -115,13 +128,11 @@ def test_a_shipping_hands_custody_to_the_carrier_it_names() -> None:
     for step in ("loading", "departing", "transporting"):
         event = logged(step)
         assert held_after("haul-co", event) == "haul-co", step
-    # Goods at a site are in no carrier's custody; making and inspecting change nothing.
-    for step in ("receiving", "storing", "accepting", "retail_selling"):
+    # Goods at a site (made there too) are in no carrier's custody; inspecting changes nothing.
+    for step in ("receiving", "storing", "accepting", "retail_selling", "commissioning"):
         event = logged(step, OTHER)
         assert held_after("haul-co", event) is None, step
-    for step in ("inspecting", "commissioning"):
-        event = logged(step)
-        assert held_after("haul-co", event) == "haul-co", step
+    assert held_after("haul-co", logged("inspecting")) == "haul-co"
 
 
 def test_the_recorder_is_an_attestation_when_none_is_stored() -> None:
@@ -147,10 +158,11 @@ def test_a_capture_over_http_names_no_device() -> None:
 def test_a_transit_claim_counts_only_from_the_custodian() -> None:
     event = logged("transporting", None)
     by_carrier, by_evil = [attestation("haul-co")], [attestation("evil")]
-    assert evaluate(event.columns, by_carrier, PARTIES, custodian="haul-co").counts
-    judged = evaluate(event.columns, by_evil, PARTIES, custodian="haul-co")
+    in_transit = Whereabouts(custodian="haul-co")
+    assert evaluate(event.columns, by_carrier, PARTIES, where=in_transit).counts
+    judged = evaluate(event.columns, by_evil, PARTIES, where=in_transit)
     assert (judged.counts, judged.reason) == (False, "not_custodian")
-    judged = evaluate(event.columns, by_carrier, PARTIES, custodian=None)
+    judged = evaluate(event.columns, by_carrier, PARTIES, where=Whereabouts())
     assert (judged.counts, judged.reason) == (False, "no_custodian")
 
 

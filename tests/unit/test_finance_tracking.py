@@ -66,7 +66,7 @@ PACKING = logged(
 
 def changes(event: LoggedEvent, members: dict[str, str]) -> list[LotChange]:
     """What `event` does to each lot it touches when it arrives after everything in `members`."""
-    attribution = attribute(event, members)
+    attribution = attribute(event, members, True)
     after = members | dict(attribution.joined)
     return [
         lot_change(event, uri, after, {epc for epc, lot in members.items() if lot == uri})
@@ -83,7 +83,7 @@ def test_commissioning_creates_the_lot_with_its_items_and_best_before() -> None:
         disposition="active",
         ilmd={"cbvmda:lotNumber": "L1", "cbvmda:bestBeforeDate": "2027-03-01"},
     )
-    assert attribute(event, {}).joined == tuple((item, LOT) for item in ITEMS)
+    assert attribute(event, {}, True).joined == tuple((item, LOT) for item in ITEMS)
     (change,) = changes(event, {})
     assert (change.lot_uri, change.quantity_delta) == (LOT, 3)
     assert (change.best_before, change.custody) == (date(2027, 3, 1), "production")
@@ -91,13 +91,13 @@ def test_commissioning_creates_the_lot_with_its_items_and_best_before() -> None:
 
 def test_recommissioning_known_items_does_not_count_them_twice() -> None:
     event = logged(0, "commissioning", epcs=ITEMS, action="ADD", ilmd={"cbvmda:lotNumber": "L1"})
-    assert attribute(event, dict.fromkeys(ITEMS, LOT)).joined == ()
+    assert attribute(event, dict.fromkeys(ITEMS, LOT), True).joined == ()
     (change,) = changes(event, dict.fromkeys(ITEMS, LOT))
     assert change.quantity_delta == 0
 
 
 def test_packing_makes_the_pallet_a_member_of_its_items_lot() -> None:
-    assert attribute(PACKING, dict.fromkeys(ITEMS, LOT)).joined == ((PALLET, LOT),)
+    assert attribute(PACKING, dict.fromkeys(ITEMS, LOT), True).joined == ((PALLET, LOT),)
 
 
 @pytest.mark.parametrize(
@@ -177,9 +177,9 @@ def test_quantity_never_goes_negative() -> None:
 def test_identifiers_of_no_known_lot_are_named_for_later() -> None:
     """Packing that arrives before its items' commissioning claims nothing yet, and says which
     identifiers to look at again once a lot claims them."""
-    early = attribute(PACKING, {})
+    early = attribute(PACKING, {}, True)
     assert (early.lots, early.joined, set(early.unknown)) == (frozenset(), (), {PALLET, *ITEMS})
-    late = attribute(PACKING, dict.fromkeys(ITEMS, LOT))
+    late = attribute(PACKING, dict.fromkeys(ITEMS, LOT), True)
     assert (late.lots, late.joined, late.unknown) == (frozenset({LOT}), ((PALLET, LOT),), ())
 
 
