@@ -18,7 +18,7 @@ from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
 from api.schemas import ProofBundle, ProvenancePublic, VerifyResult
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
-from epcis.identifiers import lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
+from epcis.identifiers import gtin14, lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
 from finance.store.goods import get_product
 from ledger import provenance
 from ledger.chain import connect
@@ -164,9 +164,13 @@ def provenance_by_epc(
 
 
 def _check_gtin(gtin: str) -> None:
-    """400 unless the GTIN has one of the GS1 lengths."""
-    if not gtin.isdigit() or len(gtin) not in (8, 12, 13, 14):
+    """400 unless the GTIN has one of the GS1 lengths and its check digit is right."""
+    if not gtin.isdigit():
         raise Problem(400, "invalid_identifier", "a GTIN has 8, 12, 13 or 14 digits")
+    try:
+        gtin14(gtin)
+    except ValueError as exc:
+        raise Problem(400, "invalid_identifier", str(exc)) from None
 
 
 @router.get(

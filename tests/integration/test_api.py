@@ -95,6 +95,12 @@ def test_lot_page_and_epc_lookup(world: Api) -> None:
     assert by_link.status_code == 200  # type: ignore[attr-defined]
     bad = world.get("/v1/provenance", params={"epc": "urn:epc:id:sgtin:junk"})
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_identifier")  # type: ignore[attr-defined]
+    # A GTIN whose check digit is wrong is refused, not looked up (a typo is not "not found").
+    gtin = ITEM.split("/")[2]
+    wrong = gtin[:-1] + str((int(gtin[-1]) + 1) % 10)
+    for path in (ITEM.replace(gtin, wrong), f"/01/{wrong}/10/L0000000"):
+        typo = world.get(path)
+        assert (typo.status_code, typo.json()["code"]) == (400, "invalid_identifier"), path  # type: ignore[attr-defined]
 
 
 def test_html_page_in_english_and_chinese(world: Api) -> None:
