@@ -382,3 +382,72 @@ def test_the_recorder_is_the_earliest_and_the_others_are_listed_once() -> None:
     assert recorder_and_others([]) == (None, [])
     unsigned_copy = by("coldstore", at=7, signed=False)
     assert recorder_and_others([by("coldstore"), unsigned_copy])[1] == [unsigned_copy]
+
+
+# --- the authorization matrix: each fact of the rules table x each kind of attester ----------
+
+# The event stating each fact (at the cold store, or the shop for a buyer's or a sale's site),
+# and where the goods are when it is judged (in transit with the carrier, for a transit claim).
+FACT_EVENTS: dict[Fact, tuple[IndexColumns, Whereabouts]] = {
+    Fact.MAKING: (columns("commissioning"), Whereabouts()),
+    Fact.INSPECTION: (columns("inspecting"), Whereabouts()),
+    Fact.SITE_CUSTODY: (columns("storing"), Whereabouts()),
+    Fact.TRANSIT: (
+        columns("transporting", site=None),
+        Whereabouts(custodian="carrier", in_transit=True),
+    ),
+    Fact.ACCEPTANCE: (columns("accepting", site=SHOP), Whereabouts()),
+    Fact.RETAIL_SALE: (columns("retail_selling", site=SHOP), Whereabouts()),
+}
+SITE_OPERATOR = {Fact.ACCEPTANCE: "shop", Fact.RETAIL_SALE: "shop"}  # else the cold store's
+# Kinds of attester: (org, device) — None as device is an API user over HTTP.
+ATTESTERS: dict[str, tuple[str, str | None]] = {
+    "goods owner's device": ("acme", "dev-1"),
+    "goods owner over HTTP": ("acme", None),
+    "manufacturer the owner authorised": ("oem", "dev-1"),
+    "inspector the owner authorised": ("lab", "dev-1"),
+    "site operator's device": ("<operator>", "dev-1"),
+    "site operator over HTTP": ("<operator>", None),
+    "carrier in custody": ("carrier", "dev-1"),
+    "stranger's device": ("evil", "dev-1"),
+    "stranger over HTTP": ("evil", None),
+}
+# Who makes each fact count (the rules table of docs/design.md); every other pair must not.
+COUNTS = {
+    Fact.MAKING: {
+        "goods owner's device",
+        "goods owner over HTTP",
+        "manufacturer the owner authorised",
+    },
+    Fact.INSPECTION: {"goods owner's device", "inspector the owner authorised"},
+    Fact.SITE_CUSTODY: {"site operator's device"},
+    Fact.TRANSIT: {"carrier in custody"},
+    Fact.ACCEPTANCE: {"site operator's device", "site operator over HTTP"},
+    Fact.RETAIL_SALE: {"site operator's device", "site operator over HTTP"},
+}
+
+
+@pytest.mark.parametrize("kind", list(ATTESTERS))
+@pytest.mark.parametrize("fact", list(FACT_EVENTS))
+def test_the_authorization_matrix(fact: Fact, kind: str) -> None:
+    event, where = FACT_EVENTS[fact]
+    assert fact_of(event) is fact
+    org, device = ATTESTERS[kind]
+    if org == "<operator>":
+        org = SITE_OPERATOR.get(fact, "coldstore")
+    judged = evaluate(event, [by(org, device)], PARTIES, where=where)
+    assert judged.counts is (kind in COUNTS[fact]), (fact, kind, judged.reason)
+    assert (judged.reason is None) is judged.counts
+
+
+@pytest.mark.parametrize(
+    ("org", "device", "counts"),
+    [
+        ("coldstore", "probe-1", True),  # bound to the cold store
+        ("coldstore", "probe-2", False),  # the operator's, not bound there
+        ("acme", "dev-1", False),  # the goods owner's
+        ("evil", "probe-1", False),  # a stranger's device of the same name
+    ],
+)
+def test_the_authorization_matrix_of_telemetry(org: str, device: str, counts: bool) -> None:
+    assert reading_counts(org, device, COLD_STORE, PARTIES) is counts
