@@ -21,7 +21,7 @@ from epcis.identifiers import parse_lot
 from finance import valuation
 from finance.store import attribution, credit, goods
 from finance.store.attribution import EvidenceRow
-from finance.store.credit import Receivable
+from finance.store.credit import Pledge, Receivable
 from finance.store.journal import Journal, JournalEntry
 from finance.tracking import (
     FAILED_INSPECTION,
@@ -392,10 +392,8 @@ class _Chunk:
         self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
     ) -> None:
         """An uncounted claim that pledged goods moved: an alert for the pledgee, no freeze."""
-        pledge = self._pledges.get(lot_uri)
-        if pledge is None or not moves_pledged_goods(
-            event, evidence.fact, pledge.location, held_before
-        ):
+        pledge = self._moved_pledge(lot_uri, event, evidence, held_before)
+        if pledge is None:
             return
         _flag(
             self._conn,
@@ -490,14 +488,23 @@ class _Chunk:
                 conn, self._journal, pledge, change.lot_uri, change.sold, event, product
             )
 
-    def _freeze_if_moved(
+    def _moved_pledge(
         self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
-    ) -> None:
-        """Pledged goods away from their site without a release: stop new money at once."""
+    ) -> Pledge | None:
+        """The lot's live pledge when `event` says its goods left the pledged site, else None."""
         pledge = self._pledges.get(lot_uri)
         if pledge is None or not moves_pledged_goods(
             event, evidence.fact, pledge.location, held_before
         ):
+            return None
+        return pledge
+
+    def _freeze_if_moved(
+        self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
+    ) -> None:
+        """Pledged goods away from their site without a release: stop new money at once."""
+        pledge = self._moved_pledge(lot_uri, event, evidence, held_before)
+        if pledge is None:
             return
         if credit.set_line_status(self._conn, pledge.line_id, "frozen"):
             self._journal.write(

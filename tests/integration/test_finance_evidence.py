@@ -268,20 +268,21 @@ def test_a_claim_about_the_time_before_the_goods_were_pledged_there_freezes_noth
 def test_a_custom_bizstep_at_another_site_is_a_movement_by_those_entitled(
     conn: Conn, line: int
 ) -> None:
-    later = (START + timedelta(minutes=1)).isoformat()  # after the storing
-    by_evil = at(
-        STORY[3], EVIL_GLN, bizStep="https://evil.example/steps/relocating", eventTime=later
-    )
-    send(conn, EVIL, "evil-1", [by_evil])
-    follow(conn)
-    assert entry(conn, by_evil).reason == "held_elsewhere"
+    def relocated(org: str, device: str, gln: str) -> service.EvidenceStatus:
+        """`org`'s own bizStep saying acme's goods are at site `gln`, after the storing."""
+        event = at(
+            STORY[3],
+            gln,
+            bizStep=f"https://{org}.example/steps/relocating",
+            eventTime=(START + timedelta(minutes=1)).isoformat(),
+        )
+        send(conn, org, device, [event])
+        follow(conn)
+        return entry(conn, event)
+
+    assert relocated(EVIL, "evil-1", EVIL_GLN).reason == "held_elsewhere"
     assert status_of(conn, line) == "active"
-    by_acme = at(
-        STORY[3], FACTORY_GLN, bizStep="https://acme.example/steps/relocating", eventTime=later
-    )
-    send(conn, ACME, "plc-1", [by_acme])
-    follow(conn)
-    assert entry(conn, by_acme).evidence == "counts"
+    assert relocated(ACME, "plc-1", FACTORY_GLN).evidence == "counts"
     assert status_of(conn, line) == "frozen"
 
 
