@@ -78,6 +78,7 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.INVALID_GTIN: 422,
     FinanceErrorCode.INVALID_IDENTIFIER: 422,
     FinanceErrorCode.INVALID_AMOUNT: 422,
+    FinanceErrorCode.AMOUNT_OUT_OF_RANGE: 422,
     FinanceErrorCode.UNKNOWN_ORG: 404,
     FinanceErrorCode.UNKNOWN_LOT: 404,
     FinanceErrorCode.UNKNOWN_PRODUCT: 404,

@@ -14,6 +14,7 @@ class FinanceErrorCode(StrEnum):
     INVALID_GTIN = "invalid_gtin"
     INVALID_IDENTIFIER = "invalid_identifier"  # a GS1 key with a wrong check digit
     INVALID_AMOUNT = "invalid_amount"
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"  # beyond what storage holds (money.py bounds)
     # Something named does not exist (or is not the caller's).
     UNKNOWN_ORG = "unknown_org"
     UNKNOWN_LOT = "unknown_lot"

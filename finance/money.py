@@ -37,6 +37,13 @@ __all__ = [
 ]
 
 # ISO 4217 currencies whose minor unit is not 1/100. Any other well-formed code has 2 digits.
+# Bounds on amounts as they enter (issue 14, robustness): storage holds minor units in bigint
+# (up to about 9.2e18). One amount (a limit, an application, a repayment) is at most 10^15
+# minor units, so sums of many stay far inside it; a unit price at most 10^9 minor units, so
+# that any lot a stored quantity can count (up to 2^31 - 1 items) is worth less than 2.2e18.
+MAX_AMOUNT_MINOR: Final = 10**15
+MAX_UNIT_PRICE_MINOR: Final = 10**9
+
 _MINOR_DIGITS: Final[dict[str, int]] = {
     # no minor unit
     "BIF": 0,

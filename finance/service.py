@@ -18,7 +18,7 @@ from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
 from finance import valuation
 from finance.errors import FinanceError, FinanceErrorCode
-from finance.money import Money, Rate
+from finance.money import MAX_AMOUNT_MINOR, MAX_UNIT_PRICE_MINOR, Money, Rate
 from finance.pledges import PledgeRegistry, checksum, lot_key, org_address
 from finance.rules import (
     DEFAULT_ADVANCE_RATE,
@@ -168,6 +168,17 @@ def _parsed(parse: Callable[[], _T]) -> _T:
         raise FinanceError(FinanceErrorCode.INVALID_INPUT, str(exc)) from None
 
 
+def _money(value: str, currency: str, maximum: int = MAX_AMOUNT_MINOR) -> Money:
+    """An amount as it enters: parsed (`invalid_input`) and bounded (`amount_out_of_range`)."""
+    money = _parsed(lambda: Money.of(value, currency))
+    if abs(money.minor) > maximum:
+        raise FinanceError(
+            FinanceErrorCode.AMOUNT_OUT_OF_RANGE,
+            f"{money.format()} is beyond what tracefin holds (at most {maximum} minor units)",
+        )
+    return money
+
+
 def _org(conn: Conn, slug: str, role: str | None = None) -> registry_store.Org:
     org = registry_store.get_org(conn, slug)
     if org is None:
@@ -194,7 +205,7 @@ def add_product(
     shelf_life_days: int | None = None,
 ) -> Product:
     org = _org(conn, owner)
-    price = _parsed(lambda: Money.of(unit_price, currency))
+    price = _money(unit_price, currency, MAX_UNIT_PRICE_MINOR)
     if len(gtin) != 14 or not gtin.isdigit():
         raise FinanceError(FinanceErrorCode.INVALID_GTIN, "a GTIN here has 14 digits")
     try:
@@ -408,7 +419,7 @@ def open_line(
 ) -> Line:
     bank = _org(conn, financier, "financier")
     client = _org(conn, borrower)
-    amount = _parsed(lambda: Money.of(limit, currency))
+    amount = _money(limit, currency)
     line = credit.open_line(conn, bank.id, client.id, amount.currency, amount.minor)
     journal.write(
         conn,
@@ -441,7 +452,7 @@ def repay(conn: Conn, journal: Journal, financier: str, line_id: int, amount: st
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _financiers_line(conn, bank, line_id)
-        money = _parsed(lambda: Money.of(amount, line.currency))
+        money = _money(amount, line.currency)
         if not money.is_positive() or money.minor > line.drawn_minor:
             raise FinanceError(
                 FinanceErrorCode.INVALID_AMOUNT,
@@ -587,7 +598,7 @@ def apply(
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _line_between(conn, bank.id, client.id)
-        requested = _parsed(lambda: Money.of(amount, line.currency))
+        requested = _money(amount, line.currency)
         state = valuation.lot_state(conn, lot_uri, bank.id)
         if state is None:
             raise FinanceError(

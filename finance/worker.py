@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import psycopg
 from psycopg.types.json import set_json_loads
 
 from epcis.authority import Attestation, Evidence, evaluate, whereabouts_after
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 WORKER = "finance"
 ACTOR = "finance-worker"
+# Failures of the connection, not of a chunk: never a reason to set an event aside.
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class FinanceWorker:
         self._journal = journal
         self._stop = threading.Event()
         self.applied = 0
+        self.dead_lettered = 0  # log positions set aside (finance_dead_letters)
         self._registry: bytes | None = None  # the registry's fingerprint last noticed
 
     def request_stop(self) -> None:
@@ -102,12 +106,50 @@ class FinanceWorker:
         return True
 
     def apply_next_chunk(self, conn: Conn) -> int:
-        """Apply the next positions of the log; returns how many (0: caught up)."""
+        """Apply the next positions of the log; returns how many (0: caught up).
+
+        A chunk that fails for anything but the connection rolls back and is tried again in
+        halves, down to the one position that fails alone: that one is set aside (a finance
+        dead letter, journaled `event_not_applied`) and the worker carries on. One event can
+        never stop monitoring for everyone else.
+        """
+        size = self._config.chunk_size
+        while True:
+            try:
+                return self._apply_chunk(conn, size)
+            except _CONNECTION_ERRORS:
+                raise  # not the event's fault: run_connected reconnects and tries again
+            except Exception as exc:  # any other failure is this chunk's
+                if size > 1:
+                    size //= 2
+                    continue
+                self._set_aside(conn, exc)
+                return 1
+
+    def _set_aside(self, conn: Conn, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        with conn.transaction():
+            index = attribution.claim_cursor(conn, WORKER)
+            digest = attribution.dead_letter(conn, index, error)
+            self._journal.write(
+                conn,
+                ACTOR,
+                "event_not_applied",
+                f"log:{index}",
+                {"log_index": index, "error": error[:500]},
+                [digest] if digest is not None else [],
+                log_index=index,
+            )
+            attribution.advance_cursor(conn, WORKER, index + 1)
+        self.dead_lettered += 1
+        log.error("finance: log position %d set aside, not applied: %s", index, error)
+
+    def _apply_chunk(self, conn: Conn, size: int) -> int:
         with conn.transaction():
             start = attribution.claim_cursor(conn, WORKER)
             expected = start
             events: list[LoggedEvent] = []
-            for item in attribution.read_log(conn, start, self._config.chunk_size):
+            for item in attribution.read_log(conn, start, size):
                 index = item if isinstance(item, int) else item.log_index
                 if index != expected:
                     break  # a hole cannot happen in a healthy log; never skip past it

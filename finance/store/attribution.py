@@ -69,6 +69,25 @@ def advance_cursor(conn: Conn, worker: str, next_index: int) -> None:
     )
 
 
+def dead_letter(conn: Conn, log_index: int, error: str) -> bytes | None:
+    """Set aside a log position the worker could not apply; returns its event's hash."""
+    row = conn.execute(
+        "INSERT INTO finance_dead_letters (log_index, event_hash, error)"
+        " SELECT log_index, event_hash, %s FROM log_entries WHERE log_index = %s"
+        " ON CONFLICT (log_index) DO NOTHING RETURNING event_hash",
+        (error[:2000], log_index),
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def dead_letters(conn: Conn) -> list[tuple[int, bytes, str]]:
+    """(log index, event hash, error) of every position set aside, in log order."""
+    rows = conn.execute(
+        "SELECT log_index, event_hash, error FROM finance_dead_letters ORDER BY log_index"
+    ).fetchall()
+    return [(int(index), bytes(digest), str(error)) for index, digest, error in rows]
+
+
 # --- the log and its events ------------------------------------------------------------------
 
 # Named as LoggedEvent's fields, so that rows build it by keyword; the recorder's columns

@@ -106,6 +106,23 @@ def test_supervising_an_unregistered_warehouse_is_refused(database_url: str, db:
         (("line", "freeze", "{maker}", "1"), "wrong_role"),
         (("repay", "nobody", "1", "10.00"), "unknown_org"),
         (("warehouse", "supervise", "{maker}", "0614141999996"), "wrong_role"),
+        (
+            (
+                "product",
+                "add",
+                "{maker}",
+                "00614141000012",
+                "--name",
+                "x",
+                "--category",
+                "c",
+                "--price",
+                "10000000.01",  # one minor unit above the bound on a unit price
+                "--currency",
+                "CNY",
+            ),
+            "amount_out_of_range",
+        ),
         (("sensor", "add", "{maker}", "probe-1", "0614141999996"), "unknown_warehouse"),
         (("sensor", "add", "{maker}", "probe-1", "0614141999999"), "invalid_identifier"),
         (
