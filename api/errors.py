@@ -85,14 +85,18 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.UNKNOWN_LINE: 404,
     FinanceErrorCode.UNKNOWN_WAREHOUSE: 404,
     FinanceErrorCode.UNKNOWN_DEVICE: 404,
+    FinanceErrorCode.UNKNOWN_LOAN: 404,
     FinanceErrorCode.WRONG_ROLE: 403,
     FinanceErrorCode.NOT_YOUR_PREFIX: 403,
+    FinanceErrorCode.NOT_YOUR_GOODS: 403,
     FinanceErrorCode.NO_LINE: 409,
     FinanceErrorCode.NOT_IN_SUPERVISED_WAREHOUSE: 409,
     FinanceErrorCode.ALREADY_PLEDGED: 409,
     FinanceErrorCode.DOUBLE_PLEDGE: 409,
     FinanceErrorCode.NOT_PLEDGED: 409,
     FinanceErrorCode.SITE_TAKEN: 409,
+    FinanceErrorCode.LOT_SECURES_LOANS: 409,
+    FinanceErrorCode.LIMIT_BELOW_DRAWN: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
 
-from api.deps import CurrentChain, DbConn, Enterprise, FinanceJournal, Financier
+from api.deps import AnyOrg, CurrentChain, DbConn, Enterprise, FinanceJournal, Financier
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
     ApplicationCreate,
@@ -16,6 +16,7 @@ from api.schemas import (
     DevicePublic,
     LineCreate,
     LinePublic,
+    LoanPublic,
     PledgeResult,
     ProductCreate,
     Repayment,
@@ -174,8 +175,25 @@ def repay(
     line_id: int,
     repayment: Annotated[Repayment, Body()],
 ) -> LinePublic:
-    line = service.repay(conn, journal, org.slug, line_id, repayment.amount)
+    line = service.repay(conn, journal, org.slug, line_id, repayment.amount, repayment.loan_id)
     return LinePublic.model_validate(line, from_attributes=True)
+
+
+@router.get(
+    "/v1/loans",
+    response_model=list[LoanPublic],
+    summary="Your loans: on your lines (financier) or drawn by you (enterprise)",
+)
+def loans(conn: DbConn, org: AnyOrg) -> list[LoanPublic]:
+    return [
+        LoanPublic.model_validate(row, from_attributes=True)
+        for row in service.loans(conn, org.slug)
+    ]
+
+
+@router.get("/v1/loans/{loan_id}", response_model=LoanPublic, summary="One of your loans")
+def loan(conn: DbConn, org: AnyOrg, loan_id: int) -> LoanPublic:
+    return LoanPublic.model_validate(service.loan(conn, org.slug, loan_id), from_attributes=True)
 
 
 @router.post(

@@ -236,6 +236,21 @@ class LinePublic(BaseModel):
 
 class Repayment(BaseModel):
     amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+    loan_id: int | None = Field(
+        default=None, description="the loan to repay first; then the oldest loans of the line"
+    )
+
+
+class LoanPublic(BaseModel):
+    """Money drawn on a line, secured by one pledged lot."""
+
+    id: int
+    line_id: int
+    lot_uri: str
+    principal_minor: int
+    outstanding_minor: int
+    currency: str
+    drawn_at: datetime
 
 
 class ApplicationCreate(BaseModel):
@@ -253,6 +268,7 @@ class DecisionPublic(BaseModel):
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
+    loan: int | None = Field(default=None, description="the loan an approval drew")
 
 
 class PledgeResult(BaseModel):

@@ -22,10 +22,13 @@ class FinanceErrorCode(StrEnum):
     UNKNOWN_LINE = "unknown_line"
     UNKNOWN_WAREHOUSE = "unknown_warehouse"
     UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_LOAN = "unknown_loan"
     # The organisation named has another role.
     WRONG_ROLE = "wrong_role"
     # The key (GTIN, GLN) is outside the caller's GS1 Company Prefixes.
     NOT_YOUR_PREFIX = "not_your_prefix"
+    # The goods of the lot belong to another org (their GS1 Company Prefix says whose).
+    NOT_YOUR_GOODS = "not_your_goods"
     # The state of things forbids it.
     NO_LINE = "no_line"
     NOT_IN_SUPERVISED_WAREHOUSE = "not_in_supervised_warehouse"
@@ -33,6 +36,8 @@ class FinanceErrorCode(StrEnum):
     DOUBLE_PLEDGE = "double_pledge"
     NOT_PLEDGED = "not_pledged"
     SITE_TAKEN = "site_taken"  # another org operates the site
+    LOT_SECURES_LOANS = "lot_secures_loans"  # a release while loans on the lot are outstanding
+    LIMIT_BELOW_DRAWN = "limit_below_drawn"  # a re-limit below what the line has drawn
 
 
 class FinanceError(Exception):

@@ -80,6 +80,7 @@ class DecisionOutcome:
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
+    loan: int | None = None  # the loan an approval drew (None when nothing was drawn)
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,12 @@ def open_line(
     client = _org(conn, borrower)
     amount = _money(limit, currency)
     line = credit.open_line(conn, bank.id, client.id, amount.currency, amount.minor)
+    if line is None:
+        raise FinanceError(
+            FinanceErrorCode.LIMIT_BELOW_DRAWN,
+            f"the line of {financier} to {borrower} has drawn more than {amount.format()}:"
+            " repayments first, then the lower limit",
+        )
     journal.write(
         conn,
         financier,
@@ -447,8 +454,16 @@ def _financiers_line(conn: Conn, bank: registry_store.Org, line_id: int) -> Line
     return line
 
 
-def repay(conn: Conn, journal: Journal, financier: str, line_id: int, amount: str) -> Line:
-    """A repayment: accepted on active and frozen lines alike (the exit path)."""
+def repay(
+    conn: Conn,
+    journal: Journal,
+    financier: str,
+    line_id: int,
+    amount: str,
+    loan: int | None = None,
+) -> Line:
+    """A repayment: accepted on active and frozen lines alike (the exit path). It is allocated
+    to the line's outstanding loans, `loan` first if named, then oldest first."""
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _financiers_line(conn, bank, line_id)
@@ -458,11 +473,25 @@ def repay(conn: Conn, journal: Journal, financier: str, line_id: int, amount: st
                 FinanceErrorCode.INVALID_AMOUNT,
                 f"repayment must be positive and at most the drawn {line.drawn_minor}",
             )
-        credit.move_money(conn, line_id, "repayment", money.minor)
+        if loan is not None:
+            named = credit.get_loan(conn, loan)
+            if named is None or named.line_id != line_id:
+                raise FinanceError(
+                    FinanceErrorCode.UNKNOWN_LOAN, f"line {line_id} has no loan {loan}"
+                )
+        movement = credit.move_money(conn, line_id, "repayment", money.minor)
+        allocated = credit.allocate_repayment(conn, line_id, movement, money.minor, loan)
         if money.minor == line.drawn_minor:
             credit.settle_margin_calls(conn, line_id)
         journal.write(
-            conn, financier, "repayment", f"line:{line_id}", {"amount_minor": money.minor}
+            conn,
+            financier,
+            "repayment",
+            f"line:{line_id}",
+            {
+                "amount_minor": money.minor,
+                "allocated": [{"loan": lid, "amount_minor": part} for lid, part in allocated],
+            },
         )
         updated = credit.get_line(conn, line_id)
     assert updated is not None
@@ -567,6 +596,13 @@ def release(conn: Conn, journal: Journal, chain: Chain, financier: str, lot: str
             raise FinanceError(
                 FinanceErrorCode.NOT_PLEDGED, f"{lot_uri} is not pledged to {financier}"
             )
+        secured = credit.exposure_on_lot(conn, lot_uri, line.currency)
+        if secured:
+            raise FinanceError(
+                FinanceErrorCode.LOT_SECURES_LOANS,
+                f"{lot_uri} still secures {Money(secured, line.currency).format()} of loans:"
+                " repay them first",
+            )
         try:
             tx = PledgeRegistry(chain).release(live.lot_key)
         except ChainReverted as exc:
@@ -605,9 +641,11 @@ def apply(
                 FinanceErrorCode.UNKNOWN_LOT,
                 f"{lot_uri} has no events or no registered product",
             )
-        drawn_on_lot = Money(credit.drawn_on_lot(conn, line.id, lot_uri), line.currency)
+        _securing(conn, state.gtin, lot_uri, line, client, financier)
+        # What the lot already secures, on every line (one live pledge: in practice this one).
+        exposure = Money(credit.exposure_on_lot(conn, lot_uri, line.currency), line.currency)
         decision = decide(
-            Application(requested, guarantor, drawn_on_lot),
+            Application(requested, guarantor, exposure),
             state,
             valuation.policy(conn, bank.id, state.category),
             CreditLine(
@@ -632,16 +670,19 @@ def apply(
             evidence=evidence,
             collateral_minor=decision.collateral_value.minor,
         )
+        loan = None
         if decision.kind in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
-            credit.move_money(
-                conn, line.id, "drawdown", decision.approved_amount.minor, recorded.decision_id
-            )
+            approved = decision.approved_amount.minor
+            credit.move_money(conn, line.id, "drawdown", approved, recorded.decision_id)
+            loan = credit.add_loan(
+                conn, line.id, lot_uri, recorded.decision_id, approved, line.currency
+            ).id
         journal.write(
             conn,
             borrower,
             f"decision_{decision.kind}",
             f"application:{recorded.application_id}",
-            {"approved_minor": decision.approved_amount.minor, "reasons": reasons},
+            {"approved_minor": decision.approved_amount.minor, "reasons": reasons, "loan": loan},
             evidence,
         )
     return DecisionOutcome(
@@ -652,7 +693,46 @@ def apply(
         reasons=reasons,
         evidence=list(decision.evidence),
         collateral_value=decision.collateral_value.format(),
+        loan=loan,
     )
+
+
+def _securing(
+    conn: Conn, gtin: str, lot_uri: str, line: Line, client: registry_store.Org, financier: str
+) -> None:
+    """Money is lent only against goods that are the applicant's (by their GS1 Company Prefix,
+    as evidence authority has it) and pledged, live, on the applicant's line."""
+    if registry_store.authority_parties(conn).owner_of(gtin) != client.slug:
+        raise FinanceError(
+            FinanceErrorCode.NOT_YOUR_GOODS,
+            f"the goods of {lot_uri} are not {client.slug}'s (GS1 Company Prefix)",
+        )
+    pledged = credit.live_pledge(conn, lot_uri)
+    if pledged is None or pledged.line_id != line.id:
+        raise FinanceError(
+            FinanceErrorCode.NOT_PLEDGED,
+            f"{lot_uri} is not pledged to {financier} on {client.slug}'s line:"
+            " financing is against pledged lots only",
+        )
+
+
+def loans(conn: Conn, org: str) -> list[credit.Loan]:
+    """The loans an org sees: as financier, those on its lines; as borrower, its own."""
+    return credit.loans_of_org(conn, _org(conn, org).id)
+
+
+def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:
+    """One loan, to its financier or its borrower only (anyone else: unknown_loan)."""
+    seen = _org(conn, org)
+    found = credit.get_loan(conn, loan_id)
+    line = credit.get_line(conn, found.line_id) if found is not None else None
+    if (
+        found is None
+        or line is None
+        or seen.id not in (line.financier_org_id, line.borrower_org_id)
+    ):
+        raise FinanceError(FinanceErrorCode.UNKNOWN_LOAN, f"no loan {loan_id} of {org}")
+    return found
 
 
 # --- goods status ----------------------------------------------------------------------------

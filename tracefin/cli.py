@@ -486,8 +486,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         )
     elif op == "repay":
         _finance(
-            settings, lambda c: service.repay(c, journal, args.financier, args.line, args.amount)
+            settings,
+            lambda c: service.repay(c, journal, args.financier, args.line, args.amount, args.loan),
         )
+    elif op == "loan-list":
+        _finance(settings, lambda c: service.loans(c, args.org))
+    elif op == "loan-show":
+        _finance(settings, lambda c: service.loan(c, args.org, args.loan))
 
 
 def _slug(value: str) -> str:
@@ -797,6 +802,20 @@ def _finance_commands(commands: Any) -> None:
     repay.add_argument("financier", type=_slug)
     repay.add_argument("line", type=int)
     repay.add_argument("amount")
+    repay.add_argument("--loan", type=int, help="the loan to repay first (then the oldest)")
+
+    loan = commands.add_parser("loan", help="loans drawn on lines").add_subparsers(
+        dest="loan_command", required=True
+    )
+    listed = op(
+        loan.add_parser("list", help="an org's loans (as financier or borrower)"), "loan-list"
+    )
+    listed.add_argument("org", type=_slug)
+    shown = op(
+        loan.add_parser("show", help="one loan, as its financier or borrower sees it"), "loan-show"
+    )
+    shown.add_argument("org", type=_slug)
+    shown.add_argument("loan", type=int)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -71,17 +71,19 @@ _PLEDGE_COLUMNS = "lot_uri, line_id, lot_key, location, pledged_at"
 
 def open_line(
     conn: Conn, financier_org_id: int, borrower_org_id: int, currency: str, limit_minor: int
-) -> Line:
+) -> Line | None:
+    """Open the line, or re-limit it; None (nothing changed) when it has drawn more than the
+    new limit."""
     with conn.cursor(row_factory=class_row(Line)) as cur:
-        line = cur.execute(
+        return cur.execute(
             "INSERT INTO credit_lines (financier_org_id, borrower_org_id, currency, limit_minor)"  # noqa: S608
             " VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (financier_org_id, borrower_org_id, currency)"
-            f" DO UPDATE SET limit_minor = excluded.limit_minor RETURNING {_LINE_COLUMNS}",
+            " DO UPDATE SET limit_minor = excluded.limit_minor"
+            " WHERE credit_lines.drawn_minor <= excluded.limit_minor"
+            f" RETURNING {_LINE_COLUMNS}",
             (financier_org_id, borrower_org_id, currency, limit_minor),
         ).fetchone()
-    assert line is not None
-    return line
 
 
 def get_line(conn: Conn, line_id: int, *, for_update: bool = False) -> Line | None:
@@ -124,13 +126,15 @@ def set_line_status(conn: Conn, line_id: int, status: str) -> bool:
 
 def move_money(
     conn: Conn, line_id: int, kind: str, amount_minor: int, decision_id: int | None = None
-) -> None:
-    """Record a drawdown, repayment or proceeds; drawdowns and repayments change `drawn`."""
-    conn.execute(
+) -> int:
+    """Record a drawdown, repayment or proceeds (returns its id); drawdowns and repayments
+    change `drawn`."""
+    row = conn.execute(
         "INSERT INTO line_movements (line_id, kind, amount_minor, decision_id)"
-        " VALUES (%s, %s, %s, %s)",
+        " VALUES (%s, %s, %s, %s) RETURNING id",
         (line_id, kind, amount_minor, decision_id),
-    )
+    ).fetchone()
+    assert row is not None
     if kind == "drawdown":
         conn.execute(
             "UPDATE credit_lines SET drawn_minor = drawn_minor + %s WHERE id = %s",
@@ -141,17 +145,100 @@ def move_money(
             "UPDATE credit_lines SET drawn_minor = drawn_minor - %s WHERE id = %s",
             (amount_minor, line_id),
         )
+    return int(row[0])
 
 
-def drawn_on_lot(conn: Conn, line_id: int, lot_uri: str) -> int:
-    """Minor units drawn down on the line by applications against `lot_uri`."""
+# --- loans -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loan:
+    """Money drawn on a line, secured by one pledged lot."""
+
+    id: int
+    line_id: int
+    lot_uri: str
+    principal_minor: int
+    outstanding_minor: int
+    currency: str
+    drawn_at: datetime
+
+
+_LOAN_COLUMNS = (
+    "l.id, l.line_id, l.lot_uri, l.principal_minor, l.outstanding_minor, l.currency, l.drawn_at"
+)
+
+
+def add_loan(
+    conn: Conn, line_id: int, lot_uri: str, decision_id: int, principal_minor: int, currency: str
+) -> Loan:
+    with conn.cursor(row_factory=class_row(Loan)) as cur:
+        loan = cur.execute(
+            "INSERT INTO loans AS l (line_id, lot_uri, decision_id, principal_minor,"  # noqa: S608
+            " outstanding_minor, currency) VALUES (%s, %s, %s, %s, %s, %s)"
+            f" RETURNING {_LOAN_COLUMNS}",
+            (line_id, lot_uri, decision_id, principal_minor, principal_minor, currency),
+        ).fetchone()
+    assert loan is not None
+    return loan
+
+
+def exposure_on_lot(conn: Conn, lot_uri: str, currency: str) -> int:
+    """Minor units outstanding in `currency` on loans the lot secures, across every line."""
     row = conn.execute(
-        "SELECT coalesce(sum(m.amount_minor), 0) FROM line_movements m"
-        " JOIN decisions d ON d.id = m.decision_id JOIN applications a ON a.id = d.application_id"
-        " WHERE m.line_id = %s AND a.lot_uri = %s AND m.kind = 'drawdown'",
-        (line_id, lot_uri),
+        "SELECT coalesce(sum(outstanding_minor), 0) FROM loans"
+        " WHERE lot_uri = %s AND currency = %s AND outstanding_minor > 0",
+        (lot_uri, currency),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def get_loan(conn: Conn, loan_id: int) -> Loan | None:
+    with conn.cursor(row_factory=class_row(Loan)) as cur:
+        return cur.execute(
+            f"SELECT {_LOAN_COLUMNS} FROM loans l WHERE l.id = %s",  # noqa: S608 - constant
+            (loan_id,),
+        ).fetchone()
+
+
+def loans_of_org(conn: Conn, org_id: int) -> list[Loan]:
+    """Loans on lines where the org is the financier or the borrower, oldest first."""
+    with conn.cursor(row_factory=class_row(Loan)) as cur:
+        return cur.execute(
+            f"SELECT {_LOAN_COLUMNS} FROM loans l"  # noqa: S608 - constant columns
+            " JOIN credit_lines c ON c.id = l.line_id"
+            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY l.id",
+            (org_id, org_id),
+        ).fetchall()
+
+
+def allocate_repayment(
+    conn: Conn, line_id: int, movement_id: int, amount_minor: int, first: int | None = None
+) -> list[tuple[int, int]]:
+    """Allocate a repayment to the line's outstanding loans: loan `first` first, then oldest
+    first. Returns (loan id, amount) per loan repaid; the caller bounds the amount by `drawn`."""
+    rows = conn.execute(
+        "SELECT id, outstanding_minor FROM loans WHERE line_id = %s AND outstanding_minor > 0"
+        " ORDER BY id = %s DESC, id FOR UPDATE",
+        (line_id, first if first is not None else -1),
+    ).fetchall()
+    left, allocated = amount_minor, []
+    for loan_id, outstanding in rows:
+        if left == 0:
+            break
+        part = min(left, int(outstanding))
+        allocated.append((int(loan_id), part))
+        left -= part
+    if allocated:
+        conn.cursor().executemany(
+            "UPDATE loans SET outstanding_minor = outstanding_minor - %s WHERE id = %s",
+            [(part, loan_id) for loan_id, part in allocated],
+        )
+        conn.cursor().executemany(
+            "INSERT INTO loan_repayments (movement_id, loan_id, amount_minor) VALUES (%s, %s, %s)",
+            [(movement_id, loan_id, part) for loan_id, part in allocated],
+        )
+    return allocated
 
 
 # --- applications and decisions --------------------------------------------------------------

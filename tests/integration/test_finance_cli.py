@@ -69,6 +69,7 @@ def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> 
     assert frozen["status"] == "frozen"  # type: ignore[index]
     active = ok(database_url, "line", "unfreeze", bank, str(line["id"]))  # type: ignore[index]
     assert active["status"] == "active"  # type: ignore[index]
+    assert ok(database_url, "loan", "list", bank) == []  # nothing drawn yet
     actions = {
         row[0]
         for row in db.execute(
@@ -105,6 +106,7 @@ def test_supervising_an_unregistered_warehouse_is_refused(database_url: str, db:
         (("lot", "status", "urn:epc:id:sgtin:0614141.012345.1"), "invalid_lot"),
         (("line", "freeze", "{maker}", "1"), "wrong_role"),
         (("repay", "nobody", "1", "10.00"), "unknown_org"),
+        (("loan", "show", "{maker}", "1"), "unknown_loan"),
         (("warehouse", "supervise", "{maker}", "0614141999996"), "wrong_role"),
         (
             (

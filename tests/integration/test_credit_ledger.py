@@ -1,0 +1,166 @@
+"""The credit ledger over HTTP, real PostgreSQL and a real chain (issue 14, first part).
+
+Money is lent only against the applicant's own goods, pledged live on its line; each drawdown is
+a loan secured by its lot; exposure is counted per lot; repayments are allocated to loans
+(oldest first unless one is named) and restore availability; a lot that secures money is not
+released; a line is not re-limited below what it has drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from finance import service
+from finance.money import Money
+from finance.rules import Policy, credit_limit
+from tests.support.api import Api
+from tests.support.world import JOURNAL, LOT, LOT_URI, WAREHOUSE
+from tracefin.simulate import gtin_for
+
+pytestmark = pytest.mark.integration
+LOT_1 = f"https://id.gs1.org/01/{gtin_for(1)}/10/L0000001"
+
+
+@pytest.fixture
+def ledger(world: Api) -> Api:
+    """The world's lots back in the supervised warehouse (lot 0 is pledged to `bank`, on chain
+    and here, on its line to `maker`); `rival` has a line at `bank` too."""
+    world.conn.execute(
+        "UPDATE lots SET custody = 'warehouse', location = %s, held_at = NULL", (WAREHOUSE,)
+    )
+    service.add_product(world.conn, JOURNAL, "maker", gtin_for(1), "Buns", "frozen", "12.50", "CNY")
+    opened = world.call(
+        "POST", "/v1/lines", "bank", json={"borrower": "rival", "limit": "500", "currency": "CNY"}
+    )
+    assert opened.status_code == 201, opened.text
+    return world
+
+
+def apply(api: Api, who: str, lot: str, amount: str) -> Any:
+    return api.call(
+        "POST", "/v1/applications", who, json={"financier": "bank", "lot": lot, "amount": amount}
+    )
+
+
+def line_of_maker(api: Api) -> dict[str, Any]:
+    [line] = [
+        row
+        for row in api.get("/v1/lines", "bank").json()
+        if row["borrower_org_id"] == _org_id(api, "maker")
+    ]
+    return line  # type: ignore[no-any-return]
+
+
+def _org_id(api: Api, slug: str) -> int:
+    row = api.conn.execute("SELECT id FROM orgs WHERE slug = %s", (slug,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def money_moved(api: Api) -> tuple[int, int, int]:
+    """(decisions, line movements, loans) recorded so far."""
+    row = api.conn.execute(
+        "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM line_movements),"
+        " (SELECT count(*) FROM loans)"
+    ).fetchone()
+    assert row is not None
+    return (int(row[0]), int(row[1]), int(row[2]))
+
+
+def test_an_application_against_an_unpledged_lot_is_refused(ledger: Api) -> None:
+    before = money_moved(ledger)
+    refused = apply(ledger, "maker", LOT_1, "5.00")
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_pledged")
+    assert money_moved(ledger) == before
+
+
+def test_another_borrower_cannot_borrow_against_someone_elses_pledged_lot(ledger: Api) -> None:
+    before = money_moved(ledger)
+    refused = apply(ledger, "rival", LOT_URI, "5.00")
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_your_goods")
+    assert money_moved(ledger) == before
+
+
+def test_an_approval_is_a_loan_secured_by_its_lot(ledger: Api) -> None:
+    decided = apply(ledger, "maker", LOT_URI, "5.00")
+    assert decided.status_code == 200, decided.text
+    body = decided.json()
+    assert (body["decision"], body["approved_minor"]) == ("approve", 500)
+    loan = ledger.get(f"/v1/loans/{body['loan']}", "maker").json()
+    assert (loan["lot_uri"], loan["principal_minor"], loan["outstanding_minor"]) == (
+        LOT_URI,
+        500,
+        500,
+    )
+    assert [row["id"] for row in ledger.get("/v1/loans", "bank").json()] == [body["loan"]]
+    # Nobody else sees it: not the rival, not another bank.
+    for who in ("rival", "other-bank"):
+        assert ledger.get(f"/v1/loans/{body['loan']}", who).status_code == 404, who
+        assert ledger.get("/v1/loans", who).json() == [], who
+    # What the lot secures counts against what it can secure: a large request is cut to the rest.
+    value = ledger.get(f"/v1/lots{LOT}", "bank").json()["collateral_value_minor"]
+    limit = credit_limit(Money(value, "CNY"), Policy()).minor  # the bank's default policy
+    more = apply(ledger, "maker", LOT_URI, "1000.00").json()
+    assert (more["decision"], more["approved_minor"]) == ("partial", limit - 500)
+
+
+def test_repayments_go_to_the_oldest_loan_first_and_restore_availability(ledger: Api) -> None:
+    first = apply(ledger, "maker", LOT_URI, "5.00").json()["loan"]
+    second = apply(ledger, "maker", LOT_URI, "3.00").json()["loan"]
+    line = line_of_maker(ledger)
+    repaid = ledger.call(
+        "POST", f"/v1/lines/{line['id']}/repayments", "bank", json={"amount": "6.00"}
+    )
+    assert repaid.status_code == 200, repaid.text
+    outstanding = {
+        row["id"]: row["outstanding_minor"] for row in ledger.get("/v1/loans", "bank").json()
+    }
+    assert outstanding == {first: 0, second: 200}
+    # Named: the repayment goes to that loan first.
+    third = apply(ledger, "maker", LOT_URI, "4.00").json()
+    assert third["decision"] == "approve", third  # the 6.00 repaid is available again
+    ledger.call(
+        "POST",
+        f"/v1/lines/{line['id']}/repayments",
+        "bank",
+        json={"amount": "1.00", "loan_id": third["loan"]},
+    )
+    outstanding = {
+        row["id"]: row["outstanding_minor"] for row in ledger.get("/v1/loans", "bank").json()
+    }
+    assert outstanding == {first: 0, second: 200, third["loan"]: 300}
+    other = ledger.call(
+        "POST",
+        f"/v1/lines/{line['id']}/repayments",
+        "bank",
+        json={"amount": "1.00", "loan_id": 999},
+    )
+    assert (other.status_code, other.json()["code"]) == (404, "unknown_loan")
+
+
+def test_a_lot_that_secures_a_loan_is_released_only_after_repayment(ledger: Api) -> None:
+    apply(ledger, "maker", LOT_URI, "5.00")
+    refused = ledger.call("DELETE", f"/v1/pledges{LOT}", "bank")
+    assert (refused.status_code, refused.json()["code"]) == (409, "lot_secures_loans")
+    assert ledger.conn.execute(
+        "SELECT count(*) FROM pledges WHERE lot_uri = %s AND released_at IS NULL", (LOT_URI,)
+    ).fetchone() == (1,)
+    line = line_of_maker(ledger)
+    ledger.call("POST", f"/v1/lines/{line['id']}/repayments", "bank", json={"amount": "5.00"})
+    released = ledger.call("DELETE", f"/v1/pledges{LOT}", "bank")
+    assert released.status_code == 200, released.text
+
+
+def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
+    apply(ledger, "maker", LOT_URI, "5.00")
+    lower = ledger.call(
+        "POST", "/v1/lines", "bank", json={"borrower": "maker", "limit": "4.99", "currency": "CNY"}
+    )
+    assert (lower.status_code, lower.json()["code"]) == (409, "limit_below_drawn")
+    assert line_of_maker(ledger)["limit_minor"] == 100_000
+    enough = ledger.call(
+        "POST", "/v1/lines", "bank", json={"borrower": "maker", "limit": "5.00", "currency": "CNY"}
+    )
+    assert (enough.status_code, enough.json()["limit_minor"]) == (201, 500)
