@@ -18,6 +18,8 @@ from api.schemas import (
     LinePublic,
     LoanPublic,
     PledgeResult,
+    PricePublic,
+    PriceUpdate,
     ProductCreate,
     Repayment,
 )
@@ -177,6 +179,32 @@ def repay(
 ) -> LinePublic:
     line = service.repay(conn, journal, org.slug, line_id, repayment.amount, repayment.loan_id)
     return LinePublic.model_validate(line, from_attributes=True)
+
+
+@router.put(
+    "/v1/prices/{gtin}",
+    response_model=PricePublic,
+    summary="Set your own unit price for a GTIN (the only price your lending rests on)",
+)
+def set_price(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Financier,
+    gtin: str,
+    price: Annotated[PriceUpdate, Body()],
+) -> PricePublic:
+    stored = service.set_price(
+        conn, journal, org.slug, gtin, price.unit_price, price.currency, price.valid_from
+    )
+    return PricePublic.model_validate(stored, from_attributes=True)
+
+
+@router.get("/v1/prices", response_model=list[PricePublic], summary="Your price list")
+def price_list(conn: DbConn, org: Financier) -> list[PricePublic]:
+    return [
+        PricePublic.model_validate(row, from_attributes=True)
+        for row in service.prices(conn, org.slug)
+    ]
 
 
 @router.get(

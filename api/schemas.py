@@ -241,6 +241,24 @@ class Repayment(BaseModel):
     )
 
 
+class PriceUpdate(BaseModel):
+    """A financier's unit price for a GTIN, from `valid_from` (RFC 3339; default now)."""
+
+    unit_price: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    valid_from: datetime | None = None
+
+
+class PricePublic(BaseModel):
+    gtin: str
+    unit_price_minor: int
+    currency: str
+    valid_from: datetime
+    revalued_lines: list[int] = Field(
+        default_factory=list, description="lines whose pledged lots this price revalued"
+    )
+
+
 class LoanPublic(BaseModel):
     """Money drawn on a line, secured by one pledged lot."""
 

@@ -181,6 +181,7 @@ def main() -> None:
         steady = prepare(conn, steady_count, 2 * (args.backlog // 7 + 1))
         for number in range((2 * args.backlog + steady_count) // 7 + 3):
             service.add_product(conn, JOURNAL, ORG, gtin_for(number), "P", "frozen", "2.00", "CNY")
+            service.set_price(conn, JOURNAL, "bank", gtin_for(number), "2.00", "CNY")
         print(
             f"prepared {len(backlog) + len(disordered) + len(steady)} events in"
             f" {time.perf_counter() - began:.0f}s"

@@ -72,6 +72,7 @@ class Reason(StrEnum):
     RECALLED = "recalled"
     SOLD = "sold"
     NO_QUANTITY = "no_quantity"
+    NO_PRICE = "no_price"  # the financier has no price for the product (in the line's currency)
     EVIDENCE_PENDING = "evidence_pending"
     PLEDGED_ELSEWHERE = "pledged_elsewhere"
     # the credit line
@@ -99,6 +100,7 @@ ELIGIBILITY_CODES: Final[tuple[Reason, ...]] = (
     Reason.RECALLED,
     Reason.SOLD,
     Reason.NO_QUANTITY,
+    Reason.NO_PRICE,
     Reason.EVIDENCE_PENDING,
     Reason.PLEDGED_ELSEWHERE,
 )
@@ -270,7 +272,8 @@ class LotState:
     """What the event log says about one lot (GTIN + lot number), as the rules need it.
 
     Not the stored lot row (`finance.tracking.LotRecord`): this is the pure rules' input,
-    assembled for one financier's viewpoint from the row, its product (category, price), open
+    assembled for one financier's viewpoint from the row, its product (category), the
+    financier's price for it (`priced`: whether it has one), open
     flags, the live pledge, supervision and the evidence's anchoring; it holds no ids of rows.
 
     `evidence` lists every event the state rests on with its anchoring status; the last
@@ -296,6 +299,9 @@ class LotState:
     pledged_to: str | None = None
     evidence: tuple[tuple[str, bool], ...] = ()
     out_of_range_since: datetime | None = None
+    # Whether `unit_price` is the financier's own (its price list); a lot it has not priced is
+    # worth nothing to it, whatever the borrower registered.
+    priced: bool = True
 
     def __post_init__(self) -> None:
         for name in ("gtin", "lot", "category"):
@@ -468,6 +474,8 @@ def _failures(
         failed.add(Reason.SOLD)
     if lot.quantity == 0:
         failed.add(Reason.NO_QUANTITY)
+    if not lot.priced:
+        failed.add(Reason.NO_PRICE)
     if lot.pending_evidence():
         failed.add(Reason.EVIDENCE_PENDING)
     if applicant is not None and lot.pledged_to is not None and lot.pledged_to != applicant:
@@ -481,7 +489,7 @@ def _failures(
 
 
 def collateral_value(lot: LotState, policy: Policy) -> Money:
-    """quantity * reference unit price * (1 - haircut of the lot's category), rounded down."""
+    """quantity * the financier's unit price * (1 - haircut of its category), rounded down."""
     gross = lot.unit_price * lot.quantity
     return gross.times_rate(policy.haircut(lot.category).complement(), Rounding.DOWN)
 

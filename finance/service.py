@@ -368,6 +368,73 @@ def supervise(conn: Conn, journal: Journal, financier: str, location: str) -> No
         journal.write(conn, financier, "warehouse_supervised", canonical, {})
 
 
+@dataclass(frozen=True)
+class PriceSet:
+    """A financier's price as set: what a lot of the GTIN is worth to it from `valid_from`, and
+    the lines its pledged lots were revalued on."""
+
+    gtin: str
+    unit_price: str
+    unit_price_minor: int
+    currency: str
+    valid_from: datetime
+    revalued_lines: list[int]
+
+
+def set_price(
+    conn: Conn,
+    journal: Journal,
+    financier: str,
+    gtin: str,
+    unit_price: str,
+    currency: str,
+    valid_from: datetime | None = None,
+) -> PriceSet:
+    """The financier's own unit price for a GTIN (its price list): the only price its lending
+    rests on. Its pledged lots of the GTIN are revalued at once (a margin call where a line's
+    drawn exceeds what its collateral now secures)."""
+    bank = _org(conn, financier, "financier")
+    try:
+        key = gtin14(gtin)
+    except ValueError as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_IDENTIFIER, str(exc)) from None
+    price = _money(unit_price, currency, MAX_UNIT_PRICE_MINOR)
+    if price.is_negative():
+        raise FinanceError(FinanceErrorCode.INVALID_AMOUNT, "a price is not negative")
+    since = valid_from if valid_from is not None else datetime.now(UTC)
+    if since.tzinfo is None or since.utcoffset() is None:
+        raise FinanceError(
+            FinanceErrorCode.INVALID_INPUT, "valid_from needs a time zone (RFC 3339)"
+        )
+    with conn.transaction():
+        stored = goods.set_price(conn, bank.id, key, price.minor, price.currency, since)
+        journal.write(
+            conn,
+            financier,
+            "price_set",
+            key,
+            {
+                "unit_price_minor": price.minor,
+                "currency": price.currency,
+                "valid_from": since.isoformat(),
+            },
+        )
+        lines = []
+        for pledge in credit.pledges_priced_by(conn, bank.id, key):
+            valuation.revalue_line(
+                conn, journal, pledge.line_id, pledge.lot_uri, reason="price_change", log_index=None
+            )
+            lines.append(pledge.line_id)
+    return PriceSet(
+        key, price.format(), price.minor, price.currency, stored.valid_from, sorted(set(lines))
+    )
+
+
+def prices(conn: Conn, financier: str) -> list[goods.Price]:
+    """The financier's price list, every price it set, by GTIN and time."""
+    return goods.prices_of(conn, _org(conn, financier, "financier").id)
+
+
 def set_policy(
     conn: Conn,
     journal: Journal,
@@ -635,7 +702,7 @@ def apply(
     with conn.transaction():
         line = _line_between(conn, bank.id, client.id)
         requested = _money(amount, line.currency)
-        state = valuation.lot_state(conn, lot_uri, bank.id)
+        state = valuation.lot_state(conn, lot_uri, bank.id, line.currency)
         if state is None:
             raise FinanceError(
                 FinanceErrorCode.UNKNOWN_LOT,

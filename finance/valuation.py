@@ -44,14 +44,27 @@ def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
     )
 
 
-def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotState | None:
-    """A lot as the rules see it, from the viewpoint of one financier (supervision, pledge)."""
+def lot_state(
+    conn: Conn, lot_uri: str, financier_org_id: int | None, currency: str | None = None
+) -> LotState | None:
+    """A lot as the rules see it, from the viewpoint of one financier (supervision, pledge,
+    and its own price, in `currency` if named: a line's). Without a financier, the product's
+    reference price values it (display only: no lending decision is taken without one)."""
     lot = attribution.get_lot(conn, lot_uri)
     if lot is None:
         return None
     product = goods.get_product(conn, lot.gtin)
     if product is None:
         return None
+    unit_price, priced = Money(product.unit_price_minor, product.currency), True
+    if financier_org_id is not None:
+        price = goods.price_at(conn, financier_org_id, lot.gtin, datetime.now(UTC), currency)
+        priced = price is not None
+        unit_price = (
+            Money(price.unit_price_minor, price.currency)
+            if price is not None
+            else Money.zero(currency or product.currency)
+        )
     inspection = None
     if lot.last_inspection_time is not None and lot.last_inspection_hash is not None:
         inspection = Inspection(
@@ -70,7 +83,8 @@ def lot_state(conn: Conn, lot_uri: str, financier_org_id: int | None) -> LotStat
         lot=lot.lot,
         category=product.category,
         quantity=lot.quantity,
-        unit_price=Money(product.unit_price_minor, product.currency),
+        unit_price=unit_price,
+        priced=priced,
         location=lot.location,
         in_supervised_warehouse=(
             lot.custody == "warehouse"
@@ -109,7 +123,7 @@ def revalue_line(
     drawn = Money(line.drawn_minor, line.currency)
     total_limit = Money.zero(line.currency)
     for pledge in credit.pledges_of_line(conn, line_id):
-        state = lot_state(conn, pledge.lot_uri, line.financier_org_id)
+        state = lot_state(conn, pledge.lot_uri, line.financier_org_id, line.currency)
         if state is None:
             continue
         judged = revalue(
@@ -145,10 +159,17 @@ def route_proceeds(
     event: LoggedEvent,
     product: Product,
 ) -> None:
-    """Sale of pledged goods: the proceeds are due to the pledgee's line."""
+    """Sale of pledged goods: the proceeds are due to the pledgee's line, at the pledgee's
+    price (the borrower's reference price only where the pledgee has none)."""
     if sold <= 0:
         return
-    amount = product.unit_price_minor * sold
+    line = credit.get_line(conn, pledge.line_id)
+    price = (
+        goods.price_at(conn, line.financier_org_id, product.gtin, event.event_time, line.currency)
+        if line is not None
+        else None
+    )
+    amount = (price.unit_price_minor if price is not None else product.unit_price_minor) * sold
     credit.move_money(conn, pledge.line_id, "proceeds_due", amount)
     journal.write(
         conn,

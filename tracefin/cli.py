@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -364,8 +365,11 @@ def _finance(settings: Settings, work: Callable[[Conn], object], *, chain: bool 
 
 
 def _jsonable(value: object) -> object:
-    from dataclasses import asdict, is_dataclass
+    """A result as JSON data: a dataclass as its fields, a list of them item by item."""
+    from dataclasses import is_dataclass
 
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return value
@@ -489,10 +493,35 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
             settings,
             lambda c: service.repay(c, journal, args.financier, args.line, args.amount, args.loan),
         )
+    elif op == "price-set":
+        _finance(
+            settings,
+            lambda c: service.set_price(
+                c,
+                journal,
+                args.financier,
+                args.gtin,
+                args.price,
+                args.currency,
+                args.valid_from,
+            ),
+        )
+    elif op == "price-list":
+        _finance(settings, lambda c: service.prices(c, args.financier))
     elif op == "loan-list":
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
         _finance(settings, lambda c: service.loan(c, args.org, args.loan))
+
+
+def _rfc3339(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a time zone (Z or +08:00)")
+    return parsed
 
 
 def _slug(value: str) -> str:
@@ -803,6 +832,20 @@ def _finance_commands(commands: Any) -> None:
     repay.add_argument("line", type=int)
     repay.add_argument("amount")
     repay.add_argument("--loan", type=int, help="the loan to repay first (then the oldest)")
+
+    price = commands.add_parser("price", help="a financier's own prices").add_subparsers(
+        dest="price_command", required=True
+    )
+    priced = op(price.add_parser("set", help="your unit price for a GTIN"), "price-set")
+    priced.add_argument("financier", type=_slug)
+    priced.add_argument("gtin")
+    priced.add_argument("price", help="unit price, e.g. 12.50")
+    priced.add_argument("--currency", required=True)
+    priced.add_argument(
+        "--valid-from", type=_rfc3339, help="RFC 3339 time it holds from (default: now)"
+    )
+    price_list = op(price.add_parser("list", help="a financier's price list"), "price-list")
+    price_list.add_argument("financier", type=_slug)
 
     loan = commands.add_parser("loan", help="loans drawn on lines").add_subparsers(
         dest="loan_command", required=True

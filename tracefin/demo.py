@@ -158,6 +158,9 @@ def _register(conn: Conn, journal: Journal) -> str:
         registry_store.revoke_keys(conn, BANK)  # keys are shown once: this run's is the one
         api_key = registry_store.issue_api_key(conn, bank.id)
     service.supervise(conn, journal, BANK, WAREHOUSE)
+    # The bank's own prices: its lending rests on them, not on what the factory registered.
+    for number in range(PRODUCTS):
+        service.set_price(conn, journal, BANK, gtin_for(number), "12.50", "CNY")
     service.open_line(conn, journal, BANK, FACTORY, "5000.00", "CNY")
     return api_key
 

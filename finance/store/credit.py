@@ -306,6 +306,18 @@ def pledges_of_line(conn: Conn, line_id: int) -> list[Pledge]:
         ).fetchall()
 
 
+def pledges_priced_by(conn: Conn, financier_org_id: int, gtin: str) -> list[Pledge]:
+    """Live pledges on the financier's lines of lots of `gtin` (what a price change revalues)."""
+    with conn.cursor(row_factory=class_row(Pledge)) as cur:
+        return cur.execute(
+            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at FROM pledges p"
+            " JOIN credit_lines c ON c.id = p.line_id JOIN lots l ON l.lot_uri = p.lot_uri"
+            " WHERE p.released_at IS NULL AND c.financier_org_id = %s AND l.gtin = %s"
+            " ORDER BY p.line_id, p.lot_uri",
+            (financier_org_id, gtin),
+        ).fetchall()
+
+
 def add_pledge(
     conn: Conn, lot_uri: str, line_id: int, lot_key: bytes, location: str, chain_tx: bytes
 ) -> None:

@@ -90,8 +90,10 @@ def add_product(conn: Conn, product: Product) -> None:
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (gtin) DO UPDATE SET name = excluded.name, category = excluded.category,"
         " unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,"
-        " min_temp_c = excluded.min_temp_c, max_temp_c = excluded.max_temp_c,"
-        " shelf_life_days = excluded.shelf_life_days",
+        # An update never nulls what it does not name (the cold-chain range above all).
+        " min_temp_c = coalesce(excluded.min_temp_c, products.min_temp_c),"
+        " max_temp_c = coalesce(excluded.max_temp_c, products.max_temp_c),"
+        " shelf_life_days = coalesce(excluded.shelf_life_days, products.shelf_life_days)",
         (
             product.gtin,
             product.owner_org_id,
@@ -104,6 +106,60 @@ def add_product(conn: Conn, product: Product) -> None:
             product.shelf_life_days,
         ),
     )
+
+
+@dataclass(frozen=True)
+class Price:
+    """A financier's unit price for a GTIN, from `valid_from` until its next one."""
+
+    gtin: str
+    unit_price_minor: int
+    currency: str
+    valid_from: datetime
+
+
+def set_price(
+    conn: Conn,
+    financier_org_id: int,
+    gtin: str,
+    unit_price_minor: int,
+    currency: str,
+    valid_from: datetime,
+) -> Price:
+    with conn.cursor(row_factory=class_row(Price)) as cur:
+        price = cur.execute(
+            "INSERT INTO financier_prices (financier_org_id, gtin, valid_from, unit_price_minor,"
+            " currency) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (financier_org_id, gtin, valid_from) DO UPDATE SET"
+            " unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,"
+            " set_at = now() RETURNING gtin, unit_price_minor, currency, valid_from",
+            (financier_org_id, gtin, valid_from, unit_price_minor, currency),
+        ).fetchone()
+    assert price is not None
+    return price
+
+
+def price_at(
+    conn: Conn, financier_org_id: int, gtin: str, at: datetime, currency: str | None = None
+) -> Price | None:
+    """The financier's price for `gtin` holding at `at` (in `currency`, if named)."""
+    with conn.cursor(row_factory=class_row(Price)) as cur:
+        return cur.execute(
+            "SELECT gtin, unit_price_minor, currency, valid_from FROM financier_prices"
+            " WHERE financier_org_id = %s AND gtin = %s AND valid_from <= %s"
+            " AND (%s::text IS NULL OR currency = %s) ORDER BY valid_from DESC LIMIT 1",
+            (financier_org_id, gtin, at, currency, currency),
+        ).fetchone()
+
+
+def prices_of(conn: Conn, financier_org_id: int) -> list[Price]:
+    """Every price a financier has set, by GTIN and time."""
+    with conn.cursor(row_factory=class_row(Price)) as cur:
+        return cur.execute(
+            "SELECT gtin, unit_price_minor, currency, valid_from FROM financier_prices"
+            " WHERE financier_org_id = %s ORDER BY gtin, valid_from",
+            (financier_org_id,),
+        ).fetchall()
 
 
 def get_product(conn: Conn, gtin: str) -> Product | None:

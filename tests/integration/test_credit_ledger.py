@@ -8,6 +8,7 @@ released; a line is not re-limited below what it has drawn.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from finance import service
 from finance.money import Money
 from finance.rules import Policy, credit_limit
+from finance.store import goods
 from tests.support.api import Api
 from tests.support.world import JOURNAL, LOT, LOT_URI, WAREHOUSE
 from tracefin.simulate import gtin_for
@@ -164,3 +166,96 @@ def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
         "POST", "/v1/lines", "bank", json={"borrower": "maker", "limit": "5.00", "currency": "CNY"}
     )
     assert (enough.status_code, enough.json()["limit_minor"]) == (201, 500)
+
+
+# --- the financier's own prices ----------------------------------------------------------------
+
+
+def bank_value(api: Api) -> int:
+    return int(api.get(f"/v1/lots{LOT}", "bank").json()["collateral_value_minor"])
+
+
+def test_the_borrowers_price_lends_nothing_and_an_update_nulls_nothing(ledger: Api) -> None:
+    before = bank_value(ledger)
+    product = {
+        "gtin": gtin_for(0),
+        "name": "Frozen dumplings",
+        "category": "frozen",
+        "unit_price": "12.50",
+        "currency": "CNY",
+        "min_temp_c": "-25",
+        "max_temp_c": "-15",
+    }
+    assert ledger.call("POST", "/v1/products", "maker", json=product).status_code == 201
+    inflated = {k: v for k, v in product.items() if not k.endswith("temp_c")}
+    inflated["unit_price"] = "999999.99"
+    assert ledger.call("POST", "/v1/products", "maker", json=inflated).status_code == 201
+    assert bank_value(ledger) == before  # the bank's price, not the borrower's
+    kept = goods.get_product(ledger.conn, gtin_for(0))
+    assert kept is not None
+    assert (kept.min_temp_c, kept.max_temp_c) == (Decimal("-25"), Decimal("-15"))
+    limit = credit_limit(Money(before, "CNY"), Policy()).minor
+    decided = apply(ledger, "maker", LOT_URI, "1000.00").json()
+    assert (decided["decision"], decided["approved_minor"]) == ("partial", limit)
+
+
+def test_a_lot_the_financier_has_not_priced_secures_nothing(ledger: Api) -> None:
+    ledger.conn.execute("DELETE FROM financier_prices")  # as if the bank never priced it
+    decided = apply(ledger, "maker", LOT_URI, "5.00").json()
+    assert (decided["decision"], decided["approved_minor"]) == ("decline", 0)
+    assert "no_price" in decided["reasons"]
+    assert bank_value(ledger) == 0
+
+
+def test_a_price_cut_revalues_the_pledged_lots_and_calls_margin(ledger: Api) -> None:
+    apply(ledger, "maker", LOT_URI, "10.00")
+    line = line_of_maker(ledger)
+    cut = ledger.call(
+        "PUT", f"/v1/prices/{gtin_for(0)}", "bank", json={"unit_price": "1.00", "currency": "CNY"}
+    )
+    assert cut.status_code == 200, cut.text
+    assert (cut.json()["unit_price_minor"], cut.json()["revalued_lines"]) == (100, [line["id"]])
+    assert bank_value(ledger) < 1000  # two items at 1.00 less the haircut
+    calls = ledger.conn.execute(
+        "SELECT shortfall_minor FROM margin_calls WHERE line_id = %s AND settled_at IS NULL",
+        (line["id"],),
+    ).fetchall()
+    limit = credit_limit(Money(bank_value(ledger), "CNY"), Policy()).minor
+    assert calls == [(1000 - limit,)]
+    listed = ledger.get("/v1/prices", "bank").json()
+    assert [(p["gtin"], p["unit_price_minor"]) for p in listed][-1] == (gtin_for(0), 100)
+    # A later price holds only from when it says.
+    later = ledger.call(
+        "PUT",
+        f"/v1/prices/{gtin_for(0)}",
+        "bank",
+        json={"unit_price": "50.00", "currency": "CNY", "valid_from": "2099-01-01T00:00:00Z"},
+    )
+    assert later.status_code == 200, later.text
+    assert bank_value(ledger) < 1000
+
+
+@pytest.mark.parametrize(
+    ("who", "gtin", "body", "status", "code"),
+    [
+        ("maker", gtin_for(0), {"unit_price": "1.00", "currency": "CNY"}, 403, "forbidden_role"),
+        ("bank", gtin_for(0)[:-1] + "0", {"unit_price": "1.00", "currency": "CNY"}, 422, None),
+        ("bank", gtin_for(0), {"unit_price": "999999999999", "currency": "CNY"}, 422, None),
+        (
+            "bank",
+            gtin_for(0),
+            {"unit_price": "1.00", "currency": "CNY", "valid_from": "2026-01-01T00:00:00"},
+            422,
+            "invalid_input",
+        ),
+    ],
+    ids=["not-a-financier", "check-digit", "out-of-range", "naive-time"],
+)
+def test_prices_are_the_financiers_and_well_formed(
+    ledger: Api, who: str, gtin: str, body: dict[str, str], status: int, code: str | None
+) -> None:
+    answer = ledger.call("PUT", f"/v1/prices/{gtin}", who, json=body)
+    assert answer.status_code == status, answer.text
+    if code is not None:
+        assert answer.json()["code"] == code
+    assert [p["unit_price_minor"] for p in ledger.get("/v1/prices", "bank").json()] == [1250]

@@ -206,6 +206,7 @@ def _register(conn: Conn, devices: dict[str, Device]) -> dict[str, str]:
         conn, JOURNAL, ACME, adv.GTIN, PRODUCT_NAME, "frozen", "12.50", "CNY", "-25", "-15"
     )
     service.supervise(conn, JOURNAL, BANK, adv.WAREHOUSE)
+    service.set_price(conn, JOURNAL, BANK, adv.GTIN, "12.50", "CNY")
     service.set_policy(conn, JOURNAL, BANK, breach_tolerance_s=2)
     return keys
 

@@ -62,6 +62,15 @@ def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> 
     location = place["location"]  # type: ignore[index]
     assert location == "https://id.gs1.org/414/0614141000012"
     ok(database_url, "warehouse", "supervise", bank, location)
+    priced = ok(database_url, "price", "set", bank, gtin, "8.00", "--currency", "CNY")
+    assert (priced["gtin"], priced["unit_price_minor"]) == (gtin, 800)  # type: ignore[index]
+    later = ok(
+        *(database_url, "price", "set", bank, gtin, "9.00", "--currency", "CNY"),
+        *("--valid-from", "2099-01-01T00:00:00+08:00"),
+    )
+    assert later["unit_price_minor"] == 900  # type: ignore[index]
+    listed = ok(database_url, "price", "list", bank)
+    assert [p["unit_price_minor"] for p in listed] == [800, 900]  # type: ignore[union-attr,index]
     ok(database_url, "policy", "set", bank, "--category", "frozen", "--haircut", "0.10")
     line = ok(database_url, "line", "open", bank, maker, "--limit", "50000", "--currency", "CNY")
     assert (line["limit_minor"], line["status"]) == (5_000_000, "active")  # type: ignore[index]

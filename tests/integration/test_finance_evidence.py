@@ -99,6 +99,7 @@ def line(conn: Conn) -> int:
     service.add_product(conn, JOURNAL, ACME, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
     service.add_warehouse(conn, JOURNAL, ACME, WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, BANK, WAREHOUSE)
+    service.set_price(conn, JOURNAL, BANK, gtin_for(0), "12.50", "CNY")
     opened = service.open_line(conn, JOURNAL, BANK, ACME, "1000.00", "CNY")
     send(conn, ACME, "plc-1", STORY[:4])
     follow(conn)

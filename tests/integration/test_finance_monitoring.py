@@ -60,6 +60,7 @@ def pledged_lot(conn: Conn) -> tuple[str, int]:
     service.add_product(conn, JOURNAL, ORG, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY")
     service.add_warehouse(conn, JOURNAL, ORG, WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
+    service.set_price(conn, JOURNAL, "bank", gtin_for(0), "12.50", "CNY")
     line = service.open_line(conn, JOURNAL, "bank", ORG, "1000.00", "CNY")
     story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
     commit(conn, story[:4])

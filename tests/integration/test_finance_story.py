@@ -101,6 +101,7 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
     service.add_sensor(conn, org, "wh-1", WAREHOUSE)
     for bank in ("bank-a", "bank-b"):
         service.supervise(conn, JOURNAL, bank, WAREHOUSE)
+        service.set_price(conn, JOURNAL, bank, gtin, "12.50", "CNY")
         service.open_line(conn, JOURNAL, bank, org, "1000.00", "CNY")
     service.set_policy(conn, JOURNAL, "bank-a", breach_tolerance_s=2)
     line = credit.get_line(conn, 1)

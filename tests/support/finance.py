@@ -42,6 +42,7 @@ def seed_finance(conn: Conn, org: str, lots: int, pledged: range) -> None:
         service.add_product(
             conn, JOURNAL, org, gtin_for(number), f"P{number}", "frozen", "2.00", "CNY"
         )
+        service.set_price(conn, JOURNAL, "bank", gtin_for(number), "2.00", "CNY")
     line = service.open_line(conn, JOURNAL, "bank", org, "100.00", "CNY")
     for number in pledged:
         uri = lot_uri(gtin_for(number), f"L{number:07d}")

@@ -47,6 +47,7 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     service.add_product(conn, JOURNAL, "maker", GTIN, "Frozen dumplings", "frozen", "12.50", "CNY")
     service.add_warehouse(conn, JOURNAL, "maker", WAREHOUSE, "Cold store")
     service.supervise(conn, JOURNAL, "bank", WAREHOUSE)
+    service.set_price(conn, JOURNAL, "bank", GTIN, "12.50", "CNY")
     deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
     chain = Chain(connect(chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
     anchor_everything(conn, chain, deployment.id)
