@@ -17,6 +17,7 @@ from api.schemas import (
     LineCreate,
     LinePublic,
     LoanPublic,
+    MarginCallPublic,
     PledgeResult,
     PricePublic,
     PriceUpdate,
@@ -216,6 +217,29 @@ def loans(conn: DbConn, org: AnyOrg) -> list[LoanPublic]:
     return [
         LoanPublic.model_validate(row, from_attributes=True)
         for row in service.loans(conn, org.slug)
+    ]
+
+
+@router.get(
+    "/v1/margin-calls",
+    response_model=list[MarginCallPublic],
+    summary="Margin calls on your lines (financier) or on your own (borrower), newest first",
+)
+def margin_calls(conn: DbConn, org: AnyOrg) -> list[MarginCallPublic]:
+    return [
+        MarginCallPublic(
+            id=call.id,
+            line=call.line_id,
+            lot=call.lot_uri,
+            amount_minor=call.amount_minor,
+            currency=call.currency,
+            state=call.state,
+            reason=call.reason,
+            raised_at=call.raised_at,
+            due=call.due_at,
+            settled_at=call.settled_at,
+        )
+        for call in service.margin_calls(conn, org.slug)
     ]
 
 

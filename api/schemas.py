@@ -259,6 +259,22 @@ class PricePublic(BaseModel):
     )
 
 
+class MarginCallPublic(BaseModel):
+    """A line's call for cover: `amount_minor` is its shortfall now; `state` open, cured or
+    escalated (past `due`, the line frozen)."""
+
+    id: int
+    line: int
+    lot: str | None
+    amount_minor: int
+    currency: str
+    state: Literal["open", "cured", "escalated"]
+    reason: str
+    raised_at: datetime
+    due: datetime
+    settled_at: datetime | None
+
+
 class LoanPublic(BaseModel):
     """Money drawn on a line, secured by one pledged lot."""
 

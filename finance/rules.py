@@ -22,6 +22,7 @@ from finance.money import CurrencyMismatch, Money, Rate, Rounding
 __all__ = [
     "DEFAULT_ADVANCE_RATE",
     "DEFAULT_BREACH_TOLERANCE",
+    "DEFAULT_CURE_PERIOD",
     "DEFAULT_HAIRCUT",
     "DEFAULT_INSPECTION_FRESHNESS",
     "DEFAULT_LTV_CAP",
@@ -168,6 +169,7 @@ DEFAULT_LTV_CAP: Final = Rate.of("0.75")
 DEFAULT_RECEIVABLE_ADVANCE_RATE: Final = Rate.of("0.80")
 DEFAULT_BREACH_TOLERANCE: Final = timedelta(minutes=30)
 DEFAULT_INSPECTION_FRESHNESS: Final = timedelta(days=30)
+DEFAULT_CURE_PERIOD: Final = timedelta(days=3)
 
 
 def _require_rate(value: object, name: str) -> None:
@@ -193,6 +195,7 @@ class Policy:
     * `breach_tolerance`: telemetry may stay out of range this long; longer is a breach.
     * `inspection_freshness`: the last conformant inspection must be younger than this.
     * `receivable_advance_rate`: share of a confirmed receivable that is advanced.
+    * `cure_period`: how long a borrower has to cure a margin call before it is escalated.
     """
 
     advance_rate: Rate = DEFAULT_ADVANCE_RATE
@@ -202,6 +205,7 @@ class Policy:
     inspection_freshness: timedelta = DEFAULT_INSPECTION_FRESHNESS
     receivable_advance_rate: Rate = DEFAULT_RECEIVABLE_ADVANCE_RATE
     default_haircut: Rate = DEFAULT_HAIRCUT
+    cure_period: timedelta = DEFAULT_CURE_PERIOD
 
     def __post_init__(self) -> None:
         for name in ("advance_rate", "ltv_cap", "receivable_advance_rate", "default_haircut"):
@@ -214,12 +218,14 @@ class Policy:
             _require_rate(haircut, f"haircut for {category!r}")
         # A private read-only copy: a policy is a value and must not change under a decision.
         object.__setattr__(self, "haircuts", MappingProxyType(dict(self.haircuts)))
-        for name in ("breach_tolerance", "inspection_freshness"):
+        for name in ("breach_tolerance", "inspection_freshness", "cure_period"):
             value = getattr(self, name)
             if not isinstance(value, timedelta):
                 raise TypeError(f"{name} must be a timedelta, not {type(value).__name__}")
         if self.breach_tolerance < timedelta(0):
             raise ValueError(f"breach_tolerance must not be negative, got {self.breach_tolerance}")
+        if self.cure_period <= timedelta(0):
+            raise ValueError(f"cure_period must be positive, got {self.cure_period}")
         if self.inspection_freshness <= timedelta(0):
             raise ValueError(
                 f"inspection_freshness must be positive, got {self.inspection_freshness}"

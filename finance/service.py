@@ -23,6 +23,7 @@ from finance.pledges import PledgeRegistry, checksum, lot_key, org_address
 from finance.rules import (
     DEFAULT_ADVANCE_RATE,
     DEFAULT_BREACH_TOLERANCE,
+    DEFAULT_CURE_PERIOD,
     DEFAULT_HAIRCUT,
     DEFAULT_INSPECTION_FRESHNESS,
     DEFAULT_LTV_CAP,
@@ -447,6 +448,7 @@ def set_policy(
     breach_tolerance_s: int | None = None,
     inspection_freshness_s: int | None = None,
     receivable_advance_rate: str | None = None,
+    cure_period_s: int | None = None,
 ) -> None:
     """A financier's policy for a category ('*': its default); terms not given are the rules'
     defaults (finance/rules.py)."""
@@ -468,6 +470,7 @@ def set_policy(
         if inspection_freshness_s is not None
         else int(DEFAULT_INSPECTION_FRESHNESS.total_seconds()),
         rate(receivable_advance_rate, DEFAULT_RECEIVABLE_ADVANCE_RATE),
+        cure_period_s if cure_period_s is not None else int(DEFAULT_CURE_PERIOD.total_seconds()),
     )
     goods.set_policy(conn, row)
     journal.write(
@@ -548,8 +551,6 @@ def repay(
                 )
         movement = credit.move_money(conn, line_id, "repayment", money.minor)
         allocated = credit.allocate_repayment(conn, line_id, movement, money.minor, loan)
-        if money.minor == line.drawn_minor:
-            credit.settle_margin_calls(conn, line_id)
         journal.write(
             conn,
             financier,
@@ -560,6 +561,8 @@ def repay(
                 "allocated": [{"loan": lid, "amount_minor": part} for lid, part in allocated],
             },
         )
+        # Less drawn: the line's margin call shrinks, or is cured.
+        valuation.revalue_line(conn, journal, line_id, None, reason="repayment", log_index=None)
         updated = credit.get_line(conn, line_id)
     assert updated is not None
     return updated
@@ -639,6 +642,8 @@ def _pledge(
             else:
                 raise
         credit.add_pledge(conn, lot_uri, line.id, key, state.location or "", tx)
+        # More collateral: the line's margin call shrinks, or is cured.
+        valuation.revalue_line(conn, journal, line.id, lot_uri, reason="pledge", log_index=None)
         journal.write(
             conn,
             financier,
@@ -786,6 +791,11 @@ def _securing(
 def loans(conn: Conn, org: str) -> list[credit.Loan]:
     """The loans an org sees: as financier, those on its lines; as borrower, its own."""
     return credit.loans_of_org(conn, _org(conn, org).id)
+
+
+def margin_calls(conn: Conn, org: str) -> list[credit.MarginCall]:
+    """The margin calls an org sees: as financier, on its lines; as borrower, on its own."""
+    return credit.margin_calls_of_org(conn, _org(conn, org).id)
 
 
 def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:

@@ -41,6 +41,7 @@ def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
         breach_tolerance=timedelta(seconds=row.breach_tolerance_s),
         inspection_freshness=timedelta(seconds=row.inspection_freshness_s),
         receivable_advance_rate=Rate.of(row.receivable_advance_rate),
+        cure_period=timedelta(seconds=row.cure_period_s),
     )
 
 
@@ -110,12 +111,15 @@ def revalue_line(
     conn: Conn,
     journal: Journal,
     line_id: int,
-    lot_uri: str,
+    lot_uri: str | None,
     *,
     reason: str,
     log_index: int | None,
 ) -> None:
-    """Re-value a line's collateral after bad news about a lot; margin call if drawn > limit."""
+    """Re-value a line's collateral after news about a lot (or money moved on the line) and
+    review its margin call: the shortfall is what it has drawn less what its pledged lots now
+    secure. One live call per line: opened when there is a shortfall, its amount kept equal to
+    the shortfall as it changes, cured when there is none."""
     line = credit.get_line(conn, line_id)
     if line is None:
         return
@@ -136,18 +140,61 @@ def revalue_line(
     shortfall = drawn - total_limit
     detail = {"reason": reason, "drawn_minor": drawn.minor, "limit_minor": total_limit.minor}
     journal.write(conn, ACTOR, "revalued", f"line:{line_id}", detail, (), log_index)
-    if shortfall.is_positive() and credit.raise_margin_call(
-        conn, line_id, lot_uri, shortfall.minor, reason
-    ):
+    call = credit.live_margin_call(conn, line_id)
+    subject = f"line:{line_id}"
+    if shortfall.is_positive() and call is None:
+        due = now + policy(conn, line.financier_org_id, "*").cure_period
+        opened = credit.open_margin_call(
+            conn, line_id, lot_uri, shortfall.minor, line.currency, reason, due
+        )
         journal.write(
             conn,
             ACTOR,
             "margin_call",
-            f"line:{line_id}",
-            {**detail, "shortfall_minor": shortfall.minor, "lot": lot_uri},
+            subject,
+            {
+                **detail,
+                "call": opened.id,
+                "shortfall_minor": shortfall.minor,
+                "lot": lot_uri,
+                "due": due.isoformat(),
+            },
             (),
             log_index,
         )
+    elif shortfall.is_positive() and call is not None and call.amount_minor != shortfall.minor:
+        credit.set_margin_call_amount(conn, call.id, shortfall.minor)
+        journal.write(
+            conn,
+            ACTOR,
+            "margin_call_changed",
+            subject,
+            {**detail, "call": call.id, "shortfall_minor": shortfall.minor},
+            (),
+            log_index,
+        )
+    elif not shortfall.is_positive() and call is not None:
+        credit.cure_margin_call(conn, call.id)
+        journal.write(
+            conn, ACTOR, "margin_call_cured", subject, {**detail, "call": call.id}, (), log_index
+        )
+
+
+def check_margin_calls(conn: Conn, journal: Journal, now: datetime) -> int:
+    """Calls past their due time are escalated and their lines frozen; returns how many."""
+    escalated = credit.escalate_due_margin_calls(conn, now)
+    for call in escalated:
+        subject = f"line:{call.line_id}"
+        journal.write(
+            conn,
+            ACTOR,
+            "margin_call_escalated",
+            subject,
+            {"call": call.id, "amount_minor": call.amount_minor, "due": call.due_at.isoformat()},
+        )
+        if credit.set_line_status(conn, call.line_id, "frozen"):
+            journal.write(conn, ACTOR, "line_frozen", subject, {"reason": "margin_call_overdue"})
+    return len(escalated)
 
 
 def route_proceeds(

@@ -86,6 +86,7 @@ class FinanceWorker:
                 with conn.transaction():
                     valuation.check_cold_chain(conn, self._journal, datetime.now(UTC))
                     valuation.check_expiry(conn, self._journal, datetime.now(UTC))
+                    valuation.check_margin_calls(conn, self._journal, datetime.now(UTC))
                 self.notice_registry(conn)
                 checked = now
             if not applied:

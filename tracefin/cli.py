@@ -454,6 +454,7 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 ltv_cap=args.ltv_cap,
                 breach_tolerance_s=args.breach_tolerance_s,
                 inspection_freshness_s=args.inspection_freshness_s,
+                cure_period_s=args.cure_period_s,
             ),
         )
     elif op == "line-open":
@@ -795,6 +796,7 @@ def _finance_commands(commands: Any) -> None:
     policy.add_argument("--ltv-cap")
     policy.add_argument("--breach-tolerance-s", type=int)
     policy.add_argument("--inspection-freshness-s", type=int)
+    policy.add_argument("--cure-period-s", type=int, help="time to cure a margin call")
 
     line = commands.add_parser("line", help="credit lines").add_subparsers(
         dest="line_command", required=True

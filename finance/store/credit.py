@@ -389,23 +389,95 @@ def risk_flags_for_financier(
         ).fetchall()
 
 
-def raise_margin_call(
-    conn: Conn, line_id: int, lot_uri: str, shortfall_minor: int, reason: str
-) -> bool:
-    row = conn.execute(
-        "INSERT INTO margin_calls (line_id, lot_uri, shortfall_minor, reason)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-        (line_id, lot_uri, shortfall_minor, reason),
-    ).fetchone()
-    return row is not None
+@dataclass(frozen=True)
+class MarginCall:
+    """A line's call for cover: `amount_minor` is its shortfall now (`shortfall_minor`: when
+    raised); `state` open, cured or escalated (past due, the line frozen)."""
+
+    id: int
+    line_id: int
+    lot_uri: str | None
+    amount_minor: int
+    shortfall_minor: int
+    currency: str
+    state: str
+    reason: str
+    raised_at: datetime
+    due_at: datetime
+    settled_at: datetime | None
 
 
-def settle_margin_calls(conn: Conn, line_id: int) -> None:
-    """The line is repaid in full: its open margin calls are settled."""
+_CALL_COLUMNS = (
+    "m.id, m.line_id, m.lot_uri, m.amount_minor, m.shortfall_minor, m.currency, m.state,"
+    " m.reason, m.raised_at, m.due_at, m.settled_at"
+)
+
+
+def live_margin_call(conn: Conn, line_id: int) -> MarginCall | None:
+    """The line's open or escalated call, row-locked until the transaction ends."""
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        return cur.execute(
+            f"SELECT {_CALL_COLUMNS} FROM margin_calls m"  # noqa: S608 - constant columns
+            " WHERE m.line_id = %s AND m.state IN ('open', 'escalated') FOR UPDATE",
+            (line_id,),
+        ).fetchone()
+
+
+def open_margin_call(
+    conn: Conn,
+    line_id: int,
+    lot_uri: str | None,
+    amount_minor: int,
+    currency: str,
+    reason: str,
+    due_at: datetime,
+) -> MarginCall:
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        call = cur.execute(
+            "INSERT INTO margin_calls AS m (line_id, lot_uri, shortfall_minor, amount_minor,"  # noqa: S608
+            " currency, reason, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            f" RETURNING {_CALL_COLUMNS}",
+            (line_id, lot_uri, amount_minor, amount_minor, currency, reason, due_at),
+        ).fetchone()
+    assert call is not None
+    return call
+
+
+def set_margin_call_amount(conn: Conn, call_id: int, amount_minor: int) -> None:
     conn.execute(
-        "UPDATE margin_calls SET settled_at = now() WHERE line_id = %s AND settled_at IS NULL",
-        (line_id,),
+        "UPDATE margin_calls SET amount_minor = %s, updated_at = now() WHERE id = %s",
+        (amount_minor, call_id),
     )
+
+
+def cure_margin_call(conn: Conn, call_id: int) -> None:
+    conn.execute(
+        "UPDATE margin_calls SET state = 'cured', settled_at = now(), updated_at = now()"
+        " WHERE id = %s",
+        (call_id,),
+    )
+
+
+def escalate_due_margin_calls(conn: Conn, now: datetime) -> list[MarginCall]:
+    """Open calls past their due time become escalated; returns them."""
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        return cur.execute(
+            "UPDATE margin_calls m SET state = 'escalated', updated_at = now()"  # noqa: S608
+            " WHERE m.state = 'open' AND m.due_at <= %s"
+            f" RETURNING {_CALL_COLUMNS}",
+            (now,),
+        ).fetchall()
+
+
+def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:
+    """Calls on lines where the org is the financier or the borrower, newest first."""
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        return cur.execute(
+            f"SELECT {_CALL_COLUMNS} FROM margin_calls m"  # noqa: S608 - constant columns
+            " JOIN credit_lines c ON c.id = m.line_id"
+            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY m.id DESC",
+            (org_id, org_id),
+        ).fetchall()
 
 
 def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:

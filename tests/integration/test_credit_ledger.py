@@ -8,12 +8,13 @@ released; a line is not re-limited below what it has drawn.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from finance import service
+from finance import service, valuation
 from finance.money import Money
 from finance.rules import Policy, credit_limit
 from finance.store import goods
@@ -259,3 +260,81 @@ def test_prices_are_the_financiers_and_well_formed(
     if code is not None:
         assert answer.json()["code"] == code
     assert [p["unit_price_minor"] for p in ledger.get("/v1/prices", "bank").json()] == [1250]
+
+
+# --- margin calls with a lifecycle -------------------------------------------------------------
+
+
+def price(api: Api, unit_price: str) -> None:
+    answer = api.call(
+        "PUT",
+        f"/v1/prices/{gtin_for(0)}",
+        "bank",
+        json={"unit_price": unit_price, "currency": "CNY"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def calls(api: Api, who: str = "bank") -> list[tuple[int, str, int]]:
+    return [
+        (c["line"], c["state"], c["amount_minor"]) for c in api.get("/v1/margin-calls", who).json()
+    ]
+
+
+def shortfall(api: Api, drawn: int) -> int:
+    return drawn - credit_limit(Money(bank_value(api), "CNY"), Policy()).minor
+
+
+def test_one_margin_call_per_line_follows_the_shortfall_and_is_cured(ledger: Api) -> None:
+    apply(ledger, "maker", LOT_URI, "10.00")
+    line = line_of_maker(ledger)["id"]
+    price(ledger, "2.00")
+    first = shortfall(ledger, 1000)
+    assert calls(ledger) == [(line, "open", first)]
+    price(ledger, "1.00")  # worse: the same call, for the larger shortfall
+    worse = shortfall(ledger, 1000)
+    assert worse > first
+    assert calls(ledger) == [(line, "open", worse)]
+    assert calls(ledger, "maker") == calls(ledger)  # the borrower sees its call
+    assert calls(ledger, "rival") == []
+    assert calls(ledger, "other-bank") == []
+    # A repayment of part of it shrinks it; a price recovery cures it.
+    repay = ledger.call("POST", f"/v1/lines/{line}/repayments", "bank", json={"amount": "1.00"})
+    assert repay.status_code == 200, repay.text
+    assert calls(ledger) == [(line, "open", shortfall(ledger, 900))]
+    price(ledger, "12.50")
+    assert [(line_id, state) for line_id, state, _ in calls(ledger)] == [(line, "cured")]
+    cured = ledger.conn.execute(
+        "SELECT count(*) FROM finance_journal WHERE action = 'margin_call_cured'"
+    ).fetchone()
+    assert cured == (1,)
+
+
+def test_a_repayment_cures_a_margin_call(ledger: Api) -> None:
+    apply(ledger, "maker", LOT_URI, "10.00")
+    line = line_of_maker(ledger)["id"]
+    price(ledger, "1.00")
+    [(_, state, amount)] = calls(ledger)
+    assert state == "open"
+    ledger.call(
+        "POST", f"/v1/lines/{line}/repayments", "bank", json={"amount": f"{amount / 100:.2f}"}
+    )
+    assert [state for _, state, _ in calls(ledger)] == ["cured"]
+
+
+def test_a_margin_call_past_due_is_escalated_and_the_line_frozen(ledger: Api) -> None:
+    service.set_policy(ledger.conn, JOURNAL, "bank", cure_period_s=60)
+    apply(ledger, "maker", LOT_URI, "10.00")
+    line = line_of_maker(ledger)["id"]
+    price(ledger, "1.00")
+    [call] = ledger.get("/v1/margin-calls", "bank").json()
+    due = datetime.fromisoformat(call["due"])
+    assert valuation.check_margin_calls(ledger.conn, JOURNAL, due - timedelta(seconds=1)) == 0
+    assert valuation.check_margin_calls(ledger.conn, JOURNAL, due) == 1
+    assert [state for _, state, _ in calls(ledger)] == ["escalated"]
+    assert line_of_maker(ledger)["status"] == "frozen"
+    assert valuation.check_margin_calls(ledger.conn, JOURNAL, due) == 0  # once
+    # Still cured by repayment; the line stays frozen until the bank decides.
+    ledger.call("POST", f"/v1/lines/{line}/repayments", "bank", json={"amount": "10.00"})
+    assert [state for _, state, _ in calls(ledger)] == ["cured"]
+    assert line_of_maker(ledger)["status"] == "frozen"
