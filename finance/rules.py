@@ -410,6 +410,23 @@ def cold_chain_excursion(
     return None
 
 
+def back_in_range_since(
+    readings: Iterable[Reading],
+    low: int | float | Decimal | None,
+    high: int | float | Decimal | None,
+) -> datetime | None:
+    """Since when every reading has been inside [low, high]: the first reading of the final
+    run in range (None when the latest reading is out of range, or there is none)."""
+    since: datetime | None = None
+    for time, value in sorted(readings, key=lambda reading: reading[0]):
+        out = (low is not None and value < low) or (high is not None and value > high)
+        if out:
+            since = None
+        elif since is None:
+            since = time
+    return since
+
+
 # ---------------------------------------------------------------------------------------------
 # Eligibility
 # ---------------------------------------------------------------------------------------------

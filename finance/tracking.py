@@ -214,13 +214,19 @@ def moves_pledged_goods(
     (`held_before`): an earlier leg (the shipping that brought them there, arriving late)
     moves nothing that is pledged.
     """
-    pledged = _SITE.match(pledged_location)
-    if fact not in PLACE_FACTS or pledged is None or held_before != pledged.group(1):
+    pledged = site_gln(pledged_location)
+    if fact not in PLACE_FACTS or pledged is None or held_before != pledged:
         return False
     if fact is Fact.TRANSIT or event.biz_step in MOVEMENT_STEPS:
         return True
     site = site_of(event.columns)
-    return site is not None and site != pledged.group(1)
+    return site is not None and site != pledged
+
+
+def site_gln(location: str | None) -> str | None:
+    """The GLN of a site's Digital Link (a sub-location's site too), else None."""
+    match = _SITE.match(location or "")
+    return match.group(1) if match else None
 
 
 def registry_fingerprint(parties: Parties, extensions: Mapping[str, Fact]) -> bytes:
@@ -323,6 +329,7 @@ class LotRecord:
     held_at: str | None = None  # the GLN of the site holding the goods
     in_transit: bool = False
     consignees: list[str] = field(default_factory=list)
+    held_since: datetime | None = None  # event time of the claim that put them at `held_at`
 
     @property
     def whereabouts(self) -> Whereabouts:

@@ -10,6 +10,7 @@ from finance.rules import (
     Inspection,
     LotState,
     Policy,
+    back_in_range_since,
     cold_chain_excursion,
     receivable_advance,
     revalue,
@@ -236,21 +237,50 @@ def receivable_terms(quantity: int, product: Product) -> tuple[Money, Money]:
 
 
 def check_cold_chain(conn: Conn, journal: Journal, now: datetime) -> int:
-    """Flag lots whose warehouse reads out of the product's range too long; returns how many."""
+    """Flag lots whose site reads out of the product's range too long, and close such a flag
+    once the readings have been back in range for the policy's dwell time (its breach
+    tolerance); returns how many were raised. Only readings since the lot arrived at the site
+    count (an excursion before it came is not its own), and none before a flag's last close."""
     raised = 0
     for watch in goods.cold_chain_watch(conn):
         pledge = credit.live_pledge(conn, watch.lot_uri)
         line = credit.get_line(conn, pledge.line_id) if pledge is not None else None
         rules_policy = policy(conn, line.financier_org_id, watch.category) if line else Policy()
-        readings = goods.temperatures(conn, watch.gln, now - _TELEMETRY_WINDOW)
+        since = now - _TELEMETRY_WINDOW
+        if watch.held_since is not None:
+            since = max(since, watch.held_since)
+        readings = [
+            (reading.time, reading.value) for reading in goods.temperatures(conn, watch.gln, since)
+        ]
         low, high = watch.min_temp_c, watch.max_temp_c
-        excursion = cold_chain_excursion(
-            [(reading.time, reading.value) for reading in readings], low, high, rules_policy, now
-        )
+        line_id = pledge.line_id if pledge is not None else None
+        if "cold_chain_breach" in credit.open_flags(conn, watch.lot_uri):
+            back = back_in_range_since(readings, low, high)
+            if back is None or now - back < rules_policy.breach_tolerance:
+                continue
+            credit.clear_flag(conn, watch.lot_uri, "cold_chain_breach", "temperature_back_in_range")
+            journal.write(
+                conn,
+                ACTOR,
+                "flag_cleared",
+                watch.lot_uri,
+                {
+                    "kind": "cold_chain_breach",
+                    "reason": "temperature_back_in_range",
+                    "since": back.isoformat(),
+                },
+            )
+            if line_id is not None:
+                revalue_line(
+                    conn, journal, line_id, watch.lot_uri, reason="flag_cleared", log_index=None
+                )
+            continue
+        cleared = credit.last_cleared(conn, watch.lot_uri, "cold_chain_breach")
+        fresh = [reading for reading in readings if cleared is None or reading[0] >= cleared]
+        excursion = cold_chain_excursion(fresh, low, high, rules_policy, now)
         if excursion is None:
             continue
         detail = f"temperature outside {low}..{high} °C since {excursion.start.isoformat()}"
-        line_id = pledge.line_id if pledge is not None else None
         if credit.raise_flag(
             conn, "cold_chain_breach", detail, lot_uri=watch.lot_uri, line_id=line_id
         ):

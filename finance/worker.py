@@ -36,6 +36,7 @@ from finance.tracking import (
     moves_pledged_goods,
     order_key,
     registry_fingerprint,
+    site_gln,
 )
 from records import attestation_store, registry_store
 from records.db import Conn, run_connected
@@ -381,6 +382,8 @@ class _Chunk:
             record.whereabouts = whereabouts_after(
                 record.whereabouts, evidence.fact, event.columns, event.event, self._parties
             )
+            if record.held_at != held_before:
+                record.held_since = event.event_time if record.held_at is not None else None
             if before is not True:  # new to the lot, or counting now where it did not before
                 self._react(change, event, record, evidence, held_before)
             else:
@@ -388,6 +391,7 @@ class _Chunk:
                 # site before this one (the storing after the shipping), so the movement check
                 # runs again; a freeze and its flag happen once however often it runs.
                 self._freeze_if_moved(change.lot_uri, event, evidence, held_before)
+        self._close_flags()
         self._flush()
         attribution.forget_unattributed(self._conn, self._claimed)
         # Events of earlier chunks still waiting for another identifier are remembered already.
@@ -401,6 +405,50 @@ class _Chunk:
                 if index not in self._earlier
             ),
         )
+
+    def _close_flags(self) -> None:
+        """Flags close on evidence, judged on each touched lot as folded (whatever order its
+        events arrived in): a quality flag once its latest inspection is conformant; an
+        unauthorized movement once the goods are attested back in their pledged site."""
+        flagged = credit.open_flags_of(self._conn, self._dirty)
+        for lot_uri, kinds in sorted(flagged.items()):
+            record = self._lots[lot_uri]
+            pledge = self._pledges.get(lot_uri)
+            closing: list[tuple[str, str, bytes | None]] = []
+            if "quality_flag" in kinds and record.last_inspection_disposition == "conformant":
+                closing.append(
+                    ("quality_flag", "conformant_reinspection", record.last_inspection_hash)
+                )
+            if (
+                "unauthorized_movement" in kinds
+                and pledge is not None
+                and record.held_at is not None
+                and site_gln(pledge.location) == record.held_at
+            ):
+                closing.append(
+                    ("unauthorized_movement", "back_in_supervised_site", record.latest_event_hash)
+                )
+            for kind, reason, evidence in closing:
+                if credit.clear_flag(self._conn, lot_uri, kind, reason, evidence):
+                    self._journal.write(
+                        self._conn,
+                        ACTOR,
+                        "flag_cleared",
+                        lot_uri,
+                        {"kind": kind, "reason": reason},
+                        [evidence] if evidence is not None else [],
+                        record.updated_log_index,
+                    )
+            if closing and pledge is not None:
+                self._flush()  # revaluation reads the lots from the database
+                valuation.revalue_line(
+                    self._conn,
+                    self._journal,
+                    pledge.line_id,
+                    lot_uri,
+                    reason="flag_cleared",
+                    log_index=record.updated_log_index,
+                )
 
     def _judge(
         self, lot_uri: str, event: LoggedEvent, before: bool | None, record: LotRecord

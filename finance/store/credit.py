@@ -366,6 +366,41 @@ def raise_flag(
     return row is not None
 
 
+def clear_flag(
+    conn: Conn, lot_uri: str, kind: str, reason: str, event_hash: bytes | None = None
+) -> bool:
+    """Close the lot's open flag of `kind` on evidence; True when one was open."""
+    row = conn.execute(
+        "UPDATE risk_flags SET cleared_at = now(), cleared_reason = %s, cleared_event_hash = %s"
+        " WHERE lot_uri = %s AND kind = %s AND cleared_at IS NULL RETURNING id",
+        (reason, event_hash, lot_uri, kind),
+    ).fetchone()
+    return row is not None
+
+
+def last_cleared(conn: Conn, lot_uri: str, kind: str) -> datetime | None:
+    """When the lot's flag of `kind` was last closed (None: never)."""
+    row = conn.execute(
+        "SELECT max(cleared_at) FROM risk_flags WHERE lot_uri = %s AND kind = %s",
+        (lot_uri, kind),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def open_flags_of(conn: Conn, lot_uris: Iterable[str]) -> dict[str, set[str]]:
+    """The open flag kinds of each lot that has any."""
+    rows = conn.execute(
+        f"SELECT f.lot_uri, f.kind FROM {KEYS} JOIN risk_flags f ON f.lot_uri = k.key"  # noqa: S608
+        " WHERE f.cleared_at IS NULL",
+        (list(lot_uris),),
+        prepare=False,
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for lot_uri, kind in rows:
+        out.setdefault(str(lot_uri), set()).add(str(kind))
+    return out
+
+
 def open_flags(conn: Conn, lot_uri: str) -> set[str]:
     rows = conn.execute(
         "SELECT kind FROM risk_flags WHERE lot_uri = %s AND cleared_at IS NULL", (lot_uri,)

@@ -64,6 +64,7 @@ class ColdChainWatch:
     max_temp_c: Decimal | None
     lot_uri: str
     category: str
+    held_since: datetime | None  # since when the lot is at the site (None: not known)
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,8 @@ def cold_chain_watch(conn: Conn) -> list[ColdChainWatch]:
     """
     with conn.cursor(row_factory=class_row(ColdChainWatch)) as cur:
         return cur.execute(
-            "SELECT DISTINCT ds.gln, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category"
+            "SELECT DISTINCT ds.gln, p.min_temp_c, p.max_temp_c, l.lot_uri, p.category,"
+            " l.held_since"
             " FROM device_sites ds"
             " JOIN lots l ON l.location = 'https://id.gs1.org/414/' || ds.gln AND l.quantity > 0"
             " JOIN products p ON p.gtin = l.gtin"

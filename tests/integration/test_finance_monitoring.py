@@ -1,4 +1,5 @@
-"""Monitoring reactions on a real database: failed inspection, recall, expiry, sale proceeds."""
+"""Monitoring reactions on a real database: failed inspection, recall, expiry, sale proceeds,
+and flags that close on evidence."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 import pytest
 
 from epcis.capture import capture
+from epcis.telemetry import Reading
 from finance import pledges, service, valuation
 from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
@@ -136,3 +138,140 @@ def test_sale_of_pledged_goods_routes_proceeds_to_the_pledgee(
     ).fetchall()
     assert proceeds == [(1250,)]
     assert attribution.get_lot(conn, lot).quantity == 2  # type: ignore[union-attr]
+
+
+# --- flags close on evidence -------------------------------------------------------------------
+
+
+def inspection(lot: str, disposition: str, at: datetime) -> dict[str, object]:
+    return {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "eventTime": at.isoformat(),
+        "eventTimeZoneOffset": "+00:00",
+        "bizStep": "inspecting",
+        "disposition": disposition,
+        "quantityList": [{"epcClass": lot, "quantity": 3, "uom": "EA"}],
+        "bizLocation": {"id": WAREHOUSE},
+    }
+
+
+def cleared(conn: Conn, lot: str) -> list[tuple[object, ...]]:
+    """(kind, reason, whether closing evidence is kept) of the lot's closed flags."""
+    return conn.execute(
+        "SELECT kind, cleared_reason, cleared_event_hash IS NOT NULL FROM risk_flags"
+        " WHERE lot_uri = %s AND cleared_at IS NOT NULL ORDER BY id",
+        (lot,),
+    ).fetchall()
+
+
+def live_calls(conn: Conn, line_id: int) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT state, amount_minor FROM margin_calls WHERE line_id = %s ORDER BY id", (line_id,)
+    ).fetchall()
+
+
+def test_a_conformant_reinspection_closes_the_quality_flag_and_cures_the_call(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, line_id = pledged_lot
+    now = datetime.now(UTC)
+    commit(conn, [inspection(lot, "non_conformant", now - timedelta(minutes=2))])
+    follow(conn)
+    assert "quality_flag" in credit.open_flags(conn, lot)
+    assert live_calls(conn, line_id) == [("open", 2000)]
+    commit(conn, [inspection(lot, "conformant", now - timedelta(minutes=1))])
+    follow(conn)
+    assert "quality_flag" not in credit.open_flags(conn, lot)
+    assert cleared(conn, lot) == [("quality_flag", "conformant_reinspection", True)]
+    assert live_calls(conn, line_id) == [("cured", 2000)]  # 3 x 12.50 x 0.70 covers 20.00
+    assert service.lot_status(conn, lot, "bank").collateral_value_minor == 3750
+
+
+def test_an_older_conformant_inspection_arriving_late_closes_nothing(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, _ = pledged_lot
+    now = datetime.now(UTC)
+    commit(conn, [inspection(lot, "non_conformant", now - timedelta(minutes=1))])
+    follow(conn)
+    commit(conn, [inspection(lot, "conformant", now - timedelta(minutes=2))])  # happened before
+    follow(conn)
+    assert "quality_flag" in credit.open_flags(conn, lot)
+    assert cleared(conn, lot) == []
+
+
+def test_goods_attested_back_in_the_supervised_site_close_the_movement_flag(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, line_id = pledged_lot
+    story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
+    commit(conn, [story[4]])  # shipped without a release
+    follow(conn)
+    assert "unauthorized_movement" in credit.open_flags(conn, lot)
+    back = {**story[3], "eventTime": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    commit(conn, [back])  # stored again in the supervised warehouse
+    follow(conn)
+    assert "unauthorized_movement" not in credit.open_flags(conn, lot)
+    assert cleared(conn, lot) == [("unauthorized_movement", "back_in_supervised_site", True)]
+    line = credit.get_line(conn, line_id)
+    assert line is not None
+    assert line.status == "frozen"  # unfreezing is the bank's decision
+
+
+def readings(conn: Conn, minutes: range, celsius: float) -> None:
+    """Readings of the warehouse's bound probe, `minutes` ago, at `celsius`."""
+    key = registry_store.find_devices(conn, [(ORG, "probe-1")])[(ORG, "probe-1")]
+    now = datetime.now(UTC)
+    rows = [
+        event_store.ReadingToStore(
+            Reading(now - timedelta(minutes=m), "temperature", celsius), key.org_id, "probe-1", now
+        )
+        for m in minutes
+    ]
+    with conn.transaction():
+        event_store.insert_readings(conn, rows)
+
+
+@pytest.fixture
+def watched(conn: Conn, pledged_lot: tuple[str, int]) -> tuple[str, int]:
+    """The pledged lot's product kept at -25..-15 °C, the warehouse's probe bound to it, and
+    the bank tolerating a minute out of range."""
+    service.add_product(
+        conn, JOURNAL, ORG, gtin_for(0), "Dumplings", "frozen", "12.50", "CNY", "-25", "-15"
+    )
+    registry_store.add_device(conn, ORG, "probe-1", None)
+    service.add_sensor(conn, ORG, "probe-1", WAREHOUSE)
+    service.set_policy(conn, JOURNAL, "bank", breach_tolerance_s=60)
+    return pledged_lot
+
+
+def test_a_cold_chain_breach_closes_when_the_temperature_is_back_long_enough(
+    conn: Conn, watched: tuple[str, int]
+) -> None:
+    lot, line_id = watched
+    readings(conn, range(50, 19, -5), -5.0)  # 50..20 minutes ago: too warm
+    assert valuation.check_cold_chain(conn, JOURNAL, datetime.now(UTC)) == 1
+    assert "cold_chain_breach" in credit.open_flags(conn, lot)
+    assert [state for state, _ in live_calls(conn, line_id)] == ["open"]
+    readings(conn, range(0, 1), -20.0)  # back in range just now: not yet for the dwell time
+    assert valuation.check_cold_chain(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert "cold_chain_breach" in credit.open_flags(conn, lot)
+    readings(conn, range(10, 0, -2), -20.0)  # in range for the last ten minutes
+    assert valuation.check_cold_chain(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert "cold_chain_breach" not in credit.open_flags(conn, lot)
+    assert cleared(conn, lot) == [("cold_chain_breach", "temperature_back_in_range", False)]
+    assert [state for state, _ in live_calls(conn, line_id)] == ["cured"]
+    # The excursion that was closed is not raised again.
+    assert valuation.check_cold_chain(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert "cold_chain_breach" not in credit.open_flags(conn, lot)
+
+
+def test_an_excursion_before_the_goods_arrived_is_not_theirs(
+    conn: Conn, watched: tuple[str, int]
+) -> None:
+    lot, _ = watched
+    readings(conn, range(240, 90, -10), -5.0)  # 4 h to 1.5 h ago; the lot arrived 1 h ago
+    readings(conn, range(50, 0, -10), -20.0)
+    assert valuation.check_cold_chain(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert "cold_chain_breach" not in credit.open_flags(conn, lot)
