@@ -86,6 +86,7 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.UNKNOWN_WAREHOUSE: 404,
     FinanceErrorCode.UNKNOWN_DEVICE: 404,
     FinanceErrorCode.UNKNOWN_LOAN: 404,
+    FinanceErrorCode.UNKNOWN_OFFER: 404,
     FinanceErrorCode.WRONG_ROLE: 403,
     FinanceErrorCode.NOT_YOUR_PREFIX: 403,
     FinanceErrorCode.NOT_YOUR_GOODS: 403,
@@ -97,6 +98,9 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.SITE_TAKEN: 409,
     FinanceErrorCode.LOT_SECURES_LOANS: 409,
     FinanceErrorCode.LIMIT_BELOW_DRAWN: 409,
+    FinanceErrorCode.OFFER_NOT_OPEN: 409,
+    FinanceErrorCode.OFFER_EXPIRED: 409,
+    FinanceErrorCode.OFFER_WITHDRAWN: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from api.deps import AnyOrg, CurrentChain, DbConn, Enterprise, FinanceJournal, Financier
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
+    AcceptedPublic,
     ApplicationCreate,
     DecisionPublic,
     DeviceCreate,
@@ -18,6 +19,7 @@ from api.schemas import (
     LinePublic,
     LoanPublic,
     MarginCallPublic,
+    OfferPublic,
     PledgeResult,
     PricePublic,
     PriceUpdate,
@@ -113,7 +115,8 @@ def add_device(
 @router.post(
     "/v1/applications",
     response_model=DecisionPublic,
-    summary="Apply for financing against a pledged lot; decided at once",
+    summary="Apply for financing against your pledged lot; decided at once (an approval is an"
+    " offer to accept)",
 )
 def apply(
     conn: DbConn,
@@ -131,6 +134,30 @@ def apply(
         application.guarantor,
     )
     return DecisionPublic.model_validate(decision, from_attributes=True)
+
+
+@router.post(
+    "/v1/offers/{offer_id}/accept",
+    response_model=AcceptedPublic,
+    summary="Accept an offer: decided again now, drawn as a loan if the goods still support it",
+)
+def accept_offer(
+    conn: DbConn, journal: FinanceJournal, org: Enterprise, offer_id: int
+) -> AcceptedPublic:
+    accepted = service.accept_offer(conn, journal, org.slug, offer_id)
+    return AcceptedPublic.model_validate(accepted, from_attributes=True)
+
+
+@router.get(
+    "/v1/offers",
+    response_model=list[OfferPublic],
+    summary="Offers on your lines (financier) or made to you (borrower), newest first",
+)
+def offers(conn: DbConn, org: AnyOrg) -> list[OfferPublic]:
+    return [
+        OfferPublic.model_validate(row, from_attributes=True)
+        for row in service.offers(conn, org.slug)
+    ]
 
 
 @router.get("/v1/lines", response_model=list[LinePublic], summary="Your credit lines")

@@ -275,6 +275,31 @@ class MarginCallPublic(BaseModel):
     settled_at: datetime | None
 
 
+class OfferPublic(BaseModel):
+    """An approval the borrower may accept until `expires_at`."""
+
+    id: int
+    application_id: int
+    line_id: int
+    lot_uri: str
+    amount_minor: int
+    currency: str
+    state: Literal["open", "accepted", "expired", "withdrawn"]
+    made_at: datetime
+    expires_at: datetime
+    loan_id: int | None
+
+
+class AcceptedPublic(BaseModel):
+    offer_id: int
+    loan_id: int
+    line: int
+    lot: str
+    amount: str
+    amount_minor: int
+    currency: str
+
+
 class LoanPublic(BaseModel):
     """Money drawn on a line, secured by one pledged lot."""
 
@@ -302,7 +327,10 @@ class DecisionPublic(BaseModel):
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
-    loan: int | None = Field(default=None, description="the loan an approval drew")
+    offer_id: int | None = Field(
+        default=None,
+        description="an approval's offer: nothing is drawn until the borrower accepts it",
+    )
 
 
 class PledgeResult(BaseModel):

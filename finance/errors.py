@@ -23,6 +23,7 @@ class FinanceErrorCode(StrEnum):
     UNKNOWN_WAREHOUSE = "unknown_warehouse"
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_LOAN = "unknown_loan"
+    UNKNOWN_OFFER = "unknown_offer"
     # The organisation named has another role.
     WRONG_ROLE = "wrong_role"
     # The key (GTIN, GLN) is outside the caller's GS1 Company Prefixes.
@@ -38,6 +39,9 @@ class FinanceErrorCode(StrEnum):
     SITE_TAKEN = "site_taken"  # another org operates the site
     LOT_SECURES_LOANS = "lot_secures_loans"  # a release while loans on the lot are outstanding
     LIMIT_BELOW_DRAWN = "limit_below_drawn"  # a re-limit below what the line has drawn
+    OFFER_NOT_OPEN = "offer_not_open"  # accepted, expired or withdrawn before
+    OFFER_EXPIRED = "offer_expired"
+    OFFER_WITHDRAWN = "offer_withdrawn"  # decided again at acceptance: no longer all of it
 
 
 class FinanceError(Exception):

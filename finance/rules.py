@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_HAIRCUT",
     "DEFAULT_INSPECTION_FRESHNESS",
     "DEFAULT_LTV_CAP",
+    "DEFAULT_OFFER_VALIDITY",
     "DEFAULT_RECEIVABLE_ADVANCE_RATE",
     "ELIGIBILITY_CODES",
     "IMPAIRING_CODES",
@@ -170,6 +171,7 @@ DEFAULT_RECEIVABLE_ADVANCE_RATE: Final = Rate.of("0.80")
 DEFAULT_BREACH_TOLERANCE: Final = timedelta(minutes=30)
 DEFAULT_INSPECTION_FRESHNESS: Final = timedelta(days=30)
 DEFAULT_CURE_PERIOD: Final = timedelta(days=3)
+DEFAULT_OFFER_VALIDITY: Final = timedelta(days=1)
 
 
 def _require_rate(value: object, name: str) -> None:
@@ -196,6 +198,7 @@ class Policy:
     * `inspection_freshness`: the last conformant inspection must be younger than this.
     * `receivable_advance_rate`: share of a confirmed receivable that is advanced.
     * `cure_period`: how long a borrower has to cure a margin call before it is escalated.
+    * `offer_validity`: how long an offer (an approval) stands for the borrower to accept.
     """
 
     advance_rate: Rate = DEFAULT_ADVANCE_RATE
@@ -206,6 +209,7 @@ class Policy:
     receivable_advance_rate: Rate = DEFAULT_RECEIVABLE_ADVANCE_RATE
     default_haircut: Rate = DEFAULT_HAIRCUT
     cure_period: timedelta = DEFAULT_CURE_PERIOD
+    offer_validity: timedelta = DEFAULT_OFFER_VALIDITY
 
     def __post_init__(self) -> None:
         for name in ("advance_rate", "ltv_cap", "receivable_advance_rate", "default_haircut"):
@@ -218,7 +222,7 @@ class Policy:
             _require_rate(haircut, f"haircut for {category!r}")
         # A private read-only copy: a policy is a value and must not change under a decision.
         object.__setattr__(self, "haircuts", MappingProxyType(dict(self.haircuts)))
-        for name in ("breach_tolerance", "inspection_freshness", "cure_period"):
+        for name in ("breach_tolerance", "inspection_freshness", "cure_period", "offer_validity"):
             value = getattr(self, name)
             if not isinstance(value, timedelta):
                 raise TypeError(f"{name} must be a timedelta, not {type(value).__name__}")
@@ -226,6 +230,8 @@ class Policy:
             raise ValueError(f"breach_tolerance must not be negative, got {self.breach_tolerance}")
         if self.cure_period <= timedelta(0):
             raise ValueError(f"cure_period must be positive, got {self.cure_period}")
+        if self.offer_validity <= timedelta(0):
+            raise ValueError(f"offer_validity must be positive, got {self.offer_validity}")
         if self.inspection_freshness <= timedelta(0):
             raise ValueError(
                 f"inspection_freshness must be positive, got {self.inspection_freshness}"

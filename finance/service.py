@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
 
@@ -27,9 +27,11 @@ from finance.rules import (
     DEFAULT_HAIRCUT,
     DEFAULT_INSPECTION_FRESHNESS,
     DEFAULT_LTV_CAP,
+    DEFAULT_OFFER_VALIDITY,
     DEFAULT_RECEIVABLE_ADVANCE_RATE,
     Application,
     CreditLine,
+    Decision,
     DecisionKind,
     LineStatus,
     Policy,
@@ -81,7 +83,7 @@ class DecisionOutcome:
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
-    loan: int | None = None  # the loan an approval drew (None when nothing was drawn)
+    offer_id: int | None = None  # the offer an approval made (None when nothing was offered)
 
 
 @dataclass(frozen=True)
@@ -449,6 +451,7 @@ def set_policy(
     inspection_freshness_s: int | None = None,
     receivable_advance_rate: str | None = None,
     cure_period_s: int | None = None,
+    offer_validity_s: int | None = None,
 ) -> None:
     """A financier's policy for a category ('*': its default); terms not given are the rules'
     defaults (finance/rules.py)."""
@@ -457,20 +460,20 @@ def set_policy(
     def rate(value: str | None, default: Rate) -> Decimal:
         return _parsed(lambda: Rate.of(value)).value if value is not None else default.value
 
+    def seconds(value: int | None, default: timedelta) -> int:
+        return value if value is not None else int(default.total_seconds())
+
     row = goods.PolicyRow(
         org.id,
         category,
         rate(advance_rate, DEFAULT_ADVANCE_RATE),
         rate(haircut, DEFAULT_HAIRCUT),
         rate(ltv_cap, DEFAULT_LTV_CAP),
-        breach_tolerance_s
-        if breach_tolerance_s is not None
-        else int(DEFAULT_BREACH_TOLERANCE.total_seconds()),
-        inspection_freshness_s
-        if inspection_freshness_s is not None
-        else int(DEFAULT_INSPECTION_FRESHNESS.total_seconds()),
+        seconds(breach_tolerance_s, DEFAULT_BREACH_TOLERANCE),
+        seconds(inspection_freshness_s, DEFAULT_INSPECTION_FRESHNESS),
         rate(receivable_advance_rate, DEFAULT_RECEIVABLE_ADVANCE_RATE),
-        cure_period_s if cure_period_s is not None else int(DEFAULT_CURE_PERIOD.total_seconds()),
+        seconds(cure_period_s, DEFAULT_CURE_PERIOD),
+        seconds(offer_validity_s, DEFAULT_OFFER_VALIDITY),
     )
     goods.set_policy(conn, row)
     journal.write(
@@ -700,34 +703,16 @@ def apply(
     amount: str,
     guarantor: bool = False,
 ) -> DecisionOutcome:
-    """A financing application against a pledged lot: decided now, drawn down if approved."""
+    """A financing application against the applicant's pledged lot, decided now. An approval,
+    full or partial, is an offer: nothing is drawn until the borrower accepts it
+    (`accept_offer`) before it expires (the policy's offer validity)."""
     lot_uri = canonical_lot(lot)
     client = _org(conn, borrower)
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _line_between(conn, bank.id, client.id)
         requested = _money(amount, line.currency)
-        state = valuation.lot_state(conn, lot_uri, bank.id, line.currency)
-        if state is None:
-            raise FinanceError(
-                FinanceErrorCode.UNKNOWN_LOT,
-                f"{lot_uri} has no events or no registered product",
-            )
-        _securing(conn, state.gtin, lot_uri, line, client, financier)
-        # What the lot already secures, on every line (one live pledge: in practice this one).
-        exposure = Money(credit.exposure_on_lot(conn, lot_uri, line.currency), line.currency)
-        decision = decide(
-            Application(requested, guarantor, exposure),
-            state,
-            valuation.policy(conn, bank.id, state.category),
-            CreditLine(
-                str(bank.id),
-                Money(line.limit_minor, line.currency),
-                Money(line.drawn_minor, line.currency),
-                LineStatus(line.status),
-            ),
-            datetime.now(UTC),
-        )
+        decision, category = _decide(conn, line, client, financier, lot_uri, requested, guarantor)
         reasons = [str(r) for r in decision.reasons]
         evidence = [digest_from_hash_id(h) for h in decision.evidence]
         recorded = credit.record_decision(
@@ -742,19 +727,24 @@ def apply(
             evidence=evidence,
             collateral_minor=decision.collateral_value.minor,
         )
-        loan = None
+        offer = None
         if decision.kind in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
-            approved = decision.approved_amount.minor
-            credit.move_money(conn, line.id, "drawdown", approved, recorded.decision_id)
-            loan = credit.add_loan(
-                conn, line.id, lot_uri, recorded.decision_id, approved, line.currency
-            ).id
+            validity = valuation.policy(conn, bank.id, category).offer_validity
+            offer = credit.add_offer(
+                conn,
+                recorded,
+                line.id,
+                lot_uri,
+                decision.approved_amount.minor,
+                line.currency,
+                datetime.now(UTC) + validity,
+            )
         journal.write(
             conn,
             borrower,
             f"decision_{decision.kind}",
             f"application:{recorded.application_id}",
-            {"approved_minor": decision.approved_amount.minor, "reasons": reasons, "loan": loan},
+            {"approved_minor": decision.approved_amount.minor, "reasons": reasons, "offer": offer},
             evidence,
         )
     return DecisionOutcome(
@@ -765,8 +755,121 @@ def apply(
         reasons=reasons,
         evidence=list(decision.evidence),
         collateral_value=decision.collateral_value.format(),
-        loan=loan,
+        offer_id=offer,
     )
+
+
+def _decide(
+    conn: Conn,
+    line: Line,
+    client: registry_store.Org,
+    financier: str,
+    lot_uri: str,
+    requested: Money,
+    guarantor: bool,
+) -> tuple[Decision, str]:
+    """The rules' decision on lending `requested` against the lot now, and its category."""
+    state = valuation.lot_state(conn, lot_uri, line.financier_org_id, line.currency)
+    if state is None:
+        raise FinanceError(
+            FinanceErrorCode.UNKNOWN_LOT, f"{lot_uri} has no events or no registered product"
+        )
+    _securing(conn, state.gtin, lot_uri, line, client, financier)
+    # What the lot already secures, on every line (one live pledge: in practice this one).
+    exposure = Money(credit.exposure_on_lot(conn, lot_uri, line.currency), line.currency)
+    decision = decide(
+        Application(requested, guarantor, exposure),
+        state,
+        valuation.policy(conn, line.financier_org_id, state.category),
+        CreditLine(
+            str(line.financier_org_id),
+            Money(line.limit_minor, line.currency),
+            Money(line.drawn_minor, line.currency),
+            LineStatus(line.status),
+        ),
+        datetime.now(UTC),
+    )
+    return decision, state.category
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An offer accepted: the loan it drew."""
+
+    offer_id: int
+    loan_id: int
+    line: int
+    lot: str
+    amount: str
+    amount_minor: int
+    currency: str
+
+
+def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> Accepted:
+    """The borrower accepts an offer: the application is decided again on the goods and the
+    line as they are now, and the offered amount is drawn as a loan only if they still support
+    all of it. Else the offer is recorded expired (`offer_expired`) or withdrawn
+    (`offer_withdrawn`, with the reasons) and the acceptance refused."""
+    client = _org(conn, borrower)
+    with conn.transaction():
+        offer = credit.get_offer(conn, offer_id, for_update=True)
+        line = credit.get_line(conn, offer.line_id, for_update=True) if offer else None
+        if offer is None or line is None or line.borrower_org_id != client.id:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_OFFER, f"{borrower} has no offer {offer_id}"
+            )
+        if offer.state != "open":
+            raise FinanceError(
+                FinanceErrorCode.OFFER_NOT_OPEN, f"offer {offer_id} is {offer.state}"
+            )
+        refused = _offer_refused(conn, line, client, offer)
+        if refused is None:
+            amount = Money(offer.amount_minor, offer.currency)
+            credit.move_money(conn, line.id, "drawdown", amount.minor, offer.decision_id)
+            loan = credit.add_loan(
+                conn, line.id, offer.lot_uri, offer.decision_id, amount.minor, amount.currency
+            )
+            credit.settle_offer(conn, offer.id, "accepted", loan.id)
+            journal.write(
+                conn,
+                borrower,
+                "offer_accepted",
+                f"offer:{offer.id}",
+                {"loan": loan.id, "amount_minor": amount.minor, "line": line.id},
+            )
+        else:
+            code, reasons = refused
+            state = "expired" if code is FinanceErrorCode.OFFER_EXPIRED else "withdrawn"
+            credit.settle_offer(conn, offer.id, state)
+            journal.write(
+                conn, borrower, f"offer_{state}", f"offer:{offer.id}", {"reasons": reasons}
+            )
+    if refused is not None:  # raised once what happened to the offer is committed
+        code, reasons = refused
+        raise FinanceError(code, f"offer {offer_id}: {', '.join(reasons)}")
+    return Accepted(
+        offer.id, loan.id, line.id, offer.lot_uri, amount.format(), amount.minor, amount.currency
+    )
+
+
+def _offer_refused(
+    conn: Conn, line: Line, client: registry_store.Org, offer: credit.Offer
+) -> tuple[FinanceErrorCode, list[str]] | None:
+    """Why an open offer can no longer be accepted, or None: expired, or the application
+    decided again now (goods, flags, line, exposure as they are) no longer approves all of it."""
+    if offer.expires_at <= datetime.now(UTC):
+        return FinanceErrorCode.OFFER_EXPIRED, ["expired"]
+    amount = Money(offer.amount_minor, offer.currency)
+    financier = registry_store.slug_of(conn, line.financier_org_id) or "the financier"
+    decision, _ = _decide(conn, line, client, financier, offer.lot_uri, amount, offer.guarantor)
+    if decision.kind != DecisionKind.APPROVE or decision.approved_amount != amount:
+        return FinanceErrorCode.OFFER_WITHDRAWN, [str(r) for r in decision.reasons]
+    return None
+
+
+def offers(conn: Conn, org: str) -> list[credit.Offer]:
+    """The offers an org sees: as financier, on its lines; as borrower, its own."""
+    return credit.offers_of_org(conn, _org(conn, org).id)
 
 
 def _securing(

@@ -43,6 +43,7 @@ def policy(conn: Conn, financier_org_id: int, category: str) -> Policy:
         inspection_freshness=timedelta(seconds=row.inspection_freshness_s),
         receivable_advance_rate=Rate.of(row.receivable_advance_rate),
         cure_period=timedelta(seconds=row.cure_period_s),
+        offer_validity=timedelta(seconds=row.offer_validity_s),
     )
 
 

@@ -132,6 +132,11 @@ def issue_api_key(conn: Conn, org_id: int) -> str:
     return api_key
 
 
+def slug_of(conn: Conn, org_id: int) -> str | None:
+    row = conn.execute("SELECT slug FROM orgs WHERE id = %s", (org_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def get_org(conn: Conn, slug: str) -> Org | None:
     with conn.cursor(row_factory=class_row(Org)) as cursor:
         return cursor.execute("SELECT id, slug, role FROM orgs WHERE slug = %s", (slug,)).fetchone()

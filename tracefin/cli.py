@@ -455,6 +455,7 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 breach_tolerance_s=args.breach_tolerance_s,
                 inspection_freshness_s=args.inspection_freshness_s,
                 cure_period_s=args.cure_period_s,
+                offer_validity_s=args.offer_validity_s,
             ),
         )
     elif op == "line-open":
@@ -509,6 +510,10 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         )
     elif op == "price-list":
         _finance(settings, lambda c: service.prices(c, args.financier))
+    elif op == "offer-accept":
+        _finance(settings, lambda c: service.accept_offer(c, journal, args.borrower, args.offer))
+    elif op == "offer-list":
+        _finance(settings, lambda c: service.offers(c, args.org))
     elif op == "loan-list":
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
@@ -797,6 +802,7 @@ def _finance_commands(commands: Any) -> None:
     policy.add_argument("--breach-tolerance-s", type=int)
     policy.add_argument("--inspection-freshness-s", type=int)
     policy.add_argument("--cure-period-s", type=int, help="time to cure a margin call")
+    policy.add_argument("--offer-validity-s", type=int, help="how long an offer stands")
 
     line = commands.add_parser("line", help="credit lines").add_subparsers(
         dest="line_command", required=True
@@ -848,6 +854,17 @@ def _finance_commands(commands: Any) -> None:
     )
     price_list = op(price.add_parser("list", help="a financier's price list"), "price-list")
     price_list.add_argument("financier", type=_slug)
+
+    offer = commands.add_parser("offer", help="offers (approvals to accept)").add_subparsers(
+        dest="offer_command", required=True
+    )
+    accept = op(
+        offer.add_parser("accept", help="accept an offer: draw it as a loan"), "offer-accept"
+    )
+    accept.add_argument("borrower", type=_slug)
+    accept.add_argument("offer", type=int)
+    offer_list = op(offer.add_parser("list", help="an org's offers"), "offer-list")
+    offer_list.add_argument("org", type=_slug)
 
     loan = commands.add_parser("loan", help="loans drawn on lines").add_subparsers(
         dest="loan_command", required=True

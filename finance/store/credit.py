@@ -183,6 +183,88 @@ def add_loan(
     return loan
 
 
+@dataclass(frozen=True)
+class Offer:
+    """An approval the borrower may accept until `expires_at`: then money is drawn."""
+
+    id: int
+    application_id: int
+    decision_id: int
+    line_id: int
+    lot_uri: str
+    amount_minor: int
+    currency: str
+    state: str
+    made_at: datetime
+    expires_at: datetime
+    settled_at: datetime | None
+    loan_id: int | None
+    guarantor: bool
+
+
+_OFFER_COLUMNS = (
+    "o.id, o.application_id, o.decision_id, o.line_id, o.lot_uri, o.amount_minor, o.currency,"
+    " o.state, o.made_at, o.expires_at, o.settled_at, o.loan_id, a.guarantor"
+)
+
+
+def add_offer(
+    conn: Conn,
+    decided: RecordedDecision,
+    line_id: int,
+    lot_uri: str,
+    amount_minor: int,
+    currency: str,
+    expires_at: datetime,
+) -> int:
+    row = conn.execute(
+        "INSERT INTO offers (application_id, decision_id, line_id, lot_uri, amount_minor,"
+        " currency, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            decided.application_id,
+            decided.decision_id,
+            line_id,
+            lot_uri,
+            amount_minor,
+            currency,
+            expires_at,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def get_offer(conn: Conn, offer_id: int, *, for_update: bool = False) -> Offer | None:
+    lock = " FOR UPDATE OF o" if for_update else ""
+    with conn.cursor(row_factory=class_row(Offer)) as cur:
+        return cur.execute(
+            f"SELECT {_OFFER_COLUMNS} FROM offers o"  # noqa: S608 - constant columns
+            f" JOIN applications a ON a.id = o.application_id WHERE o.id = %s{lock}",
+            (offer_id,),
+        ).fetchone()
+
+
+def settle_offer(conn: Conn, offer_id: int, state: str, loan_id: int | None = None) -> None:
+    """An open offer accepted (with its loan), expired or withdrawn."""
+    conn.execute(
+        "UPDATE offers SET state = %s, settled_at = now(), loan_id = %s"
+        " WHERE id = %s AND state = 'open'",
+        (state, loan_id, offer_id),
+    )
+
+
+def offers_of_org(conn: Conn, org_id: int) -> list[Offer]:
+    """Offers on lines where the org is the financier or the borrower, newest first."""
+    with conn.cursor(row_factory=class_row(Offer)) as cur:
+        return cur.execute(
+            f"SELECT {_OFFER_COLUMNS} FROM offers o"  # noqa: S608 - constant columns
+            " JOIN applications a ON a.id = o.application_id"
+            " JOIN credit_lines c ON c.id = o.line_id"
+            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY o.id DESC",
+            (org_id, org_id),
+        ).fetchall()
+
+
 def exposure_on_lot(conn: Conn, lot_uri: str, currency: str) -> int:
     """Minor units outstanding in `currency` on loans the lot secures, across every line."""
     row = conn.execute(

@@ -37,6 +37,7 @@ class PolicyRow:
     inspection_freshness_s: int
     receivable_advance_rate: Decimal
     cure_period_s: int
+    offer_validity_s: int
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ _PRODUCT_COLUMNS = (
 )
 _POLICY_COLUMNS = (
     "financier_org_id, category, advance_rate, haircut, ltv_cap, breach_tolerance_s,"
-    " inspection_freshness_s, receivable_advance_rate, cure_period_s"
+    " inspection_freshness_s, receivable_advance_rate, cure_period_s, offer_validity_s"
 )
 
 
@@ -233,13 +234,14 @@ def is_supervised(conn: Conn, financier_org_id: int, location: str | None) -> bo
 
 def set_policy(conn: Conn, policy: PolicyRow) -> None:
     conn.execute(
-        f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+        f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
         " ON CONFLICT (financier_org_id, category) DO UPDATE SET"
         " advance_rate = excluded.advance_rate, haircut = excluded.haircut,"
         " ltv_cap = excluded.ltv_cap, breach_tolerance_s = excluded.breach_tolerance_s,"
         " inspection_freshness_s = excluded.inspection_freshness_s,"
         " receivable_advance_rate = excluded.receivable_advance_rate,"
-        " cure_period_s = excluded.cure_period_s",
+        " cure_period_s = excluded.cure_period_s,"
+        " offer_validity_s = excluded.offer_validity_s",
         (
             policy.financier_org_id,
             policy.category,
@@ -250,6 +252,7 @@ def set_policy(conn: Conn, policy: PolicyRow) -> None:
             policy.inspection_freshness_s,
             policy.receivable_advance_rate,
             policy.cure_period_s,
+            policy.offer_validity_s,
         ),
     )
 

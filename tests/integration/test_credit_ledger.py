@@ -8,6 +8,7 @@ released; a line is not re-limited below what it has drawn.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,17 @@ def apply(api: Api, who: str, lot: str, amount: str) -> Any:
     return api.call(
         "POST", "/v1/applications", who, json={"financier": "bank", "lot": lot, "amount": amount}
     )
+
+
+def borrow(api: Api, amount: str) -> dict[str, Any]:
+    """`maker` applies against lot 0 and accepts the offer: the decision, and its `loan`."""
+    decided = apply(api, "maker", LOT_URI, amount)
+    assert decided.status_code == 200, decided.text
+    body: dict[str, Any] = decided.json()
+    assert body["offer_id"] is not None, body
+    accepted = api.call("POST", f"/v1/offers/{body['offer_id']}/accept", "maker")
+    assert accepted.status_code == 200, accepted.text
+    return {**body, "loan": accepted.json()["loan_id"]}
 
 
 def line_of_maker(api: Api) -> dict[str, Any]:
@@ -86,11 +98,25 @@ def test_another_borrower_cannot_borrow_against_someone_elses_pledged_lot(ledger
     assert money_moved(ledger) == before
 
 
-def test_an_approval_is_a_loan_secured_by_its_lot(ledger: Api) -> None:
+def test_an_approval_is_an_offer_and_its_acceptance_a_loan_secured_by_its_lot(
+    ledger: Api,
+) -> None:
     decided = apply(ledger, "maker", LOT_URI, "5.00")
     assert decided.status_code == 200, decided.text
     body = decided.json()
     assert (body["decision"], body["approved_minor"]) == ("approve", 500)
+    assert money_moved(ledger)[1:] == (0, 0)  # an offer: nothing drawn yet
+    [offer] = ledger.get("/v1/offers", "maker").json()
+    assert (offer["id"], offer["state"], offer["amount_minor"]) == (body["offer_id"], "open", 500)
+    # Only the borrower accepts it, once.
+    for who in ("bank", "rival"):
+        refused = ledger.call("POST", f"/v1/offers/{body['offer_id']}/accept", who)
+        assert refused.status_code in (403, 404), (who, refused.text)
+    accepted = ledger.call("POST", f"/v1/offers/{body['offer_id']}/accept", "maker")
+    assert accepted.status_code == 200, accepted.text
+    body["loan"] = accepted.json()["loan_id"]
+    again = ledger.call("POST", f"/v1/offers/{body['offer_id']}/accept", "maker")
+    assert (again.status_code, again.json()["code"]) == (409, "offer_not_open")
     loan = ledger.get(f"/v1/loans/{body['loan']}", "maker").json()
     assert (loan["lot_uri"], loan["principal_minor"], loan["outstanding_minor"]) == (
         LOT_URI,
@@ -110,8 +136,8 @@ def test_an_approval_is_a_loan_secured_by_its_lot(ledger: Api) -> None:
 
 
 def test_repayments_go_to_the_oldest_loan_first_and_restore_availability(ledger: Api) -> None:
-    first = apply(ledger, "maker", LOT_URI, "5.00").json()["loan"]
-    second = apply(ledger, "maker", LOT_URI, "3.00").json()["loan"]
+    first = borrow(ledger, "5.00")["loan"]
+    second = borrow(ledger, "3.00")["loan"]
     line = line_of_maker(ledger)
     repaid = ledger.call(
         "POST", f"/v1/lines/{line['id']}/repayments", "bank", json={"amount": "6.00"}
@@ -122,7 +148,7 @@ def test_repayments_go_to_the_oldest_loan_first_and_restore_availability(ledger:
     }
     assert outstanding == {first: 0, second: 200}
     # Named: the repayment goes to that loan first.
-    third = apply(ledger, "maker", LOT_URI, "4.00").json()
+    third = borrow(ledger, "4.00")
     assert third["decision"] == "approve", third  # the 6.00 repaid is available again
     ledger.call(
         "POST",
@@ -144,7 +170,7 @@ def test_repayments_go_to_the_oldest_loan_first_and_restore_availability(ledger:
 
 
 def test_a_lot_that_secures_a_loan_is_released_only_after_repayment(ledger: Api) -> None:
-    apply(ledger, "maker", LOT_URI, "5.00")
+    borrow(ledger, "5.00")
     refused = ledger.call("DELETE", f"/v1/pledges{LOT}", "bank")
     assert (refused.status_code, refused.json()["code"]) == (409, "lot_secures_loans")
     assert ledger.conn.execute(
@@ -157,7 +183,7 @@ def test_a_lot_that_secures_a_loan_is_released_only_after_repayment(ledger: Api)
 
 
 def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
-    apply(ledger, "maker", LOT_URI, "5.00")
+    borrow(ledger, "5.00")
     lower = ledger.call(
         "POST", "/v1/lines", "bank", json={"borrower": "maker", "limit": "4.99", "currency": "CNY"}
     )
@@ -209,7 +235,7 @@ def test_a_lot_the_financier_has_not_priced_secures_nothing(ledger: Api) -> None
 
 
 def test_a_price_cut_revalues_the_pledged_lots_and_calls_margin(ledger: Api) -> None:
-    apply(ledger, "maker", LOT_URI, "10.00")
+    borrow(ledger, "10.00")
     line = line_of_maker(ledger)
     cut = ledger.call(
         "PUT", f"/v1/prices/{gtin_for(0)}", "bank", json={"unit_price": "1.00", "currency": "CNY"}
@@ -286,7 +312,7 @@ def shortfall(api: Api, drawn: int) -> int:
 
 
 def test_one_margin_call_per_line_follows_the_shortfall_and_is_cured(ledger: Api) -> None:
-    apply(ledger, "maker", LOT_URI, "10.00")
+    borrow(ledger, "10.00")
     line = line_of_maker(ledger)["id"]
     price(ledger, "2.00")
     first = shortfall(ledger, 1000)
@@ -311,7 +337,7 @@ def test_one_margin_call_per_line_follows_the_shortfall_and_is_cured(ledger: Api
 
 
 def test_a_repayment_cures_a_margin_call(ledger: Api) -> None:
-    apply(ledger, "maker", LOT_URI, "10.00")
+    borrow(ledger, "10.00")
     line = line_of_maker(ledger)["id"]
     price(ledger, "1.00")
     [(_, state, amount)] = calls(ledger)
@@ -324,7 +350,7 @@ def test_a_repayment_cures_a_margin_call(ledger: Api) -> None:
 
 def test_a_margin_call_past_due_is_escalated_and_the_line_frozen(ledger: Api) -> None:
     service.set_policy(ledger.conn, JOURNAL, "bank", cure_period_s=60)
-    apply(ledger, "maker", LOT_URI, "10.00")
+    borrow(ledger, "10.00")
     line = line_of_maker(ledger)["id"]
     price(ledger, "1.00")
     [call] = ledger.get("/v1/margin-calls", "bank").json()
@@ -338,3 +364,26 @@ def test_a_margin_call_past_due_is_escalated_and_the_line_frozen(ledger: Api) ->
     ledger.call("POST", f"/v1/lines/{line}/repayments", "bank", json={"amount": "10.00"})
     assert [state for _, state, _ in calls(ledger)] == ["cured"]
     assert line_of_maker(ledger)["status"] == "frozen"
+
+
+# --- offers that can no longer be accepted -----------------------------------------------------
+
+
+def test_an_offer_expires_after_the_policys_validity(ledger: Api) -> None:
+    service.set_policy(ledger.conn, JOURNAL, "bank", offer_validity_s=1)
+    offer = apply(ledger, "maker", LOT_URI, "5.00").json()["offer_id"]
+    time.sleep(1.1)
+    late = ledger.call("POST", f"/v1/offers/{offer}/accept", "maker")
+    assert (late.status_code, late.json()["code"]) == (409, "offer_expired")
+    assert money_moved(ledger)[1:] == (0, 0)
+    assert [o["state"] for o in ledger.get("/v1/offers", "bank").json()] == ["expired"]
+
+
+def test_an_offer_the_goods_no_longer_support_is_withdrawn_at_acceptance(ledger: Api) -> None:
+    offer = apply(ledger, "maker", LOT_URI, "10.00").json()["offer_id"]
+    price(ledger, "1.00")  # the bank's price falls before the borrower accepts
+    late = ledger.call("POST", f"/v1/offers/{offer}/accept", "maker")
+    assert (late.status_code, late.json()["code"]) == (409, "offer_withdrawn")
+    assert "limited_by_collateral" in late.json()["detail"]
+    assert money_moved(ledger)[1:] == (0, 0)
+    assert [o["state"] for o in ledger.get("/v1/offers", "maker").json()] == ["withdrawn"]

@@ -378,6 +378,8 @@ def test_2b_an_application_is_decided_on_the_unchanged_value(world: World) -> No
     # 70 % of CNY 125.00 at most: what 10 items are worth, not 4 010.
     assert body["collateral_value"] == "CNY 125.00", body
     assert (body["decision"], body["approved_minor"]) == ("partial", VALUE_L * 70 // 100), body
+    accepted = world.api.call("POST", f"/v1/offers/{body['offer_id']}/accept", ACME)
+    assert accepted.status_code == 200, accepted.text
     assert world.line() == ("active", body["approved_minor"])
 
 

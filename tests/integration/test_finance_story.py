@@ -155,6 +155,8 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
         decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "30.00")
         assert (decision.decision, decision.approved_minor) == ("partial", 2625), decision
         assert decision.evidence
+        assert decision.offer_id is not None
+        service.accept_offer(conn, JOURNAL, org, decision.offer_id)
 
         # Cold-chain breach from telemetry: out of range longer than the 2 s tolerance.
         now = datetime.now(UTC)

@@ -308,6 +308,9 @@ def financed(world: Api) -> Api:
         json={"financier": "bank", "lot": LOT_URI, "amount": "1.00"},
     )
     assert decided.status_code == 200, decided.text
+    offer = decided.json()["offer_id"]
+    accepted = world.client.post(f"/v1/offers/{offer}/accept", headers=auth(world, "maker"))
+    assert accepted.status_code == 200, accepted.text
     # Two more lines, so that a pledge can be moved to another bank or to another borrower.
     world.conn.execute(
         "INSERT INTO credit_lines (financier_org_id, borrower_org_id, currency, limit_minor)"
@@ -417,6 +420,7 @@ def test_a_forged_pledge_of_another_lot_is_caught(financed: Api) -> None:
         # Erased with the money it moved and the loan it made: the journal still records it.
         (
             "WITH gone AS (DELETE FROM line_movements WHERE decision_id IS NOT NULL),"
+            " offers_gone AS (DELETE FROM offers),"
             " loans_gone AS (DELETE FROM loans) DELETE FROM decisions",
             {"decision_differs_from_journal"},
         ),
