@@ -13,6 +13,7 @@ from records.registry_store import Org
 ENTERPRISE = ("manufacturer", "warehouse", "logistics", "retailer", "inspector")
 FINANCIER = ("financier",)
 REGULATOR = ("regulator",)
+GUARANTOR = ("guarantor",)
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `tracefin org add`")
 

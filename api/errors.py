@@ -87,6 +87,7 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.UNKNOWN_DEVICE: 404,
     FinanceErrorCode.UNKNOWN_LOAN: 404,
     FinanceErrorCode.UNKNOWN_OFFER: 404,
+    FinanceErrorCode.UNKNOWN_APPLICATION: 404,
     FinanceErrorCode.WRONG_ROLE: 403,
     FinanceErrorCode.NOT_YOUR_PREFIX: 403,
     FinanceErrorCode.NOT_YOUR_GOODS: 403,
@@ -101,6 +102,9 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.OFFER_NOT_OPEN: 409,
     FinanceErrorCode.OFFER_EXPIRED: 409,
     FinanceErrorCode.OFFER_WITHDRAWN: 409,
+    FinanceErrorCode.NOT_IN_REVIEW: 409,
+    FinanceErrorCode.ALREADY_GUARANTEED: 409,
+    FinanceErrorCode.REVIEW_REFUSED: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

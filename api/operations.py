@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from pydantic import BaseModel
 
-from api.deps import AnyOrg, CurrentChain, DbConn, Enterprise, FinanceJournal, Financier
+from api.deps import (
+    AnyOrg,
+    CurrentChain,
+    DbConn,
+    Enterprise,
+    FinanceJournal,
+    Financier,
+    Guarantor,
+)
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
     AcceptedPublic,
@@ -15,6 +23,8 @@ from api.schemas import (
     DecisionPublic,
     DeviceCreate,
     DevicePublic,
+    GuaranteeCreate,
+    GuaranteePublic,
     LineCreate,
     LinePublic,
     LoanPublic,
@@ -25,6 +35,9 @@ from api.schemas import (
     PriceUpdate,
     ProductCreate,
     Repayment,
+    ReviewDecision,
+    ReviewedPublic,
+    ReviewItem,
 )
 from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
@@ -131,9 +144,63 @@ def apply(
         application.financier,
         application.lot,
         application.amount,
-        application.guarantor,
     )
     return DecisionPublic.model_validate(decision, from_attributes=True)
+
+
+@router.get(
+    "/v1/reviews",
+    response_model=list[ReviewItem],
+    summary="Your review queue: referred applications on your lines, oldest first",
+)
+def review_queue(conn: DbConn, org: Financier) -> list[ReviewItem]:
+    return [
+        ReviewItem(
+            application=row.id,
+            line=row.line_id,
+            lot=row.lot_uri,
+            requested_minor=row.requested_minor,
+            reasons=row.last_reasons,
+            guarantor=row.guarantor,
+            guaranteed_minor=row.guaranteed_minor,
+            created_at=row.created_at,
+        )
+        for row in service.reviews(conn, org.slug)
+    ]
+
+
+@router.post(
+    "/v1/applications/{application_id}/review",
+    response_model=ReviewedPublic,
+    summary="Decide a referred application, with a reason (approving decides it again)",
+)
+def review(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Financier,
+    application_id: int,
+    body: Annotated[ReviewDecision, Body()],
+) -> ReviewedPublic:
+    done = service.review(
+        conn, journal, org.slug, application_id, body.decision == "approve", body.reason
+    )
+    return ReviewedPublic.model_validate(done, from_attributes=True)
+
+
+@router.post(
+    "/v1/applications/{application_id}/guarantee",
+    response_model=GuaranteePublic,
+    summary="Guarantee a named amount of a referred application (guarantors only)",
+)
+def give_guarantee(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Guarantor,
+    application_id: int,
+    body: Annotated[GuaranteeCreate, Body()],
+) -> GuaranteePublic:
+    given = service.guarantee(conn, journal, org.slug, application_id, body.amount)
+    return GuaranteePublic.model_validate(given, from_attributes=True)
 
 
 @router.post(

@@ -313,10 +313,42 @@ class LoanPublic(BaseModel):
 
 
 class ApplicationCreate(BaseModel):
+    """An application against your pledged lot. (A guarantee is the guarantor's to give,
+    `POST /v1/applications/{id}/guarantee`: a `guarantor` flag sent here is ignored.)"""
+
     financier: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
     lot: str = Field(min_length=1, max_length=512)
     amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
-    guarantor: bool = False
+
+
+class ReviewDecision(BaseModel):
+    decision: Literal["approve", "decline"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class GuaranteeCreate(BaseModel):
+    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+
+
+class GuaranteePublic(BaseModel):
+    application: int
+    guarantor: str
+    amount: str
+    amount_minor: int
+    currency: str
+
+
+class ReviewItem(BaseModel):
+    """A referred application waiting for its financier's review."""
+
+    application: int
+    line: int
+    lot: str
+    requested_minor: int
+    reasons: list[str]
+    guarantor: str | None
+    guaranteed_minor: int | None
+    created_at: datetime
 
 
 class DecisionPublic(BaseModel):
@@ -327,10 +359,20 @@ class DecisionPublic(BaseModel):
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
+    ltv: str | None = Field(
+        default=None, description="(the lot's exposure + the amount requested) / its value"
+    )
     offer_id: int | None = Field(
         default=None,
         description="an approval's offer: nothing is drawn until the borrower accepts it",
     )
+
+
+class ReviewedPublic(BaseModel):
+    application: int
+    review: Literal["approved", "declined"]
+    reason: str
+    decision: DecisionPublic | None
 
 
 class PledgeResult(BaseModel):

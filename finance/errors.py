@@ -24,6 +24,7 @@ class FinanceErrorCode(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_LOAN = "unknown_loan"
     UNKNOWN_OFFER = "unknown_offer"
+    UNKNOWN_APPLICATION = "unknown_application"
     # The organisation named has another role.
     WRONG_ROLE = "wrong_role"
     # The key (GTIN, GLN) is outside the caller's GS1 Company Prefixes.
@@ -42,6 +43,9 @@ class FinanceErrorCode(StrEnum):
     OFFER_NOT_OPEN = "offer_not_open"  # accepted, expired or withdrawn before
     OFFER_EXPIRED = "offer_expired"
     OFFER_WITHDRAWN = "offer_withdrawn"  # decided again at acceptance: no longer all of it
+    NOT_IN_REVIEW = "not_in_review"  # decided at once, or reviewed already
+    ALREADY_GUARANTEED = "already_guaranteed"
+    REVIEW_REFUSED = "review_refused"  # approved in review, but the rules do not approve it now
 
 
 class FinanceError(Exception):

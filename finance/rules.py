@@ -657,8 +657,8 @@ class Decision:
     """The outcome of an application, with the reasons and the events it rests on.
 
     `available` is what could be lent (min of collateral and line headroom, never negative);
-    `ltv` is (drawn on the lot + the amount considered) / collateral value, or None when it
-    was not reached or the value is zero.
+    `ltv` is (drawn on the lot + the amount requested) / collateral value, or None when the
+    value is zero.
     """
 
     kind: DecisionKind
@@ -690,9 +690,11 @@ def decide(
        line limit - line drawn); ≤ 0 → `decline` (`no_availability`).
     4. The amount is min(requested, available); `partial` (`limited_by_collateral` /
        `limited_by_line`) when that is below the request, else `approve` (`within_limits`).
-    5. If (drawn on the lot + amount) / collateral value > LTV cap (exactly at the cap is fine):
+    5. The loan's LTV is (drawn on the lot + the amount *requested*) / collateral value, shown
+       in every decision reached with a value. Above the LTV cap (exactly at it is fine):
        without a guarantor → `refer` (`guarantor_required`, nothing approved); with one, the
-       decision stands with `guarantor_accepted` added.
+       decision of 3-4 stands with `guarantor_accepted` added. (On the request, not on what the
+       advance rate would allow: else a cap above the advance rate could never trigger.)
     """
     if not isinstance(application, Application):
         raise TypeError(f"application must be an Application, not {type(application).__name__}")
@@ -719,12 +721,21 @@ def decide(
     zero = Money.zero(currency)
     evidence = lot.evidence_hashes()
 
+    requested = application.requested
+    requested_exposure = drawn_on_lot + requested
+    ltv = (
+        (Decimal(requested_exposure.minor) / Decimal(value.minor)).quantize(
+            _LTV_PLACES, rounding=ROUND_HALF_EVEN
+        )
+        if value.is_positive()
+        else None
+    )
+
     def outcome(
         kind: DecisionKind,
         reasons: Iterable[Reason],
         approved: Money = zero,
         available: Money = zero,
-        ltv: Decimal | None = None,
     ) -> Decision:
         return Decision(kind, approved, tuple(reasons), evidence, value, limit, available, ltv)
 
@@ -744,7 +755,10 @@ def decide(
     if not available.is_positive():
         return outcome(DecisionKind.DECLINE, (Reason.NO_AVAILABILITY,))
 
-    requested = application.requested
+    # Exact: for whole minor units n, n > value * cap  <=>  n > floor(value * cap).
+    above_cap = requested_exposure > value.times_rate(policy.ltv_cap, Rounding.DOWN)
+    if above_cap and not application.guarantor:
+        return outcome(DecisionKind.REFER, (Reason.GUARANTOR_REQUIRED,), zero, available)
     amount = min(requested, available)
     if amount < requested:
         kind = DecisionKind.PARTIAL
@@ -757,13 +771,6 @@ def decide(
         kind = DecisionKind.APPROVE
         reasons = [Reason.WITHIN_LIMITS]
 
-    exposure = drawn_on_lot + amount
-    ltv = (Decimal(exposure.minor) / Decimal(value.minor)).quantize(
-        _LTV_PLACES, rounding=ROUND_HALF_EVEN
-    )
-    # Exact: for whole minor units n, n > value * cap  <=>  n > floor(value * cap).
-    if exposure > value.times_rate(policy.ltv_cap, Rounding.DOWN):
-        if not application.guarantor:
-            return outcome(DecisionKind.REFER, (Reason.GUARANTOR_REQUIRED,), zero, available, ltv)
+    if above_cap:
         reasons.append(Reason.GUARANTOR_ACCEPTED)
-    return outcome(kind, reasons, amount, available, ltv)
+    return outcome(kind, reasons, amount, available)

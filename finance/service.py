@@ -18,7 +18,7 @@ from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
 from finance import valuation
 from finance.errors import FinanceError, FinanceErrorCode
-from finance.money import MAX_AMOUNT_MINOR, MAX_UNIT_PRICE_MINOR, Money, Rate
+from finance.money import MAX_AMOUNT_MINOR, MAX_UNIT_PRICE_MINOR, Money, Rate, Rounding
 from finance.pledges import PledgeRegistry, checksum, lot_key, org_address
 from finance.rules import (
     DEFAULT_ADVANCE_RATE,
@@ -35,6 +35,7 @@ from finance.rules import (
     DecisionKind,
     LineStatus,
     Policy,
+    Reason,
     decide,
     revalue,
 )
@@ -83,6 +84,7 @@ class DecisionOutcome:
     reasons: list[str]
     evidence: list[str]
     collateral_value: str
+    ltv: str | None = None  # (exposure + requested) / collateral value, as the rules judged it
     offer_id: int | None = None  # the offer an approval made (None when nothing was offered)
 
 
@@ -701,52 +703,74 @@ def apply(
     financier: str,
     lot: str,
     amount: str,
-    guarantor: bool = False,
 ) -> DecisionOutcome:
     """A financing application against the applicant's pledged lot, decided now. An approval,
     full or partial, is an offer: nothing is drawn until the borrower accepts it
-    (`accept_offer`) before it expires (the policy's offer validity)."""
+    (`accept_offer`) before it expires (the policy's offer validity). A referral waits in the
+    financier's review queue (`review`); above the LTV cap, a guarantor's guarantee
+    (`guarantee`) is what lets the financier approve it, never a flag the borrower sets."""
     lot_uri = canonical_lot(lot)
     client = _org(conn, borrower)
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _line_between(conn, bank.id, client.id)
         requested = _money(amount, line.currency)
-        decision, category = _decide(conn, line, client, financier, lot_uri, requested, guarantor)
-        reasons = [str(r) for r in decision.reasons]
-        evidence = [digest_from_hash_id(h) for h in decision.evidence]
+        judged = _decide(conn, line, client, financier, lot_uri, requested, guarantor=False)
+        decision = judged.decision
         recorded = credit.record_decision(
             conn,
             line.id,
             lot_uri,
             requested.minor,
-            guarantor,
+            False,
             kind=str(decision.kind),
             approved_minor=decision.approved_amount.minor,
-            reasons=reasons,
-            evidence=evidence,
+            reasons=[str(r) for r in decision.reasons],
+            evidence=[digest_from_hash_id(h) for h in decision.evidence],
             collateral_minor=decision.collateral_value.minor,
         )
-        offer = None
-        if decision.kind in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
-            validity = valuation.policy(conn, bank.id, category).offer_validity
-            offer = credit.add_offer(
-                conn,
-                recorded,
-                line.id,
-                lot_uri,
-                decision.approved_amount.minor,
-                line.currency,
-                datetime.now(UTC) + validity,
-            )
-        journal.write(
+        return _decided(conn, journal, borrower, line, lot_uri, judged, recorded, {})
+
+
+def _decided(
+    conn: Conn,
+    journal: Journal,
+    actor: str,
+    line: Line,
+    lot_uri: str,
+    judged: _Judged,
+    recorded: credit.RecordedDecision,
+    extra: dict[str, object],
+) -> DecisionOutcome:
+    """A recorded decision's offer (when it approves) and journal entry; what the caller sees."""
+    decision = judged.decision
+    reasons = [str(r) for r in decision.reasons]
+    offer = None
+    if decision.kind in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
+        validity = valuation.policy(conn, line.financier_org_id, judged.category).offer_validity
+        offer = credit.add_offer(
             conn,
-            borrower,
-            f"decision_{decision.kind}",
-            f"application:{recorded.application_id}",
-            {"approved_minor": decision.approved_amount.minor, "reasons": reasons, "offer": offer},
-            evidence,
+            recorded,
+            line.id,
+            lot_uri,
+            decision.approved_amount.minor,
+            line.currency,
+            datetime.now(UTC) + validity,
         )
+    journal.write(
+        conn,
+        actor,
+        f"decision_{decision.kind}",
+        f"application:{recorded.application_id}",
+        {
+            "approved_minor": decision.approved_amount.minor,
+            "reasons": reasons,
+            "offer": offer,
+            "decision": str(recorded.decision_id),
+            **extra,
+        },
+        [digest_from_hash_id(h) for h in decision.evidence],
+    )
     return DecisionOutcome(
         application=recorded.application_id,
         decision=str(decision.kind),
@@ -755,8 +779,19 @@ def apply(
         reasons=reasons,
         evidence=list(decision.evidence),
         collateral_value=decision.collateral_value.format(),
+        ltv=str(decision.ltv) if decision.ltv is not None else None,
         offer_id=offer,
     )
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The rules' decision, with what a review needs to weigh a guarantee against it."""
+
+    decision: Decision
+    category: str
+    exposure: Money
+    ltv_cap: Rate
 
 
 def _decide(
@@ -766,9 +801,10 @@ def _decide(
     financier: str,
     lot_uri: str,
     requested: Money,
+    *,
     guarantor: bool,
-) -> tuple[Decision, str]:
-    """The rules' decision on lending `requested` against the lot now, and its category."""
+) -> _Judged:
+    """The rules' decision on lending `requested` against the lot now."""
     state = valuation.lot_state(conn, lot_uri, line.financier_org_id, line.currency)
     if state is None:
         raise FinanceError(
@@ -777,10 +813,11 @@ def _decide(
     _securing(conn, state.gtin, lot_uri, line, client, financier)
     # What the lot already secures, on every line (one live pledge: in practice this one).
     exposure = Money(credit.exposure_on_lot(conn, lot_uri, line.currency), line.currency)
+    policy = valuation.policy(conn, line.financier_org_id, state.category)
     decision = decide(
         Application(requested, guarantor, exposure),
         state,
-        valuation.policy(conn, line.financier_org_id, state.category),
+        policy,
         CreditLine(
             str(line.financier_org_id),
             Money(line.limit_minor, line.currency),
@@ -789,7 +826,7 @@ def _decide(
         ),
         datetime.now(UTC),
     )
-    return decision, state.category
+    return _Judged(decision, state.category, exposure, policy.ltv_cap)
 
 
 @dataclass(frozen=True)
@@ -861,10 +898,160 @@ def _offer_refused(
         return FinanceErrorCode.OFFER_EXPIRED, ["expired"]
     amount = Money(offer.amount_minor, offer.currency)
     financier = registry_store.slug_of(conn, line.financier_org_id) or "the financier"
-    decision, _ = _decide(conn, line, client, financier, offer.lot_uri, amount, offer.guarantor)
+    decision = _decide(
+        conn, line, client, financier, offer.lot_uri, amount, guarantor=offer.guarantor
+    ).decision
     if decision.kind != DecisionKind.APPROVE or decision.approved_amount != amount:
         return FinanceErrorCode.OFFER_WITHDRAWN, [str(r) for r in decision.reasons]
     return None
+
+
+# --- the review queue and guarantees --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guaranteed:
+    application: int
+    guarantor: str
+    amount: str
+    amount_minor: int
+    currency: str
+
+
+def guarantee(
+    conn: Conn, journal: Journal, guarantor: str, application_id: int, amount: str
+) -> Guaranteed:
+    """An org with role guarantor guarantees a named amount of a referred application, with
+    its own key: what lets its financier approve a loan above the LTV cap."""
+    org = _org(conn, guarantor, "guarantor")
+    with conn.transaction():
+        application = _pending_application(conn, application_id)
+        line = credit.get_line(conn, application.line_id)
+        assert line is not None  # an application refers to its line
+        money = _money(amount, line.currency)
+        if not money.is_positive():
+            raise FinanceError(FinanceErrorCode.INVALID_AMOUNT, "a guarantee is positive")
+        if not credit.add_guarantee(conn, application_id, org.id, money.minor, money.currency):
+            raise FinanceError(
+                FinanceErrorCode.ALREADY_GUARANTEED,
+                f"application {application_id} is guaranteed already",
+            )
+        journal.write(
+            conn,
+            guarantor,
+            "guarantee_given",
+            f"application:{application_id}",
+            {"amount_minor": money.minor, "currency": money.currency},
+        )
+    return Guaranteed(application_id, guarantor, money.format(), money.minor, money.currency)
+
+
+def _pending_application(conn: Conn, application_id: int) -> credit.ApplicationRow:
+    application = credit.get_application(conn, application_id, for_update=True)
+    if application is None:
+        raise FinanceError(FinanceErrorCode.UNKNOWN_APPLICATION, f"no application {application_id}")
+    if application.review_state != "pending":
+        raise FinanceError(
+            FinanceErrorCode.NOT_IN_REVIEW,
+            f"application {application_id} is not waiting for review"
+            f" ({application.review_state or 'decided at once'})",
+        )
+    return application
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    application: int
+    review: Literal["approved", "declined"]
+    reason: str
+    decision: DecisionOutcome | None  # approved: the decision taken again, with its offer
+
+
+def review(
+    conn: Conn,
+    journal: Journal,
+    financier: str,
+    application_id: int,
+    approve: bool,
+    reason: str,
+) -> Reviewed:
+    """The financier decides a referred application, with a reason. Declining ends it.
+    Approving decides it again now — with a guarantee that covers what the loan asks above the
+    LTV cap, when one was given — and only a decision that approves (fully or in part) makes
+    an offer; anything else is refused `review_refused` with the rules' reasons, and the
+    application stays in the queue."""
+    bank = _org(conn, financier, "financier")
+    text = reason.strip()
+    if not text:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a review gives its reason")
+    with conn.transaction():
+        application = _pending_application(conn, application_id)
+        line = credit.get_line(conn, application.line_id, for_update=True)
+        if line is None or line.financier_org_id != bank.id:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_APPLICATION,
+                f"{financier} has no application {application_id}",
+            )
+        if not approve:
+            credit.set_review(conn, application_id, "declined", text)
+            journal.write(
+                conn,
+                financier,
+                "review_declined",
+                f"application:{application_id}",
+                {"reason": text},
+            )
+            return Reviewed(application_id, "declined", text, None)
+        client_slug = registry_store.slug_of(conn, line.borrower_org_id)
+        assert client_slug is not None  # lines refer to registered orgs
+        client = _org(conn, client_slug)
+        requested = Money(application.requested_minor, line.currency)
+        judged = _decide(
+            conn, line, client, financier, application.lot_uri, requested, guarantor=False
+        )
+        if Reason.GUARANTOR_REQUIRED in judged.decision.reasons and application.guaranteed_minor:
+            at_cap = judged.decision.collateral_value.times_rate(judged.ltv_cap, Rounding.DOWN)
+            above = judged.exposure + requested - at_cap
+            if application.guaranteed_minor >= above.minor:
+                judged = _decide(
+                    conn, line, client, financier, application.lot_uri, requested, guarantor=True
+                )
+        decision = judged.decision
+        if decision.kind not in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
+            refused = ", ".join(str(r) for r in decision.reasons)
+        else:
+            refused = ""
+            recorded = credit.add_decision(
+                conn,
+                application_id,
+                kind=str(decision.kind),
+                approved_minor=decision.approved_amount.minor,
+                reasons=[str(r) for r in decision.reasons],
+                evidence=[digest_from_hash_id(h) for h in decision.evidence],
+                collateral_minor=decision.collateral_value.minor,
+            )
+            credit.set_review(conn, application_id, "approved", text)
+            outcome = _decided(
+                conn,
+                journal,
+                financier,
+                line,
+                application.lot_uri,
+                judged,
+                recorded,
+                {"review": text, "guarantor": application.guarantor},
+            )
+    if refused:  # outside the transaction: nothing of it was kept, the application waits
+        raise FinanceError(
+            FinanceErrorCode.REVIEW_REFUSED,
+            f"application {application_id} cannot be approved now: {refused}",
+        )
+    return Reviewed(application_id, "approved", text, outcome)
+
+
+def reviews(conn: Conn, financier: str) -> list[credit.ApplicationRow]:
+    """The financier's review queue: referred applications on its lines, oldest first."""
+    return credit.pending_reviews(conn, _org(conn, financier, "financier").id)
 
 
 def offers(conn: Conn, org: str) -> list[credit.Offer]:

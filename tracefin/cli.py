@@ -487,7 +487,7 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(
             settings,
             lambda c: service.apply(
-                c, journal, args.borrower, args.financier, args.lot, args.amount, args.guarantor
+                c, journal, args.borrower, args.financier, args.lot, args.amount
             ),
         )
     elif op == "repay":
@@ -510,6 +510,25 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         )
     elif op == "price-list":
         _finance(settings, lambda c: service.prices(c, args.financier))
+    elif op == "review-list":
+        _finance(settings, lambda c: service.reviews(c, args.financier))
+    elif op == "review":
+        _finance(
+            settings,
+            lambda c: service.review(
+                c,
+                journal,
+                args.financier,
+                args.application,
+                args.decision == "approve",
+                args.reason,
+            ),
+        )
+    elif op == "guarantee":
+        _finance(
+            settings,
+            lambda c: service.guarantee(c, journal, args.guarantor, args.application, args.amount),
+        )
     elif op == "offer-accept":
         _finance(settings, lambda c: service.accept_offer(c, journal, args.borrower, args.offer))
     elif op == "offer-list":
@@ -833,7 +852,24 @@ def _finance_commands(commands: Any) -> None:
     apply.add_argument("financier", type=_slug)
     apply.add_argument("lot")
     apply.add_argument("amount")
-    apply.add_argument("--guarantor", action="store_true")
+
+    review = commands.add_parser("review", help="a financier's review queue").add_subparsers(
+        dest="review_command", required=True
+    )
+    queue = op(review.add_parser("list", help="referred applications waiting"), "review-list")
+    queue.add_argument("financier", type=_slug)
+    decided = op(review.add_parser("decide", help="approve or decline, with a reason"), "review")
+    decided.add_argument("financier", type=_slug)
+    decided.add_argument("application", type=int)
+    decided.add_argument("decision", choices=("approve", "decline"))
+    decided.add_argument("--reason", required=True)
+    guarantee = op(
+        commands.add_parser("guarantee", help="a guarantor guarantees an application"),
+        "guarantee",
+    )
+    guarantee.add_argument("guarantor", type=_slug)
+    guarantee.add_argument("application", type=int)
+    guarantee.add_argument("amount")
 
     repay = op(commands.add_parser("repay", help="record a repayment on a line"), "repay")
     repay.add_argument("financier", type=_slug)

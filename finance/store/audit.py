@@ -85,11 +85,15 @@ def decisions_differing_from_journal(conn: Conn) -> list[DecisionMismatch]:
     with conn.cursor(row_factory=class_row(DecisionMismatch)) as cur:
         return cur.execute(
             """
-            WITH journaled AS (
-                SELECT DISTINCT ON (subject) subject, action, detail, evidence,
-                       count(*) OVER (PARTITION BY subject) AS entries
-                FROM finance_journal WHERE left(action, 9) = 'decision_'
-                ORDER BY subject, id
+            WITH entries AS (
+                SELECT *, detail->>'decision' AS decision FROM finance_journal
+                WHERE left(action, 9) = 'decision_'
+            ), journaled AS (
+                -- An entry names its decision (since reviews decide an application again);
+                -- older ones name only the application, which had one decision then.
+                SELECT DISTINCT ON (subject, decision) subject, decision, action, detail,
+                       evidence, count(*) OVER (PARTITION BY subject, decision) AS entries
+                FROM entries ORDER BY subject, decision, id
             ), compared AS (
                 SELECT d.id AS decision_id, d.application_id,
                        coalesce(j.entries, 0)::int AS journal_entries,
@@ -100,6 +104,7 @@ def decisions_differing_from_journal(conn: Conn) -> list[DecisionMismatch]:
                        j.evidence IS DISTINCT FROM d.evidence AS evidence_differs
                 FROM decisions d
                 LEFT JOIN journaled j ON j.subject = 'application:' || d.application_id
+                    AND (j.decision IS NULL OR j.decision = d.id::text)
             )
             SELECT * FROM compared
             WHERE journal_entries <> 1 OR kind_differs OR amount_differs OR reasons_differ

@@ -204,7 +204,8 @@ class Offer:
 
 _OFFER_COLUMNS = (
     "o.id, o.application_id, o.decision_id, o.line_id, o.lot_uri, o.amount_minor, o.currency,"
-    " o.state, o.made_at, o.expires_at, o.settled_at, o.loan_id, a.guarantor"
+    " o.state, o.made_at, o.expires_at, o.settled_at, o.loan_id,"
+    " EXISTS (SELECT 1 FROM guarantees g WHERE g.application_id = a.id) AS guarantor"
 )
 
 
@@ -339,20 +340,110 @@ def record_decision(
     evidence: Sequence[bytes],
     collateral_minor: int,
 ) -> RecordedDecision:
-    """An application and the decision taken on it."""
+    """An application and the decision taken on it (a referral waits for review)."""
     application = conn.execute(
-        "INSERT INTO applications (line_id, lot_uri, requested_minor, guarantor)"
-        " VALUES (%s, %s, %s, %s) RETURNING id",
-        (line_id, lot_uri, requested_minor, guarantor),
+        "INSERT INTO applications (line_id, lot_uri, requested_minor, guarantor, review_state)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (line_id, lot_uri, requested_minor, guarantor, "pending" if kind == "refer" else None),
     ).fetchone()
     assert application is not None
+    return add_decision(
+        conn,
+        int(application[0]),
+        kind=kind,
+        approved_minor=approved_minor,
+        reasons=reasons,
+        evidence=evidence,
+        collateral_minor=collateral_minor,
+    )
+
+
+def add_decision(
+    conn: Conn,
+    application_id: int,
+    *,
+    kind: str,
+    approved_minor: int,
+    reasons: Sequence[str],
+    evidence: Sequence[bytes],
+    collateral_minor: int,
+) -> RecordedDecision:
+    """A decision on an application (the first, or one taken again at review)."""
     decision = conn.execute(
         "INSERT INTO decisions (application_id, kind, approved_minor, reasons, evidence,"
         " collateral_minor) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (application[0], kind, approved_minor, list(reasons), list(evidence), collateral_minor),
+        (application_id, kind, approved_minor, list(reasons), list(evidence), collateral_minor),
     ).fetchone()
     assert decision is not None
-    return RecordedDecision(int(application[0]), int(decision[0]))
+    return RecordedDecision(application_id, int(decision[0]))
+
+
+@dataclass(frozen=True)
+class ApplicationRow:
+    """An application as stored, with its review and any guarantee given for it."""
+
+    id: int
+    line_id: int
+    lot_uri: str
+    requested_minor: int
+    review_state: str | None
+    review_reason: str | None
+    created_at: datetime
+    last_reasons: list[str]
+    guaranteed_minor: int | None
+    guarantor: str | None
+
+
+_APPLICATION_QUERY = (
+    "SELECT a.id, a.line_id, a.lot_uri, a.requested_minor, a.review_state, a.review_reason,"
+    " a.created_at,"
+    " (SELECT d.reasons FROM decisions d WHERE d.application_id = a.id ORDER BY d.id DESC"
+    "  LIMIT 1) AS last_reasons,"
+    " g.amount_minor AS guaranteed_minor, o.slug AS guarantor"
+    " FROM applications a LEFT JOIN guarantees g ON g.application_id = a.id"
+    " LEFT JOIN orgs o ON o.id = g.guarantor_org_id"
+)
+
+
+def get_application(
+    conn: Conn, application_id: int, *, for_update: bool = False
+) -> ApplicationRow | None:
+    lock = " FOR UPDATE OF a" if for_update else ""
+    with conn.cursor(row_factory=class_row(ApplicationRow)) as cur:
+        return cur.execute(
+            f"{_APPLICATION_QUERY} WHERE a.id = %s{lock}",
+            (application_id,),
+        ).fetchone()
+
+
+def pending_reviews(conn: Conn, financier_org_id: int) -> list[ApplicationRow]:
+    """Referred applications on the financier's lines waiting for its review, oldest first."""
+    with conn.cursor(row_factory=class_row(ApplicationRow)) as cur:
+        return cur.execute(
+            f"{_APPLICATION_QUERY} JOIN credit_lines c ON c.id = a.line_id"
+            " WHERE c.financier_org_id = %s AND a.review_state = 'pending' ORDER BY a.id",
+            (financier_org_id,),
+        ).fetchall()
+
+
+def set_review(conn: Conn, application_id: int, state: str, reason: str) -> None:
+    conn.execute(
+        "UPDATE applications SET review_state = %s, review_reason = %s, reviewed_at = now()"
+        " WHERE id = %s",
+        (state, reason, application_id),
+    )
+
+
+def add_guarantee(
+    conn: Conn, application_id: int, guarantor_org_id: int, amount_minor: int, currency: str
+) -> bool:
+    """A guarantee for an application; False when one was given already."""
+    row = conn.execute(
+        "INSERT INTO guarantees (application_id, guarantor_org_id, amount_minor, currency)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (application_id) DO NOTHING RETURNING id",
+        (application_id, guarantor_org_id, amount_minor, currency),
+    ).fetchone()
+    return row is not None
 
 
 # --- pledges ---------------------------------------------------------------------------------

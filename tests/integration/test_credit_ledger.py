@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 
 from finance import service, valuation
+from finance.audit import full_audit
 from finance.money import Money
 from finance.rules import Policy, credit_limit
 from finance.store import goods
+from ledger.chain import connect
+from records import registry_store
 from tests.support.api import Api
 from tests.support.world import JOURNAL, LOT, LOT_URI, WAREHOUSE
 from tracefin.simulate import gtin_for
@@ -128,11 +131,20 @@ def test_an_approval_is_an_offer_and_its_acceptance_a_loan_secured_by_its_lot(
     for who in ("rival", "other-bank"):
         assert ledger.get(f"/v1/loans/{body['loan']}", who).status_code == 404, who
         assert ledger.get("/v1/loans", who).json() == [], who
-    # What the lot secures counts against what it can secure: a large request is cut to the rest.
+    # What the lot secures counts against what it can secure: a request up to the LTV cap is
+    # cut to what the advance rate leaves; one above the cap is referred for a guarantee.
     value = ledger.get(f"/v1/lots{LOT}", "bank").json()["collateral_value_minor"]
     limit = credit_limit(Money(value, "CNY"), Policy()).minor  # the bank's default policy
-    more = apply(ledger, "maker", LOT_URI, "1000.00").json()
+    at_cap = value * 75 // 100 - 500
+    more = apply(ledger, "maker", LOT_URI, f"{at_cap / 100:.2f}").json()
     assert (more["decision"], more["approved_minor"]) == ("partial", limit - 500)
+    over = apply(ledger, "maker", LOT_URI, f"{(at_cap + 1) / 100:.2f}").json()
+    assert (over["decision"], over["reasons"], over["offer_id"]) == (
+        "refer",
+        ["guarantor_required"],
+        None,
+    )
+    assert float(over["ltv"]) > 0.75
 
 
 def test_repayments_go_to_the_oldest_loan_first_and_restore_availability(ledger: Api) -> None:
@@ -222,7 +234,8 @@ def test_the_borrowers_price_lends_nothing_and_an_update_nulls_nothing(ledger: A
     assert kept is not None
     assert (kept.min_temp_c, kept.max_temp_c) == (Decimal("-25"), Decimal("-15"))
     limit = credit_limit(Money(before, "CNY"), Policy()).minor
-    decided = apply(ledger, "maker", LOT_URI, "1000.00").json()
+    at_cap = before * 75 // 100
+    decided = apply(ledger, "maker", LOT_URI, f"{at_cap / 100:.2f}").json()
     assert (decided["decision"], decided["approved_minor"]) == ("partial", limit)
 
 
@@ -384,6 +397,128 @@ def test_an_offer_the_goods_no_longer_support_is_withdrawn_at_acceptance(ledger:
     price(ledger, "1.00")  # the bank's price falls before the borrower accepts
     late = ledger.call("POST", f"/v1/offers/{offer}/accept", "maker")
     assert (late.status_code, late.json()["code"]) == (409, "offer_withdrawn")
-    assert "limited_by_collateral" in late.json()["detail"]
+    assert "guarantor_required" in late.json()["detail"]  # 10.00 against 2 x 1.00 now
     assert money_moved(ledger)[1:] == (0, 0)
     assert [o["state"] for o in ledger.get("/v1/offers", "maker").json()] == ["withdrawn"]
+
+
+# --- above the LTV cap: the review queue and a guarantor's guarantee ---------------------------
+
+
+@pytest.fixture
+def guarantor(ledger: Api) -> Api:
+    """A guarantor org with its own key, and a bank lending up to 90 % (so the 75 % LTV cap,
+    not the advance rate, is what binds)."""
+    _, key = registry_store.add_org(ledger.conn, "guaranty-co", "guarantor")
+    ledger.keys["guaranty-co"] = key
+    service.set_policy(ledger.conn, JOURNAL, "bank", advance_rate="0.90")
+    return ledger
+
+
+def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
+    guarantor: Api,
+) -> None:
+    api = guarantor
+    value = bank_value(api)
+    asked = value * 85 // 100  # an LTV of 85 %
+    body = {"financier": "bank", "lot": LOT_URI, "amount": f"{asked / 100:.2f}", "guarantor": True}
+    decided = api.call("POST", "/v1/applications", "maker", json=body).json()
+    # The borrower's own "guarantor" flag is ignored: referred, nothing offered.
+    assert (decided["decision"], decided["reasons"], decided["offer_id"]) == (
+        "refer",
+        ["guarantor_required"],
+        None,
+    )
+    application = decided["application"]
+    [queued] = api.get("/v1/reviews", "bank").json()
+    assert (queued["application"], queued["guarantor"]) == (application, None)
+    assert api.get("/v1/reviews", "other-bank").json() == []
+    # Without a guarantee the bank cannot approve it: the rules still refer it.
+    early = api.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "bank",
+        json={"decision": "approve", "reason": "known client"},
+    )
+    assert (early.status_code, early.json()["code"]) == (409, "review_refused")
+    # Only a guarantor guarantees: not the borrower, not the bank.
+    for who in ("maker", "bank"):
+        denied = api.call(
+            "POST", f"/v1/applications/{application}/guarantee", who, json={"amount": "1.00"}
+        )
+        assert denied.status_code == 403, (who, denied.text)
+    above_cap = asked - value * 75 // 100
+    given = api.call(
+        "POST",
+        f"/v1/applications/{application}/guarantee",
+        "guaranty-co",
+        json={"amount": f"{above_cap / 100:.2f}"},
+    )
+    assert given.status_code == 200, given.text
+    again = api.call(
+        "POST", f"/v1/applications/{application}/guarantee", "guaranty-co", json={"amount": "1.00"}
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "already_guaranteed")
+    approved = api.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "bank",
+        json={"decision": "approve", "reason": "guaranteed by guaranty-co"},
+    )
+    assert approved.status_code == 200, approved.text
+    decision = approved.json()["decision"]
+    assert (decision["decision"], decision["approved_minor"], decision["reasons"]) == (
+        "approve",
+        asked,
+        ["within_limits", "guarantor_accepted"],
+    )
+    assert api.call("POST", f"/v1/offers/{decision['offer_id']}/accept", "maker").status_code == 200
+    assert api.get("/v1/reviews", "bank").json() == []
+    twice = api.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "bank",
+        json={"decision": "decline", "reason": "changed my mind"},
+    )
+    assert (twice.status_code, twice.json()["code"]) == (409, "not_in_review")
+    # The audit agrees with the two decisions and their journal entries.
+    found = full_audit(api.conn, connect(api.chain_rpc_url), JOURNAL).findings
+    assert [f for f in found if f.kind.startswith("decision_")] == []
+
+
+def test_a_too_small_guarantee_does_not_carry_the_loan(guarantor: Api) -> None:
+    api = guarantor
+    value = bank_value(api)
+    asked = value * 85 // 100
+    application = apply(api, "maker", LOT_URI, f"{asked / 100:.2f}").json()["application"]
+    api.call(
+        "POST", f"/v1/applications/{application}/guarantee", "guaranty-co", json={"amount": "0.01"}
+    )
+    refused = api.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "bank",
+        json={"decision": "approve", "reason": "guaranteed"},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "review_refused")
+
+
+def test_a_declined_review_ends_the_application(ledger: Api) -> None:
+    value = bank_value(ledger)
+    application = apply(ledger, "maker", LOT_URI, f"{value / 100:.2f}").json()["application"]
+    declined = ledger.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "bank",
+        json={"decision": "decline", "reason": "exposure to frozen food is full"},
+    )
+    assert declined.status_code == 200, declined.text
+    assert (declined.json()["review"], declined.json()["decision"]) == ("declined", None)
+    assert ledger.get("/v1/reviews", "bank").json() == []
+    nobody = ledger.call(
+        "POST",
+        f"/v1/applications/{application}/review",
+        "other-bank",
+        json={"decision": "approve", "reason": "x"},
+    )
+    assert nobody.status_code in (404, 409), nobody.text

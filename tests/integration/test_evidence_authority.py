@@ -376,11 +376,16 @@ def test_2b_an_application_is_decided_on_the_unchanged_value(world: World) -> No
     assert decision.status_code == 200, decision.text
     body = decision.json()
     # 70 % of CNY 125.00 at most: what 10 items are worth, not 4 010.
+    # Against CNY 125.00, 35 000 is a loan-to-value of 280: referred for a guarantee, nothing
+    # offered (against the 50 125 evil's items would have made it, 70 %: approved).
     assert body["collateral_value"] == "CNY 125.00", body
-    assert (body["decision"], body["approved_minor"]) == ("partial", VALUE_L * 70 // 100), body
-    accepted = world.api.call("POST", f"/v1/offers/{body['offer_id']}/accept", ACME)
-    assert accepted.status_code == 200, accepted.text
-    assert world.line() == ("active", body["approved_minor"])
+    assert (body["decision"], body["reasons"], body["ltv"]) == (
+        "refer",
+        ["guarantor_required"],
+        "280.000000",
+    ), body
+    assert body["offer_id"] is None
+    assert world.line() == ("active", 0)
 
 
 def test_3_evils_retail_selling_of_pledged_items_routes_no_proceeds(world: World) -> None:

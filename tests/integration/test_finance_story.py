@@ -152,8 +152,8 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
         wait_until(
             lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "evidence anchored"
         )
-        decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "30.00")
-        assert (decision.decision, decision.approved_minor) == ("partial", 2625), decision
+        decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "26.25")
+        assert (decision.decision, decision.approved_minor) == ("approve", 2625), decision
         assert decision.evidence
         assert decision.offer_id is not None
         service.accept_offer(conn, JOURNAL, org, decision.offer_id)
@@ -206,7 +206,7 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
         for expected in (
             "pledged",
             "double_pledge_refused",
-            "decision_partial",
+            "decision_approve",
             "margin_call",
             "line_frozen",
             "repayment",
