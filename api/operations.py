@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
 from api.deps import (
@@ -19,6 +19,8 @@ from api.deps import (
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import (
     AcceptedPublic,
+    AlertPage,
+    AlertPublic,
     ApplicationCreate,
     DecisionPublic,
     DeviceCreate,
@@ -38,6 +40,8 @@ from api.schemas import (
     ReviewDecision,
     ReviewedPublic,
     ReviewItem,
+    WebhookCreate,
+    WebhookPublic,
 )
 from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
@@ -146,6 +150,44 @@ def apply(
         application.amount,
     )
     return DecisionPublic.model_validate(decision, from_attributes=True)
+
+
+@router.get(
+    "/v1/alerts",
+    response_model=AlertPage,
+    summary="Your alerts after a cursor: flags, margin calls, decisions (oldest first)",
+)
+def alerts(
+    conn: DbConn,
+    org: Financier,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertPage:
+    rows = service.alerts(conn, org.slug, after, limit)
+    items = [
+        AlertPublic(
+            id=row.id,
+            kind=row.kind,
+            line=row.line_id,
+            lot=row.lot_uri,
+            time=row.at,
+            detail=row.detail,
+        )
+        for row in rows
+    ]
+    return AlertPage(items=items, next=rows[-1].id if rows else after)
+
+
+@router.put(
+    "/v1/alerts/webhook",
+    response_model=WebhookPublic,
+    summary="Push your alerts to a URL, each signed with the secret answered here (once)",
+)
+def set_webhook(
+    conn: DbConn, journal: FinanceJournal, org: Financier, body: Annotated[WebhookCreate, Body()]
+) -> WebhookPublic:
+    made = service.set_webhook(conn, journal, org.slug, body.url)
+    return WebhookPublic.model_validate(made, from_attributes=True)
 
 
 @router.get(

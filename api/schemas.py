@@ -300,6 +300,31 @@ class AcceptedPublic(BaseModel):
     currency: str
 
 
+class AlertPublic(BaseModel):
+    """An alert: `kind` flag_raised, flag_cleared, margin_call_<state> or decision."""
+
+    id: int
+    kind: str
+    line: int | None
+    lot: str | None
+    time: datetime
+    detail: dict[str, Any]
+
+
+class AlertPage(BaseModel):
+    items: list[AlertPublic]
+    next: int = Field(description="the cursor for the next page: pass it as `after`")
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+
+
+class WebhookPublic(BaseModel):
+    url: str
+    secret: str = Field(description="signs every alert (HMAC-SHA256); shown once")
+
+
 class LoanPublic(BaseModel):
     """Money drawn on a line, secured by one pledged lot."""
 

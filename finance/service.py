@@ -7,11 +7,13 @@ composition root hands down) and its inputs; it answers with a typed result or r
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 from epcis.authority import recorder_and_others
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
@@ -39,6 +41,7 @@ from finance.rules import (
     decide,
     revalue,
 )
+from finance.store import alerts as alert_store
 from finance.store import attribution, credit, goods
 from finance.store.credit import Line
 from finance.store.goods import Product
@@ -1052,6 +1055,39 @@ def review(
 def reviews(conn: Conn, financier: str) -> list[credit.ApplicationRow]:
     """The financier's review queue: referred applications on its lines, oldest first."""
     return credit.pending_reviews(conn, _org(conn, financier, "financier").id)
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+def alerts(
+    conn: Conn, financier: str, after: int = 0, limit: int = 100
+) -> list[alert_store.AlertRow]:
+    """The financier's alerts after the cursor `after` (an alert id), oldest first."""
+    bank = _org(conn, financier, "financier")
+    return alert_store.alerts_after(conn, bank.id, max(after, 0), min(max(limit, 1), 1000))
+
+
+@dataclass(frozen=True)
+class WebhookSet:
+    """Where alerts go now, and the secret their signatures are made with (shown once)."""
+
+    url: str
+    secret: str
+
+
+def set_webhook(conn: Conn, journal: Journal, financier: str, url: str) -> WebhookSet:
+    """Alerts of this financier from now on are also pushed to `url` (http or https), each
+    signed with a new secret returned here once."""
+    bank = _org(conn, financier, "financier")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2000:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a webhook is an http(s) URL")
+    secret = secrets.token_urlsafe(32)
+    with conn.transaction():
+        alert_store.set_webhook(conn, bank.id, url, secret)
+        journal.write(conn, financier, "webhook_set", f"org:{financier}", {"url": url})
+    return WebhookSet(url, secret)
 
 
 def offers(conn: Conn, org: str) -> list[credit.Offer]:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
+import urllib.request
+from collections.abc import Mapping
+from datetime import timedelta
 
+from finance.alerts import AlertDispatcher
 from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
 from tracefin.process import stop_on_signals
@@ -24,7 +29,30 @@ def run_finance(settings: Settings) -> None:
     # here relies on prompt cycle collection, and memory is bounded by the chunk size.
     gc.set_threshold(50_000, 20, 100)
 
-    stop_on_signals(worker.request_stop, "stopping after the chunk in hand")
+    dispatcher = AlertDispatcher(settings.database_url, post_webhook, timedelta(seconds=1))
+    alerts = threading.Thread(target=dispatcher.run, name="alerts", daemon=True)
+
+    def stop() -> None:
+        dispatcher.request_stop()
+        worker.request_stop()
+
+    stop_on_signals(stop, "stopping after the chunk in hand")
     log.info("finance worker running")
+    alerts.start()
     worker.run()
-    log.info("finance worker stopped after %d log positions", worker.applied)
+    alerts.join(timeout=10)
+    log.info(
+        "finance worker stopped after %d log positions (%d alerts delivered)",
+        worker.applied,
+        dispatcher.delivered,
+    )
+
+
+def post_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    """POST one alert to a financier's webhook; raises unless it answers 2xx within 5 s."""
+    if not url.startswith(("http://", "https://")):  # checked when set, and again here
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        if not 200 <= response.status < 300:
+            raise OSError(f"HTTP {response.status}")

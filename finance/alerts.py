@@ -1,0 +1,99 @@
+"""Alerts to financiers: the webhook dispatcher, at least once, HMAC-signed, with backoff.
+
+The alerts themselves are an outbox written by database triggers in the transaction of the fact
+they report (migration 0023). This follows the outbox: each due delivery is sent with the body
+`{id, kind, line, lot, time, detail}`, headers `X-Tracefin-Alert-Id` and `X-Tracefin-Signature:
+sha256=<HMAC-SHA256 of the body under the financier's webhook secret>`; a failure (no answer, or
+not 2xx) is retried after 2^attempts seconds, at most an hour. A receiver may see an alert more
+than once: the id says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from finance.store import alerts as alert_store
+from finance.store.alerts import DueDelivery
+from records.db import Conn, run_connected
+
+log = logging.getLogger(__name__)
+
+# Sends one body to a URL with headers; raises on any failure (no answer, not 2xx).
+Sender = Callable[[str, bytes, Mapping[str, str]], None]
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def body(due: DueDelivery) -> bytes:
+    """What a webhook receives: the alert as `GET /v1/alerts` lists it."""
+    return orjson.dumps(
+        {
+            "id": due.alert_id,
+            "kind": due.kind,
+            "line": due.line_id,
+            "lot": due.lot_uri,
+            "time": due.at.isoformat(),
+            "detail": due.detail,
+        }
+    )
+
+
+def signature(secret: str, payload: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long after its `attempts`-th failure a delivery is tried again."""
+    return min(timedelta(seconds=2 ** min(attempts, 20)), MAX_BACKOFF)
+
+
+def deliver_due(conn: Conn, send: Sender, now: datetime, limit: int = 50) -> int:
+    """Send the deliveries due at `now`; returns how many were delivered."""
+    delivered = 0
+    with conn.transaction():
+        for due in alert_store.due_deliveries(conn, now, limit):
+            payload = body(due)
+            headers = {
+                "Content-Type": "application/json",
+                "X-Tracefin-Alert-Id": str(due.alert_id),
+                "X-Tracefin-Signature": signature(due.secret, payload),
+            }
+            try:
+                send(due.url, payload, headers)
+            except Exception as exc:  # any failure of the receiver: try again later
+                error = f"{type(exc).__name__}: {exc}"
+                retry_at = now + backoff(due.attempts + 1)
+                alert_store.mark_failed(conn, due.alert_id, error, retry_at)
+                log.warning("alert %d to %s not delivered: %s", due.alert_id, due.url, error)
+                continue
+            alert_store.mark_delivered(conn, due.alert_id)
+            delivered += 1
+    return delivered
+
+
+class AlertDispatcher:
+    """Delivers due alerts until asked to stop (a thread of the finance process)."""
+
+    def __init__(self, database_url: str, send: Sender, every: timedelta) -> None:
+        self._database_url = database_url
+        self._send = send
+        self._every = every
+        self._stop = threading.Event()
+        self.delivered = 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        run_connected(self._database_url, self._stop, self._loop, "alerts")
+
+    def _loop(self, conn: Conn) -> None:
+        while not self._stop.is_set():
+            self.delivered += deliver_due(conn, self._send, datetime.now(UTC))
+            self._stop.wait(self._every.total_seconds())

@@ -1,0 +1,85 @@
+"""Alerts to financiers as stored: the outbox the triggers write, webhooks and deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import class_row
+
+from records.db import Conn
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert: `kind` flag_raised, flag_cleared, margin_call_<state> or decision."""
+
+    id: int
+    kind: str
+    line_id: int | None
+    lot_uri: str | None
+    at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """An alert whose webhook delivery is due, with where to send it and the secret to sign."""
+
+    alert_id: int
+    attempts: int
+    url: str
+    secret: str
+    kind: str
+    line_id: int | None
+    lot_uri: str | None
+    at: datetime
+    detail: dict[str, Any]
+
+
+def alerts_after(conn: Conn, financier_org_id: int, after: int, limit: int) -> list[AlertRow]:
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(
+            "SELECT id, kind, line_id, lot_uri, at, detail FROM alerts"
+            " WHERE financier_org_id = %s AND id > %s ORDER BY id LIMIT %s",
+            (financier_org_id, after, limit),
+        ).fetchall()
+
+
+def set_webhook(conn: Conn, financier_org_id: int, url: str, secret: str) -> None:
+    conn.execute(
+        "INSERT INTO alert_webhooks (financier_org_id, url, secret) VALUES (%s, %s, %s)"
+        " ON CONFLICT (financier_org_id) DO UPDATE SET url = excluded.url,"
+        " secret = excluded.secret, set_at = now()",
+        (financier_org_id, url, secret),
+    )
+
+
+def due_deliveries(conn: Conn, now: datetime, limit: int) -> list[DueDelivery]:
+    """Deliveries due at `now`, row-locked (another dispatcher skips them) until commit."""
+    with conn.cursor(row_factory=class_row(DueDelivery)) as cur:
+        return cur.execute(
+            "SELECT d.alert_id, d.attempts, w.url, w.secret, a.kind, a.line_id, a.lot_uri,"
+            " a.at, a.detail FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
+            " JOIN alert_webhooks w ON w.financier_org_id = a.financier_org_id"
+            " WHERE d.delivered_at IS NULL AND d.next_at <= %s"
+            " ORDER BY d.next_at, d.alert_id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
+            (now, limit),
+        ).fetchall()
+
+
+def mark_delivered(conn: Conn, alert_id: int) -> None:
+    conn.execute(
+        "UPDATE alert_deliveries SET delivered_at = now(), attempts = attempts + 1,"
+        " last_error = NULL WHERE alert_id = %s",
+        (alert_id,),
+    )
+
+
+def mark_failed(conn: Conn, alert_id: int, error: str, next_at: datetime) -> None:
+    conn.execute(
+        "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = %s, next_at = %s"
+        " WHERE alert_id = %s",
+        (error[:500], next_at, alert_id),
+    )

@@ -1,0 +1,135 @@
+"""Alerts pushed to financiers (issue 14): the outbox, the cursor, and webhook deliveries.
+
+Over HTTP, real PostgreSQL and a real chain (the API world), with a real HTTP receiver on
+127.0.0.1 that fails its first answer: the alert is retried after its backoff and then
+delivered, signed with the webhook's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+import pytest
+
+from finance.alerts import backoff, deliver_due
+from finance.store import credit
+from tests.support.api import Api
+from tests.support.world import GTIN, LOT_URI
+from tracefin.processes.finance import post_webhook
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver:
+    """A webhook endpoint: answers 500 to the first `failures` posts, then 204."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                failing = receiver.failures > 0
+                receiver.failures -= 1
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/tracefin"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver(failures=1)
+    thread = threading.Thread(target=made.server.serve_forever, daemon=True)
+    thread.start()
+    yield made
+    made.server.shutdown()
+    made.server.server_close()
+
+
+def alerts(api: Api, who: str = "bank", after: int = 0) -> dict[str, Any]:
+    answer = api.get("/v1/alerts", who, params={"after": after})
+    assert answer.status_code == 200, answer.text
+    page: dict[str, Any] = answer.json()
+    return page
+
+
+def test_a_flag_on_pledged_goods_is_an_alert_read_by_cursor_and_pushed_signed(
+    world: Api, receiver: Receiver
+) -> None:
+    start = alerts(world)["next"]
+    hook = world.call("PUT", "/v1/alerts/webhook", "bank", json={"url": receiver.url})
+    assert hook.status_code == 200, hook.text
+    secret = hook.json()["secret"]
+    # The seeded world's lot 0 is pledged to `bank`: a flag on it is the bank's alert.
+    credit.raise_flag(
+        world.conn, "disputed_movement", "a claim nobody entitled made", lot_uri=LOT_URI
+    )
+    page = alerts(world, after=start)
+    [alert] = page["items"]
+    assert (alert["kind"], alert["lot"], alert["detail"]["flag"]) == (
+        "flag_raised",
+        LOT_URI,
+        "disputed_movement",
+    )
+    assert alerts(world, after=page["next"])["items"] == []  # the cursor moves on
+    assert alerts(world, "other-bank")["items"] == []  # nobody else's
+    assert world.get("/v1/alerts", "maker").status_code == 403
+
+    # Pushed at least once: the receiver fails the first post, the retry comes after backoff.
+    now = datetime.now(UTC)
+    assert deliver_due(world.conn, post_webhook, now) == 0
+    assert deliver_due(world.conn, post_webhook, now + timedelta(milliseconds=100)) == 0  # not yet
+    assert deliver_due(world.conn, post_webhook, now + backoff(1)) == 1
+    assert deliver_due(world.conn, post_webhook, now + timedelta(hours=2)) == 0  # delivered once
+    assert len(receiver.received) == 2
+    headers, body = receiver.received[-1]
+    assert orjson.loads(body)["id"] == alert["id"]
+    assert headers["X-Tracefin-Alert-Id"] == str(alert["id"])
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Tracefin-Signature"] == expected
+
+
+def test_margin_calls_and_decisions_are_alerts_too(world: Api) -> None:
+    start = alerts(world)["next"]
+    world.conn.execute(
+        "UPDATE lots SET custody = 'warehouse', location = 'https://id.gs1.org/414/0614141000012'"
+    )
+    decided = world.call(
+        "POST",
+        "/v1/applications",
+        "maker",
+        json={"financier": "bank", "lot": LOT_URI, "amount": "1.00"},
+    )
+    assert decided.status_code == 200, decided.text
+    offer = decided.json()["offer_id"]
+    assert world.call("POST", f"/v1/offers/{offer}/accept", "maker").status_code == 200
+    cut = world.call(
+        "PUT", f"/v1/prices/{GTIN}", "bank", json={"unit_price": "0.01", "currency": "CNY"}
+    )
+    assert cut.status_code == 200, cut.text
+    items = alerts(world, after=start)["items"]
+    assert [item["kind"] for item in items] == ["decision", "margin_call_open"]
+    assert items[1]["detail"]["state"] == "open"
+    assert items[1]["detail"]["amount_minor"] > 0
+
+
+def test_a_webhook_is_an_http_url_set_by_a_financier(world: Api) -> None:
+    bad = world.call("PUT", "/v1/alerts/webhook", "bank", json={"url": "file:///etc/passwd"})
+    assert bad.status_code == 422
+    maker = world.call("PUT", "/v1/alerts/webhook", "maker", json={"url": "http://127.0.0.1/x"})
+    assert maker.status_code == 403
