@@ -1080,8 +1080,21 @@ def set_webhook(conn: Conn, journal: Journal, financier: str, url: str) -> Webho
     """Alerts of this financier from now on are also pushed to `url` (http or https), each
     signed with a new secret returned here once."""
     bank = _org(conn, financier, "financier")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2000:
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not one
+    except ValueError:  # an unparseable host or port
+        parsed = None
+    usable = (
+        parsed is not None
+        and url.isascii()
+        and url.isprintable()
+        and " " not in url
+        and len(url) <= 2000
+        and parsed.scheme in ("http", "https")
+        and bool(parsed.hostname)
+    )
+    if not usable:
         raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a webhook is an http(s) URL")
     secret = secrets.token_urlsafe(32)
     with conn.transaction():
