@@ -1,11 +1,13 @@
-"""Alerts to financiers: the webhook dispatcher, at least once, HMAC-signed, with backoff.
+"""Alerts to financiers: the dispatcher, at least once per channel, with backoff.
 
 The alerts themselves are an outbox written by database triggers in the transaction of the fact
-they report (migration 0023). This follows the outbox: each due delivery is sent with the body
-`{id, kind, line, lot, time, detail}`, headers `X-Tracefin-Alert-Id` and `X-Tracefin-Signature:
-sha256=<HMAC-SHA256 of the body under the financier's webhook secret>`; a failure (no answer, or
-not 2xx) is retried after 2^attempts seconds, at most an hour. A receiver may see an alert more
-than once: the id says which.
+they report (migration 0023). This follows the outbox: each due delivery is handed to the
+channel's sender — MQTT (`tf/{financier}/alerts`, QoS 1) and, where the financier registered
+one, its webhook — with the body `{id, kind, line, lot, time, detail}` and the headers
+`X-Tracefin-Alert-Id` and `X-Tracefin-Signature: sha256=<HMAC-SHA256 of the body under the
+webhook's secret>` (webhooks; MQTT is authenticated by the broker). A failure is retried after
+2^attempts seconds, at most an hour. A receiver may see an alert more than once: the id says
+which. The senders are the composition root's (the HTTP and MQTT edges).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from records.db import Conn, run_connected
 
 log = logging.getLogger(__name__)
 
-# Sends one body to a URL with headers; raises on any failure (no answer, not 2xx).
+# Sends one body to a target (a URL, a topic) with headers; raises on any failure.
 Sender = Callable[[str, bytes, Mapping[str, str]], None]
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -53,26 +55,31 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts, 20)), MAX_BACKOFF)
 
 
-def deliver_due(conn: Conn, send: Sender, now: datetime, limit: int = 50) -> int:
-    """Send the deliveries due at `now`; returns how many were delivered."""
+def deliver_due(conn: Conn, senders: Mapping[str, Sender], now: datetime, limit: int = 50) -> int:
+    """Send the deliveries due at `now` on the channels there is a sender for; returns how
+    many were delivered."""
     delivered = 0
     with conn.transaction():
-        for due in alert_store.due_deliveries(conn, now, limit):
+        for due in alert_store.due_deliveries(conn, sorted(senders), now, limit):
             payload = body(due)
-            headers = {
-                "Content-Type": "application/json",
-                "X-Tracefin-Alert-Id": str(due.alert_id),
-                "X-Tracefin-Signature": signature(due.secret, payload),
-            }
+            headers = {"Content-Type": "application/json", "X-Tracefin-Alert-Id": str(due.alert_id)}
+            if due.channel == "webhook":
+                headers["X-Tracefin-Signature"] = signature(due.secret, payload)
             try:
-                send(due.url, payload, headers)
+                senders[due.channel](due.target, payload, headers)
             except Exception as exc:  # any failure of the receiver: try again later
                 error = f"{type(exc).__name__}: {exc}"
                 retry_at = now + backoff(due.attempts + 1)
-                alert_store.mark_failed(conn, due.alert_id, error, retry_at)
-                log.warning("alert %d to %s not delivered: %s", due.alert_id, due.url, error)
+                alert_store.mark_failed(conn, due.alert_id, due.channel, error, retry_at)
+                log.warning(
+                    "alert %d not delivered on %s to %s: %s",
+                    due.alert_id,
+                    due.channel,
+                    due.target,
+                    error,
+                )
                 continue
-            alert_store.mark_delivered(conn, due.alert_id)
+            alert_store.mark_delivered(conn, due.alert_id, due.channel)
             delivered += 1
     return delivered
 
@@ -80,9 +87,9 @@ def deliver_due(conn: Conn, send: Sender, now: datetime, limit: int = 50) -> int
 class AlertDispatcher:
     """Delivers due alerts until asked to stop (a thread of the finance process)."""
 
-    def __init__(self, database_url: str, send: Sender, every: timedelta) -> None:
+    def __init__(self, database_url: str, senders: Mapping[str, Sender], every: timedelta) -> None:
         self._database_url = database_url
-        self._send = send
+        self._senders = senders
         self._every = every
         self._stop = threading.Event()
         self.delivered = 0
@@ -95,5 +102,5 @@ class AlertDispatcher:
 
     def _loop(self, conn: Conn) -> None:
         while not self._stop.is_set():
-            self.delivered += deliver_due(conn, self._send, datetime.now(UTC))
+            self.delivered += deliver_due(conn, self._senders, datetime.now(UTC))
             self._stop.wait(self._every.total_seconds())

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     home: str = ".tracefin"
     database_url: str | None = None
     mqtt_url: str | None = None
+    # The broker account `tracefin finance` publishes financiers' alerts with, on
+    # tf/{financier}/alerts (deploy/mosquitto/acl: tracefin-finance); unset: no MQTT alerts.
+    alerts_mqtt_url: str | None = None
     chain_rpc_url: str | None = None
     chain_private_key: SecretStr | None = None
     # The HMAC key finance journal entries are sealed with (finance/journal_seal.py); the

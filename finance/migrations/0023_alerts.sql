@@ -2,8 +2,9 @@
 -- to a financier (or on its line), every margin call opened, changed, cured or escalated, and
 -- every decision on its lines is an alert, written by triggers in the transaction that wrote
 -- the fact, so none is lost and none is sent for a fact that rolled back. Financiers read them
--- with a cursor (GET /v1/alerts?after=) and, when they registered a webhook, receive each one
--- at least once (HMAC-signed, retried with backoff: alert_deliveries).
+-- with a cursor (GET /v1/alerts?after=), receive each one at least once on MQTT
+-- (tf/{financier}/alerts) and, when they registered a webhook, there too (HMAC-signed); a
+-- failed delivery is retried with backoff (alert_deliveries, one row per alert and channel).
 CREATE TABLE alerts (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     financier_org_id bigint NOT NULL REFERENCES orgs (id),
@@ -23,11 +24,13 @@ CREATE TABLE alert_webhooks (
 );
 
 CREATE TABLE alert_deliveries (
-    alert_id     bigint PRIMARY KEY REFERENCES alerts (id),
+    alert_id     bigint NOT NULL REFERENCES alerts (id),
+    channel      text NOT NULL CHECK (channel IN ('mqtt', 'webhook')),
     attempts     integer NOT NULL DEFAULT 0,
     next_at      timestamptz NOT NULL DEFAULT now(),
     delivered_at timestamptz,
-    last_error   text
+    last_error   text,
+    PRIMARY KEY (alert_id, channel)
 );
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (next_at) WHERE delivered_at IS NULL;
 
@@ -41,8 +44,9 @@ BEGIN
     END IF;
     INSERT INTO alerts (financier_org_id, kind, line_id, lot_uri, detail)
     VALUES (financier, kind, line, lot, detail) RETURNING id INTO made;
+    INSERT INTO alert_deliveries (alert_id, channel) VALUES (made, 'mqtt');
     IF EXISTS (SELECT 1 FROM alert_webhooks w WHERE w.financier_org_id = financier) THEN
-        INSERT INTO alert_deliveries (alert_id) VALUES (made);
+        INSERT INTO alert_deliveries (alert_id, channel) VALUES (made, 'webhook');
     END IF;
 END $$;
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,11 +26,13 @@ class AlertRow:
 
 @dataclass(frozen=True)
 class DueDelivery:
-    """An alert whose webhook delivery is due, with where to send it and the secret to sign."""
+    """An alert whose delivery on `channel` is due: where to (the webhook's URL, or the MQTT
+    topic `tf/{financier}/alerts`) and the secret to sign with (webhooks)."""
 
     alert_id: int
+    channel: str
     attempts: int
-    url: str
+    target: str
     secret: str
     kind: str
     line_id: int | None
@@ -56,30 +59,38 @@ def set_webhook(conn: Conn, financier_org_id: int, url: str, secret: str) -> Non
     )
 
 
-def due_deliveries(conn: Conn, now: datetime, limit: int) -> list[DueDelivery]:
-    """Deliveries due at `now`, row-locked (another dispatcher skips them) until commit."""
+def due_deliveries(
+    conn: Conn, channels: Sequence[str], now: datetime, limit: int
+) -> list[DueDelivery]:
+    """Deliveries on `channels` due at `now`, row-locked (another dispatcher skips them) until
+    commit. A webhook delivery goes where the webhook points now."""
     with conn.cursor(row_factory=class_row(DueDelivery)) as cur:
         return cur.execute(
-            "SELECT d.alert_id, d.attempts, w.url, w.secret, a.kind, a.line_id, a.lot_uri,"
-            " a.at, a.detail FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
-            " JOIN alert_webhooks w ON w.financier_org_id = a.financier_org_id"
-            " WHERE d.delivered_at IS NULL AND d.next_at <= %s"
+            "SELECT d.alert_id, d.channel, d.attempts,"
+            " CASE d.channel WHEN 'webhook' THEN w.url ELSE 'tf/' || o.slug || '/alerts' END"
+            " AS target, coalesce(w.secret, '') AS secret,"
+            " a.kind, a.line_id, a.lot_uri, a.at, a.detail"
+            " FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
+            " JOIN orgs o ON o.id = a.financier_org_id"
+            " LEFT JOIN alert_webhooks w ON w.financier_org_id = a.financier_org_id"
+            " WHERE d.delivered_at IS NULL AND d.next_at <= %s AND d.channel = ANY(%s)"
+            " AND (d.channel <> 'webhook' OR w.url IS NOT NULL)"
             " ORDER BY d.next_at, d.alert_id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-            (now, limit),
+            (now, list(channels), limit),
         ).fetchall()
 
 
-def mark_delivered(conn: Conn, alert_id: int) -> None:
+def mark_delivered(conn: Conn, alert_id: int, channel: str) -> None:
     conn.execute(
         "UPDATE alert_deliveries SET delivered_at = now(), attempts = attempts + 1,"
-        " last_error = NULL WHERE alert_id = %s",
-        (alert_id,),
+        " last_error = NULL WHERE alert_id = %s AND channel = %s",
+        (alert_id, channel),
     )
 
 
-def mark_failed(conn: Conn, alert_id: int, error: str, next_at: datetime) -> None:
+def mark_failed(conn: Conn, alert_id: int, channel: str, error: str, next_at: datetime) -> None:
     conn.execute(
         "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = %s, next_at = %s"
-        " WHERE alert_id = %s",
-        (error[:500], next_at, alert_id),
+        " WHERE alert_id = %s AND channel = %s",
+        (error[:500], next_at, alert_id, channel),
     )

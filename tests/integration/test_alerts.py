@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +22,10 @@ import pytest
 
 from finance.alerts import backoff, deliver_due
 from finance.store import credit
+from ingest.mqtt_link import new_client
 from tests.support.api import Api
 from tests.support.world import GTIN, LOT_URI
-from tracefin.processes.finance import post_webhook
+from tracefin.processes.finance import MqttAlerts, post_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -92,16 +95,53 @@ def test_a_flag_on_pledged_goods_is_an_alert_read_by_cursor_and_pushed_signed(
 
     # Pushed at least once: the receiver fails the first post, the retry comes after backoff.
     now = datetime.now(UTC)
-    assert deliver_due(world.conn, post_webhook, now) == 0
-    assert deliver_due(world.conn, post_webhook, now + timedelta(milliseconds=100)) == 0  # not yet
-    assert deliver_due(world.conn, post_webhook, now + backoff(1)) == 1
-    assert deliver_due(world.conn, post_webhook, now + timedelta(hours=2)) == 0  # delivered once
+    webhook = {"webhook": post_webhook}
+    assert deliver_due(world.conn, webhook, now) == 0
+    assert deliver_due(world.conn, webhook, now + timedelta(milliseconds=100)) == 0  # not yet
+    assert deliver_due(world.conn, webhook, now + backoff(1)) == 1
+    assert deliver_due(world.conn, webhook, now + timedelta(hours=2)) == 0  # delivered once
     assert len(receiver.received) == 2
     headers, body = receiver.received[-1]
     assert orjson.loads(body)["id"] == alert["id"]
     assert headers["X-Tracefin-Alert-Id"] == str(alert["id"])
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Tracefin-Signature"] == expected
+
+
+def test_alerts_are_published_on_the_financiers_topic(world: Api, mqtt_url: str) -> None:
+    """On a private broker: the finance process's MQTT sender publishes each alert, QoS 1, on
+    tf/{financier}/alerts, once."""
+    received: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+    client, address = new_client(mqtt_url, f"test-bank-{secrets.token_hex(4)}")
+    client.on_message = lambda c, u, msg: received.append(orjson.loads(msg.payload))
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect(address.host, address.port)
+    client.subscribe("tf/bank/alerts", qos=1)
+    client.loop_start()
+    sender = MqttAlerts(mqtt_url, f"test-alerts-{secrets.token_hex(4)}")
+    try:
+        assert subscribed.wait(10)
+        start = alerts(world)["next"]
+        credit.raise_flag(world.conn, "disputed_movement", "nobody entitled", lot_uri=LOT_URI)
+        [alert] = alerts(world, after=start)["items"]
+        # Until the sender has connected: a failed try is due again within an hour (backoff).
+        now, delivered = datetime.now(UTC), 0
+        for attempt in range(1, 100):
+            delivered = deliver_due(world.conn, {"mqtt": sender}, now + timedelta(hours=attempt))
+            if delivered:
+                break
+            time.sleep(0.1)
+        assert delivered >= 1  # this alert, and any the seeded world made before it
+        assert deliver_due(world.conn, {"mqtt": sender}, now + timedelta(days=30)) == 0
+        deadline = time.monotonic() + 10
+        while not any(m["id"] == alert["id"] for m in received) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [m["kind"] for m in received if m["id"] == alert["id"]] == ["flag_raised"]
+    finally:
+        sender.close()
+        client.disconnect()
+        client.loop_stop()
 
 
 def test_margin_calls_and_decisions_are_alerts_too(world: Api) -> None:

@@ -9,9 +9,10 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
 
-from finance.alerts import AlertDispatcher
+from finance.alerts import AlertDispatcher, Sender
 from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
+from ingest.mqtt_link import new_client
 from tracefin.process import stop_on_signals
 from tracefin.settings import Settings
 
@@ -29,7 +30,12 @@ def run_finance(settings: Settings) -> None:
     # here relies on prompt cycle collection, and memory is bounded by the chunk size.
     gc.set_threshold(50_000, 20, 100)
 
-    dispatcher = AlertDispatcher(settings.database_url, post_webhook, timedelta(seconds=1))
+    senders: dict[str, Sender] = {"webhook": post_webhook}
+    mqtt_alerts = None
+    if settings.alerts_mqtt_url is not None:
+        mqtt_alerts = MqttAlerts(settings.alerts_mqtt_url, "tracefin-finance-alerts")
+        senders["mqtt"] = mqtt_alerts
+    dispatcher = AlertDispatcher(settings.database_url, senders, timedelta(seconds=1))
     alerts = threading.Thread(target=dispatcher.run, name="alerts", daemon=True)
 
     def stop() -> None:
@@ -41,11 +47,33 @@ def run_finance(settings: Settings) -> None:
     alerts.start()
     worker.run()
     alerts.join(timeout=10)
+    if mqtt_alerts is not None:
+        mqtt_alerts.close()
     log.info(
         "finance worker stopped after %d log positions (%d alerts delivered)",
         worker.applied,
         dispatcher.delivered,
     )
+
+
+class MqttAlerts:
+    """Publishes alerts on the broker, QoS 1: a sender for the alert dispatcher (a delivery
+    counts once the broker acknowledged it)."""
+
+    def __init__(self, url: str, client_id: str) -> None:
+        self._client, address = new_client(url, client_id)
+        self._client.connect_async(address.host, address.port)
+        self._client.loop_start()
+
+    def __call__(self, topic: str, body: bytes, headers: Mapping[str, str]) -> None:
+        sent = self._client.publish(topic, body, qos=1)
+        sent.wait_for_publish(timeout=5)  # raises while not connected
+        if not sent.is_published():
+            raise OSError("the broker did not acknowledge the alert in 5 s")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 def post_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> None:
