@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from finance import pledges, service
 from finance.errors import FinanceError
 from finance.pledges import PledgeRegistry
 from finance.store import attribution, credit, goods
+from finance.store.credit import Line
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from records import registry_store
@@ -29,6 +31,7 @@ from tracefin.simulate import (
     WAREHOUSE_GLN,
     Publication,
     Publisher,
+    SimDevice,
     gtin_for,
     lifecycle,
     register_sim_devices,
@@ -69,9 +72,59 @@ def workers(
     finance.stop()
 
 
-def test_pledge_finance_breach_unauthorized_shipment_repay_release(
-    conn: Conn, chain_rpc_url: str, mqtt_url: str, workers: dict[str, WorkerProcess]
-) -> None:
+@dataclass
+class Onboarded:
+    """acme's org and devices, two banks supervising its warehouse with their own prices and a
+    line each, bank-a tolerating 2 s out of range; the chain; lot 0 and its story."""
+
+    org: str
+    devices: dict[str, SimDevice]
+    chain: Chain
+    line: Line
+    lot: str
+    publisher: Publisher
+    story: list[tuple[str, dict[str, object]]]
+
+    def publish(self, index: int) -> bytes:
+        device_id, event = self.story[index]
+        device = self.devices[device_id]
+        digest = event_hash_digest(event)
+        self.publisher.publish(
+            Publication(
+                device.events_topic,
+                orjson.dumps({"event": event, "sig": sign_digest(device.private_key, digest)}),
+            )
+        )
+        return digest
+
+    def telemetry(self, celsius: float, seconds_ago: Sequence[int]) -> None:
+        """The warehouse sensor's signed readings, `seconds_ago` before now."""
+        now = datetime.now(UTC)
+        readings = [
+            {"time": (now - timedelta(seconds=s)).isoformat(), "readings": {"temperature": celsius}}
+            for s in seconds_ago
+        ]
+        signed = sign_telemetry(self.devices["wh-1"].private_key, readings)
+        self.publisher.publish(
+            Publication(self.devices["wh-1"].telemetry_topic, orjson.dumps(signed))
+        )
+
+    def stored(self, conn: Conn) -> None:
+        """Produced, packed, inspected conformant, stored in the supervised warehouse."""
+        for index in range(4):
+            self.publish(index)
+        wait_until(
+            lambda: (
+                (s := attribution.get_lot(conn, self.lot)) is not None
+                and s.custody == "warehouse"
+                and s.last_inspection_disposition == "conformant"
+            ),
+            "lot in warehouse",
+        )
+
+
+@pytest.fixture
+def onboarded(conn: Conn, chain_rpc_url: str, mqtt_url: str) -> Iterator[Onboarded]:
     org = f"acme-{secrets.token_hex(3)}"
     register_sim_devices(conn, org, seed=org)
     devices = sim_devices(org, seed=org)
@@ -106,113 +159,137 @@ def test_pledge_finance_breach_unauthorized_shipment_repay_release(
     service.set_policy(conn, JOURNAL, "bank-a", breach_tolerance_s=2)
     line = credit.get_line(conn, 1)
     assert line is not None
-
     publisher = Publisher(mqtt_url, f"story-{secrets.token_hex(3)}")
     story = lifecycle(0, datetime.now(UTC) - timedelta(minutes=5))
     lot = f"https://id.gs1.org/01/{gtin}/10/L0000000"
-
-    def publish(index: int) -> bytes:
-        device_id, event = story[index]
-        device = devices[device_id]
-        digest = event_hash_digest(event)
-        publisher.publish(
-            Publication(
-                device.events_topic,
-                orjson.dumps({"event": event, "sig": sign_digest(device.private_key, digest)}),
-            )
-        )
-        return digest
-
     try:
-        # Produced, packed, inspected conformant, stored in the supervised warehouse.
-        for index in range(4):
-            publish(index)
-        wait_until(
-            lambda: (
-                (s := attribution.get_lot(conn, lot)) is not None
-                and s.custody == "warehouse"
-                and s.last_inspection_disposition == "conformant"
-            ),
-            "lot in warehouse",
-        )
-        status = service.lot_status(conn, lot, "bank-a")
-        assert (status.quantity, status.location) == (3, WAREHOUSE)
-
-        pledged = service.pledge(conn, JOURNAL, chain, "bank-a", lot)
-        assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is not None
-        # A second bank cannot take the same goods: the contract refuses, reported double_pledge.
-        with pytest.raises(FinanceError) as refused:
-            service.pledge(conn, JOURNAL, chain, "bank-b", lot)
-        assert refused.value.code == "double_pledge"
-        assert "PledgeRegistry refused" in refused.value.detail
-        assert "double_pledge" in credit.open_flags(conn, lot)
-        assert pledged.line == line.id
-
-        # Approved at the advance rate once the evidence is anchored: 3 x 12.50 x 70% = 26.25.
-        wait_until(
-            lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "evidence anchored"
-        )
-        decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "26.25")
-        assert (decision.decision, decision.approved_minor) == ("approve", 2625), decision
-        assert decision.evidence
-        assert decision.offer_id is not None
-        service.accept_offer(conn, JOURNAL, org, decision.offer_id)
-
-        # Cold-chain breach from telemetry: out of range longer than the 2 s tolerance.
-        now = datetime.now(UTC)
-        readings = [
-            {"time": (now - timedelta(seconds=s)).isoformat(), "readings": {"temperature": -5.0}}
-            for s in (6, 4, 2, 0)
-        ]
-        signed = sign_telemetry(devices["wh-1"].private_key, readings)
-        publisher.publish(Publication(devices["wh-1"].telemetry_topic, orjson.dumps(signed)))
-        wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
-        calls = wait_until(
-            lambda: conn.execute(
-                "SELECT shortfall_minor FROM margin_calls"
-                " WHERE line_id = %s AND settled_at IS NULL",
-                (line.id,),
-            ).fetchall(),
-            "margin call",
-        )
-        assert calls == [(2625,)]
-
-        # Unauthorized shipment of the pledged goods: the line freezes within 2 s of the commit.
-        shipped = publish(4)
-        frozen = wait_until(
-            lambda: conn.execute(
-                "SELECT j.at - e.received_at FROM finance_journal j, events e"
-                " WHERE j.action = 'line_frozen' AND e.event_hash = %s",
-                (shipped,),
-            ).fetchone(),
-            "line frozen",
-        )
-        assert frozen[0] <= timedelta(seconds=2), frozen
-        assert credit.get_line(conn, line.id).status == "frozen"  # type: ignore[union-attr]
-        assert "unauthorized_movement" in credit.open_flags(conn, lot)
-        # Frozen: no new money, but repayments are taken (the exit path).
-        assert service.apply(conn, JOURNAL, org, "bank-a", lot, "1.00").decision == "decline"
-        service.repay(conn, JOURNAL, "bank-a", line.id, "10.00")
-        after = service.repay(conn, JOURNAL, "bank-a", line.id, "16.25")
-        assert after.drawn_minor == 0
-
-        service.release(conn, JOURNAL, chain, "bank-a", lot)
-        assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is None
-        assert credit.live_pledge(conn, lot) is None
-        actions = [
-            row[0]
-            for row in conn.execute("SELECT action FROM finance_journal ORDER BY id").fetchall()
-        ]
-        for expected in (
-            "pledged",
-            "double_pledge_refused",
-            "decision_approve",
-            "margin_call",
-            "line_frozen",
-            "repayment",
-            "released",
-        ):
-            assert expected in actions, (expected, actions)
+        yield Onboarded(org, devices, chain, line, lot, publisher, story)
     finally:
         publisher.close()
+
+
+def test_pledge_finance_breach_unauthorized_shipment_repay_release(
+    conn: Conn, onboarded: Onboarded, workers: dict[str, WorkerProcess]
+) -> None:
+    org, chain, line, lot = onboarded.org, onboarded.chain, onboarded.line, onboarded.lot
+    publish = onboarded.publish
+    onboarded.stored(conn)
+    status = service.lot_status(conn, lot, "bank-a")
+    assert (status.quantity, status.location) == (3, WAREHOUSE)
+
+    pledged = service.pledge(conn, JOURNAL, chain, "bank-a", lot)
+    assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is not None
+    # A second bank cannot take the same goods: the contract refuses, reported double_pledge.
+    with pytest.raises(FinanceError) as refused:
+        service.pledge(conn, JOURNAL, chain, "bank-b", lot)
+    assert refused.value.code == "double_pledge"
+    assert "PledgeRegistry refused" in refused.value.detail
+    assert "double_pledge" in credit.open_flags(conn, lot)
+    assert pledged.line == line.id
+
+    # Approved at the advance rate once the evidence is anchored: 3 x 12.50 x 70% = 26.25.
+    wait_until(lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "evidence anchored")
+    decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "26.25")
+    assert (decision.decision, decision.approved_minor) == ("approve", 2625), decision
+    assert decision.evidence
+    assert decision.offer_id is not None
+    service.accept_offer(conn, JOURNAL, org, decision.offer_id)
+
+    # Cold-chain breach from telemetry: out of range longer than the 2 s tolerance.
+    onboarded.telemetry(-5.0, (6, 4, 2, 0))
+    wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
+    calls = wait_until(
+        lambda: conn.execute(
+            "SELECT shortfall_minor FROM margin_calls WHERE line_id = %s AND settled_at IS NULL",
+            (line.id,),
+        ).fetchall(),
+        "margin call",
+    )
+    assert calls == [(2625,)]
+
+    # Unauthorized shipment of the pledged goods: the line freezes within 2 s of the commit.
+    shipped = publish(4)
+    frozen = wait_until(
+        lambda: conn.execute(
+            "SELECT j.at - e.received_at FROM finance_journal j, events e"
+            " WHERE j.action = 'line_frozen' AND e.event_hash = %s",
+            (shipped,),
+        ).fetchone(),
+        "line frozen",
+    )
+    assert frozen[0] <= timedelta(seconds=2), frozen
+    assert credit.get_line(conn, line.id).status == "frozen"  # type: ignore[union-attr]
+    assert "unauthorized_movement" in credit.open_flags(conn, lot)
+    # Frozen: no new money, but repayments are taken (the exit path).
+    assert service.apply(conn, JOURNAL, org, "bank-a", lot, "1.00").decision == "decline"
+    service.repay(conn, JOURNAL, "bank-a", line.id, "10.00")
+    after = service.repay(conn, JOURNAL, "bank-a", line.id, "16.25")
+    assert after.drawn_minor == 0
+
+    service.release(conn, JOURNAL, chain, "bank-a", lot)
+    assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is None
+    assert credit.live_pledge(conn, lot) is None
+    actions = [
+        row[0] for row in conn.execute("SELECT action FROM finance_journal ORDER BY id").fetchall()
+    ]
+    for expected in (
+        "pledged",
+        "double_pledge_refused",
+        "decision_approve",
+        "margin_call",
+        "line_frozen",
+        "repayment",
+        "released",
+    ):
+        assert expected in actions, (expected, actions)
+    assert workers["finance"].alive, workers["finance"].log_text()
+
+
+def test_the_financiers_day(
+    conn: Conn, onboarded: Onboarded, workers: dict[str, WorkerProcess]
+) -> None:
+    """Issue 14's day, over real MQTT, PostgreSQL and anvil: price list, attested storage,
+    pledge, application -> offer -> accept -> loan; a cold-chain breach opens one flag and one
+    margin call for the shortfall; the temperature recovers, the flag closes and the call is
+    cured; a release is refused while the lot secures the loan and done after repayment. (A
+    partial sale reducing the pledged quantity is not built: per-item pledges.)"""
+    org, chain, line, lot = onboarded.org, onboarded.chain, onboarded.line, onboarded.lot
+    service.set_price(conn, JOURNAL, "bank-a", gtin_for(0), "12.00", "CNY")  # its price list
+    onboarded.stored(conn)
+    service.pledge(conn, JOURNAL, chain, "bank-a", lot)
+    wait_until(lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "anchored")
+    decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "25.00")
+    assert (decision.decision, decision.approved_minor) == ("approve", 2500), decision
+    assert decision.offer_id is not None
+    assert credit.get_line(conn, line.id).drawn_minor == 0  # type: ignore[union-attr]
+    loan = service.accept_offer(conn, JOURNAL, org, decision.offer_id)
+    assert (loan.amount_minor, loan.lot) == (2500, lot)
+
+    onboarded.telemetry(-5.0, (6, 4, 2, 0))  # out of range longer than the 2 s tolerance
+    wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
+
+    def calls() -> list[tuple[object, ...]]:
+        return conn.execute(
+            "SELECT state, amount_minor FROM margin_calls WHERE line_id = %s ORDER BY id",
+            (line.id,),
+        ).fetchall()
+
+    assert wait_until(calls, "margin call") == [("open", 2500)]  # worth nothing: all of it
+    flags = conn.execute(
+        "SELECT count(*) FROM risk_flags WHERE lot_uri = %s AND kind = 'cold_chain_breach'",
+        (lot,),
+    ).fetchone()
+    assert flags == (1,)
+
+    time.sleep(1)  # the recovery's readings come after the excursion's
+    onboarded.telemetry(-20.0, (3, 2, 1, 0))  # back in range for the 2 s dwell
+    wait_until(lambda: "cold_chain_breach" not in credit.open_flags(conn, lot), "flag closed")
+    assert wait_until(lambda: calls() == [("cured", 2500)], "call cured")
+
+    with pytest.raises(FinanceError) as refused:
+        service.release(conn, JOURNAL, chain, "bank-a", lot)
+    assert refused.value.code == "lot_secures_loans"
+    service.repay(conn, JOURNAL, "bank-a", line.id, "25.00")
+    service.release(conn, JOURNAL, chain, "bank-a", lot)
+    assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is None
     assert workers["finance"].alive, workers["finance"].log_text()
