@@ -275,8 +275,10 @@ def whereabouts_after(
     may speak for the goods in transit) and consigns them to the destinations it names;
     loading and departing keep carrier and consignees unless they name others; transit claims
     keep them. Leaving (loading, shipping, departing, transit) puts the goods at no site; any
-    other counting claim at a site (received, stored, accepted, sold, made there) puts them at
-    that site, in no carrier's custody. Inspecting changes nothing.
+    other counting claim of place at a site (received, stored, accepted, sold) puts them at
+    that site, in no carrier's custody. Making and inspecting change nothing: neither needs the
+    site's operator, so neither may move goods off a site (a repackaging elsewhere by an
+    authorised manufacturer does not take pledged goods out of their warehouse on paper).
     """
     step = columns.biz_step
     if fact is Fact.TRANSIT:
@@ -286,7 +288,7 @@ def whereabouts_after(
         if step != "shipping":  # loading, departing: what the shipment said holds
             carrier, consignees = carrier or where.custodian, consignees or where.consignees
         return Whereabouts(None, carrier, True, consignees)
-    if fact is Fact.INSPECTION:
+    if fact not in PLACE_FACTS:
         return where
     site = site_of(columns)
     if site is None:

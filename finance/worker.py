@@ -17,7 +17,14 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from epcis.authority import Attestation, Evidence, evaluate, whereabouts_after
+from epcis.authority import (
+    PLACE_FACTS,
+    Attestation,
+    Evidence,
+    Fact,
+    evaluate,
+    whereabouts_after,
+)
 from epcis.identifiers import parse_lot
 from finance import valuation
 from finance.store import attribution, credit, goods
@@ -263,13 +270,15 @@ class _Chunk:
 
     def _counts(self, event: LoggedEvent) -> bool:
         """Whether a claim of what goods are (a commissioning, a packing) counts as evidence:
-        only then may it make its items members of a lot. Such claims do not depend on where
-        the goods are, so they are judged here as the fold would judge them."""
+        only then may it make its items members of a lot. Only a *making* claim may: it does
+        not depend on where the goods are, so it is judged here as the fold would judge it (an
+        aggregation under another bizStep, a site's loading say, claims no members)."""
         assert self._parties is not None  # loaded whenever there are events
         stored = self._attested.get(event.event_hash, [])
-        return evaluate(
+        judged = evaluate(
             event.columns, event.attestations(stored), self._parties, extensions=self._extensions
-        ).counts
+        )
+        return judged.counts and judged.fact is Fact.MAKING
 
     def _attribute(self, event: LoggedEvent) -> list[str]:
         """Attribute `event` to its lots; returns the EPCs it made members of a lot."""
@@ -377,6 +386,8 @@ class _Chunk:
                     self._dispute(lot_uri, event, evidence, held_before)
                 continue
             change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
+            if evidence.fact not in PLACE_FACTS and record.location is not None:
+                change.location = None  # making and inspecting say where the goods were first
             apply_change(record, change, event)
             assert self._parties is not None  # loaded whenever there are steps
             record.whereabouts = whereabouts_after(

@@ -25,6 +25,7 @@ from ledger import log_store
 from records import event_store, registry_store
 from records.db import Conn
 from records.event_store import ReadingToStore
+from tests.support.adversary import sscc
 from tests.support.world import JOURNAL
 from tracefin.simulate import (
     COMPANY_PREFIX,
@@ -429,3 +430,51 @@ def test_a_site_registered_later_makes_its_operators_claims_count(conn: Conn, li
     ).fetchall()
     assert proceeds == [(1250,)]
     assert status_of(conn, line) == "frozen"  # sold away from the supervised warehouse
+
+
+def test_a_strangers_pallet_over_pledged_items_claims_nothing(conn: Conn, line: int) -> None:
+    """evil 'loads' acme's pledged items under a pallet of its own at its depot (an aggregation
+    under a site step: not a packing), then says it received that pallet: neither makes the
+    pallet a member of acme's lot, nor moves it, nor freezes the line."""
+    before = lot_row(conn)
+    items = STORY[0]["epcList"]
+    pallet = f"https://id.gs1.org/00/{sscc(EVIL_PREFIX, 7)}"
+    loading = at(
+        {**STORY[1], "bizStep": "loading", "parentID": pallet, "childEPCs": items},
+        EVIL_GLN,
+        eventTime=(START + timedelta(minutes=1)).isoformat(),
+    )
+    receive = receiving_at(EVIL_GLN, 2)
+    receive["epcList"] = [pallet]
+    send(conn, EVIL, "evil-1", [loading, receive])
+    follow(conn)
+    assert attribution.members_of(conn, [pallet]) == {}
+    assert lot_row(conn) == before
+    assert status_of(conn, line) == "active"
+
+
+def test_a_repackaging_elsewhere_does_not_take_pledged_goods_off_their_site(
+    conn: Conn, line: int
+) -> None:
+    """acme authorises a contract packer; its repackaging at its own site counts (it may say
+    what the goods are), but moves nothing: the goods stay in the supervised warehouse, and its
+    later word that it received them there is disputed, not a way round the freeze."""
+    registry_store.add_org(conn, "packer", "manufacturer", [CARRIER_PREFIX[:-1] + "7"])
+    registry_store.add_device(conn, "packer", "pk-1", None)
+    packer_gln = f"{CARRIER_PREFIX[:-1]}700001" + check_digit(f"{CARRIER_PREFIX[:-1]}700001")
+    registry_store.add_site(conn, "packer", packer_gln, "Packer")
+    registry_store.authorise(conn, ACME, "packer", [gtin_for(0)])
+    before = lot_row(conn)
+    repack = at(
+        {**STORY[1], "bizStep": "repackaging"},
+        packer_gln,
+        eventTime=(START + timedelta(minutes=1)).isoformat(),
+    )
+    send(conn, "packer", "pk-1", [repack])
+    received = receiving_at(packer_gln, 2)
+    send(conn, "packer", "pk-1", [received])
+    follow(conn)
+    assert entry(conn, repack).evidence == "counts"
+    assert entry(conn, received).reason == "held_elsewhere"
+    assert lot_row(conn)[1] == before[1] == WAREHOUSE
+    assert status_of(conn, line) == "active"

@@ -263,8 +263,8 @@ def test_custody_passes_to_the_named_carrier_and_ends_at_a_site() -> None:
 def test_goods_are_held_where_the_last_counting_claim_puts_them() -> None:
     stored = whereabouts_after(Whereabouts(), Fact.SITE_CUSTODY, columns("storing"), {}, PARTIES)
     assert stored == Whereabouts(COLD_STORE, None)
-    made = whereabouts_after(stored, Fact.MAKING, columns("commissioning", site=SHOP), {}, PARTIES)
-    assert made.held_at == SHOP
+    made = whereabouts_after(stored, Fact.MAKING, columns("repackaging", site=SHOP), {}, PARTIES)
+    assert made == stored  # making needs no site operator: it moves nothing
     inspected = whereabouts_after(
         stored, Fact.INSPECTION, columns("inspecting", site=SHOP), {}, PARTIES
     )
