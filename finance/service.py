@@ -671,7 +671,9 @@ def release(conn: Conn, journal: Journal, chain: Chain, financier: str, lot: str
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         live = credit.live_pledge(conn, lot_uri)
-        line = credit.get_line(conn, live.line_id) if live else None
+        # The line's lock serialises a release with an offer's acceptance on the same line:
+        # no loan is drawn on a lot between the check below and the release.
+        line = credit.get_line(conn, live.line_id, for_update=True) if live else None
         if live is None or line is None or line.financier_org_id != bank.id:
             raise FinanceError(
                 FinanceErrorCode.NOT_PLEDGED, f"{lot_uri} is not pledged to {financier}"

@@ -122,7 +122,9 @@ def revalue_line(
     review its margin call: the shortfall is what it has drawn less what its pledged lots now
     secure. One live call per line: opened when there is a shortfall, its amount kept equal to
     the shortfall as it changes, cured when there is none."""
-    line = credit.get_line(conn, line_id)
+    # Locked first (then its call): one review of a line's margin call at a time, in the same
+    # order as repayments and escalation take them.
+    line = credit.get_line(conn, line_id, for_update=True)
     if line is None:
         return
     now = datetime.now(UTC)
@@ -184,7 +186,11 @@ def revalue_line(
 
 def check_margin_calls(conn: Conn, journal: Journal, now: datetime) -> int:
     """Calls past their due time are escalated and their lines frozen; returns how many."""
-    escalated = credit.escalate_due_margin_calls(conn, now)
+    escalated = []
+    for due in credit.due_margin_calls(conn, now):
+        credit.get_line(conn, due.line_id, for_update=True)  # the line first, as elsewhere
+        if credit.escalate_margin_call(conn, due.id, now):
+            escalated.append(due)
     for call in escalated:
         subject = f"line:{call.line_id}"
         journal.write(

@@ -400,8 +400,8 @@ class _Chunk:
             else:
                 # Folded again: an event that arrived late may have put the goods at the pledged
                 # site before this one (the storing after the shipping), so the movement check
-                # runs again; a freeze and its flag happen once however often it runs.
-                self._freeze_if_moved(change.lot_uri, event, evidence, held_before)
+                # runs again, for a claim finance has not reacted to before.
+                self._freeze_if_moved(change.lot_uri, event, evidence, held_before, again=True)
         self._close_flags()
         self._flush()
         attribution.forget_unattributed(self._conn, self._claimed)
@@ -602,13 +602,25 @@ class _Chunk:
         return pledge
 
     def _freeze_if_moved(
-        self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
+        self,
+        lot_uri: str,
+        event: LoggedEvent,
+        evidence: Evidence,
+        held_before: str | None,
+        *,
+        again: bool = False,
     ) -> None:
-        """Pledged goods away from their site without a release: stop new money at once."""
+        """Pledged goods away from their site without a release: stop new money at once.
+
+        Once per claim: a claim folded `again` that finance reacted to before changes nothing
+        (the financier may have reopened the line since)."""
         pledge = self._moved_pledge(lot_uri, event, evidence, held_before)
         if pledge is None:
             return
-        if credit.set_line_status(self._conn, pledge.line_id, "frozen"):
+        if again and credit.movement_reacted(self._conn, lot_uri, event.log_index):
+            return
+        froze = credit.set_line_status(self._conn, pledge.line_id, "frozen")
+        if froze:
             self._journal.write(
                 self._conn,
                 ACTOR,
@@ -618,7 +630,7 @@ class _Chunk:
                 [event.event_hash],
                 event.log_index,
             )
-        _flag(
+        flagged = _flag(
             self._conn,
             self._journal,
             "unauthorized_movement",
@@ -628,6 +640,16 @@ class _Chunk:
             "pledged goods left their supervised site without a release",
             line_id=pledge.line_id,
         )
+        if not (froze or flagged):  # the line frozen and flagged already: noted all the same
+            self._journal.write(
+                self._conn,
+                ACTOR,
+                "movement_seen",
+                lot_uri,
+                {"line": pledge.line_id},
+                [event.event_hash],
+                event.log_index,
+            )
 
 
 def _blank(lot_uri: str) -> LotRecord:
@@ -644,16 +666,19 @@ def _flag(
     event: LoggedEvent,
     detail: str,
     line_id: int | None = None,
-) -> None:
-    if credit.raise_flag(
+) -> bool:
+    """Raise a flag on `event`'s evidence and journal it; False when it was open already."""
+    if not credit.raise_flag(
         conn, kind, detail, lot_uri=lot_uri, line_id=line_id, event_hash=event.event_hash
     ):
-        journal.write(
-            conn,
-            ACTOR,
-            f"flag_{kind}",
-            lot_uri,
-            {"detail": detail},
-            [event.event_hash],
-            event.log_index,
-        )
+        return False
+    journal.write(
+        conn,
+        ACTOR,
+        f"flag_{kind}",
+        lot_uri,
+        {"detail": detail},
+        [event.event_hash],
+        event.log_index,
+    )
+    return True

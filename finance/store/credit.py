@@ -666,15 +666,38 @@ def cure_margin_call(conn: Conn, call_id: int) -> None:
     )
 
 
-def escalate_due_margin_calls(conn: Conn, now: datetime) -> list[MarginCall]:
-    """Open calls past their due time become escalated; returns them."""
+def due_margin_calls(conn: Conn, now: datetime) -> list[MarginCall]:
+    """Open calls past their due time (not locked: `escalate_margin_call` decides)."""
     with conn.cursor(row_factory=class_row(MarginCall)) as cur:
         return cur.execute(
-            "UPDATE margin_calls m SET state = 'escalated', updated_at = now()"  # noqa: S608
-            " WHERE m.state = 'open' AND m.due_at <= %s"
-            f" RETURNING {_CALL_COLUMNS}",
+            f"SELECT {_CALL_COLUMNS} FROM margin_calls m"  # noqa: S608 - constant columns
+            " WHERE m.state = 'open' AND m.due_at <= %s ORDER BY m.id",
             (now,),
         ).fetchall()
+
+
+def escalate_margin_call(conn: Conn, call_id: int, now: datetime) -> bool:
+    """An open call past due becomes escalated; False when it no longer is one."""
+    row = conn.execute(
+        "UPDATE margin_calls SET state = 'escalated', updated_at = now()"
+        " WHERE id = %s AND state = 'open' AND due_at <= %s RETURNING id",
+        (call_id, now),
+    ).fetchone()
+    return row is not None
+
+
+def movement_reacted(conn: Conn, lot_uri: str, log_index: int) -> bool:
+    """Whether finance already reacted to the claim at `log_index` that the lot's pledged goods
+    moved (its flag, the freeze, or the note that it saw it): folded again, it must not freeze
+    again a line the financier has reopened since. (Journal entries of an event carry its log
+    index, which an index leads with.)"""
+    row = conn.execute(
+        "SELECT 1 FROM finance_journal WHERE log_index = %s"
+        " AND ((action IN ('flag_unauthorized_movement', 'movement_seen') AND subject = %s)"
+        "      OR (action = 'line_frozen' AND detail->>'lot' = %s)) LIMIT 1",
+        (log_index, lot_uri, lot_uri),
+    ).fetchone()
+    return row is not None
 
 
 def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:

@@ -217,6 +217,16 @@ def test_goods_attested_back_in_the_supervised_site_close_the_movement_flag(
     line = credit.get_line(conn, line_id)
     assert line is not None
     assert line.status == "frozen"  # unfreezing is the bank's decision
+    service.set_line_status(conn, JOURNAL, "bank", line_id, "active")
+    # A late event older than the shipping makes finance fold the lot again: the shipping it
+    # already reacted to does not freeze the line the bank reopened.
+    earlier = datetime.fromisoformat(str(story[0]["eventTime"])) - timedelta(seconds=1)
+    commit(conn, [inspection(lot, "conformant", earlier)])
+    follow(conn)
+    reopened = credit.get_line(conn, line_id)
+    assert reopened is not None
+    assert reopened.status == "active"
+    assert "unauthorized_movement" not in credit.open_flags(conn, lot)
 
 
 def readings(conn: Conn, minutes: range, celsius: float) -> None:

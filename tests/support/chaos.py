@@ -796,7 +796,13 @@ def business_state(snapshot_: dict[str, object]) -> dict[str, list[tuple[object,
         "lines": sorted(rows["lines"]),
         "movements": sorted(rows["movements"]),
         "receivables": sorted(rows["receivables"]),
-        "journal": sorted(_without_arrival_order(row[:4]) for row in rows["journal"]),
+        "journal": sorted(
+            _without_arrival_order(row[:4])
+            for row in rows["journal"]
+            # Which movement of a lot finance learnt of after its line was frozen and flagged
+            # (noted so that a refold does not react again) depends on arrival order.
+            if row[1] != "movement_seen"
+        ),
     }
 
 
