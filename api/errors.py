@@ -103,7 +103,6 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.OFFER_EXPIRED: 409,
     FinanceErrorCode.OFFER_WITHDRAWN: 409,
     FinanceErrorCode.NOT_IN_REVIEW: 409,
-    FinanceErrorCode.ALREADY_GUARANTEED: 409,
     FinanceErrorCode.REVIEW_REFUSED: 409,
 }
 _READS = frozenset({"GET", "HEAD"})

@@ -44,7 +44,6 @@ class FinanceErrorCode(StrEnum):
     OFFER_EXPIRED = "offer_expired"
     OFFER_WITHDRAWN = "offer_withdrawn"  # decided again at acceptance: no longer all of it
     NOT_IN_REVIEW = "not_in_review"  # decided at once, or reviewed already
-    ALREADY_GUARANTEED = "already_guaranteed"
     REVIEW_REFUSED = "review_refused"  # approved in review, but the rules do not approve it now
 
 

@@ -903,8 +903,8 @@ def _offer_refused(
         return FinanceErrorCode.OFFER_EXPIRED, ["expired"]
     amount = Money(offer.amount_minor, offer.currency)
     financier = registry_store.slug_of(conn, line.financier_org_id) or "the financier"
-    decision = _decide(
-        conn, line, client, financier, offer.lot_uri, amount, guarantor=offer.guarantor
+    decision = _decide_guaranteed(
+        conn, line, client, financier, offer.lot_uri, amount, offer.guaranteed_minor
     ).decision
     if decision.kind != DecisionKind.APPROVE or decision.approved_amount != amount:
         return FinanceErrorCode.OFFER_WITHDRAWN, [str(r) for r in decision.reasons]
@@ -936,11 +936,7 @@ def guarantee(
         money = _money(amount, line.currency)
         if not money.is_positive():
             raise FinanceError(FinanceErrorCode.INVALID_AMOUNT, "a guarantee is positive")
-        if not credit.add_guarantee(conn, application_id, org.id, money.minor, money.currency):
-            raise FinanceError(
-                FinanceErrorCode.ALREADY_GUARANTEED,
-                f"application {application_id} is guaranteed already",
-            )
+        credit.add_guarantee(conn, application_id, org.id, money.minor, money.currency)
         journal.write(
             conn,
             guarantor,
@@ -990,13 +986,15 @@ def review(
     if not text:
         raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a review gives its reason")
     with conn.transaction():
-        application = _pending_application(conn, application_id)
-        line = credit.get_line(conn, application.line_id, for_update=True)
+        found = credit.get_application(conn, application_id, for_update=True)
+        line = credit.get_line(conn, found.line_id, for_update=True) if found else None
         if line is None or line.financier_org_id != bank.id:
+            # Whether another bank's application exists is not this financier's to learn.
             raise FinanceError(
                 FinanceErrorCode.UNKNOWN_APPLICATION,
                 f"{financier} has no application {application_id}",
             )
+        application = _pending_application(conn, application_id)
         if not approve:
             credit.set_review(conn, application_id, "declined", text)
             journal.write(
@@ -1011,16 +1009,15 @@ def review(
         assert client_slug is not None  # lines refer to registered orgs
         client = _org(conn, client_slug)
         requested = Money(application.requested_minor, line.currency)
-        judged = _decide(
-            conn, line, client, financier, application.lot_uri, requested, guarantor=False
+        judged = _decide_guaranteed(
+            conn,
+            line,
+            client,
+            financier,
+            application.lot_uri,
+            requested,
+            application.guaranteed_minor,
         )
-        if Reason.GUARANTOR_REQUIRED in judged.decision.reasons and application.guaranteed_minor:
-            at_cap = judged.decision.collateral_value.times_rate(judged.ltv_cap, Rounding.DOWN)
-            above = judged.exposure + requested - at_cap
-            if application.guaranteed_minor >= above.minor:
-                judged = _decide(
-                    conn, line, client, financier, application.lot_uri, requested, guarantor=True
-                )
         decision = judged.decision
         if decision.kind not in (DecisionKind.APPROVE, DecisionKind.PARTIAL):
             refused = ", ".join(str(r) for r in decision.reasons)
@@ -1052,6 +1049,27 @@ def review(
             f"application {application_id} cannot be approved now: {refused}",
         )
     return Reviewed(application_id, "approved", text, outcome)
+
+
+def _decide_guaranteed(
+    conn: Conn,
+    line: Line,
+    client: registry_store.Org,
+    financier: str,
+    lot_uri: str,
+    requested: Money,
+    guaranteed_minor: int | None,
+) -> _Judged:
+    """The rules' decision, with the guarantor's guarantee where one covers what the loan asks
+    above the LTV cap (judged now: at review, and again when the offer is accepted)."""
+    judged = _decide(conn, line, client, financier, lot_uri, requested, guarantor=False)
+    if Reason.GUARANTOR_REQUIRED not in judged.decision.reasons or not guaranteed_minor:
+        return judged
+    at_cap = judged.decision.collateral_value.times_rate(judged.ltv_cap, Rounding.DOWN)
+    above = judged.exposure + requested - at_cap
+    if guaranteed_minor < above.minor:
+        return judged
+    return _decide(conn, line, client, financier, lot_uri, requested, guarantor=True)
 
 
 def reviews(conn: Conn, financier: str) -> list[credit.ApplicationRow]:

@@ -20,8 +20,11 @@ WITH ranked AS (
 )
 UPDATE margin_calls m SET state = 'cured', settled_at = now()
   FROM ranked r WHERE m.id = r.id AND r.n > 1;
+-- A call carried over is due a cure period after this migration, not after it was raised: the
+-- borrower learns of the deadline only now (escalating them all at the first check would freeze
+-- lines in bulk for deadlines nobody was told).
 UPDATE margin_calls m SET amount_minor = m.shortfall_minor, currency = l.currency,
-       due_at = m.raised_at + interval '3 days'
+       due_at = CASE WHEN m.state = 'open' THEN now() ELSE m.raised_at END + interval '3 days'
   FROM credit_lines l WHERE l.id = m.line_id;
 ALTER TABLE margin_calls
     ALTER COLUMN amount_minor SET NOT NULL,

@@ -10,11 +10,14 @@ ALTER TABLE applications
 UPDATE applications a SET review_state = 'pending'
   FROM decisions d WHERE d.application_id = a.id AND d.kind = 'refer';
 
+-- One guarantee per application and guarantor, which it may change while the application waits:
+-- another guarantor's small guarantee blocks nobody. The largest one is what counts.
 CREATE TABLE guarantees (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    application_id   bigint NOT NULL UNIQUE REFERENCES applications (id),
+    application_id   bigint NOT NULL REFERENCES applications (id),
     guarantor_org_id bigint NOT NULL REFERENCES orgs (id),
     amount_minor     bigint NOT NULL CHECK (amount_minor > 0),
     currency         text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-    given_at         timestamptz NOT NULL DEFAULT now()
+    given_at         timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (application_id, guarantor_org_id)
 );

@@ -76,7 +76,9 @@ CREATE FUNCTION tracefin_alert_margin_call() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
     PERFORM tracefin_alert(
         (SELECT c.financier_org_id FROM credit_lines c WHERE c.id = NEW.line_id),
-        'margin_call_' || NEW.state, NEW.line_id, NEW.lot_uri,
+        CASE WHEN TG_OP = 'UPDATE' AND OLD.state = NEW.state THEN 'margin_call_changed'
+             ELSE 'margin_call_' || NEW.state END,
+        NEW.line_id, NEW.lot_uri,
         jsonb_build_object('call', NEW.id, 'amount_minor', NEW.amount_minor,
                            'currency', NEW.currency, 'state', NEW.state, 'due', NEW.due_at));
     RETURN NULL;

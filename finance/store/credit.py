@@ -199,13 +199,14 @@ class Offer:
     expires_at: datetime
     settled_at: datetime | None
     loan_id: int | None
-    guarantor: bool
+    guaranteed_minor: int | None  # the largest guarantee given for its application
 
 
 _OFFER_COLUMNS = (
     "o.id, o.application_id, o.decision_id, o.line_id, o.lot_uri, o.amount_minor, o.currency,"
     " o.state, o.made_at, o.expires_at, o.settled_at, o.loan_id,"
-    " EXISTS (SELECT 1 FROM guarantees g WHERE g.application_id = a.id) AS guarantor"
+    " (SELECT max(g.amount_minor) FROM guarantees g WHERE g.application_id = a.id)"
+    " AS guaranteed_minor"
 )
 
 
@@ -399,9 +400,10 @@ _APPLICATION_QUERY = (
     " a.created_at,"
     " (SELECT d.reasons FROM decisions d WHERE d.application_id = a.id ORDER BY d.id DESC"
     "  LIMIT 1) AS last_reasons,"
-    " g.amount_minor AS guaranteed_minor, o.slug AS guarantor"
-    " FROM applications a LEFT JOIN guarantees g ON g.application_id = a.id"
-    " LEFT JOIN orgs o ON o.id = g.guarantor_org_id"
+    " g.amount_minor AS guaranteed_minor, g.slug AS guarantor"
+    " FROM applications a LEFT JOIN LATERAL ("
+    "   SELECT g.amount_minor, o.slug FROM guarantees g JOIN orgs o ON o.id = g.guarantor_org_id"
+    "   WHERE g.application_id = a.id ORDER BY g.amount_minor DESC LIMIT 1) g ON true"
 )
 
 
@@ -436,14 +438,14 @@ def set_review(conn: Conn, application_id: int, state: str, reason: str) -> None
 
 def add_guarantee(
     conn: Conn, application_id: int, guarantor_org_id: int, amount_minor: int, currency: str
-) -> bool:
-    """A guarantee for an application; False when one was given already."""
-    row = conn.execute(
+) -> None:
+    """A guarantor's guarantee for an application (its earlier one for it replaced)."""
+    conn.execute(
         "INSERT INTO guarantees (application_id, guarantor_org_id, amount_minor, currency)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (application_id) DO NOTHING RETURNING id",
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (application_id, guarantor_org_id) DO UPDATE"
+        " SET amount_minor = excluded.amount_minor, given_at = now()",
         (application_id, guarantor_org_id, amount_minor, currency),
-    ).fetchone()
-    return row is not None
+    )
 
 
 # --- pledges ---------------------------------------------------------------------------------
