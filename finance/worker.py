@@ -255,6 +255,7 @@ class _Chunk:
         self._pledges = credit.live_pledges(conn, touched)
         self._products = goods.products(conn, {record.gtin for record in self._lots.values()})
         self._load_attestations(event for _, event, _ in self._steps)
+        self._inspected_by: dict[str, Attestation | None] = {}  # lot -> latest inspection's
         self._evidence: list[EvidenceRow] = []
         self._judged: list[EvidenceRow] = []
         self._receivables: list[Receivable] = []
@@ -389,6 +390,8 @@ class _Chunk:
             if evidence.fact not in PLACE_FACTS and record.location is not None:
                 change.location = None  # making and inspecting say where the goods were first
             apply_change(record, change, event)
+            if change.inspection is not None:  # who said so, for closing a quality flag
+                self._inspected_by[lot_uri] = evidence.by
             assert self._parties is not None  # loaded whenever there are steps
             record.whereabouts = whereabouts_after(
                 record.whereabouts, evidence.fact, event.columns, event.event, self._parties
@@ -426,7 +429,11 @@ class _Chunk:
             record = self._lots[lot_uri]
             pledge = self._pledges.get(lot_uri)
             closing: list[tuple[str, str, bytes | None]] = []
-            if "quality_flag" in kinds and record.last_inspection_disposition == "conformant":
+            if (
+                "quality_flag" in kinds
+                and record.last_inspection_disposition == "conformant"
+                and self._by_inspector(record)
+            ):
                 closing.append(
                     ("quality_flag", "conformant_reinspection", record.last_inspection_hash)
                 )
@@ -460,6 +467,20 @@ class _Chunk:
                     reason="flag_cleared",
                     log_index=record.updated_log_index,
                 )
+
+    def _by_inspector(self, record: LotRecord) -> bool:
+        """Whether the lot's latest inspection (folded in this chunk) counted on the word of an
+        inspector its owner authorised: the borrower's own word that its goods are fine again
+        does not close a quality flag."""
+        by = self._inspected_by.get(record.lot_uri)
+        owner = self._parties.owner_of(record.gtin) if self._parties is not None else None
+        return (
+            by is not None
+            and owner is not None
+            and self._parties is not None
+            and self._parties.roles.get(by.org) == "inspector"
+            and self._parties.authorised(owner, by.org, "inspect", record.gtin)
+        )
 
     def _judge(
         self, lot_uri: str, event: LoggedEvent, before: bool | None, record: LotRecord

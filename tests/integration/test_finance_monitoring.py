@@ -32,9 +32,11 @@ WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
 ORG = "mon-co"
 
 
-def commit(conn: Conn, events: list[dict[str, object]]) -> None:
+def commit(
+    conn: Conn, events: list[dict[str, object]], org: str = ORG, device_id: str = "plc-1"
+) -> None:
     """Capture, store and position events, as ingest and the anchor leader would."""
-    device = registry_store.find_devices(conn, [(ORG, "plc-1")])[(ORG, "plc-1")]
+    device = registry_store.find_devices(conn, [(org, device_id)])[(org, device_id)]
     now = datetime.now(UTC)
     result = capture(
         orjson.dumps(events),
@@ -45,9 +47,9 @@ def commit(conn: Conn, events: list[dict[str, object]]) -> None:
     )
     assert not result.refused, result.refused
     with conn.transaction():
-        topic = device_topic(ORG, "plc-1", Kind.EVENTS)  # sent by the device, over MQTT
+        topic = device_topic(org, device_id, Kind.EVENTS)  # sent by the device, over MQTT
         event_store.insert_events(
-            conn, [EventToStore(a, device.org_id, "plc-1", topic, now) for a in result.accepted]
+            conn, [EventToStore(a, device.org_id, device_id, topic, now) for a in result.accepted]
         )
         log_store.assign_positions(conn, len(result.accepted))
 
@@ -180,7 +182,15 @@ def test_a_conformant_reinspection_closes_the_quality_flag_and_cures_the_call(
     follow(conn)
     assert "quality_flag" in credit.open_flags(conn, lot)
     assert live_calls(conn, line_id) == [("open", 2000)]
-    commit(conn, [inspection(lot, "conformant", now - timedelta(minutes=1))])
+    # The borrower's own device saying its goods are fine again closes nothing.
+    commit(conn, [inspection(lot, "conformant", now - timedelta(seconds=90))])
+    follow(conn)
+    assert "quality_flag" in credit.open_flags(conn, lot)
+    # An inspector the owner authorised does.
+    registry_store.add_org(conn, "lab", "inspector")
+    registry_store.add_device(conn, "lab", "lab-1", None)
+    registry_store.authorise(conn, ORG, "lab", [gtin_for(0)])
+    commit(conn, [inspection(lot, "conformant", now - timedelta(minutes=1))], "lab", "lab-1")
     follow(conn)
     assert "quality_flag" not in credit.open_flags(conn, lot)
     assert cleared(conn, lot) == [("quality_flag", "conformant_reinspection", True)]
