@@ -754,10 +754,16 @@ def settle_and_check(
     # Known weakness since evidence authority (docs/reliability.md): which of a lot's movement
     # events raised its unauthorized_movement flag can differ between the faulted run and the
     # clean replay (same lot, same flag, same line state), and so can the order in which one
-    # chunk's entries were written; the journals are compared as multisets without that index.
+    # chunk's entries were written; the journals are compared as multisets without that index,
+    # and without the movement_seen notes that follow from it (which movements met a line
+    # already frozen and flagged).
     for snapshot_ in (faulted, clean):
         snapshot_["journal"] = sorted(
-            (_movement_flag_unpositioned(row) for row in snapshot_["journal"]),  # type: ignore[attr-defined]
+            (
+                _movement_flag_unpositioned(row)
+                for row in snapshot_["journal"]  # type: ignore[attr-defined]
+                if row[1] != "movement_seen"
+            ),
             key=repr,
         )
     for name in clean:
