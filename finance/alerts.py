@@ -55,7 +55,7 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts, 20)), MAX_BACKOFF)
 
 
-def deliver_due(conn: Conn, senders: Mapping[str, Sender], now: datetime, limit: int = 50) -> int:
+def deliver_due(conn: Conn, senders: Mapping[str, Sender], now: datetime, limit: int = 10) -> int:
     """Send the deliveries due at `now` on the channels there is a sender for; returns how
     many were delivered."""
     delivered = 0
