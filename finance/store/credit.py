@@ -210,6 +210,15 @@ _OFFER_COLUMNS = (
 )
 
 
+def _party_to_line(alias: str) -> str:
+    """The one rule of who sees a line's offers, loans and margin calls: its financier and its
+    borrower (`alias` names the joined table, which has `line_id`; one `%s`: the org's id)."""
+    return (
+        f" JOIN credit_lines c ON c.id = {alias}.line_id"
+        " WHERE %s IN (c.financier_org_id, c.borrower_org_id)"
+    )
+
+
 def add_offer(
     conn: Conn,
     decided: RecordedDecision,
@@ -261,9 +270,8 @@ def offers_of_org(conn: Conn, org_id: int) -> list[Offer]:
         return cur.execute(
             f"SELECT {_OFFER_COLUMNS} FROM offers o"  # noqa: S608 - constant columns
             " JOIN applications a ON a.id = o.application_id"
-            " JOIN credit_lines c ON c.id = o.line_id"
-            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY o.id DESC",
-            (org_id, org_id),
+            f"{_party_to_line('o')} ORDER BY o.id DESC",
+            (org_id,),
         ).fetchall()
 
 
@@ -290,9 +298,8 @@ def loans_of_org(conn: Conn, org_id: int) -> list[Loan]:
     with conn.cursor(row_factory=class_row(Loan)) as cur:
         return cur.execute(
             f"SELECT {_LOAN_COLUMNS} FROM loans l"  # noqa: S608 - constant columns
-            " JOIN credit_lines c ON c.id = l.line_id"
-            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY l.id",
-            (org_id, org_id),
+            f"{_party_to_line('l')} ORDER BY l.id",
+            (org_id,),
         ).fetchall()
 
 
@@ -707,9 +714,8 @@ def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:
     with conn.cursor(row_factory=class_row(MarginCall)) as cur:
         return cur.execute(
             f"SELECT {_CALL_COLUMNS} FROM margin_calls m"  # noqa: S608 - constant columns
-            " JOIN credit_lines c ON c.id = m.line_id"
-            " WHERE c.financier_org_id = %s OR c.borrower_org_id = %s ORDER BY m.id DESC",
-            (org_id, org_id),
+            f"{_party_to_line('m')} ORDER BY m.id DESC",
+            (org_id,),
         ).fetchall()
 
 
