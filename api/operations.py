@@ -399,10 +399,18 @@ def pledge(
 @router.delete(
     "/v1/pledges/{lot:path}",
     response_model=PledgeResult,
-    summary="Release your pledge of a lot (on chain and here)",
+    summary="Release your pledge of a lot (on chain and here), or some of its units",
 )
 def release(
-    org: Financier, conn: DbConn, journal: FinanceJournal, chain: CurrentChain, lot: str
+    org: Financier,
+    conn: DbConn,
+    journal: FinanceJournal,
+    chain: CurrentChain,
+    lot: str,
+    quantity: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="release only this many units (a partial release)"),
+    ] = None,
 ) -> PledgeResult:
-    result = service.release(conn, journal, chain, org.slug, lot)
+    result = service.release(conn, journal, chain, org.slug, lot, quantity)
     return PledgeResult.model_validate(result, from_attributes=True)

@@ -34,6 +34,7 @@ class InspectionPublic(BaseModel):
 class LotPledgePublic(BaseModel):
     line: int
     lot_key: str
+    quantity: int = Field(description="units pledged: the lot's at pledging, less partial releases")
 
 
 class LotEvidencePublic(BaseModel):

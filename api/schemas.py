@@ -403,5 +403,6 @@ class ReviewedPublic(BaseModel):
 class PledgeResult(BaseModel):
     lot: str
     line: int
-    tx: str
+    tx: str  # empty for a partial release: the pledge stays on chain
     lot_key: str | None = None
+    still_pledged: int | None = None  # after a release: units still pledged (0: released whole)

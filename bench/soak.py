@@ -60,6 +60,7 @@ from tracefin.embedded import free_port, start_anvil, start_mosquitto
 from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
+    ITEMS_PER_LOT,
     WAREHOUSE_GLN,
     Publication,
     Publisher,
@@ -215,7 +216,8 @@ def seed(conn: Conn, products: int, chain: Chain) -> None:
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
+        # Pledged before its events arrive: the units they will bring.
+        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx, ITEMS_PER_LOT)
         JOURNAL.write(
             conn,
             "bank",

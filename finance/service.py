@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
@@ -38,6 +38,8 @@ from finance.rules import (
     LineStatus,
     Policy,
     Reason,
+    collateral_value,
+    credit_limit,
     decide,
     revalue,
 )
@@ -69,11 +71,13 @@ class Pledged:
 
 @dataclass(frozen=True)
 class Released:
-    """A pledge released; `tx` as 0x-hex (empty: released on chain by an earlier attempt)."""
+    """A pledge released, whole (`tx` as 0x-hex, empty when released on chain by an earlier
+    attempt; `still_pledged` 0) or in part (no transaction; the units still pledged)."""
 
     lot: str
     line: int
     tx: str
+    still_pledged: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class InspectionStatus:
 class PledgeStatus:
     line: int
     lot_key: str  # 0x-hex
+    quantity: int  # units pledged
 
 
 @dataclass(frozen=True)
@@ -399,8 +404,9 @@ def set_price(
     valid_from: datetime | None = None,
 ) -> PriceSet:
     """The financier's own unit price for a GTIN (its price list): the only price its lending
-    rests on. Its pledged lots of the GTIN are revalued at once (a margin call where a line's
-    drawn exceeds what its collateral now secures)."""
+    rests on. Its pledged lots of the GTIN are revalued once it holds: at once, or when its
+    `valid_from` comes (a margin call where a line's drawn exceeds what its collateral now
+    secures)."""
     bank = _org(conn, financier, "financier")
     try:
         key = gtin14(gtin)
@@ -414,8 +420,12 @@ def set_price(
         raise FinanceError(
             FinanceErrorCode.INVALID_INPUT, "valid_from needs a time zone (RFC 3339)"
         )
+    now = datetime.now(UTC)
+    in_force = since <= now
     with conn.transaction():
-        stored = goods.set_price(conn, bank.id, key, price.minor, price.currency, since)
+        stored = goods.set_price(
+            conn, bank.id, key, price.minor, price.currency, since, now if in_force else None
+        )
         journal.write(
             conn,
             financier,
@@ -428,7 +438,8 @@ def set_price(
             },
         )
         lines = []
-        for pledge in credit.pledges_priced_by(conn, bank.id, key):
+        # A price for later is revalued when its time comes (the finance worker's check).
+        for pledge in credit.pledges_priced_by(conn, bank.id, key) if in_force else []:
             valuation.revalue_line(
                 conn, journal, pledge.line_id, pledge.lot_uri, reason="price_change", log_index=None
             )
@@ -649,7 +660,8 @@ def _pledge(
                 _double_pledge(lot_uri, "PledgeRegistry refused: already pledged")
             else:
                 raise
-        credit.add_pledge(conn, lot_uri, line.id, key, state.location or "", tx)
+        # The units the lot holds now are pledged; later partial releases lower it.
+        credit.add_pledge(conn, lot_uri, line.id, key, state.location or "", tx, state.quantity)
         # More collateral: the line's margin call shrinks, or is cured.
         valuation.revalue_line(conn, journal, line.id, lot_uri, reason="pledge", log_index=None)
         journal.write(
@@ -666,9 +678,23 @@ def _double_pledge(lot_uri: str, detail: str) -> NoReturn:
     raise FinanceError(FinanceErrorCode.DOUBLE_PLEDGE, f"{lot_uri} is already pledged ({detail})")
 
 
-def release(conn: Conn, journal: Journal, chain: Chain, financier: str, lot: str) -> Released:
+def release(
+    conn: Conn,
+    journal: Journal,
+    chain: Chain,
+    financier: str,
+    lot: str,
+    quantity: int | None = None,
+) -> Released:
+    """Release a pledge, or `quantity` of its units (a partial release: the pledge stays on
+    chain and covers fewer units). Refused while what stays pledged would not cover the loans
+    the lot secures at the line's advance rate (all of them, for a full release)."""
     lot_uri = canonical_lot(lot)
     bank = _org(conn, financier, "financier")
+    if quantity is not None and (isinstance(quantity, bool) or quantity <= 0):
+        raise FinanceError(
+            FinanceErrorCode.INVALID_INPUT, f"release a positive number of units, not {quantity}"
+        )
     with conn.transaction():
         live = credit.live_pledge(conn, lot_uri)
         # The line's lock serialises a release with an offer's acceptance on the same line:
@@ -678,6 +704,13 @@ def release(conn: Conn, journal: Journal, chain: Chain, financier: str, lot: str
             raise FinanceError(
                 FinanceErrorCode.NOT_PLEDGED, f"{lot_uri} is not pledged to {financier}"
             )
+        if quantity is not None and quantity > live.quantity:
+            raise FinanceError(
+                FinanceErrorCode.INVALID_INPUT,
+                f"{lot_uri} has {live.quantity} units pledged, fewer than {quantity}",
+            )
+        if quantity is not None and quantity < live.quantity:
+            return _release_part(conn, journal, financier, line, live, quantity)
         secured = credit.exposure_on_lot(conn, lot_uri, line.currency)
         if secured:
             raise FinanceError(
@@ -695,7 +728,40 @@ def release(conn: Conn, journal: Journal, chain: Chain, financier: str, lot: str
         journal.write(
             conn, financier, "released", lot_uri, {"line": line.id, "tx": "0x" + tx.hex()}
         )
-    return Released(lot_uri, line.id, "0x" + tx.hex())
+    return Released(lot_uri, line.id, "0x" + tx.hex(), 0)
+
+
+def _release_part(
+    conn: Conn, journal: Journal, financier: str, line: Line, live: credit.Pledge, quantity: int
+) -> Released:
+    """Release `quantity` of a pledge's units, if the rest still covers the lot's loans."""
+    lot_uri = live.lot_uri
+    secured = credit.exposure_on_lot(conn, lot_uri, line.currency)
+    remaining = live.quantity - quantity
+    state = valuation.lot_state(conn, lot_uri, line.financier_org_id, line.currency)
+    if secured and state is not None:
+        policy = valuation.policy(conn, line.financier_org_id, state.category)
+        kept = replace(state, quantity=min(state.quantity, remaining))
+        covers = credit_limit(collateral_value(kept, policy), policy)
+        if covers.minor < secured:
+            raise FinanceError(
+                FinanceErrorCode.LOT_SECURES_LOANS,
+                f"{lot_uri} secures {Money(secured, line.currency).format()} of loans; the"
+                f" {remaining} units left pledged would lend only {covers.format()}",
+            )
+    credit.reduce_pledge(conn, lot_uri, quantity)
+    journal.write(
+        conn,
+        financier,
+        "partially_released",
+        lot_uri,
+        {"line": line.id, "units": quantity, "still_pledged": remaining},
+    )
+    # Less collateral: the line's margin call grows, or opens.
+    valuation.revalue_line(
+        conn, journal, line.id, lot_uri, reason="partial_release", log_index=None
+    )
+    return Released(lot_uri, line.id, "", remaining)
 
 
 # --- applications ----------------------------------------------------------------------------
@@ -1195,7 +1261,9 @@ def lot_status(conn: Conn, lot: str, financier: str | None = None) -> LotStatus:
         custody=row.custody,
         best_before=row.best_before,
         last_inspection=InspectionStatus(row.last_inspection_disposition, row.last_inspection_time),
-        pledge=PledgeStatus(live.line_id, "0x" + live.lot_key.hex()) if live else None,
+        pledge=(
+            PledgeStatus(live.line_id, "0x" + live.lot_key.hex(), live.quantity) if live else None
+        ),
         risk_flags=sorted(state.risk_flags),
         collateral_value=judged.value.format(),
         collateral_value_minor=judged.value.minor,

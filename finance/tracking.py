@@ -43,6 +43,10 @@ _CUSTODY = {
 }
 _SITE = re.compile(r"^https://id\.gs1\.org/41[47]/(\d{13})(?:/|$)")
 DELIVERY_STEPS = frozenset({"accepting", "receiving"})
+# CBV dispositions of goods in good standing: the recaller saying one of them withdraws its recall.
+GOOD_STANDING = frozenset(
+    {"active", "conformant", "sellable_accessible", "sellable_not_accessible"}
+)
 FAILED_INSPECTION = frozenset({"non_conformant", "damaged"})
 
 
@@ -184,6 +188,98 @@ def lot_change(
         change.best_before = _best_before(event.event)
     _apply_step(event, change, items)
     return change
+
+
+@dataclass(frozen=True)
+class Split:
+    """Some of a lot's serialised items going their own way while the rest stay where the lot
+    is held (a partial shipment, a sale of some units), or such items coming back to it.
+
+    `items` empty: the event is only about items already apart from the lot (the released
+    units' onward journey, their sale at a shop), which changes nothing about the lot.
+    """
+
+    items: tuple[str, ...]
+    leaving: bool  # True: they leave the lot's holding; False: they are back in it
+    sold: bool  # they leave by being sold
+
+
+_SALE_STEPS = frozenset({"retail_selling"})
+
+
+def split_of(
+    event: LoggedEvent,
+    fact: Fact,
+    lot_uri: str,
+    members: Mapping[str, str],
+    record: LotRecord,
+) -> Split | None:
+    """What `event` does to part of a lot held at a site, or None when it concerns the lot as a
+    whole (the lot's other rules apply then).
+
+    Only serialised items (SGTINs) named one by one split a lot: an event naming a container
+    or the lot's class speaks of all of it. Only while the lot is held at a site: goods in
+    transit or at no known place move as one, as before. The lot's quantity is what it has at
+    hand: naming that many of its items (or more) is the lot moving.
+    """
+    named = [epc for epc in event.epcs if members.get(epc) == lot_uri]
+    if not named or record.held_at is None or fact not in PLACE_FACTS:
+        return None
+    if any(parse_sgtin(epc) is None for epc in named):
+        return None  # a container (or anything but single items) stands for the whole lot
+    apart = set(record.departed)
+    here = sorted({epc for epc in named if epc not in apart})
+    sold = event.biz_step in _SALE_STEPS or event.disposition == "retail_sold"
+    site = site_of(event.columns)
+    if not here:
+        back = [epc for epc in named if epc in apart]
+        if back and site == record.held_at and not sold and event.biz_step not in MOVEMENT_STEPS:
+            return Split(tuple(sorted(back)), leaving=False, sold=False)
+        return Split((), leaving=True, sold=False) if back else None
+    if len(here) >= record.quantity:
+        return None  # all of it: the lot moves as one
+    leaves = (
+        sold
+        or fact is Fact.TRANSIT
+        or event.biz_step in MOVEMENT_STEPS
+        or (site is not None and site != record.held_at)
+    )
+    if not leaves:
+        return None  # a claim about some items where the lot is: the lot is still there
+    return Split(tuple(here), leaving=True, sold=sold)
+
+
+def apply_split(record: LotRecord, split: Split, event: LoggedEvent) -> None:
+    """Fold a split into the lot: its quantity and the items apart from it; nothing else."""
+    apart = set(record.departed)
+    if split.leaving:
+        apart.update(split.items)
+        record.quantity = max(record.quantity - len(split.items), 0)
+    else:
+        apart.difference_update(split.items)
+        record.quantity += len(split.items)
+    record.departed = sorted(apart)
+    record.updated_log_index = max(record.updated_log_index or 0, event.log_index)
+    if record.folds_after(event):
+        record.latest_event_time, record.latest_event_hash = order_key(event)
+
+
+def follow_recall(record: LotRecord, change: LotChange, event: LoggedEvent, by: str | None) -> bool:
+    """Who recalled the lot, and whether `event` (counting, on `by`'s word) withdraws the
+    recall: only the org that recalled it may, by saying the goods are in good standing again
+    (a CBV disposition in `GOOD_STANDING`). Returns True when it withdrew it."""
+    if change.recalled:
+        record.recalled_by = by
+        return False
+    if (
+        record.recalled
+        and by is not None
+        and by == record.recalled_by
+        and event.disposition in GOOD_STANDING
+    ):
+        record.recalled, record.recalled_by = False, None
+        return True
+    return False
 
 
 def recorder_attestation(
@@ -330,6 +426,8 @@ class LotRecord:
     in_transit: bool = False
     consignees: list[str] = field(default_factory=list)
     held_since: datetime | None = None  # event time of the claim that put them at `held_at`
+    departed: list[str] = field(default_factory=list)  # items split off (`Split`), not held
+    recalled_by: str | None = None  # the org whose counting event recalled the lot
 
     @property
     def whereabouts(self) -> Whereabouts:

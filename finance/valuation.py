@@ -77,15 +77,20 @@ def lot_state(
         )
     pledge = credit.live_pledge(conn, lot_uri)
     pledged_to = None
+    quantity = lot.quantity
     if pledge is not None:
         line = credit.get_line(conn, pledge.line_id)
         pledged_to = str(line.financier_org_id) if line is not None else None
+        if line is not None and line.financier_org_id == financier_org_id:
+            # Its collateral: the units pledged that the lot still holds (partial releases
+            # and units split off the lot are not).
+            quantity = min(lot.quantity, pledge.quantity)
     flags = credit.open_flags(conn, lot_uri) - ALERT_ONLY_FLAGS
     return LotState(
         gtin=lot.gtin,
         lot=lot.lot,
         category=product.category,
-        quantity=lot.quantity,
+        quantity=quantity,
         unit_price=unit_price,
         priced=priced,
         location=lot.location,
@@ -303,6 +308,37 @@ def check_cold_chain(conn: Conn, journal: Journal, now: datetime) -> int:
                     log_index=None,
                 )
     return raised
+
+
+def check_prices(conn: Conn, journal: Journal, now: datetime) -> int:
+    """Revalue what each price set to hold from a later time prices, once that time has come
+    (a margin call where a line's drawn now exceeds what it secures); returns how many."""
+    due = goods.prices_coming_into_force(conn, now)
+    for price in due:
+        lines = set()
+        for pledge in credit.pledges_priced_by(conn, price.financier_org_id, price.gtin):
+            revalue_line(
+                conn,
+                journal,
+                pledge.line_id,
+                pledge.lot_uri,
+                reason="price_in_force",
+                log_index=None,
+            )
+            lines.add(pledge.line_id)
+        goods.price_revalued(conn, price, now)
+        journal.write(
+            conn,
+            ACTOR,
+            "price_in_force",
+            price.gtin,
+            {
+                "financier_org_id": price.financier_org_id,
+                "valid_from": price.valid_from.isoformat(),
+                "revalued_lines": sorted(lines),
+            },
+        )
+    return len(due)
 
 
 def check_expiry(conn: Conn, journal: Journal, now: datetime) -> int:

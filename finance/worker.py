@@ -36,14 +36,18 @@ from finance.tracking import (
     LoggedEvent,
     LotChange,
     LotRecord,
+    Split,
     apply_change,
+    apply_split,
     attribute,
     claims_members,
+    follow_recall,
     lot_change,
     moves_pledged_goods,
     order_key,
     registry_fingerprint,
     site_gln,
+    split_of,
 )
 from records import attestation_store, registry_store
 from records.db import Conn, run_connected
@@ -94,6 +98,7 @@ class FinanceWorker:
                 with conn.transaction():
                     valuation.check_cold_chain(conn, self._journal, datetime.now(UTC))
                     valuation.check_expiry(conn, self._journal, datetime.now(UTC))
+                    valuation.check_prices(conn, self._journal, datetime.now(UTC))
                     valuation.check_margin_calls(conn, self._journal, datetime.now(UTC))
                 self.notice_registry(conn)
                 checked = now
@@ -256,6 +261,7 @@ class _Chunk:
         self._products = goods.products(conn, {record.gtin for record in self._lots.values()})
         self._load_attestations(event for _, event, _ in self._steps)
         self._inspected_by: dict[str, Attestation | None] = {}  # lot -> latest inspection's
+        self._withdrawn: dict[str, bytes] = {}  # lot -> the event that withdrew its recall
         self._evidence: list[EvidenceRow] = []
         self._judged: list[EvidenceRow] = []
         self._receivables: list[Receivable] = []
@@ -386,12 +392,22 @@ class _Chunk:
                 if before is not True:  # new, or folded again (it may say more now)
                     self._dispute(lot_uri, event, evidence, held_before)
                 continue
+            split = split_of(event, evidence.fact, lot_uri, self._members, record)
+            if split is not None:  # some of its items go their own way; the rest stay put
+                at_hand = record.quantity
+                apply_split(record, split, event)
+                if split.leaving and split.items:
+                    self._react_to_split(lot_uri, event, split, at_hand, again=before is True)
+                continue
             change = lot_change(event, lot_uri, self._members, self._counted[lot_uri])
             if evidence.fact not in PLACE_FACTS and record.location is not None:
                 change.location = None  # making and inspecting say where the goods were first
             apply_change(record, change, event)
             if change.inspection is not None:  # who said so, for closing a quality flag
                 self._inspected_by[lot_uri] = evidence.by
+            by = evidence.by.org if evidence.by is not None else None
+            if follow_recall(record, change, event, by):
+                self._withdrawn[lot_uri] = event.event_hash
             assert self._parties is not None  # loaded whenever there are steps
             record.whereabouts = whereabouts_after(
                 record.whereabouts, evidence.fact, event.columns, event.event, self._parties
@@ -423,7 +439,8 @@ class _Chunk:
     def _close_flags(self) -> None:
         """Flags close on evidence, judged on each touched lot as folded (whatever order its
         events arrived in): a quality flag once its latest inspection is conformant; an
-        unauthorized movement once the goods are attested back in their pledged site."""
+        unauthorized movement once the goods are attested back in their pledged site (every
+        pledged unit); a recall once the org that recalled the goods withdrew it."""
         flagged = credit.open_flags_of(self._conn, self._dirty)
         for lot_uri, kinds in sorted(flagged.items()):
             record = self._lots[lot_uri]
@@ -442,9 +459,18 @@ class _Chunk:
                 and pledge is not None
                 and record.held_at is not None
                 and site_gln(pledge.location) == record.held_at
+                and record.quantity >= pledge.quantity  # every pledged unit back at hand
             ):
                 closing.append(
                     ("unauthorized_movement", "back_in_supervised_site", record.latest_event_hash)
+                )
+            if "recalled" in kinds and not record.recalled:
+                closing.append(
+                    (
+                        "recalled",
+                        "recall_withdrawn",
+                        self._withdrawn.get(lot_uri, record.latest_event_hash),
+                    )
                 )
             for kind, reason, evidence in closing:
                 if credit.clear_flag(self._conn, lot_uri, kind, reason, evidence):
@@ -611,6 +637,46 @@ class _Chunk:
                 conn, self._journal, pledge, change.lot_uri, change.sold, event, product
             )
 
+    def _react_to_split(
+        self, lot_uri: str, event: LoggedEvent, split: Split, at_hand: int, *, again: bool
+    ) -> None:
+        """Units leaving a pledged lot. Within what the financier released (units at hand
+        beyond those pledged) they may go; beyond it, pledged goods left: from the pledged site
+        that freezes the line and flags the lot as a whole lot leaving does; sold, their
+        proceeds are due to the line wherever they were sold."""
+        pledge = self._pledges.get(lot_uri)
+        if pledge is None:
+            return
+        record = self._lots[lot_uri]
+        released = max(at_hand - pledge.quantity, 0)
+        pledged_leaving = max(len(split.items) - released, 0)
+        product = self._products.get(record.gtin)
+        if split.sold and pledged_leaving and product is not None and not again:
+            valuation.route_proceeds(
+                self._conn, self._journal, pledge, lot_uri, pledged_leaving, event, product
+            )
+        if site_gln(pledge.location) != record.held_at:
+            return
+        if not pledged_leaving:
+            if not again:
+                self._entries.append(
+                    JournalEntry(
+                        ACTOR,
+                        "released_units_left",
+                        lot_uri,
+                        {"line": pledge.line_id, "units": len(split.items)},
+                        [event.event_hash],
+                        event.log_index,
+                    )
+                )
+            return
+        if again and credit.movement_reacted(self._conn, lot_uri, event.log_index):
+            return
+        # As for a whole lot leaving: frozen and flagged, not revalued here (the units' value
+        # is gone from the lot's at once; the margin call follows at the line's next
+        # revaluation), so that what finance writes does not depend on arrival order.
+        self._freeze(lot_uri, pledge, event)
+
     def _moved_pledge(
         self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
     ) -> Pledge | None:
@@ -640,6 +706,10 @@ class _Chunk:
             return
         if again and credit.movement_reacted(self._conn, lot_uri, event.log_index):
             return
+        self._freeze(lot_uri, pledge, event)
+
+    def _freeze(self, lot_uri: str, pledge: Pledge, event: LoggedEvent) -> None:
+        """Freeze the pledge's line and flag the lot on `event` (noted if both were already)."""
         froze = credit.set_line_status(self._conn, pledge.line_id, "frozen")
         if froze:
             self._journal.write(

@@ -479,7 +479,9 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     elif op == "release":
         _finance(
             settings,
-            lambda c: service.release(c, journal, _chain(settings, c), args.financier, args.lot),
+            lambda c: service.release(
+                c, journal, _chain(settings, c), args.financier, args.lot, args.quantity
+            ),
         )
     elif op == "status":
         _finance(settings, lambda c: service.lot_status(c, args.lot, args.financier))
@@ -843,6 +845,10 @@ def _finance_commands(commands: Any) -> None:
         action = op(lot.add_parser(name, help=text), name)
         action.add_argument("financier", type=_slug)
         action.add_argument("lot", help="urn:epc:class:lgtin:… or https://id.gs1.org/01/…/10/…")
+        if name == "release":
+            action.add_argument(
+                "--quantity", type=int, help="release only this many units (a partial release)"
+            )
     status_of = op(lot.add_parser("status", help="goods status of a lot"), "status")
     status_of.add_argument("lot")
     status_of.add_argument("--financier", type=_slug)

@@ -99,8 +99,11 @@ def _base(
     }
 
 
+ITEMS_PER_LOT = 3  # the units a simulated lot is commissioned with, unless told otherwise
+
+
 def lifecycle(
-    product_no: int, start: datetime, items: int = 3
+    product_no: int, start: datetime, items: int = ITEMS_PER_LOT
 ) -> list[tuple[str, dict[str, object]]]:
     """(device id, EPCIS event) for one lot through all five stages, in time order."""
     gtin = gtin_for(product_no)

@@ -287,7 +287,7 @@ _LOT_COLUMNS = (
     "lot_uri, gtin, lot, quantity, location, custody, best_before, recalled,"
     " last_inspection_disposition, last_inspection_time, last_inspection_hash, updated_log_index,"
     " latest_event_time, latest_event_hash, custodian, held_at,"
-    " in_transit, consignees, held_since"
+    " in_transit, consignees, held_since, departed, recalled_by"
 )
 
 
@@ -315,7 +315,8 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
     """Write lots back in one round of statements (pipelined by executemany)."""
     conn.cursor().executemany(
         f"INSERT INTO lots ({_LOT_COLUMNS})"  # noqa: S608 - constant column list
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s)"
         " ON CONFLICT (lot_uri) DO UPDATE SET quantity = excluded.quantity,"
         " location = excluded.location, custody = excluded.custody,"
         " best_before = excluded.best_before, recalled = excluded.recalled,"
@@ -326,7 +327,8 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
         " latest_event_time = excluded.latest_event_time,"
         " latest_event_hash = excluded.latest_event_hash, custodian = excluded.custodian,"
         " held_at = excluded.held_at, in_transit = excluded.in_transit,"
-        " consignees = excluded.consignees, held_since = excluded.held_since",
+        " consignees = excluded.consignees, held_since = excluded.held_since,"
+        " departed = excluded.departed, recalled_by = excluded.recalled_by",
         [
             (
                 r.lot_uri,
@@ -348,6 +350,8 @@ def save_lots(conn: Conn, records: Iterable[LotRecord]) -> None:
                 r.in_transit,
                 r.consignees,
                 r.held_since,
+                r.departed,
+                r.recalled_by,
             )
             for r in records
         ],

@@ -30,6 +30,7 @@ class Pledge:
     lot_key: bytes
     location: str
     pledged_at: datetime
+    quantity: int  # the units pledged: the lot's at pledging, less partial releases
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class RecordedDecision:
 
 
 _LINE_COLUMNS = "id, financier_org_id, borrower_org_id, currency, limit_minor, drawn_minor, status"
-_PLEDGE_COLUMNS = "lot_uri, line_id, lot_key, location, pledged_at"
+_PLEDGE_COLUMNS = "lot_uri, line_id, lot_key, location, pledged_at, quantity"
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -470,7 +471,7 @@ def live_pledge(conn: Conn, lot_uri: str) -> Pledge | None:
 def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         rows = cur.execute(
-            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at"  # noqa: S608
+            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at, p.quantity"  # noqa: S608
             f" FROM {KEYS} JOIN pledges p ON p.lot_uri = k.key"
             " WHERE p.released_at IS NULL",
             (list(lot_uris),),
@@ -492,7 +493,8 @@ def pledges_priced_by(conn: Conn, financier_org_id: int, gtin: str) -> list[Pled
     """Live pledges on the financier's lines of lots of `gtin` (what a price change revalues)."""
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         return cur.execute(
-            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at FROM pledges p"
+            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at, p.quantity"
+            " FROM pledges p"
             " JOIN credit_lines c ON c.id = p.line_id JOIN lots l ON l.lot_uri = p.lot_uri"
             " WHERE p.released_at IS NULL AND c.financier_org_id = %s AND l.gtin = %s"
             " ORDER BY p.line_id, p.lot_uri",
@@ -501,12 +503,26 @@ def pledges_priced_by(conn: Conn, financier_org_id: int, gtin: str) -> list[Pled
 
 
 def add_pledge(
-    conn: Conn, lot_uri: str, line_id: int, lot_key: bytes, location: str, chain_tx: bytes
+    conn: Conn,
+    lot_uri: str,
+    line_id: int,
+    lot_key: bytes,
+    location: str,
+    chain_tx: bytes,
+    quantity: int,
 ) -> None:
     conn.execute(
-        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (lot_uri, line_id, lot_key, location, chain_tx),
+        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx, quantity)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (lot_uri, line_id, lot_key, location, chain_tx, quantity),
+    )
+
+
+def reduce_pledge(conn: Conn, lot_uri: str, quantity: int) -> None:
+    """A partial release: the live pledge of `lot_uri` covers `quantity` fewer units."""
+    conn.execute(
+        "UPDATE pledges SET quantity = quantity - %s WHERE lot_uri = %s AND released_at IS NULL",
+        (quantity, lot_uri),
     )
 
 

@@ -128,18 +128,51 @@ def set_price(
     unit_price_minor: int,
     currency: str,
     valid_from: datetime,
+    revalued_at: datetime | None,
 ) -> Price:
+    """Store a price; `revalued_at` None: it holds from a later time, and the finance worker
+    revalues what it prices when that time comes (`prices_coming_into_force`)."""
     with conn.cursor(row_factory=class_row(Price)) as cur:
         price = cur.execute(
             "INSERT INTO financier_prices (financier_org_id, gtin, valid_from, unit_price_minor,"
-            " currency) VALUES (%s, %s, %s, %s, %s)"
+            " currency, revalued_at) VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (financier_org_id, gtin, valid_from) DO UPDATE SET"
             " unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,"
-            " set_at = now() RETURNING gtin, unit_price_minor, currency, valid_from",
-            (financier_org_id, gtin, valid_from, unit_price_minor, currency),
+            " revalued_at = excluded.revalued_at, set_at = now()"
+            " RETURNING gtin, unit_price_minor, currency, valid_from",
+            (financier_org_id, gtin, valid_from, unit_price_minor, currency, revalued_at),
         ).fetchone()
     assert price is not None
     return price
+
+
+@dataclass(frozen=True)
+class PriceInForce:
+    """A price set to hold from a time that has now come, not yet revalued."""
+
+    financier_org_id: int
+    gtin: str
+    valid_from: datetime
+
+
+def prices_coming_into_force(conn: Conn, now: datetime) -> list[PriceInForce]:
+    """Prices whose time has come and whose lots are not revalued yet, locked (one worker
+    revalues each; another skips it)."""
+    with conn.cursor(row_factory=class_row(PriceInForce)) as cur:
+        return cur.execute(
+            "SELECT financier_org_id, gtin, valid_from FROM financier_prices"
+            " WHERE revalued_at IS NULL AND valid_from <= %s ORDER BY valid_from"
+            " FOR UPDATE SKIP LOCKED",
+            (now,),
+        ).fetchall()
+
+
+def price_revalued(conn: Conn, price: PriceInForce, at: datetime) -> None:
+    conn.execute(
+        "UPDATE financier_prices SET revalued_at = %s"
+        " WHERE financier_org_id = %s AND gtin = %s AND valid_from = %s",
+        (at, price.financier_org_id, price.gtin, price.valid_from),
+    )
 
 
 def price_at(

@@ -9,7 +9,7 @@ released; a line is not re-limited below what it has drawn.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -194,6 +194,50 @@ def test_a_lot_that_secures_a_loan_is_released_only_after_repayment(ledger: Api)
     assert released.status_code == 200, released.text
 
 
+def pledged_units(api: Api) -> int:
+    return int(api.get(f"/v1/lots{LOT}", "bank").json()["pledge"]["quantity"])
+
+
+def test_a_partial_release_lowers_the_pledged_units_while_the_rest_covers_the_loans(
+    ledger: Api,
+) -> None:
+    """Lot 0 holds two units, both pledged. A loan one unit cannot carry keeps both pledged;
+    repaid down to what one unit lends, one unit is released: the pledge (still on chain) and
+    the collateral value are one unit's; only the bank, only whole units it has pledged."""
+    ledger.conn.execute("UPDATE pledges SET quantity = 2 WHERE lot_uri = %s", (LOT_URI,))
+    assert pledged_units(ledger) == 2
+    value = bank_value(ledger)
+    one_unit = credit_limit(Money(value // 2, "CNY"), Policy()).minor
+    borrow(ledger, f"{(one_unit + 1) / 100:.2f}")
+    before = money_moved(ledger)
+    refused = ledger.call("DELETE", f"/v1/pledges{LOT}?quantity=1", "bank")
+    assert (refused.status_code, refused.json()["code"]) == (409, "lot_secures_loans")
+    assert (pledged_units(ledger), money_moved(ledger)) == (2, before)
+    for who, query, status, code in (
+        ("other-bank", "quantity=1", 409, "not_pledged"),
+        ("maker", "quantity=1", 403, None),
+        ("bank", "quantity=0", 422, None),
+        ("bank", "quantity=3", 422, "invalid_input"),
+        ("bank", "quantity=one", 422, None),
+    ):
+        answer = ledger.call("DELETE", f"/v1/pledges{LOT}?{query}", who)
+        assert answer.status_code == status, (who, query, answer.text)
+        if code is not None:
+            assert answer.json()["code"] == code, (who, query, answer.text)
+    assert pledged_units(ledger) == 2
+    line = line_of_maker(ledger)
+    ledger.call("POST", f"/v1/lines/{line['id']}/repayments", "bank", json={"amount": "0.01"})
+    released = ledger.call("DELETE", f"/v1/pledges{LOT}?quantity=1", "bank")
+    assert released.status_code == 200, released.text
+    assert (released.json()["still_pledged"], released.json()["tx"]) == (1, "")
+    assert (pledged_units(ledger), bank_value(ledger)) == (1, value // 2)
+    actions = ledger.conn.execute(
+        "SELECT detail FROM finance_journal WHERE action = 'partially_released'"
+    ).fetchall()
+    assert actions == [({"line": line["id"], "units": 1, "still_pledged": 1},)]
+    assert full_audit(ledger.conn, connect(ledger.chain_rpc_url), JOURNAL).findings == []
+
+
 def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
     borrow(ledger, "5.00")
     lower = ledger.call(
@@ -273,6 +317,38 @@ def test_a_price_cut_revalues_the_pledged_lots_and_calls_margin(ledger: Api) -> 
     )
     assert later.status_code == 200, later.text
     assert bank_value(ledger) < 1000
+
+
+def test_a_price_set_for_later_revalues_when_its_time_comes(ledger: Api) -> None:
+    """A cut set to hold from a later time changes nothing now; when that time comes the
+    worker's check revalues the pledged lot and calls margin, once."""
+    borrow(ledger, "10.00")
+    line = line_of_maker(ledger)
+    before = bank_value(ledger)
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    later = ledger.call(
+        "PUT",
+        f"/v1/prices/{gtin_for(0)}",
+        "bank",
+        json={"unit_price": "1.00", "currency": "CNY", "valid_from": start.isoformat()},
+    )
+    assert (later.status_code, later.json()["revalued_lines"]) == (200, [])
+    conn = ledger.conn
+    assert valuation.check_prices(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert (bank_value(ledger), calls(ledger)) == (before, [])
+    time.sleep(max((start - datetime.now(UTC)).total_seconds(), 0) + 0.1)  # its time comes
+    with conn.transaction():
+        assert valuation.check_prices(conn, JOURNAL, datetime.now(UTC)) == 1
+    assert valuation.check_prices(conn, JOURNAL, datetime.now(UTC)) == 0
+    assert bank_value(ledger) < before
+    [(_, state, amount)] = calls(ledger)
+    assert state == "open"
+    assert amount > 0
+    entries = conn.execute(
+        "SELECT subject, detail->'revalued_lines' FROM finance_journal"
+        " WHERE action = 'price_in_force'"
+    ).fetchall()
+    assert entries == [(gtin_for(0), [line["id"]])]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from epcis.capture import DeviceKey
-from epcis.event_hash import event_hash_id
+from epcis.event_hash import event_hash_digest, event_hash_id
 from epcis.identifiers import check_digit
 from epcis.telemetry import Reading
 from finance import pledges, rules, service, valuation
@@ -30,6 +30,7 @@ from tests.support.world import JOURNAL
 from tracefin.simulate import (
     COMPANY_PREFIX,
     FACTORY_GLN,
+    SHOP_GLN,
     WAREHOUSE_GLN,
     gtin_for,
     lifecycle,
@@ -104,7 +105,9 @@ def line(conn: Conn) -> int:
     opened = service.open_line(conn, JOURNAL, BANK, ACME, "1000.00", "CNY")
     send(conn, ACME, "plc-1", STORY[:4])
     follow(conn)
-    credit.add_pledge(conn, LOT, opened.id, pledges.lot_key(LOT), WAREHOUSE, b"")
+    stored = attribution.get_lot(conn, LOT)
+    assert stored is not None
+    credit.add_pledge(conn, LOT, opened.id, pledges.lot_key(LOT), WAREHOUSE, b"", stored.quantity)
     return opened.id
 
 
@@ -478,3 +481,148 @@ def test_a_repackaging_elsewhere_does_not_take_pledged_goods_off_their_site(
     assert entry(conn, received).reason == "held_elsewhere"
     assert lot_row(conn)[1] == before[1] == WAREHOUSE
     assert status_of(conn, line) == "active"
+
+
+# --- some of a pledged lot's units going their own way (issue 14: quantities) ----------------
+
+ITEMS = STORY[0]["epcList"]
+SHOP = f"https://id.gs1.org/414/{SHOP_GLN}"
+
+
+def units_leave(items: list[str], minutes: int, step: str = "shipping") -> dict[str, object]:
+    """acme's warehouse sending (or selling) some units of lot 0 one by one."""
+    leave = at(
+        STORY[4],
+        WAREHOUSE_GLN,
+        bizStep=step,
+        disposition="retail_sold" if step == "retail_selling" else "in_transit",
+        eventTime=(START + timedelta(minutes=minutes)).isoformat(),
+    )
+    leave["epcList"] = items
+    return leave
+
+
+def journaled(conn: Conn, action: str) -> list[dict[str, object]]:
+    rows = conn.execute(
+        "SELECT detail FROM finance_journal WHERE action = %s ORDER BY id", (action,)
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_units_the_bank_released_leave_and_the_rest_stay_pledged_where_they_are(
+    conn: Conn, line: int
+) -> None:
+    """Of three pledged units the bank releases one; that unit shipping freezes nothing, and
+    the other two are still in the supervised warehouse, worth two units. A second unit leaving
+    is pledged goods leaving: frozen, flagged, revalued. The first unit's sale at the shop
+    changes nothing about the lot, which stays flagged while pledged units are missing."""
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 3750
+    credit.reduce_pledge(conn, LOT, 1)  # what service.release(..., quantity=1) records
+    send(conn, ACME, "plc-1", [units_leave(ITEMS[:1], 1)])
+    follow(conn)
+    assert status_of(conn, line) == "active"
+    assert lot_row(conn) == (2, WAREHOUSE, "warehouse", "conformant")
+    status = service.lot_status(conn, LOT, BANK)
+    assert (status.collateral_value_minor, status.pledge.quantity) == (2500, 2)  # type: ignore[union-attr]
+    assert journaled(conn, "released_units_left") == [{"line": line, "units": 1}]
+    assert "unauthorized_movement" not in credit.open_flags(conn, LOT)
+
+    send(conn, ACME, "plc-1", [units_leave(ITEMS[1:2], 2)])
+    follow(conn)
+    assert status_of(conn, line) == "frozen"
+    assert "unauthorized_movement" in credit.open_flags(conn, LOT)
+    assert lot_row(conn) == (1, WAREHOUSE, "warehouse", "conformant")
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 1250
+
+    sold_at_shop = at(
+        STORY[6], SHOP_GLN, eventTime=(START + timedelta(minutes=3)).isoformat()
+    )  # the released unit (ITEMS[0]) sold at the shop
+    send(conn, ACME, "plc-1", [sold_at_shop])
+    follow(conn)
+    assert lot_row(conn) == (1, WAREHOUSE, "warehouse", "conformant")
+    assert "unauthorized_movement" in credit.open_flags(conn, LOT)
+    assert journaled(conn, "proceeds_due") == []  # released: its proceeds are not the bank's
+
+
+def test_a_sale_of_some_pledged_units_lowers_the_lot_not_the_whole_of_it(
+    conn: Conn, line: int
+) -> None:
+    """One of three pledged units sold from the warehouse without a release: the two others
+    stay eligible collateral where they are, the sale is a movement of pledged goods (frozen),
+    and its proceeds are due to the bank's line at the bank's price."""
+    send(conn, ACME, "plc-1", [units_leave(ITEMS[:1], 1, step="retail_selling")])
+    follow(conn)
+    assert lot_row(conn) == (2, WAREHOUSE, "warehouse", "conformant")
+    assert status_of(conn, line) == "frozen"
+    assert journaled(conn, "proceeds_due") == [{"lot": LOT, "items": 1, "amount_minor": 1250}]
+    state = valuation.lot_state(conn, LOT, registry_store.get_org(conn, BANK).id, "CNY")  # type: ignore[union-attr]
+    assert state is not None
+    assert (state.quantity, state.sold, state.in_supervised_warehouse) == (2, False, True)
+
+
+def test_a_refold_reaches_the_same_split(conn: Conn, line: int) -> None:
+    """A late event sorting before the split folds the lot again from nothing: the same two
+    units at hand, the same unit apart, and no second freeze for the split seen before."""
+    credit.reduce_pledge(conn, LOT, 1)
+    send(conn, ACME, "plc-1", [units_leave(ITEMS[:1], 2)])
+    follow(conn)
+    before = attribution.get_lot(conn, LOT)
+    late = at(STORY[3], WAREHOUSE_GLN, eventTime=(START + timedelta(minutes=1)).isoformat())
+    send(conn, ACME, "plc-1", [late])  # a re-scan in the warehouse, arriving late
+    follow(conn)
+    after = attribution.get_lot(conn, LOT)
+    assert before is not None
+    assert after is not None
+    assert (after.quantity, after.departed, after.held_at) == (2, ITEMS[:1], WAREHOUSE_GLN)
+    assert (before.quantity, before.departed) == (after.quantity, after.departed)
+    assert status_of(conn, line) == "active"
+    assert len(journaled(conn, "released_units_left")) == 1
+
+
+# --- a recall closes only when the org that recalled the goods withdraws it ------------------
+
+
+def inspected(disposition: str, minutes: int) -> dict[str, object]:
+    """An inspection of lot 0 at the warehouse, `minutes` after the story began."""
+    return at(
+        STORY[2],
+        WAREHOUSE_GLN,
+        disposition=disposition,
+        eventTime=(START + timedelta(minutes=minutes)).isoformat(),
+    )
+
+
+def test_a_recall_is_withdrawn_only_by_the_org_that_recalled_the_goods(
+    conn: Conn, line: int
+) -> None:
+    """The inspector acme authorised recalls lot 0: flagged, worth nothing. acme's own word
+    that the goods are fine (a conformant inspection) withdraws nothing; the inspector's does:
+    the flag closes with the withdrawing event as its evidence, and the lot is worth its
+    three units again."""
+    registry_store.add_org(conn, "lab", "inspector")
+    registry_store.add_device(conn, "lab", "lab-1", None)
+    registry_store.authorise(conn, ACME, "lab", [gtin_for(0)])
+    recall = inspected("recalled", 1)
+    send(conn, "lab", "lab-1", [recall])
+    follow(conn)
+    assert "recalled" in credit.open_flags(conn, LOT)
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 0
+    assert attribution.get_lot(conn, LOT).recalled_by == "lab"  # type: ignore[union-attr]
+
+    send(conn, ACME, "plc-1", [inspected("conformant", 2)])
+    follow(conn)
+    assert "recalled" in credit.open_flags(conn, LOT)  # the borrower's word withdraws nothing
+
+    withdrawal = inspected("conformant", 3)
+    send(conn, "lab", "lab-1", [withdrawal])
+    follow(conn)
+    assert "recalled" not in credit.open_flags(conn, LOT)
+    cleared = conn.execute(
+        "SELECT cleared_reason, cleared_event_hash FROM risk_flags"
+        " WHERE lot_uri = %s AND kind = 'recalled'",
+        (LOT,),
+    ).fetchall()
+    assert [(reason, bytes(digest)) for reason, digest in cleared] == [
+        ("recall_withdrawn", event_hash_digest(withdrawal))
+    ]
+    assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 3750

@@ -72,7 +72,7 @@ def pledged_lot(conn: Conn) -> tuple[str, int]:
     lot = f"https://id.gs1.org/01/{gtin_for(0)}/10/L0000000"
     lot_row = attribution.get_lot(conn, lot)
     assert lot_row is not None
-    credit.add_pledge(conn, lot, line.id, pledges.lot_key(lot), WAREHOUSE, b"")
+    credit.add_pledge(conn, lot, line.id, pledges.lot_key(lot), WAREHOUSE, b"", lot_row.quantity)
     credit.move_money(conn, line.id, "drawdown", 2000)
     return lot, line.id
 

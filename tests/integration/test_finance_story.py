@@ -86,7 +86,9 @@ class Onboarded:
     story: list[tuple[str, dict[str, object]]]
 
     def publish(self, index: int) -> bytes:
-        device_id, event = self.story[index]
+        return self.publish_event(*self.story[index])
+
+    def publish_event(self, device_id: str, event: dict[str, object]) -> bytes:
         device = self.devices[device_id]
         digest = event_hash_digest(event)
         self.publisher.publish(
@@ -251,19 +253,44 @@ def test_the_financiers_day(
     """Issue 14's day, over real MQTT, PostgreSQL and anvil: price list, attested storage,
     pledge, application -> offer -> accept -> loan; a cold-chain breach opens one flag and one
     margin call for the shortfall; the temperature recovers, the flag closes and the call is
-    cured; a release is refused while the lot secures the loan and done after repayment. (A
-    partial sale reducing the pledged quantity is not built: per-item pledges.)"""
+    cured; a release is refused while the lot secures the loan and done after repayment. On
+    the way the bank releases one of the three pledged units, which is sold from the warehouse:
+    the lot and its pledge are two units, still in the warehouse, and nothing freezes."""
     org, chain, line, lot = onboarded.org, onboarded.chain, onboarded.line, onboarded.lot
     service.set_price(conn, JOURNAL, "bank-a", gtin_for(0), "12.00", "CNY")  # its price list
     onboarded.stored(conn)
     service.pledge(conn, JOURNAL, chain, "bank-a", lot)
     wait_until(lambda: all(e.anchored for e in goods.lot_evidence(conn, lot)), "anchored")
-    decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "25.00")
-    assert (decision.decision, decision.approved_minor) == ("approve", 2500), decision
+    decision = service.apply(conn, JOURNAL, org, "bank-a", lot, "15.00")
+    assert (decision.decision, decision.approved_minor) == ("approve", 1500), decision
     assert decision.offer_id is not None
     assert credit.get_line(conn, line.id).drawn_minor == 0  # type: ignore[union-attr]
     loan = service.accept_offer(conn, JOURNAL, org, decision.offer_id)
-    assert (loan.amount_minor, loan.lot) == (2500, lot)
+    assert (loan.amount_minor, loan.lot) == (1500, lot)
+
+    # A partial sale: one unit released (two still lend 2 x 12.00 x 70% = 16.80, enough; one
+    # would not be), then sold from the warehouse.
+    with pytest.raises(FinanceError) as too_much:
+        service.release(conn, JOURNAL, chain, "bank-a", lot, quantity=2)
+    assert too_much.value.code == "lot_secures_loans"
+    partly = service.release(conn, JOURNAL, chain, "bank-a", lot, quantity=1)
+    assert (partly.still_pledged, partly.tx) == (2, "")
+    assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is not None  # still pledged
+    _, stored = onboarded.story[3]
+    sale = {
+        **stored,
+        "eventTime": datetime.now(UTC).isoformat(),
+        "bizStep": "retail_selling",
+        "disposition": "retail_sold",
+        "epcList": onboarded.story[0][1]["epcList"][:1],  # type: ignore[index]
+    }
+    sale.pop("quantityList", None)
+    onboarded.publish_event("wh-1", sale)
+    wait_until(lambda: service.lot_status(conn, lot, "bank-a").quantity == 2, "partial sale")
+    status = service.lot_status(conn, lot, "bank-a")
+    assert (status.location, status.custody, status.pledge.quantity) == (WAREHOUSE, "warehouse", 2)  # type: ignore[union-attr]
+    assert status.collateral_value_minor == 2400
+    assert credit.get_line(conn, line.id).status == "active"  # type: ignore[union-attr]
 
     onboarded.telemetry(-5.0, (6, 4, 2, 0))  # out of range longer than the 2 s tolerance
     wait_until(lambda: "cold_chain_breach" in credit.open_flags(conn, lot), "breach flag")
@@ -274,7 +301,7 @@ def test_the_financiers_day(
             (line.id,),
         ).fetchall()
 
-    assert wait_until(calls, "margin call") == [("open", 2500)]  # worth nothing: all of it
+    assert wait_until(calls, "margin call") == [("open", 1500)]  # worth nothing: all of it
     flags = conn.execute(
         "SELECT count(*) FROM risk_flags WHERE lot_uri = %s AND kind = 'cold_chain_breach'",
         (lot,),
@@ -284,12 +311,12 @@ def test_the_financiers_day(
     time.sleep(1)  # the recovery's readings come after the excursion's
     onboarded.telemetry(-20.0, (3, 2, 1, 0))  # back in range for the 2 s dwell
     wait_until(lambda: "cold_chain_breach" not in credit.open_flags(conn, lot), "flag closed")
-    assert wait_until(lambda: calls() == [("cured", 2500)], "call cured")
+    assert wait_until(lambda: calls() == [("cured", 1500)], "call cured")
 
     with pytest.raises(FinanceError) as refused:
         service.release(conn, JOURNAL, chain, "bank-a", lot)
     assert refused.value.code == "lot_secures_loans"
-    service.repay(conn, JOURNAL, "bank-a", line.id, "25.00")
+    service.repay(conn, JOURNAL, "bank-a", line.id, "15.00")
     service.release(conn, JOURNAL, chain, "bank-a", lot)
     assert PledgeRegistry(chain).pledgee(pledges.lot_key(lot)) is None
     assert workers["finance"].alive, workers["finance"].log_text()

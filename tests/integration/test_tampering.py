@@ -394,8 +394,8 @@ def test_a_forged_pledge_of_another_lot_is_caught(financed: Api) -> None:
     assert row is not None
     other = str(row[0])
     financed.conn.execute(
-        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx)"
-        " SELECT %s, line_id, %s, location, chain_tx FROM pledges WHERE lot_uri = %s",
+        "INSERT INTO pledges (lot_uri, line_id, lot_key, location, chain_tx, quantity)"
+        " SELECT %s, line_id, %s, location, chain_tx, quantity FROM pledges WHERE lot_uri = %s",
         (other, pledges.lot_key(other), LOT_URI),
     )
     assert {(f.kind, other in f.detail) for f in findings(financed)} == {

@@ -42,7 +42,7 @@ from records import registry_store
 from records.db import Conn
 from tests.support.finance import snapshot
 from tests.support.processes import WorkerProcess
-from tests.support.world import JOURNAL
+from tests.support.world import EVERY_UNIT, JOURNAL
 from tracefin.embedded import (
     ANVIL_BINARY,
     ServiceUnavailable,
@@ -454,7 +454,7 @@ def seed(conn: Conn, org: str, products: range, chain: Chain) -> None:
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx)
+        credit.add_pledge(conn, uri, line.id, key, WAREHOUSE, tx, EVERY_UNIT)
         JOURNAL.write(
             conn,
             "bank",

@@ -7,7 +7,7 @@ from finance import service
 from finance.store import credit
 from records import registry_store
 from records.db import Conn
-from tests.support.world import JOURNAL, WAREHOUSE
+from tests.support.world import EVERY_UNIT, JOURNAL, WAREHOUSE
 from tracefin.simulate import gtin_for, register_sim_sites
 
 
@@ -50,4 +50,6 @@ def seed_finance(conn: Conn, org: str, lots: int, pledged: range) -> None:
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, %s, %s)",
             (uri, gtin_for(number), f"L{number:07d}"),
         )
-        credit.add_pledge(conn, uri, line.id, number.to_bytes(32, "big"), WAREHOUSE, b"")
+        credit.add_pledge(
+            conn, uri, line.id, number.to_bytes(32, "big"), WAREHOUSE, b"", EVERY_UNIT
+        )

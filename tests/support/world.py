@@ -15,7 +15,13 @@ from records import registry_store
 from records.db import Conn
 from tests.support.events import store_events
 from tracefin.settings import DEVNET_PRIVATE_KEY
-from tracefin.simulate import COMPANY_PREFIX, WAREHOUSE_GLN, gtin_for, register_sim_sites
+from tracefin.simulate import (
+    COMPANY_PREFIX,
+    ITEMS_PER_LOT,
+    WAREHOUSE_GLN,
+    gtin_for,
+    register_sim_sites,
+)
 
 # The journal the tests write and audit with: the key every process uses outside production.
 JOURNAL = Journal(DEVELOPMENT_KEY)
@@ -25,6 +31,8 @@ GTIN = gtin_for(0)
 ITEM = f"/01/{GTIN}/21/0000000000"
 LOT = f"/01/{GTIN}/10/L0000000"
 LOT_URI = f"https://id.gs1.org{LOT}"
+# A pledge the seeds record before the lot's events arrive covers the units they will bring.
+EVERY_UNIT = ITEMS_PER_LOT
 # `maker` holds the GS1 Company Prefix of the world's goods (it registers their product).
 ORGS = (
     ("maker", "manufacturer"),
@@ -68,7 +76,7 @@ def seed_world(conn: Conn, chain_rpc_url: str) -> tuple[dict[str, str], list[byt
     )
     key = pledges.lot_key(LOT_URI)
     tx = registry.pledge(key, pledges.org_address(bank), bytes(32))
-    credit.add_pledge(conn, LOT_URI, line.id, key, WAREHOUSE, tx)
+    credit.add_pledge(conn, LOT_URI, line.id, key, WAREHOUSE, tx, EVERY_UNIT)
     JOURNAL.write(
         conn,
         "bank",

@@ -8,15 +8,20 @@ from typing import Any
 
 import pytest
 
+from epcis.authority import Fact
 from epcis.identifiers import lot_uri
 from finance.tracking import (
     LoggedEvent,
     LotChange,
     LotRecord,
+    Split,
     apply_change,
+    apply_split,
     attribute,
+    follow_recall,
     lot_change,
     purchase_order,
+    split_of,
 )
 
 GTIN = "00614141000012"
@@ -207,3 +212,102 @@ def test_a_lot_knows_which_events_sort_after_what_it_holds() -> None:
     assert record.folds_after(later)
     apply_change(record, lot_change(earlier, LOT, {PALLET: LOT}, set()), earlier)
     assert (record.latest_event_time, record.updated_log_index) == (T0, 10)
+
+
+# --- splits: some of a lot's items go their own way ------------------------------------------
+
+SHOP = "https://id.gs1.org/414/0614141000029"
+HELD = "0614141000012"  # the warehouse's GLN
+
+
+def held_lot(departed: list[str] | None = None) -> LotRecord:
+    """Three items held at the warehouse (some of them maybe split off already)."""
+    return LotRecord(
+        LOT, GTIN, "L1", quantity=3 - len(departed or []), held_at=HELD, departed=departed or []
+    )
+
+
+def split(event: LoggedEvent, fact: Fact, record: LotRecord) -> Split | None:
+    return split_of(event, fact, LOT, dict.fromkeys([PALLET, *ITEMS], LOT), record)
+
+
+@pytest.mark.parametrize(
+    ("event", "fact", "sold"),
+    [
+        (
+            logged(10, "shipping", epcs=ITEMS[:1], disposition="in_transit"),
+            Fact.SITE_CUSTODY,
+            False,
+        ),
+        (
+            logged(10, "retail_selling", epcs=ITEMS[:1], disposition="retail_sold"),
+            Fact.RETAIL_SALE,
+            True,
+        ),
+        (logged(10, "receiving", epcs=ITEMS[:1], location=SHOP), Fact.SITE_CUSTODY, False),
+    ],
+)
+def test_some_items_leaving_split_off_and_the_rest_stay(
+    event: LoggedEvent, fact: Fact, sold: bool
+) -> None:
+    record = held_lot()
+    found = split(event, fact, record)
+    assert found == Split((ITEMS[0],), leaving=True, sold=sold)
+    apply_split(record, found, event)
+    assert (record.quantity, record.departed, record.held_at) == (2, [ITEMS[0]], HELD)
+
+
+@pytest.mark.parametrize(
+    ("event", "fact"),
+    [
+        (logged(11, "shipping", epcs=ITEMS, disposition="in_transit"), Fact.SITE_CUSTODY),  # all
+        (logged(11, "shipping", epcs=[PALLET]), Fact.SITE_CUSTODY),  # a container stands for all
+        (logged(11, "storing", epcs=ITEMS[:1]), Fact.SITE_CUSTODY),  # where the lot is: no split
+        (logged(11, "inspecting", epcs=ITEMS[:1], disposition="damaged"), Fact.INSPECTION),
+        (logged(11, "shipping", lots=[LOT]), Fact.SITE_CUSTODY),  # the class: the lot as a whole
+    ],
+)
+def test_what_does_not_split_a_lot(event: LoggedEvent, fact: Fact) -> None:
+    assert split(event, fact, held_lot()) is None
+
+
+def test_a_lot_not_held_anywhere_moves_as_one() -> None:
+    record = replace(held_lot(), held_at=None)
+    assert (
+        split(logged(12, "receiving", epcs=ITEMS[:1], location=SHOP), Fact.SITE_CUSTODY, record)
+        is None
+    )
+
+
+def test_items_apart_change_nothing_and_come_back_to_where_the_lot_is() -> None:
+    record = held_lot(departed=[ITEMS[0]])
+    at_shop = logged(13, "retail_selling", epcs=ITEMS[:1], location=SHOP, disposition="retail_sold")
+    assert split(at_shop, Fact.RETAIL_SALE, record) == Split((), leaving=True, sold=False)
+    back = logged(14, "receiving", epcs=ITEMS[:1])
+    returned = split(back, Fact.SITE_CUSTODY, record)
+    assert returned == Split((ITEMS[0],), leaving=False, sold=False)
+    apply_split(record, returned, back)
+    assert (record.quantity, record.departed) == (3, [])
+
+
+def test_the_last_items_at_hand_leave_as_the_lot() -> None:
+    """Two split off; the third leaving is the whole lot (at hand) moving."""
+    record = held_lot(departed=ITEMS[:2])
+    last = logged(15, "shipping", epcs=ITEMS[2:], disposition="in_transit")
+    assert split(last, Fact.SITE_CUSTODY, record) is None
+
+
+def test_only_the_org_that_recalled_a_lot_withdraws_the_recall() -> None:
+    record = LotRecord(LOT, GTIN, "L1", quantity=3)
+    recall = logged(20, "holding", lots=[LOT], disposition="recalled")
+    change = lot_change(recall, LOT, {}, set())
+    apply_change(record, change, recall)
+    assert not follow_recall(record, change, recall, "lab")
+    assert (record.recalled, record.recalled_by) == (True, "lab")
+    fine = logged(21, "inspecting", lots=[LOT], disposition="conformant")
+    unchanged = lot_change(fine, LOT, {}, set())
+    assert not follow_recall(record, unchanged, fine, "acme")  # not the recaller
+    assert not follow_recall(record, unchanged, logged(22, "holding", lots=[LOT]), "lab")
+    assert record.recalled
+    assert follow_recall(record, unchanged, fine, "lab")
+    assert (record.recalled, record.recalled_by) == (False, None)
