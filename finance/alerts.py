@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # Sends one body to a target (a URL, a topic) with headers; raises on any failure.
 Sender = Callable[[str, bytes, Mapping[str, str]], None]
 MAX_BACKOFF = timedelta(hours=1)
+# A claimed delivery is not due again for this long: long enough for one send (the senders time
+# out within 5 s), short enough that a dispatcher killed mid-send delays it only this much.
+CLAIM = timedelta(seconds=60)
 
 
 def body(due: DueDelivery) -> bytes:
@@ -57,30 +60,39 @@ def backoff(attempts: int) -> timedelta:
 
 def deliver_due(conn: Conn, senders: Mapping[str, Sender], now: datetime, limit: int = 10) -> int:
     """Send the deliveries due at `now` on the channels there is a sender for; returns how
-    many were delivered."""
-    delivered = 0
+    many were delivered.
+
+    The deliveries are claimed first (not due again for `CLAIM`) in a transaction of their own
+    and sent with none open: a slow receiver holds no row lock and no transaction, and a
+    dispatcher killed mid-send leaves the claim to expire, so the alert is still delivered (at
+    least once)."""
     with conn.transaction():
-        for due in alert_store.due_deliveries(conn, sorted(senders), now, limit):
-            payload = body(due)
-            headers = {"Content-Type": "application/json", "X-Tracefin-Alert-Id": str(due.alert_id)}
-            if due.channel == "webhook":
-                headers["X-Tracefin-Signature"] = signature(due.secret, payload)
-            try:
-                senders[due.channel](due.target, payload, headers)
-            except Exception as exc:  # any failure of the receiver: try again later
-                error = f"{type(exc).__name__}: {exc}"
-                retry_at = now + backoff(due.attempts + 1)
+        claimed = alert_store.due_deliveries(conn, sorted(senders), now, limit)
+        alert_store.claim(conn, [(due.alert_id, due.channel) for due in claimed], now + CLAIM)
+    delivered = 0
+    for due in claimed:
+        payload = body(due)
+        headers = {"Content-Type": "application/json", "X-Tracefin-Alert-Id": str(due.alert_id)}
+        if due.channel == "webhook":
+            headers["X-Tracefin-Signature"] = signature(due.secret, payload)
+        try:
+            senders[due.channel](due.target, payload, headers)
+        except Exception as exc:  # any failure of the receiver: try again later
+            error = f"{type(exc).__name__}: {exc}"
+            retry_at = now + backoff(due.attempts + 1)
+            with conn.transaction():
                 alert_store.mark_failed(conn, due.alert_id, due.channel, error, retry_at)
-                log.warning(
-                    "alert %d not delivered on %s to %s: %s",
-                    due.alert_id,
-                    due.channel,
-                    due.target,
-                    error,
-                )
-                continue
+            log.warning(
+                "alert %d not delivered on %s to %s: %s",
+                due.alert_id,
+                due.channel,
+                due.target,
+                error,
+            )
+            continue
+        with conn.transaction():
             alert_store.mark_delivered(conn, due.alert_id, due.channel)
-            delivered += 1
+        delivered += 1
     return delivered
 
 

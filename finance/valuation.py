@@ -220,16 +220,31 @@ def route_proceeds(
     product: Product,
 ) -> None:
     """Sale of pledged goods: the proceeds are due to the pledgee's line, at the pledgee's
-    price (the borrower's reference price only where the pledgee has none)."""
+    price in the line's currency when sold (its current one if it had none then: a sale
+    learnt of late). Where the pledgee has none at all, nothing is booked (the borrower's own
+    reference price is not the bank's to trust): the sale is journaled `proceeds_unpriced`
+    for the financier to settle."""
     if sold <= 0:
         return
     line = credit.get_line(conn, pledge.line_id)
-    price = (
-        goods.price_at(conn, line.financier_org_id, product.gtin, event.event_time, line.currency)
-        if line is not None
-        else None
-    )
-    amount = (price.unit_price_minor if price is not None else product.unit_price_minor) * sold
+    price = None
+    if line is not None:
+        for when in (event.event_time, datetime.now(UTC)):
+            price = goods.price_at(conn, line.financier_org_id, product.gtin, when, line.currency)
+            if price is not None:
+                break
+    if price is None:
+        journal.write(
+            conn,
+            ACTOR,
+            "proceeds_unpriced",
+            f"line:{pledge.line_id}",
+            {"lot": lot_uri, "items": sold},
+            [event.event_hash],
+            event.log_index,
+        )
+        return
+    amount = price.unit_price_minor * sold
     credit.move_money(conn, pledge.line_id, "proceeds_due", amount)
     journal.write(
         conn,

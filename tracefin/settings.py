@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # The broker account `tracefin finance` publishes financiers' alerts with, on
     # tf/{financier}/alerts (deploy/mosquitto/acl: tracefin-finance); unset: no MQTT alerts.
     alerts_mqtt_url: str | None = None
+    # Whether financiers' webhooks may point at loopback, private, link-local or other
+    # non-public addresses (a bank's internal receiver). Unset: only outside production, where
+    # it would let any financier make the finance process POST into the operator's network.
+    alerts_webhook_private_hosts: bool | None = None
     chain_rpc_url: str | None = None
     chain_private_key: SecretStr | None = None
     # The HMAC key finance journal entries are sealed with (finance/journal_seal.py); the
@@ -73,6 +77,12 @@ class Settings(BaseSettings):
                 if getattr(self, name) is None:
                     raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
         return self
+
+    def webhook_private_hosts(self) -> bool:
+        """Whether webhooks may reach non-public addresses (see the field)."""
+        if self.alerts_webhook_private_hosts is not None:
+            return self.alerts_webhook_private_hosts
+        return self.environment != "production"
 
     def chain_key(self) -> str:
         """The transaction key: the configured one, or anvil's first dev key outside production."""

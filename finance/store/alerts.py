@@ -63,7 +63,8 @@ def due_deliveries(
     conn: Conn, channels: Sequence[str], now: datetime, limit: int
 ) -> list[DueDelivery]:
     """Deliveries on `channels` due at `now`, row-locked (another dispatcher skips them) until
-    commit. A webhook delivery goes where the webhook points now."""
+    commit, by which time `claim` has made them not due. A webhook delivery goes where the
+    webhook points now."""
     with conn.cursor(row_factory=class_row(DueDelivery)) as cur:
         return cur.execute(
             "SELECT d.alert_id, d.channel, d.attempts,"
@@ -78,6 +79,15 @@ def due_deliveries(
             " ORDER BY d.next_at, d.alert_id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
             (now, list(channels), limit),
         ).fetchall()
+
+
+def claim(conn: Conn, deliveries: Sequence[tuple[int, str]], until: datetime) -> None:
+    """Deliveries being sent: not due again before `until` (unless marked sooner)."""
+    if deliveries:
+        conn.cursor().executemany(
+            "UPDATE alert_deliveries SET next_at = %s WHERE alert_id = %s AND channel = %s",
+            [(until, alert_id, channel) for alert_id, channel in deliveries],
+        )
 
 
 def mark_delivered(conn: Conn, alert_id: int, channel: str) -> None:

@@ -12,28 +12,32 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+import urllib.error
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import pytest
+from psycopg.pq import TransactionStatus
 
-from finance.alerts import backoff, deliver_due
+from finance.alerts import CLAIM, backoff, deliver_due
 from finance.store import credit
 from ingest.mqtt_link import new_client
 from tests.support.api import Api
 from tests.support.world import GTIN, LOT_URI
-from tracefin.processes.finance import MqttAlerts, post_webhook
+from tracefin.processes.finance import MqttAlerts, webhook_sender
 
 pytestmark = pytest.mark.integration
 
 
 class Receiver:
-    """A webhook endpoint: answers 500 to the first `failures` posts, then 204."""
+    """A webhook endpoint: answers 500 to the first `failures` posts, then 204 (or a redirect
+    to `redirect`, when set)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, redirect: str | None = None) -> None:
         self.failures = failures
         self.received: list[tuple[dict[str, str], bytes]] = []
         receiver = self
@@ -44,7 +48,11 @@ class Receiver:
                 receiver.received.append((dict(self.headers), body))
                 failing = receiver.failures > 0
                 receiver.failures -= 1
-                self.send_response(500 if failing else 204)
+                if redirect is not None:
+                    self.send_response(307)
+                    self.send_header("Location", redirect)
+                else:
+                    self.send_response(500 if failing else 204)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -54,14 +62,21 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/tracefin"
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver(failures=1)
+@contextmanager
+def serving(made: Receiver) -> Iterator[Receiver]:
     thread = threading.Thread(target=made.server.serve_forever, daemon=True)
     thread.start()
-    yield made
-    made.server.shutdown()
-    made.server.server_close()
+    try:
+        yield made
+    finally:
+        made.server.shutdown()
+        made.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver(failures=1)) as made:
+        yield made
 
 
 def alerts(api: Api, who: str = "bank", after: int = 0) -> dict[str, Any]:
@@ -95,7 +110,7 @@ def test_a_flag_on_pledged_goods_is_an_alert_read_by_cursor_and_pushed_signed(
 
     # Pushed at least once: the receiver fails the first post, the retry comes after backoff.
     now = datetime.now(UTC)
-    webhook = {"webhook": post_webhook}
+    webhook = {"webhook": webhook_sender(private_hosts=True)}  # the receiver is on 127.0.0.1
     assert deliver_due(world.conn, webhook, now) == 0
     assert deliver_due(world.conn, webhook, now + timedelta(milliseconds=100)) == 0  # not yet
     assert deliver_due(world.conn, webhook, now + backoff(1)) == 1
@@ -174,3 +189,64 @@ def test_a_webhook_is_an_http_url_set_by_a_financier(world: Api) -> None:
         assert bad.status_code == 422, (url, bad.text)
     maker = world.call("PUT", "/v1/alerts/webhook", "maker", json={"url": "http://127.0.0.1/x"})
     assert maker.status_code == 403
+
+
+def post(url: str) -> None:
+    webhook_sender(private_hosts=False)(url, b"{}", {"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "169.254.169.254", "10.0.0.1", "[::1]", "0.0.0.0"],
+)
+def test_a_webhook_into_the_operators_network_is_refused_before_anything_is_sent(
+    host: str,
+) -> None:
+    """As production runs it (no private hosts): a financier's webhook pointing at loopback,
+    a private network or a cloud metadata address is refused without a connection."""
+    with serving(Receiver(failures=0)) as made:
+        port = made.server.server_address[1]
+        with pytest.raises(PermissionError, match="not a public address"):
+            post(f"http://{host}:{port}/hooks")
+        assert made.received == []
+
+
+def test_a_webhook_redirect_is_not_followed() -> None:
+    with (
+        serving(Receiver(failures=0)) as target,
+        serving(Receiver(failures=0, redirect=target.url)) as redirecting,
+    ):
+        with pytest.raises(urllib.error.HTTPError, match="not followed"):
+            webhook_sender(private_hosts=True)(redirecting.url, b"{}", {})
+        assert (len(redirecting.received), target.received) == (1, [])
+
+
+def test_a_delivery_is_sent_with_no_transaction_open_and_survives_a_dispatcher_killed_mid_send(
+    world: Api,
+) -> None:
+    """The dispatcher claims due deliveries, commits, then sends: a slow receiver holds no lock.
+    Killed during the send, the claim expires and the alert is delivered after all."""
+    start = alerts(world)["next"]
+    credit.raise_flag(world.conn, "disputed_movement", "nobody entitled", lot_uri=LOT_URI)
+    [alert] = alerts(world, after=start)["items"]
+    world.conn.execute(
+        "UPDATE alert_deliveries SET delivered_at = now() WHERE alert_id <> %s", (alert["id"],)
+    )
+    states: list[object] = []
+
+    def dies(target: str, body: bytes, headers: Mapping[str, str]) -> None:
+        states.append(world.conn.info.transaction_status)
+        raise SystemExit("killed mid-send")
+
+    now = datetime.now(UTC)
+    with pytest.raises(SystemExit):
+        deliver_due(world.conn, {"mqtt": dies}, now)
+    assert states == [TransactionStatus.IDLE]
+    sent: list[int] = []
+
+    def works(target: str, body: bytes, headers: Mapping[str, str]) -> None:
+        sent.append(orjson.loads(body)["id"])
+
+    assert deliver_due(world.conn, {"mqtt": works}, now + timedelta(seconds=1)) == 0  # claimed
+    assert deliver_due(world.conn, {"mqtt": works}, now + CLAIM + timedelta(seconds=1)) == 1
+    assert sent == [alert["id"]]

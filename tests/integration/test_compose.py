@@ -199,16 +199,28 @@ def test_each_tracefin_service_passes_the_production_settings(
 def test_only_the_ingest_workers_hold_broker_credentials(
     tracefin_services: dict[str, dict[str, Any]],
 ) -> None:
+    """Each account to the process the ACL grants it for: the ingest workers' shared
+    subscriptions, finance's alerts topic (its own account, its own password); no other."""
+    alerts_accounts = {}
     for name, service in tracefin_services.items():
-        url = interpolate(environment(service)["TRACEFIN_MQTT_URL"], SAMPLE_ENV)
-        address = parse_mqtt_url(url)
+        env = environment(service)
+        address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
         assert (address.host, address.port) == ("broker", 1883), name
-        if parsed_command(name, service).handler.__name__ == "cmd_ingest":
+        handler = parsed_command(name, service).handler.__name__
+        if handler == "cmd_ingest":
             # The account deploy/mosquitto/acl grants the shared subscriptions to.
             assert address.username == INGEST_USERNAME, name
             assert address.password == SAMPLE_ENV["MQTT_INGEST_PASSWORD"], name
         else:
             assert (address.username, address.password) == (None, None), name
+        if "TRACEFIN_ALERTS_MQTT_URL" in env:
+            alerts = parse_mqtt_url(interpolate(env["TRACEFIN_ALERTS_MQTT_URL"], SAMPLE_ENV))
+            alerts_accounts[handler] = (alerts.host, alerts.username, alerts.password)
+    assert alerts_accounts == {
+        "cmd_finance": ("broker", "tracefin-finance", SAMPLE_ENV["MQTT_FINANCE_PASSWORD"])
+    }
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    assert "user tracefin-finance\ntopic write tf/+/alerts\n" in acl
 
 
 def volume_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:

@@ -626,3 +626,17 @@ def test_a_recall_is_withdrawn_only_by_the_org_that_recalled_the_goods(
         ("recall_withdrawn", event_hash_digest(withdrawal))
     ]
     assert service.lot_status(conn, LOT, BANK).collateral_value_minor == 3750
+
+
+def test_proceeds_are_due_at_the_banks_price_never_the_borrowers(conn: Conn, line: int) -> None:
+    """The bank has no price for the goods: a sale of a pledged unit books no proceeds at the
+    borrower's own reference price; it is journaled for the bank to settle."""
+    conn.execute("DELETE FROM financier_prices")
+    send(conn, ACME, "plc-1", [units_leave(ITEMS[:1], 1, step="retail_selling")])
+    follow(conn)
+    assert journaled(conn, "proceeds_due") == []
+    assert journaled(conn, "proceeds_unpriced") == [{"lot": LOT, "items": 1}]
+    movements = conn.execute(
+        "SELECT count(*) FROM line_movements WHERE kind = 'proceeds_due'"
+    ).fetchone()
+    assert movements == (0,)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
+import socket
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
+from http.client import HTTPMessage
+from typing import IO
+from urllib.parse import urlsplit
 
 from finance.alerts import AlertDispatcher, Sender
 from finance.store.journal import Journal
@@ -30,7 +36,7 @@ def run_finance(settings: Settings) -> None:
     # here relies on prompt cycle collection, and memory is bounded by the chunk size.
     gc.set_threshold(50_000, 20, 100)
 
-    senders: dict[str, Sender] = {"webhook": post_webhook}
+    senders: dict[str, Sender] = {"webhook": webhook_sender(settings.webhook_private_hosts())}
     mqtt_alerts = None
     if settings.alerts_mqtt_url is not None:
         mqtt_alerts = MqttAlerts(settings.alerts_mqtt_url, "tracefin-finance-alerts")
@@ -76,11 +82,49 @@ class MqttAlerts:
         self._client.loop_stop()
 
 
-def post_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> None:
-    """POST one alert to a financier's webhook; raises unless it answers 2xx within 5 s."""
-    if not url.startswith(("http://", "https://")):  # checked when set, and again here
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-        if not 200 <= response.status < 300:
-            raise OSError(f"HTTP {response.status}")
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answering with a redirect is not followed: it could point anywhere."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"redirect to {newurl!r} not followed", headers, fp
+        )
+
+
+def webhook_sender(private_hosts: bool) -> Sender:
+    """A sender that POSTs one alert to a financier's webhook and raises unless it answers 2xx
+    within 5 s. Redirects are not followed; unless `private_hosts`, a host that resolves to
+    any non-public address (loopback, private, link-local such as a cloud metadata service,
+    reserved) is refused before anything is sent."""
+    opener = urllib.request.build_opener(_NoRedirects)
+
+    def post(url: str, body: bytes, headers: Mapping[str, str]) -> None:
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")  # checked when set, and here
+        if not private_hosts:
+            _refuse_non_public(parsed.hostname, parsed.port or 443)
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
+        with opener.open(request, timeout=5) as response:
+            if not 200 <= response.status < 300:
+                raise OSError(f"HTTP {response.status}")
+
+    return post
+
+
+def _refuse_non_public(host: str, port: int) -> None:
+    """Raise PermissionError when `host` resolves to any address that is not public."""
+    for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+        address = ipaddress.ip_address(sockaddr[0])
+        if not address.is_global:
+            raise PermissionError(
+                f"webhook host {host} resolves to {address}, not a public address"
+            )
