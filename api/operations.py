@@ -27,6 +27,8 @@ from api.schemas import (
     DevicePublic,
     GuaranteeCreate,
     GuaranteePublic,
+    GuarantorInvite,
+    InvitedPublic,
     LineCreate,
     LinePublic,
     LoanPublic,
@@ -227,6 +229,22 @@ def review(
         conn, journal, org.slug, application_id, body.decision == "approve", body.reason
     )
     return ReviewedPublic.model_validate(done, from_attributes=True)
+
+
+@router.post(
+    "/v1/applications/{application_id}/guarantors",
+    response_model=InvitedPublic,
+    summary="Invite a guarantor to guarantee your waiting application (only it may)",
+)
+def invite_guarantor(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Enterprise,
+    application_id: int,
+    body: Annotated[GuarantorInvite, Body()],
+) -> InvitedPublic:
+    invited = service.invite_guarantor(conn, journal, org.slug, application_id, body.guarantor)
+    return InvitedPublic.model_validate(invited, from_attributes=True)
 
 
 @router.post(

@@ -351,6 +351,15 @@ class ReviewDecision(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class GuarantorInvite(BaseModel):
+    guarantor: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
+
+
+class InvitedPublic(BaseModel):
+    application: int
+    guarantor: str
+
+
 class GuaranteeCreate(BaseModel):
     amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
 

@@ -989,13 +989,52 @@ class Guaranteed:
     currency: str
 
 
+@dataclass(frozen=True)
+class Invited:
+    """A guarantor the borrower invited to guarantee one of its applications."""
+
+    application: int
+    guarantor: str
+
+
+def invite_guarantor(
+    conn: Conn, journal: Journal, borrower: str, application_id: int, guarantor: str
+) -> Invited:
+    """The applicant names a guarantor for its waiting application: only a guarantor so
+    invited may guarantee it (and learn that it exists)."""
+    client = _org(conn, borrower)
+    org = _org(conn, guarantor, "guarantor")
+    with conn.transaction():
+        application = credit.get_application(conn, application_id, for_update=True)
+        line = credit.get_line(conn, application.line_id) if application is not None else None
+        if application is None or line is None or line.borrower_org_id != client.id:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_APPLICATION, f"no application {application_id}"
+            )
+        _pending_application(conn, application_id)
+        credit.invite_guarantor(conn, application_id, org.id)
+        journal.write(
+            conn,
+            borrower,
+            "guarantor_invited",
+            f"application:{application_id}",
+            {"guarantor": guarantor},
+        )
+    return Invited(application_id, guarantor)
+
+
 def guarantee(
     conn: Conn, journal: Journal, guarantor: str, application_id: int, amount: str
 ) -> Guaranteed:
     """An org with role guarantor guarantees a named amount of a referred application, with
-    its own key: what lets its financier approve a loan above the LTV cap."""
+    its own key: what lets its financier approve a loan above the LTV cap. Only a guarantor
+    the borrower invited for it may; to any other, the application does not exist."""
     org = _org(conn, guarantor, "guarantor")
     with conn.transaction():
+        if not credit.is_invited(conn, application_id, org.id):
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_APPLICATION, f"no application {application_id}"
+            )
         application = _pending_application(conn, application_id)
         line = credit.get_line(conn, application.line_id)
         assert line is not None  # an application refers to its line

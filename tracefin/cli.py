@@ -526,6 +526,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 args.reason,
             ),
         )
+    elif op == "guarantor-invite":
+        _finance(
+            settings,
+            lambda c: service.invite_guarantor(
+                c, journal, args.borrower, args.application, args.guarantor
+            ),
+        )
     elif op == "guarantee":
         _finance(
             settings,
@@ -869,8 +876,15 @@ def _finance_commands(commands: Any) -> None:
     decided.add_argument("application", type=int)
     decided.add_argument("decision", choices=("approve", "decline"))
     decided.add_argument("--reason", required=True)
+    invite = op(
+        commands.add_parser("invite", help="a borrower invites a guarantor to its application"),
+        "guarantor-invite",
+    )
+    invite.add_argument("borrower", type=_slug)
+    invite.add_argument("application", type=int)
+    invite.add_argument("guarantor", type=_slug)
     guarantee = op(
-        commands.add_parser("guarantee", help="a guarantor guarantees an application"),
+        commands.add_parser("guarantee", help="an invited guarantor guarantees an application"),
         "guarantee",
     )
     guarantee.add_argument("guarantor", type=_slug)

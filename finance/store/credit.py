@@ -444,6 +444,22 @@ def set_review(conn: Conn, application_id: int, state: str, reason: str) -> None
     )
 
 
+def invite_guarantor(conn: Conn, application_id: int, guarantor_org_id: int) -> None:
+    conn.execute(
+        "INSERT INTO application_guarantors (application_id, guarantor_org_id)"
+        " VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (application_id, guarantor_org_id),
+    )
+
+
+def is_invited(conn: Conn, application_id: int, guarantor_org_id: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM application_guarantors WHERE application_id = %s AND guarantor_org_id = %s",
+        (application_id, guarantor_org_id),
+    ).fetchone()
+    return row is not None
+
+
 def add_guarantee(
     conn: Conn, application_id: int, guarantor_org_id: int, amount_minor: int, currency: str
 ) -> None:

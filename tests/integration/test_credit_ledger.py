@@ -481,6 +481,15 @@ def test_an_offer_the_goods_no_longer_support_is_withdrawn_at_acceptance(ledger:
 # --- above the LTV cap: the review queue and a guarantor's guarantee ---------------------------
 
 
+def invite(api: Api, borrower: str, application: int, guarantor: str) -> Any:
+    return api.call(
+        "POST",
+        f"/v1/applications/{application}/guarantors",
+        borrower,
+        json={"guarantor": guarantor},
+    )
+
+
 @pytest.fixture
 def guarantor(ledger: Api) -> Api:
     """A guarantor org with its own key, and a bank lending up to 90 % (so the 75 % LTV cap,
@@ -523,6 +532,18 @@ def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
             "POST", f"/v1/applications/{application}/guarantee", who, json={"amount": "1.00"}
         )
         assert denied.status_code == 403, (who, denied.text)
+    # Only one the borrower invited: to any other the application does not exist.
+    uninvited = api.call(
+        "POST", f"/v1/applications/{application}/guarantee", "guaranty-co", json={"amount": "1"}
+    )
+    assert (uninvited.status_code, uninvited.json()["code"]) == (404, "unknown_application")
+    for who, guarantor, status, code in (
+        ("rival", "guaranty-co", 404, "unknown_application"),  # not its application
+        ("maker", "bank", 403, "wrong_role"),
+    ):
+        refused = invite(api, who, application, guarantor)
+        assert (refused.status_code, refused.json()["code"]) == (status, code), who
+    assert invite(api, "maker", application, "guaranty-co").status_code == 200
     above_cap = asked - value * 75 // 100
     given = api.call(
         "POST",
@@ -534,6 +555,7 @@ def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
     # Another guarantor's token guarantee blocks nobody: the largest one counts.
     _, other = registry_store.add_org(api.conn, "tiny-guarantor", "guarantor")
     api.keys["tiny-guarantor"] = other
+    assert invite(api, "maker", application, "tiny-guarantor").status_code == 200
     small = api.call(
         "POST",
         f"/v1/applications/{application}/guarantee",
@@ -573,9 +595,11 @@ def test_a_too_small_guarantee_does_not_carry_the_loan(guarantor: Api) -> None:
     value = bank_value(api)
     asked = value * 85 // 100
     application = apply(api, "maker", LOT_URI, f"{asked / 100:.2f}").json()["application"]
-    api.call(
+    assert invite(api, "maker", application, "guaranty-co").status_code == 200
+    small = api.call(
         "POST", f"/v1/applications/{application}/guarantee", "guaranty-co", json={"amount": "0.01"}
     )
+    assert small.status_code == 200, small.text
     refused = api.call(
         "POST",
         f"/v1/applications/{application}/review",
