@@ -44,7 +44,7 @@ FAST_WORKERS ?= 2
 
 test: bootstrap services lint
 	@scripts/ensure-browser.sh
-	TRACEFIN_HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup
+	TRACEFIN_HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: bootstrap
 	TRACEFIN_HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -ra -n $(FAST_WORKERS) tests/unit

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import class_row
 
 from records.db import Conn
@@ -308,9 +309,17 @@ def page_generation(conn: Conn) -> int:
     return int(row[0])
 
 
-def listen_for_page_changes(conn: Conn) -> None:
-    """Subscribe `conn` (autocommit) to page-change notices; read them with conn.notifies()."""
+def listen_for_page_changes(conn: Conn, wake_channel: str | None = None) -> None:
+    """Subscribe `conn` (autocommit) to page-change notices, and to `wake_channel` (a private
+    channel its listener is woken on, `wake`); read them with conn.notifies()."""
     conn.execute(f"LISTEN {PAGE_CHANGES_CHANNEL}")
+    if wake_channel is not None:
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(wake_channel)))
+
+
+def wake(conn: Conn, channel: str) -> None:
+    """Wake whoever listens on `channel` (a listener told to stop need not wait for a notice)."""
+    conn.execute("SELECT pg_notify(%s, '')", (channel,))
 
 
 def lock_deployments(conn: Conn) -> None:

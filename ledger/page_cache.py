@@ -12,6 +12,7 @@ live listener nothing is cached.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class PageCache:
         self._listening = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Notified by `stop`, so the listener stops at once rather than at its next timeout.
+        self._wake_channel = f"tracefin_page_cache_{secrets.token_hex(6)}"
 
     @property
     def listening(self) -> bool:
@@ -88,6 +91,12 @@ class PageCache:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None and self._thread.is_alive() and self._listening:
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2) as conn:
+                    log_store.wake(conn, self._wake_channel)
+            except psycopg.Error:
+                pass  # the listener stops at its next timeout (1 s) instead
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._set_listening(False)
@@ -103,11 +112,13 @@ class PageCache:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    log_store.listen_for_page_changes(conn)
+                    log_store.listen_for_page_changes(conn, self._wake_channel)
                     self._set_listening(True)
                     delay = 0.5
                     while not self._stop.is_set():
-                        for _notice in conn.notifies(timeout=1.0):
+                        for notice in conn.notifies(timeout=1.0):
+                            if notice.channel == self._wake_channel:
+                                break  # told to stop
                             self.clear()
             except psycopg.Error as exc:
                 log.warning("page cache listener lost the database (%s); not caching", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -25,6 +26,8 @@ Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK_ID = 0x7472_6163_6566_696E  # "tracefin"
+# Serialises building the migrated template scratch databases are copied from.
+_TEMPLATE_LOCK_ID = 0x7472_6163_6574_706C  # "tracetpl"
 
 
 @dataclass(frozen=True)
@@ -138,21 +141,78 @@ def migrate(database_url: str, packages: Sequence[str]) -> list[str]:
 def scratch_database(
     admin_url: str, packages: Sequence[str], prefix: str = "tracefin_scratch"
 ) -> Iterator[str]:
-    """A new, migrated database on the server of `admin_url`, dropped on exit (tests, benches)."""
+    """A new, migrated database on the server of `admin_url`, dropped on exit (tests, benches).
+
+    Copied from a template database migrated once per set of migrations (`migrated_template`):
+    a copy takes a fraction of the time running every migration again does. The migration
+    runner still runs on the copy, and finds nothing pending."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    template = migrated_template(admin_url, packages) if packages else None
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(create)
     try:
         url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
         migrate(url, packages)
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
+        _drop_database(admin_url, name)
+
+
+def migrated_template(admin_url: str, packages: Sequence[str]) -> str:
+    """The name of a template database holding every migration of `packages`, built on first
+    use. Its name carries a digest of the migrations, so a changed or added migration gets a
+    template of its own (old ones stay until dropped: `tracefin_template_*`)."""
+    digest = hashlib.sha256()
+    for migration in load_migrations(packages):
+        digest.update(repr(migration).encode())
+    name = f"tracefin_template_{digest.hexdigest()[:16]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_TEMPLATE_LOCK_ID,))
+        try:
+            ready = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", (name,)
+            ).fetchone()
+            if ready is None:
+                _build_template(conn, admin_url, packages, name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_TEMPLATE_LOCK_ID,))
+    return name
+
+
+def _build_template(conn: Conn, admin_url: str, packages: Sequence[str], name: str) -> None:
+    """Migrate a database under a temporary name, then make it the template `name`: a template
+    is only ever complete (a build that fails leaves nothing behind)."""
+    building = f"{name}_building_{os.getpid()}"
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+    try:
+        migrate(psycopg.conninfo.make_conninfo(admin_url, dbname=building), packages)
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(building), sql.Identifier(name)
             )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        )
+    except BaseException:
+        _drop_database(admin_url, building)
+        raise
+    # Nobody connects to a template: a connection would make every copy of it fail.
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+            sql.Identifier(name)
+        )
+    )
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def run_connected(

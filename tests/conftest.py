@@ -33,8 +33,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under `--dist loadgroup` (make test): tests that share a module-scoped rig run on one
     worker, in file order (the rig is built once, and a module's closing checks see what its
     earlier tests did), a test's own `xdist_group` mark puts it with its group, and every
-    other test goes to whichever worker is free. Modules with slow tests are handed out first,
-    so the longest chains start at once."""
+    other test goes to whichever worker is free. The longest chain, a group of its own
+    (`xdist_group`: the chaos tests), is handed out first, then modules with slow tests, so the
+    longest chains start at once (make test turns off xdist's reordering by group size, which
+    would put the chaos group behind larger but quicker groups)."""
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
@@ -44,7 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # reads: the node id, suffixed `@group`, is how the controller sees the group.
             item._id = NodeId.parse(f"{item.nodeid}@{group}")
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)  # stable: file order kept within
+    grouped = {item.path for item in items if item.get_closest_marker("xdist_group")}
+    # Stable: file order kept within each rank.
+    items.sort(key=lambda item: (item.path not in grouped, item.path not in slow))
 
 
 def _group(item: pytest.Item) -> str | None:
