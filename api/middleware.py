@@ -6,13 +6,13 @@ import threading
 import time
 from urllib.parse import unquote
 
-import orjson
 from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response
 from epcis.capture import contains_nul
+from epcis.json_input import JsonRefused, loads_guarded
 from ledger.log_store import LogProgress
 
 MAX_BODY_BYTES = 1_048_576
@@ -77,19 +77,27 @@ def _nul_in_target(scope: Scope) -> bool:
     return "\x00" in scope.get("path", "") or "\x00" in unquote(query)
 
 
-def _nul_in_json(body: bytes) -> bool:
-    if b"\\u0000" not in body:
-        return False
+def _json_refusal(body: bytes) -> tuple[str, str] | None:
+    """(code, detail) when a JSON body must not reach the routes: nested too deep (the
+    standard parser FastAPI uses would overflow the C stack) or NUL in a string (PostgreSQL
+    cannot store it). Anything else that is not JSON the route answers itself."""
     try:
-        return contains_nul(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        return False  # the route answers not-JSON itself
+        value = loads_guarded(body, max_bytes=MAX_BODY_BYTES)
+    except JsonRefused as refused:
+        if refused.code == "json_too_deep":
+            return refused.code, refused.detail
+        return None
+    if b"\\u0000" in body and contains_nul(value):
+        return "invalid_text", "text must not contain U+0000 (NUL)"
+    return None
 
 
 class Guard:
     """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
 
-    Refuses oversize bodies (413), NUL in the target or a JSON body (400: PostgreSQL cannot
+    Refuses oversize bodies (413), JSON bodies nested deeper than `epcis.json_input.MAX_DEPTH`
+    (400 `json_too_deep`: every body is read by the guarded reader before a route parses it),
+    NUL in the target or a JSON body (400: PostgreSQL cannot
     store it; capture checks its own payloads so they are dead-lettered as on MQTT) and
     over-eager public clients (429); counts and times every request.
     """
@@ -147,10 +155,9 @@ class Guard:
                     f"requests are limited to {MAX_BODY_BYTES} bytes",
                     path,
                 ), receive
-            if path != "/v1/capture" and _nul_in_json(body):
-                return problem_response(
-                    400, "invalid_text", "text must not contain U+0000 (NUL)", path
-                ), receive
+            refusal = _json_refusal(body) if path != "/v1/capture" and body else None
+            if refusal is not None:
+                return problem_response(400, *refusal, path), receive
         client = scope.get("client") or ("-", 0)
         if path.startswith(PUBLIC_PREFIXES) and not self.limiter.allow(client[0]):
             refused = problem_response(429, "rate_limited", "too many requests; slow down", path)

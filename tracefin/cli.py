@@ -16,6 +16,7 @@ import psycopg
 from pydantic import ValidationError
 
 from epcis.identifiers import gln13, gs1_prefix, gtin14
+from epcis.json_input import JsonRefused, loads_guarded
 from epcis.signatures import normalise_address
 from ingest.topics import Kind, device_topic
 from records import registry_store
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from records.db import Conn
 
 _SLUG_HELP = "lower-case letters, digits and '-' (used in MQTT topics)"
+# A proof bundle is a few kilobytes; a file far larger is not one.
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 
 class CliError(Exception):
@@ -322,9 +325,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
         raise CliError("give an EVENT_HASH or --bundle FILE")
     if args.bundle is not None:
         try:
-            with open(args.bundle, encoding="utf-8") as handle:
-                bundle: object = json.load(handle)
-        except (OSError, ValueError) as exc:
+            with open(args.bundle, "rb") as handle:
+                data = handle.read(MAX_BUNDLE_BYTES + 1)
+            bundle: object = loads_guarded(data, max_bytes=MAX_BUNDLE_BYTES)
+        except (OSError, JsonRefused) as exc:
             raise CliError(f"cannot read the bundle: {exc}") from None
     else:
         with _connect(settings) as conn:
