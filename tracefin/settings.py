@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from datetime import timedelta
+from functools import lru_cache
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +14,45 @@ from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
 
 # anvil's well-known first dev account: fine for a local devnet, refused in production.
 DEVNET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+# The mnemonic anvil and hardhat derive their funded development accounts from: every key it
+# yields is public, so production refuses each of them (in any spelling).
+DEVELOPMENT_MNEMONIC = "test test test test test test test test test test test junk"
+DEVELOPMENT_ACCOUNTS = 20
+# Production secrets must carry at least this much, as `estimated_bits` scores them.
+MIN_SECRET_BITS = 128
+
+
+@lru_cache(maxsize=1)
+def development_private_keys() -> frozenset[str]:
+    """The private keys of the development mnemonic's first accounts, as bare lower-case hex."""
+    from eth_account import Account  # only where production settings are checked
+
+    Account.enable_unaudited_hdwallet_features()
+    return frozenset(
+        bare_hex(
+            Account.from_mnemonic(
+                DEVELOPMENT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+            ).key.hex()
+        )
+        for index in range(DEVELOPMENT_ACCOUNTS)
+    )
+
+
+def bare_hex(key: str) -> str:
+    """A hex key as written any way (0x or not, either case, spaces around): bare lower case."""
+    key = key.strip().lower()
+    return key[2:] if key.startswith("0x") else key
+
+
+def estimated_bits(secret: str) -> float:
+    """The secret's length times the empirical entropy of its characters: a repeated, short or
+    narrow secret ('a' x 32, a word repeated) scores low. An estimate that can refuse a weak
+    secret, not a proof that a strong-looking one is random."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return per_char * len(secret)
 
 
 class Settings(BaseSettings):
@@ -65,14 +107,31 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
         if self.environment == "production":
-            key = self.chain_private_key
-            if key is None or key.get_secret_value().lower() == DEVNET_PRIVATE_KEY:
+            key = (
+                bare_hex(self.chain_private_key.get_secret_value())
+                if self.chain_private_key
+                else ""
+            )
+            if (
+                len(key) != 64
+                or any(c not in "0123456789abcdef" for c in key)
+                or key in development_private_keys()
+                or estimated_bits(key) < MIN_SECRET_BITS
+            ):
                 raise ValueError(
-                    "TRACEFIN_CHAIN_PRIVATE_KEY must be set to a non-devnet key in production"
+                    "TRACEFIN_CHAIN_PRIVATE_KEY must be set in production to a key of its own:"
+                    " 32 random bytes in hex, not a development account's"
                 )
-            journal_key = self.journal_key
-            if journal_key is None or len(journal_key.get_secret_value()) < 32:
-                raise ValueError("TRACEFIN_JOURNAL_KEY must be set (32+ characters) in production")
+            journal_key = self.journal_key.get_secret_value() if self.journal_key else ""
+            if (
+                len(journal_key) < 32
+                or journal_key.strip().lower().encode() == DEVELOPMENT_JOURNAL_KEY.lower()
+                or estimated_bits(journal_key) < MIN_SECRET_BITS
+            ):
+                raise ValueError(
+                    "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
+                    " secret (e.g. secrets.token_urlsafe(32)), not the development key"
+                )
             for name in ("database_url", "mqtt_url", "chain_rpc_url"):
                 if getattr(self, name) is None:
                     raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -46,9 +47,10 @@ def load_env_example() -> dict[str, str]:
 
 ENV_EXAMPLE = load_env_example()
 # What an operator would put in .env: the documented defaults, secrets filled in.
+# Secrets as an operator generates them (production settings refuse weak or known ones).
 SAMPLE_ENV = {
     name: value
-    or ("0x" + "5a" * 32 if name.endswith("PRIVATE_KEY") else f"sample-{name.lower()}-{'s' * 32}")
+    or ("0x" + secrets.token_hex(32) if name.endswith("PRIVATE_KEY") else secrets.token_urlsafe(32))
     for name, value in ENV_EXAMPLE.items()
 }
 

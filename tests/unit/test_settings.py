@@ -8,7 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from finance.journal_seal import DEVELOPMENT_KEY
-from tracefin.settings import DEVNET_PRIVATE_KEY, Settings
+from tracefin.settings import DEVNET_PRIVATE_KEY, Settings, development_private_keys
+
+# Keys of its own, as an operator generates them (secrets.token_hex(32), token_urlsafe(32)).
+STRONG_CHAIN_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+STRONG_JOURNAL_KEY = "Xq3vN8d0-Tz_7mKpL2rWc9YbHf4sJ6uEaQ1iOgD5nRk"
+ANVIL_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 URLS = {
     "database_url": "postgresql://db/tracefin",
@@ -24,11 +29,46 @@ def test_development_needs_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", [None, DEVNET_PRIVATE_KEY, DEVNET_PRIVATE_KEY.upper().replace("0X", "0x")]
+    "key",
+    [
+        None,
+        DEVNET_PRIVATE_KEY,
+        DEVNET_PRIVATE_KEY.upper().replace("0X", "0x"),
+        DEVNET_PRIVATE_KEY.removeprefix("0x"),  # anvil's key #0 without 0x
+        f"  {DEVNET_PRIVATE_KEY.upper()}  ",
+        ANVIL_KEY_1,  # anvil's key #1
+        "0x" + "11" * 32,  # not random
+        "0x" + "0" * 63 + "1",
+        "0x1234",  # not a key
+        "0x" + "zz" * 32,
+    ],
 )
-def test_production_refuses_a_missing_or_devnet_key(key: str | None) -> None:
+def test_production_refuses_a_missing_devnet_or_weak_chain_key(key: str | None) -> None:
     with pytest.raises(ValidationError, match="CHAIN_PRIVATE_KEY"):
-        Settings(_env_file=None, environment="production", chain_private_key=key, **URLS)  # type: ignore[call-arg, arg-type]
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            environment="production",
+            chain_private_key=key,  # type: ignore[arg-type]
+            journal_key=STRONG_JOURNAL_KEY,  # type: ignore[arg-type]
+            **URLS,
+        )
+
+
+def test_every_account_of_the_development_mnemonic_is_known() -> None:
+    known = development_private_keys()
+    assert len(known) == 20
+    assert {DEVNET_PRIVATE_KEY[2:], ANVIL_KEY_1[2:]} <= known
+
+
+def test_production_accepts_keys_of_its_own() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        chain_private_key=STRONG_CHAIN_KEY,  # type: ignore[arg-type]
+        journal_key=STRONG_JOURNAL_KEY,  # type: ignore[arg-type]
+        **URLS,
+    )
+    assert settings.journal_seal_key() == STRONG_JOURNAL_KEY.encode()
 
 
 def test_production_refuses_unset_urls() -> None:
@@ -36,20 +76,32 @@ def test_production_refuses_unset_urls() -> None:
         Settings(  # type: ignore[call-arg]
             _env_file=None,
             environment="production",
-            chain_private_key="0x" + "11" * 32,
-            journal_key="j" * 32,
+            chain_private_key=STRONG_CHAIN_KEY,
+            journal_key=STRONG_JOURNAL_KEY,
             mqtt_url="mqtt://b",
             chain_rpc_url="http://c",
         )
 
 
-@pytest.mark.parametrize("journal_key", [None, "too-short"])
-def test_production_refuses_a_missing_or_short_journal_key(journal_key: str | None) -> None:
+@pytest.mark.parametrize(
+    "journal_key",
+    [
+        None,
+        "too-short",
+        DEVELOPMENT_KEY.decode(),  # the development journal key string
+        DEVELOPMENT_KEY.decode().upper(),
+        "a" * 32,
+        "password1234" * 3,
+    ],
+)
+def test_production_refuses_a_missing_short_known_or_weak_journal_key(
+    journal_key: str | None,
+) -> None:
     with pytest.raises(ValidationError, match="JOURNAL_KEY"):
         Settings(  # type: ignore[call-arg]
             _env_file=None,
             environment="production",
-            chain_private_key="0x" + "11" * 32,
+            chain_private_key=STRONG_CHAIN_KEY,
             journal_key=journal_key,
             **URLS,
         )
