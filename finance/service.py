@@ -504,11 +504,19 @@ def set_policy(
 # --- lines -----------------------------------------------------------------------------------
 
 
+# The roles of orgs that own goods and may borrow against them.
+BORROWER_ROLES = frozenset({"manufacturer", "warehouse", "logistics", "retailer"})
+
+
 def open_line(
     conn: Conn, journal: Journal, financier: str, borrower: str, limit: str, currency: str
 ) -> Line:
     bank = _org(conn, financier, "financier")
-    client = _org(conn, borrower)
+    client = registry_store.get_org(conn, borrower)
+    # Lines go to enterprises that hold goods. Anything else (a regulator, another bank, a
+    # guarantor, nobody) gets one answer, so a financier cannot sort slugs by what they are.
+    if client is None or client.role not in BORROWER_ROLES:
+        raise FinanceError(FinanceErrorCode.UNKNOWN_ORG, f"no borrower {borrower!r}")
     amount = _money(limit, currency)
     line = credit.open_line(conn, bank.id, client.id, amount.currency, amount.minor)
     if line is None:

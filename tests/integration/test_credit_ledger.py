@@ -238,6 +238,23 @@ def test_a_partial_release_lowers_the_pledged_units_while_the_rest_covers_the_lo
     assert full_audit(ledger.conn, connect(ledger.chain_rpc_url), JOURNAL).findings == []
 
 
+def test_lines_go_only_to_borrowers_and_say_nothing_of_other_slugs(ledger: Api) -> None:
+    """A regulator, another bank or a slug nobody holds: one answer, and no line (issue 17)."""
+    registry_store.add_org(ledger.conn, "guaranty-co", "guarantor")
+    answers = set()
+    for who in ("regulator", "other-bank", "guaranty-co", "nobody-at-all"):
+        refused = ledger.call(
+            "POST", "/v1/lines", "bank", json={"borrower": who, "limit": "10", "currency": "CNY"}
+        )
+        detail = refused.json()["detail"].replace(who, "*")
+        answers.add((refused.status_code, refused.json()["code"], detail))
+    assert answers == {(404, "unknown_org", "no borrower '*'")}
+    borrowers = ledger.conn.execute(
+        "SELECT DISTINCT o.role FROM credit_lines l JOIN orgs o ON o.id = l.borrower_org_id"
+    ).fetchall()
+    assert borrowers == [("manufacturer",)]
+
+
 def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
     borrow(ledger, "5.00")
     lower = ledger.call(
