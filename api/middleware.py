@@ -92,6 +92,21 @@ def _json_refusal(body: bytes) -> tuple[str, str] | None:
     return None
 
 
+# On every response. The pages carry no script and load nothing (their one style sheet is
+# inline); the JSON and images need even less: nothing may frame them, sniff their type or
+# learn where a shopper came from.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
+        b" base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
 class Guard:
     """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
 
@@ -99,7 +114,8 @@ class Guard:
     (400 `json_too_deep`: every body is read by the guarded reader before a route parses it),
     NUL in the target or a JSON body (400: PostgreSQL cannot
     store it; capture checks its own payloads so they are dead-lettered as on MQTT) and
-    over-eager public clients (429); counts and times every request.
+    over-eager public clients (429); counts and times every request; adds `SECURITY_HEADERS`
+    to every response.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
@@ -119,6 +135,7 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
         try:

@@ -157,6 +157,28 @@ def test_proof_bundle_verifies_and_tampering_does_not(world: Api) -> None:
     assert junk.status_code == 422
 
 
+def test_every_answer_forbids_framing_sniffing_scripts_and_referrers(world: Api) -> None:
+    """Pages, JSON and problems alike (issue 17): a CSP allowing no script and nothing loaded
+    (the page's one style sheet is inline), no framing, no type sniffing, no referrer."""
+    answers = [
+        world.get(ITEM, headers={"Accept": "text/html"}),
+        world.get(ITEM),
+        world.get("/v1/lots/01/00000000000000/10/nope", "bank"),  # a problem
+    ]
+    assert answers[2].status_code == 404  # type: ignore[attr-defined]
+    for answer in answers:
+        headers = answer.headers  # type: ignore[attr-defined]
+        policy = headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "script-src" not in policy  # scripts fall under default-src 'none'
+        assert (headers["x-content-type-options"], headers["x-frame-options"]) == (
+            "nosniff",
+            "DENY",
+        )
+        assert headers["referrer-policy"] == "no-referrer"
+
+
 def test_page_embeds_the_proof_bundles_that_verify(world: Api) -> None:
     page = world.get(ITEM, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
     for event in page["events"]:
