@@ -670,12 +670,10 @@ class _Chunk:
                     )
                 )
             return
-        if again and credit.movement_reacted(self._conn, lot_uri, event.log_index):
-            return
         # As for a whole lot leaving: frozen and flagged, not revalued here (the units' value
         # is gone from the lot's at once; the margin call follows at the line's next
         # revaluation), so that what finance writes does not depend on arrival order.
-        self._freeze(lot_uri, pledge, event)
+        self._freeze(lot_uri, pledge, event, again=again)
 
     def _moved_pledge(
         self, lot_uri: str, event: LoggedEvent, evidence: Evidence, held_before: str | None
@@ -697,19 +695,18 @@ class _Chunk:
         *,
         again: bool = False,
     ) -> None:
-        """Pledged goods away from their site without a release: stop new money at once.
+        """Pledged goods away from their site without a release: stop new money at once."""
+        pledge = self._moved_pledge(lot_uri, event, evidence, held_before)
+        if pledge is not None:
+            self._freeze(lot_uri, pledge, event, again=again)
+
+    def _freeze(self, lot_uri: str, pledge: Pledge, event: LoggedEvent, *, again: bool) -> None:
+        """Freeze the pledge's line and flag the lot on `event` (noted if both were already).
 
         Once per claim: a claim folded `again` that finance reacted to before changes nothing
         (the financier may have reopened the line since)."""
-        pledge = self._moved_pledge(lot_uri, event, evidence, held_before)
-        if pledge is None:
-            return
         if again and credit.movement_reacted(self._conn, lot_uri, event.log_index):
             return
-        self._freeze(lot_uri, pledge, event)
-
-    def _freeze(self, lot_uri: str, pledge: Pledge, event: LoggedEvent) -> None:
-        """Freeze the pledge's line and flag the lot on `event` (noted if both were already)."""
         froze = credit.set_line_status(self._conn, pledge.line_id, "frozen")
         if froze:
             self._journal.write(

@@ -64,7 +64,8 @@ class RecordedDecision:
 
 
 _LINE_COLUMNS = "id, financier_org_id, borrower_org_id, currency, limit_minor, drawn_minor, status"
-_PLEDGE_COLUMNS = "lot_uri, line_id, lot_key, location, pledged_at, quantity"
+# Of `pledges p` (aliased: the lots and lines some queries join have columns of these names).
+_PLEDGE_COLUMNS = "p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at, p.quantity"
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -478,8 +479,8 @@ def add_guarantee(
 def live_pledge(conn: Conn, lot_uri: str) -> Pledge | None:
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         return cur.execute(
-            f"SELECT {_PLEDGE_COLUMNS} FROM pledges"  # noqa: S608 - constant columns
-            " WHERE lot_uri = %s AND released_at IS NULL",
+            f"SELECT {_PLEDGE_COLUMNS} FROM pledges p"  # noqa: S608 - constant columns
+            " WHERE p.lot_uri = %s AND p.released_at IS NULL",
             (lot_uri,),
         ).fetchone()
 
@@ -487,9 +488,8 @@ def live_pledge(conn: Conn, lot_uri: str) -> Pledge | None:
 def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         rows = cur.execute(
-            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at, p.quantity"  # noqa: S608
-            f" FROM {KEYS} JOIN pledges p ON p.lot_uri = k.key"
-            " WHERE p.released_at IS NULL",
+            f"SELECT {_PLEDGE_COLUMNS} FROM {KEYS}"  # noqa: S608 - constant columns
+            " JOIN pledges p ON p.lot_uri = k.key WHERE p.released_at IS NULL",
             (list(lot_uris),),
             prepare=False,
         ).fetchall()
@@ -499,8 +499,8 @@ def live_pledges(conn: Conn, lot_uris: Iterable[str]) -> dict[str, Pledge]:
 def pledges_of_line(conn: Conn, line_id: int) -> list[Pledge]:
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         return cur.execute(
-            f"SELECT {_PLEDGE_COLUMNS} FROM pledges"  # noqa: S608 - constant columns
-            " WHERE line_id = %s AND released_at IS NULL ORDER BY pledged_at",
+            f"SELECT {_PLEDGE_COLUMNS} FROM pledges p"  # noqa: S608 - constant columns
+            " WHERE p.line_id = %s AND p.released_at IS NULL ORDER BY p.pledged_at",
             (line_id,),
         ).fetchall()
 
@@ -509,8 +509,7 @@ def pledges_priced_by(conn: Conn, financier_org_id: int, gtin: str) -> list[Pled
     """Live pledges on the financier's lines of lots of `gtin` (what a price change revalues)."""
     with conn.cursor(row_factory=class_row(Pledge)) as cur:
         return cur.execute(
-            "SELECT p.lot_uri, p.line_id, p.lot_key, p.location, p.pledged_at, p.quantity"
-            " FROM pledges p"
+            f"SELECT {_PLEDGE_COLUMNS} FROM pledges p"  # noqa: S608 - constant columns
             " JOIN credit_lines c ON c.id = p.line_id JOIN lots l ON l.lot_uri = p.lot_uri"
             " WHERE p.released_at IS NULL AND c.financier_org_id = %s AND l.gtin = %s"
             " ORDER BY p.line_id, p.lot_uri",
