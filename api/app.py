@@ -43,7 +43,7 @@ def create_app(
     app.state.pool = pool
     app.state.probes = probes or ReadinessProbes()
     app.state.page_cache = page_cache
-    app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url)
+    app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()
     errors.install(app)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ledger.bundle import TrustedAnchor
 from ledger.log_store import Deployment
 
 
@@ -14,6 +15,8 @@ class ApiConfig:
     """The API's settings: only these, so the API reads no environment and imports no settings."""
 
     chain_rpc_url: str | None = None
+    # The TraceAnchors pinned by the operator; empty: the deployments the database recorded.
+    trusted_anchors: frozenset[TrustedAnchor] = frozenset()
     # Signs the PledgeRegistry transactions financiers' pledge routes send.
     chain_key: str = field(default="", repr=False)
     # The finance journal's HMAC key (finance/journal_seal.py).

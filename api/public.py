@@ -16,11 +16,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.deps import Config, Confirmations, DbConn, Pages
 from api.errors import COMMON_PROBLEMS, Problem, problems
 from api.i18n import TEXTS, language
-from api.schemas import ProofBundle, ProvenancePublic, VerifyResult
+from api.schemas import (
+    DeploymentPublic,
+    ProofBundle,
+    ProvenancePublic,
+    TrustedAnchorPublic,
+    VerifyResult,
+)
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gtin14, lot_uri, normalise_epc, parse_lot, parse_sgtin, sgtin_uri
 from finance.store.goods import get_product
-from ledger import provenance
+from ledger import log_store, provenance
 from ledger.chain import connect
 from ledger.chain_confirmations import BatchConfirmations
 from ledger.page_cache import CachedPage, PageCache
@@ -201,14 +207,44 @@ def proof(conn: DbConn, event_hash: str) -> dict[str, Any]:
 @router.post(
     "/v1/verify",
     response_model=VerifyResult,
-    summary="Check a proof bundle against the chain (no database involved)",
+    summary="Check a proof bundle against the chain and this deployment's TraceAnchor",
 )
-def verify(config: Config, bundle: Annotated[dict[str, Any], Body()]) -> VerifyResult:
+def verify(conn: DbConn, config: Config, bundle: Annotated[dict[str, Any], Body()]) -> VerifyResult:
+    """Valid only for a batch on a TraceAnchor this server trusts (its pinned ones, else the
+    deployments it recorded): a bundle for any other contract is `unknown_contract`."""
     rpc = config.chain_rpc_url
     if rpc is None:
         raise Problem(503, "no_chain", "this server has no chain RPC endpoint configured")
-    verdict = verify_bundle(bundle, connect(rpc))
+    trusted = log_store.trusted_anchors(conn, config.trusted_anchors)
+    verdict = verify_bundle(bundle, connect(rpc), trusted)
     return VerifyResult(valid=verdict.valid, reasons=verdict.reasons)
+
+
+@router.get(
+    "/v1/deployment",
+    response_model=DeploymentPublic,
+    summary="The contracts this deployment anchors to: what verifiers pin",
+)
+def deployment(conn: DbConn, config: Config) -> DeploymentPublic:
+    """The current deployment, and every TraceAnchor `/v1/verify` accepts, as
+    `tracefin verify --deployment FILE` reads it."""
+    current = log_store.current_deployment(conn)
+    if current is None:
+        raise Problem(404, "no_deployment", "no contracts are deployed yet")
+    return DeploymentPublic(
+        chain_id=current.chain_id,
+        trace_anchor=current.anchor_address,
+        pledge_registry=current.pledge_address,
+        deployed_block=current.deployed_block,
+        genesis_hash="0x" + current.genesis_hash.hex(),
+        trusted_anchors=[
+            TrustedAnchorPublic(chain_id=anchor.chain_id, contract=anchor.contract)
+            for anchor in sorted(
+                log_store.trusted_anchors(conn, config.trusted_anchors),
+                key=lambda anchor: (anchor.chain_id, anchor.contract),
+            )
+        ],
+    )
 
 
 @router.get(

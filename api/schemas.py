@@ -142,6 +142,22 @@ class VerifyResult(BaseModel):
     reasons: list[str]
 
 
+class TrustedAnchorPublic(BaseModel):
+    chain_id: int
+    contract: str
+
+
+class DeploymentPublic(BaseModel):
+    """The contracts in use, and the TraceAnchors proofs are checked against."""
+
+    chain_id: int
+    trace_anchor: str
+    pledge_registry: str
+    deployed_block: int
+    genesis_hash: str
+    trusted_anchors: list[TrustedAnchorPublic]
+
+
 class TraceStep(BaseModel):
     event_hash: str
     event_time: datetime

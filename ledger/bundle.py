@@ -36,6 +36,66 @@ class AnchoredBatch:
     tx_hash: bytes
     block_number: int
 
+    @property
+    def anchor(self) -> TrustedAnchor:
+        """The TraceAnchor this record says the batch is on."""
+        return TrustedAnchor(self.chain_id, self.contract.lower())
+
+
+@dataclass(frozen=True)
+class TrustedAnchor:
+    """A TraceAnchor whose batches a verifier accepts: a chain id and an address (lower case).
+
+    A bundle names its own contract, and anyone can deploy a TraceAnchor and anchor anything
+    on it: only a bundle whose contract is one the verifier trusts proves the event was in
+    *this* deployment's log.
+    """
+
+    chain_id: int
+    contract: str
+
+    @classmethod
+    def of(cls, chain_id: int, contract: str) -> TrustedAnchor:
+        if not _ADDRESS.match(contract):
+            raise BundleError(f"{contract!r} is not a 0x-prefixed 20-byte address")
+        if chain_id < 0:
+            raise BundleError("a chain id is a non-negative integer")
+        return cls(chain_id, contract.lower())
+
+    @classmethod
+    def parse(cls, text: str) -> TrustedAnchor:
+        """`CHAIN_ID:0xADDRESS`, as TRACEFIN_CHAIN_TRUSTED_ANCHORS lists them."""
+        chain_id, sep, contract = text.strip().partition(":")
+        if not sep or not chain_id.isdigit():
+            raise BundleError(f"{text!r} is not CHAIN_ID:0xADDRESS")
+        return cls.of(int(chain_id), contract.strip())
+
+    def __str__(self) -> str:
+        return f"{self.contract} on chain {self.chain_id}"
+
+
+def parse_trusted_anchors(text: str) -> frozenset[TrustedAnchor]:
+    """A comma-separated list of `CHAIN_ID:0xADDRESS`; BundleError names the bad entry."""
+    return frozenset(TrustedAnchor.parse(item) for item in text.split(",") if item.strip())
+
+
+def anchors_of_deployment(raw: object) -> frozenset[TrustedAnchor]:
+    """The `trusted_anchors` of a deployment document (GET /v1/deployment's JSON)."""
+    listed = raw.get("trusted_anchors") if isinstance(raw, Mapping) else None
+    if not isinstance(listed, list) or not listed:
+        raise BundleError("a deployment document lists its trusted_anchors")
+    anchors = set()
+    for item in listed:
+        if not isinstance(item, Mapping):
+            raise BundleError("each trusted anchor is an object with chain_id and contract")
+        chain_id, contract = item.get("chain_id"), item.get("contract")
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int):
+            raise BundleError("a trusted anchor's chain_id is an integer")
+        if not isinstance(contract, str):
+            raise BundleError("a trusted anchor's contract is an address")
+        anchors.add(TrustedAnchor.of(chain_id, contract))
+    return frozenset(anchors)
+
 
 @dataclass(frozen=True)
 class Inclusion:

@@ -15,13 +15,13 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from web3 import Web3
 
-from ledger.bundle import AnchoredBatch, Bundle
+from ledger.bundle import AnchoredBatch, Bundle, TrustedAnchor
 from ledger.chain import connect
-from ledger.verify import contradictions
+from ledger.verify import contradictions, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,11 @@ def _key(batch: AnchoredBatch) -> AnchoredBatch:
 class BatchConfirmations:
     """Asks the chain whether batch records are true; None for every answer without a chain."""
 
-    def __init__(self, rpc_url: str | None) -> None:
+    def __init__(self, rpc_url: str | None, pinned: frozenset[TrustedAnchor] = frozenset()) -> None:
         self._w3 = connect(rpc_url, timeout=2.0) if rpc_url else None
+        # The TraceAnchors the operator pinned (TRACEFIN_CHAIN_TRUSTED_ANCHORS); empty: the
+        # deployments the database recorded (log_store.trusted_anchors).
+        self.pinned = pinned
         self._lock = threading.Lock()
         self._verdicts: dict[AnchoredBatch, tuple[bool, float]] = {}  # true?, valid until
         self._unreachable_until = 0.0
@@ -48,10 +51,13 @@ class BatchConfirmations:
     def asks_a_chain(self) -> bool:
         return self._w3 is not None
 
-    def refuted(self, bundles: Mapping[bytes, Bundle]) -> dict[bytes, bool | None]:
-        """Per event digest of `bundles`: True when the chain contradicts its batch record, False
-        when the chain confirms it, None when the chain could not be asked. Bundles that are not
-        anchored are left out. Each distinct batch record is asked about once."""
+    def refuted(
+        self, bundles: Mapping[bytes, Bundle], trusted: Collection[TrustedAnchor]
+    ) -> dict[bytes, bool | None]:
+        """Per event digest of `bundles`: True when the chain contradicts its batch record or
+        the record names a TraceAnchor not `trusted`, False when the chain confirms it, None
+        when the chain could not be asked. Bundles that are not anchored are left out. Each
+        distinct batch record is asked about once."""
         records: dict[bytes, AnchoredBatch] = {}
         first: dict[AnchoredBatch, AnchoredBatch] = {}
         for digest, bundle in bundles.items():
@@ -60,7 +66,10 @@ class BatchConfirmations:
             batch = bundle.inclusion.batch
             records[digest] = _key(batch)
             first.setdefault(records[digest], batch)
-        verdicts = {key: self._refuted(key, batch) for key, batch in first.items()}
+        verdicts = {
+            key: True if untrusted(batch, trusted) else self._refuted(key, batch)
+            for key, batch in first.items()
+        }
         return {digest: verdicts[key] for digest, key in records.items()}
 
     def _refuted(self, key: AnchoredBatch, batch: AnchoredBatch) -> bool | None:

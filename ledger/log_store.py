@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import class_row
 
+from ledger.bundle import TrustedAnchor
 from records.db import Conn
 
 
@@ -68,6 +69,19 @@ def current_deployment(conn: Conn) -> Deployment | None:
         return cursor.execute(
             f"SELECT {_DEPLOYMENT_COLUMNS} FROM chain_deployments WHERE current"  # noqa: S608
         ).fetchone()
+
+
+def trusted_anchors(conn: Conn, pinned: frozenset[TrustedAnchor]) -> frozenset[TrustedAnchor]:
+    """The TraceAnchors a verifier here accepts: the `pinned` ones when the operator pinned them
+    (TRACEFIN_CHAIN_TRUSTED_ANCHORS: then an edited deployment row cannot add one), else every
+    deployment this database recorded (a replaced one's batches still prove what they proved)."""
+    if pinned:
+        return pinned
+    with conn.cursor(row_factory=class_row(Deployment)) as cursor:
+        recorded = cursor.execute(
+            f"SELECT {_DEPLOYMENT_COLUMNS} FROM chain_deployments"  # noqa: S608
+        ).fetchall()
+    return frozenset(TrustedAnchor.of(d.chain_id, d.anchor_address) for d in recorded)
 
 
 def record_deployment(

@@ -22,7 +22,7 @@ from epcis import authority
 from epcis.authority import Attestation, Evidence
 from epcis.capture import INDEX_COLUMNS, IndexColumns, stored_index_columns
 from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_from_digest
-from ledger import provenance_store
+from ledger import log_store, provenance_store
 from ledger.bundle import Bundle
 from ledger.chain_confirmations import BatchConfirmations
 from ledger.proofs import build_bundles
@@ -196,7 +196,7 @@ def page(
     bundles = build_bundles(
         conn, [digests[event.hash_id] for event in history if event.verification != "failed"]
     )
-    refuted = confirmations.refuted(bundles)
+    refuted = confirmations.refuted(bundles, log_store.trusted_anchors(conn, confirmations.pinned))
     states = {
         event.hash_id: checked_state(
             event.verification,

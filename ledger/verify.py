@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from hexbytes import HexBytes
 from web3 import Web3
 
-from ledger.bundle import AnchoredBatch, Bundle, BundleError
+from ledger.bundle import AnchoredBatch, Bundle, BundleError, TrustedAnchor
 from ledger.chain import Chain, ChainError
+
+# The reason a bundle for a TraceAnchor the verifier does not trust starts with (design.md,
+# "Proof bundle"): a machine-readable prefix, then the contract it names and the trusted ones.
+UNKNOWN_CONTRACT = "unknown_contract"
 
 
 @dataclass
@@ -21,10 +26,12 @@ class Verdict:
         return {"valid": self.valid, "reasons": self.reasons}
 
 
-def verify_bundle(bundle: Bundle | object, w3: Web3) -> Verdict:
+def verify_bundle(bundle: Bundle | object, w3: Web3, trusted: Collection[TrustedAnchor]) -> Verdict:
     """Recompute the root from the event hash and path, then check it against the chain.
 
-    `bundle` is a Bundle or its JSON (design.md, "Proof bundle"), read here.
+    `bundle` is a Bundle or its JSON (design.md, "Proof bundle"), read here. Only a batch on one
+    of the `trusted` TraceAnchors can be valid: a bundle's own contract proves nothing, since
+    anyone can deploy one and anchor what they like on it.
     """
     if not isinstance(bundle, Bundle):
         try:
@@ -34,6 +41,9 @@ def verify_bundle(bundle: Bundle | object, w3: Web3) -> Verdict:
     if bundle.inclusion is None:
         return Verdict(False, ["the event is not anchored yet (status 'pending')"])
     batch = bundle.inclusion.batch
+    distrust = untrusted(batch, trusted)
+    if distrust is not None:
+        return Verdict(False, [distrust])
     reasons: list[str] = []
     if not bundle.leads_to_root():
         reasons.append("the audit path does not lead from the event hash to the root")
@@ -44,6 +54,17 @@ def verify_bundle(bundle: Bundle | object, w3: Web3) -> Verdict:
     except Exception as exc:  # a node answering garbage must not crash a verifier
         return Verdict(False, [*reasons, f"cannot check the chain: {exc}"])
     return Verdict(not reasons, reasons)
+
+
+def untrusted(batch: AnchoredBatch, trusted: Collection[TrustedAnchor]) -> str | None:
+    """The `unknown_contract` reason when `batch` is not on a trusted TraceAnchor, else None."""
+    if batch.anchor in trusted:
+        return None
+    expected = ", ".join(sorted(str(anchor) for anchor in trusted)) or "none configured"
+    return (
+        f"{UNKNOWN_CONTRACT}: the bundle's TraceAnchor {batch.anchor} is not one this verifier"
+        f" trusts ({expected})"
+    )
 
 
 def contradictions(batch: AnchoredBatch, w3: Web3) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from epcis.identifiers import gln13, gs1_prefix, gtin14
 from epcis.json_input import JsonRefused, loads_guarded
 from epcis.signatures import normalise_address
 from ingest.topics import Kind, device_topic
+from ledger.bundle import BundleError, TrustedAnchor, anchors_of_deployment
 from records import registry_store
 from records.db import Conn
 from tracefin.schema import migrate
@@ -317,28 +319,62 @@ def cmd_proof(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from ledger import log_store
     from ledger.chain import connect
     from ledger.proofs import build_bundle
     from ledger.verify import verify_bundle
 
     if (args.bundle is None) == (args.event_hash is None):
         raise CliError("give an EVENT_HASH or --bundle FILE")
+    pinned = _pinned_anchors(args, settings)
     if args.bundle is not None:
-        try:
-            with open(args.bundle, "rb") as handle:
-                data = handle.read(MAX_BUNDLE_BYTES + 1)
-            bundle: object = loads_guarded(data, max_bytes=MAX_BUNDLE_BYTES)
-        except (OSError, JsonRefused) as exc:
-            raise CliError(f"cannot read the bundle: {exc}") from None
+        bundle: object = _read_json_file(args.bundle, "the bundle")
+        if pinned:
+            trusted = pinned
+        elif settings.database_url is not None:
+            with _connect(settings) as conn:
+                trusted = log_store.trusted_anchors(conn, pinned)
+        else:
+            raise CliError(
+                "a bundle names its own contract, and anyone can deploy one: say which"
+                " TraceAnchor to trust with --chain-id and --contract, --deployment FILE"
+                " (GET /v1/deployment) or TRACEFIN_CHAIN_TRUSTED_ANCHORS"
+            )
     else:
         with _connect(settings) as conn:
             bundle = build_bundle(conn, _digest(args.event_hash))
+            trusted = log_store.trusted_anchors(conn, pinned)
         if bundle is None:
             raise CliError(f"no stored event has the hash {args.event_hash}")
-    verdict = verify_bundle(bundle, connect(_chain_url(settings, args.rpc)))
+    verdict = verify_bundle(bundle, connect(_chain_url(settings, args.rpc)), trusted)
     print(json.dumps(verdict.as_json()))
     if not verdict.valid:
         raise SystemExit(1)
+
+
+def _read_json_file(path: str, what: str) -> object:
+    """A JSON file through the guarded reader (depth and size limits)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BUNDLE_BYTES + 1)
+        return loads_guarded(data, max_bytes=MAX_BUNDLE_BYTES)
+    except (OSError, JsonRefused) as exc:
+        raise CliError(f"cannot read {what}: {exc}") from None
+
+
+def _pinned_anchors(args: argparse.Namespace, settings: Settings) -> frozenset[TrustedAnchor]:
+    """The TraceAnchors `verify` was told to trust: --chain-id with --contract, a --deployment
+    document, or TRACEFIN_CHAIN_TRUSTED_ANCHORS; empty when none was given."""
+    if (args.chain_id is None) != (args.contract is None):
+        raise CliError("--chain-id and --contract go together")
+    try:
+        if args.contract is not None:
+            return frozenset({TrustedAnchor.of(args.chain_id, args.contract)})
+        if args.deployment is not None:
+            return anchors_of_deployment(_read_json_file(args.deployment, "the deployment"))
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    return settings.trusted_anchors()
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
@@ -740,6 +776,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("event_hash", nargs="?", help="ni:///sha-256;…?ver=CBV2.0")
     verify.add_argument("--bundle", help="a proof bundle JSON file (no database needed)")
     verify.add_argument("--rpc", help="chain RPC URL (default TRACEFIN_CHAIN_RPC_URL)")
+    verify.add_argument(
+        "--chain-id", type=int, help="the chain id of the TraceAnchor to trust (with --contract)"
+    )
+    verify.add_argument("--contract", help="the TraceAnchor address to trust (with --chain-id)")
+    verify.add_argument(
+        "--deployment",
+        help="trust the TraceAnchors of a deployment document (GET /v1/deployment, saved)",
+    )
     verify.set_defaults(handler=cmd_verify)
 
     commands.add_parser(
@@ -940,7 +984,21 @@ def _finance_commands(commands: Any) -> None:
     shown.add_argument("loan", type=int)
 
 
+# CPython's own default (sys.getrecursionlimit() in a fresh interpreter).
+PYTHON_DEFAULT_RECURSION_LIMIT = 1000
+
+
+def keep_recursion_limit() -> None:
+    """Import py_ecc now and undo its recursion limit: importing it (through eth_account and
+    web3) raises the limit to 100 000, deep enough for a recursive parser or a recursive repr
+    to overflow the C stack and kill the process with SIGSEGV before any RecursionError. No code
+    path of tracefin's needs more than Python's default."""
+    importlib.import_module("py_ecc")
+    sys.setrecursionlimit(PYTHON_DEFAULT_RECURSION_LIMIT)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    keep_recursion_limit()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

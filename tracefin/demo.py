@@ -120,7 +120,9 @@ Financier API key: {api_key}   ({BANK}; shown once, stored hashed)
    curl -s -H 'Authorization: Bearer {api_key}' {base_url}/v1/lots/{quote(lot, safe=":/")}
 2. Verify an event with nothing but the chain (no tracefin database involved):
    curl -s {base_url}/v1/proofs/{digest_hex} > bundle.json
-   .venv/bin/tracefin verify --bundle bundle.json --rpc {endpoints.chain_rpc_url}
+   curl -s {base_url}/v1/deployment > deployment.json
+   .venv/bin/tracefin verify --bundle bundle.json --rpc {endpoints.chain_rpc_url} \\
+     --deployment deployment.json
 3. Publish your own event as device {OWN_DEVICE} (registered unsigned), then reload the page:
    mosquitto_pub -V mqttv5 -q 1 -h {host} -p {port or 1883} -t tf/{FACTORY}/{OWN_DEVICE}/events \\
      -m {shlex.quote(json.dumps(own_event))}

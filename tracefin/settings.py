@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
+from ledger.bundle import BundleError, TrustedAnchor, parse_trusted_anchors
 
 # anvil's well-known first dev account: fine for a local devnet, refused in production.
 DEVNET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     # it would let any financier make the finance process POST into the operator's network.
     alerts_webhook_private_hosts: bool | None = None
     chain_rpc_url: str | None = None
+    # The TraceAnchors proofs are checked against, `CHAIN_ID:0xADDRESS[,…]` (GET /v1/deployment
+    # shows the current one). Unset: every deployment the database recorded, so whoever can edit
+    # the database could add one; pinned, verification trusts only these.
+    chain_trusted_anchors: str | None = None
     chain_private_key: SecretStr | None = None
     # The HMAC key finance journal entries are sealed with (finance/journal_seal.py); the
     # database never holds it. Required in production; a fixed development key otherwise.
@@ -103,6 +108,14 @@ class Settings(BaseSettings):
     anchor_batch_size: int = Field(default=5000, ge=1, le=2**32 - 1)
     anchor_batch_max_wait_ms: int = Field(default=500, ge=10, le=600_000)
     anchor_receipt_timeout_s: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _read_trusted_anchors(self) -> Settings:
+        try:
+            self.trusted_anchors()
+        except BundleError as exc:
+            raise ValueError(f"TRACEFIN_CHAIN_TRUSTED_ANCHORS: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
@@ -154,6 +167,10 @@ class Settings(BaseSettings):
         if self.journal_key is not None:
             return self.journal_key.get_secret_value().encode()
         return DEVELOPMENT_JOURNAL_KEY
+
+    def trusted_anchors(self) -> frozenset[TrustedAnchor]:
+        """The pinned TraceAnchors (see the field); empty when none are pinned."""
+        return parse_trusted_anchors(self.chain_trusted_anchors or "")
 
     @property
     def max_future_skew(self) -> timedelta:

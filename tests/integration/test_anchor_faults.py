@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger import log_store
+from ledger.bundle import TrustedAnchor
 from ledger.chain import connect
 from ledger.deployment import ensure_deployment
 from ledger.proofs import build_bundle
@@ -35,6 +36,11 @@ def private_chain() -> Iterator[list[RunningService]]:
         if node.process.poll() is None:
             os.killpg(node.process.pid, signal.SIGCONT)
         node.stop()
+
+
+def recorded(conn: Conn) -> frozenset[TrustedAnchor]:
+    """The TraceAnchors of every deployment the database recorded: what a verifier trusts."""
+    return log_store.trusted_anchors(conn, frozenset())
 
 
 def status(conn: Conn) -> tuple[str, str] | None:
@@ -87,7 +93,7 @@ def test_devnet_reset_stops_anchoring_until_redeployed_then_reanchors_from_zero(
     wait_anchored(conn, old.id, 150)
     old_bundle = build_bundle(conn, digests[10])
     assert old_bundle is not None
-    assert verify_bundle(old_bundle, connect(node.url)).valid
+    assert verify_bundle(old_bundle, connect(node.url), recorded(conn)).valid
 
     # Reset: a fresh chain on the same URL (same chain id, new genesis, no contracts).
     port = int(node.url.rsplit(":", 1)[1])
@@ -99,7 +105,7 @@ def test_devnet_reset_stops_anchoring_until_redeployed_then_reanchors_from_zero(
     time.sleep(1)
     assert log_store.anchored_end(conn, old.id) == 150  # nothing anchored on the new chain
     # The old proof is not claimed valid against the new chain.
-    verdict = verify_bundle(old_bundle, connect(node.url))
+    verdict = verify_bundle(old_bundle, connect(node.url), recorded(conn))
     assert not verdict.valid
 
     outcome = ensure_deployment(conn, connect(node.url), DEVNET_PRIVATE_KEY)
@@ -110,5 +116,5 @@ def test_devnet_reset_stops_anchoring_until_redeployed_then_reanchors_from_zero(
     new_bundle = build_bundle(conn, digests[10])
     assert new_bundle is not None
     assert new_bundle.to_json()["contract"] == outcome.deployment.anchor_address
-    assert verify_bundle(new_bundle, connect(node.url)).valid
+    assert verify_bundle(new_bundle, connect(node.url), recorded(conn)).valid
     assert json.dumps(new_bundle.to_json()) != json.dumps(old_bundle.to_json())

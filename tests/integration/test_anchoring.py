@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,11 +11,13 @@ import pytest
 
 from epcis.event_hash import hash_id_from_digest
 from ledger import log_store, merkle
+from ledger.bundle import TrustedAnchor
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from ledger.proofs import build_bundle
 from ledger.verify import verify_bundle
 from records.db import Conn
+from tests.support.cli import tracefin_only as tracefin
 from tests.support.events import store_events, wait_anchored
 from tests.support.processes import WorkerProcess
 from tracefin.settings import DEVNET_PRIVATE_KEY
@@ -29,21 +28,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def deployment(conn: Conn, chain_rpc_url: str) -> log_store.Deployment:
     return ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
-
-
-def tracefin(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACEFIN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "tracefin.cli", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
 
 
 @pytest.mark.slow
@@ -76,6 +60,7 @@ def test_every_event_is_anchored_and_its_bundle_verifies_with_only_the_chain(
     db_env = {"TRACEFIN_DATABASE_URL": fresh_database_url, "TRACEFIN_CHAIN_RPC_URL": chain_rpc_url}
     nowhere = tmp_path / "verifier"  # no database settings, no .env: only the bundle and the RPC
     nowhere.mkdir()
+    pin = ("--rpc", chain_rpc_url, "--chain-id", "31337", "--contract", deployment.anchor_address)
     for digest in (digests[0], digests[1_234], digests[-1]):
         printed = tracefin("proof", hash_id_from_digest(digest), env=db_env)
         assert printed.returncode == 0, printed.stderr
@@ -84,9 +69,7 @@ def test_every_event_is_anchored_and_its_bundle_verifies_with_only_the_chain(
         assert bundle["contract"] == deployment.anchor_address
         path = nowhere / "bundle.json"
         path.write_text(printed.stdout)
-        verified = tracefin(
-            "verify", "--bundle", str(path), "--rpc", chain_rpc_url, env={}, cwd=nowhere
-        )
+        verified = tracefin("verify", "--bundle", str(path), *pin, env={}, cwd=nowhere)
         assert (verified.returncode, json.loads(verified.stdout)) == (
             0,
             {"valid": True, "reasons": []},
@@ -97,6 +80,8 @@ def test_every_event_is_anchored_and_its_bundle_verifies_with_only_the_chain(
     assert built is not None
     bundle = built.to_json()
     w3 = connect(chain_rpc_url)
+    trusted = log_store.trusted_anchors(conn, frozenset())
+    assert trusted == {TrustedAnchor.of(31337, deployment.anchor_address)}
     tampered_cases = {
         "audit_path": {
             **bundle,
@@ -114,12 +99,12 @@ def test_every_event_is_anchored_and_its_bundle_verifies_with_only_the_chain(
         "tx_hash": {**bundle, "tx_hash": "0x" + "22" * 32},
     }
     for field, tampered in tampered_cases.items():
-        verdict = verify_bundle(tampered, w3)
+        verdict = verify_bundle(tampered, w3, trusted)
         assert not verdict.valid, field
         assert verdict.reasons, field
     path = nowhere / "tampered.json"
     path.write_text(json.dumps(tampered_cases["root"]))
-    refused = tracefin("verify", "--bundle", str(path), "--rpc", chain_rpc_url, env={}, cwd=nowhere)
+    refused = tracefin("verify", "--bundle", str(path), *pin, env={}, cwd=nowhere)
     assert refused.returncode == 1
     assert json.loads(refused.stdout)["valid"] is False
 

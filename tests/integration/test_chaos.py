@@ -27,6 +27,7 @@ from finance.pledges import PledgeRegistry
 from finance.store import attribution, credit
 from ingest.mqtt_link import new_client
 from ledger import log_store
+from ledger.bundle import anchors_of_deployment
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
 from ledger.verify import verify_bundle
@@ -112,7 +113,9 @@ def assert_proof_verifies(r: Rig) -> None:
     assert response.status_code == 200, response.text
     bundle = response.json()
     assert bundle["status"] == "anchored", bundle
-    verdict = verify_bundle(bundle, connect(r.chain.url))
+    deployment = r.api("/v1/deployment")
+    assert deployment.status_code == 200, deployment.text
+    verdict = verify_bundle(bundle, connect(r.chain.url), anchors_of_deployment(deployment.json()))
     assert verdict.valid, verdict.reasons
 
 

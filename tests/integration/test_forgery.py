@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 import pytest
+from eth_account import Account
 
 from epcis.event_hash import event_hash_digest, event_hash_id
 from epcis.signatures import address_of, sign_digest
+from ledger import merkle
+from ledger.bundle import AnchoredBatch, Bundle, Inclusion, TrustedAnchor
+from ledger.chain import Chain, connect, deploy
+from ledger.contracts import TRACE_ANCHOR
+from ledger.verify import verify_bundle
 from records import registry_store
 from records.db import Conn
 from tests.support.api import Api, seeded_api
+from tests.support.cli import tracefin_only
 from tests.support.events import envelope, make_event
 from tests.support.hostile import SQL_INJECTIONS, base_events
 from tests.support.mqtt import Listener, RegisteredDevice
@@ -439,3 +448,80 @@ def test_sql_injection_in_json_bodies_is_stored_verbatim_or_refused(api: Api) ->
     tables_intact(api.conn)
     lines = api.conn.execute("SELECT limit_minor FROM credit_lines").fetchall()
     assert all(row[0] > 0 for row in lines)  # "UPDATE credit_lines SET limit_minor = 0" did not run
+
+
+# --- a proof anchored on someone else's contract -----------------------------------------------
+
+
+def forged_bundle(chain_rpc_url: str) -> dict[str, Any]:
+    """The attack: from a spare account, deploy a TraceAnchor of one's own, anchor a 4-leaf tree
+    holding a conformant event tracefin never stored, and write the bundle for it."""
+    w3 = connect(chain_rpc_url)
+    attacker = Account.create()
+    w3.provider.make_request("anvil_setBalance", [attacker.address, hex(10**20)])
+    key = "0x" + bytes(attacker.key).hex()
+    contract, _ = deploy(w3, key, TRACE_ANCHOR)
+    digest = event_hash_digest(make_event(bizStep="inspecting"))
+    leaves = [digest, *(secrets.token_bytes(32) for _ in range(3))]
+    tree_root = merkle.root(leaves)
+    sent = Chain(w3, contract, None, key).anchor_batch(0, len(leaves), tree_root)
+    batch = AnchoredBatch(
+        batch_id=sent.batch_id,
+        root=tree_root,
+        first_index=0,
+        tree_size=len(leaves),
+        chain_id=int(w3.eth.chain_id),
+        contract=contract,
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+    )
+    inclusion = Inclusion(0, tuple(merkle.audit_path(leaves, 0)), batch)
+    return Bundle(digest, None, inclusion).to_json()
+
+
+def test_a_bundle_anchored_on_an_attackers_own_contract_is_unknown_contract(
+    api: Api, tmp_path: Path
+) -> None:
+    bundle = forged_bundle(api.chain_rpc_url)
+    w3 = connect(api.chain_rpc_url)
+    # Its own contract vouches for it: exactly what verification used to accept.
+    attacker = TrustedAnchor.of(int(w3.eth.chain_id), bundle["contract"])
+    assert verify_bundle(bundle, w3, {attacker}).valid
+
+    # The public route checks it against this deployment's TraceAnchor.
+    answer = api.call("POST", "/v1/verify", json=bundle)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["valid"] is False
+    assert answer.json()["reasons"][0].startswith("unknown_contract:"), answer.json()
+    genuine = api.get(f"/v1/proofs/{api.digests[0].hex()}").json()
+    assert api.call("POST", "/v1/verify", json=genuine).json() == {"valid": True, "reasons": []}
+
+    # The CLI: pinned by the deployment document the server publishes, or by --contract.
+    published = api.get("/v1/deployment")
+    assert published.status_code == 200, published.text
+    assert published.json()["trusted_anchors"] == [
+        {"chain_id": attacker.chain_id, "contract": published.json()["trace_anchor"].lower()}
+    ]
+    (tmp_path / "deployment.json").write_text(published.text)
+    (tmp_path / "forged.json").write_text(orjson.dumps(bundle).decode())
+    (tmp_path / "genuine.json").write_text(orjson.dumps(genuine).decode())
+    rpc = ("--rpc", api.chain_rpc_url)
+
+    def verify_cli(bundle_file: str, *options: str) -> subprocess.CompletedProcess[str]:
+        return tracefin_only("verify", "--bundle", bundle_file, *options, env={}, cwd=tmp_path)
+
+    for pin in (
+        ("--deployment", "deployment.json"),
+        ("--chain-id", str(attacker.chain_id), "--contract", published.json()["trace_anchor"]),
+    ):
+        refused = tracefin_only(
+            "verify", "--bundle", "forged.json", *rpc, *pin, env={}, cwd=tmp_path
+        )
+        assert refused.returncode == 1, refused.stderr
+        assert orjson.loads(refused.stdout)["reasons"][0].startswith("unknown_contract:")
+        kept = verify_cli("genuine.json", *rpc, *pin)
+        assert kept.returncode == 0, kept.stdout + kept.stderr
+    # With nothing to pin to, a bundle is not taken at its own word.
+    unpinned = verify_cli("forged.json", *rpc)
+    assert unpinned.returncode == 2
+    assert "--contract" in unpinned.stderr

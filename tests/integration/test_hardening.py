@@ -36,6 +36,29 @@ def test_the_standard_parser_crashes_on_deep_json_once_web3_is_imported() -> Non
     assert crash.returncode < 0, crash  # killed by a signal (SIGSEGV)
 
 
+def test_every_tracefin_process_undoes_py_ecc_s_recursion_limit() -> None:
+    """Defence in depth behind the guarded reader: in a process started the way `tracefin`
+    starts (keep_recursion_limit first), the same parse is a RecursionError, not a crash."""
+    survived = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys\n"
+            "from tracefin.cli import keep_recursion_limit\n"
+            "keep_recursion_limit()\n"
+            "import web3\n"
+            "try:\n"
+            "    json.loads(sys.stdin.buffer.read())\n"
+            "except RecursionError:\n"
+            "    print(sys.getrecursionlimit())\n",
+        ],
+        input=DEEP,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (survived.returncode, survived.stdout.strip()) == (0, b"1000"), survived
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

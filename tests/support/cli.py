@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def tracefin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,8 +23,17 @@ def run_audit_cli(database_url: str, chain_rpc_url: str) -> subprocess.Completed
     return _run(("audit",), env, timeout=120)
 
 
+def tracefin_only(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`tracefin ARGS` with `env`'s settings and none of the caller's TRACEFIN_*, run in `cwd`
+    (a folder without a .env: a verifier with nothing but what it is given)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACEFIN_")}
+    return _run(args, {**clean, **env}, timeout=60, cwd=cwd)
+
+
 def _run(
-    args: tuple[str, ...], env: dict[str, str], timeout: float
+    args: tuple[str, ...], env: dict[str, str], timeout: float, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tracefin.cli", *args],
@@ -32,4 +42,5 @@ def _run(
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )

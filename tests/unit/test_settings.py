@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from finance.journal_seal import DEVELOPMENT_KEY
+from ledger.bundle import TrustedAnchor
 from tracefin.settings import DEVNET_PRIVATE_KEY, Settings, development_private_keys
 
 # Keys of its own, as an operator generates them (secrets.token_hex(32), token_urlsafe(32)).
@@ -129,3 +130,16 @@ def test_the_settings_page_names_every_setting() -> None:
     assert missing == []
     # The README, the newcomer's page, leads to it.
     assert "(docs/settings.md)" in (root / "README.md").read_text(encoding="utf-8")
+
+
+def test_trusted_anchors_are_read_in_any_case_and_bad_ones_refused() -> None:
+    address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    pinned = Settings(_env_file=None, chain_trusted_anchors=f" 31337:{address} ,1:{address}")  # type: ignore[call-arg]
+    assert pinned.trusted_anchors() == {
+        TrustedAnchor(31337, address.lower()),
+        TrustedAnchor(1, address.lower()),
+    }
+    assert Settings(_env_file=None).trusted_anchors() == frozenset()
+    for bad in (address, f"x:{address}", "31337:0x1234", f"-1:{address}"):
+        with pytest.raises(ValidationError, match="TRUSTED_ANCHORS"):
+            Settings(_env_file=None, chain_trusted_anchors=bad)  # type: ignore[call-arg]

@@ -25,6 +25,7 @@ def api_config(settings: Settings) -> ApiConfig:
     """What the API needs of the settings, and nothing else."""
     return ApiConfig(
         chain_rpc_url=settings.chain_rpc_url,
+        trusted_anchors=settings.trusted_anchors(),
         chain_key=settings.chain_key(),
         journal_key=settings.journal_seal_key(),
         public_rate_per_minute=settings.api_public_rate_per_minute,
