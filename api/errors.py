@@ -96,6 +96,7 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.ALREADY_PLEDGED: 409,
     FinanceErrorCode.DOUBLE_PLEDGE: 409,
     FinanceErrorCode.NOT_PLEDGED: 409,
+    FinanceErrorCode.OUR_LIVE_PLEDGE: 409,
     FinanceErrorCode.SITE_TAKEN: 409,
     FinanceErrorCode.LOT_SECURES_LOANS: 409,
     FinanceErrorCode.LIMIT_BELOW_DRAWN: 409,

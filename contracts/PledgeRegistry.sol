@@ -7,12 +7,21 @@ import {IPledgeRegistry} from "./interfaces/IPledgeRegistry.sol";
 /// @title PledgeRegistry
 /// @notice Records which financier each lot is pledged to, one at a time, so the same goods
 /// cannot be pledged to two banks.
-/// @dev A financier pledges or releases for itself; tracefin's operator (OPERATOR_ROLE, held by
-/// the deployer) can do both on a financier's behalf. The deployer also holds
-/// DEFAULT_ADMIN_ROLE.
+/// @dev Only tracefin's operator (OPERATOR_ROLE, held by the deployer) pledges on a financier's
+/// behalf; a financier the admin registered (FINANCIER_ROLE) may also pledge for itself. Anyone
+/// else is refused: lot keys are predictable (keccak of the lot URI), so an open registry would
+/// let any account squat the goods a bank is about to take as collateral. The pledgee or the
+/// operator releases; the operator's release is how a stale or squatted key is cleared. The
+/// deployer also holds DEFAULT_ADMIN_ROLE.
 contract PledgeRegistry is IPledgeRegistry, AccessRoles {
     /// @inheritdoc IPledgeRegistry
+    uint16 public constant VERSION = 2;
+
+    /// @inheritdoc IPledgeRegistry
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+
+    /// @inheritdoc IPledgeRegistry
+    bytes32 public constant FINANCIER_ROLE = keccak256("FINANCIER_ROLE");
 
     mapping(bytes32 lotKey => Pledge) private _pledges;
 
@@ -24,8 +33,9 @@ contract PledgeRegistry is IPledgeRegistry, AccessRoles {
     /// @inheritdoc IPledgeRegistry
     function pledge(bytes32 lotKey, address financier, bytes32 evidence) external {
         if (financier == address(0)) revert ZeroFinancier();
-        if (msg.sender != financier && !hasRole(OPERATOR_ROLE, msg.sender)) {
-            revert NotFinancierOrOperator(msg.sender, financier);
+        if (!hasRole(OPERATOR_ROLE, msg.sender)) {
+            if (msg.sender != financier) revert NotFinancierOrOperator(msg.sender, financier);
+            if (!hasRole(FINANCIER_ROLE, msg.sender)) revert NotRegisteredFinancier(msg.sender);
         }
         address pledgee = _pledges[lotKey].financier;
         if (pledgee != address(0)) revert AlreadyPledged(lotKey, pledgee);

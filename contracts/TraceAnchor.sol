@@ -12,6 +12,9 @@ import {ITraceAnchor} from "./interfaces/ITraceAnchor.sol";
 /// DEFAULT_ADMIN_ROLE and ANCHORER_ROLE.
 contract TraceAnchor is ITraceAnchor, AccessRoles {
     /// @inheritdoc ITraceAnchor
+    uint16 public constant VERSION = 1;
+
+    /// @inheritdoc ITraceAnchor
     bytes32 public constant ANCHORER_ROLE = keccak256("ANCHORER_ROLE");
 
     /// @dev Batches by id; firstIndex is strictly increasing, so batchOf can binary-search it.

@@ -37,6 +37,7 @@ class FinanceErrorCode(StrEnum):
     ALREADY_PLEDGED = "already_pledged"
     DOUBLE_PLEDGE = "double_pledge"
     NOT_PLEDGED = "not_pledged"
+    OUR_LIVE_PLEDGE = "our_live_pledge"  # an operator clearing a key this ledger rightly holds
     SITE_TAKEN = "site_taken"  # another org operates the site
     LOT_SECURES_LOANS = "lot_secures_loans"  # a release while loans on the lot are outstanding
     LIMIT_BELOW_DRAWN = "limit_below_drawn"  # a re-limit below what the line has drawn

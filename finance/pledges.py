@@ -16,11 +16,13 @@ from eth_hash.auto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
+from finance.errors import FinanceError, FinanceErrorCode
 from finance.store import attribution, audit, credit
 from finance.store.journal import Journal
 from ledger.chain import Chain, ChainError, ChainReverted
 from ledger.contracts import PLEDGE_REGISTRY
 from ledger.deployment import DeployOutcome, deployed_chain, ensure_deployment
+from records import registry_store
 from records.db import Conn
 from records.registry_store import Org
 
@@ -159,6 +161,57 @@ def restore_pledges(conn: Conn, journal: Journal, chain: Chain) -> RestoredPledg
             len(outcome.conflicting),
         )
     return outcome
+
+
+@dataclass(frozen=True)
+class ClearedKey:
+    """What `clear_pledge_key` did: whose pledge it released, and what it put back."""
+
+    lot_uri: str
+    released_pledgee: str
+    tx: str  # 0x-hex
+    pledges: RestoredPledges
+
+
+def clear_pledge_key(
+    conn: Conn, journal: Journal, chain: Chain, lot_uri: str, reason: str
+) -> ClearedKey:
+    """Release, as the operator, a lot key pledged on chain to anyone but this ledger's own live
+    pledge of it: squatted (on a registry older than version 2 anyone could pledge any key, and
+    lot keys are predictable) or stale (a registered financier's pledge it no longer stands by).
+    Journaled `pledge_key_cleared` with the reason; then `restore_pledges` puts this ledger's live
+    pledge of the lot, if any, on the key. Refused `our_live_pledge` when the key already holds
+    it (release that through its line), `not_pledged` when the key is free."""
+    if not reason.strip():
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "say why the key is cleared")
+    registry = PledgeRegistry(chain)
+    key = lot_key(lot_uri)
+    on_chain = registry.pledgee(key)
+    if on_chain is None:
+        raise FinanceError(FinanceErrorCode.NOT_PLEDGED, f"{lot_uri} is not pledged on chain")
+    ours = credit.live_pledge(conn, lot_uri)
+    line = credit.get_line(conn, ours.line_id) if ours is not None else None
+    if line is not None:
+        financier = Org(
+            line.financier_org_id,
+            registry_store.slug_of(conn, line.financier_org_id) or "",
+            "financier",
+        )
+        if checksum(org_address(financier)) == on_chain:
+            raise FinanceError(
+                FinanceErrorCode.OUR_LIVE_PLEDGE,
+                f"{lot_uri} holds this ledger's live pledge to {financier.slug}: release it"
+                " through its line (tracefin lot release)",
+            )
+    tx = registry.release(key)
+    journal.write(
+        conn,
+        "operator",
+        "pledge_key_cleared",
+        lot_uri,
+        {"pledgee": on_chain, "reason": reason.strip(), "tx": "0x" + tx.hex()},
+    )
+    return ClearedKey(lot_uri, on_chain, "0x" + tx.hex(), restore_pledges(conn, journal, chain))
 
 
 @dataclass(frozen=True)

@@ -103,13 +103,14 @@ class AnchorWorker:
                     self._position_while_waiting(state, backoff)
                     backoff = min(backoff * 2, 10.0)
                 except DevnetReset as exc:
-                    log_store.report_status(conn, WORKER, "devnet_reset", str(exc))
+                    # Logged first: whoever sees the state (an operator, a test) finds the line.
                     log.error(
                         "anchor: DEVNET RESET: %s. Anchoring stopped; earlier proofs cannot be"
                         " verified on this chain. Run `tracefin chain deploy` to anchor the log"
                         " again from position 0.",
                         exc,
                     )
+                    log_store.report_status(conn, WORKER, "devnet_reset", str(exc))
                     self._position_while_waiting(state, 10.0)
                 except LogDiverged as exc:
                     log_store.report_status(conn, WORKER, "diverged", str(exc))

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -26,7 +27,7 @@ from web3.exceptions import (
 )
 from web3.types import TxParams, TxReceipt
 
-from ledger.contracts import TRACE_ANCHOR, load_artifact
+from ledger.contracts import ARTIFACTS_DIR, TRACE_ANCHOR, load_artifact
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ def identity(w3: Web3) -> ChainIdentity:
         return ChainIdentity(int(w3.eth.chain_id), bytes(genesis["hash"]))
     except Exception as exc:  # requests and web3 raise a zoo of types for a dead node
         raise ChainError(f"chain node unreachable: {exc}") from exc
+
+
+def build_code_hash(name: str) -> bytes:
+    """keccak of the runtime code this build deploys for contract `name` (its artifact)."""
+    return keccak(bytes.fromhex(load_artifact(name).deployed_bytecode[2:]))
 
 
 def code_hash(w3: Web3, address: str) -> bytes:
@@ -237,9 +243,11 @@ def _error_entries(contract: Contract) -> list[dict[str, Any]]:
     return [dict(entry) for entry in contract.abi if entry.get("type") == "error"]
 
 
-def deploy(w3: Web3, private_key: str, name: str) -> tuple[str, int]:
+def deploy(
+    w3: Web3, private_key: str, name: str, artifacts_dir: Path = ARTIFACTS_DIR
+) -> tuple[str, int]:
     """Deploy one contract from its artifact; returns (address, block number)."""
-    artifact = load_artifact(name)
+    artifact = load_artifact(name, artifacts_dir)
     account: LocalAccount = Account.from_key(private_key)
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     try:

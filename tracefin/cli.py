@@ -290,12 +290,25 @@ def cmd_chain_deploy(args: argparse.Namespace, settings: Settings) -> None:
                 "deployed_block": deployment.deployed_block,
                 "created": outcome.created,
                 "replaced_reset_deployment": outcome.replaced.anchor_address
-                if outcome.replaced
+                if outcome.replaced and not outcome.upgraded
+                else None,
+                "replaced_outdated_deployment": outcome.replaced.anchor_address
+                if outcome.replaced and outcome.upgraded
                 else None,
                 "pledges_restored": len(pledges.restored),
                 "pledges_held_by_others": pledges.conflicting,
             }
         )
+    )
+
+
+def cmd_chain_clear_pledge(args: argparse.Namespace, settings: Settings) -> None:
+    from finance.pledges import clear_pledge_key
+
+    journal = _journal(settings)
+    _finance(
+        settings,
+        lambda c: clear_pledge_key(c, journal, _chain(settings, c), args.lot, args.reason),
     )
 
 
@@ -761,6 +774,14 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_parser(
         "deploy", help="deploy TraceAnchor and PledgeRegistry (reuses live recorded ones)"
     ).set_defaults(handler=cmd_chain_deploy)
+    clear = chain.add_parser(
+        "clear-pledge",
+        help="release, as the operator, a lot's on-chain pledge that is not this ledger's"
+        " (squatted or stale), then put this ledger's live pledge of it back",
+    )
+    clear.add_argument("lot", help="the lot's Digital Link URI (its key is keccak of it)")
+    clear.add_argument("--reason", required=True, help="why: kept in the journal")
+    clear.set_defaults(handler=cmd_chain_clear_pledge)
 
     commands.add_parser(
         "anchor", help="run an anchor worker (one leader, others stand by)"

@@ -233,7 +233,12 @@ def _deploy(settings: Settings, endpoints: Endpoints, say: Say) -> None:
         raise UpError(f"could not deploy the contracts: {exc}") from None
     outcome, pledges = deployed.outcome, deployed.pledges
     anchor = outcome.deployment.anchor_address
-    if outcome.replaced is not None:
+    if outcome.replaced is not None and outcome.upgraded:
+        say(
+            f"contracts  upgraded (TraceAnchor {outcome.replaced.anchor_address} was an older"
+            f" build): deployed anew at {anchor}; every stored event will be anchored again"
+        )
+    elif outcome.replaced is not None:
         say(
             f"contracts  the devnet was reset (TraceAnchor {outcome.replaced.anchor_address} is"
             f" gone): deployed anew at {anchor}; every stored event will be anchored again"

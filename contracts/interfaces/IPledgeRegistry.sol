@@ -42,6 +42,10 @@ interface IPledgeRegistry {
     /// @param financier The financier named in the pledge.
     error NotFinancierOrOperator(address caller, address financier);
 
+    /// @notice The caller pledges for itself but the admin has not registered it as a financier.
+    /// @param caller The caller.
+    error NotRegisteredFinancier(address caller);
+
     /// @notice The caller is neither the lot's pledgee nor an operator.
     /// @param lotKey The lot.
     /// @param caller The caller.
@@ -51,14 +55,24 @@ interface IPledgeRegistry {
     /// @param lotKey The lot.
     error NotPledged(bytes32 lotKey);
 
+    /// @notice The version of this contract's interface and rules; a deployment whose code is an
+    /// older version is replaced (tracefin `chain deploy`), and its live pledges restored.
+    /// @return 2: pledges only by the operator or by registered financiers.
+    function VERSION() external view returns (uint16);
+
+    /// @notice The role of financiers allowed to pledge for themselves.
+    /// @return The role id, keccak256("FINANCIER_ROLE").
+    function FINANCIER_ROLE() external view returns (bytes32);
+
     /// @notice The role allowed to pledge and release on anyone's behalf.
     /// @return The role id, keccak256("OPERATOR_ROLE").
     function OPERATOR_ROLE() external view returns (bytes32);
 
     /// @notice Pledges a lot to a financier.
-    /// @dev Callable by `financier` itself or by an OPERATOR_ROLE holder. Reverts ZeroFinancier,
-    /// NotFinancierOrOperator, or AlreadyPledged if the lot is pledged to anyone (the same
-    /// financier included). Emits Pledged.
+    /// @dev Callable by an OPERATOR_ROLE holder, or by `financier` itself when it holds
+    /// FINANCIER_ROLE. Reverts ZeroFinancier, NotFinancierOrOperator (another account's pledge),
+    /// NotRegisteredFinancier (its own, unregistered), or AlreadyPledged if the lot is pledged to
+    /// anyone (the same financier included). Emits Pledged.
     /// @param lotKey The lot.
     /// @param financier The pledgee.
     /// @param evidence Hash of the evidence the pledge rests on.

@@ -53,6 +53,11 @@ interface ITraceAnchor {
     /// @return The role id, keccak256("ANCHORER_ROLE").
     function ANCHORER_ROLE() external view returns (bytes32);
 
+    /// @notice The version of this contract's interface and rules; a deployment whose code differs
+    /// from the current build is replaced (tracefin `chain deploy`).
+    /// @return 1: the first versioned TraceAnchor (rules unchanged since the first deployment).
+    function VERSION() external view returns (uint16);
+
     /// @notice Anchors the batch covering log positions [firstIndex, firstIndex + count).
     /// @dev Only ANCHORER_ROLE holders. Reverts UnexpectedFirstIndex unless
     /// `firstIndex == nextIndex()`, EmptyBatch if `count == 0`, ZeroRoot if `root == 0`.

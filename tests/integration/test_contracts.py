@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 DEFAULT_ADMIN_ROLE = bytes(32)
 ANCHORER_ROLE = keccak(b"ANCHORER_ROLE")
 OPERATOR_ROLE = keccak(b"OPERATOR_ROLE")
+FINANCIER_ROLE = keccak(b"FINANCIER_ROLE")
 BATCH_ANCHORED_TOPIC = keccak(b"BatchAnchored(uint64,bytes32,uint64,uint32)")
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -100,8 +101,14 @@ def anchor(w3: Web3, deployer: ChecksumAddress) -> Contract:
 
 
 @pytest.fixture
-def registry(w3: Web3, deployer: ChecksumAddress) -> Contract:
-    return deploy(w3, PLEDGE_REGISTRY, deployer)[0]
+def registry(
+    w3: Web3, deployer: ChecksumAddress, bank_a: ChecksumAddress, bank_b: ChecksumAddress
+) -> Contract:
+    """A registry whose admin registered two banks as financiers (they pledge for themselves)."""
+    registry = deploy(w3, PLEDGE_REGISTRY, deployer)[0]
+    for bank in (bank_a, bank_b):
+        send(w3, registry.functions.grantRole(FINANCIER_ROLE, bank), deployer)
+    return registry
 
 
 def send(w3: Web3, call: ContractFunction, sender: ChecksumAddress) -> TxReceipt:
@@ -170,6 +177,7 @@ def test_deployer_is_admin_and_anchorer_of_an_empty_anchor(
     ]
     assert anchor.functions.DEFAULT_ADMIN_ROLE().call() == DEFAULT_ADMIN_ROLE
     assert anchor.functions.ANCHORER_ROLE().call() == ANCHORER_ROLE
+    assert anchor.functions.VERSION().call() == 1
     assert anchor.functions.hasRole(DEFAULT_ADMIN_ROLE, deployer).call()
     assert anchor.functions.hasRole(ANCHORER_ROLE, deployer).call()
     assert not anchor.functions.hasRole(ANCHORER_ROLE, stranger).call()
@@ -482,6 +490,9 @@ def test_deployer_is_admin_and_operator_of_an_empty_registry(
         ("RoleGranted", {"role": OPERATOR_ROLE, "account": deployer, "sender": deployer}),
     ]
     assert registry.functions.OPERATOR_ROLE().call() == OPERATOR_ROLE
+    assert registry.functions.FINANCIER_ROLE().call() == FINANCIER_ROLE
+    assert registry.functions.VERSION().call() == 2
+    assert not registry.functions.hasRole(FINANCIER_ROLE, bank_a).call()
     assert registry.functions.hasRole(OPERATOR_ROLE, deployer).call()
     assert not registry.functions.hasRole(OPERATOR_ROLE, bank_a).call()
     assert registry.functions.isPledged(lot("any")).call() is False
@@ -535,6 +546,27 @@ def test_only_the_financier_or_an_operator_can_pledge(
         "NotFinancierOrOperator",
         stranger,
         bank_a,
+    )
+    # Squatting: lot keys are predictable, and an account nobody registered cannot take one
+    # for itself; once the admin registers it as a financier it can, until revoked.
+    expect_revert(
+        w3,
+        registry,
+        pledge(lot("L1"), stranger, bytes(32)),
+        stranger,
+        "NotRegisteredFinancier",
+        stranger,
+    )
+    send(w3, registry.functions.grantRole(FINANCIER_ROLE, stranger), deployer)
+    send(w3, pledge(lot("L9"), stranger, bytes(32)), stranger)
+    send(w3, registry.functions.revokeRole(FINANCIER_ROLE, stranger), deployer)
+    expect_revert(
+        w3,
+        registry,
+        pledge(lot("L8"), stranger, bytes(32)),
+        stranger,
+        "NotRegisteredFinancier",
+        stranger,
     )
     # A bank cannot pledge a lot to another bank.
     expect_revert(
