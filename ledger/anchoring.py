@@ -113,8 +113,8 @@ class AnchorWorker:
                     log_store.report_status(conn, WORKER, "devnet_reset", str(exc))
                     self._position_while_waiting(state, 10.0)
                 except LogDiverged as exc:
-                    log_store.report_status(conn, WORKER, "diverged", str(exc))
                     log.error("anchor: LOG DIVERGED FROM CHAIN: %s. Anchoring stopped.", exc)
+                    log_store.report_status(conn, WORKER, "diverged", str(exc))
                     self._position_while_waiting(state, 10.0)
 
     def _position_while_waiting(self, state: _LeaderState, seconds: float) -> None:
