@@ -255,6 +255,41 @@ def test_lines_go_only_to_borrowers_and_say_nothing_of_other_slugs(ledger: Api) 
     assert borrowers == [("manufacturer",)]
 
 
+def test_amounts_enter_only_in_iso_4217_currencies(ledger: Api) -> None:
+    """No line, price or product in a metal, a test code or three made-up letters (issue 17);
+    a real currency, with or without a minor unit, enters."""
+    before = money_moved(ledger)
+    prices = ledger.get("/v1/prices", "bank").json()
+    for code in ("ZZZ", "XAU", "XTS"):
+        for method, path, who, body in (
+            ("POST", "/v1/lines", "bank", {"borrower": "maker", "limit": "10", "currency": code}),
+            ("PUT", f"/v1/prices/{gtin_for(0)}", "bank", {"unit_price": "1", "currency": code}),
+            (
+                "POST",
+                "/v1/products",
+                "maker",
+                {"gtin": gtin_for(7), "name": "n", "category": "c", "unit_price": "1"}
+                | {"currency": code},
+            ),
+        ):
+            refused = ledger.call(method, path, who, json=body)
+            assert (refused.status_code, refused.json()["code"]) == (422, "invalid_input"), (
+                code,
+                path,
+                refused.text,
+            )
+    assert (money_moved(ledger), ledger.get("/v1/prices", "bank").json()) == (before, prices)
+    for code, unit_price, minor in (("EUR", "12.34", 1234), ("JPY", "1250", 1250)):
+        answer = ledger.call(
+            "PUT",
+            f"/v1/prices/{gtin_for(0)}",
+            "bank",
+            json={"unit_price": unit_price, "currency": code},
+        )
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["currency"], answer.json()["unit_price_minor"]) == (code, minor)
+
+
 def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
     borrow(ledger, "5.00")
     lower = ledger.call(
