@@ -42,6 +42,7 @@ def create_app(
     app.state.config = config
     app.state.pool = pool
     app.state.probes = probes or ReadinessProbes()
+    app.state.readiness_cache = health.ReadinessCache(config.readiness_cache)
     app.state.page_cache = page_cache
     app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()

@@ -24,6 +24,10 @@ class ApiConfig:
     public_rate_per_minute: int = 600
     max_payload_bytes: int = 256 * 1024
     max_future_skew: timedelta = timedelta(minutes=10)
+    # A /readyz answer is served again this long before the services are asked anew.
+    readiness_cache: timedelta = timedelta(seconds=2)
+    # The bearer token /metrics asks for; None: it answers loopback clients only.
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

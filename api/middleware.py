@@ -16,7 +16,17 @@ from epcis.json_input import JsonRefused, loads_guarded
 from ledger.log_store import LogProgress
 
 MAX_BODY_BYTES = 1_048_576
-PUBLIC_PREFIXES = ("/01/", "/v1/provenance", "/v1/proofs", "/v1/verify", "/v1/qr")
+# Rate-limited per client: the routes anyone may call without a key, and /readyz (which asks
+# the database, the broker and the chain).
+PUBLIC_PREFIXES = ("/01/", "/v1/provenance", "/v1/proofs", "/v1/verify", "/v1/qr", "/readyz")
+BODY_METHODS = ("POST", "PUT", "PATCH")
+# Recorded in the metrics for a request whose client left before its body was in (nginx's
+# "client closed request"); nothing is sent.
+CLIENT_GONE = 499
+
+
+class _ClientGone(Exception):
+    """The client disconnected (or was cut off by a deadline) before its body arrived."""
 
 
 class Metrics:
@@ -110,12 +120,14 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 class Guard:
     """Pure ASGI middleware (BaseHTTPMiddleware costs a task and a stream per request).
 
-    Refuses oversize bodies (413), JSON bodies nested deeper than `epcis.json_input.MAX_DEPTH`
+    Reads every body first (a client that leaves before its end reaches no route), refuses
+    oversize bodies (413), JSON bodies nested deeper than `epcis.json_input.MAX_DEPTH`
     (400 `json_too_deep`: every body is read by the guarded reader before a route parses it),
     NUL in the target or a JSON body (400: PostgreSQL cannot
     store it; capture checks its own payloads so they are dead-lettered as on MQTT) and
-    over-eager public clients (429); counts and times every request; adds `SECURITY_HEADERS`
-    to every response.
+    over-eager clients of the public routes and /readyz (429, per client address: the peer,
+    or the client a trusted proxy names); counts and times every request; adds
+    `SECURITY_HEADERS` to every response.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
@@ -144,6 +156,8 @@ class Guard:
                 await refusal(scope, receive, counted)
             else:
                 await self.app(scope, receive, counted)
+        except _ClientGone:
+            status = CLIENT_GONE  # no route acts on half a body; no one is there to answer
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, status).inc()
@@ -162,8 +176,10 @@ class Guard:
             return problem_response(
                 400, "invalid_text", "text must not contain U+0000 (NUL)", path
             ), receive
-        chunked = not length and scope["method"] in ("POST", "PUT", "PATCH")
-        if chunked or (scope["method"] in ("POST", "PUT", "PATCH") and path != "/v1/capture"):
+        # Every body is read here, before any route: a route's dependencies hold a database
+        # connection, which a client sending its body slowly must not keep (the body's
+        # deadline is the server's, api/server.py).
+        if scope["method"] in BODY_METHODS:
             body, receive = await _buffered(receive, MAX_BODY_BYTES)
             if body is None:
                 return problem_response(
@@ -185,12 +201,15 @@ class Guard:
 
 async def _buffered(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
     """Read the whole body (None once it passes `limit`: a chunked body announces no length),
-    and a `receive` that hands it to the app again."""
+    and a `receive` that hands it to the app again. Raises _ClientGone when the client leaves
+    first: half a body is no body."""
     chunks = []
     size = 0
     more = True
     while more:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

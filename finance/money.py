@@ -28,6 +28,8 @@ from decimal import (
 from enum import Enum
 from typing import Final
 
+from finance.currencies import ISO_4217_MINOR_UNITS, is_iso_currency
+
 __all__ = [
     "CurrencyMismatch",
     "Money",
@@ -36,7 +38,6 @@ __all__ = [
     "minor_digits",
 ]
 
-# ISO 4217 currencies whose minor unit is not 1/100. Any other well-formed code has 2 digits.
 # Bounds on amounts as they enter (issue 14, robustness): storage holds minor units in bigint
 # (up to about 9.2e18). One amount (a limit, an application, a repayment) is at most 10^15
 # minor units, so sums of many stay far inside it; a unit price at most 10^9 minor units, so
@@ -44,37 +45,10 @@ __all__ = [
 MAX_AMOUNT_MINOR: Final = 10**15
 MAX_UNIT_PRICE_MINOR: Final = 10**9
 
-_MINOR_DIGITS: Final[dict[str, int]] = {
-    # no minor unit
-    "BIF": 0,
-    "CLP": 0,
-    "DJF": 0,
-    "GNF": 0,
-    "ISK": 0,
-    "JPY": 0,
-    "KMF": 0,
-    "KRW": 0,
-    "PYG": 0,
-    "RWF": 0,
-    "UGX": 0,
-    "UYI": 0,
-    "VND": 0,
-    "VUV": 0,
-    "XAF": 0,
-    "XOF": 0,
-    "XPF": 0,
-    # 1/1000
-    "BHD": 3,
-    "IQD": 3,
-    "JOD": 3,
-    "KWD": 3,
-    "LYD": 3,
-    "OMR": 3,
-    "TND": 3,
-    # 1/10000
-    "CLF": 4,
-    "UYW": 4,
-}
+# Amounts enter only in the currencies of `ISO_4217_MINOR_UNITS` (`Money.of`). Before issue 17
+# any three letters did, so a stored amount may carry another code: it is still read, with the
+# digits it was written with (2, but these three fund codes).
+_UNLISTED_MINOR_UNITS: Final[dict[str, int]] = {"CLF": 4, "UYI": 0, "UYW": 4}
 
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
@@ -113,7 +87,19 @@ def _currency(code: object) -> str:
 
 def minor_digits(currency: str) -> int:
     """Number of decimal digits of the currency's minor unit (CNY 2, JPY 0, KWD 3)."""
-    return _MINOR_DIGITS.get(_currency(currency), 2)
+    code = _currency(currency)
+    return ISO_4217_MINOR_UNITS.get(code, _UNLISTED_MINOR_UNITS.get(code, 2))
+
+
+def _accepted_currency(code: object) -> str:
+    """`code` as an amount may enter in: an ISO 4217 currency of the table, else ValueError."""
+    upper = _currency(code)
+    if not is_iso_currency(upper):
+        raise ValueError(
+            f"{upper} is not an ISO 4217 currency tracefin accepts"
+            " (no metals, units of account, funds or test codes)"
+        )
+    return upper
 
 
 def _decimal(value: object, what: str) -> Decimal:
@@ -205,8 +191,9 @@ class Money:
 
     @classmethod
     def of(cls, major: str | Decimal | int, currency: str) -> Money:
-        """`Money.of("1234.56", "CNY")`; more decimals than the currency has raise ValueError."""
-        code = _currency(currency)
+        """`Money.of("1234.56", "CNY")`; more decimals than the currency has, or a code that is
+        not an ISO 4217 currency (`ISO_4217_MINOR_UNITS`: no XAU, XTS, ZZZ), raise ValueError."""
+        code = _accepted_currency(currency)
         amount = _decimal(major, "amount")
         try:
             with localcontext(_EXACT):

@@ -535,8 +535,10 @@ def open_line(
     return line
 
 
-def _line_between(conn: Conn, financier_id: int, borrower_id: int) -> Line:
-    line = credit.line_between(conn, financier_id, borrower_id)
+def _line_between(conn: Conn, financier_id: int | None, borrower_id: int) -> Line:
+    line = (
+        credit.line_between(conn, financier_id, borrower_id) if financier_id is not None else None
+    )
     if line is None:
         raise FinanceError(
             FinanceErrorCode.NO_LINE, "no credit line between the financier and the lot's owner"
@@ -790,9 +792,13 @@ def apply(
     (`guarantee`) is what lets the financier approve it, never a flag the borrower sets."""
     lot_uri = canonical_lot(lot)
     client = _org(conn, borrower)
-    bank = _org(conn, financier, "financier")
+    bank = registry_store.get_org(conn, financier)
     with conn.transaction():
-        line = _line_between(conn, bank.id, client.id)
+        # A slug nobody holds, an org that lends nothing and a bank with no line to the
+        # applicant answer alike (no_line), so an applicant cannot sort slugs by what they are.
+        line = _line_between(
+            conn, bank.id if bank is not None and bank.role == "financier" else None, client.id
+        )
         requested = _money(amount, line.currency)
         judged = _decide(conn, line, client, financier, lot_uri, requested, guarantor=False)
         decision = judged.decision
@@ -1011,7 +1017,6 @@ def invite_guarantor(
     """The applicant names a guarantor for its waiting application: only a guarantor so
     invited may guarantee it (and learn that it exists)."""
     client = _org(conn, borrower)
-    org = _org(conn, guarantor, "guarantor")
     with conn.transaction():
         application = credit.get_application(conn, application_id, for_update=True)
         line = credit.get_line(conn, application.line_id) if application is not None else None
@@ -1020,6 +1025,11 @@ def invite_guarantor(
                 FinanceErrorCode.UNKNOWN_APPLICATION, f"no application {application_id}"
             )
         _pending_application(conn, application_id)
+        # Only then the guarantor, and one answer for a slug nobody holds and an org that
+        # guarantees nothing: an applicant cannot sort slugs by what they are.
+        org = registry_store.get_org(conn, guarantor)
+        if org is None or org.role != "guarantor":
+            raise FinanceError(FinanceErrorCode.UNKNOWN_ORG, f"no guarantor {guarantor!r}")
         credit.invite_guarantor(conn, application_id, org.id)
         journal.write(
             conn,

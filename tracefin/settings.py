@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import Counter
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
@@ -43,6 +44,10 @@ def bare_hex(key: str) -> str:
     """A hex key as written any way (0x or not, either case, spaces around): bare lower case."""
     key = key.strip().lower()
     return key[2:] if key.startswith("0x") else key
+
+
+def _entries(listed: str) -> list[str]:
+    return [entry.strip() for entry in listed.split(",") if entry.strip()]
 
 
 def estimated_bits(secret: str) -> float:
@@ -86,6 +91,22 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_public_rate_per_minute: int = Field(default=600, ge=1)
     api_db_pool_size: int = Field(default=8, ge=1, le=128)
+    # The proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDR
+    # networks). None by default: then the header is ignored and the peer is the client, so a
+    # forged header dodges no rate limit (uvicorn itself would trust 127.0.0.1).
+    api_trusted_proxies: str = ""
+    # Deadlines for a request's headers (from the connection, or their first byte) and for its
+    # body (from its headers); past them, 408 and the connection is closed (slowloris).
+    api_header_timeout_s: float = Field(default=10, gt=0, le=600)
+    api_body_timeout_s: float = Field(default=30, gt=0, le=3600)
+    # Open connections at most; beyond it uvicorn answers 503 (plain text, its own).
+    api_max_connections: int = Field(default=1000, ge=1)
+    # How long a /readyz answer is served again before the database, broker and chain are
+    # asked anew: a flood of probes costs one round of checks per interval.
+    api_readiness_cache_s: float = Field(default=2, ge=0, le=60)
+    # Bearer token /metrics asks for. Required in production; unset outside it, /metrics
+    # answers loopback clients only.
+    api_metrics_token: SecretStr | None = None
 
     # Ingest: a batch closes when it holds `ingest_batch_size` messages or its oldest message has
     # waited `ingest_batch_max_wait_ms`, whichever comes first.
@@ -148,7 +169,46 @@ class Settings(BaseSettings):
             for name in ("database_url", "mqtt_url", "chain_rpc_url"):
                 if getattr(self, name) is None:
                     raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
+            # Required by the API only (`metrics_token`); wherever it is set, it is strong.
+            if self.api_metrics_token is not None:
+                token = self.api_metrics_token.get_secret_value()
+                if len(token) < 32 or estimated_bits(token) < MIN_SECRET_BITS:
+                    raise ValueError(
+                        "TRACEFIN_API_METRICS_TOKEN must be 32+ characters of a random secret"
+                        " (e.g. secrets.token_urlsafe(32))"
+                    )
         return self
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"TRACEFIN_API_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return value
+
+    def trusted_proxies(self) -> list[str]:
+        """The trusted proxies as networks (`10.0.0.0/8`, `127.0.0.1/32`), none when unset."""
+        return [
+            str(ipaddress.ip_network(entry, strict=False))
+            for entry in _entries(self.api_trusted_proxies)
+        ]
+
+    def metrics_token(self) -> str | None:
+        """The token /metrics asks for; only the API needs it, so only the API refuses to
+        start without it in production (the other workers' settings need not hold it)."""
+        if self.api_metrics_token is not None:
+            return self.api_metrics_token.get_secret_value()
+        if self.environment == "production":
+            raise ValueError(
+                "TRACEFIN_API_METRICS_TOKEN must be set in production: /metrics tells how"
+                " much goes through and how far each worker lags"
+            )
+        return None
 
     def webhook_private_hosts(self) -> bool:
         """Whether webhooks may reach non-public addresses (see the field)."""

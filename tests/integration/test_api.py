@@ -16,7 +16,7 @@ from epcis.authority import Reason
 from epcis.identifiers import check_digit, normalise_epc
 from records import attestation_store, registry_store
 from records.attestation_store import AttestationToStore
-from tests.support.api import Api
+from tests.support.api import METRICS_TOKEN, Api
 from tests.support.events import make_event
 from tests.support.world import GTIN, ITEM, LOT, LOT_URI
 from tracefin.processes.api import build_app
@@ -601,7 +601,7 @@ def test_ops_routes(world: Api) -> None:
     ready = world.get("/readyz")
     assert ready.status_code == 200, ready.text  # type: ignore[attr-defined]
     assert ready.json()["checks"] == {"database": "ok", "chain": "ok"}  # type: ignore[attr-defined]
-    metrics = world.get("/metrics").text  # type: ignore[attr-defined]
+    metrics = world.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text  # type: ignore[attr-defined]
     assert "tracefin_http_requests_total" in metrics
     assert 'tracefin_lag_positions{stage="anchoring"} 0.0' in metrics
 

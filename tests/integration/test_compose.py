@@ -17,6 +17,7 @@ from ingest.mqtt_link import parse_mqtt_url
 from ledger import contracts
 from tracefin.broker_auth import INGEST_USERNAME
 from tracefin.cli import build_parser
+from tracefin.processes.api import api_config
 from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -196,6 +197,9 @@ def test_each_tracefin_service_passes_the_production_settings(
                 patch.setenv(key, interpolate(value, SAMPLE_ENV))
             settings = Settings(_env_file=None)
         assert settings.environment == "production", name
+        if parsed_command(name, service).handler.__name__ == "cmd_api":
+            # The API alone needs the metrics token, and refuses to start without it.
+            assert api_config(settings).metrics_token == SAMPLE_ENV["METRICS_TOKEN"], name
 
 
 def test_only_the_ingest_workers_hold_broker_credentials(

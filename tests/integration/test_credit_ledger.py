@@ -255,6 +255,60 @@ def test_lines_go_only_to_borrowers_and_say_nothing_of_other_slugs(ledger: Api) 
     assert borrowers == [("manufacturer",)]
 
 
+def test_an_application_names_a_financier_it_has_a_line_at_or_learns_nothing(
+    ledger: Api,
+) -> None:
+    """A slug nobody holds, an org that lends nothing, a bank with no line to the applicant:
+    one answer, and nothing decided (issue 17: `unknown_org` and `wrong_role` told them apart)."""
+    before = money_moved(ledger)
+    answers = set()
+    for financier in ("nobody-at-all", "regulator", "rival", "other-bank"):
+        refused = ledger.call(
+            "POST",
+            "/v1/applications",
+            "maker",
+            json={"financier": financier, "lot": LOT_URI, "amount": "5.00"},
+        )
+        answers.add((refused.status_code, refused.json()["code"], refused.json()["detail"]))
+    assert answers == {(409, "no_line", "no credit line between the financier and the lot's owner")}
+    assert money_moved(ledger) == before
+
+
+def test_amounts_enter_only_in_iso_4217_currencies(ledger: Api) -> None:
+    """No line, price or product in a metal, a test code or three made-up letters (issue 17);
+    a real currency, with or without a minor unit, enters."""
+    before = money_moved(ledger)
+    prices = ledger.get("/v1/prices", "bank").json()
+    for code in ("ZZZ", "XAU", "XTS"):
+        for method, path, who, body in (
+            ("POST", "/v1/lines", "bank", {"borrower": "maker", "limit": "10", "currency": code}),
+            ("PUT", f"/v1/prices/{gtin_for(0)}", "bank", {"unit_price": "1", "currency": code}),
+            (
+                "POST",
+                "/v1/products",
+                "maker",
+                {"gtin": gtin_for(7), "name": "n", "category": "c", "unit_price": "1"}
+                | {"currency": code},
+            ),
+        ):
+            refused = ledger.call(method, path, who, json=body)
+            assert (refused.status_code, refused.json()["code"]) == (422, "invalid_input"), (
+                code,
+                path,
+                refused.text,
+            )
+    assert (money_moved(ledger), ledger.get("/v1/prices", "bank").json()) == (before, prices)
+    for code, unit_price, minor in (("EUR", "12.34", 1234), ("JPY", "1250", 1250)):
+        answer = ledger.call(
+            "PUT",
+            f"/v1/prices/{gtin_for(0)}",
+            "bank",
+            json={"unit_price": unit_price, "currency": code},
+        )
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["currency"], answer.json()["unit_price_minor"]) == (code, minor)
+
+
 def test_a_line_is_not_relimited_below_what_it_has_drawn(ledger: Api) -> None:
     borrow(ledger, "5.00")
     lower = ledger.call(
@@ -554,12 +608,17 @@ def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
         "POST", f"/v1/applications/{application}/guarantee", "guaranty-co", json={"amount": "1"}
     )
     assert (uninvited.status_code, uninvited.json()["code"]) == (404, "unknown_application")
-    for who, guarantor, status, code in (
-        ("rival", "guaranty-co", 404, "unknown_application"),  # not its application
-        ("maker", "bank", 403, "wrong_role"),
-    ):
-        refused = invite(api, who, application, guarantor)
-        assert (refused.status_code, refused.json()["code"]) == (status, code), who
+    # Not its application: whoever it names, the application does not exist for it.
+    for guarantor in ("guaranty-co", "bank", "nobody-at-all"):
+        refused = invite(api, "rival", application, guarantor)
+        assert (refused.status_code, refused.json()["code"]) == (404, "unknown_application")
+    # A bank, a regulator, a slug nobody holds: one answer, so slugs cannot be sorted (issue 17).
+    answers = set()
+    for guarantor in ("bank", "regulator", "maker", "nobody-at-all"):
+        refused = invite(api, "maker", application, guarantor)
+        detail = refused.json()["detail"].replace(guarantor, "*")
+        answers.add((refused.status_code, refused.json()["code"], detail))
+    assert answers == {(404, "unknown_org", "no guarantor '*'")}
     assert invite(api, "maker", application, "guaranty-co").status_code == 200
     above_cap = asked - value * 75 // 100
     given = api.call(

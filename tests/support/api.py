@@ -22,6 +22,9 @@ from tracefin.processes.api import build_app
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
+# The bearer token the in-process API's /metrics asks for (TestClient's peer is no loopback).
+METRICS_TOKEN = "tests-metrics-token-4Qk9xV2mR7wN1pZ8cL5bT3hY6jF0sDe"
+
 
 @dataclass
 class Api:
@@ -75,6 +78,7 @@ def serve(world: SeededWorld, *, public_rate_per_minute: int) -> Iterator[Api]:
         database_url=world.database_url,  # type: ignore[call-arg]
         chain_rpc_url=world.chain_rpc_url,
         api_public_rate_per_minute=public_rate_per_minute,
+        api_metrics_token=METRICS_TOKEN,
     )
     with (
         psycopg.connect(world.database_url, autocommit=True) as conn,

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from finance.journal_seal import DEVELOPMENT_KEY
 from ledger.bundle import TrustedAnchor
+from tracefin.processes.api import api_config, server_options
 from tracefin.settings import DEVNET_PRIVATE_KEY, Settings, development_private_keys
 
 # Keys of its own, as an operator generates them (secrets.token_hex(32), token_urlsafe(32)).
@@ -143,3 +144,73 @@ def test_trusted_anchors_are_read_in_any_case_and_bad_ones_refused() -> None:
     for bad in (address, f"x:{address}", "31337:0x1234", f"-1:{address}"):
         with pytest.raises(ValidationError, match="TRUSTED_ANCHORS"):
             Settings(_env_file=None, chain_trusted_anchors=bad)  # type: ignore[call-arg]
+
+
+# --- the API's exposure (issue 17, item 6) ---------------------------------------------------
+
+
+def test_no_proxy_is_trusted_unless_named() -> None:
+    """Unset, X-Forwarded-For is ignored: uvicorn is told not to read it at all (by itself it
+    would trust 127.0.0.1, or $FORWARDED_ALLOW_IPS)."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.trusted_proxies() == []
+    options = server_options(settings)
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (False, [])
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, api_trusted_proxies=" 10.1.2.3, 10.0.0.1/8 ,::1,"
+    )
+    # A network with host bits set means its network, not a literal uvicorn would ignore.
+    assert settings.trusted_proxies() == ["10.1.2.3/32", "10.0.0.0/8", "::1/128"]
+    options = server_options(settings)
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (
+        True,
+        ["10.1.2.3/32", "10.0.0.0/8", "::1/128"],
+    )
+    for bad in ("proxy.internal", "10.0.0.0/33", "*"):
+        with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+            Settings(_env_file=None, api_trusted_proxies=bad)  # type: ignore[call-arg]
+
+
+def test_slow_clients_have_deadlines_and_connections_a_cap() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, api_header_timeout_s=3, api_body_timeout_s=7, api_max_connections=50
+    )
+    options = server_options(settings)
+    assert (options["http"].header_timeout, options["http"].body_timeout) == (3, 7)
+    assert options["limit_concurrency"] == 50
+    defaults = server_options(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert (defaults["http"].header_timeout, defaults["http"].body_timeout) == (10, 30)
+
+
+STRONG_METRICS_TOKEN = "mT4k-9QzV_2pLx8RwN3cYb7HsJ5fUe1AgD6iKo0nEqS"
+
+
+def _production(**settings: str | None) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        chain_private_key=STRONG_CHAIN_KEY,
+        journal_key=STRONG_JOURNAL_KEY,
+        **URLS,
+        **settings,
+    )
+
+
+def test_in_production_the_api_needs_a_metrics_token_and_other_workers_do_not() -> None:
+    settings = _production()  # what ingest, anchor and finance run with
+    with pytest.raises(ValueError, match="METRICS_TOKEN"):
+        api_config(settings)
+    configured = api_config(_production(api_metrics_token=STRONG_METRICS_TOKEN))
+    assert configured.metrics_token == STRONG_METRICS_TOKEN
+    assert STRONG_METRICS_TOKEN not in repr(configured)
+    # Outside production, unset: /metrics answers loopback clients only (api/health.py).
+    assert api_config(Settings(_env_file=None)).metrics_token is None  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("token", ["short", "m" * 40, "metrics!" * 5])
+def test_production_refuses_a_short_or_weak_metrics_token(token: str) -> None:
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        _production(api_metrics_token=token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from api.config import ApiConfig, ReadinessProbes
+from api.server import DeadlineH11Protocol
 from ingest.mqtt_link import parse_mqtt_url
 from ledger.chain import connect
 from ledger.deployment import is_live
@@ -31,7 +33,26 @@ def api_config(settings: Settings) -> ApiConfig:
         public_rate_per_minute=settings.api_public_rate_per_minute,
         max_payload_bytes=settings.ingest_max_payload_bytes,
         max_future_skew=settings.max_future_skew,
+        readiness_cache=timedelta(seconds=settings.api_readiness_cache_s),
+        metrics_token=settings.metrics_token(),
     )
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options beyond the app, host and port: who may name the client, deadlines
+    for slow clients, how many connections at most."""
+    proxies = settings.trusted_proxies()
+    return {
+        # Unset, uvicorn would trust X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS):
+        # anyone who reaches it through a local port forward or proxy could be any client.
+        # Set, its middleware takes the rightmost address no trusted proxy added.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
+        "http": DeadlineH11Protocol.with_deadlines(
+            settings.api_header_timeout_s, settings.api_body_timeout_s
+        ),
+        "limit_concurrency": settings.api_max_connections,
+    }
 
 
 def readiness_probes(settings: Settings) -> ReadinessProbes:
@@ -83,6 +104,7 @@ def run_api(settings: Settings) -> None:
             port=settings.api_port,
             log_level="info",
             access_log=False,
+            **server_options(settings),
         )
     finally:
         pool.close()
