@@ -129,3 +129,12 @@ def test_the_settings_page_names_every_setting() -> None:
     assert missing == []
     # The README, the newcomer's page, leads to it.
     assert "(docs/settings.md)" in (root / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_share_group_is_a_setting_and_must_be_a_share_name() -> None:
+    assert Settings(_env_file=None).ingest_share_group == "tracefin-ingest"  # type: ignore[call-arg]
+    named = Settings(_env_file=None, ingest_share_group="plant-7")  # type: ignore[call-arg]
+    assert named.ingest_share_group == "plant-7"
+    for bad in ("a/b", "a+b", "#", ""):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, ingest_share_group=bad)  # type: ignore[call-arg]

@@ -43,7 +43,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
     link = MqttLink(
         settings.mqtt_url,
         client_id or settings.ingest_client_id or default_client_id(),
-        subscriptions(),
+        subscriptions(settings.ingest_share_group),
         deliver,
         receive_maximum=settings.ingest_receive_maximum,
         max_unsent_answers=settings.ingest_max_unsent_answers,
