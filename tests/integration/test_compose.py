@@ -15,7 +15,7 @@ import yaml
 
 from ingest.mqtt_link import parse_mqtt_url
 from ledger import contracts
-from tracefin.broker_auth import INGEST_USERNAME
+from tracefin.broker_auth import ingest_acl_entry, ingest_username
 from tracefin.cli import build_parser
 from tracefin.settings import Settings
 
@@ -210,9 +210,10 @@ def test_only_the_ingest_workers_hold_broker_credentials(
         assert (address.host, address.port) == ("broker", 1883), name
         handler = parsed_command(name, service).handler.__name__
         if handler == "cmd_ingest":
-            # The account deploy/mosquitto/acl grants the shared subscriptions to.
-            assert address.username == INGEST_USERNAME, name
-            assert address.password == SAMPLE_ENV["MQTT_INGEST_PASSWORD"], name
+            # Its own account, which deploy/mosquitto/acl grants the shared subscriptions to.
+            worker = int(str(address.username).removeprefix("tracefin-ingest-"))
+            assert address.username == ingest_username(worker), name
+            assert address.password == SAMPLE_ENV[f"MQTT_INGEST_{worker}_PASSWORD"], name
         else:
             assert (address.username, address.password) == (None, None), name
         if "TRACEFIN_ALERTS_MQTT_URL" in env:
@@ -440,3 +441,50 @@ def test_the_image_holds_every_package_and_the_contract_artifacts() -> None:
     assert destinations == {f"{site_packages}/{relative}"}
     env = " ".join(arguments for instruction, arguments in instructions if instruction == "ENV")
     assert f"PATH={venv}/bin:" in env, "the virtualenv's tracefin must be on PATH"
+
+
+def test_each_ingest_worker_has_its_own_account_bound_to_its_client_id(
+    tracefin_services: dict[str, dict[str, Any]],
+) -> None:
+    """The broker makes a client id its username (use_username_as_clientid): a worker's
+    --client-id must be its account's name, or its session would change name under it; and
+    every worker needs its own account and ACL block, or two would share one session."""
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    accounts, groups = [], set()
+    for name, service in tracefin_services.items():
+        args = parsed_command(name, service)
+        if args.handler.__name__ != "cmd_ingest":
+            continue
+        env = environment(service)
+        address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
+        assert address.username == args.client_id, name
+        worker = int(args.client_id.removeprefix("tracefin-ingest-"))
+        assert ingest_acl_entry(worker) in acl, f"{name}: no ACL block for its account"
+        accounts.append(address.username)
+        groups.add(interpolate(env["TRACEFIN_INGEST_SHARE_GROUP"], SAMPLE_ENV))
+    assert len(set(accounts)) == len(accounts) >= 2
+    # One group for all of them, and a secret of the deployment, not the default name.
+    (group,) = groups
+    assert group == SAMPLE_ENV["INGEST_SHARE_GROUP_SECRET"]
+
+
+def test_every_broker_listener_for_accounts_binds_client_ids_to_usernames() -> None:
+    blocks = listener_blocks((ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text())
+    for listener, settings in blocks.items():
+        if "password_file" in settings:
+            assert settings.get("use_username_as_clientid") == "true", listener
+
+
+def listener_blocks(conf: str) -> dict[str, dict[str, str]]:
+    """mosquitto.conf's settings by listener (per_listener_settings): `listener 1883` -> {…}."""
+    blocks: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in conf.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, _, value = line.strip().partition(" ")
+        if key == "listener":
+            current = blocks.setdefault(value, {})
+        elif current is not None:
+            current[key] = value
+    return blocks
