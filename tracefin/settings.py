@@ -56,6 +56,31 @@ def estimated_bits(secret: str) -> float:
     return per_char * len(secret)
 
 
+CHAIN_KEY_NEEDED = (
+    "TRACEFIN_CHAIN_PRIVATE_KEY must be set in production to a key of its own:"
+    " 32 random bytes in hex, not a development account's"
+)
+JOURNAL_KEY_NEEDED = (
+    "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
+    " secret (e.g. secrets.token_urlsafe(32)), not the development key"
+)
+# Mosquitto 2.0's acl_file grants every SUBSCRIBE, so a device that knows the ingest share group
+# can join it and take a share of every device's events (deploy/mosquitto/acl).
+SHARE_GROUP_NEEDED = (
+    "TRACEFIN_INGEST_SHARE_GROUP must be set in production to a secret of the deployment"
+    " (e.g. secrets.token_urlsafe(24)), not the default: a device that knows it can take a share"
+    " of the events"
+)
+
+
+class MissingProductionSetting(ValueError):
+    """A production process asked for a secret or endpoint it uses and the settings lack."""
+
+
+def _secret_share_group(group: str) -> bool:
+    return group != DEFAULT_SHARE_GROUP and estimated_bits(group) >= MIN_SECRET_BITS
+
+
 class Settings(BaseSettings):
     """Every knob of every tracefin process; unset URLs mean "find or start a local one"."""
 
@@ -111,35 +136,34 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
-        if self.environment == "production":
-            key = (
-                bare_hex(self.chain_private_key.get_secret_value())
-                if self.chain_private_key
-                else ""
-            )
+        """In production, refuse every development or weak secret that is set, and an unset
+        database. A secret only some processes use (the chain key, the journal key, the share
+        group) may be unset: the accessor refuses it when a process that uses it asks."""
+        if self.environment != "production":
+            return self
+        if self.chain_private_key is not None:
+            key = bare_hex(self.chain_private_key.get_secret_value())
             if (
                 len(key) != 64
                 or any(c not in "0123456789abcdef" for c in key)
                 or key in development_private_keys()
                 or estimated_bits(key) < MIN_SECRET_BITS
             ):
-                raise ValueError(
-                    "TRACEFIN_CHAIN_PRIVATE_KEY must be set in production to a key of its own:"
-                    " 32 random bytes in hex, not a development account's"
-                )
-            journal_key = self.journal_key.get_secret_value() if self.journal_key else ""
+                raise ValueError(CHAIN_KEY_NEEDED)
+        if self.journal_key is not None:
+            journal_key = self.journal_key.get_secret_value()
             if (
                 len(journal_key) < 32
                 or journal_key.strip().lower().encode() == DEVELOPMENT_JOURNAL_KEY.lower()
                 or estimated_bits(journal_key) < MIN_SECRET_BITS
             ):
-                raise ValueError(
-                    "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
-                    " secret (e.g. secrets.token_urlsafe(32)), not the development key"
-                )
-            for name in ("database_url", "mqtt_url", "chain_rpc_url"):
-                if getattr(self, name) is None:
-                    raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
+                raise ValueError(JOURNAL_KEY_NEEDED)
+        if "ingest_share_group" in self.model_fields_set and not _secret_share_group(
+            self.ingest_share_group
+        ):
+            raise ValueError(SHARE_GROUP_NEEDED)
+        if self.database_url is None:
+            raise ValueError("TRACEFIN_DATABASE_URL must be set in production")
         return self
 
     def webhook_private_hosts(self) -> bool:
@@ -149,16 +173,29 @@ class Settings(BaseSettings):
         return self.environment != "production"
 
     def chain_key(self) -> str:
-        """The transaction key: the configured one, or anvil's first dev key outside production."""
+        """The transaction key: the configured one, or anvil's first dev key outside production
+        (MissingProductionSetting in production: only processes that sign ask for it)."""
         if self.chain_private_key is not None:
             return self.chain_private_key.get_secret_value()
+        if self.environment == "production":
+            raise MissingProductionSetting(CHAIN_KEY_NEEDED)
         return DEVNET_PRIVATE_KEY
 
     def journal_seal_key(self) -> bytes:
-        """The journal's HMAC key: the configured one, or the development key outside production."""
+        """The journal's HMAC key: the configured one, or the development key outside production
+        (MissingProductionSetting in production: only processes that seal or check ask for it)."""
         if self.journal_key is not None:
             return self.journal_key.get_secret_value().encode()
+        if self.environment == "production":
+            raise MissingProductionSetting(JOURNAL_KEY_NEEDED)
         return DEVELOPMENT_JOURNAL_KEY
+
+    def share_group(self) -> str:
+        """The ingest workers' share group; in production a secret of the deployment
+        (MissingProductionSetting for the public default): see SHARE_GROUP_NEEDED."""
+        if self.environment == "production" and not _secret_share_group(self.ingest_share_group):
+            raise MissingProductionSetting(SHARE_GROUP_NEEDED)
+        return self.ingest_share_group
 
     @property
     def max_future_skew(self) -> timedelta:
