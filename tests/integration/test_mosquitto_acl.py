@@ -64,38 +64,74 @@ def mosquitto_binary() -> str:
     return binary
 
 
-def render_config(text: str, *, port: int, health_port: int, config: Path, data: Path) -> str:
-    """deploy/mosquitto/mosquitto.conf on private loopback ports, with files under tmp."""
+def render_config(
+    text: str, *, ports: dict[str, int], config: Path, data: Path, certs: Path
+) -> str:
+    """deploy/mosquitto/mosquitto.conf on private loopback ports, with files under tmp.
+
+    `ports` maps each listener line of the file (`listener 8883`, …) to the port it gets here.
+    """
     rendered: list[str] = []
     listeners: list[str] = []
     for line in text.splitlines():
         if line.startswith("#"):
             continue
-        words = line.split()
-        if words[:1] == ["listener"]:
-            if words[1:] == ["1883"]:
-                line = f"listener {port} 127.0.0.1"
-            elif words[1:] == ["1880", "127.0.0.1"]:
-                line = f"listener {health_port} 127.0.0.1"
-            else:
-                raise AssertionError(f"a listener this test does not know: {line!r}")
+        if line.startswith("listener "):
+            port = ports.get(line)
+            assert port is not None, f"a listener this test does not know: {line!r}"
+            line = f"listener {port} 127.0.0.1"
             listeners.append(line)
-        line = line.replace("/mosquitto/config/", f"{config}/").replace(
-            "/mosquitto/data/", f"{data}/"
+        line = (
+            line.replace("/mosquitto/config/", f"{config}/")
+            .replace("/mosquitto/data/", f"{data}/")
+            .replace("/mosquitto/certs/", f"{certs}/")
         )
         assert "/mosquitto/" not in line, f"unmapped container path in {line!r}"
         rendered.append(line)
-    assert len(listeners) == 2, "expected the device listener and the health listener"
+    assert len(listeners) == len(ports), f"expected the listeners {sorted(ports)}"
     # As root, Mosquitto would switch to its own user, which cannot read pytest's private temp
     # folder; run it as whoever runs the tests.
     rendered.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
     return "\n".join(rendered) + "\n"
 
 
+def make_certificate(certs: Path) -> None:
+    """A throwaway self-signed certificate for 127.0.0.1, as deploy/mosquitto/certs holds one."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(certs / "server.key"),
+            "-out",
+            str(certs / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 @dataclass
 class Broker:
-    port: int
+    port: int  # the workers' plain listener (1883 in the container)
     health_port: int
+    tls_port: int  # the devices' TLS listener (8883)
+    ca: Path  # the certificate the TLS listener presents
     passwords: dict[str, str]
     log: Path
 
@@ -104,9 +140,10 @@ class Broker:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     binary = mosquitto_binary()
     root = tmp_path_factory.mktemp("mosquitto-acl")
-    config, data = root / "config", root / "data"
-    config.mkdir()
-    data.mkdir()
+    config, data, certs = root / "config", root / "data", root / "certs"
+    for folder in (config, data, certs):
+        folder.mkdir()
+    make_certificate(certs)
     accounts = [WORKER_1, WORKER_2] + [device_username(org, dev) for org, dev in DEVICES]
     passwords = {username: generate_password() for username in accounts}
     (config / "passwords").write_text(
@@ -116,15 +153,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     acl += "\n".join(device_acl_entry(org, dev) for org, dev in DEVICES)
     (config / "acl").write_text(acl)
     shutil.copy(DEPLOY / "health.acl", config / "health.acl")
-    port, health_port = free_port(), free_port()
+    port, health_port, tls_port = free_port(), free_port(), free_port()
     conf = config / "mosquitto.conf"
     conf.write_text(
         render_config(
             (DEPLOY / "mosquitto.conf").read_text(),
-            port=port,
-            health_port=health_port,
+            ports={
+                "listener 1883": port,
+                "listener 1880 127.0.0.1": health_port,
+                "listener 8883": tls_port,
+            },
             config=config,
             data=data,
+            certs=certs,
         )
     )
     log = root / "mosquitto.log"
@@ -136,7 +177,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     try:
         wait_for_port("127.0.0.1", port, process, timeout=10)
         wait_for_port("127.0.0.1", health_port, process, timeout=10)
-        yield Broker(port, health_port, passwords, log)
+        wait_for_port("127.0.0.1", tls_port, process, timeout=10)
+        yield Broker(port, health_port, tls_port, certs / "server.crt", passwords, log)
     finally:
         service.stop()
 
@@ -151,6 +193,7 @@ class Client:
         password: str | None = None,
         *,
         client_id: str | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.port = port
         self.mqtt = mqtt.Client(
@@ -161,6 +204,8 @@ class Client:
         )
         if username is not None:
             self.mqtt.username_pw_set(username, password)
+        if ca is not None:
+            self.mqtt.tls_set(ca_certs=str(ca))
         self.connack: queue.Queue[ReasonCode] = queue.Queue()
         self.session_present = False
         self.subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
@@ -168,6 +213,8 @@ class Client:
         self._pubacks: dict[int, ReasonCode] = {}
         self._acked = threading.Condition()
         self.mqtt.on_connect = self._on_connect
+        # A connection closed before its CONNACK answers connect() at once, as a failure.
+        self.mqtt.on_disconnect = lambda c, u, flags, rc, props: self.connack.put(rc)
         self.mqtt.on_subscribe = lambda c, u, mid, rcs, props: self.subacks.put(rcs)
         self.mqtt.on_message = lambda c, u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         self.mqtt.on_publish = self._on_publish
@@ -175,6 +222,8 @@ class Client:
     def connect(self, *, persistent: bool = False) -> ReasonCode:
         """CONNECT; `persistent`: clean_start=false and a session that outlives the connection,
         as the ingest workers connect (ingest/mqtt_link.py)."""
+        while not self.connack.empty():
+            self.connack.get_nowait()  # the previous connection's end
         properties = None
         if persistent:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -458,3 +507,29 @@ def test_a_device_cannot_take_over_an_ingest_workers_session(broker: Broker) -> 
         ending = Client(broker.port, WORKER_1, broker.passwords[WORKER_1], client_id=WORKER_1)
         ending.connect()
         ending.close()
+
+
+def test_devices_connect_over_tls_under_the_same_accounts_acl_and_client_id_binding(
+    broker: Broker, connect: Callable[[str], Client]
+) -> None:
+    """The TLS listener docker-compose.yml publishes: a device logs in over TLS, its events
+    reach the workers on the plain internal listener, its client id is its username there too,
+    and a client that does not speak TLS, or has no password, gets nothing."""
+    worker = connect(WORKER_1)
+    worker.subscribe(*subscriptions(SHARE_GROUP))
+    name = device_username("org-a", "line-2")
+    device = Client(broker.tls_port, name, broker.passwords[name], client_id=WORKER_1, ca=broker.ca)
+    anonymous = Client(broker.tls_port, None, ca=broker.ca)
+    plain = Client(broker.tls_port, name, broker.passwords[name])
+    try:
+        assert not device.connect().is_failure
+        assert accepted(device.publish("tf/org-a/line-2/events", b"over tls"))
+        assert worker.next_message() == ("tf/org-a/line-2/events", b"over tls")
+        assert device.publish("tf/org-a/line-1/events").value == NOT_AUTHORIZED
+        # Worker 1 is still connected: the device's client id was not `tracefin-ingest-1`.
+        assert accepted(worker.publish("tf/org-a/line-2/receipts"))
+        assert anonymous.connect().is_failure
+        assert plain.connect().is_failure  # the broker expects a TLS handshake, not CONNECT
+    finally:
+        for client in (device, anonymous, plain):
+            client.close()
