@@ -21,6 +21,8 @@ DEFAULT_ITERATIONS = 10_000
 
 # The finance process's broker account: it publishes financiers' alerts on tf/+/alerts only.
 FINANCE_USERNAME = "tracefin-finance"
+# The broker container's health check: it reads $SYS/broker/uptime only.
+HEALTH_USERNAME = "tracefin-health"
 
 _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 

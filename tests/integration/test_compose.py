@@ -15,7 +15,7 @@ import yaml
 
 from ingest.mqtt_link import parse_mqtt_url
 from ledger import contracts
-from tracefin.broker_auth import ingest_acl_entry, ingest_username
+from tracefin.broker_auth import HEALTH_USERNAME, ingest_acl_entry, ingest_username
 from tracefin.cli import build_parser
 from tracefin.processes.api import api_config
 from tracefin.settings import Settings
@@ -268,6 +268,8 @@ def test_each_service_gets_only_the_secrets_it_uses(
             assert got == {"POSTGRES_PASSWORD"}, name
         elif name == "chain-fund":
             assert got == {"CHAIN_PRIVATE_KEY"}, name  # funds the key's address on anvil
+        elif name == "broker":
+            assert got == {"MQTT_HEALTH_PASSWORD"}, name  # its health check's account
         else:
             assert got == set(), name
 
@@ -402,10 +404,18 @@ def test_the_broker_finds_every_file_its_config_names(
                 assert host.name in ignored, f"{host} must be git-ignored"
             elif words[0] == "acl_file":
                 assert host.is_file(), f"{host} is missing"
-    # The health check talks to the loopback listener the config declares.
-    health = broker["healthcheck"]["test"]
-    port = health[health.index("-p") + 1]
-    assert ["listener", port, LOOPBACK] in settings
+    # The health check logs in to a listener the config declares, as the health account, whose
+    # password the broker container gets.
+    kind, command = broker["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    words = command.split()
+    assert ["listener", words[words.index("-p") + 1]] in settings
+    assert words[words.index("-u") + 1] == HEALTH_USERNAME
+    assert (
+        f"user {HEALTH_USERNAME}\ntopic read $SYS/broker/uptime\n"
+        in on_host("/mosquitto/config/acl").read_text()
+    )
+    assert "MQTT_HEALTH_PASSWORD" in environment(broker)
 
 
 def test_depends_on_targets_exist_with_sensible_conditions(
@@ -585,9 +595,9 @@ def test_each_ingest_worker_has_its_own_account_bound_to_its_client_id(
 
 def test_every_broker_listener_for_accounts_binds_client_ids_to_usernames() -> None:
     blocks = listener_blocks((ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text())
+    assert blocks
     for listener, settings in blocks.items():
-        if "password_file" in settings:
-            assert settings.get("use_username_as_clientid") == "true", listener
+        assert settings.get("use_username_as_clientid") == "true", listener
 
 
 def listener_blocks(conf: str) -> dict[str, dict[str, str]]:
@@ -611,8 +621,13 @@ def test_devices_reach_the_broker_over_tls_only(services: dict[str, dict[str, An
     assert tls["certfile"].startswith("/mosquitto/certs/"), tls
     assert tls["keyfile"].startswith("/mosquitto/certs/"), tls
     assert tls["tls_version"] in ("tlsv1.2", "tlsv1.3")
-    assert tls["allow_anonymous"] == "false"
-    assert blocks["1883"]["allow_anonymous"] == "false"
+    # One authentication for all listeners (per_listener_settings would make Mosquitto 2.0.12+
+    # drop what an offline session should get: mosquitto.conf), with no anonymous access.
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    assert "per_listener_settings false" in conf
+    assert "allow_anonymous false" in conf
+    assert not any("allow_anonymous" in settings for settings in blocks.values())
+    assert set(blocks) == {"8883", "1883"}
     # Only the TLS listener is published; the plain one serves the compose network.
     published = []
     for port in services["broker"].get("ports") or []:

@@ -22,7 +22,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.topics import DEFAULT_SHARE_GROUP, subscriptions
+from tests.support import mosquitto_release
 from tracefin.broker_auth import (
+    HEALTH_USERNAME,
     check_password,
     device_acl_entry,
     device_topics,
@@ -55,7 +57,15 @@ ACL_FILE_GRANTS_EVERY_SUBSCRIBE = (
 )
 
 
-def mosquitto_binary() -> str:
+def mosquitto_binary(release: str) -> str:
+    """The machine's mosquitto (`installed`: Debian bookworm's 2.0.11 here), or Debian's newer
+    build (`2.0.21`, fetched once into a cache by tests/support/mosquitto_release.py), so the
+    configuration is proven on the broker the tests run and on one near the image compose pins."""
+    if release == "2.0.21":
+        try:
+            return str(mosquitto_release.newer_mosquitto())
+        except mosquitto_release.Unavailable as exc:
+            pytest.skip(f"Mosquitto {mosquitto_release.VERSION} cannot be fetched here: {exc}")
     binary = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
@@ -129,22 +139,24 @@ def make_certificate(certs: Path) -> None:
 @dataclass
 class Broker:
     port: int  # the workers' plain listener (1883 in the container)
-    health_port: int
     tls_port: int  # the devices' TLS listener (8883)
     ca: Path  # the certificate the TLS listener presents
     passwords: dict[str, str]
     log: Path
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    binary = mosquitto_binary()
+@pytest.fixture(scope="module", params=["installed", "2.0.21"])
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Broker]:
+    binary = mosquitto_binary(request.param)
     root = tmp_path_factory.mktemp("mosquitto-acl")
     config, data, certs = root / "config", root / "data", root / "certs"
     for folder in (config, data, certs):
         folder.mkdir()
     make_certificate(certs)
-    accounts = [WORKER_1, WORKER_2] + [device_username(org, dev) for org, dev in DEVICES]
+    accounts = [WORKER_1, WORKER_2, HEALTH_USERNAME]
+    accounts += [device_username(org, dev) for org, dev in DEVICES]
     passwords = {username: generate_password() for username in accounts}
     (config / "passwords").write_text(
         "".join(password_line(user, pw) + "\n" for user, pw in passwords.items())
@@ -152,15 +164,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     acl = (DEPLOY / "acl").read_text() + "\n"
     acl += "\n".join(device_acl_entry(org, dev) for org, dev in DEVICES)
     (config / "acl").write_text(acl)
-    shutil.copy(DEPLOY / "health.acl", config / "health.acl")
-    port, health_port, tls_port = free_port(), free_port(), free_port()
+    port, tls_port = free_port(), free_port()
     conf = config / "mosquitto.conf"
     conf.write_text(
         render_config(
             (DEPLOY / "mosquitto.conf").read_text(),
             ports={
                 "listener 1883": port,
-                "listener 1880 127.0.0.1": health_port,
                 "listener 8883": tls_port,
             },
             config=config,
@@ -176,9 +186,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     service = RunningService("mosquitto", f"mqtt://127.0.0.1:{port}", process)
     try:
         wait_for_port("127.0.0.1", port, process, timeout=10)
-        wait_for_port("127.0.0.1", health_port, process, timeout=10)
         wait_for_port("127.0.0.1", tls_port, process, timeout=10)
-        yield Broker(port, health_port, tls_port, certs / "server.crt", passwords, log)
+        yield Broker(port, tls_port, certs / "server.crt", passwords, log)
     finally:
         service.stop()
 
@@ -398,26 +407,24 @@ def test_unknown_users_wrong_passwords_and_anonymous_clients_are_refused(
     assert code.value in (NOT_AUTHORIZED, BAD_CREDENTIALS), str(code)
 
 
-def test_the_health_listener_reads_the_uptime_and_nothing_else(
-    broker: Broker, connect: Callable[[str], Client]
+def test_the_health_account_reads_the_uptime_and_nothing_else(
+    connect: Callable[[str], Client],
 ) -> None:
-    probe = Client(broker.health_port, None)
-    try:
-        assert not probe.connect().is_failure
-        probe.subscribe("$SYS/broker/uptime", "tf/#")
-        topic, _ = probe.next_message()  # retained: what the compose health check waits for
-        assert topic == "$SYS/broker/uptime"
-        assert probe.publish("tf/org-a/line-1/events").value == NOT_AUTHORIZED
-        line_1 = connect(device_username("org-a", "line-1"))
-        worker = connect(WORKER_1)
-        worker.subscribe(*subscriptions(SHARE_GROUP))
-        assert accepted(line_1.publish("tf/org-a/line-1/events", b"seen by ingest only"))
-        assert worker.next_message() == ("tf/org-a/line-1/events", b"seen by ingest only")
-        # Delivery to both happens in one pass of the broker's loop; allow for the socket.
-        time.sleep(0.2)
-        assert [t for t, _ in probe.drain() if t.startswith("tf/")] == []
-    finally:
-        probe.close()
+    """What docker-compose.yml's health check logs in as: it sees the broker's uptime (a
+    retained $SYS message) and no device's message, and publishes nothing."""
+    probe = connect(HEALTH_USERNAME)
+    probe.subscribe("$SYS/broker/uptime", "tf/#")
+    topic, _ = probe.next_message()  # retained: what the compose health check waits for
+    assert topic == "$SYS/broker/uptime"
+    assert probe.publish("tf/org-a/line-1/events").value == NOT_AUTHORIZED
+    line_1 = connect(device_username("org-a", "line-1"))
+    worker = connect(WORKER_1)
+    worker.subscribe(*subscriptions(SHARE_GROUP))
+    assert accepted(line_1.publish("tf/org-a/line-1/events", b"seen by ingest only"))
+    assert worker.next_message() == ("tf/org-a/line-1/events", b"seen by ingest only")
+    # Delivery to both happens in one pass of the broker's loop; allow for the socket.
+    time.sleep(0.2)
+    assert [t for t, _ in probe.drain() if t.startswith("tf/")] == []
 
 
 def test_our_lines_and_mosquitto_passwds_agree(tmp_path: Path) -> None:
@@ -479,6 +486,37 @@ def test_a_device_that_knows_the_share_group_is_refused_it(
     assert collect(worker, len(sent)) == sent
 
 
+def test_a_worker_offline_gets_what_devices_published_meanwhile(broker: Broker) -> None:
+    """A restarted ingest worker resumes its persistent session with the events published while
+    it was away. Since 2.0.12, a Mosquitto with `per_listener_settings true` checks the read ACL
+    of an offline client as if it had no listener, denies it, and drops every such message
+    (eclipse-mosquitto issues #2526 and #2618, open; seen here with 2.0.21): the shipped
+    configuration keeps the setting off."""
+    worker = Client(broker.port, WORKER_2, broker.passwords[WORKER_2], client_id=WORKER_2)
+    name = device_username("org-a", "line-1")
+    line_1 = Client(broker.port, name, broker.passwords[name])
+    try:
+        assert not worker.connect(persistent=True).is_failure
+        worker.subscribe(*subscriptions(SHARE_GROUP))
+        worker.close()
+        assert not line_1.connect().is_failure
+        sent = publish_events(line_1, 5, "while away")
+        assert not worker.connect(persistent=True).is_failure
+        assert worker.session_present
+        assert collect(worker, len(sent)) == sent
+    finally:
+        for client in (line_1, worker):
+            client.close()
+        end_session(broker, WORKER_2)
+
+
+def end_session(broker: Broker, username: str) -> None:
+    """Discard an account's persistent session: the other tests must not feed it a share."""
+    ending = Client(broker.port, username, broker.passwords[username], client_id=username)
+    ending.connect()  # clean start, no session expiry: the old session ends with this one
+    ending.close()
+
+
 def test_a_device_cannot_take_over_an_ingest_workers_session(broker: Broker) -> None:
     """Issue 17 item 4: a device connecting with ingest-1's client id and clean_start=false took
     over its persistent session (2 of 5 queued events lost). The broker now makes every client
@@ -503,10 +541,7 @@ def test_a_device_cannot_take_over_an_ingest_workers_session(broker: Broker) -> 
     finally:
         for client in (line_1, thief, worker):
             client.close()
-        # End worker 1's persistent session: the other tests must not feed it a share.
-        ending = Client(broker.port, WORKER_1, broker.passwords[WORKER_1], client_id=WORKER_1)
-        ending.connect()
-        ending.close()
+        end_session(broker, WORKER_1)
 
 
 def test_devices_connect_over_tls_under_the_same_accounts_acl_and_client_id_binding(
