@@ -10,7 +10,8 @@ from enum import StrEnum
 # its own, so two deployments on one broker do not split each other's messages.
 DEFAULT_SHARE_GROUP = "tracefin-ingest"
 # MQTT 5 forbids `/`, `+` and `#` in a share name; tracefin keeps to URL-safe characters.
-_SHARE_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+SHARE_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+_SHARE_GROUP = re.compile(SHARE_GROUP_PATTERN)
 _TOPIC = re.compile(r"^tf/([a-z0-9-]{1,64})/([a-z0-9-]{1,64})/(events|telemetry)$")
 _ANY_SEGMENTS = re.compile(r"^tf/([^/]+)/([^/]+)/[^/]+$")
 

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
-from ingest.topics import DEFAULT_SHARE_GROUP
+from ingest.topics import DEFAULT_SHARE_GROUP, SHARE_GROUP_PATTERN
 
 # anvil's well-known first dev account: fine for a local devnet, refused in production.
 DEVNET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     # The MQTT 5 share group the ingest workers split the devices' messages in
     # ($share/{group}/tf/+/+/events, ingest/topics.py): one name per deployment, so two
     # deployments on one broker do not take each other's messages.
-    ingest_share_group: str = Field(default=DEFAULT_SHARE_GROUP, pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    ingest_share_group: str = Field(default=DEFAULT_SHARE_GROUP, pattern=SHARE_GROUP_PATTERN)
     # Receipts are advisory (the store is the truth and a re-sent event is answered
     # `duplicate`), so QoS 0 by default: QoS 1 would double the broker traffic per event.
     ingest_receipt_qos: int = Field(default=0, ge=0, le=1)
