@@ -6,7 +6,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-SHARE_GROUP = "tracefin-ingest"
+# The default share group of the ingest workers (TRACEFIN_INGEST_SHARE_GROUP); a deployment names
+# its own, so two deployments on one broker do not split each other's messages.
+DEFAULT_SHARE_GROUP = "tracefin-ingest"
+# MQTT 5 forbids `/`, `+` and `#` in a share name; tracefin keeps to URL-safe characters.
+SHARE_GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+_SHARE_GROUP = re.compile(SHARE_GROUP_PATTERN)
 _TOPIC = re.compile(r"^tf/([a-z0-9-]{1,64})/([a-z0-9-]{1,64})/(events|telemetry)$")
 _ANY_SEGMENTS = re.compile(r"^tf/([^/]+)/([^/]+)/[^/]+$")
 
@@ -57,6 +62,9 @@ def rejects_topic_for_unparsable(topic: str) -> str | None:
     return device_topic(match.group(1), match.group(2), "rejects") if match else None
 
 
-def subscriptions() -> list[str]:
-    """The shared subscriptions every ingest worker takes; the broker splits messages among them."""
-    return [f"$share/{SHARE_GROUP}/tf/+/+/{kind.value}" for kind in Kind]
+def subscriptions(share_group: str = DEFAULT_SHARE_GROUP) -> list[str]:
+    """The shared subscriptions every ingest worker of `share_group` takes; the broker splits the
+    devices' messages among the group's members."""
+    if not _SHARE_GROUP.match(share_group):
+        raise ValueError(f"{share_group!r} is not a share group name ([A-Za-z0-9_.-], 1-128)")
+    return [f"$share/{share_group}/tf/+/+/{kind.value}" for kind in Kind]

@@ -19,8 +19,10 @@ HASH_BYTES = 64
 # including every device reconnecting at once after a broker restart: a modest count suffices.
 DEFAULT_ITERATIONS = 10_000
 
-# The ingest workers' broker account; deploy/mosquitto/acl grants it the shared subscriptions.
-INGEST_USERNAME = "tracefin-ingest"
+# The finance process's broker account: it publishes financiers' alerts on tf/+/alerts only.
+FINANCE_USERNAME = "tracefin-finance"
+# The broker container's health check: it reads $SYS/broker/uptime only.
+HEALTH_USERNAME = "tracefin-health"
 
 _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 
@@ -98,6 +100,34 @@ def device_username(org: str, device: str) -> str:
         if not _SLUG.match(value):
             raise ValueError(f"{kind} {value!r} is not a slug ([a-z0-9-], at most 64)")
     return f"{org}.{device}"
+
+
+def ingest_username(worker: int) -> str:
+    """The broker account of ingest worker `worker` (1, 2, …): `tracefin-ingest-{worker}`.
+
+    One account per worker, not one shared: the broker binds each connection's client id to its
+    username (`use_username_as_clientid`, deploy/mosquitto/mosquitto.conf), so the account names
+    the worker's persistent session, and workers sharing one would take each other's session.
+    """
+    if worker < 1:
+        raise ValueError(f"ingest workers are numbered from 1, not {worker}")
+    return f"tracefin-ingest-{worker}"
+
+
+def ingest_acl_entry(worker: int) -> str:
+    """The ACL block of one ingest worker's account (deploy/mosquitto/acl ships workers 1 and 2).
+
+    It reads the devices' events and telemetry (through the shared subscriptions of
+    ingest/topics.py) and answers on any device's receipts and rejects; it cannot publish events.
+    """
+    return (
+        f"# ingest worker {worker}\n"
+        f"user {ingest_username(worker)}\n"
+        "topic read tf/+/+/events\n"
+        "topic read tf/+/+/telemetry\n"
+        "topic write tf/+/+/receipts\n"
+        "topic write tf/+/+/rejects\n"
+    )
 
 
 def device_topics(org: str, device: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from ledger.bundle import BundleError, TrustedAnchor, anchors_of_deployment
 from records import registry_store
 from records.db import Conn
 from tracefin.schema import migrate
-from tracefin.settings import Settings
+from tracefin.settings import MissingProductionSetting, Settings
 
 if TYPE_CHECKING:
     from finance.store.journal import Journal
@@ -1032,7 +1032,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = Settings()  # read once, then passed down explicitly
         except ValidationError as exc:
             raise CliError(f"invalid settings: {exc.errors()[0]['msg']}") from None
-        handler(args, settings)
+        try:
+            handler(args, settings)
+        except MissingProductionSetting as exc:
+            raise CliError(str(exc)) from None
     except CliError as exc:
         print(f"tracefin: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

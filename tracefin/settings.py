@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finance.journal_seal import DEVELOPMENT_KEY as DEVELOPMENT_JOURNAL_KEY
+from ingest.topics import DEFAULT_SHARE_GROUP, SHARE_GROUP_PATTERN
 from ledger.bundle import BundleError, TrustedAnchor, parse_trusted_anchors
 
 # anvil's well-known first dev account: fine for a local devnet, refused in production.
@@ -59,6 +60,31 @@ def estimated_bits(secret: str) -> float:
     counts = Counter(secret)
     per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
     return per_char * len(secret)
+
+
+CHAIN_KEY_NEEDED = (
+    "TRACEFIN_CHAIN_PRIVATE_KEY must be set in production to a key of its own:"
+    " 32 random bytes in hex, not a development account's"
+)
+JOURNAL_KEY_NEEDED = (
+    "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
+    " secret (e.g. secrets.token_urlsafe(32)), not the development key"
+)
+# Mosquitto 2.0's acl_file grants every SUBSCRIBE, so a device that knows the ingest share group
+# can join it and take a share of every device's events (deploy/mosquitto/acl).
+SHARE_GROUP_NEEDED = (
+    "TRACEFIN_INGEST_SHARE_GROUP must be set in production to a secret of the deployment"
+    " (e.g. secrets.token_urlsafe(24)), not the default: a device that knows it can take a share"
+    " of the events"
+)
+
+
+class MissingProductionSetting(ValueError):
+    """A production process asked for a secret or endpoint it uses and the settings lack."""
+
+
+def _secret_share_group(group: str) -> bool:
+    return group != DEFAULT_SHARE_GROUP and estimated_bits(group) >= MIN_SECRET_BITS
 
 
 class Settings(BaseSettings):
@@ -116,6 +142,10 @@ class Settings(BaseSettings):
     ingest_max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     ingest_max_future_skew_s: int = Field(default=600, ge=0)
     ingest_client_id: str | None = None
+    # The MQTT 5 share group the ingest workers split the devices' messages in
+    # ($share/{group}/tf/+/+/events, ingest/topics.py): one name per deployment, so two
+    # deployments on one broker do not take each other's messages.
+    ingest_share_group: str = Field(default=DEFAULT_SHARE_GROUP, pattern=SHARE_GROUP_PATTERN)
     # Receipts are advisory (the store is the truth and a re-sent event is answered
     # `duplicate`), so QoS 0 by default: QoS 1 would double the broker traffic per event.
     ingest_receipt_qos: int = Field(default=0, ge=0, le=1)
@@ -140,43 +170,42 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
-        if self.environment == "production":
-            key = (
-                bare_hex(self.chain_private_key.get_secret_value())
-                if self.chain_private_key
-                else ""
-            )
+        """In production, refuse every development or weak secret that is set, and an unset
+        database. A secret only some processes use (the chain key, the journal key, the share
+        group) may be unset: the accessor refuses it when a process that uses it asks."""
+        if self.environment != "production":
+            return self
+        if self.chain_private_key is not None:
+            key = bare_hex(self.chain_private_key.get_secret_value())
             if (
                 len(key) != 64
                 or any(c not in "0123456789abcdef" for c in key)
                 or key in development_private_keys()
                 or estimated_bits(key) < MIN_SECRET_BITS
             ):
-                raise ValueError(
-                    "TRACEFIN_CHAIN_PRIVATE_KEY must be set in production to a key of its own:"
-                    " 32 random bytes in hex, not a development account's"
-                )
-            journal_key = self.journal_key.get_secret_value() if self.journal_key else ""
+                raise ValueError(CHAIN_KEY_NEEDED)
+        if self.journal_key is not None:
+            journal_key = self.journal_key.get_secret_value()
             if (
                 len(journal_key) < 32
                 or journal_key.strip().lower().encode() == DEVELOPMENT_JOURNAL_KEY.lower()
                 or estimated_bits(journal_key) < MIN_SECRET_BITS
             ):
+                raise ValueError(JOURNAL_KEY_NEEDED)
+        if "ingest_share_group" in self.model_fields_set and not _secret_share_group(
+            self.ingest_share_group
+        ):
+            raise ValueError(SHARE_GROUP_NEEDED)
+        # Required by the API only (`metrics_token`); wherever it is set, it is strong.
+        if self.api_metrics_token is not None:
+            token = self.api_metrics_token.get_secret_value()
+            if len(token) < 32 or estimated_bits(token) < MIN_SECRET_BITS:
                 raise ValueError(
-                    "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
-                    " secret (e.g. secrets.token_urlsafe(32)), not the development key"
+                    "TRACEFIN_API_METRICS_TOKEN must be 32+ characters of a random secret"
+                    " (e.g. secrets.token_urlsafe(32))"
                 )
-            for name in ("database_url", "mqtt_url", "chain_rpc_url"):
-                if getattr(self, name) is None:
-                    raise ValueError(f"TRACEFIN_{name.upper()} must be set in production")
-            # Required by the API only (`metrics_token`); wherever it is set, it is strong.
-            if self.api_metrics_token is not None:
-                token = self.api_metrics_token.get_secret_value()
-                if len(token) < 32 or estimated_bits(token) < MIN_SECRET_BITS:
-                    raise ValueError(
-                        "TRACEFIN_API_METRICS_TOKEN must be 32+ characters of a random secret"
-                        " (e.g. secrets.token_urlsafe(32))"
-                    )
+        if self.database_url is None:
+            raise ValueError("TRACEFIN_DATABASE_URL must be set in production")
         return self
 
     @field_validator("api_trusted_proxies")
@@ -204,7 +233,7 @@ class Settings(BaseSettings):
         if self.api_metrics_token is not None:
             return self.api_metrics_token.get_secret_value()
         if self.environment == "production":
-            raise ValueError(
+            raise MissingProductionSetting(
                 "TRACEFIN_API_METRICS_TOKEN must be set in production: /metrics tells how"
                 " much goes through and how far each worker lags"
             )
@@ -217,20 +246,33 @@ class Settings(BaseSettings):
         return self.environment != "production"
 
     def chain_key(self) -> str:
-        """The transaction key: the configured one, or anvil's first dev key outside production."""
+        """The transaction key: the configured one, or anvil's first dev key outside production
+        (MissingProductionSetting in production: only processes that sign ask for it)."""
         if self.chain_private_key is not None:
             return self.chain_private_key.get_secret_value()
+        if self.environment == "production":
+            raise MissingProductionSetting(CHAIN_KEY_NEEDED)
         return DEVNET_PRIVATE_KEY
 
     def journal_seal_key(self) -> bytes:
-        """The journal's HMAC key: the configured one, or the development key outside production."""
+        """The journal's HMAC key: the configured one, or the development key outside production
+        (MissingProductionSetting in production: only processes that seal or check ask for it)."""
         if self.journal_key is not None:
             return self.journal_key.get_secret_value().encode()
+        if self.environment == "production":
+            raise MissingProductionSetting(JOURNAL_KEY_NEEDED)
         return DEVELOPMENT_JOURNAL_KEY
 
     def trusted_anchors(self) -> frozenset[TrustedAnchor]:
         """The pinned TraceAnchors (see the field); empty when none are pinned."""
         return parse_trusted_anchors(self.chain_trusted_anchors or "")
+
+    def share_group(self) -> str:
+        """The ingest workers' share group; in production a secret of the deployment
+        (MissingProductionSetting for the public default): see SHARE_GROUP_NEEDED."""
+        if self.environment == "production" and not _secret_share_group(self.ingest_share_group):
+            raise MissingProductionSetting(SHARE_GROUP_NEEDED)
+        return self.ingest_share_group
 
     @property
     def max_future_skew(self) -> timedelta:

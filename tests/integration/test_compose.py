@@ -15,7 +15,7 @@ import yaml
 
 from ingest.mqtt_link import parse_mqtt_url
 from ledger import contracts
-from tracefin.broker_auth import INGEST_USERNAME
+from tracefin.broker_auth import HEALTH_USERNAME, ingest_acl_entry, ingest_username
 from tracefin.cli import build_parser
 from tracefin.processes.api import api_config
 from tracefin.settings import Settings
@@ -51,8 +51,25 @@ ENV_EXAMPLE = load_env_example()
 # Secrets as an operator generates them (production settings refuse weak or known ones).
 SAMPLE_ENV = {
     name: value
-    or ("0x" + secrets.token_hex(32) if name.endswith("PRIVATE_KEY") else secrets.token_urlsafe(32))
+    or (
+        "0x" + secrets.token_hex(32)
+        if name.endswith("PRIVATE_KEY")
+        else "http://besu-rpc.consortium.internal:8545"
+        if name.endswith("_URL")
+        else secrets.token_urlsafe(32)
+    )
     for name, value in ENV_EXAMPLE.items()
+}
+# What each process uses of the .env secrets, besides POSTGRES_PASSWORD (every process's
+# database): the chain key signs (contracts, anchors, pledges), the journal key seals and checks
+# the finance journal, broker passwords log in. Each service must get exactly these.
+SECRETS_USED = {
+    "cmd_db_migrate": set(),
+    "cmd_chain_deploy": {"CHAIN_PRIVATE_KEY", "JOURNAL_KEY"},
+    "cmd_ingest": {"MQTT_INGEST_{worker}_PASSWORD", "INGEST_SHARE_GROUP_SECRET"},
+    "cmd_anchor": {"CHAIN_PRIVATE_KEY"},
+    "cmd_finance": {"JOURNAL_KEY", "MQTT_FINANCE_PASSWORD"},
+    "cmd_api": {"CHAIN_PRIVATE_KEY", "JOURNAL_KEY", "METRICS_TOKEN"},
 }
 
 
@@ -132,6 +149,28 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
     return {name: spec.get("condition", "service_started") for name, spec in raw.items()}
 
 
+def optional_dependencies(service: dict[str, Any]) -> set[str]:
+    """The `required: false` dependencies (Compose 2.20+): waited for only when they run."""
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return set()
+    return {name for name, spec in raw.items() if spec.get("required", True) is False}
+
+
+def is_secret(name: str) -> bool:
+    return bool(re.search(r"PASSWORD|KEY|SECRET|TOKEN", name))
+
+
+def secrets_of(service: dict[str, Any]) -> set[str]:
+    """The .env secrets a service's environment refers to."""
+    return {
+        name
+        for text in strings(service.get("environment") or {})
+        for name in references(text)
+        if is_secret(name)
+    }
+
+
 def parsed_command(name: str, service: dict[str, Any]) -> Any:
     command = service.get("command")
     assert isinstance(command, list), f"{name}: give the command as a list (exec form)"
@@ -186,9 +225,11 @@ def test_tracefin_variables_are_settings_fields(services: dict[str, dict[str, An
         assert not unknown, f"{name} sets variables tracefin does not read: {sorted(unknown)}"
 
 
-def test_each_tracefin_service_passes_the_production_settings(
+def test_each_tracefin_service_passes_the_production_settings_of_its_process(
     tracefin_services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Production settings refuse a missing secret only where a process asks for it: ask for
+    everything each process uses, as it does at start."""
     for name, service in tracefin_services.items():
         with monkeypatch.context() as patch:
             for key in [key for key in os.environ if key.startswith("TRACEFIN_")]:
@@ -197,9 +238,70 @@ def test_each_tracefin_service_passes_the_production_settings(
                 patch.setenv(key, interpolate(value, SAMPLE_ENV))
             settings = Settings(_env_file=None)
         assert settings.environment == "production", name
-        if parsed_command(name, service).handler.__name__ == "cmd_api":
-            # The API alone needs the metrics token, and refuses to start without it.
+        handler = parsed_command(name, service).handler.__name__
+        used = {secret.split("_{")[0] for secret in SECRETS_USED[handler]}
+        if "CHAIN_PRIVATE_KEY" in used:
+            assert settings.chain_key() == SAMPLE_ENV["CHAIN_PRIVATE_KEY"], name
+            assert settings.chain_rpc_url == SAMPLE_ENV["CHAIN_RPC_URL"], name
+        if "JOURNAL_KEY" in used:
+            assert settings.journal_seal_key() == SAMPLE_ENV["JOURNAL_KEY"].encode(), name
+        if handler == "cmd_ingest":
+            assert settings.share_group() == SAMPLE_ENV["INGEST_SHARE_GROUP_SECRET"], name
+            assert settings.mqtt_url is not None
+        if handler == "cmd_api":
+            # The API's own production checks: the chain URL, and the metrics token it alone
+            # needs (and refuses to start without).
             assert api_config(settings).metrics_token == SAMPLE_ENV["METRICS_TOKEN"], name
+
+
+def test_each_service_gets_only_the_secrets_it_uses(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Issue 17 item 7: every service received the chain key and the journal key."""
+    for name, service in services.items():
+        got = secrets_of(service)
+        if "build" in service:
+            args = parsed_command(name, service)
+            handler = args.handler.__name__
+            worker = (getattr(args, "client_id", None) or "").removeprefix("tracefin-ingest-")
+            expected = {secret.format(worker=worker) for secret in SECRETS_USED[handler]}
+            assert got == expected | {"POSTGRES_PASSWORD"}, name
+        elif name == "db":
+            assert got == {"POSTGRES_PASSWORD"}, name
+        elif name == "chain-fund":
+            assert got == {"CHAIN_PRIVATE_KEY"}, name  # funds the key's address on anvil
+        elif name == "broker":
+            assert got == {"MQTT_HEALTH_PASSWORD"}, name  # its health check's account
+        else:
+            assert got == set(), name
+
+
+def test_the_chain_is_external_and_anvil_runs_only_in_the_dev_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Issue 17 item 7: the production stack ran anvil, whose unauthenticated
+    anvil_setStorageAt rewrote an anchored batch root."""
+    anvil_services = {
+        name
+        for name, service in services.items()
+        if "foundry" in str(service.get("image", "")) or "anvil" in strings(service)
+    }
+    assert anvil_services == {"chain", "chain-fund"}
+    for name, service in services.items():
+        in_dev_only = service.get("profiles") == ["dev"]
+        assert in_dev_only == (name in anvil_services), (
+            f"{name}: profiles {service.get('profiles')}"
+        )
+        if in_dev_only:
+            continue
+        # Nothing in the default profile needs the devnet, except through optional edges.
+        hard = set(depends_on(service)) - optional_dependencies(service)
+        assert not hard & anvil_services, f"{name} requires {hard & anvil_services}"
+        url = environment(service).get("TRACEFIN_CHAIN_RPC_URL")
+        if url is not None:
+            assert references(url) == {"CHAIN_RPC_URL"}, name
+            assert ":?" in url, f"{name}: CHAIN_RPC_URL must be required, not defaulted"
+    assert ENV_EXAMPLE["CHAIN_RPC_URL"] == "", "no default chain: the operator names theirs"
 
 
 def test_only_the_ingest_workers_hold_broker_credentials(
@@ -210,18 +312,22 @@ def test_only_the_ingest_workers_hold_broker_credentials(
     alerts_accounts = {}
     for name, service in tracefin_services.items():
         env = environment(service)
-        address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
-        assert (address.host, address.port) == ("broker", 1883), name
         handler = parsed_command(name, service).handler.__name__
-        if handler == "cmd_ingest":
-            # The account deploy/mosquitto/acl grants the shared subscriptions to.
-            assert address.username == INGEST_USERNAME, name
-            assert address.password == SAMPLE_ENV["MQTT_INGEST_PASSWORD"], name
-        else:
-            assert (address.username, address.password) == (None, None), name
         if "TRACEFIN_ALERTS_MQTT_URL" in env:
             alerts = parse_mqtt_url(interpolate(env["TRACEFIN_ALERTS_MQTT_URL"], SAMPLE_ENV))
             alerts_accounts[handler] = (alerts.host, alerts.username, alerts.password)
+        if "TRACEFIN_MQTT_URL" not in env:
+            continue
+        # The workers' plain listener on the compose network (devices use the TLS one).
+        address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
+        assert (address.host, address.port) == ("broker", 1883), name
+        if handler == "cmd_ingest":
+            # Its own account, which deploy/mosquitto/acl grants the shared subscriptions to.
+            worker = int(str(address.username).removeprefix("tracefin-ingest-"))
+            assert address.username == ingest_username(worker), name
+            assert address.password == SAMPLE_ENV[f"MQTT_INGEST_{worker}_PASSWORD"], name
+        else:
+            assert (address.username, address.password) == (None, None), name
     assert alerts_accounts == {
         "cmd_finance": ("broker", "tracefin-finance", SAMPLE_ENV["MQTT_FINANCE_PASSWORD"])
     }
@@ -287,6 +393,11 @@ def test_the_broker_finds_every_file_its_config_names(
         if line.strip() and not line.startswith("#")
     ]
     for words in settings:
+        if words[0] in ("certfile", "keyfile"):
+            # The deployment's own certificate and key: mounted, never committed.
+            host = on_host(words[1])
+            ignored = (host.parent / ".gitignore").read_text().split()
+            assert "*" in ignored, f"{host.parent} must git-ignore its contents"
         if words[0] in ("password_file", "acl_file", "persistence_location"):
             host = on_host(words[1])
             if words[0] == "password_file":
@@ -295,10 +406,18 @@ def test_the_broker_finds_every_file_its_config_names(
                 assert host.name in ignored, f"{host} must be git-ignored"
             elif words[0] == "acl_file":
                 assert host.is_file(), f"{host} is missing"
-    # The health check talks to the loopback listener the config declares.
-    health = broker["healthcheck"]["test"]
-    port = health[health.index("-p") + 1]
-    assert ["listener", port, LOOPBACK] in settings
+    # The health check logs in to a listener the config declares, as the health account, whose
+    # password the broker container gets.
+    kind, command = broker["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    words = command.split()
+    assert ["listener", words[words.index("-p") + 1]] in settings
+    assert words[words.index("-u") + 1] == HEALTH_USERNAME
+    assert (
+        f"user {HEALTH_USERNAME}\ntopic read $SYS/broker/uptime\n"
+        in on_host("/mosquitto/config/acl").read_text()
+    )
+    assert "MQTT_HEALTH_PASSWORD" in environment(broker)
 
 
 def test_depends_on_targets_exist_with_sensible_conditions(
@@ -308,6 +427,11 @@ def test_depends_on_targets_exist_with_sensible_conditions(
         for target, condition in depends_on(service).items():
             assert target in services, f"{name} depends on unknown service {target}"
             dependency = services[target]
+            if target in optional_dependencies(service):
+                # Only a service of a profile may be optional; one always there must be required.
+                assert dependency.get("profiles"), f"{name} -> {target}: required: false"
+            elif dependency.get("profiles"):
+                assert service.get("profiles"), f"{name} needs {target}, of a profile only"
             if is_one_shot(dependency):
                 expected = "service_completed_successfully"
             elif "healthcheck" in dependency:
@@ -444,3 +568,72 @@ def test_the_image_holds_every_package_and_the_contract_artifacts() -> None:
     assert destinations == {f"{site_packages}/{relative}"}
     env = " ".join(arguments for instruction, arguments in instructions if instruction == "ENV")
     assert f"PATH={venv}/bin:" in env, "the virtualenv's tracefin must be on PATH"
+
+
+def test_each_ingest_worker_has_its_own_account_bound_to_its_client_id(
+    tracefin_services: dict[str, dict[str, Any]],
+) -> None:
+    """The broker makes a client id its username (use_username_as_clientid): a worker's
+    --client-id must be its account's name, or its session would change name under it; and
+    every worker needs its own account and ACL block, or two would share one session."""
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    accounts, groups = [], set()
+    for name, service in tracefin_services.items():
+        args = parsed_command(name, service)
+        if args.handler.__name__ != "cmd_ingest":
+            continue
+        env = environment(service)
+        address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
+        assert address.username == args.client_id, name
+        worker = int(args.client_id.removeprefix("tracefin-ingest-"))
+        assert ingest_acl_entry(worker) in acl, f"{name}: no ACL block for its account"
+        accounts.append(address.username)
+        groups.add(interpolate(env["TRACEFIN_INGEST_SHARE_GROUP"], SAMPLE_ENV))
+    assert len(set(accounts)) == len(accounts) >= 2
+    # One group for all of them, and a secret of the deployment, not the default name.
+    (group,) = groups
+    assert group == SAMPLE_ENV["INGEST_SHARE_GROUP_SECRET"]
+
+
+def test_every_broker_listener_for_accounts_binds_client_ids_to_usernames() -> None:
+    blocks = listener_blocks((ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text())
+    assert blocks
+    for listener, settings in blocks.items():
+        assert settings.get("use_username_as_clientid") == "true", listener
+
+
+def listener_blocks(conf: str) -> dict[str, dict[str, str]]:
+    """mosquitto.conf's settings by listener (per_listener_settings): `listener 1883` -> {…}."""
+    blocks: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in conf.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, _, value = line.strip().partition(" ")
+        if key == "listener":
+            current = blocks.setdefault(value, {})
+        elif current is not None:
+            current[key] = value
+    return blocks
+
+
+def test_devices_reach_the_broker_over_tls_only(services: dict[str, dict[str, Any]]) -> None:
+    blocks = listener_blocks((ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text())
+    tls = blocks["8883"]
+    assert tls["certfile"].startswith("/mosquitto/certs/"), tls
+    assert tls["keyfile"].startswith("/mosquitto/certs/"), tls
+    assert tls["tls_version"] in ("tlsv1.2", "tlsv1.3")
+    # One authentication for all listeners (per_listener_settings would make Mosquitto 2.0.12+
+    # drop what an offline session should get: mosquitto.conf), with no anonymous access.
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    assert "per_listener_settings false" in conf
+    assert "allow_anonymous false" in conf
+    assert not any("allow_anonymous" in settings for settings in blocks.values())
+    assert set(blocks) == {"8883", "1883"}
+    # Only the TLS listener is published; the plain one serves the compose network.
+    published = []
+    for port in services["broker"].get("ports") or []:
+        match = PORT.match(port)
+        assert match, port
+        published.append(match.group("container"))
+    assert published == ["8883"]

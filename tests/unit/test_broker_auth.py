@@ -21,6 +21,8 @@ from tracefin.broker_auth import (
     device_topics,
     device_username,
     generate_password,
+    ingest_acl_entry,
+    ingest_username,
     parse_password_line,
     password_line,
 )
@@ -126,6 +128,35 @@ def test_a_devices_acl_block_writes_its_inputs_and_reads_its_answers_only() -> N
         "topic read tf/acme-foods/line-1/receipts",
         "topic read tf/acme-foods/line-1/rejects",
     ]
+
+
+def test_each_ingest_worker_has_its_own_account_which_reads_and_answers_only() -> None:
+    assert [ingest_username(n) for n in (1, 2, 10)] == [
+        "tracefin-ingest-1",
+        "tracefin-ingest-2",
+        "tracefin-ingest-10",
+    ]
+    assert ingest_acl_entry(2).splitlines() == [
+        "# ingest worker 2",
+        "user tracefin-ingest-2",
+        "topic read tf/+/+/events",
+        "topic read tf/+/+/telemetry",
+        "topic write tf/+/+/receipts",
+        "topic write tf/+/+/rejects",
+    ]
+    # A device's username always holds a `.`, an ingest account never: they cannot collide.
+    assert "." not in ingest_username(1)
+    with pytest.raises(ValueError, match="numbered from 1"):
+        ingest_username(0)
+
+
+def test_the_shipped_acl_has_the_blocks_broker_auth_writes() -> None:
+    acl = (Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl").read_text()
+    assert ingest_acl_entry(1) in acl
+    assert ingest_acl_entry(2) in acl
+    # No shared ingest account any more: one that still existed would let two workers (or
+    # whoever holds its password) share one persistent session.
+    assert "user tracefin-ingest\n" not in acl
 
 
 def test_the_module_stays_pure() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,12 @@ from pydantic import ValidationError
 from finance.journal_seal import DEVELOPMENT_KEY
 from ledger.bundle import TrustedAnchor
 from tracefin.processes.api import api_config, server_options
-from tracefin.settings import DEVNET_PRIVATE_KEY, Settings, development_private_keys
+from tracefin.settings import (
+    DEVNET_PRIVATE_KEY,
+    MissingProductionSetting,
+    Settings,
+    development_private_keys,
+)
 
 # Keys of its own, as an operator generates them (secrets.token_hex(32), token_urlsafe(32)).
 STRONG_CHAIN_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -33,7 +39,6 @@ def test_development_needs_nothing() -> None:
 @pytest.mark.parametrize(
     "key",
     [
-        None,
         DEVNET_PRIVATE_KEY,
         DEVNET_PRIVATE_KEY.upper().replace("0X", "0x"),
         DEVNET_PRIVATE_KEY.removeprefix("0x"),  # anvil's key #0 without 0x
@@ -43,9 +48,10 @@ def test_development_needs_nothing() -> None:
         "0x" + "0" * 63 + "1",
         "0x1234",  # not a key
         "0x" + "zz" * 32,
+        "",
     ],
 )
-def test_production_refuses_a_missing_devnet_or_weak_chain_key(key: str | None) -> None:
+def test_production_refuses_a_devnet_or_weak_chain_key(key: str) -> None:
     with pytest.raises(ValidationError, match="CHAIN_PRIVATE_KEY"):
         Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -53,6 +59,43 @@ def test_production_refuses_a_missing_devnet_or_weak_chain_key(key: str | None) 
             chain_private_key=key,  # type: ignore[arg-type]
             journal_key=STRONG_JOURNAL_KEY,  # type: ignore[arg-type]
             **URLS,
+        )
+
+
+def test_in_production_only_a_process_that_uses_a_secret_needs_it() -> None:
+    """Issue 17 item 7: every process got the chain key and the journal key. A process that
+    uses neither (ingest, migrate) starts without them; one that does is refused, in
+    production, when it asks for the missing one, instead of falling back to a development key."""
+    bare = Settings(_env_file=None, environment="production", **URLS)  # type: ignore[call-arg]
+    with pytest.raises(MissingProductionSetting, match="CHAIN_PRIVATE_KEY"):
+        bare.chain_key()
+    with pytest.raises(MissingProductionSetting, match="JOURNAL_KEY"):
+        bare.journal_seal_key()
+    with pytest.raises(MissingProductionSetting, match="SHARE_GROUP"):
+        bare.share_group()
+    group = secrets.token_urlsafe(24)
+    full = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        chain_private_key=STRONG_CHAIN_KEY,
+        journal_key=STRONG_JOURNAL_KEY,
+        ingest_share_group=group,
+        **URLS,
+    )
+    assert full.chain_key() == STRONG_CHAIN_KEY
+    assert full.journal_seal_key() == STRONG_JOURNAL_KEY.encode()
+    assert full.share_group() == group
+    # Outside production the development defaults stand in.
+    development = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert development.chain_key() == DEVNET_PRIVATE_KEY
+    assert development.share_group() == "tracefin-ingest"
+
+
+@pytest.mark.parametrize("group", ["tracefin-ingest", "plant-7", "a" * 64])
+def test_production_refuses_a_guessable_share_group(group: str) -> None:
+    with pytest.raises(ValidationError, match="SHARE_GROUP"):
+        Settings(  # type: ignore[call-arg]
+            _env_file=None, environment="production", ingest_share_group=group, **URLS
         )
 
 
@@ -73,7 +116,9 @@ def test_production_accepts_keys_of_its_own() -> None:
     assert settings.journal_seal_key() == STRONG_JOURNAL_KEY.encode()
 
 
-def test_production_refuses_unset_urls() -> None:
+def test_production_refuses_an_unset_database() -> None:
+    """Every process uses the database; the broker and the chain only some (checked where used:
+    `tracefin ingest` without TRACEFIN_MQTT_URL, `anchor` or `api` without the chain, refuse)."""
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -88,7 +133,6 @@ def test_production_refuses_unset_urls() -> None:
 @pytest.mark.parametrize(
     "journal_key",
     [
-        None,
         "too-short",
         DEVELOPMENT_KEY.decode(),  # the development journal key string
         DEVELOPMENT_KEY.decode().upper(),
@@ -96,9 +140,7 @@ def test_production_refuses_unset_urls() -> None:
         "password1234" * 3,
     ],
 )
-def test_production_refuses_a_missing_short_known_or_weak_journal_key(
-    journal_key: str | None,
-) -> None:
+def test_production_refuses_a_short_known_or_weak_journal_key(journal_key: str) -> None:
     with pytest.raises(ValidationError, match="JOURNAL_KEY"):
         Settings(  # type: ignore[call-arg]
             _env_file=None,
@@ -214,3 +256,45 @@ def test_in_production_the_api_needs_a_metrics_token_and_other_workers_do_not() 
 def test_production_refuses_a_short_or_weak_metrics_token(token: str) -> None:
     with pytest.raises(ValidationError, match="METRICS_TOKEN"):
         _production(api_metrics_token=token)
+
+
+def test_the_share_group_is_a_setting_and_must_be_a_share_name() -> None:
+    assert Settings(_env_file=None).ingest_share_group == "tracefin-ingest"  # type: ignore[call-arg]
+    named = Settings(_env_file=None, ingest_share_group="plant-7")  # type: ignore[call-arg]
+    assert named.ingest_share_group == "plant-7"
+    for bad in ("a/b", "a+b", "#", ""):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, ingest_share_group=bad)  # type: ignore[call-arg]
+
+
+def test_a_production_api_without_a_chain_is_refused() -> None:
+    """Pledges and /readyz need the chain; production used to refuse this for every process."""
+    from tracefin.processes.api import api_config
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        database_url="postgresql://db/tracefin",
+        chain_private_key=STRONG_CHAIN_KEY,
+        journal_key=STRONG_JOURNAL_KEY,
+    )
+    with pytest.raises(MissingProductionSetting, match="CHAIN_RPC_URL"):
+        api_config(settings)
+
+
+def test_a_production_ingest_worker_without_its_secret_group_stops_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracefin.cli import main
+
+    for key, value in {
+        "TRACEFIN_ENVIRONMENT": "production",
+        "TRACEFIN_DATABASE_URL": "postgresql://nowhere.invalid/tracefin",
+        "TRACEFIN_MQTT_URL": "mqtt://nowhere.invalid:1883",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(Path(__file__).parent)  # no .env here
+    with pytest.raises(SystemExit) as stopped:
+        main(["ingest", "--client-id", "tracefin-ingest-1"])
+    assert stopped.value.code == 2
+    assert "TRACEFIN_INGEST_SHARE_GROUP must be set in production" in capsys.readouterr().err

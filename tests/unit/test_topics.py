@@ -47,3 +47,16 @@ def test_subscriptions_are_shared() -> None:
         "$share/tracefin-ingest/tf/+/+/events",
         "$share/tracefin-ingest/tf/+/+/telemetry",
     ]
+
+
+def test_each_deployment_names_its_share_group() -> None:
+    assert subscriptions("plant-7-x3Jq") == [
+        "$share/plant-7-x3Jq/tf/+/+/events",
+        "$share/plant-7-x3Jq/tf/+/+/telemetry",
+    ]
+
+
+@pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "with space", "x" * 129])
+def test_share_groups_mqtt_would_misread_are_refused(group: str) -> None:
+    with pytest.raises(ValueError, match="share group"):
+        subscriptions(group)

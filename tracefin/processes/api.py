@@ -20,11 +20,14 @@ from ledger.chain import connect
 from ledger.deployment import is_live
 from ledger.log_store import Deployment
 from tracefin.embedded import port_open
-from tracefin.settings import Settings
+from tracefin.settings import MissingProductionSetting, Settings
 
 
 def api_config(settings: Settings) -> ApiConfig:
     """What the API needs of the settings, and nothing else."""
+    if settings.chain_rpc_url is None and settings.environment == "production":
+        # Pledges and /readyz need the chain; elsewhere the API answers 503 `no_chain` without.
+        raise MissingProductionSetting("TRACEFIN_CHAIN_RPC_URL must be set in production")
     return ApiConfig(
         chain_rpc_url=settings.chain_rpc_url,
         trusted_anchors=settings.trusted_anchors(),

@@ -27,6 +27,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
     """Run one ingest worker until SIGTERM/SIGINT, then stop cleanly (commit, ack, disconnect)."""
     if settings.database_url is None or settings.mqtt_url is None:
         raise SystemExit("tracefin ingest needs TRACEFIN_DATABASE_URL and TRACEFIN_MQTT_URL")
+    share_group = settings.share_group()  # refused in production before anything connects
     pool = open_pool(settings.database_url, min_size=1, max_size=settings.ingest_db_pool_size)
     config = WorkerConfig(
         batch_size=settings.ingest_batch_size,
@@ -43,7 +44,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
     link = MqttLink(
         settings.mqtt_url,
         client_id or settings.ingest_client_id or default_client_id(),
-        subscriptions(),
+        subscriptions(share_group),
         deliver,
         receive_maximum=settings.ingest_receive_maximum,
         max_unsent_answers=settings.ingest_max_unsent_answers,
