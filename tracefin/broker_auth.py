@@ -1,4 +1,4 @@
-"""Mosquitto 2.x credentials: `$7$` PBKDF2-SHA512 password-file lines and per-device ACL blocks."""
+"""The broker's accounts and ACLs as a Mosquitto 2.0 dynamic-security plugin config (dicts)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import hashlib
 import hmac
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
-from ingest.topics import device_topic
+from ingest.topics import device_topic, subscriptions
 
-# Mosquitto 2.x decodes exactly these sizes and removes any entry that differs (security_default.c).
+# The plugin decodes exactly these sizes and drops a client whose salt or hash differs
+# (plugins/dynamic-security/clients.c and src/password_mosq.h, SALT_LEN, in 2.0.11 and 2.0.21).
 SALT_BYTES = 12
 HASH_BYTES = 64
-# mosquitto_passwd uses 101. tracefin's passwords are random 256-bit tokens (generate_password),
-# which stretching cannot make stronger, while the broker pays the iterations on every CONNECT,
-# including every device reconnecting at once after a broker restart: a modest count suffices.
+# The plugin and mosquitto_passwd use 101. tracefin's passwords are random 256-bit tokens
+# (generate_password), which stretching cannot make stronger, while the broker pays the iterations
+# on every CONNECT, including every device reconnecting at once after a broker restart: a modest
+# count suffices.
 DEFAULT_ITERATIONS = 10_000
 
 # The finance process's broker account: it publishes financiers' alerts on tf/+/alerts only.
@@ -24,64 +27,22 @@ FINANCE_USERNAME = "tracefin-finance"
 # The broker container's health check: it reads $SYS/broker/uptime only.
 HEALTH_USERNAME = "tracefin-health"
 
+# The one role all ingest workers share; a device's role is named after its username instead.
+INGEST_ROLE = "tracefin-ingest"
+# Whatever no role grants is refused: the plugin then defers, and with no other plugin and no
+# acl_file the broker denies (src/security.c). Unsubscribing too: nothing needs it granted.
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": False,
+    "subscribe": False,
+    "unsubscribe": False,
+}
+
 _SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
+_INGEST_USERNAME = re.compile(r"^tracefin-ingest-[1-9][0-9]*$")
 
-
-@dataclass(frozen=True)
-class PasswordEntry:
-    """One parsed `$7$` line of a Mosquitto password file."""
-
-    username: str
-    iterations: int
-    salt: bytes
-    digest: bytes
-
-
-def password_line(
-    username: str,
-    password: str,
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-    salt: bytes | None = None,
-) -> str:
-    """`username:$7$<iterations>$<base64 salt>$<base64 hash>`, as Mosquitto 2.x reads it."""
-    _check_username(username)
-    if not password:
-        raise ValueError("the password must not be empty")
-    if iterations < 1:
-        raise ValueError("iterations must be at least 1")
-    salt = os.urandom(SALT_BYTES) if salt is None else salt
-    if len(salt) != SALT_BYTES:
-        raise ValueError(f"Mosquitto needs a {SALT_BYTES}-byte salt, not {len(salt)} bytes")
-    digest = _digest(password, salt, iterations)
-    return f"{username}:$7${iterations}${_b64(salt)}${_b64(digest)}"
-
-
-def parse_password_line(line: str) -> PasswordEntry:
-    """The parts of a `$7$` line; ValueError for anything Mosquitto would drop."""
-    username, sep, encoded = line.rstrip("\r\n").partition(":")
-    if not sep:
-        raise ValueError("a password line is `username:$7$…`")
-    _check_username(username)
-    parts = encoded.split("$")
-    if len(parts) != 5 or parts[0] != "" or parts[1] != "7":
-        raise ValueError("only Mosquitto's `$7$` (PBKDF2-SHA512) format is supported")
-    if not parts[2].isdigit() or int(parts[2]) < 1:
-        raise ValueError(f"bad iteration count {parts[2]!r}")
-    try:
-        salt = base64.b64decode(parts[3], validate=True)
-        digest = base64.b64decode(parts[4], validate=True)
-    except ValueError:
-        raise ValueError("salt and hash must be standard base64") from None
-    if len(salt) != SALT_BYTES or len(digest) != HASH_BYTES:
-        raise ValueError(f"Mosquitto needs a {SALT_BYTES}-byte salt and a {HASH_BYTES}-byte hash")
-    return PasswordEntry(username, int(parts[2]), salt, digest)
-
-
-def check_password(line: str, password: str) -> bool:
-    """Whether `password` is the one a password-file line was made from (as the broker checks)."""
-    entry = parse_password_line(line)
-    return hmac.compare_digest(_digest(password, entry.salt, entry.iterations), entry.digest)
+# One entry of the plugin's JSON config (a client, a role, an ACL, or the whole file).
+Json = dict[str, Any]
 
 
 def generate_password(nbytes: int = 32) -> str:
@@ -114,22 +75,6 @@ def ingest_username(worker: int) -> str:
     return f"tracefin-ingest-{worker}"
 
 
-def ingest_acl_entry(worker: int) -> str:
-    """The ACL block of one ingest worker's account (deploy/mosquitto/acl ships workers 1 and 2).
-
-    It reads the devices' events and telemetry (through the shared subscriptions of
-    ingest/topics.py) and answers on any device's receipts and rejects; it cannot publish events.
-    """
-    return (
-        f"# ingest worker {worker}\n"
-        f"user {ingest_username(worker)}\n"
-        "topic read tf/+/+/events\n"
-        "topic read tf/+/+/telemetry\n"
-        "topic write tf/+/+/receipts\n"
-        "topic write tf/+/+/rejects\n"
-    )
-
-
 def device_topics(org: str, device: str) -> dict[str, str]:
     """The four topics of one device, by kind."""
     device_username(org, device)  # validates both slugs
@@ -139,21 +84,134 @@ def device_topics(org: str, device: str) -> dict[str, str]:
     }
 
 
-def device_acl_entry(org: str, device: str) -> str:
-    """The ACL block to append to deploy/mosquitto/acl for one device.
+def dynsec_client(
+    username: str,
+    password: str,
+    rolename: str,
+    *,
+    iterations: int = DEFAULT_ITERATIONS,
+    salt: bytes | None = None,
+) -> Json:
+    """A client of the plugin's config: the username, its PBKDF2-SHA512 hash as the plugin
+    stores it (base64 `password` and `salt`, `iterations`) and its one role."""
+    _check_username(username)
+    if not password:
+        raise ValueError("the password must not be empty")
+    if iterations < 1:
+        raise ValueError("iterations must be at least 1")
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"Mosquitto needs a {SALT_BYTES}-byte salt, not {len(salt)} bytes")
+    return {
+        "username": username,
+        "password": _b64(_digest(password, salt, iterations)),
+        "salt": _b64(salt),
+        "iterations": iterations,
+        "roles": [{"rolename": rolename}],
+    }
 
-    The device may publish only its own events and telemetry and read only its own receipts
-    and rejects: it cannot speak for another device, nor forge tracefin's answers.
+
+def check_password(client: Mapping[str, Any], password: str) -> bool:
+    """Whether `password` logs in as a client of the plugin's config (as the plugin checks)."""
+    salt = base64.b64decode(client["salt"], validate=True)
+    digest = base64.b64decode(client["password"], validate=True)
+    if len(salt) != SALT_BYTES or len(digest) != HASH_BYTES:
+        raise ValueError(f"the plugin drops a client without a {SALT_BYTES}-byte salt")
+    return hmac.compare_digest(_digest(password, salt, int(client["iterations"])), digest)
+
+
+def ingest_role(share_group: str) -> Json:
+    """The ingest workers' role: the shared subscriptions of `share_group` exactly (ingest/
+    topics.py), reading any device's events and telemetry, answering on any device's receipts and
+    rejects; no event of their own.
+
+    `subscribeLiteral`, and with the `$share/{group}/` prefix: the plugin checks a SUBSCRIBE
+    against the topic filter as sent, prefix included, so a device (which has no such ACL) is
+    refused the workers' group, and a worker may join that group only.
     """
+    return {
+        "rolename": INGEST_ROLE,
+        "acls": [_allow("subscribeLiteral", topic) for topic in subscriptions(share_group)]
+        + [_allow("publishClientReceive", device_topic("+", "+", kind)) for kind in _INPUTS]
+        + [_allow("publishClientSend", device_topic("+", "+", kind)) for kind in _ANSWERS],
+    }
+
+
+def device_role(org: str, device: str) -> Json:
+    """A device's own role, named after its username: it publishes only its own events and
+    telemetry and subscribes to and reads only its own receipts and rejects."""
     topics = device_topics(org, device)
-    return (
-        f"# device {device} of {org}\n"
-        f"user {device_username(org, device)}\n"
-        f"topic write {topics['events']}\n"
-        f"topic write {topics['telemetry']}\n"
-        f"topic read {topics['receipts']}\n"
-        f"topic read {topics['rejects']}\n"
-    )
+    return {
+        "rolename": device_username(org, device),
+        "acls": [_allow("publishClientSend", topics[kind]) for kind in _INPUTS]
+        + [_allow(acltype, topics[kind]) for kind in _ANSWERS for acltype in _READ],
+    }
+
+
+def dynsec_config(
+    share_group: str,
+    passwords: Mapping[str, str],
+    *,
+    keep_devices_of: Mapping[str, Any] | None = None,
+) -> Json:
+    """The whole plugin config: the service accounts of `passwords` (username to password: the
+    ingest workers, FINANCE_USERNAME, HEALTH_USERNAME) and their roles, the devices' accounts
+    and roles of `keep_devices_of` (the config this one replaces) unchanged, nothing else."""
+    clients = [
+        dynsec_client(username, password, _service_role(username))
+        for username, password in passwords.items()
+    ]
+    roles = [
+        ingest_role(share_group),
+        # Financiers' alerts, tf/{financier}/alerts (finance/alerts.py).
+        {"rolename": FINANCE_USERNAME, "acls": [_allow("publishClientSend", "tf/+/alerts")]},
+        # docker-compose.yml's health check waits for this retained $SYS message.
+        {"rolename": HEALTH_USERNAME, "acls": [_allow(a, "$SYS/broker/uptime") for a in _READ]},
+    ]
+    if keep_devices_of is not None:
+        clients += [c for c in keep_devices_of["clients"] if _is_device(c["username"])]
+        roles += [r for r in keep_devices_of["roles"] if _is_device(r["rolename"])]
+    return {
+        "defaultACLAccess": dict(DEFAULT_ACL_ACCESS),
+        "clients": clients,
+        "groups": [],
+        "roles": roles,
+    }
+
+
+def with_device(config: Mapping[str, Any], org: str, device: str, password: str) -> Json:
+    """`config` with one device's account and role added, or replaced (a new password)."""
+    username = device_username(org, device)
+    return {
+        **config,
+        "clients": [c for c in config["clients"] if c["username"] != username]
+        + [dynsec_client(username, password, username)],
+        "roles": [r for r in config["roles"] if r["rolename"] != username]
+        + [device_role(org, device)],
+    }
+
+
+_INPUTS = ("events", "telemetry")
+_ANSWERS = ("receipts", "rejects")
+# Reading a topic takes two grants in the plugin: the SUBSCRIBE, then each delivery.
+_READ = ("subscribeLiteral", "publishClientReceive")
+
+
+def _allow(acltype: str, topic: str) -> Json:
+    return {"acltype": acltype, "topic": topic, "allow": True}
+
+
+def _is_device(username: str) -> bool:
+    # device_username always holds a `.`, a service account never does.
+    return "." in username
+
+
+def _service_role(username: str) -> str:
+    if _INGEST_USERNAME.match(username):
+        return INGEST_ROLE
+    if username in (FINANCE_USERNAME, HEALTH_USERNAME):
+        return username
+    raise ValueError(f"{username!r} is not a service account (ingest worker, finance, health)")
 
 
 def _check_username(username: str) -> None:

@@ -6,11 +6,13 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -201,18 +203,81 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
         "sites": sites,
         "publish_to": device_topic(device.org_slug, device.device_id, Kind.EVENTS),
     }
-    if args.broker_credentials:
-        from tracefin import broker_auth
-
-        username = broker_auth.device_username(device.org_slug, device.device_id)
-        password = broker_auth.generate_password()
-        output |= {
-            "mqtt_username": username,
-            "mqtt_password": password,
-            "password_line": broker_auth.password_line(username, password),
-            "acl_entry": broker_auth.device_acl_entry(device.org_slug, device.device_id),
-        }
     print(json.dumps(output))
+
+
+def _read_broker_accounts(path: Path) -> dict[str, Any]:
+    try:
+        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(
+            f"{path} does not exist: create it with `tracefin broker accounts`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    return config
+
+
+def _write_broker_accounts(path: Path, config: dict[str, Any]) -> None:
+    # Password hashes and the share group: readable by its owner only (docs/deployment.md makes
+    # the broker's user that owner). Replaced whole, so the broker never reads half a file.
+    staging = path.with_name(f".{path.name}.new")
+    staging.unlink(missing_ok=True)
+    with os.fdopen(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        json.dump(config, out, indent=2)
+        out.write("\n")
+    if path.exists():
+        # The replacement keeps the owner: a file the broker cannot read loads no account.
+        owner = path.stat()
+        try:
+            os.chown(staging, owner.st_uid, owner.st_gid)
+        except PermissionError:
+            staging.unlink()
+            raise CliError(
+                f"{path} belongs to uid {owner.st_uid}, which the broker reads it as: run this"
+                " as that user or with sudo"
+            ) from None
+    staging.replace(path)
+
+
+def cmd_broker_accounts(args: argparse.Namespace, settings: Settings) -> None:
+    """Write the broker's service accounts into its dynamic-security file, keeping its devices."""
+    from tracefin import broker_auth
+
+    def secret(name: str) -> str:
+        value = os.environ.get(name)
+        if not value:
+            raise CliError(f"set {name} (in .env: `set -a; . ./.env; set +a`)")
+        return value
+
+    passwords = {
+        broker_auth.ingest_username(n): secret(f"MQTT_INGEST_{n}_PASSWORD")
+        for n in range(1, args.ingest_workers + 1)
+    }
+    passwords[broker_auth.FINANCE_USERNAME] = secret("MQTT_FINANCE_PASSWORD")
+    passwords[broker_auth.HEALTH_USERNAME] = secret("MQTT_HEALTH_PASSWORD")
+    path: Path = args.file
+    existing = _read_broker_accounts(path) if path.exists() else None
+    try:
+        config = broker_auth.dynsec_config(
+            secret("INGEST_SHARE_GROUP_SECRET"), passwords, keep_devices_of=existing
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _write_broker_accounts(path, config)
+    print(json.dumps({"file": str(path), "accounts": sorted(passwords)}))
+
+
+def cmd_broker_device(args: argparse.Namespace, settings: Settings) -> None:
+    """Add a device's broker account (or give it a new password); print the password once."""
+    from tracefin import broker_auth
+
+    path: Path = args.file
+    password = broker_auth.generate_password()
+    config = broker_auth.with_device(_read_broker_accounts(path), args.org, args.device, password)
+    _write_broker_accounts(path, config)
+    username = broker_auth.device_username(args.org, args.device)
+    print(json.dumps({"mqtt_username": username, "mqtt_password": password, "file": str(path)}))
 
 
 def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> None:
@@ -731,12 +796,6 @@ def build_parser() -> argparse.ArgumentParser:
         "add",
         help="register a device of an organisation (again with a new --address: rotate its key)",
     )
-    device_add.add_argument(
-        "--broker-credentials",
-        action="store_true",
-        help="also print the device's MQTT username and password (shown once), its line for"
-        " deploy/mosquitto/passwords and its block for deploy/mosquitto/acl",
-    )
     device_add.add_argument("org", type=_slug)
     device_add.add_argument("device", type=_slug)
     device_add.add_argument(
@@ -763,6 +822,32 @@ def build_parser() -> argparse.ArgumentParser:
     device_revoke.add_argument("org", type=_slug)
     device_revoke.add_argument("device", type=_slug)
     device_revoke.set_defaults(handler=cmd_device_revoke)
+
+    broker = commands.add_parser(
+        "broker", help="the broker's accounts (Mosquitto's dynamic-security file)"
+    ).add_subparsers(dest="broker_command", required=True)
+    accounts = broker.add_parser(
+        "accounts",
+        help="write the ingest, finance and health accounts and the share group from the"
+        " environment (.env) into the file, keeping its devices; restart the broker after",
+    )
+    accounts.add_argument("file", type=Path, help="deploy/mosquitto/dynamic-security.json")
+    accounts.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=2,
+        help="how many ingest workers (MQTT_INGEST_{n}_PASSWORD each; default 2)",
+    )
+    accounts.set_defaults(handler=cmd_broker_accounts)
+    broker_device = broker.add_parser(
+        "device",
+        help="add a device's account to the file, or give it a new password; prints the"
+        " password once; restart the broker after",
+    )
+    broker_device.add_argument("file", type=Path, help="deploy/mosquitto/dynamic-security.json")
+    broker_device.add_argument("org", type=_slug)
+    broker_device.add_argument("device", type=_slug)
+    broker_device.set_defaults(handler=cmd_broker_device)
 
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")

@@ -70,8 +70,9 @@ JOURNAL_KEY_NEEDED = (
     "TRACEFIN_JOURNAL_KEY must be set in production: 32+ characters of a random"
     " secret (e.g. secrets.token_urlsafe(32)), not the development key"
 )
-# Mosquitto 2.0's acl_file grants every SUBSCRIBE, so a device that knows the ingest share group
-# can join it and take a share of every device's events (deploy/mosquitto/acl).
+# A second line behind the broker's ACL (the dynamic-security plugin refuses devices the group's
+# SUBSCRIBE): a broker without it, e.g. one with acl_file, would let a device that knows the group
+# join it and take a share of every device's events.
 SHARE_GROUP_NEEDED = (
     "TRACEFIN_INGEST_SHARE_GROUP must be set in production to a secret of the deployment"
     " (e.g. secrets.token_urlsafe(24)), not the default: a device that knows it can take a share"
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     mqtt_url: str | None = None
     # The broker account `tracefin finance` publishes financiers' alerts with, on
-    # tf/{financier}/alerts (deploy/mosquitto/acl: tracefin-finance); unset: no MQTT alerts.
+    # tf/{financier}/alerts (role tracefin-finance, tracefin.broker_auth); unset: no MQTT alerts.
     alerts_mqtt_url: str | None = None
     # Whether financiers' webhooks may point at loopback, private, link-local or other
     # non-public addresses (a bank's internal receiver). Unset: only outside production, where

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -49,18 +50,34 @@ def test_device_add_signed_and_unsigned(database_url: str, org: str) -> None:
     assert "mqtt_password" not in json.loads(unsigned.stdout)
 
 
-def test_device_add_prints_its_broker_account_once(database_url: str, org: str) -> None:
-    from tracefin.broker_auth import check_password
+def test_broker_accounts_then_a_device_make_the_brokers_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracefin.broker_auth import check_password, ingest_role
+    from tracefin.cli import main
 
-    added = tracefin(
-        database_url, "device", "add", org, "gate-1", "--unsigned", "--broker-credentials"
-    )
-    assert added.returncode == 0, added.stderr
-    account = json.loads(added.stdout)
-    assert account["mqtt_username"] == f"{org}.gate-1"
-    assert account["password_line"].startswith(f"{org}.gate-1:$7$")
-    assert check_password(account["password_line"], account["mqtt_password"])
-    assert f"topic write tf/{org}/gate-1/events" in account["acl_entry"]
+    environment = {
+        "MQTT_INGEST_1_PASSWORD": "p1",
+        "MQTT_INGEST_2_PASSWORD": "p2",
+        "MQTT_FINANCE_PASSWORD": "pf",
+        "MQTT_HEALTH_PASSWORD": "ph",
+        "INGEST_SHARE_GROUP_SECRET": "g-1",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "dynamic-security.json"
+    main(["broker", "accounts", str(path)])
+    main(["broker", "device", str(path), "acme", "gate-1"])
+    account = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert account["mqtt_username"] == "acme.gate-1"
+    monkeypatch.setenv("INGEST_SHARE_GROUP_SECRET", "g-2")
+    main(["broker", "accounts", str(path)])  # a new share group keeps the device
+    config = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o077 == 0
+    clients = {client["username"]: client for client in config["clients"]}
+    assert check_password(clients["acme.gate-1"], account["mqtt_password"])
+    assert check_password(clients["tracefin-ingest-2"], "p2")
+    assert ingest_role("g-2") in config["roles"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,14 @@ import yaml
 
 from ingest.mqtt_link import parse_mqtt_url
 from ledger import contracts
-from tracefin.broker_auth import HEALTH_USERNAME, ingest_acl_entry, ingest_username
+from tracefin.broker_auth import (
+    FINANCE_USERNAME,
+    HEALTH_USERNAME,
+    INGEST_ROLE,
+    dynsec_config,
+    ingest_role,
+    ingest_username,
+)
 from tracefin.cli import build_parser
 from tracefin.processes.api import api_config
 from tracefin.settings import Settings
@@ -322,7 +329,7 @@ def test_only_the_ingest_workers_hold_broker_credentials(
         address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
         assert (address.host, address.port) == ("broker", 1883), name
         if handler == "cmd_ingest":
-            # Its own account, which deploy/mosquitto/acl grants the shared subscriptions to.
+            # Its own account, whose role grants the shared subscriptions (broker_accounts).
             worker = int(str(address.username).removeprefix("tracefin-ingest-"))
             assert address.username == ingest_username(worker), name
             assert address.password == SAMPLE_ENV[f"MQTT_INGEST_{worker}_PASSWORD"], name
@@ -331,8 +338,21 @@ def test_only_the_ingest_workers_hold_broker_credentials(
     assert alerts_accounts == {
         "cmd_finance": ("broker", "tracefin-finance", SAMPLE_ENV["MQTT_FINANCE_PASSWORD"])
     }
-    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
-    assert "user tracefin-finance\ntopic write tf/+/alerts\n" in acl
+    roles = {role["rolename"]: role for role in broker_accounts(2)["roles"]}
+    assert roles[FINANCE_USERNAME]["acls"] == [
+        {"acltype": "publishClientSend", "topic": "tf/+/alerts", "allow": True}
+    ]
+
+
+def broker_accounts(workers: int) -> dict[str, Any]:
+    """The dynamic-security file `tracefin broker accounts --ingest-workers N` writes from .env
+    (docs/deployment.md), here from .env.example's sample values."""
+    passwords = {
+        ingest_username(n): SAMPLE_ENV[f"MQTT_INGEST_{n}_PASSWORD"] for n in range(1, workers + 1)
+    }
+    passwords[FINANCE_USERNAME] = SAMPLE_ENV["MQTT_FINANCE_PASSWORD"]
+    passwords[HEALTH_USERNAME] = SAMPLE_ENV["MQTT_HEALTH_PASSWORD"]
+    return dynsec_config(SAMPLE_ENV["INGEST_SHARE_GROUP_SECRET"], passwords)
 
 
 def volume_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
@@ -398,14 +418,16 @@ def test_the_broker_finds_every_file_its_config_names(
             host = on_host(words[1])
             ignored = (host.parent / ".gitignore").read_text().split()
             assert "*" in ignored, f"{host.parent} must git-ignore its contents"
-        if words[0] in ("password_file", "acl_file", "persistence_location"):
+        if words[0] in ("plugin_opt_config_file", "persistence_location"):
             host = on_host(words[1])
-            if words[0] == "password_file":
-                # Made per deployment (it is secret): it must never be committed.
+            if words[0] == "plugin_opt_config_file":
+                # The accounts: made per deployment (they are secret), never committed.
                 ignored = (host.parent / ".gitignore").read_text().split()
                 assert host.name in ignored, f"{host} must be git-ignored"
-            elif words[0] == "acl_file":
-                assert host.is_file(), f"{host} is missing"
+        # No second source of accounts or ACLs beside the plugin: it defers what it does not
+        # grant to them, which would widen it.
+        assert words[0] not in ("password_file", "acl_file", "auth_plugin"), words
+    assert ["plugin", "/usr/lib/mosquitto_dynamic_security.so"] in settings
     # The health check logs in to a listener the config declares, as the health account, whose
     # password the broker container gets.
     kind, command = broker["healthcheck"]["test"]
@@ -413,10 +435,12 @@ def test_the_broker_finds_every_file_its_config_names(
     words = command.split()
     assert ["listener", words[words.index("-p") + 1]] in settings
     assert words[words.index("-u") + 1] == HEALTH_USERNAME
-    assert (
-        f"user {HEALTH_USERNAME}\ntopic read $SYS/broker/uptime\n"
-        in on_host("/mosquitto/config/acl").read_text()
-    )
+    topic = words[words.index("-t") + 1].strip("'").replace("$$", "$")
+    roles = {role["rolename"]: role for role in broker_accounts(2)["roles"]}
+    assert {(acl["acltype"], acl["topic"]) for acl in roles[HEALTH_USERNAME]["acls"]} == {
+        ("subscribeLiteral", topic),
+        ("publishClientReceive", topic),
+    }
     assert "MQTT_HEALTH_PASSWORD" in environment(broker)
 
 
@@ -575,8 +599,7 @@ def test_each_ingest_worker_has_its_own_account_bound_to_its_client_id(
 ) -> None:
     """The broker makes a client id its username (use_username_as_clientid): a worker's
     --client-id must be its account's name, or its session would change name under it; and
-    every worker needs its own account and ACL block, or two would share one session."""
-    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    every worker needs its own account, or two would share one session."""
     accounts, groups = [], set()
     for name, service in tracefin_services.items():
         args = parsed_command(name, service)
@@ -585,14 +608,18 @@ def test_each_ingest_worker_has_its_own_account_bound_to_its_client_id(
         env = environment(service)
         address = parse_mqtt_url(interpolate(env["TRACEFIN_MQTT_URL"], SAMPLE_ENV))
         assert address.username == args.client_id, name
-        worker = int(args.client_id.removeprefix("tracefin-ingest-"))
-        assert ingest_acl_entry(worker) in acl, f"{name}: no ACL block for its account"
         accounts.append(address.username)
         groups.add(interpolate(env["TRACEFIN_INGEST_SHARE_GROUP"], SAMPLE_ENV))
     assert len(set(accounts)) == len(accounts) >= 2
     # One group for all of them, and a secret of the deployment, not the default name.
     (group,) = groups
     assert group == SAMPLE_ENV["INGEST_SHARE_GROUP_SECRET"]
+    # The accounts file made for this many workers gives each the role of exactly that group.
+    config = broker_accounts(len(accounts))
+    roles = {client["username"]: client["roles"] for client in config["clients"]}
+    for account in accounts:
+        assert roles[account] == [{"rolename": INGEST_ROLE}], account
+    assert ingest_role(group) in config["roles"]
 
 
 def test_every_broker_listener_for_accounts_binds_client_ids_to_usernames() -> None:

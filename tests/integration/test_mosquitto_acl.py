@@ -1,7 +1,8 @@
-"""The real Mosquitto with deploy/mosquitto's config and ACL: who may connect, publish and read."""
+"""Real Mosquitto with deploy/mosquitto's config and accounts: who may connect, subscribe, read."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import queue
@@ -26,12 +27,12 @@ from tests.support import mosquitto_release
 from tracefin.broker_auth import (
     HEALTH_USERNAME,
     check_password,
-    device_acl_entry,
     device_topics,
     device_username,
+    dynsec_config,
     generate_password,
     ingest_username,
-    password_line,
+    with_device,
 )
 from tracefin.embedded import RunningService, free_port, wait_for_port
 
@@ -43,27 +44,22 @@ BAD_CREDENTIALS = 0x86
 TIMEOUT = 5.0
 # Two devices of one organisation and one of another: enough to cross both boundaries.
 DEVICES = [("org-a", "line-1"), ("org-a", "line-2"), ("org-b", "line-1")]
-# The ingest workers' accounts deploy/mosquitto/acl ships, and their share group: a secret of the
-# deployment (TRACEFIN_INGEST_SHARE_GROUP), as docker-compose.yml gives it.
+# The two ingest workers' accounts docker-compose.yml runs, and their share group, as
+# docker-compose.yml gives it (TRACEFIN_INGEST_SHARE_GROUP).
 WORKER_1, WORKER_2 = ingest_username(1), ingest_username(2)
 SHARE_GROUP = secrets.token_urlsafe(24)
-# Why a device that knows the share group still takes a share, in every Mosquitto 2.0.x.
-ACL_FILE_GRANTS_EVERY_SUBSCRIBE = (
-    "Mosquitto 2.0.x's acl_file answers every SUBSCRIBE with success (src/security_default.c,"
-    " mosquitto_acl_check_default: 'FIXME - implement ACL subscription strings'; read in the"
-    " 2.0.11 and 2.0.21 sources), and a shared message whose chosen member may not read it is"
-    " dropped, not offered to another member (src/subs.c, subs__send / subs__shared_process)."
-    " Refusing the SUBSCRIBE needs the dynamic-security plugin; tracefin keeps the group secret."
-)
+# Where deploy/mosquitto/mosquitto.conf loads the plugin from (the eclipse-mosquitto image).
+IMAGE_PLUGIN = "/usr/lib/mosquitto_dynamic_security.so"
 
 
-def mosquitto_binary(release: str) -> str:
+def mosquitto_binary(release: str) -> tuple[str, Path]:
     """The machine's mosquitto (`installed`: Debian bookworm's 2.0.11 here), or Debian's newer
     build (`2.0.21`, fetched once into a cache by tests/support/mosquitto_release.py), so the
-    configuration is proven on the broker the tests run and on one near the image compose pins."""
+    configuration is proven on the broker the tests run and on one near the image compose pins;
+    with the dynamic-security plugin of the same release."""
     if release == "2.0.21":
         try:
-            return str(mosquitto_release.newer_mosquitto())
+            return str(mosquitto_release.newer_mosquitto()), mosquitto_release.newer_plugin()
         except mosquitto_release.Unavailable as exc:
             pytest.skip(f"Mosquitto {mosquitto_release.VERSION} cannot be fetched here: {exc}")
     binary = shutil.which("mosquitto") or (
@@ -71,13 +67,18 @@ def mosquitto_binary(release: str) -> str:
     )
     if binary is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    return binary
+    # Debian installs it in the multiarch library folder.
+    plugins = sorted(Path("/usr/lib").glob(f"*/{mosquitto_release.PLUGIN}"))
+    if not plugins:
+        pytest.skip(f"no {mosquitto_release.PLUGIN} beside the installed mosquitto")
+    return binary, plugins[0]
 
 
 def render_config(
-    text: str, *, ports: dict[str, int], config: Path, data: Path, certs: Path
+    text: str, *, ports: dict[str, int], config: Path, data: Path, certs: Path, plugin: Path
 ) -> str:
-    """deploy/mosquitto/mosquitto.conf on private loopback ports, with files under tmp.
+    """deploy/mosquitto/mosquitto.conf on private loopback ports, with files under tmp and the
+    plugin of the broker under test.
 
     `ports` maps each listener line of the file (`listener 8883`, …) to the port it gets here.
     """
@@ -92,7 +93,8 @@ def render_config(
             line = f"listener {port} 127.0.0.1"
             listeners.append(line)
         line = (
-            line.replace("/mosquitto/config/", f"{config}/")
+            line.replace(IMAGE_PLUGIN, str(plugin))
+            .replace("/mosquitto/config/", f"{config}/")
             .replace("/mosquitto/data/", f"{data}/")
             .replace("/mosquitto/certs/", f"{certs}/")
         )
@@ -149,21 +151,21 @@ class Broker:
 def broker(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Broker]:
-    binary = mosquitto_binary(request.param)
+    binary, plugin = mosquitto_binary(request.param)
     root = tmp_path_factory.mktemp("mosquitto-acl")
     config, data, certs = root / "config", root / "data", root / "certs"
     for folder in (config, data, certs):
         folder.mkdir()
     make_certificate(certs)
-    accounts = [WORKER_1, WORKER_2, HEALTH_USERNAME]
-    accounts += [device_username(org, dev) for org, dev in DEVICES]
-    passwords = {username: generate_password() for username in accounts}
-    (config / "passwords").write_text(
-        "".join(password_line(user, pw) + "\n" for user, pw in passwords.items())
-    )
-    acl = (DEPLOY / "acl").read_text() + "\n"
-    acl += "\n".join(device_acl_entry(org, dev) for org, dev in DEVICES)
-    (config / "acl").write_text(acl)
+    # As docs/deployment.md makes it: `tracefin broker accounts`, then `tracefin broker device`.
+    passwords = {
+        username: generate_password() for username in (WORKER_1, WORKER_2, HEALTH_USERNAME)
+    }
+    accounts = dynsec_config(SHARE_GROUP, passwords)
+    for org, dev in DEVICES:
+        passwords[device_username(org, dev)] = generate_password()
+        accounts = with_device(accounts, org, dev, passwords[device_username(org, dev)])
+    (config / "dynamic-security.json").write_text(json.dumps(accounts))
     port, tls_port = free_port(), free_port()
     conf = config / "mosquitto.conf"
     conf.write_text(
@@ -176,6 +178,7 @@ def broker(
             config=config,
             data=data,
             certs=certs,
+            plugin=plugin,
         )
     )
     log = root / "mosquitto.log"
@@ -365,8 +368,13 @@ def test_a_device_cannot_publish_as_another_device_or_forge_answers(
 def test_a_device_reads_its_own_answers_only(connect: Callable[[str], Client]) -> None:
     worker = connect(WORKER_1)
     other = connect(device_username("org-b", "line-1"))
-    # The broker grants the subscription but never delivers what the ACL does not let it read.
-    other.subscribe("tf/+/+/receipts", "tf/org-a/line-1/rejects", "tf/org-b/line-1/rejects")
+    codes = other.subscribe(
+        "tf/+/+/receipts",
+        "tf/org-a/line-1/rejects",
+        "tf/org-b/line-1/receipts",
+        "tf/org-b/line-1/rejects",
+    )
+    assert [code.value for code in codes] == [NOT_AUTHORIZED, NOT_AUTHORIZED, 1, 1]
     assert accepted(worker.publish("tf/org-a/line-1/receipts", b"not yours"))
     assert accepted(worker.publish("tf/org-a/line-1/rejects", b"not yours"))
     assert accepted(worker.publish("tf/org-b/line-1/receipts", b"yours"))
@@ -433,9 +441,11 @@ def test_our_lines_and_mosquitto_passwds_agree(tmp_path: Path) -> None:
         pytest.skip("mosquitto_passwd is not installed")
     path = tmp_path / "pw"
     subprocess.run([tool, "-c", "-b", str(path), "alice", "s3cret"], check=True)
-    line = path.read_text().strip()
-    assert check_password(line, "s3cret")
-    assert not check_password(line, "s3cret ")
+    # `alice:$7$<iterations>$<salt>$<hash>`: the same PBKDF2-SHA512 the plugin checks.
+    _, iterations, salt, digest = path.read_text().strip().split(":")[1].split("$")[1:]
+    client = {"salt": salt, "password": digest, "iterations": int(iterations)}
+    assert check_password(client, "s3cret")
+    assert not check_password(client, "s3cret ")
 
 
 def collect(client: Client, count: int) -> list[tuple[str, bytes]]:
@@ -461,22 +471,25 @@ def publish_events(client: Client, count: int, label: str) -> list[tuple[str, by
 def test_a_device_guessing_the_share_group_takes_nothing(
     connect: Callable[[str], Client], guess: str
 ) -> None:
-    """Issue 17 item 4: a device subscribed to $share/tracefin-ingest/tf/+/+/events (granted);
-    of 10 events of another organisation's device only 5 reached ingest. Its own group gets a
-    copy of each event, which the ACL keeps from it; the workers' group loses nothing."""
+    """Issue 17 item 4: a device subscribed to $share/tracefin-ingest/tf/+/+/events (granted by
+    acl_file); of 10 events of another organisation's device only 5 reached ingest. The plugin
+    refuses it any share group; the workers' group loses nothing."""
     worker = connect(WORKER_1)
     worker.subscribe(*subscriptions(SHARE_GROUP))
     thief = connect(device_username("org-b", "line-1"))
-    thief.subscribe(f"$share/{guess}/tf/+/+/events", f"$share/{guess}/tf/+/+/telemetry")
+    codes = thief.subscribe(f"$share/{guess}/tf/+/+/events", f"$share/{guess}/tf/+/+/telemetry")
+    assert [code.value for code in codes] == [NOT_AUTHORIZED, NOT_AUTHORIZED]
     sent = publish_events(connect(device_username("org-a", "line-1")), 10, "guessed")
     assert collect(worker, len(sent)) == sent
     assert thief.drain() == []
 
 
-@pytest.mark.xfail(strict=True, reason=ACL_FILE_GRANTS_EVERY_SUBSCRIBE)
 def test_a_device_that_knows_the_share_group_is_refused_it(
     connect: Callable[[str], Client],
 ) -> None:
+    """With acl_file, every Mosquitto 2.0.x granted this SUBSCRIBE (src/security_default.c: 'FIXME
+    - implement ACL subscription strings'), joined the device to the workers' group and dropped
+    its share of the events, which it may not read. The dynamic-security plugin refuses it."""
     worker = connect(WORKER_1)
     worker.subscribe(*subscriptions(SHARE_GROUP))
     thief = connect(device_username("org-b", "line-1"))
@@ -484,6 +497,20 @@ def test_a_device_that_knows_the_share_group_is_refused_it(
     assert [code.value for code in codes] == [NOT_AUTHORIZED, NOT_AUTHORIZED]
     sent = publish_events(connect(device_username("org-a", "line-1")), 10, "known")
     assert collect(worker, len(sent)) == sent
+    assert thief.drain() == []
+
+
+def test_an_ingest_worker_may_join_its_own_share_group_only(
+    connect: Callable[[str], Client],
+) -> None:
+    worker = connect(WORKER_2)
+    codes = worker.subscribe(
+        *subscriptions(SHARE_GROUP),
+        f"$share/{DEFAULT_SHARE_GROUP}/tf/+/+/events",  # another group
+        "tf/+/+/events",  # a subscription of its own beside the group's
+        "$share/" + SHARE_GROUP + "/tf/#",  # a wider filter in the group
+    )
+    assert [code.value for code in codes] == [1, 1, NOT_AUTHORIZED, NOT_AUTHORIZED, NOT_AUTHORIZED]
 
 
 def test_a_worker_offline_gets_what_devices_published_meanwhile(broker: Broker) -> None:

@@ -21,6 +21,8 @@ PACKAGES = [
     "libwebsockets17/bookworm",
     "libdlt2/bookworm",
 ]
+# The dynamic-security plugin deploy/mosquitto/mosquitto.conf loads: in the broker's package.
+PLUGIN = "mosquitto_dynamic_security.so"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SOURCES = "".join(
     f"deb [signed-by={KEYRING}] http://deb.debian.org/debian {suite} main\n"
@@ -60,6 +62,14 @@ def newer_mosquitto() -> Path:
     return launcher
 
 
+def newer_plugin() -> Path:
+    """Mosquitto 2.0.21's dynamic-security plugin, unpacked beside its broker by newer_mosquitto."""
+    plugin = newer_mosquitto().parent / "lib" / PLUGIN
+    if not plugin.exists():
+        raise Unavailable(f"{plugin} is missing: remove {plugin.parent.parent} to fetch it again")
+    return plugin
+
+
 def _fetch(scratch: Path, apt_get: str, dpkg_deb: str, target: Path) -> None:
     (scratch / "lists" / "partial").mkdir(parents=True)
     (scratch / "cache" / "archives" / "partial").mkdir(parents=True)
@@ -97,6 +107,8 @@ def _fetch(scratch: Path, apt_get: str, dpkg_deb: str, target: Path) -> None:
     shutil.copy2(root / "usr" / "sbin" / "mosquitto", staged / "mosquitto-bin")
     for library in (root / "usr" / "lib" / "x86_64-linux-gnu").glob("*.so*"):
         shutil.copy2(library, staged / "lib" / library.name, follow_symlinks=True)
+    if not (staged / "lib" / PLUGIN).exists():
+        raise Unavailable(f"the {VERSION} package has no {PLUGIN}")
     launcher = staged / "mosquitto"
     launcher.write_text(
         f'#!/bin/sh\nLD_LIBRARY_PATH="{target}/lib" exec "{target}/mosquitto-bin" "$@"\n'
