@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: bootstrap services lint test test-fast demo bench contracts clean lock
+.PHONY: bootstrap services lint test test-fast demo bench contracts clean lock audit
 
 bootstrap: $(VENV)/.installed node_modules/.installed
 
@@ -47,6 +47,15 @@ lock: $(BIN)/uv
 	$(UV_COMPILE) pyproject.toml -o requirements/runtime.txt
 	$(UV_COMPILE) pyproject.toml --extra dev --extra embedded \
 		-c requirements/pip.txt -c requirements/runtime.txt -o requirements/dev.txt
+
+# Known vulnerabilities in every locked Python package (pip-audit, against PyPI's advisory data)
+# and in the node tools (npm audit). Fails on a finding not excused in docs/deployment.md, and
+# fails as loudly when an advisory service cannot be asked (AUDIT_UNREACHABLE=warn makes that a
+# warning, for CI on machines that reach the package registries but not their audit APIs).
+AUDIT_UNREACHABLE ?= fail
+
+audit: bootstrap
+	$(BIN)/python scripts/audit.py --unreachable=$(AUDIT_UNREACHABLE)
 
 # PostgreSQL must answer on 127.0.0.1:5432 unless TRACEFIN_TEST_DATABASE_URL points elsewhere;
 # Mosquitto and anvil are started privately by the tests themselves.
