@@ -5,21 +5,57 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: bootstrap services lint test test-fast demo bench contracts clean
+.PHONY: bootstrap services lint test test-fast demo bench contracts clean lock audit
 
 bootstrap: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Python packages come from the lock files in requirements/ (every version pinned, every file
+# hashed: `pip install --require-hashes` refuses anything else): pip and setuptools first, so the
+# current pip installs the rest; then the project itself, without dependencies and without an
+# isolated build environment (which pip would fill with unhashed downloads).
+$(VENV)/.installed: pyproject.toml requirements/pip.txt requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tracefin needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/pip.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	PYTHONWARNINGS="ignore:Editable installation" \
+		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "tracefin needs Node.js 20 with npm (for anvil and solc)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Regenerate the lock files from pyproject.toml and requirements/*.in with the pinned uv
+# (requirements/uv.txt): Python 3.11 on Linux x86_64, a hash for every file of every pinned
+# release. Existing pins are kept unless asked: `make lock LOCK_ARGS=--upgrade` moves every
+# transitive dependency to its newest release, `LOCK_ARGS='--upgrade-package NAME'` just one
+# (direct dependencies move by editing their pin in pyproject.toml). Then `make audit`.
+LOCK_ARGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' $(LOCK_ARGS)
+
+$(BIN)/uv: requirements/uv.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/uv.txt
+	touch $@
+
+lock: $(BIN)/uv
+	$(UV_COMPILE) requirements/uv.in -o requirements/uv.txt
+	$(UV_COMPILE) requirements/pip.in -o requirements/pip.txt
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.txt
+	$(UV_COMPILE) pyproject.toml --extra dev --extra embedded \
+		-c requirements/pip.txt -c requirements/runtime.txt -o requirements/dev.txt
+
+# Known vulnerabilities in every locked Python package (pip-audit, against PyPI's advisory data)
+# and in the node tools (npm audit). Fails on a finding not excused in docs/deployment.md, and
+# fails as loudly when an advisory service cannot be asked (AUDIT_UNREACHABLE=warn makes that a
+# warning, for CI on machines that reach the package registries but not their audit APIs).
+AUDIT_UNREACHABLE ?= fail
+
+audit: bootstrap
+	$(BIN)/python scripts/audit.py --unreachable=$(AUDIT_UNREACHABLE)
 
 # PostgreSQL must answer on 127.0.0.1:5432 unless TRACEFIN_TEST_DATABASE_URL points elsewhere;
 # Mosquitto and anvil are started privately by the tests themselves.
