@@ -191,6 +191,20 @@ def with_device(config: Mapping[str, Any], org: str, device: str, password: str)
     }
 
 
+def without_device(config: Mapping[str, Any], org: str, device: str) -> Json:
+    """`config` without one device's account and role (a revoked or retired device); ValueError
+    when it holds no such account."""
+    username = device_username(org, device)
+    clients = [c for c in config["clients"] if c["username"] != username]
+    if len(clients) == len(config["clients"]):
+        raise ValueError(f"the file holds no account {username!r}")
+    return {
+        **config,
+        "clients": clients,
+        "roles": [r for r in config["roles"] if r["rolename"] != username],
+    }
+
+
 _INPUTS = ("events", "telemetry")
 _ANSWERS = ("receipts", "rejects")
 # Reading a topic takes two grants in the plugin: the SUBSCRIBE, then each delivery.

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 _SLUG_HELP = "lower-case letters, digits and '-' (used in MQTT topics)"
 # A proof bundle is a few kilobytes; a file far larger is not one.
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+# The broker's accounts file: about 1 KiB per device, so room for a hundred thousand devices.
+MAX_BROKER_ACCOUNTS_BYTES = 128 * 1024 * 1024
 
 
 class CliError(Exception):
@@ -207,14 +209,13 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _read_broker_accounts(path: Path) -> dict[str, Any]:
-    try:
-        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CliError(
-            f"{path} does not exist: create it with `tracefin broker accounts`"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from None
+    if not path.exists():
+        raise CliError(f"{path} does not exist: create it with `tracefin broker accounts`")
+    config = _read_json_file(str(path), str(path), max_bytes=MAX_BROKER_ACCOUNTS_BYTES)
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(key), list) for key in ("clients", "roles")
+    ):
+        raise CliError(f"{path} is not a dynamic-security file (no clients and roles)")
     return config
 
 
@@ -278,6 +279,20 @@ def cmd_broker_device(args: argparse.Namespace, settings: Settings) -> None:
     _write_broker_accounts(path, config)
     username = broker_auth.device_username(args.org, args.device)
     print(json.dumps({"mqtt_username": username, "mqtt_password": password, "file": str(path)}))
+
+
+def cmd_broker_remove_device(args: argparse.Namespace, settings: Settings) -> None:
+    """Remove a device's broker account and role (after `device revoke`, say)."""
+    from tracefin import broker_auth
+
+    path: Path = args.file
+    try:
+        config = broker_auth.without_device(_read_broker_accounts(path), args.org, args.device)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _write_broker_accounts(path, config)
+    username = broker_auth.device_username(args.org, args.device)
+    print(json.dumps({"removed": username, "file": str(path)}))
 
 
 def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> None:
@@ -430,12 +445,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> None:
         raise SystemExit(1)
 
 
-def _read_json_file(path: str, what: str) -> object:
+def _read_json_file(path: str, what: str, max_bytes: int = MAX_BUNDLE_BYTES) -> object:
     """A JSON file through the guarded reader (depth and size limits)."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_BUNDLE_BYTES + 1)
-        return loads_guarded(data, max_bytes=MAX_BUNDLE_BYTES)
+            data = handle.read(max_bytes + 1)
+        return loads_guarded(data, max_bytes=max_bytes)
     except (OSError, JsonRefused) as exc:
         raise CliError(f"cannot read {what}: {exc}") from None
 
@@ -848,6 +863,15 @@ def build_parser() -> argparse.ArgumentParser:
     broker_device.add_argument("org", type=_slug)
     broker_device.add_argument("device", type=_slug)
     broker_device.set_defaults(handler=cmd_broker_device)
+    remove_device = broker.add_parser(
+        "remove-device",
+        help="remove a device's account from the file (after `device revoke`); restart the"
+        " broker after",
+    )
+    remove_device.add_argument("file", type=Path, help="deploy/mosquitto/dynamic-security.json")
+    remove_device.add_argument("org", type=_slug)
+    remove_device.add_argument("device", type=_slug)
+    remove_device.set_defaults(handler=cmd_broker_remove_device)
 
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")

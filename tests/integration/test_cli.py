@@ -78,6 +78,16 @@ def test_broker_accounts_then_a_device_make_the_brokers_file(
     assert check_password(clients["acme.gate-1"], account["mqtt_password"])
     assert check_password(clients["tracefin-ingest-2"], "p2")
     assert ingest_role("g-2") in config["roles"]
+    # A revoked device's account goes too; a second removal says there is nothing to remove.
+    main(["broker", "remove-device", str(path), "acme", "gate-1"])
+    config = json.loads(path.read_text())
+    assert "acme.gate-1" not in {client["username"] for client in config["clients"]}
+    assert "acme.gate-1" not in {role["rolename"] for role in config["roles"]}
+    assert check_password({c["username"]: c for c in config["clients"]}["tracefin-ingest-2"], "p2")
+    with pytest.raises(SystemExit) as again:
+        main(["broker", "remove-device", str(path), "acme", "gate-1"])
+    assert again.value.code == 2
+    assert "no account 'acme.gate-1'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
