@@ -854,24 +854,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many ingest workers (MQTT_INGEST_{n}_PASSWORD each; default 2)",
     )
     accounts.set_defaults(handler=cmd_broker_accounts)
-    broker_device = broker.add_parser(
-        "device",
-        help="add a device's account to the file, or give it a new password; prints the"
-        " password once; restart the broker after",
-    )
-    broker_device.add_argument("file", type=Path, help="deploy/mosquitto/dynamic-security.json")
-    broker_device.add_argument("org", type=_slug)
-    broker_device.add_argument("device", type=_slug)
-    broker_device.set_defaults(handler=cmd_broker_device)
-    remove_device = broker.add_parser(
-        "remove-device",
-        help="remove a device's account from the file (after `device revoke`); restart the"
-        " broker after",
-    )
-    remove_device.add_argument("file", type=Path, help="deploy/mosquitto/dynamic-security.json")
-    remove_device.add_argument("org", type=_slug)
-    remove_device.add_argument("device", type=_slug)
-    remove_device.set_defaults(handler=cmd_broker_remove_device)
+    for name, text, handler in (
+        (
+            "device",
+            "add a device's account to the file, or give it a new password; prints the"
+            " password once; restart the broker after",
+            cmd_broker_device,
+        ),
+        (
+            "remove-device",
+            "remove a device's account from the file (after `device revoke`); restart the"
+            " broker after",
+            cmd_broker_remove_device,
+        ),
+    ):
+        device_account = broker.add_parser(name, help=text)
+        device_account.add_argument(
+            "file", type=Path, help="deploy/mosquitto/dynamic-security.json"
+        )
+        device_account.add_argument("org", type=_slug)
+        device_account.add_argument("device", type=_slug)
+        device_account.set_defaults(handler=handler)
 
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")

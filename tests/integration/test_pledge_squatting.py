@@ -52,21 +52,16 @@ def funded_account(api: Api) -> str:
     return "0x" + bytes(account.key).hex()
 
 
-def registry_as(api: Api, private_key: str) -> PledgeRegistry:
-    """The world's current PledgeRegistry, called from `private_key`'s account."""
-    deployment = log_store.current_deployment(api.conn)
-    assert deployment is not None
-    w3 = connect(api.chain_rpc_url)
-    return PledgeRegistry(
-        Chain(w3, deployment.anchor_address, deployment.pledge_address, private_key)
-    )
-
-
-def chain_of(api: Api) -> Chain:
-    """The world's current deployment, transactions signed by the operator."""
-    chain = current_chain(api.conn, connect(api.chain_rpc_url), DEVNET_PRIVATE_KEY)
+def chain_of(api: Api, private_key: str = DEVNET_PRIVATE_KEY) -> Chain:
+    """The world's current deployment, transactions signed by `private_key` (the operator's)."""
+    chain = current_chain(api.conn, connect(api.chain_rpc_url), private_key)
     assert chain is not None
     return chain
+
+
+def registry_as(api: Api, private_key: str) -> PledgeRegistry:
+    """The world's current PledgeRegistry, called from `private_key`'s account."""
+    return PledgeRegistry(chain_of(api, private_key))
 
 
 def address_of(private_key: str) -> str:
@@ -116,10 +111,8 @@ def test_the_operator_clears_a_squatted_key_and_the_bank_pledges(
     world = warehouse_world
     operator = registry_as(world, DEVNET_PRIVATE_KEY)
     rogue_key = funded_account(world)
-    deployment = log_store.current_deployment(world.conn)
-    assert deployment is not None
-    chain = Chain(connect(world.chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
-    registry_contract = chain.contract(PLEDGE_REGISTRY, deployment.pledge_address)
+    chain = chain_of(world)
+    registry_contract = chain.contract(PLEDGE_REGISTRY, chain.pledge_address or "")
     chain.transact(
         registry_contract.functions.grantRole(FINANCIER_ROLE, address_of(rogue_key)),
         registry_contract,
