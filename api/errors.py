@@ -80,6 +80,8 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.INVALID_IDENTIFIER: 422,
     FinanceErrorCode.INVALID_AMOUNT: 422,
     FinanceErrorCode.AMOUNT_OUT_OF_RANGE: 422,
+    FinanceErrorCode.INVALID_DATE: 422,
+    FinanceErrorCode.INVALID_TERMS: 422,
     FinanceErrorCode.UNKNOWN_ORG: 404,
     FinanceErrorCode.UNKNOWN_LOT: 404,
     FinanceErrorCode.UNKNOWN_PRODUCT: 404,

@@ -15,6 +15,8 @@ class FinanceErrorCode(StrEnum):
     INVALID_IDENTIFIER = "invalid_identifier"  # a GS1 key with a wrong check digit
     INVALID_AMOUNT = "invalid_amount"
     AMOUNT_OUT_OF_RANGE = "amount_out_of_range"  # beyond what storage holds (money.py bounds)
+    INVALID_DATE = "invalid_date"  # e.g. a statement as of a day before the loan was drawn
+    INVALID_TERMS = "invalid_terms"  # loan terms that do not hold together (servicing.py)
     # Something named does not exist (or is not the caller's).
     UNKNOWN_ORG = "unknown_org"
     UNKNOWN_LOT = "unknown_lot"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from epcis.authority import recorder_and_others
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
-from finance import valuation
+from finance import repayments, valuation
 from finance.errors import FinanceError, FinanceErrorCode
 from finance.money import MAX_AMOUNT_MINOR, MAX_UNIT_PRICE_MINOR, Money, Rate, Rounding
 from finance.pledges import PledgeRegistry, checksum, lot_key, org_address
@@ -43,9 +43,10 @@ from finance.rules import (
     decide,
     revalue,
 )
+from finance.servicing import RepaymentSource, ScheduleKind, Statement
 from finance.store import alerts as alert_store
 from finance.store import attribution, credit, goods
-from finance.store.credit import Line
+from finance.store.credit import Line, StoredTerms
 from finance.store.goods import Product
 from finance.store.journal import Journal
 from finance.tracking import LotRecord, recorder_attestation
@@ -468,9 +469,19 @@ def set_policy(
     receivable_advance_rate: str | None = None,
     cure_period_s: int | None = None,
     offer_validity_s: int | None = None,
+    annual_rate: str | None = None,
+    day_count: str | None = None,
+    schedule_kind: str | None = None,
+    instalment_count: int | None = None,
+    fee_rate: str | None = None,
+    tenor_days: int | None = None,
+    grace_days: int | None = None,
+    penalty_rate: str | None = None,
+    default_after_days: int | None = None,
 ) -> None:
     """A financier's policy for a category ('*': its default); terms not given are the rules'
-    defaults (finance/rules.py)."""
+    defaults (finance/rules.py) and, for loan economics, repayments.DEFAULT_TERMS. Terms that
+    do not hold together (e.g. 12 instalments in a 10-day tenor) are refused `invalid_terms`."""
     org = _org(conn, financier, "financier")
 
     def rate(value: str | None, default: Rate) -> Decimal:
@@ -490,15 +501,77 @@ def set_policy(
         rate(receivable_advance_rate, DEFAULT_RECEIVABLE_ADVANCE_RATE),
         seconds(cure_period_s, DEFAULT_CURE_PERIOD),
         seconds(offer_validity_s, DEFAULT_OFFER_VALIDITY),
+        *astuple(
+            _policy_terms(
+                annual_rate=annual_rate,
+                day_count=day_count,
+                schedule_kind=schedule_kind,
+                instalment_count=instalment_count,
+                fee_rate=fee_rate,
+                tenor_days=tenor_days,
+                grace_days=grace_days,
+                penalty_rate=penalty_rate,
+                default_after_days=default_after_days,
+            )
+        ),
     )
-    goods.set_policy(conn, row)
-    journal.write(
-        conn,
-        financier,
-        "policy_set",
-        category,
-        {k: str(v) for k, v in asdict(row).items() if k != "financier_org_id"},
+    with conn.transaction():
+        goods.set_policy(conn, row)
+        journal.write(
+            conn,
+            financier,
+            "policy_set",
+            category,
+            {k: str(v) for k, v in asdict(row).items() if k != "financier_org_id"},
+        )
+
+
+def policies(conn: Conn, financier: str) -> list[goods.PolicyRow]:
+    """The financier's policies, by category ('*': its default)."""
+    return goods.policies_of(conn, _org(conn, financier, "financier").id)
+
+
+def _policy_terms(
+    *,
+    annual_rate: str | None,
+    day_count: str | None,
+    schedule_kind: str | None,
+    instalment_count: int | None,
+    fee_rate: str | None,
+    tenor_days: int | None,
+    grace_days: int | None,
+    penalty_rate: str | None,
+    default_after_days: int | None,
+) -> StoredTerms:
+    """A policy's loan terms (DEFAULT_TERMS where not given), checked as servicing checks
+    them."""
+    base = repayments.DEFAULT_TERMS
+
+    def rate(value: str | None, default: Decimal) -> Decimal:
+        return _parsed(lambda: Rate.of(value)).value if value is not None else default
+
+    kind = schedule_kind if schedule_kind is not None else base.schedule_kind
+    count = instalment_count
+    if count is None:
+        count = 1 if kind == ScheduleKind.BULLET else base.instalment_count
+    stored = StoredTerms(
+        annual_rate=rate(annual_rate, base.annual_rate),
+        day_count=day_count if day_count is not None else base.day_count,
+        schedule_kind=kind,
+        instalment_count=count,
+        fee_rate=rate(fee_rate, base.fee_rate),
+        tenor_days=tenor_days if tenor_days is not None else base.tenor_days,
+        grace_days=grace_days if grace_days is not None else base.grace_days,
+        penalty_rate=rate(penalty_rate, base.penalty_rate),
+        default_after_days=(
+            default_after_days if default_after_days is not None else base.default_after_days
+        ),
     )
+    try:
+        repayments.loan_terms(stored)
+    except (TypeError, ValueError) as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_TERMS, str(exc)) from None
+    return stored
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -561,40 +634,107 @@ def repay(
     amount: str,
     loan: int | None = None,
 ) -> Line:
-    """A repayment: accepted on active and frozen lines alike (the exit path). It is allocated
-    to the line's outstanding loans, `loan` first if named, then oldest first."""
+    """A repayment received on a line: accepted on active and frozen lines alike (the exit
+    path). It is allocated to the line's loans, `loan` first if named, then oldest first, each
+    through the waterfall (fees, penalty, interest, principal) up to what it owes today; more
+    than the line's loans owe in all is refused."""
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _financiers_line(conn, bank, line_id)
         money = _money(amount, line.currency)
-        if not money.is_positive() or money.minor > line.drawn_minor:
-            raise FinanceError(
-                FinanceErrorCode.INVALID_AMOUNT,
-                f"repayment must be positive and at most the drawn {line.drawn_minor}",
-            )
         if loan is not None:
             named = credit.get_loan(conn, loan)
             if named is None or named.line_id != line_id:
                 raise FinanceError(
                     FinanceErrorCode.UNKNOWN_LOAN, f"line {line_id} has no loan {loan}"
                 )
-        movement = credit.move_money(conn, line_id, "repayment", money.minor)
-        allocated = credit.allocate_repayment(conn, line_id, movement, money.minor, loan)
-        journal.write(
-            conn,
-            financier,
-            "repayment",
-            f"line:{line_id}",
-            {
-                "amount_minor": money.minor,
-                "allocated": [{"loan": lid, "amount_minor": part} for lid, part in allocated],
-            },
-        )
-        # Less drawn: the line's margin call shrinks, or is cured.
-        valuation.revalue_line(conn, journal, line_id, None, reason="repayment", log_index=None)
+        owing = credit.owing_loans(conn, line_id, first=loan)
+        _receive(conn, journal, financier, line, owing, money, f"line:{line_id}")
         updated = credit.get_line(conn, line_id)
     assert updated is not None
     return updated
+
+
+def repay_loan(
+    conn: Conn, journal: Journal, financier: str | None, loan_id: int, amount: str
+) -> Line:
+    """A repayment of one loan, received by its financier (None: the operator records it for
+    the loan's financier): through the waterfall, up to what the loan owes today (more is
+    refused `invalid_amount`); on frozen lines too."""
+    bank = _org(conn, financier, "financier") if financier is not None else None
+    with conn.transaction():
+        found = credit.get_loan(conn, loan_id, for_update=True)
+        line = credit.get_line(conn, found.line_id, for_update=True) if found else None
+        if found is None or line is None or (bank is not None and line.financier_org_id != bank.id):
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_LOAN, f"{financier or 'tracefin'} has no loan {loan_id}"
+            )
+        actor = bank.slug if bank is not None else _org_slug(conn, line.financier_org_id)
+        money = _money(amount, line.currency)
+        _receive(conn, journal, actor, line, [found], money, f"loan:{loan_id}")
+        updated = credit.get_line(conn, line.id)
+    assert updated is not None
+    return updated
+
+
+def _org_slug(conn: Conn, org_id: int) -> str:
+    found = registry_store.slug_of(conn, org_id)
+    assert found is not None, "a line's financier exists (foreign key)"
+    return found
+
+
+def _receive(
+    conn: Conn,
+    journal: Journal,
+    financier: str,
+    line: Line,
+    owing: list[credit.Loan],
+    money: Money,
+    subject: str,
+) -> None:
+    """Cash received from the borrower for `owing`, in that order: one movement on the line,
+    each loan's part through the waterfall, one journal entry; then the line revalued."""
+    today = credit.utc_today(conn)
+    owed = repayments.owed_on_loans(conn, owing, today)
+    if not money.is_positive() or money.minor > owed:
+        raise FinanceError(
+            FinanceErrorCode.INVALID_AMOUNT,
+            f"repayment must be positive and at most the {owed} owed today",
+        )
+    movement = credit.move_money(conn, line.id, "repayment", money.minor)
+    parts, left = repayments.allocate(
+        conn, owing, money.minor, RepaymentSource.BORROWER, movement, today
+    )
+    assert left == 0, "bounded by what the loans owe"
+    journal.write(
+        conn,
+        financier,
+        "repayment",
+        subject,
+        {
+            "line": line.id,
+            "amount_minor": money.minor,
+            "allocated": [asdict(part) for part in parts],
+        },
+    )
+    # Less drawn: the line's margin call shrinks, or is cured.
+    valuation.revalue_line(conn, journal, line.id, None, reason="repayment", log_index=None)
+
+
+def loan_statement(
+    conn: Conn, org: str | None, loan_id: int, as_of: date | None = None
+) -> Statement:
+    """A loan's statement as of a day (default: today, UTC), to its financier or borrower
+    (None: the operator, who sees every loan)."""
+    if org is not None:
+        found = loan(conn, org, loan_id)
+    else:
+        stored = credit.get_loan(conn, loan_id)
+        if stored is None:
+            raise FinanceError(FinanceErrorCode.UNKNOWN_LOAN, f"no loan {loan_id}")
+        found = stored
+    day = as_of if as_of is not None else credit.utc_today(conn)
+    return repayments.loan_statement(conn, found, day)
 
 
 def set_line_status(
@@ -948,8 +1088,16 @@ def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> 
         if refused is None:
             amount = Money(offer.amount_minor, offer.currency)
             credit.move_money(conn, line.id, "drawdown", amount.minor, offer.decision_id)
+            _, product = _lot_owner(conn, offer.lot_uri)
+            terms = repayments.terms_at_drawdown(conn, line.financier_org_id, product.category)
             loan = credit.add_loan(
-                conn, line.id, offer.lot_uri, offer.decision_id, amount.minor, amount.currency
+                conn,
+                line.id,
+                offer.lot_uri,
+                offer.decision_id,
+                amount.minor,
+                amount.currency,
+                terms,
             )
             credit.settle_offer(conn, offer.id, "accepted", loan.id)
             journal.write(
@@ -957,7 +1105,13 @@ def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> 
                 borrower,
                 "offer_accepted",
                 f"offer:{offer.id}",
-                {"loan": loan.id, "amount_minor": amount.minor, "line": line.id},
+                {
+                    "loan": loan.id,
+                    "amount_minor": amount.minor,
+                    "line": line.id,
+                    "drawn_on": loan.drawn_on.isoformat(),
+                    "terms": {k: str(v) for k, v in asdict(terms).items()},
+                },
             )
         else:
             code, reasons = refused

@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -589,6 +589,16 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 inspection_freshness_s=args.inspection_freshness_s,
                 cure_period_s=args.cure_period_s,
                 offer_validity_s=args.offer_validity_s,
+                receivable_advance_rate=args.receivable_advance_rate,
+                annual_rate=args.rate,
+                day_count=args.day_count,
+                schedule_kind=args.schedule,
+                instalment_count=args.instalments,
+                fee_rate=args.fee_rate,
+                tenor_days=args.tenor_days,
+                grace_days=args.grace_days,
+                penalty_rate=args.penalty_rate,
+                default_after_days=args.default_after_days,
             ),
         )
     elif op == "line-open":
@@ -679,6 +689,13 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
         _finance(settings, lambda c: service.loan(c, args.org, args.loan))
+    elif op == "loan-statement":
+        _finance(settings, lambda c: service.loan_statement(c, None, args.loan, args.as_of))
+    elif op == "loan-repay":
+        _finance(
+            settings,
+            lambda c: service.repay_loan(c, journal, args.financier, args.loan, args.amount),
+        )
 
 
 def _rfc3339(value: str) -> datetime:
@@ -689,6 +706,13 @@ def _rfc3339(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{value!r}: give a time zone (Z or +08:00)")
     return parsed
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: not a YYYY-MM-DD date") from None
 
 
 def _slug(value: str) -> str:
@@ -1012,6 +1036,16 @@ def _finance_commands(commands: Any) -> None:
     policy.add_argument("--inspection-freshness-s", type=int)
     policy.add_argument("--cure-period-s", type=int, help="time to cure a margin call")
     policy.add_argument("--offer-validity-s", type=int, help="how long an offer stands")
+    policy.add_argument("--receivable-advance-rate")
+    policy.add_argument("--rate", help="annual interest rate of its loans, e.g. 0.0365")
+    policy.add_argument("--day-count", choices=["ACT/365F", "ACT/360"])
+    policy.add_argument("--schedule", choices=["bullet", "instalments"])
+    policy.add_argument("--instalments", type=int, help="how many equal instalments")
+    policy.add_argument("--fee-rate", help="arrangement fee, a share of the principal")
+    policy.add_argument("--tenor-days", type=int, help="maturity: drawn date + these days")
+    policy.add_argument("--grace-days", type=int, help="days after a due date before overdue")
+    policy.add_argument("--penalty-rate", help="annual rate on overdue principal")
+    policy.add_argument("--default-after-days", type=int, help="overdue days to default")
 
     line = commands.add_parser("line", help="credit lines").add_subparsers(
         dest="line_command", required=True
@@ -1115,6 +1149,21 @@ def _finance_commands(commands: Any) -> None:
     )
     shown.add_argument("org", type=_slug)
     shown.add_argument("loan", type=int)
+    stated = op(
+        loan.add_parser("statement", help="a loan as of a day (default today, UTC)"),
+        "loan-statement",
+    )
+    stated.add_argument("loan", type=int)
+    stated.add_argument("--as-of", type=_day, help="YYYY-MM-DD (a future day projects)")
+    repaid = op(
+        loan.add_parser("repay", help="record a repayment of one loan (the waterfall applies)"),
+        "loan-repay",
+    )
+    repaid.add_argument("loan", type=int)
+    repaid.add_argument("amount")
+    repaid.add_argument(
+        "--financier", type=_slug, help="as this financier (default: the loan's own)"
+    )
 
 
 # CPython's own default (sys.getrecursionlimit() in a fresh interpreter).

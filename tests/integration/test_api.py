@@ -546,6 +546,11 @@ MATRIX = [
         "/v1/applications",
         {"bank": 403, "regulator": 403, "rival": 409, "maker": 200},
     ),
+    ("GET", "/v1/policies", {"maker": 403, "regulator": 403, "bank": 200}),
+    ("PUT", "/v1/policies/*", {"maker": 403, "regulator": 403, "bank": 200}),
+    # No loan exists in this world: the loan routes with one are in test_loan_servicing.py.
+    ("GET", "/v1/loans/1/statement", {"maker": 404, "regulator": 404, "bank": 404}),
+    ("POST", "/v1/loans/1/repayments", {"maker": 403, "regulator": 403, "bank": 404}),
     (
         "DELETE",
         f"/v1/pledges{LOT}",
@@ -562,6 +567,8 @@ def matrix_body(path: str, who: str) -> dict[str, object] | None:
         return {"device_id": f"probe-{who}", "unsigned": True}
     if path.endswith("/repayments"):
         return {"amount": "1.00"}
+    if path.startswith("/v1/policies/"):
+        return {"rate": "0.05", "tenor_days": 90}
     if path == "/v1/applications":
         return {"financier": "bank", "lot": LOT_URI, "amount": "1.00"}
     return None

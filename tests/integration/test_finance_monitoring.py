@@ -3,14 +3,16 @@ and flags that close on evidence."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import orjson
 import pytest
 
 from epcis.capture import capture
 from epcis.telemetry import Reading
-from finance import pledges, service, valuation
+from finance import pledges, repayments, service, valuation
 from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.topics import Kind, device_topic
@@ -140,6 +142,30 @@ def test_sale_of_pledged_goods_routes_proceeds_to_the_pledgee(
     ).fetchall()
     assert proceeds == [(1250,)]
     assert attribution.get_lot(conn, lot).quantity == 2  # type: ignore[union-attr]
+
+
+def test_sale_proceeds_repay_the_loans_the_goods_secure_through_the_waterfall(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, line_id = pledged_lot
+    # The 20.00 drawn is a loan at 3.65 % a year with a 1 % fee, drawn 10 days ago.
+    terms = replace(
+        repayments.DEFAULT_TERMS, annual_rate=Decimal("0.0365"), fee_rate=Decimal("0.01")
+    )
+    loan = credit.add_loan(conn, line_id, lot, None, 2000, "CNY", terms)
+    conn.execute("UPDATE loans SET drawn_on = drawn_on - 10 WHERE id = %s", (loan.id,))
+    story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
+    commit(conn, [story[6]])  # one item sold at the shop: 12.50 due to the line
+    follow(conn)
+    # Fee ceil(2000 x 0.01) = 20, interest ceil(2000 x 0.0365 x 10 / 365) = 2, then principal.
+    assert conn.execute(
+        "SELECT source, amount_minor, fees_minor, penalty_minor, interest_minor, principal_minor"
+        " FROM loan_payments WHERE loan_id = %s",
+        (loan.id,),
+    ).fetchall() == [("proceeds", 1250, 20, 0, 2, 1228)]
+    assert credit.get_loan(conn, loan.id).outstanding_minor == 772  # type: ignore[union-attr]
+    assert credit.get_line(conn, line_id).drawn_minor == 772  # type: ignore[union-attr]
+    assert service.loan_statement(conn, None, loan.id).paid.principal_minor == 1228
 
 
 # --- flags close on evidence -------------------------------------------------------------------
