@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import enterprise, errors, health, operations, oversight, programme, public, registry
+from api import (
+    enterprise,
+    errors,
+    health,
+    operations,
+    oversight,
+    programme,
+    public,
+    receivables,
+    registry,
+)
 from api.config import ApiConfig, ReadinessProbes
 from api.middleware import Guard, Metrics, RateLimiter
 from ledger.chain_confirmations import BatchConfirmations
@@ -58,6 +68,7 @@ def create_app(
         oversight.router,
         operations.router,
         programme.router,
+        receivables.router,
         registry.router,
     ):
         app.include_router(router)

@@ -111,6 +111,11 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.PROGRAMME_IN_RUN_OFF: 409,
     FinanceErrorCode.LINE_NOT_SETTLED: 409,
     FinanceErrorCode.LINE_CLOSED: 409,
+    FinanceErrorCode.UNKNOWN_RECEIVABLE: 404,
+    FinanceErrorCode.RECEIVABLE_NOT_OPEN: 409,
+    FinanceErrorCode.RECEIVABLE_NOT_CONFIRMED: 409,
+    FinanceErrorCode.NO_POLICY: 409,
+    FinanceErrorCode.LIMIT_EXCEEDED: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

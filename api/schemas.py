@@ -449,7 +449,7 @@ class PaymentPublic(BaseModel):
     """A payment the loan received and how the waterfall split it."""
 
     paid_on: date
-    source: Literal["borrower", "proceeds"]
+    source: Literal["borrower", "proceeds", "buyer"]
     amount_minor: int
     applied: ComponentsPublic
     unapplied_minor: int

@@ -51,6 +51,11 @@ class FinanceErrorCode(StrEnum):
     PROGRAMME_IN_RUN_OFF = "programme_in_run_off"  # no new loans, offers or limit increases
     LINE_NOT_SETTLED = "line_not_settled"  # closing a line that still owes or holds pledges
     LINE_CLOSED = "line_closed"  # a closed line is not unfrozen, re-limited or reopened
+    UNKNOWN_RECEIVABLE = "unknown_receivable"
+    RECEIVABLE_NOT_OPEN = "receivable_not_open"  # confirmed already, or financed, or paid
+    RECEIVABLE_NOT_CONFIRMED = "receivable_not_confirmed"  # a financier acts on confirmed ones
+    NO_POLICY = "no_policy"  # a financier finances receivables at its own policy only
+    LIMIT_EXCEEDED = "limit_exceeded"  # the advance does not fit in the line's availability
 
 
 class FinanceError(Exception):

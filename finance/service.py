@@ -41,6 +41,7 @@ from finance.rules import (
     collateral_value,
     credit_limit,
     decide,
+    receivable_advance,
     revalue,
 )
 from finance.servicing import RepaymentSource, ScheduleKind, Statement
@@ -823,6 +824,184 @@ def _refuse_in_run_off(conn: Conn, financier_org_id: int, what: str) -> None:
             FinanceErrorCode.PROGRAMME_IN_RUN_OFF,
             f"{scope} is in run-off since {stopped.started_at:%Y-%m-%d}: cannot {what}",
         )
+
+
+# --- receivables finance ---------------------------------------------------------------------
+
+
+def receivables(conn: Conn, org: str) -> list[credit.ReceivableRow]:
+    """The receivables an org sees: those it sells, buys or financed, and the confirmed ones
+    of sellers it has a line to (financiers); the regulator, every one."""
+    seen = _org(conn, org)
+    return credit.receivables_seen_by(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
+
+
+def _receivable(conn: Conn, receivable_id: int, org: registry_store.Org) -> credit.ReceivableRow:
+    found = credit.get_receivable(conn, receivable_id, for_update=True)
+    if found is None or org.id not in (
+        found.seller_org_id,
+        found.buyer_org_id,
+        found.financier_org_id,
+    ):
+        # Unknown and not yours answer alike: receivables are not enumerable.
+        raise FinanceError(
+            FinanceErrorCode.UNKNOWN_RECEIVABLE, f"{org.slug} has no receivable {receivable_id}"
+        )
+    return found
+
+
+def confirm_receivable(
+    conn: Conn, journal: Journal, buyer: str, receivable_id: int
+) -> credit.ReceivableRow:
+    """The buyer, with its own key, confirms it owes the receivable (only its buyer may)."""
+    client = _org(conn, buyer)
+    with conn.transaction():
+        found = _receivable(conn, receivable_id, client)
+        if found.buyer_org_id != client.id:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{buyer} is not the buyer of receivable {receivable_id}",
+            )
+        if found.state != "open":
+            raise FinanceError(
+                FinanceErrorCode.RECEIVABLE_NOT_OPEN,
+                f"receivable {receivable_id} is {found.state}",
+            )
+        credit.confirm_receivable(conn, receivable_id)
+        journal.write(
+            conn,
+            buyer,
+            "receivable_confirmed",
+            f"receivable:{receivable_id}",
+            {"amount_minor": found.amount_minor, "purchase_order": found.purchase_order},
+        )
+        updated = credit.get_receivable(conn, receivable_id)
+    assert updated is not None
+    return updated
+
+
+def finance_receivable(
+    conn: Conn, journal: Journal, financier: str, receivable_id: int
+) -> credit.ReceivableRow:
+    """A financier advances against a confirmed receivable, at its own policy for the goods'
+    category (its advance rate; its loan terms: rate, tenor, ...; no built-in default:
+    `no_policy` without one), as a loan on its line to the seller, secured by the receivable's
+    lot; within the line's availability (`limit_exceeded`) and outside run-off."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        found = credit.get_receivable(conn, receivable_id, for_update=True)
+        line = (
+            credit.line_between(conn, bank.id, found.seller_org_id)
+            if found is not None and found.seller_org_id is not None
+            else None
+        )
+        if found is None or line is None or line.currency != found.currency:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{financier} has no line to the seller of receivable {receivable_id}",
+            )
+        if found.state != "confirmed":
+            raise FinanceError(
+                FinanceErrorCode.RECEIVABLE_NOT_CONFIRMED,
+                f"receivable {receivable_id} is {found.state}: only a confirmed one is financed",
+            )
+        if line.status != LineStatus.ACTIVE:
+            raise FinanceError(
+                FinanceErrorCode.LINE_CLOSED
+                if line.status == LineStatus.CLOSED
+                else FinanceErrorCode.NO_LINE,
+                f"line {line.id} is {line.status}",
+            )
+        _refuse_in_run_off(conn, bank.id, "finance a receivable")
+        lot = attribution.get_lot(conn, found.lot_uri)
+        product = goods.get_product(conn, lot.gtin) if lot is not None else None
+        category = product.category if product is not None else "*"
+        policy_row = goods.policy_for(conn, bank.id, category)
+        if policy_row is None:
+            raise FinanceError(
+                FinanceErrorCode.NO_POLICY,
+                f"{financier} has no policy for {category!r}: set one (advance rate, rate,"
+                " tenor) before financing receivables",
+            )
+        advance = receivable_advance(
+            Money(found.amount_minor, found.currency),
+            replace(Policy(), receivable_advance_rate=Rate.of(policy_row.receivable_advance_rate)),
+        )
+        if not advance.is_positive() or line.drawn_minor + advance.minor > line.limit_minor:
+            raise FinanceError(
+                FinanceErrorCode.LIMIT_EXCEEDED,
+                f"an advance of {advance.format()} does not fit line {line.id}"
+                f" ({line.drawn_minor} drawn of {line.limit_minor})",
+            )
+        terms = repayments.terms_at_drawdown(conn, bank.id, category)
+        credit.move_money(conn, line.id, "drawdown", advance.minor)
+        loan = credit.add_loan(
+            conn, line.id, found.lot_uri, None, advance.minor, advance.currency, terms
+        )
+        credit.finance_receivable(conn, receivable_id, bank.id, loan.id, advance.minor)
+        journal.write(
+            conn,
+            financier,
+            "receivable_financed",
+            f"receivable:{receivable_id}",
+            {
+                "loan": loan.id,
+                "line": line.id,
+                "advance_minor": advance.minor,
+                "terms": {k: str(v) for k, v in asdict(terms).items()},
+            },
+        )
+        updated = credit.get_receivable(conn, receivable_id)
+    assert updated is not None
+    return updated
+
+
+def receivable_paid(
+    conn: Conn, journal: Journal, financier: str, receivable_id: int, amount: str
+) -> credit.ReceivableRow:
+    """The buyer's payment of a financed receivable, received by its financier: it repays
+    the receivable's loan through the waterfall (source `buyer`); what exceeds what the loan
+    owes is the seller's (journaled as `to_seller_minor`). At most what the buyer still owes."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        found = _receivable(conn, receivable_id, bank)
+        if found.financier_org_id != bank.id or found.loan_id is None:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{financier} did not finance receivable {receivable_id}",
+            )
+        money = _money(amount, found.currency)
+        due = found.amount_minor - found.paid_minor
+        if not money.is_positive() or money.minor > due:
+            raise FinanceError(
+                FinanceErrorCode.INVALID_AMOUNT,
+                f"the buyer owes {due} more on receivable {receivable_id}",
+            )
+        loan = credit.get_loan(conn, found.loan_id, for_update=True)
+        assert loan is not None  # the receivable refers to it
+        movement = credit.move_money(conn, loan.line_id, "repayment", money.minor)
+        today = credit.utc_today(conn)
+        parts, to_seller = repayments.allocate(
+            conn, [loan], money.minor, RepaymentSource.BUYER, movement, today
+        )
+        credit.receivable_paid(conn, receivable_id, money.minor)
+        journal.write(
+            conn,
+            financier,
+            "receivable_paid",
+            f"receivable:{receivable_id}",
+            {
+                "amount_minor": money.minor,
+                "applied": [asdict(part) for part in parts],
+                "to_seller_minor": to_seller,
+            },
+        )
+        valuation.revalue_line(
+            conn, journal, loan.line_id, None, reason="repayment", log_index=None
+        )
+        updated = credit.get_receivable(conn, receivable_id)
+    assert updated is not None
+    return updated
 
 
 # --- pledges ---------------------------------------------------------------------------------

@@ -689,6 +689,24 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
         _finance(settings, lambda c: service.loan(c, args.org, args.loan))
+    elif op == "receivable-list":
+        _finance(settings, lambda c: service.receivables(c, args.org))
+    elif op == "receivable-confirm":
+        _finance(
+            settings, lambda c: service.confirm_receivable(c, journal, args.buyer, args.receivable)
+        )
+    elif op == "receivable-finance":
+        _finance(
+            settings,
+            lambda c: service.finance_receivable(c, journal, args.financier, args.receivable),
+        )
+    elif op == "receivable-paid":
+        _finance(
+            settings,
+            lambda c: service.receivable_paid(
+                c, journal, args.financier, args.receivable, args.amount
+            ),
+        )
     elif op == "line-close":
         _finance(settings, lambda c: service.close_line(c, journal, args.financier, args.line))
     elif op == "run-off":
@@ -1182,6 +1200,31 @@ def _finance_commands(commands: Any) -> None:
     accept.add_argument("offer", type=int)
     offer_list = op(offer.add_parser("list", help="an org's offers"), "offer-list")
     offer_list.add_argument("org", type=_slug)
+
+    receivable = commands.add_parser(
+        "receivable", help="receivables: goods accepted by their buyer with a PO"
+    ).add_subparsers(dest="receivable_command", required=True)
+    listed_r = op(receivable.add_parser("list", help="an org's receivables"), "receivable-list")
+    listed_r.add_argument("org", type=_slug)
+    confirmed = op(
+        receivable.add_parser("confirm", help="the buyer confirms it owes one"),
+        "receivable-confirm",
+    )
+    confirmed.add_argument("buyer", type=_slug)
+    confirmed.add_argument("receivable", type=int)
+    financed = op(
+        receivable.add_parser("finance", help="a financier advances against a confirmed one"),
+        "receivable-finance",
+    )
+    financed.add_argument("financier", type=_slug)
+    financed.add_argument("receivable", type=int)
+    paid_r = op(
+        receivable.add_parser("paid", help="record the buyer's payment (repays the advance)"),
+        "receivable-paid",
+    )
+    paid_r.add_argument("financier", type=_slug)
+    paid_r.add_argument("receivable", type=int)
+    paid_r.add_argument("amount")
 
     programme = commands.add_parser("programme", help="the lending programme").add_subparsers(
         dest="programme_command", required=True

@@ -36,7 +36,8 @@ class Pledge:
 
 @dataclass(frozen=True)
 class Receivable:
-    """Goods delivered with a purchase order: an amount due, and what may be advanced on it."""
+    """Goods delivered with a purchase order: an amount due, and what may be advanced on it;
+    `seller` owns the goods (GS1 Company Prefix), `buyer` attested accepting them."""
 
     lot_uri: str
     purchase_order: str
@@ -44,6 +45,8 @@ class Receivable:
     currency: str
     advance_minor: int
     event_hash: bytes
+    seller: str | None = None
+    buyer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -907,7 +910,9 @@ def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:
     if rows:
         conn.cursor().executemany(
             "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
-            " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " advance_minor, event_hash, seller_org_id, buyer_org_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, (SELECT id FROM orgs WHERE slug = %s),"
+            " (SELECT id FROM orgs WHERE slug = %s)) ON CONFLICT DO NOTHING",
             [
                 (
                     r.lot_uri,
@@ -916,7 +921,98 @@ def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:
                     r.currency,
                     r.advance_minor,
                     r.event_hash,
+                    r.seller,
+                    r.buyer,
                 )
                 for r in rows
             ],
         )
+
+
+@dataclass(frozen=True)
+class ReceivableRow:
+    """A receivable as its parties see it."""
+
+    id: int
+    lot_uri: str
+    purchase_order: str
+    amount_minor: int
+    currency: str
+    advance_minor: int
+    seller: str | None
+    buyer: str | None
+    seller_org_id: int | None
+    buyer_org_id: int | None
+    state: str
+    financier: str | None
+    financier_org_id: int | None
+    loan_id: int | None
+    paid_minor: int
+    created_at: datetime
+    confirmed_at: datetime | None
+    financed_at: datetime | None
+    paid_at: datetime | None
+
+
+_RECEIVABLE = (
+    "SELECT r.id, r.lot_uri, r.purchase_order, r.amount_minor, r.currency, r.advance_minor,"
+    " s.slug AS seller, b.slug AS buyer, r.seller_org_id, r.buyer_org_id, r.state,"
+    " f.slug AS financier, r.financier_org_id, r.loan_id, r.paid_minor, r.created_at,"
+    " r.confirmed_at, r.financed_at, r.paid_at FROM receivables r"
+    " LEFT JOIN orgs s ON s.id = r.seller_org_id LEFT JOIN orgs b ON b.id = r.buyer_org_id"
+    " LEFT JOIN orgs f ON f.id = r.financier_org_id"
+)
+
+
+def get_receivable(
+    conn: Conn, receivable_id: int, *, for_update: bool = False
+) -> ReceivableRow | None:
+    lock = " FOR UPDATE OF r" if for_update else ""
+    with conn.cursor(row_factory=class_row(ReceivableRow)) as cur:
+        return cur.execute(
+            f"{_RECEIVABLE} WHERE r.id = %s{lock}",
+            (receivable_id,),
+        ).fetchone()
+
+
+def receivables_seen_by(conn: Conn, org_id: int | None) -> list[ReceivableRow]:
+    """Receivables the org sells, buys or financed, and confirmed ones of sellers it has a
+    line to (those it may finance); None: every receivable. Newest first."""
+    with conn.cursor(row_factory=class_row(ReceivableRow)) as cur:
+        return cur.execute(
+            f"{_RECEIVABLE} WHERE %s::bigint IS NULL"  # noqa: S608 - constant columns
+            " OR %s IN (r.seller_org_id, r.buyer_org_id, r.financier_org_id)"
+            " OR (r.state = 'confirmed' AND EXISTS (SELECT 1 FROM credit_lines c"
+            "  WHERE c.financier_org_id = %s AND c.borrower_org_id = r.seller_org_id))"
+            " ORDER BY r.id DESC",
+            (org_id, org_id, org_id),
+        ).fetchall()
+
+
+def confirm_receivable(conn: Conn, receivable_id: int) -> None:
+    conn.execute(
+        "UPDATE receivables SET state = 'confirmed', confirmed_at = now()"
+        " WHERE id = %s AND state = 'open'",
+        (receivable_id,),
+    )
+
+
+def finance_receivable(
+    conn: Conn, receivable_id: int, financier_org_id: int, loan_id: int, advance_minor: int
+) -> None:
+    conn.execute(
+        "UPDATE receivables SET state = 'financed', financed_at = now(), financier_org_id = %s,"
+        " loan_id = %s, advance_minor = %s WHERE id = %s AND state = 'confirmed'",
+        (financier_org_id, loan_id, advance_minor, receivable_id),
+    )
+
+
+def receivable_paid(conn: Conn, receivable_id: int, amount_minor: int) -> None:
+    """The buyer paid `amount_minor` more; paid in full, the receivable is `paid`."""
+    conn.execute(
+        "UPDATE receivables SET paid_minor = paid_minor + %s,"
+        " state = CASE WHEN paid_minor + %s = amount_minor THEN 'paid' ELSE state END,"
+        " paid_at = CASE WHEN paid_minor + %s = amount_minor THEN now() ELSE paid_at END"
+        " WHERE id = %s",
+        (amount_minor, amount_minor, amount_minor, receivable_id),
+    )

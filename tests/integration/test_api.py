@@ -560,6 +560,23 @@ MATRIX = [
     ("GET", "/v1/reports/aging", {"maker": 403, "bank": 200, "regulator": 200}),
     ("GET", "/v1/reports/runoff", {"maker": 403, "bank": 200, "regulator": 200}),
     ("GET", "/v1/journal", {"maker": 403, "bank": 403, "regulator": 200}),
+    # Receivable 1: maker's goods, accepted at the shop maker runs (maker sells and buys).
+    ("GET", "/v1/receivables", {"maker": 200, "rival": 200, "bank": 200, "regulator": 200}),
+    (
+        "POST",
+        "/v1/receivables/1/confirm",
+        {"bank": 403, "regulator": 403, "rival": 404, "maker": 200},
+    ),
+    (
+        "POST",
+        "/v1/receivables/1/finance",
+        {"maker": 403, "regulator": 403, "other-bank": 404, "bank": 409},
+    ),
+    (
+        "POST",
+        "/v1/receivables/1/payments",
+        {"maker": 403, "regulator": 403, "other-bank": 404, "bank": 404},
+    ),
     ("PUT", "/v1/policies/*", {"maker": 403, "regulator": 403, "bank": 200}),
     # No loan exists in this world: the loan routes with one are in test_loan_servicing.py.
     ("GET", "/v1/loans/1/statement", {"maker": 404, "regulator": 404, "bank": 404}),
@@ -578,7 +595,7 @@ def matrix_body(path: str, who: str) -> dict[str, object] | None:
         return make_event()
     if path == "/v1/devices":
         return {"device_id": f"probe-{who}", "unsigned": True}
-    if path.endswith("/repayments"):
+    if path.endswith(("/repayments", "/payments")):
         return {"amount": "1.00"}
     if path == "/v1/programmes/run-off":
         return {"financier": None, "reason": "matrix"}
