@@ -454,6 +454,14 @@ def list_sites(conn: Conn, org_slug: str | None = None) -> list[Site]:
         ).fetchall()
 
 
+def site_names(conn: Conn, glns: Sequence[str]) -> dict[str, str]:
+    """The registered names of the sites among `glns` (13-digit GLNs), by GLN."""
+    if not glns:
+        return {}
+    rows = conn.execute("SELECT gln, name FROM sites WHERE gln = ANY(%s)", (list(glns),)).fetchall()
+    return {str(gln): str(name) for gln, name in rows}
+
+
 @dataclass(frozen=True)
 class Authorisation:
     owner: str

@@ -36,6 +36,12 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
         "lot": None,
         "serial": "0000000000",
         "digital_link": f"https://id.gs1.org{ITEM}",
+        # Issue 20: names, not codes: the brand owner and the lot's best-before date.
+        "producer": "maker",
+        "best_before": "2027-12-31",
+        "category": "frozen",
+        "min_temp_c": None,
+        "max_temp_c": None,
     }
     steps = [event["biz_step"] for event in page["events"]]
     # The item itself, its pallet and its lot: all five stages.
@@ -61,6 +67,7 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
         "stage",
         "read_point",
         "biz_location",
+        "place",
         "sensor_readings",
         "verification",
         # Its origin (issue 13): who recorded it, who else attested it, whether it counts.
@@ -107,13 +114,16 @@ def test_html_page_in_english_and_chinese(world: Api) -> None:
     english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en-GB"})
     assert english.headers["content-type"].startswith("text/html")  # type: ignore[attr-defined]
     assert english.text.count('class="event anchored ') == 7  # type: ignore[attr-defined]
-    assert "Verified on chain: 7" in english.text  # type: ignore[attr-defined]
-    assert "<script" not in english.text  # type: ignore[attr-defined]
+    assert "Anchored on chain: 7" in english.text  # type: ignore[attr-defined]
+    # One script, this site's own file: nothing inline (the CSP would refuse it anyway).
+    assert re.findall(r"<script[^>]*>", english.text) == [  # type: ignore[attr-defined]
+        '<script src="/static/page.js" defer>'
+    ]
     assert "http://" not in english.text  # no external assets: the page works offline  # type: ignore[attr-defined]
     chinese = world.get(
         ITEM, headers={"Accept": "text/html", "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
     )
-    assert "已上链验证: 7" in chinese.text  # type: ignore[attr-defined]
+    assert "已上链存证: 7" in chinese.text  # type: ignore[attr-defined]
     assert "生产" in chinese.text  # type: ignore[attr-defined]
 
 
@@ -159,7 +169,8 @@ def test_proof_bundle_verifies_and_tampering_does_not(world: Api) -> None:
 
 def test_every_answer_forbids_framing_sniffing_scripts_and_referrers(world: Api) -> None:
     """Pages, JSON and problems alike (issue 17): a CSP allowing no script and nothing loaded
-    (the page's one style sheet is inline), no framing, no type sniffing, no referrer."""
+    (the page's one style sheet is inline), no framing, no type sniffing, no referrer. The
+    product page runs its own script file only (issue 20): no inline script, nothing loaded."""
     answers = [
         world.get(ITEM, headers={"Accept": "text/html"}),
         world.get(ITEM),
@@ -171,7 +182,11 @@ def test_every_answer_forbids_framing_sniffing_scripts_and_referrers(world: Api)
         policy = headers["content-security-policy"]
         assert "default-src 'none'" in policy
         assert "frame-ancestors 'none'" in policy
-        assert "script-src" not in policy  # scripts fall under default-src 'none'
+        scripts = re.findall(r"script-src ([^;]*)", policy)
+        if answer is answers[0]:
+            assert scripts == ["'self'"], policy  # the page's own file, never inline code
+        else:
+            assert scripts == [], policy  # scripts fall under default-src 'none'
         assert (headers["x-content-type-options"], headers["x-frame-options"]) == (
             "nosniff",
             "DENY",
@@ -327,29 +342,29 @@ def test_page_shows_who_recorded_each_event_and_whether_it_counts(world: Api) ->
         assert events[step]["recorded_by"] == {"org": "maker", "device": "shop-1"}
 
     english = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "en"}).text  # type: ignore[attr-defined]
-    assert "<script" not in english
+    assert re.findall(r"<script[^>]*>", english) == ['<script src="/static/page.js" defer>']
     assert english.count('<span class="mark counts">Attested by the responsible party</span>') == 5
     assert "Attested by the responsible party: 5" in english
     assert "Not attested: 2" in english
-    assert "Verified on chain: 7" in english
+    assert "Anchored on chain: 7" in english
     assert (
         "Claim by maker, not attested: nobody is registered as the operator of this site" in english
     )
     classes, card = html_card(english, str(storing["event_hash"]))
     assert classes == ["event", "anchored", "counts"]
-    assert "Recorded by: maker · device wh-1 · signed" in card
+    assert "Recorded by maker (device wh-1), signed" in card
     assert "Also submitted by: rival (over the API), not signed" in card
     classes, card = html_card(english, str(events["accepting"]["event_hash"]))
     assert classes == ["event", "anchored", "unattested"]
     assert "mark counts" not in card
 
     chinese = world.get(ITEM, headers={"Accept": "text/html", "Accept-Language": "zh-CN"}).text  # type: ignore[attr-defined]
-    assert "<script" not in chinese
+    assert "<script>" not in chinese
     assert chinese.count('<span class="mark counts">责任方已确认</span>') == 5
     assert "maker 的单方声明，未经责任方确认：该地点没有登记运营方" in chinese  # noqa: RUF001
     _, card = html_card(chinese, str(storing["event_hash"]))
-    assert "记录方：maker · 设备 wh-1 · 已签名" in card  # noqa: RUF001
-    assert "同时提交此记录的还有：rival (通过接口提交)，未签名" in card  # noqa: RUF001
+    assert "由 maker 记录（设备 wh-1），已签名" in card  # noqa: RUF001
+    assert "同时提交此记录的还有：rival（通过接口提交），未签名" in card  # noqa: RUF001
 
 
 def test_a_claim_by_an_unrelated_org_counts_once_the_rightful_party_attests(world: Api) -> None:
