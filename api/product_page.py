@@ -130,7 +130,12 @@ def chart(cold: Mapping[str, Any]) -> Chart | None:
         )
         for e in cold["excursions"]
     ]
-    y_labels = [(y(v), v) for v in sorted(set(bounds))] or [(y(v0 + 2), v0 + 2)]
+    # The band's bounds and each excursion's worst reading, unless it would overprint one.
+    labelled = sorted(set(bounds)) or [v0 + 2]
+    for e in cold["excursions"]:
+        if all(abs(y(e["extreme"]) - y(v)) >= 12 for v in labelled):
+            labelled.append(e["extreme"])
+    y_labels = [(y(v), v) for v in labelled]
     x_labels: list[tuple[float, str, str]] = [
         (LEFT, "start", f"{t0.astimezone(UTC):%m-%d %H:%M}"),
         (LEFT + width, "end", f"{t1.astimezone(UTC):%m-%d %H:%M} UTC"),

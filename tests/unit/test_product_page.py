@@ -108,6 +108,7 @@ def test_the_chart_shades_the_band_and_marks_the_excursion() -> None:
     [(mark_x, mark_width, dot_x, dot_y)] = drawn.marks
     assert mark_x < dot_x < mark_x + mark_width
     assert dot_y < top  # -5 °C is above the band's top (-15 °C)
+    assert [value for _, value in drawn.y_labels] == [-25, -15, -5]
     assert chart(cold | {"buckets": []}) is None
 
 
