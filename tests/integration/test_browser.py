@@ -7,6 +7,10 @@ Chinese: the rendered DOM must show the seven verified events, each with its evi
 and a phone-sized screenshot of each language is kept in pytest's base temporary directory
 (`<basetemp>/browser/item-<lang>.png`, e.g. /tmp/pytest-of-$USER/pytest-current/browser/).
 
+The cold lot (tests/support/cold_lot.py) is driven over the DevTools protocol, with the sync
+client of `websockets` (locked through web3, not a direct dependency of ours): its names, its
+temperature chart, its trust marks, and the proof check the page's script does in the browser.
+
 Needs `chromium` on PATH: `scripts/ensure-browser.sh` installs it (as root, with apt-get).
 """
 
