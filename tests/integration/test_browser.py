@@ -485,6 +485,35 @@ CARD_SUMMARY = """JSON.stringify([...document.querySelectorAll('li.event')].map(
 })))"""
 
 
+# WCAG 2 contrast of every visible text against the first opaque background behind it
+# (transparency and opacity are not blended: an approximation, as in a Lighthouse-style audit).
+LOW_CONTRAST = """(() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const behind = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent.trim();
+    const el = walker.currentNode.parentElement;
+    if (!text || el.closest('[hidden], noscript, svg')) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(behind(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (!(ratio >= 4.5)) low.push([el.tagName, el.className, text.slice(0, 40), ratio.toFixed(2)]);
+  }
+  return JSON.stringify(low);
+})()"""
+
+
 def _verdict(cdp: Cdp, button: int) -> str:
     """Click a step's "check" button; the verdict the page reaches (valid or invalid)."""
     cdp.eval(
@@ -527,6 +556,7 @@ def test_cold_lot_page_names_charts_marks_and_checks_in_the_browser(
         assert cdp.eval("document.documentElement.lang").split("-")[0] == lang
         assert cdp.eval("document.querySelectorAll('h1').length") == 1
         assert cdp.eval("document.querySelectorAll('img:not([alt])').length") == 0
+        assert orjson.loads(cdp.eval(LOW_CONTRAST)) == []
         # Fits a phone: nothing wider than the viewport.
         assert cdp.eval("document.documentElement.scrollWidth") <= PHONE[0]
 
