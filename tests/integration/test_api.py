@@ -12,16 +12,21 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.i18n import TEXTS
+from api.schemas import ProvenancePublic
 from epcis.authority import Reason
 from epcis.identifiers import check_digit, normalise_epc
+from ledger.chain import connect
 from records import attestation_store, registry_store
 from records.attestation_store import AttestationToStore
 from tests.support.api import METRICS_TOKEN, Api
+from tests.support.cold_lot import EXCURSION_C, EXCURSION_MINUTES, seed_cold_lot
+from tests.support.cold_lot import LOT as COLD_LOT
+from tests.support.cold_lot import WAREHOUSE_NAME as COLD_STORE
 from tests.support.events import make_event
 from tests.support.world import GTIN, ITEM, LOT, LOT_URI
 from tracefin.processes.api import build_app
 from tracefin.settings import Settings
-from tracefin.simulate import COMPANY_PREFIX, SHOP_GLN, WAREHOUSE_GLN, gtin_for
+from tracefin.simulate import COMPANY_PREFIX, FACTORY_GLN, SHOP_GLN, WAREHOUSE_GLN, gtin_for
 
 pytestmark = pytest.mark.integration
 
@@ -204,6 +209,44 @@ def test_page_embeds_the_proof_bundles_that_verify(world: Api) -> None:
         assert embedded["tx_hash"] == event["verification"]["tx_hash"]
     verdict = world.client.post("/v1/verify", json=page["events"][-1]["verification"]["proof"])
     assert verdict.json() == {"valid": True, "reasons": []}
+
+
+def test_cold_lot_json_charts_its_stays_and_spells_out_the_check_for_apps(world: Api) -> None:
+    """Issue 20 in JSON: the cold chain (stays from counting events, bucketed readings, the
+    excursion), the page's shape as documented, and the check an app can replay by itself."""
+    lot = seed_cold_lot(world.conn, world.chain_rpc_url)
+    page = world.get(COLD_LOT, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    ProvenancePublic.model_validate(page)
+    assert (page["product"]["min_temp_c"], page["product"]["max_temp_c"]) == (-25, -15)
+    cold = page["cold_chain"]
+    assert cold["bucket_minutes"] == 15
+    assert cold["open"] is False  # shipped: the claims at the unregistered shop move nothing
+    assert [(s["gln"], s["name"]) for s in cold["stays"]] == [
+        (FACTORY_GLN, "Factory"),
+        (WAREHOUSE_GLN, COLD_STORE),
+    ]
+    [excursion] = cold["excursions"]
+    assert (excursion["name"], excursion["minutes"], excursion["extreme"]) == (
+        COLD_STORE,
+        EXCURSION_MINUTES,
+        EXCURSION_C,
+    )
+    assert datetime.fromisoformat(excursion["start"]) == lot.start + timedelta(hours=5)
+    # The warehouse's readings only (its bound sensor), 12 h in 15-minute buckets.
+    assert {b["gln"] for b in cold["buckets"]} == {WAREHOUSE_GLN}
+    assert len(cold["buckets"]) == 48
+
+    w3 = connect(world.chain_rpc_url)
+    for event in page["events"]:
+        proof, check = event["verification"]["proof"], event["verification"]["check"]
+        assert check["steps"][0]["side"] == "leaf"
+        assert check["steps"][-1]["hash"] == proof["root"]
+        assert check["leads_to_root"] is True
+        assert check["eth_call"]["to"] == proof["contract"]
+        answer = bytes(w3.eth.call(check["eth_call"]))
+        assert "0x" + answer[:32].hex() == proof["root"]
+        assert int.from_bytes(answer[32:64], "big") == proof["first_index"]
+        assert int.from_bytes(answer[64:96], "big") == proof["tree_size"]
 
 
 def test_cached_page_follows_every_change(world: Api) -> None:

@@ -9,6 +9,7 @@ from eth_hash.auto import keccak
 
 from api.i18n import TEXTS
 from api.product_page import celsius, chart, duration
+from api.public import page_policy
 from ledger import merkle
 from ledger.cold_chain import Bucket, Stay, bucket_size, excursions, site_of, stays
 from ledger.provenance import BATCH_SELECTOR
@@ -139,3 +140,21 @@ def test_the_proof_walk_spells_out_what_verify_inclusion_checks() -> None:
 
 def test_the_page_calls_the_anchors_batch_view() -> None:
     assert "0x" + keccak(b"batch(uint64)")[:4].hex() == BATCH_SELECTOR
+
+
+def test_the_page_policy_runs_only_its_own_script_and_reaches_rpc_nodes() -> None:
+    policy = page_policy("https://rpc.example.com:8545/v1/key")
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["default-src"] == "'none'"
+    assert directives["connect-src"].split() == [
+        "'self'",
+        "https:",
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+        "https://rpc.example.com:8545",  # the origin only: no path, no key
+    ]
+    assert "http://node.internal:8545" in page_policy("http://node.internal:8545")
+    # Nothing but a plain origin ever reaches the header.
+    for odd in ("http://a b", "http://x;script-src *", "javascript:alert(1)", None):
+        assert page_policy(odd) == page_policy(None)
