@@ -70,6 +70,7 @@ TEXTS: dict[str, dict[str, Any]] = {
             "valid": "Valid: this step is in the batch anchored on chain",
             "invalid": "Invalid: this proof does not match the chain",
             "error": "Could not reach the node",
+            "check_rpc_missing": "give the address of a blockchain node (http or https)",
         },
         # The evidence authority (epcis.authority): a second mark, separate from the chain's.
         "counts": "Attested by the responsible party",
@@ -201,6 +202,7 @@ TEXTS: dict[str, dict[str, Any]] = {
             "valid": "有效：这一步记录包含在链上锚定的批次中",  # noqa: RUF001 (Chinese punctuation)
             "invalid": "无效：该证明与链上数据不符",  # noqa: RUF001 (Chinese punctuation)
             "error": "无法连接该节点",
+            "check_rpc_missing": "请填写区块链节点的地址（http 或 https）",  # noqa: RUF001 (Chinese punctuation)
         },
         "counts": "责任方已确认",
         "unattested_total": "未经确认",

@@ -126,6 +126,8 @@
     if (!known) { line(say.contract_bad, false); valid = false; }
     try {
       const url = rpcInput.value.trim();
+      // Only a node's address: an empty field must not send the check to this very page.
+      if (!/^https?:\/\/[^\s]+$/.test(url)) throw new Error(say.check_rpc_missing);
       const chainId = parseInt(await rpc(url, "eth_chainId", []), 16);
       if (chainId !== bundle.chain_id) { line(say.chain_bad, false); valid = false; }
       const batchId = BigInt(bundle.batch_id).toString(16).padStart(64, "0");

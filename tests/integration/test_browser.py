@@ -635,7 +635,16 @@ def test_cold_lot_page_names_charts_marks_and_checks_in_the_browser(
         )
         assert texts["check_messages"]["path_bad"] in steps, steps
         assert texts["check_messages"]["root_bad"] in steps, steps
-        # And the untouched proof of another step is still valid.
+        # Without a node to ask, nothing is valid (and nothing is sent to this site instead).
+        cdp.eval("document.getElementById('rpc').value = ''; true")
+        assert _verdict(cdp, 2) == "invalid"
+        steps = cdp.eval(
+            "[...document.querySelectorAll('#check-steps li')].map(li => li.textContent)"
+        )
+        missing = texts["check_messages"]["error"] + ": "
+        assert missing + texts["check_messages"]["check_rpc_missing"] in steps, steps
+        # And the untouched proof of another step is valid through the node the viewer names.
+        cdp.eval(f"document.getElementById('rpc').value = '{served.chain_rpc_url}'; true")
         assert _verdict(cdp, 2) == "valid"
 
         # Phone screenfuls, top to bottom, for people to look at.
