@@ -151,7 +151,7 @@ class Guard:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 # A page with a script of its own (the product page) brings its own policy.
-                own = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                own = any(name.lower() == CSP for name, _ in headers)
                 message["headers"] = [
                     *headers,
                     *(h for h in SECURITY_HEADERS if not (own and h[0] == CSP)),

@@ -357,7 +357,8 @@ def origins(
     """
     digests = [digest for digest, _ in history]
     attestations = attestation_store.attestations_for(conn, digests)
-    parties = parties or registry_store.authority_parties(conn)
+    if parties is None:
+        parties = registry_store.authority_parties(conn)
     extensions = registry_store.rule_extensions(conn)
     # The bodies of movements: the carrier and consignees a shipment names decide who may
     # speak for the goods in transit and where they may arrive.
