@@ -68,6 +68,7 @@ class Verification(BaseModel):
 class Place(BaseModel):
     gln: str
     name: str | None = Field(description="the registered site's name; null if unregistered")
+    city: str | None = Field(None, description="the registered site's city, when given")
 
 
 class SensorReading(BaseModel):

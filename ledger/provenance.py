@@ -248,12 +248,13 @@ def page(
     return Page(data, complete=not unchecked)
 
 
-def _place(location: str | None, names: dict[str, str]) -> dict[str, Any] | None:
-    """A site's GLN and registered name (None: nobody registered it)."""
+def _place(location: str | None, names: dict[str, tuple[str, str | None]]) -> dict[str, Any] | None:
+    """A site's GLN, registered name and city (None: nobody registered it, or no city)."""
     gln = site_of(location)
     if gln is None:
         return None
-    return {"gln": gln, "name": names.get(gln)}
+    name, city = names.get(gln, (None, None))
+    return {"gln": gln, "name": name, "city": city}
 
 
 def _best_before(conn: Conn, events: list[dict[str, Any]]) -> str | None:

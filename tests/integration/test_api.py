@@ -21,6 +21,7 @@ from records.attestation_store import AttestationToStore
 from tests.support.api import METRICS_TOKEN, Api
 from tests.support.cold_lot import EXCURSION_C, EXCURSION_MINUTES, seed_cold_lot
 from tests.support.cold_lot import LOT as COLD_LOT
+from tests.support.cold_lot import WAREHOUSE_CITY as COLD_CITY
 from tests.support.cold_lot import WAREHOUSE_NAME as COLD_STORE
 from tests.support.events import make_event
 from tests.support.world import GTIN, ITEM, LOT, LOT_URI
@@ -225,6 +226,9 @@ def test_cold_lot_json_charts_its_stays_and_spells_out_the_check_for_apps(world:
         (FACTORY_GLN, "Factory"),
         (WAREHOUSE_GLN, COLD_STORE),
     ]
+    placed = {(e["place"]["name"], e["place"]["city"]) for e in page["events"] if e["place"]}
+    assert (COLD_STORE, COLD_CITY) in placed
+    assert ("Factory", None) in placed
     [excursion] = cold["excursions"]
     assert (excursion["name"], excursion["minutes"], excursion["extreme"]) == (
         COLD_STORE,

@@ -45,6 +45,7 @@ from api.i18n import TEXTS
 from tests.support.cold_lot import (
     EXCURSION_MINUTES,
     STEPS,
+    WAREHOUSE_CITY,
     WAREHOUSE_NAME,
     seed_cold_lot,
 )
@@ -567,6 +568,8 @@ def test_cold_lot_page_names_charts_marks_and_checks_in_the_browser(
         stored = [card for card in cards if WAREHOUSE_NAME in (card["place"] or "")]
         assert len(stored) == 5, cards  # put away, three stock checks, shipped
         assert all(f"GLN {WAREHOUSE_GLN}" in card["place"] for card in stored)
+        place = WAREHOUSE_NAME + texts["comma"] + WAREHOUSE_CITY
+        assert all(card["place"].startswith(place) for card in stored), stored
         assert cdp.eval("document.querySelectorAll('a[href*=\"id.gs1.org\"]').length") == 0
         assert cdp.eval("document.querySelector('[data-field=producer]').textContent") == "maker"
         assert cdp.eval("document.querySelector('[data-field=best-before]').textContent") == (

@@ -32,6 +32,7 @@ PRODUCT_NO = 2
 GTIN = gtin_for(PRODUCT_NO)
 LOT = f"/01/{GTIN}/10/L{PRODUCT_NO:07d}"
 WAREHOUSE_NAME = "Ningbo bonded cold store 1"
+WAREHOUSE_CITY = "Beilun, Ningbo"
 # A shop nobody registered: what its devices say there is a claim, not evidence.
 UNREGISTERED_GLN = "061414100003" + check_digit("061414100003")
 LOW_C, HIGH_C = -25, -15
@@ -63,7 +64,9 @@ def seed_cold_lot(conn: Conn, chain_rpc_url: str) -> ColdLot:
         str(LOW_C),
         str(HIGH_C),
     )
-    registry_store.add_site(conn, "maker", WAREHOUSE_GLN, WAREHOUSE_NAME, grant=True)
+    registry_store.add_site(
+        conn, "maker", WAREHOUSE_GLN, WAREHOUSE_NAME, grant=True, city=WAREHOUSE_CITY
+    )
     registry_store.bind_device_sites(conn, "maker", "wh-1", [WAREHOUSE_GLN])
 
     steps = dict(enumerate(lifecycle(PRODUCT_NO, start)))
