@@ -253,6 +253,24 @@ def test_cold_lot_json_charts_its_stays_and_spells_out_the_check_for_apps(world:
         assert int.from_bytes(answer[64:96], "big") == proof["tree_size"]
 
 
+def test_a_lot_still_in_a_measured_site_is_never_served_from_the_cache(world: Api) -> None:
+    """Its readings keep coming and change no page generation: the page is built every time,
+    so the chart is never older than the request."""
+    cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not cache.listening:  # the listener connects in the background
+        assert time.monotonic() < deadline, "the page cache listener never connected"
+        time.sleep(0.02)
+    seed_cold_lot(world.conn, world.chain_rpc_url, shipped=False)
+    page = world.get(COLD_LOT, headers={"Accept": "application/json"}).json()  # type: ignore[attr-defined]
+    assert page["cold_chain"]["open"] is True
+    assert page["cold_chain"]["stays"][-1]["gln"] == WAREHOUSE_GLN
+    assert f"https://id.gs1.org{COLD_LOT}" not in cache
+    # The item page of the world's other product (no temperature range) is cached as before.
+    world.get(ITEM, headers={"Accept": "application/json"})
+    assert f"https://id.gs1.org{ITEM}" in cache
+
+
 def test_cached_page_follows_every_change(world: Api) -> None:
     cache = world.client.app.state.page_cache  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10

@@ -47,8 +47,9 @@ class ColdLot:
     digests: list[bytes]
 
 
-def seed_cold_lot(conn: Conn, chain_rpc_url: str) -> ColdLot:
-    """The lot above, captured as maker's devices would send it, and anchored."""
+def seed_cold_lot(conn: Conn, chain_rpc_url: str, *, shipped: bool = True) -> ColdLot:
+    """The lot above, captured as maker's devices would send it, and anchored; without
+    `shipped`, it is still in the warehouse (its last three steps never happened)."""
     now = datetime.now(UTC)
     start = (now - timedelta(hours=20)).replace(second=0, microsecond=0)
     start -= timedelta(minutes=start.minute % 15)
@@ -91,6 +92,8 @@ def seed_cold_lot(conn: Conn, chain_rpc_url: str) -> ColdLot:
         }
         events.insert(len(events) - 3, ("wh-1", check))
     assert len(events) == STEPS
+    if not shipped:
+        events = events[:-3]
 
     devices = sim_devices("maker", "maker")  # tests.support.events registers them so
     known = registry_store.find_devices(conn, [("maker", name) for name in devices])
