@@ -32,6 +32,26 @@ class ProofBundle(BaseModel):
     block_number: int | None = None
 
 
+class CheckStep(BaseModel):
+    side: Literal["leaf", "left", "right"] = Field(
+        description="leaf: SHA-256(0x00 || event hash); left/right: where the sibling joins"
+    )
+    sibling: str | None
+    hash: str
+
+
+class EthCall(BaseModel):
+    to: str = Field(description="the TraceAnchor")
+    data: str = Field(description="batch(uint64) of the bundle's batch_id")
+
+
+class CheckSteps(BaseModel):
+    steps: list[CheckStep]
+    leads_to_root: bool
+    eth_call: EthCall
+    expect: str
+
+
 class Verification(BaseModel):
     state: Literal["anchored", "pending", "failed"]
     batch_id: int | None = None
@@ -41,6 +61,15 @@ class Verification(BaseModel):
     proof: ProofBundle | None = Field(
         None, description="the proof bundle; absent for a failed event"
     )
+    check: CheckSteps | None = Field(
+        None, description="the check the page's script does in the browser, spelled out"
+    )
+
+
+class Place(BaseModel):
+    gln: str
+    name: str | None = Field(description="the registered site's name; null if unregistered")
+    city: str | None = Field(None, description="the registered site's city, when given")
 
 
 class SensorReading(BaseModel):
@@ -68,6 +97,7 @@ def _event_public() -> type[BaseModel]:
     fields: dict[str, Any] = {
         "event_hash": (str, ...),
         **{name: (types[name], ...) for name in PUBLIC_COLUMNS},
+        "place": (Place | None, Field(description="the site of the event (bizLocation)")),
         "sensor_readings": (list[SensorReading], ...),
         "verification": (Verification, ...),
         "recorded_by": (
@@ -106,6 +136,45 @@ class ProductPublic(BaseModel):
     lot: str | None = None
     serial: str | None = None
     digital_link: str
+    producer: str | None = Field(None, description="the org holding the GTIN's company prefix")
+    best_before: str | None = Field(None, description="from the commissioning event's ILMD")
+    category: str | None = None
+    min_temp_c: float | None = None
+    max_temp_c: float | None = None
+
+
+class StayPublic(BaseModel):
+    gln: str
+    name: str | None
+    since: datetime
+    until: datetime = Field(description="when the goods left, or the time of the page")
+
+
+class TemperatureBucketPublic(BaseModel):
+    gln: str
+    start: datetime
+    low: float
+    high: float
+    mean: float
+
+
+class ExcursionPublic(BaseModel):
+    gln: str
+    name: str | None
+    start: datetime
+    end: datetime
+    minutes: int
+    extreme: float = Field(description="the reading furthest outside the range, °C")
+
+
+class ColdChainPublic(BaseModel):
+    min_c: float | None
+    max_c: float | None
+    bucket_minutes: int
+    open: bool = Field(description="the goods are still at a site")
+    stays: list[StayPublic]
+    buckets: list[TemperatureBucketPublic]
+    excursions: list[ExcursionPublic]
 
 
 class ProvenancePublic(BaseModel):
@@ -114,6 +183,12 @@ class ProvenancePublic(BaseModel):
     verified: int = Field(description="events anchored on chain and intact")
     pending: int
     failed: int
+    cold_chain: ColdChainPublic | None = Field(
+        None, description="for goods with a temperature range: readings at the sites they were"
+    )
+    trusted_anchors: list[str] = Field(
+        default_factory=list, description="CHAIN_ID:0xADDRESS of the TraceAnchors trusted here"
+    )
 
 
 class CaptureItem(BaseModel):

@@ -293,6 +293,7 @@ def add_site(
     *,
     supervised: bool = False,
     grant: bool = False,
+    city: str | None = None,
 ) -> registry_store.Site:
     """Register a site (GLN: 13 digits, Digital Link or sgln URN) an org operates: by its own
     GS1 Company Prefix, or by the operator's `grant`.
@@ -301,6 +302,8 @@ def add_site(
     (located by the canonical Digital Link of its GLN), which `warehouse supervise` accepts.
     """
     _org(conn, operator)
+    if city is not None and not 1 <= len(city) <= 100:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a city has 1 to 100 characters")
     try:
         site_gln = gln13(gln)
     except ValueError as exc:
@@ -308,7 +311,7 @@ def add_site(
     with conn.transaction():
         try:
             site = registry_store.add_site(
-                conn, operator, site_gln, name, supervised=supervised, grant=grant
+                conn, operator, site_gln, name, supervised=supervised, grant=grant, city=city
             )
         except registry_store.NotYourPrefix as exc:
             raise FinanceError(FinanceErrorCode.NOT_YOUR_PREFIX, str(exc)) from None

@@ -117,6 +117,7 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> None:
             args.name,
             supervised=args.supervised,
             grant=args.grant,
+            city=args.city,
         ),
     )
 
@@ -862,6 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gln", help="13 digits, Digital Link https://id.gs1.org/414/… or urn:epc:id:sgln:…"
     )
     site_add.add_argument("--name", required=True)
+    site_add.add_argument("--city", help="shown beside the name on product pages")
     site_add.add_argument(
         "--supervised",
         action="store_true",
