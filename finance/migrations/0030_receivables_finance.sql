@@ -4,7 +4,6 @@
 -- it at its own policy, as a loan on that line; the buyer's payment repays that loan through
 -- the waterfall, and what is left over is the seller's. `advance_minor` is indicative (the
 -- default rate) until the receivable is financed, then what was advanced.
--- Numbered 0060: 0030-0059 were reserved for work on other branches at the time.
 ALTER TABLE receivables
     ADD COLUMN seller_org_id bigint REFERENCES orgs (id),
     ADD COLUMN buyer_org_id bigint REFERENCES orgs (id),
