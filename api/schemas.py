@@ -137,6 +137,9 @@ class ProductPublic(BaseModel):
     serial: str | None = None
     digital_link: str
     producer: str | None = Field(None, description="the org holding the GTIN's company prefix")
+    producer_name: str | None = Field(
+        None, description="that org's registered name (its slug when it registered none)"
+    )
     best_before: str | None = Field(None, description="from the commissioning event's ILMD")
     category: str | None = None
     min_temp_c: float | None = None

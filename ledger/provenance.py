@@ -229,6 +229,7 @@ def page(
     ]
     counts = list(states.values())
     unchecked = confirmations.asks_a_chain and None in refuted.values()
+    producer = parties.owner_of(gtin14)
     data = {
         "product": {
             "gtin": gtin14,
@@ -236,8 +237,12 @@ def page(
             "lot": lot,
             "serial": serial,
             "digital_link": uri,
-            # Who holds the GTIN's GS1 Company Prefix: the brand owner the registry knows.
-            "producer": parties.owner_of(gtin14),
+            # Who holds the GTIN's GS1 Company Prefix: the brand owner the registry knows,
+            # by the name it registered (its slug when it gave none).
+            "producer": producer,
+            "producer_name": (registry_store.org_name(conn, producer) or producer)
+            if producer is not None
+            else None,
             "best_before": _best_before(conn, events),
         },
         "events": events,

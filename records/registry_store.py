@@ -72,6 +72,20 @@ def add_org(conn: Conn, slug: str, role: str, prefixes: Sequence[str] = ()) -> t
     return org, api_key
 
 
+def set_org_name(conn: Conn, slug: str, name: str) -> None:
+    """The organisation's name as people read it (1-200 characters, surrounding blanks cut)."""
+    text = " ".join(name.split())
+    if not 1 <= len(text) <= 200:
+        raise RegistryError("an organisation's name has 1 to 200 characters")
+    if conn.execute("UPDATE orgs SET name = %s WHERE slug = %s", (text, slug)).rowcount != 1:
+        raise RegistryError(f"unknown organisation {slug!r}")
+
+
+def org_name(conn: Conn, slug: str) -> str | None:
+    row = conn.execute("SELECT name FROM orgs WHERE slug = %s", (slug,)).fetchone()
+    return str(row[0]) if row is not None and row[0] is not None else None
+
+
 def add_prefix(conn: Conn, org_slug: str, prefix: str) -> None:
     """Give an org a GS1 Company Prefix (4-12 digits; `identifiers.gs1_prefix` checks it)."""
     with conn.transaction():

@@ -75,10 +75,15 @@ def cmd_org_add(args: argparse.Namespace, settings: Settings) -> None:
     prefixes: list[str] = args.gs1_prefix or []
     with _connect(settings) as conn:
         try:
-            org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
+            with conn.transaction():
+                org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
+                if args.name is not None:
+                    registry_store.set_org_name(conn, org.slug, args.name)
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
     output: dict[str, object] = {"org": org.slug, "role": org.role, "api_key": api_key}
+    if args.name is not None:
+        output["name"] = " ".join(args.name.split())
     if prefixes:
         output["gs1_prefixes"] = sorted(set(prefixes))
     print(json.dumps(output))
@@ -824,6 +829,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_prefix,
         help="a GS1 Company Prefix the org holds (4-12 digits; repeat for more): its GTINs,"
         " GLNs and SSCCs are the org's. Financiers, regulators and guarantors need none",
+    )
+    org_add.add_argument(
+        "--name", help="its name as people read it (the consumer page shows it as producer)"
     )
     org_add.set_defaults(handler=cmd_org_add)
     prefix = org.add_parser("prefix", help="GS1 Company Prefixes").add_subparsers(

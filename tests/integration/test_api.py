@@ -44,6 +44,7 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
         "digital_link": f"https://id.gs1.org{ITEM}",
         # Issue 20: names, not codes: the brand owner and the lot's best-before date.
         "producer": "maker",
+        "producer_name": "maker",  # it registered no name: its slug
         "best_before": "2027-12-31",
         "category": "frozen",
         "min_temp_c": None,

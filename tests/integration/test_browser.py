@@ -44,6 +44,7 @@ from psycopg_pool import ConnectionPool
 from api.i18n import TEXTS
 from tests.support.cold_lot import (
     EXCURSION_MINUTES,
+    PRODUCER_NAME,
     STEPS,
     WAREHOUSE_CITY,
     WAREHOUSE_NAME,
@@ -571,7 +572,8 @@ def test_cold_lot_page_names_charts_marks_and_checks_in_the_browser(
         place = WAREHOUSE_NAME + texts["comma"] + WAREHOUSE_CITY
         assert all(card["place"].startswith(place) for card in stored), stored
         assert cdp.eval("document.querySelectorAll('a[href*=\"id.gs1.org\"]').length") == 0
-        assert cdp.eval("document.querySelector('[data-field=producer]').textContent") == "maker"
+        producer = cdp.eval("document.querySelector('[data-field=producer]').textContent")
+        assert producer == PRODUCER_NAME  # the name maker registered, not its slug
         assert cdp.eval("document.querySelector('[data-field=best-before]').textContent") == (
             "2027-12-31"
         )

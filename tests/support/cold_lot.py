@@ -47,6 +47,10 @@ class ColdLot:
     digests: list[bytes]
 
 
+# maker's name as people read it: the page shows it as the producer, not the slug.
+PRODUCER_NAME = "Ningbo Haixian Foods Co."
+
+
 def seed_cold_lot(conn: Conn, chain_rpc_url: str, *, shipped: bool = True) -> ColdLot:
     """The lot above, captured as maker's devices would send it, and anchored; without
     `shipped`, it is still in the warehouse (its last three steps never happened)."""
@@ -69,6 +73,7 @@ def seed_cold_lot(conn: Conn, chain_rpc_url: str, *, shipped: bool = True) -> Co
         conn, "maker", WAREHOUSE_GLN, WAREHOUSE_NAME, grant=True, city=WAREHOUSE_CITY
     )
     registry_store.bind_device_sites(conn, "maker", "wh-1", [WAREHOUSE_GLN])
+    registry_store.set_org_name(conn, "maker", PRODUCER_NAME)
 
     steps = dict(enumerate(lifecycle(PRODUCT_NO, start)))
     at = {0: 0, 1: 10, 2: 20, 3: 60, 4: 13 * 60, 5: 15 * 60, 6: 16 * 60}  # minutes
