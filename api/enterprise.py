@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from epcis.capture import WHOLE_PAYLOAD, DeviceKey
+from epcis.query import QueryParameterError, parse_event_query
 from ingest.capture import CaptureBatch, Origin
-from records.event_query import EventQuery, query_events
+from records.event_query import query_events
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 HTTP_DEVICE = "http-capture"
@@ -100,33 +101,47 @@ def _api_user(request: Request) -> str | None:
     return key.strip()[:8] or None  # registry_store.issue_api_key keeps 8 characters
 
 
-@router.get("/v1/events", response_model=EventsPage, summary="EPCIS query (a subset)")
+@router.get(
+    "/v1/events",
+    response_model=EventsPage,
+    summary="EPCIS SimpleEventQuery (the parameters in docs/api.md; any other is refused)",
+    responses={
+        200: {"headers": {"Link": {"description": "rel=next: the next page", "schema": {}}}}
+    },
+)
 def events(
+    request: Request,
+    response: Response,
     conn: DbConn,
     org: AnyOrg,
-    eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep", max_length=200)] = None,
-    ge_event_time: Annotated[datetime | None, Query(alias="GE_eventTime")] = None,
-    lt_event_time: Annotated[datetime | None, Query(alias="LT_eventTime")] = None,
-    match_epc: Annotated[str | None, Query(alias="MATCH_epc", max_length=512)] = None,
-    eq_biz_location: Annotated[str | None, Query(alias="EQ_bizLocation", max_length=512)] = None,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    # Documented for OpenAPI readers; every parameter is read (strictly) from the query string.
+    eq_biz_step: Annotated[str | None, Query(alias="EQ_bizStep")] = None,
+    ge_event_time: Annotated[str | None, Query(alias="GE_eventTime")] = None,
+    lt_event_time: Annotated[str | None, Query(alias="LT_eventTime")] = None,
+    match_epc: Annotated[str | None, Query(alias="MATCH_epc")] = None,
+    eq_biz_location: Annotated[str | None, Query(alias="EQ_bizLocation")] = None,
+    event_type: Annotated[str | None, Query(alias="eventType")] = None,
+    per_page: Annotated[str | None, Query(alias="perPage")] = None,
+    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
 ) -> EventsPage:
-    """Enterprises see their own events, regulators everyone's; financiers have no access."""
+    """Enterprises see their own events, regulators everyone's; financiers have no access.
+    An unknown, repeated, unsupported or malformed parameter is a 400 problem of type
+    `epcisException:QueryParameterException` naming the parameter: never ignored."""
     if org.role == "financier":
         raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
-    query = EventQuery(
-        eq_biz_step=eq_biz_step,
-        ge_event_time=ge_event_time,
-        lt_event_time=lt_event_time,
-        match_epc=match_epc,
-        eq_biz_location=eq_biz_location,
-        org_id=None if org.role == "regulator" else org.id,
-        after=cursor,
-        limit=limit,
-    )
     try:
-        page = query_events(conn, query)
-    except ValueError as exc:
-        raise Problem(400, "invalid_identifier", str(exc)) from None
+        query = parse_event_query(request.query_params.multi_items())
+    except QueryParameterError as exc:
+        raise Problem(
+            400,
+            "query_parameter",
+            exc.detail,
+            type="epcisException:QueryParameterException",
+            parameter=exc.name,
+        ) from None
+    page = query_events(conn, query, None if org.role == "regulator" else org.id)
+    if page.next_cursor is not None:
+        following = request.url.remove_query_params(["nextPageToken", "cursor"])
+        following = following.include_query_params(nextPageToken=page.next_cursor)
+        response.headers["Link"] = f'<{following}>; rel="next"'
     return EventsPage(events=page.events, next_cursor=page.next_cursor)

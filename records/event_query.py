@@ -1,29 +1,14 @@
-"""The EPCIS query subset of `GET /v1/events`: filters, org scope, keyset pagination."""
+"""SQL of `GET /v1/events`: an EPCIS SimpleEventQuery (epcis/query.py), org scope, keyset pages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 
-from epcis.identifiers import checked_epc
+from epcis.query import EventFilter
 from records.db import Conn
-
-MAX_PAGE = 500
-
-
-@dataclass(frozen=True)
-class EventQuery:
-    eq_biz_step: str | None = None
-    ge_event_time: datetime | None = None
-    lt_event_time: datetime | None = None
-    match_epc: str | None = None
-    eq_biz_location: str | None = None
-    org_id: int | None = None  # None: every organisation (regulators)
-    after: int | None = None  # keyset cursor: the last ingest_seq of the previous page
-    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -32,31 +17,73 @@ class EventPage:
     next_cursor: int | None
 
 
-def query_events(conn: Conn, query: EventQuery) -> EventPage:
-    """Matching events in ingest order; ValueError for a malformed EPC or location filter
-    (or one whose GS1 key has a wrong check digit)."""
+def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
+    params[column] = sorted(values)
+    return sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(column))
+
+
+def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPage:
+    """Matching events in ingest order; `org_id` None: every organisation's (regulators)."""
     clauses: list[sql.Composable] = []
-    params: dict[str, Any] = {"limit": min(max(query.limit, 1), MAX_PAGE) + 1}
-    if query.eq_biz_step is not None:
-        clauses.append(sql.SQL("biz_step = %(biz_step)s"))
-        params["biz_step"] = query.eq_biz_step
-    if query.ge_event_time is not None:
-        clauses.append(sql.SQL("event_time >= %(ge)s"))
-        params["ge"] = query.ge_event_time
-    if query.lt_event_time is not None:
-        clauses.append(sql.SQL("event_time < %(lt)s"))
-        params["lt"] = query.lt_event_time
-    if query.match_epc is not None:
+    params: dict[str, Any] = {"limit": query.per_page + 1}
+    for column, values in (
+        ("event_type", query.event_types),
+        ("action", query.actions),
+        ("biz_step", query.biz_steps),
+        ("disposition", query.dispositions),
+        ("read_point", query.read_points),
+        ("biz_location", query.biz_locations),
+    ):
+        if values is not None:
+            clauses.append(_any_of(column, values, params))
+    for bound, column, value in (
+        (">=", "event_time", query.ge_event_time),
+        ("<", "event_time", query.lt_event_time),
+        (">=", "received_at", query.ge_record_time),
+        ("<", "received_at", query.lt_record_time),
+    ):
+        if value is not None:
+            name = f"t{len(params)}"
+            params[name] = value
+            clauses.append(
+                sql.SQL("{} {} {}").format(
+                    sql.Identifier(column), sql.SQL(bound), sql.Placeholder(name)
+                )
+            )
+    # Identifiers are compared in the stored JSON's fields, named by the parameter: parentID
+    # is a string, the lists arrays of strings; classes are in the quantity lists' epcClass.
+    for index, (fields, values) in enumerate(query.match_epcs):
+        name = f"epc{index}"
+        params[name] = sorted(values)
+        tests = [
+            sql.SQL("event->>{} = ANY({})").format(sql.Literal(f), sql.Placeholder(name))
+            if f == "parentID"
+            else sql.SQL("event->{} ?| {}").format(sql.Literal(f), sql.Placeholder(name))
+            for f in fields
+        ]
+        clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(tests)))
+    for index, (fields, values) in enumerate(query.match_classes):
+        name = f"cls{index}"
+        params[name] = sorted(values)
+        tests = [
+            sql.SQL("jsonb_path_query_array(event, {}::jsonpath) ?| {}").format(
+                sql.Literal(f"$.{f}[*].epcClass"), sql.Placeholder(name)
+            )
+            for f in fields
+        ]
+        clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(tests)))
+    if query.event_ids is not None or query.event_digests is not None:
+        params["event_ids"] = sorted(query.event_ids or ())
+        params["event_digests"] = sorted(query.event_digests or ())
         clauses.append(
-            sql.SQL("(epcs @> ARRAY[%(epc)s]::text[] OR lots @> ARRAY[%(epc)s]::text[])")
+            sql.SQL(
+                "(event->>'eventID' = ANY(%(event_ids)s)"
+                " OR event_hash = ANY(%(event_digests)s::bytea[]))"
+            )
         )
-        params["epc"] = checked_epc(query.match_epc)
-    if query.eq_biz_location is not None:
-        clauses.append(sql.SQL("biz_location = %(location)s"))
-        params["location"] = checked_epc(query.eq_biz_location)
-    if query.org_id is not None:
+    if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
-        params["org"] = query.org_id
+        params["org"] = org_id
     if query.after is not None:
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after

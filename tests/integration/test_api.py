@@ -593,8 +593,42 @@ def test_event_query_is_scoped_filtered_and_paginated(world: Api) -> None:
     assert len(world.get("/v1/events", "regulator").json()["events"]) == 14  # type: ignore[attr-defined]
     shipping = world.get("/v1/events", "maker", params={"EQ_bizStep": "shipping"}).json()  # type: ignore[attr-defined]
     assert [e["bizStep"] for e in shipping["events"]] == ["shipping", "shipping"]
-    by_epc = world.get("/v1/events", "maker", params={"MATCH_epc": LOT_URI}).json()  # type: ignore[attr-defined]
-    assert {e["bizStep"] for e in by_epc["events"]} == {"commissioning", "inspecting", "storing"}
+
+    # The standard's MATCH_ semantics: a class is matched in the quantity lists, an instance
+    # in epcList/childEPCs (MATCH_epc) or as the parent (MATCH_parentID), never across them.
+    def steps(**params: str) -> list[str]:
+        found = world.get("/v1/events", "maker", params=params)  # type: ignore[attr-defined]
+        assert found.status_code == 200, found.text
+        return sorted(e["bizStep"] for e in found.json()["events"])
+
+    assert steps(MATCH_anyEPCClass=LOT_URI) == ["inspecting", "storing"]
+    assert steps(MATCH_epc=LOT_URI) == []
+    item = f"https://id.gs1.org{ITEM}"
+    assert steps(MATCH_epc=item) == ["commissioning", "packing", "retail_selling"]
+    assert steps(MATCH_parentID=item) == []
+    # Values are any-of, CBV words in any of their forms, filters combine with AND.
+    assert steps(
+        EQ_bizStep="https://ref.gs1.org/cbv/BizStep-shipping|urn:epcglobal:cbv:bizstep:accepting"
+    ) == [
+        "accepting",
+        "accepting",
+        "shipping",
+        "shipping",
+    ]
+    assert steps(EQ_disposition="in_transit", eventType="ObjectEvent") == ["shipping", "shipping"]
+    assert steps(eventType="AggregationEvent", EQ_action="ADD") == ["packing", "packing"]
+    assert steps(eventType="AggregationEvent", EQ_action="DELETE") == []
+    # An unknown or unsupported parameter is refused by name, never ignored.
+    for name, value in (("perpage", "2"), ("orderBy", "eventTime"), ("EQ_quantity", "3")):
+        refused = world.get("/v1/events", "maker", params={name: value})  # type: ignore[attr-defined]
+        assert refused.status_code == 400, name
+        body = refused.json()
+        assert (body["type"], body["parameter"]) == ("epcisException:QueryParameterException", name)
+    # perPage pages, and the Link header names the next page.
+    first = world.get("/v1/events", "maker", params={"perPage": "5"})  # type: ignore[attr-defined]
+    assert len(first.json()["events"]) == 5
+    assert 'rel="next"' in first.headers["link"]
+    assert f"nextPageToken={first.json()['next_cursor']}" in first.headers["link"]
 
 
 # Every route x every role: the exact status (own org's objects where that matters).
@@ -732,7 +766,7 @@ def test_errors_are_problems_never_tracebacks(world: Api) -> None:
     wrong_method = world.client.delete("/healthz")
     assert wrong_method.json()["code"] == "method_not_allowed"
     invalid = world.get("/v1/events", "maker", params={"limit": 0})
-    assert invalid.json()["code"] == "invalid_request"  # type: ignore[attr-defined]
+    assert (invalid.status_code, invalid.json()["code"]) == (400, "query_parameter")  # type: ignore[attr-defined]
     for response in (missing, wrong_method, invalid):
         assert "Traceback" not in response.text  # type: ignore[attr-defined]
 

@@ -310,7 +310,8 @@ def test_capture_and_query_refuse_a_wrong_check_digit(world: Api) -> None:
         ("EQ_bizLocation", f"https://id.gs1.org/414/{wrong(FACTORY_GLN)}"),
     ):
         query = world.call("GET", "/v1/events", "maker", params={name: value})
-        assert (query.status_code, query.json()["code"]) == (400, "invalid_identifier")
+        # A query parameter's value: the standard's QueryParameterException.
+        assert (query.status_code, query.json()["code"]) == (400, "query_parameter")
         assert "wrong check digit" in query.json()["detail"]
     factory = f"urn:epc:id:sgln:{COMPANY_PREFIX}.00000.0"
     right = world.call("GET", "/v1/events", "maker", params={"EQ_bizLocation": factory})
