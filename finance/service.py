@@ -678,8 +678,11 @@ def repay_loan(
     refused `invalid_amount`); on frozen lines too."""
     bank = _org(conn, financier, "financier") if financier is not None else None
     with conn.transaction():
-        found = credit.get_loan(conn, loan_id, for_update=True)
-        line = credit.get_line(conn, found.line_id, for_update=True) if found else None
+        # Lock order everywhere money moves: the line, then its loans (no deadlock with a
+        # line repayment or sale proceeds on the same line).
+        named = credit.get_loan(conn, loan_id)
+        line = credit.get_line(conn, named.line_id, for_update=True) if named else None
+        found = credit.get_loan(conn, loan_id, for_update=True) if line else None
         if found is None or line is None or (bank is not None and line.financier_org_id != bank.id):
             raise FinanceError(
                 FinanceErrorCode.UNKNOWN_LOAN, f"{financier or 'tracefin'} has no loan {loan_id}"
@@ -980,8 +983,11 @@ def receivable_paid(
                 FinanceErrorCode.INVALID_AMOUNT,
                 f"the buyer owes {due} more on receivable {receivable_id}",
             )
+        financed = credit.get_loan(conn, found.loan_id)
+        assert financed is not None  # the receivable refers to it
+        credit.get_line(conn, financed.line_id, for_update=True)  # the line, then the loan
         loan = credit.get_loan(conn, found.loan_id, for_update=True)
-        assert loan is not None  # the receivable refers to it
+        assert loan is not None
         movement = credit.move_money(conn, loan.line_id, "repayment", money.minor)
         today = credit.utc_today(conn)
         parts, to_seller = repayments.allocate(

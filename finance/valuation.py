@@ -229,7 +229,8 @@ def route_proceeds(
     for the financier to settle."""
     if sold <= 0:
         return
-    line = credit.get_line(conn, pledge.line_id)
+    # Locked first: the line, then the loans the proceeds repay (the order every payment takes).
+    line = credit.get_line(conn, pledge.line_id, for_update=True)
     price = None
     if line is not None:
         for when in (event.event_time, datetime.now(UTC)):
