@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from tracefin.schema import load_migrations
 
+# Versions from 50 on are a block reserved for people and four eyes (issue 15 item 5) while
+# the versions before it are being written on other branches; each run has no gap.
+_RESERVED_BLOCK = 50
+
 
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [migration.version for migration in load_migrations()]
-    assert versions == list(range(1, len(versions) + 1))
+    below = [version for version in versions if version < _RESERVED_BLOCK]
+    above = [version for version in versions if version >= _RESERVED_BLOCK]
+    assert below == list(range(1, len(below) + 1))
+    assert above == list(range(_RESERVED_BLOCK, _RESERVED_BLOCK + len(above)))
 
 
 def test_time_series_tables_become_hypertables_when_timescaledb_is_present() -> None:
