@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import enterprise, errors, health, operations, oversight, public, registry
+from api import (
+    enterprise,
+    errors,
+    health,
+    operations,
+    oversight,
+    public,
+    registry,
+    requests,
+)
 from api.config import ApiConfig, ReadinessProbes
 from api.middleware import Guard, Metrics, RateLimiter
 from ledger.chain_confirmations import BatchConfirmations
@@ -47,6 +56,7 @@ def create_app(
     app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()
     errors.install(app)
+    requests.install(app)
 
     app.add_middleware(
         Guard, metrics=app.state.metrics, limiter=RateLimiter(config.public_rate_per_minute)
@@ -58,6 +68,7 @@ def create_app(
         oversight.router,
         operations.router,
         registry.router,
+        requests.router,
     ):
         app.include_router(router)
     return app
