@@ -9,10 +9,12 @@ import httpx
 import pytest
 
 from records import people_store, registry_store
+from tests.integration.test_credit_ledger import apply, bank_value, borrow, ledger
 from tests.support.api import Api
-from tests.support.world import LOT
+from tests.support.world import LOT, LOT_URI
 
 pytestmark = pytest.mark.integration
+__all__ = ["ledger"]  # the fixture, used by name
 
 
 class People:
@@ -200,4 +202,43 @@ def test_users_are_named_once_per_org_with_known_roles(world: Api) -> None:
     assert [(u.name, u.roles) for u in people_store.users(world.conn, "bank")] == [
         ("admin", ("maker", "checker", "viewer")),
         ("alice", ("maker",)),
+    ]
+
+
+def test_reviews_take_two_people_and_a_release_securing_loans_is_refused_at_once(
+    ledger: Api,
+) -> None:
+    """The issue's cases on a lot securing a loan, with a referred application waiting."""
+    value = bank_value(ledger)
+    referred = apply(ledger, "maker", LOT_URI, f"{value / 100:.2f}").json()
+    assert referred["decision"] == "refer", referred  # above the LTV cap, no guarantee
+    borrow(ledger, "5.00")
+    people = People(ledger)
+    people.add("bank", "alice", "maker")
+    people.add("bank", "bob", "checker")
+    people_store.set_four_eyes(ledger.conn, "bank", True)
+
+    secures = people.call("DELETE", f"/v1/pledges{LOT}", "bank/alice")
+    assert (secures.status_code, secures.json()["code"]) == (409, "lot_secures_loans")
+    review = f"/v1/applications/{referred['application']}/review"
+    cannot = people.call(
+        "POST", review, "bank/alice", json={"decision": "approve", "reason": "looks fine"}
+    )
+    assert (cannot.status_code, cannot.json()["code"]) == (409, "review_refused")
+    assert people.call("GET", "/v1/requests", "bank/bob").json() == []  # nothing stored
+
+    decline = people.call(
+        "POST", review, "bank/alice", json={"decision": "decline", "reason": "exposure is full"}
+    )
+    assert decline.status_code == 202, decline.text
+    assert len(ledger.get("/v1/reviews", "bank").json()) == 1  # still waiting
+    approved = people.call("POST", f"/v1/requests/{decline.json()['request']}/approve", "bank/bob")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["result"]["review"] == "declined"
+    assert ledger.get("/v1/reviews", "bank").json() == []
+    assert _journal(ledger, "review_declined") == [
+        (
+            "bank/bob",
+            {"reason": "exposure is full", "maker": "bank/alice", "checker": "bank/bob"},
+        )
     ]
