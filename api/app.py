@@ -14,6 +14,7 @@ from api import (
     health,
     operations,
     oversight,
+    programme,
     public,
     registry,
     requests,
@@ -67,6 +68,7 @@ def create_app(
         enterprise.router,
         oversight.router,
         operations.router,
+        programme.router,
         registry.router,
         requests.router,
     ):

@@ -124,5 +124,7 @@ Enterprise = Annotated[Person, Depends(_role(*auth.ENTERPRISE))]
 Financier = Annotated[Person, Depends(_role(*auth.FINANCIER))]
 Regulator = Annotated[Person, Depends(_role(*auth.REGULATOR))]
 Guarantor = Annotated[Person, Depends(_role(*auth.GUARANTOR))]
+# Those who oversee lending: each financier over its own lines, the regulator over all.
+Oversight = Annotated[Person, Depends(_role(*auth.FINANCIER, *auth.REGULATOR))]
 # A checker of a financier: approves or rejects another user's four-eyes request.
 Checker = Annotated[Person, Depends(_checker)]

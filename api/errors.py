@@ -108,6 +108,9 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.OFFER_WITHDRAWN: 409,
     FinanceErrorCode.NOT_IN_REVIEW: 409,
     FinanceErrorCode.REVIEW_REFUSED: 409,
+    FinanceErrorCode.PROGRAMME_IN_RUN_OFF: 409,
+    FinanceErrorCode.LINE_NOT_SETTLED: 409,
+    FinanceErrorCode.LINE_CLOSED: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

@@ -60,7 +60,7 @@ from epcis.signatures import normalise_address
 from finance import four_eyes, service
 from finance.repayments import loan_terms
 from finance.servicing import Components, schedule
-from finance.store import credit, goods
+from finance.store import goods
 from ingest.topics import DeviceTopic, Kind
 from records import registry_store
 
@@ -306,11 +306,15 @@ def offers(conn: DbConn, org: AnyOrg) -> list[OfferPublic]:
     ]
 
 
-@router.get("/v1/lines", response_model=list[LinePublic], summary="Your credit lines")
-def lines(conn: DbConn, org: Financier) -> list[LinePublic]:
+@router.get(
+    "/v1/lines",
+    response_model=list[LinePublic],
+    summary="Credit lines: yours as financier or borrower; every line, to the regulator",
+)
+def lines(conn: DbConn, org: AnyOrg) -> list[LinePublic]:
     return [
         LinePublic.model_validate(row, from_attributes=True)
-        for row in credit.lines_of_financier(conn, org.id)
+        for row in service.lines(conn, org.slug)
     ]
 
 

@@ -244,6 +244,7 @@ class LineCreate(BaseModel):
 
 class LinePublic(BaseModel):
     id: int
+    financier_org_id: int
     borrower_org_id: int
     currency: str
     limit_minor: int

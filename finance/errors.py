@@ -48,6 +48,9 @@ class FinanceErrorCode(StrEnum):
     OFFER_WITHDRAWN = "offer_withdrawn"  # decided again at acceptance: no longer all of it
     NOT_IN_REVIEW = "not_in_review"  # decided at once, or reviewed already
     REVIEW_REFUSED = "review_refused"  # approved in review, but the rules do not approve it now
+    PROGRAMME_IN_RUN_OFF = "programme_in_run_off"  # no new loans, offers or limit increases
+    LINE_NOT_SETTLED = "line_not_settled"  # closing a line that still owes or holds pledges
+    LINE_CLOSED = "line_closed"  # a closed line is not unfrozen, re-limited or reopened
 
 
 class FinanceError(Exception):

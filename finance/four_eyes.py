@@ -84,6 +84,7 @@ GATED: dict[str, Gated] = {
         Gated(service.open_line, applies=_relimits),  # changing an existing line's limit
         Gated(service.set_line_status, applies=_unfreezes),  # unfreezing
         Gated(service.release, chain=True),  # releasing collateral (in full or in part)
+        Gated(service.close_line),  # closing a line
     )
 }
 

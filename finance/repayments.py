@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 from finance.errors import FinanceError, FinanceErrorCode
 from finance.money import Rate
@@ -44,8 +45,40 @@ DEFAULT_TERMS = StoredTerms(
 )
 
 
-def loan_terms(stored: StoredTerms | Loan) -> LoanTerms:
-    """The pure terms of stored ones (a policy's or a loan's: the same columns)."""
+class _Terms(Protocol):
+    """Stored terms: a policy's, a loan's or a portfolio row's (the same columns)."""
+
+    @property
+    def annual_rate(self) -> Decimal: ...
+    @property
+    def day_count(self) -> str: ...
+    @property
+    def schedule_kind(self) -> str: ...
+    @property
+    def instalment_count(self) -> int: ...
+    @property
+    def fee_rate(self) -> Decimal: ...
+    @property
+    def tenor_days(self) -> int: ...
+    @property
+    def grace_days(self) -> int: ...
+    @property
+    def penalty_rate(self) -> Decimal: ...
+    @property
+    def default_after_days(self) -> int: ...
+
+
+class _StoredLoan(_Terms, Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def principal_minor(self) -> int: ...
+    @property
+    def drawn_on(self) -> date: ...
+
+
+def loan_terms(stored: _Terms) -> LoanTerms:
+    """The pure terms of stored ones."""
     return LoanTerms(
         annual_rate=Rate.of(stored.annual_rate),
         day_count=DayCount(stored.day_count),
@@ -123,15 +156,23 @@ def disagreements(loan: Loan, payments: Sequence[credit.LoanPayment]) -> list[st
     return problems
 
 
-def loan_statement(conn: Conn, loan: Loan, as_of: date) -> Statement:
+def loan_statement(conn: Conn, loan: _StoredLoan, as_of: date) -> Statement:
     """The loan as of `as_of`: a function of its terms and stored payments alone."""
+    return statement_of(loan, credit.payments_of_loan(conn, loan.id), as_of)
+
+
+def statement_of(
+    loan: _StoredLoan, payments: Sequence[credit.LoanPayment], as_of: date
+) -> Statement:
+    """The loan as of `as_of` from its payments (read already, e.g. for a whole portfolio)."""
     if as_of < loan.drawn_on:
         raise FinanceError(
             FinanceErrorCode.INVALID_DATE,
             f"loan {loan.id} was drawn on {loan.drawn_on}: no statement as of {as_of}",
         )
-    payments = _repayments(credit.payments_of_loan(conn, loan.id))
-    return statement(loan.principal_minor, loan.drawn_on, loan_terms(loan), payments, as_of)
+    return statement(
+        loan.principal_minor, loan.drawn_on, loan_terms(loan), _repayments(payments), as_of
+    )
 
 
 def owed_today(conn: Conn, loan: Loan, today: date) -> int:

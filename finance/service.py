@@ -46,6 +46,7 @@ from finance.rules import (
 from finance.servicing import RepaymentSource, ScheduleKind, Statement
 from finance.store import alerts as alert_store
 from finance.store import attribution, credit, goods
+from finance.store import programme as programme_store
 from finance.store.credit import Line, StoredTerms
 from finance.store.goods import Product
 from finance.store.journal import Journal
@@ -591,6 +592,16 @@ def open_line(
     if client is None or client.role not in BORROWER_ROLES:
         raise FinanceError(FinanceErrorCode.UNKNOWN_ORG, f"no borrower {borrower!r}")
     amount = _money(limit, currency)
+    existing = credit.line_between(conn, bank.id, client.id)
+    if existing is not None and existing.currency == amount.currency:
+        if existing.status == LineStatus.CLOSED:
+            raise FinanceError(
+                FinanceErrorCode.LINE_CLOSED, f"line {existing.id} is closed: it is not reopened"
+            )
+        if amount.minor > existing.limit_minor:
+            _refuse_in_run_off(conn, bank.id, f"raise line {existing.id}'s limit")
+    else:
+        _refuse_in_run_off(conn, bank.id, f"open a line to {borrower}")
     line = credit.open_line(conn, bank.id, client.id, amount.currency, amount.minor)
     if line is None:
         raise FinanceError(
@@ -742,12 +753,76 @@ def set_line_status(
 ) -> Line:
     bank = _org(conn, financier, "financier")
     with conn.transaction():
-        _financiers_line(conn, bank, line_id)
+        if _financiers_line(conn, bank, line_id).status == LineStatus.CLOSED:
+            raise FinanceError(FinanceErrorCode.LINE_CLOSED, f"line {line_id} is closed")
         if credit.set_line_status(conn, line_id, status):
             journal.write(conn, financier, f"line_{status}", f"line:{line_id}", {})
         updated = credit.get_line(conn, line_id)
     assert updated is not None
     return updated
+
+
+def close_line(conn: Conn, journal: Journal, financier: str, line_id: int) -> Line:
+    """Close a line once it is settled: nothing drawn, nothing any loan of it owes today
+    (interest and fees included), no live pledge (release them first). Refused
+    `line_not_settled` otherwise. A closed line lends nothing again and is not reopened."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        line = _financiers_line(conn, bank, line_id)
+        today = credit.utc_today(conn)
+        owed = repayments.owed_on_loans(conn, credit.owing_loans(conn, line_id), today)
+        pledged = programme_store.live_pledge_count(conn, line_id)
+        if line.drawn_minor or owed or pledged:
+            raise FinanceError(
+                FinanceErrorCode.LINE_NOT_SETTLED,
+                f"line {line_id} still has {line.drawn_minor} drawn, {owed} owed today and"
+                f" {pledged} live pledges",
+            )
+        if programme_store.close_line(conn, line_id):
+            journal.write(conn, financier, "line_closed", f"line:{line_id}", {})
+        updated = credit.get_line(conn, line_id)
+    assert updated is not None
+    return updated
+
+
+def run_off(
+    conn: Conn, journal: Journal, actor: str, financier: str | None, reason: str
+) -> programme_store.RunOff:
+    """Put a programme into run-off: one financier's lines, or every line (`financier` None).
+    From then on no new loan, offer, line or limit increase in scope (`programme_in_run_off`);
+    what is outstanding keeps being serviced and repaid. Idempotent: a scope already in
+    run-off keeps its first start (and is journaled once)."""
+    text = reason.strip()
+    if not text or len(text) > 2000:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a run-off gives its reason")
+    bank = _org(conn, financier, "financier") if financier is not None else None
+    with conn.transaction():
+        stopped, started = programme_store.start_run_off(
+            conn, bank.id if bank is not None else None, actor, text
+        )
+        if started:
+            journal.write(
+                conn,
+                actor,
+                "programme_run_off",
+                f"programme:{financier or '*'}",
+                {"financier": financier, "reason": text},
+            )
+    return stopped
+
+
+def run_offs(conn: Conn) -> list[programme_store.RunOff]:
+    return programme_store.run_offs(conn)
+
+
+def _refuse_in_run_off(conn: Conn, financier_org_id: int, what: str) -> None:
+    stopped = programme_store.run_off_covering(conn, financier_org_id)
+    if stopped is not None:
+        scope = stopped.financier or "the whole programme"
+        raise FinanceError(
+            FinanceErrorCode.PROGRAMME_IN_RUN_OFF,
+            f"{scope} is in run-off since {stopped.started_at:%Y-%m-%d}: cannot {what}",
+        )
 
 
 # --- pledges ---------------------------------------------------------------------------------
@@ -939,6 +1014,7 @@ def apply(
         line = _line_between(
             conn, bank.id if bank is not None and bank.role == "financier" else None, client.id
         )
+        _refuse_in_run_off(conn, line.financier_org_id, "take a new application")
         requested = _money(amount, line.currency)
         judged = _decide(conn, line, client, financier, lot_uri, requested, guarantor=False)
         decision = judged.decision
@@ -1135,6 +1211,8 @@ def _offer_refused(
     decided again now (goods, flags, line, exposure as they are) no longer approves all of it."""
     if offer.expires_at <= datetime.now(UTC):
         return FinanceErrorCode.OFFER_EXPIRED, ["expired"]
+    if programme_store.run_off_covering(conn, line.financier_org_id) is not None:
+        return FinanceErrorCode.PROGRAMME_IN_RUN_OFF, ["programme_in_run_off"]
     amount = Money(offer.amount_minor, offer.currency)
     financier = registry_store.slug_of(conn, line.financier_org_id) or "the financier"
     decision = _decide_guaranteed(
@@ -1282,6 +1360,7 @@ def review(
                 {"reason": text},
             )
             return Reviewed(application_id, "declined", text, None)
+        _refuse_in_run_off(conn, line.financier_org_id, "approve an application")
         client_slug = registry_store.slug_of(conn, line.borrower_org_id)
         assert client_slug is not None  # lines refer to registered orgs
         client = _org(conn, client_slug)
@@ -1424,25 +1503,48 @@ def _securing(
         )
 
 
+# The regulator reads every line, loan, margin call, flag and journal entry, and writes none.
+SUPERVISOR_ROLE = "regulator"
+
+
+def lines(conn: Conn, org: str) -> list[Line]:
+    """The lines an org sees: as financier, those it opened; as borrower, its own; the
+    regulator, every line."""
+    seen = _org(conn, org)
+    return credit.lines_of_party(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
+
+
 def loans(conn: Conn, org: str) -> list[credit.Loan]:
-    """The loans an org sees: as financier, those on its lines; as borrower, its own."""
-    return credit.loans_of_org(conn, _org(conn, org).id)
+    """The loans an org sees: as financier, those on its lines; as borrower, its own; the
+    regulator, every loan."""
+    seen = _org(conn, org)
+    if seen.role == SUPERVISOR_ROLE:
+        return credit.every_loan(conn)
+    return credit.loans_of_org(conn, seen.id)
 
 
 def margin_calls(conn: Conn, org: str) -> list[credit.MarginCall]:
-    """The margin calls an org sees: as financier, on its lines; as borrower, on its own."""
-    return credit.margin_calls_of_org(conn, _org(conn, org).id)
+    """The margin calls an org sees: as financier, on its lines; as borrower, on its own; the
+    regulator, every call."""
+    seen = _org(conn, org)
+    if seen.role == SUPERVISOR_ROLE:
+        return credit.every_margin_call(conn)
+    return credit.margin_calls_of_org(conn, seen.id)
 
 
 def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:
-    """One loan, to its financier or its borrower only (anyone else: unknown_loan)."""
+    """One loan, to its financier, its borrower or the regulator only (anyone else:
+    unknown_loan)."""
     seen = _org(conn, org)
     found = credit.get_loan(conn, loan_id)
     line = credit.get_line(conn, found.line_id) if found is not None else None
     if (
         found is None
         or line is None
-        or seen.id not in (line.financier_org_id, line.borrower_org_id)
+        or (
+            seen.role != SUPERVISOR_ROLE
+            and seen.id not in (line.financier_org_id, line.borrower_org_id)
+        )
     ):
         raise FinanceError(FinanceErrorCode.UNKNOWN_LOAN, f"no loan {loan_id} of {org}")
     return found

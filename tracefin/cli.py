@@ -771,6 +771,20 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
         _finance(settings, lambda c: service.loan(c, args.org, args.loan))
+    elif op == "line-close":
+        _finance(
+            settings,
+            lambda c: four_eyes.unattended(
+                c, journal, args.financier, service.close_line, line_id=args.line
+            ),
+        )
+    elif op == "run-off":
+        _finance(
+            settings,
+            lambda c: service.run_off(c, journal, "operator", args.financier, args.reason),
+        )
+    elif op == "report":
+        _report(settings, args)
     elif op == "loan-statement":
         _finance(settings, lambda c: service.loan_statement(c, None, args.loan, args.as_of))
     elif op == "loan-repay":
@@ -778,6 +792,43 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
             settings,
             lambda c: service.repay_loan(c, journal, args.financier, args.loan, args.amount),
         )
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> None:
+    """A portfolio report as the operator sees it (every financier's, or one's): JSON rows, or
+    CSV with `--csv` (the same rows and columns as the API's)."""
+    import csv
+    from dataclasses import fields
+
+    from finance import portfolio
+    from finance.errors import FinanceError
+
+    with _connect(settings) as conn:
+        conn.autocommit = True
+        try:
+            if args.report == "exposure":
+                rows: list[Any] = portfolio.exposure(
+                    conn, None, args.by, args.financier, args.as_of
+                )
+            elif args.report == "concentration":
+                rows = portfolio.concentration(conn, None, args.top, args.financier, args.as_of)
+            elif args.report == "aging":
+                rows = portfolio.aging(conn, None, args.financier, args.as_of)
+            else:
+                rows = portfolio.run_off(conn, None, args.financier, args.as_of)
+        except FinanceError as exc:
+            raise CliError(f"{exc.code}: {exc.detail}") from None
+    if not args.csv:
+        print(json.dumps(_jsonable(rows), default=_json_default))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    if rows:
+        columns = [f.name for f in fields(rows[0])]
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                ["" if v is None else _json_default(v) for v in (getattr(row, c) for c in columns)]
+            )
 
 
 def _rfc3339(value: str) -> datetime:
@@ -1165,7 +1216,7 @@ def _finance_commands(commands: Any) -> None:
     opened.add_argument("borrower", type=_slug)
     opened.add_argument("--limit", required=True)
     opened.add_argument("--currency", required=True)
-    for name in ("freeze", "unfreeze"):
+    for name in ("freeze", "unfreeze", "close"):
         status = op(line.add_parser(name, help=f"{name} a line"), f"line-{name}")
         status.add_argument("financier", type=_slug)
         status.add_argument("line", type=int)
@@ -1246,6 +1297,27 @@ def _finance_commands(commands: Any) -> None:
     accept.add_argument("offer", type=int)
     offer_list = op(offer.add_parser("list", help="an org's offers"), "offer-list")
     offer_list.add_argument("org", type=_slug)
+
+    programme = commands.add_parser("programme", help="the lending programme").add_subparsers(
+        dest="programme_command", required=True
+    )
+    run_off = op(
+        programme.add_parser(
+            "run-off", help="no new loans, offers or limit increases; service what is outstanding"
+        ),
+        "run-off",
+    )
+    run_off.add_argument("--financier", type=_slug, help="only this financier's lines")
+    run_off.add_argument("--reason", required=True)
+    report = op(
+        commands.add_parser("report", help="portfolio reports (every financier's)"), "report"
+    )
+    report.add_argument("report", choices=["exposure", "concentration", "aging", "runoff"])
+    report.add_argument("--financier", type=_slug, help="only this financier's lines")
+    report.add_argument("--by", choices=["financier", "borrower", "category"], default="financier")
+    report.add_argument("--top", type=int, default=5, help="concentration: top N borrowers")
+    report.add_argument("--as-of", type=_day, help="YYYY-MM-DD (default today, UTC)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of JSON")
 
     loan = commands.add_parser("loan", help="loans drawn on lines").add_subparsers(
         dest="loan_command", required=True

@@ -98,6 +98,16 @@ def get_line(conn: Conn, line_id: int, *, for_update: bool = False) -> Line | No
         ).fetchone()
 
 
+def lines_of_party(conn: Conn, org_id: int | None) -> list[Line]:
+    """Lines the org lends on or borrows on (None: every line), oldest first."""
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines"  # noqa: S608 - constant columns
+            " WHERE %s::bigint IS NULL OR %s IN (financier_org_id, borrower_org_id) ORDER BY id",
+            (org_id, org_id),
+        ).fetchall()
+
+
 def line_between(conn: Conn, financier_org_id: int, borrower_org_id: int) -> Line | None:
     """The first line the financier opened to the borrower, locked for update."""
     with conn.cursor(row_factory=class_row(Line)) as cur:
@@ -744,6 +754,17 @@ def open_flags(conn: Conn, lot_uri: str) -> set[str]:
     return {str(kind) for (kind,) in rows}
 
 
+def every_risk_flag(conn: Conn, since: datetime | None) -> list[RiskFlagRow]:
+    """Every flag (the regulator's read), oldest first."""
+    with conn.cursor(row_factory=class_row(RiskFlagRow)) as cur:
+        return cur.execute(
+            "SELECT f.id, f.lot_uri, f.line_id, f.kind, f.detail, f.raised_at FROM risk_flags f"
+            " WHERE %s::timestamptz IS NULL OR f.raised_at >= %s"
+            " ORDER BY f.raised_at, f.id LIMIT 1000",
+            (since, since),
+        ).fetchall()
+
+
 def risk_flags_for_financier(
     conn: Conn, financier_org_id: int, since: datetime | None
 ) -> list[RiskFlagRow]:
@@ -861,6 +882,14 @@ def movement_reacted(conn: Conn, lot_uri: str, log_index: int) -> bool:
         (log_index, lot_uri, lot_uri),
     ).fetchone()
     return row is not None
+
+
+def every_margin_call(conn: Conn) -> list[MarginCall]:
+    """Every call (the regulator's read), newest first."""
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        return cur.execute(
+            f"SELECT {_CALL_COLUMNS} FROM margin_calls m ORDER BY m.id DESC"  # noqa: S608
+        ).fetchall()
 
 
 def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:

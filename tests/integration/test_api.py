@@ -524,10 +524,10 @@ MATRIX = [
         f"/v1/lots{LOT}",
         {"maker": 200, "rival": 404, "bank": 200, "other-bank": 404, "regulator": 200},
     ),
-    ("GET", "/v1/risk-flags", {"maker": 403, "bank": 200, "regulator": 403}),
+    ("GET", "/v1/risk-flags", {"maker": 403, "bank": 200, "regulator": 200}),
     ("GET", f"/v1/trace{LOT}", {"maker": 403, "bank": 403, "regulator": 200}),
     ("GET", "/v1/audit", {"maker": 403, "bank": 403, "regulator": 200}),
-    ("GET", "/v1/lines", {"maker": 403, "bank": 200, "other-bank": 200, "regulator": 403}),
+    ("GET", "/v1/lines", {"maker": 200, "bank": 200, "other-bank": 200, "regulator": 200}),
     ("POST", "/v1/capture", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
     ("POST", "/v1/devices", {"maker": 201, "rival": 201, "bank": 403, "regulator": 403}),
     # The line belongs to `bank` and `maker`: another bank does not even see it.
@@ -547,6 +547,19 @@ MATRIX = [
         {"bank": 403, "regulator": 403, "rival": 409, "maker": 200},
     ),
     ("GET", "/v1/policies", {"maker": 403, "regulator": 403, "bank": 200}),
+    # The line holds a live pledge: not settled.
+    (
+        "POST",
+        "/v1/lines/1/close",
+        {"maker": 403, "other-bank": 404, "regulator": 403, "bank": 409},
+    ),
+    ("GET", "/v1/programmes/run-offs", {"maker": 403, "bank": 200, "regulator": 200}),
+    ("POST", "/v1/programmes/run-off", {"maker": 403, "bank": 403, "regulator": 200}),
+    ("GET", "/v1/reports/exposure", {"maker": 403, "bank": 200, "regulator": 200}),
+    ("GET", "/v1/reports/concentration", {"rival": 403, "other-bank": 200, "regulator": 200}),
+    ("GET", "/v1/reports/aging", {"maker": 403, "bank": 200, "regulator": 200}),
+    ("GET", "/v1/reports/runoff", {"maker": 403, "bank": 200, "regulator": 200}),
+    ("GET", "/v1/journal", {"maker": 403, "bank": 403, "regulator": 200}),
     ("PUT", "/v1/policies/*", {"maker": 403, "regulator": 403, "bank": 200}),
     # No loan exists in this world: the loan routes with one are in test_loan_servicing.py.
     ("GET", "/v1/loans/1/statement", {"maker": 404, "regulator": 404, "bank": 404}),
@@ -567,6 +580,8 @@ def matrix_body(path: str, who: str) -> dict[str, object] | None:
         return {"device_id": f"probe-{who}", "unsigned": True}
     if path.endswith("/repayments"):
         return {"amount": "1.00"}
+    if path == "/v1/programmes/run-off":
+        return {"financier": None, "reason": "matrix"}
     if path.startswith("/v1/policies/"):
         return {"rate": "0.05", "tenor_days": 90}
     if path == "/v1/applications":
@@ -664,6 +679,20 @@ PEOPLE_MATRIX = [
             "bank/chris": 403,
             "bank/mia": 202,
             "bank": 202,
+        },
+    ),
+    (
+        "POST",
+        "/v1/lines/1/close",  # a live pledge: refused line_not_settled at once
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 404,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 409,
+            "bank": 409,
         },
     ),
     (

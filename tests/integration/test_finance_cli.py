@@ -251,3 +251,36 @@ def test_loan_terms_statements_and_repayments_from_the_cli(database_url: str, db
     bad_day = tracefin(database_url, "loan", "statement", str(loan.id), "--as-of", "soon")
     assert bad_day.returncode == 2
     assert "not a YYYY-MM-DD date" in bad_day.stderr
+
+
+def test_run_off_close_and_reports_from_the_cli(database_url: str, db: Conn) -> None:
+    maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, maker, "manufacturer")
+    registry_store.add_org(db, bank, "financier")
+    line = ok(database_url, "line", "open", bank, maker, "--limit", "1000", "--currency", "CNY")
+    lot = f"https://id.gs1.org/01/09506000134352/10/RO-{secrets.token_hex(3)}"
+    db.execute("INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, '09506000134352', 'x')", (lot,))
+    loan = credit.add_loan(db, line["id"], lot, None, 2500, "CNY", repayments.DEFAULT_TERMS)  # type: ignore[index]
+    credit.move_money(db, line["id"], "drawdown", 2500)  # type: ignore[index]
+    ran = ok(database_url, "programme", "run-off", "--financier", bank, "--reason", "exit")
+    assert ran["financier"] == bank  # type: ignore[index]
+    raised = tracefin(
+        database_url, "line", "open", bank, maker, "--limit", "2000", "--currency", "CNY"
+    )
+    assert raised.returncode == 2
+    assert "tracefin: programme_in_run_off:" in raised.stderr
+    # The run-off report, as JSON and as CSV: the one loan still owing.
+    [row] = ok(database_url, "report", "runoff", "--financier", bank)  # type: ignore[misc]
+    assert (row["loan"], row["owed_minor"]) == (loan.id, 2500)
+    as_csv = tracefin(database_url, "report", "runoff", "--financier", bank, "--csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    header, line_1 = as_csv.stdout.splitlines()
+    assert header.split(",")[:3] == ["loan", "financier", "borrower"]
+    assert line_1.split(",")[:3] == [str(loan.id), bank, maker]
+    unsettled = tracefin(database_url, "line", "close", bank, str(line["id"]))  # type: ignore[index]
+    assert unsettled.returncode == 2
+    assert "tracefin: line_not_settled:" in unsettled.stderr
+    ok(database_url, "loan", "repay", str(loan.id), "25.00")
+    closed = ok(database_url, "line", "close", bank, str(line["id"]))  # type: ignore[index]
+    assert closed["status"] == "closed"  # type: ignore[index]
+    assert ok(database_url, "report", "runoff", "--financier", bank) == []

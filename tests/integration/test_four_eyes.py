@@ -140,7 +140,9 @@ def test_release_waits_for_a_checker_and_a_request_refused_later_fails(people: P
     ]
 
 
-def test_relimit_is_gated_a_new_line_is_not_and_a_reject_does_nothing(people: People) -> None:
+def test_relimit_and_close_are_gated_a_new_line_is_not_and_a_reject_does_nothing(
+    people: People,
+) -> None:
     world = people.world
     relimit = people.call(
         "POST",
@@ -156,6 +158,14 @@ def test_relimit_is_gated_a_new_line_is_not_and_a_reject_does_nothing(people: Pe
         json={"borrower": "rival", "limit": "5.00", "currency": "CNY"},
     )
     assert opened.status_code == 201, opened.text
+    # Closing the new line (settled: nothing drawn, nothing pledged) waits for a checker too.
+    close = people.call("POST", f"/v1/lines/{opened.json()['id']}/close", "bank/alice")
+    assert close.status_code == 202, close.text
+    closed = people.call("POST", f"/v1/requests/{close.json()['request']}/approve", "bank/bob")
+    assert closed.json()["result"]["status"] == "closed", closed.text
+    assert _journal(world, "line_closed") == [
+        ("bank/bob", {"maker": "bank/alice", "checker": "bank/bob"})
+    ]
     rejected = people.call("POST", f"/v1/requests/{relimit.json()['request']}/reject", "bank/bob")
     assert (rejected.status_code, rejected.json()["state"]) == (200, "rejected"), rejected.text
     row = world.conn.execute("SELECT limit_minor FROM credit_lines WHERE id = 1").fetchone()
