@@ -18,6 +18,7 @@ from api import (
     public,
     receivables,
     registry,
+    requests,
 )
 from api.config import ApiConfig, ReadinessProbes
 from api.middleware import Guard, Metrics, RateLimiter
@@ -57,6 +58,7 @@ def create_app(
     app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()
     errors.install(app)
+    requests.install(app)
 
     app.add_middleware(
         Guard, metrics=app.state.metrics, limiter=RateLimiter(config.public_rate_per_minute)
@@ -70,6 +72,7 @@ def create_app(
         programme.router,
         receivables.router,
         registry.router,
+        requests.router,
     ):
         app.include_router(router)
     return app

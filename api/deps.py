@@ -19,7 +19,7 @@ from ledger.chain_confirmations import BatchConfirmations
 from ledger.deployment import current_chain
 from ledger.page_cache import PageCache
 from records.db import Conn
-from records.registry_store import Org
+from records.people_store import Person
 
 
 def _pool(request: Request) -> ConnectionPool:
@@ -71,11 +71,19 @@ def _connection(pool: Pool) -> Iterator[Conn]:
 DbConn = Annotated[Conn, Depends(_connection, scope="function")]
 
 
-def _journal(config: Config) -> Journal:
-    return Journal(config.journal_key)
+def _principal(
+    request: Request,
+    conn: DbConn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(auth.bearer)],
+) -> Person:
+    return auth.caller(conn, credentials, request.method)
 
 
-# The finance journal, sealed with the server's key.
+def _journal(config: Config, person: Annotated[Person, Depends(_principal)]) -> Journal:
+    return Journal(config.journal_key).acting(person.slug, person.user)
+
+
+# The finance journal, sealed with the server's key; the caller's entries name the person.
 FinanceJournal = Annotated[Journal, Depends(_journal)]
 
 
@@ -94,24 +102,29 @@ def _current_chain(conn: DbConn, config: Config) -> Chain:
 CurrentChain = Annotated[Chain, Depends(_current_chain)]
 
 
-def _principal(
-    conn: DbConn,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(auth.bearer)],
-) -> Org:
-    return auth.caller(conn, credentials)
+def chain_now(conn: Conn, config: ApiConfig) -> Chain:
+    """The current deployment's chain, for a route that needs one only for some requests."""
+    return _current_chain(conn, config)
 
 
-def _role(*roles: str) -> Callable[[Org], Org]:
-    def check(org: Annotated[Org, Depends(_principal)]) -> Org:
-        return auth.check_role(org, roles)
+def _role(*roles: str) -> Callable[[Person], Person]:
+    def check(person: Annotated[Person, Depends(_principal)]) -> Person:
+        return auth.check_role(person, roles)
 
     return check
 
 
-AnyOrg = Annotated[Org, Depends(_principal)]
-Enterprise = Annotated[Org, Depends(_role(*auth.ENTERPRISE))]
-Financier = Annotated[Org, Depends(_role(*auth.FINANCIER))]
-Regulator = Annotated[Org, Depends(_role(*auth.REGULATOR))]
-Guarantor = Annotated[Org, Depends(_role(*auth.GUARANTOR))]
+def _checker(person: Annotated[Person, Depends(_role(*auth.FINANCIER))]) -> Person:
+    return auth.check_user_role(person, "checker")
+
+
+# The caller: its org (slug, role: what the routes authorise by) and its user.
+AnyOrg = Annotated[Person, Depends(_principal)]
+Enterprise = Annotated[Person, Depends(_role(*auth.ENTERPRISE))]
+Financier = Annotated[Person, Depends(_role(*auth.FINANCIER))]
+Regulator = Annotated[Person, Depends(_role(*auth.REGULATOR))]
+Guarantor = Annotated[Person, Depends(_role(*auth.GUARANTOR))]
 # Those who oversee lending: each financier over its own lines, the regulator over all.
-Oversight = Annotated[Org, Depends(_role(*auth.FINANCIER, *auth.REGULATOR))]
+Oversight = Annotated[Person, Depends(_role(*auth.FINANCIER, *auth.REGULATOR))]
+# A checker of a financier: approves or rejects another user's four-eyes request.
+Checker = Annotated[Person, Depends(_checker)]

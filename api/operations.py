@@ -18,6 +18,7 @@ from api.deps import (
     Guarantor,
 )
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
+from api.requests import PENDING_RESPONSE
 from api.schemas import (
     AcceptedPublic,
     AlertPage,
@@ -56,7 +57,7 @@ from api.schemas import (
 )
 from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
-from finance import service
+from finance import four_eyes, service
 from finance.repayments import loan_terms
 from finance.servicing import Components, schedule
 from finance.store import goods
@@ -227,6 +228,7 @@ def review_queue(conn: DbConn, org: Financier) -> list[ReviewItem]:
 @router.post(
     "/v1/applications/{application_id}/review",
     response_model=ReviewedPublic,
+    responses=PENDING_RESPONSE,
     summary="Decide a referred application, with a reason (approving decides it again)",
 )
 def review(
@@ -236,8 +238,14 @@ def review(
     application_id: int,
     body: Annotated[ReviewDecision, Body()],
 ) -> ReviewedPublic:
-    done = service.review(
-        conn, journal, org.slug, application_id, body.decision == "approve", body.reason
+    done = four_eyes.submit(
+        conn,
+        journal,
+        org,
+        service.review,
+        application_id=application_id,
+        approve=body.decision == "approve",
+        reason=body.reason,
     )
     return ReviewedPublic.model_validate(done, from_attributes=True)
 
@@ -314,12 +322,21 @@ def lines(conn: DbConn, org: AnyOrg) -> list[LinePublic]:
     "/v1/lines",
     status_code=201,
     response_model=LinePublic,
+    responses=PENDING_RESPONSE,
     summary="Open (or re-limit) a credit line to an enterprise",
 )
 def open_line(
     conn: DbConn, journal: FinanceJournal, org: Financier, line: Annotated[LineCreate, Body()]
 ) -> LinePublic:
-    opened = service.open_line(conn, journal, org.slug, line.borrower, line.limit, line.currency)
+    opened = four_eyes.submit(
+        conn,
+        journal,
+        org,
+        service.open_line,
+        borrower=line.borrower,
+        limit=line.limit,
+        currency=line.currency,
+    )
     return LinePublic.model_validate(opened, from_attributes=True)
 
 
@@ -329,9 +346,16 @@ def freeze(conn: DbConn, journal: FinanceJournal, org: Financier, line_id: int) 
     return LinePublic.model_validate(line, from_attributes=True)
 
 
-@router.post("/v1/lines/{line_id}/unfreeze", response_model=LinePublic, summary="Unfreeze")
+@router.post(
+    "/v1/lines/{line_id}/unfreeze",
+    response_model=LinePublic,
+    responses=PENDING_RESPONSE,
+    summary="Unfreeze",
+)
 def unfreeze(conn: DbConn, journal: FinanceJournal, org: Financier, line_id: int) -> LinePublic:
-    line = service.set_line_status(conn, journal, org.slug, line_id, "active")
+    line = four_eyes.submit(
+        conn, journal, org, service.set_line_status, line_id=line_id, status="active"
+    )
     return LinePublic.model_validate(line, from_attributes=True)
 
 
@@ -564,6 +588,7 @@ def pledge(
 @router.delete(
     "/v1/pledges/{lot:path}",
     response_model=PledgeResult,
+    responses=PENDING_RESPONSE,
     summary="Release your pledge of a lot (on chain and here), or some of its units",
 )
 def release(
@@ -577,5 +602,7 @@ def release(
         Query(ge=1, le=2**31 - 1, description="release only this many units (a partial release)"),
     ] = None,
 ) -> PledgeResult:
-    result = service.release(conn, journal, chain, org.slug, lot, quantity)
+    result = four_eyes.submit(
+        conn, journal, org, service.release, chain=chain, lot=lot, quantity=quantity
+    )
     return PledgeResult.model_validate(result, from_attributes=True)

@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import DbConn, FinanceJournal, Financier, Oversight, Regulator
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS
+from api.requests import PENDING_RESPONSE
 from api.schemas import LinePublic
-from finance import portfolio, service
+from finance import four_eyes, portfolio, service
 from finance.store import credit
 from finance.store import journal as journal_store
 
@@ -30,10 +31,11 @@ router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 @router.post(
     "/v1/lines/{line_id}/close",
     response_model=LinePublic,
+    responses=PENDING_RESPONSE,
     summary="Close a settled line: nothing drawn or owed, no live pledge",
 )
 def close_line(conn: DbConn, journal: FinanceJournal, org: Financier, line_id: int) -> LinePublic:
-    line = service.close_line(conn, journal, org.slug, line_id)
+    line = four_eyes.submit(conn, journal, org, service.close_line, line_id=line_id)
     return LinePublic.model_validate(line, from_attributes=True)
 
 

@@ -29,6 +29,11 @@ ROLES = (
 # The kind of authorisation an owner of goods gives, by the agent's role.
 AUTHORISATION_KINDS = {"manufacturer": "manufacture", "inspector": "inspect"}
 API_KEY_PREFIX = "tf_"
+# The roles of a person within an org (records/people_store.py): maker makes writes, checker
+# approves another user's four-eyes request, viewer reads.
+USER_ROLES = ("maker", "checker", "viewer")
+# Every org's first user: the key `org add` prints is its, and it has every role.
+ADMIN_USER = "admin"
 
 
 class RegistryError(Exception):
@@ -51,9 +56,12 @@ def hash_api_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
-def add_org(conn: Conn, slug: str, role: str, prefixes: Sequence[str] = ()) -> tuple[Org, str]:
-    """Create an organisation, with its GS1 Company Prefixes, and its first API key; the key is
-    returned once, stored hashed."""
+def add_org(
+    conn: Conn, slug: str, role: str, prefixes: Sequence[str] = (), *, four_eyes: bool = False
+) -> tuple[Org, str]:
+    """Create an organisation, with its GS1 Company Prefixes, its first user `admin` (every
+    role) and admin's first API key; the key is returned once, stored hashed. `four_eyes`: the
+    org's gated finance operations wait for a second person (records/people_store.py)."""
     if role not in ROLES:
         raise RegistryError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     with conn.transaction():
@@ -62,12 +70,17 @@ def add_org(conn: Conn, slug: str, role: str, prefixes: Sequence[str] = ()) -> t
             raise RegistryError(f"organisation {slug!r} already exists")
         with conn.cursor(row_factory=class_row(Org)) as cursor:
             org = cursor.execute(
-                "INSERT INTO orgs (slug, role) VALUES (%s, %s) RETURNING id, slug, role",
-                (slug, role),
+                "INSERT INTO orgs (slug, role, four_eyes) VALUES (%s, %s, %s)"
+                " RETURNING id, slug, role",
+                (slug, role, four_eyes),
             ).fetchone()
         assert org is not None
         for prefix in prefixes:
             _claim_prefix(conn, org, prefix)
+        conn.execute(
+            "INSERT INTO users (org_id, name, roles) VALUES (%s, %s, %s)",
+            (org.id, ADMIN_USER, list(USER_ROLES)),
+        )
         api_key = issue_api_key(conn, org.id)
     return org, api_key
 
@@ -137,11 +150,21 @@ def _org(conn: Conn, slug: str) -> Org:
     return org
 
 
-def issue_api_key(conn: Conn, org_id: int) -> str:
+def issue_api_key(conn: Conn, org_id: int, user_id: int | None = None) -> str:
+    """A new API key of a user of the org (None: its `admin`), returned once, stored hashed."""
     api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO api_keys (org_id, key_prefix, key_hash) VALUES (%s, %s, %s)",
-        (org_id, api_key[:8], hash_api_key(api_key)),
+        "INSERT INTO api_keys (org_id, user_id, key_prefix, key_hash)"
+        " VALUES (%(org)s, coalesce(%(user)s,"
+        "  (SELECT id FROM users WHERE org_id = %(org)s AND name = %(admin)s)), %(prefix)s,"
+        "  %(hash)s)",
+        {
+            "org": org_id,
+            "user": user_id,
+            "admin": ADMIN_USER,
+            "prefix": api_key[:8],
+            "hash": hash_api_key(api_key),
+        },
     )
     return api_key
 

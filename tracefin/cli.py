@@ -76,7 +76,14 @@ def cmd_org_add(args: argparse.Namespace, settings: Settings) -> None:
     with _connect(settings) as conn:
         try:
             with conn.transaction():
-                org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
+                org, api_key = registry_store.add_org(
+                    conn,
+                    args.slug,
+                    args.role,
+                    prefixes,
+                    # Four eyes is a bank's control: on by default for a financier in production.
+                    four_eyes=args.role == "financier" and settings.environment == "production",
+                )
                 if args.name is not None:
                     registry_store.set_org_name(conn, org.slug, args.name)
         except registry_store.RegistryError as exc:
@@ -111,7 +118,7 @@ def cmd_org_authorise(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_site_add(args: argparse.Namespace, settings: Settings) -> None:
     from finance import service
 
-    journal = _journal(settings)
+    journal = _cli_journal(settings, args)
     _finance(
         settings,
         lambda c: service.add_site(
@@ -156,6 +163,39 @@ def cmd_rules_add(args: argparse.Namespace, settings: Settings) -> None:
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
     print(json.dumps({"biz_step": step, "fact": args.fact}))
+
+
+def cmd_org_set(args: argparse.Namespace, settings: Settings) -> None:
+    from records import people_store
+
+    with _connect(settings) as conn:
+        try:
+            people_store.set_four_eyes(conn, args.slug, args.four_eyes == "on")
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    print(json.dumps({"org": args.slug, "four_eyes": args.four_eyes == "on"}))
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> None:
+    from records import people_store
+
+    with _connect(settings) as conn:
+        try:
+            user, api_key = people_store.add_user(conn, args.org, args.name, args.role)
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    print(json.dumps({"org": user.org, "user": user.name, "roles": user.roles, "api_key": api_key}))
+
+
+def cmd_user_list(args: argparse.Namespace, settings: Settings) -> None:
+    from records import people_store
+
+    with _connect(settings) as conn:
+        try:
+            found = people_store.users(conn, args.org)
+        except registry_store.RegistryError as exc:
+            raise CliError(str(exc)) from None
+    print(json.dumps({"users": [{"user": u.name, "roles": u.roles} for u in found]}))
 
 
 def cmd_org_revoke_key(args: argparse.Namespace, settings: Settings) -> None:
@@ -491,12 +531,13 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
 def _finance(settings: Settings, work: Callable[[Conn], object], *, chain: bool = False) -> None:
     """Run a finance operation and print its result as JSON; refusals are one sentence."""
     from finance.errors import FinanceError
+    from finance.four_eyes import Refused
 
     with _connect(settings) as conn:
         conn.autocommit = True
         try:
             result = work(conn)
-        except FinanceError as exc:
+        except (FinanceError, Refused) as exc:
             raise CliError(f"{exc.code}: {exc.detail}") from None
         except ValueError as exc:
             raise CliError(f"invalid_input: {exc}") from None
@@ -528,6 +569,27 @@ def _journal(settings: Settings) -> Journal:
     return Journal(settings.journal_seal_key())
 
 
+# The argument naming the org a finance command acts as, first match wins (a financier opening
+# a line to a borrower acts as the financier) ...
+_ACTING_ORG = ("financier", "owner", "operator", "borrower", "guarantor", "org")
+# ... but for these, where the borrower names a financier or a guarantor and acts itself.
+_BORROWER_ACTS = frozenset({"apply", "guarantor-invite"})
+
+
+def _cli_journal(settings: Settings, args: argparse.Namespace) -> Journal:
+    """The journal of a finance command: the acting org's entries name the person `org/cli`
+    (the operator at the CLI; no user may take the name, records/people_store.py)."""
+    from records.people_store import CLI_USER
+
+    journal = _journal(settings)
+    order = ("borrower",) if getattr(args, "op", None) in _BORROWER_ACTS else _ACTING_ORG
+    for name in order:
+        org = getattr(args, name, None)
+        if isinstance(org, str):
+            return journal.acting(org, CLI_USER)
+    return journal
+
+
 def _chain(settings: Settings, conn: Conn) -> Chain:
     from ledger.chain import connect
     from ledger.deployment import current_chain
@@ -546,10 +608,10 @@ def cmd_finance(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
-    from finance import service
+    from finance import four_eyes, service
 
     op = args.op
-    journal = _journal(settings)
+    journal = _cli_journal(settings, args)
     if op == "product":
         _finance(
             settings,
@@ -610,15 +672,28 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     elif op == "line-open":
         _finance(
             settings,
-            lambda c: service.open_line(
-                c, journal, args.financier, args.borrower, args.limit, args.currency
+            lambda c: four_eyes.unattended(
+                c,
+                journal,
+                args.financier,
+                service.open_line,
+                borrower=args.borrower,
+                limit=args.limit,
+                currency=args.currency,
             ),
         )
     elif op in ("line-freeze", "line-unfreeze"):
         status = "frozen" if op == "line-freeze" else "active"
         _finance(
             settings,
-            lambda c: service.set_line_status(c, journal, args.financier, args.line, status),
+            lambda c: four_eyes.unattended(
+                c,
+                journal,
+                args.financier,
+                service.set_line_status,
+                line_id=args.line,
+                status=status,
+            ),
         )
     elif op == "pledge":
         _finance(
@@ -628,8 +703,14 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     elif op == "release":
         _finance(
             settings,
-            lambda c: service.release(
-                c, journal, _chain(settings, c), args.financier, args.lot, args.quantity
+            lambda c: four_eyes.unattended(
+                c,
+                journal,
+                args.financier,
+                service.release,
+                chain=_chain(settings, c),
+                lot=args.lot,
+                quantity=args.quantity,
             ),
         )
     elif op == "status":
@@ -666,13 +747,14 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     elif op == "review":
         _finance(
             settings,
-            lambda c: service.review(
+            lambda c: four_eyes.unattended(
                 c,
                 journal,
                 args.financier,
-                args.application,
-                args.decision == "approve",
-                args.reason,
+                service.review,
+                application_id=args.application,
+                approve=args.decision == "approve",
+                reason=args.reason,
             ),
         )
     elif op == "guarantor-invite":
@@ -714,7 +796,12 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
             ),
         )
     elif op == "line-close":
-        _finance(settings, lambda c: service.close_line(c, journal, args.financier, args.line))
+        _finance(
+            settings,
+            lambda c: four_eyes.unattended(
+                c, journal, args.financier, service.close_line, line_id=args.line
+            ),
+        )
     elif op == "run-off":
         _finance(
             settings,
@@ -855,6 +942,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="a GTIN of the owner's (repeat for more; none: all the owner's GTINs)",
     )
     authorise.set_defaults(handler=cmd_org_authorise)
+    org_set = org.add_parser("set", help="change an organisation's settings")
+    org_set.add_argument("slug", type=_slug)
+    org_set.add_argument(
+        "--four-eyes",
+        required=True,
+        choices=("on", "off"),
+        help="financiers: approving or declining a referred application, re-limiting a line,"
+        " unfreezing and releasing collateral wait for a second person (a checker)",
+    )
+    org_set.set_defaults(handler=cmd_org_set)
+    user = commands.add_parser("user", help="the people of an organisation").add_subparsers(
+        dest="user_command", required=True
+    )
+    user_add = user.add_parser("add", help="add a user and print its API key (once)")
+    user_add.add_argument("org", type=_slug)
+    user_add.add_argument("name", help="lower-case letters, digits and '-'; unique in the org")
+    user_add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=registry_store.USER_ROLES,
+        help="maker: writes and makes four-eyes requests; checker: approves another user's;"
+        " viewer: reads only (repeat for more)",
+    )
+    user_add.set_defaults(handler=cmd_user_add)
+    user_list = user.add_parser("list", help="an organisation's users and their roles")
+    user_list.add_argument("org", type=_slug)
+    user_list.set_defaults(handler=cmd_user_list)
     revoke = org.add_parser("revoke-key", help="revoke every API key of an organisation")
     revoke.add_argument("slug", type=_slug)
     revoke.add_argument("--reissue", action="store_true", help="print one new key")

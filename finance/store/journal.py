@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,27 @@ class Journal:
     """
 
     key: bytes = field(repr=False)
+    # The person writing through this journal, (org slug, user name): an entry whose actor is
+    # that org names the person instead, `org/user` (issue 15 item 5: every entry a request
+    # writes says who, not only which org). Entries of other actors (the finance worker's
+    # revaluations, say) keep theirs. None: the actor as the operation gives it.
+    person: tuple[str, str] | None = None
+    # Added to the detail of the person's entries: a four-eyes request's maker and checker.
+    countersigned: tuple[tuple[str, str], ...] = ()
+
+    def acting(
+        self, org: str, user: str, countersigned: Mapping[str, str] | None = None
+    ) -> Journal:
+        """This journal as written by `org/user` (and its request's maker and checker)."""
+        return replace(self, person=(org, user), countersigned=tuple((countersigned or {}).items()))
+
+    def _named(self, entry: JournalEntry) -> JournalEntry:
+        if self.person is None or entry.actor != self.person[0]:
+            return entry
+        org, user = self.person
+        return replace(
+            entry, actor=f"{org}/{user}", detail={**entry.detail, **dict(self.countersigned)}
+        )
 
     def write(
         self,
@@ -78,6 +99,7 @@ class Journal:
 
     def write_many(self, conn: Conn, entries: Sequence[JournalEntry]) -> None:
         """Many entries in one round of statements (pipelined by executemany)."""
+        entries = [self._named(entry) for entry in entries]
         if entries:
             conn.cursor().executemany(
                 _INSERT,

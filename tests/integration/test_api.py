@@ -16,7 +16,7 @@ from api.schemas import ProvenancePublic
 from epcis.authority import Reason
 from epcis.identifiers import check_digit, normalise_epc
 from ledger.chain import connect
-from records import attestation_store, registry_store
+from records import attestation_store, people_store, registry_store
 from records.attestation_store import AttestationToStore
 from tests.support.api import METRICS_TOKEN, Api
 from tests.support.cold_lot import EXCURSION_C, EXCURSION_MINUTES, seed_cold_lot
@@ -731,6 +731,149 @@ def test_authorization_matrix(world: Api, method: str, path: str, expected: dict
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
     wrong = world.client.request(method, path, headers={"Authorization": "Bearer tf_nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_api_key")
+
+
+# People and four eyes (issue 15 item 5), with `bank`'s four eyes on: its users mia (maker),
+# chris (checker) and vic (viewer), added per test, `bank` itself (its admin: every role), the
+# borrower `maker`, another bank, a guarantor and the regulator; anonymous callers get 401 as
+# above. The operator has no API key (it works at the CLI: tests/integration/test_cli.py).
+# {request} is a request bank/mia made; in each row, the callers ask in the order given.
+PEOPLE_MATRIX = [
+    (
+        "GET",
+        "/v1/requests",
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 200,
+            "bank/vic": 200,
+            "bank/mia": 200,
+            "bank/chris": 200,
+            "bank": 200,
+        },
+    ),
+    *(
+        (
+            "POST",
+            f"/v1/requests/{{request}}/{decision}",
+            {
+                "maker": 403,
+                "guarantor": 403,
+                "regulator": 403,
+                "other-bank": 404,  # another org's request: as if there were none
+                "bank/vic": 403,
+                "bank/mia": 403,  # neither a checker nor another person than the maker
+                "bank/chris": 200,
+                "bank": 409,  # decided already
+            },
+        )
+        for decision in ("approve", "reject")
+    ),
+    # The gated operations: a maker's request (202) while four eyes is on.
+    (
+        "POST",
+        "/v1/lines/1/unfreeze",
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 404,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 202,
+            "bank": 202,
+        },
+    ),
+    (
+        "POST",
+        "/v1/lines",  # re-limiting bank's line to maker; other-bank opens a line (not gated)
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 201,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 202,
+            "bank": 202,
+        },
+    ),
+    (
+        "DELETE",
+        f"/v1/pledges{LOT}",
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 409,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 202,
+            "bank": 202,
+        },
+    ),
+    (
+        "POST",
+        "/v1/lines/1/close",  # a live pledge: refused line_not_settled at once
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 404,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 409,
+            "bank": 409,
+        },
+    ),
+    (
+        "POST",
+        "/v1/applications/1/review",  # no application: refused at once, no request stored
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 404,
+            "bank/vic": 403,
+            "bank/chris": 403,
+            "bank/mia": 404,
+            "bank": 404,
+        },
+    ),
+]
+
+
+def _people_body(path: str) -> dict[str, object] | None:
+    if path == "/v1/lines":
+        return {"borrower": "maker", "limit": "2000.00", "currency": "CNY"}
+    if path.endswith("/review"):
+        return {"decision": "approve", "reason": "goods are fine"}
+    return None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"), PEOPLE_MATRIX, ids=[f"{m[0]} {m[1]}" for m in PEOPLE_MATRIX]
+)
+def test_people_and_four_eyes_authorization_matrix(
+    world: Api, method: str, path: str, expected: dict[str, int]
+) -> None:
+    keys = dict(world.keys)
+    keys["guarantor"] = registry_store.add_org(world.conn, "guarantor", "guarantor")[1]
+    for name, role in (("mia", "maker"), ("chris", "checker"), ("vic", "viewer")):
+        keys[f"bank/{name}"] = people_store.add_user(world.conn, "bank", name, [role])[1]
+    people_store.set_four_eyes(world.conn, "bank", True)
+    made = world.client.post(
+        "/v1/lines/1/unfreeze", headers={"Authorization": f"Bearer {keys['bank/mia']}"}
+    )
+    assert made.status_code == 202, made.text
+    route = path.format(request=made.json()["request"])
+    for who, status in expected.items():
+        headers = {"Authorization": f"Bearer {keys[who]}"}
+        response = world.client.request(method, route, headers=headers, json=_people_body(path))
+        assert response.status_code == status, (who, response.text)
+    anonymous = world.client.request(method, route, json=_people_body(path))
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
 
 
 def test_revoked_key_is_refused(world: Api) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from records.db import Conn
 from records.registry_store import hash_api_key
-from tests.support.cli import tracefin
+from tests.support.cli import tracefin, tracefin_only
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +144,100 @@ def test_unreachable_database_is_one_sentence() -> None:
     assert result.returncode == 2
     assert "cannot reach the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_user_add_prints_its_own_key_once_and_org_set_turns_four_eyes_on(
+    database_url: str, db: Conn
+) -> None:
+    bank = f"bank-{secrets.token_hex(3)}"
+    borrower = f"shop-{secrets.token_hex(3)}"
+    assert tracefin(database_url, "org", "add", bank, "--role", "financier").returncode == 0
+    assert tracefin(database_url, "org", "add", borrower, "--role", "retailer").returncode == 0
+    added = tracefin(
+        database_url, "user", "add", bank, "alice", "--role", "maker", "--role", "checker"
+    )
+    assert added.returncode == 0, added.stderr
+    printed = json.loads(added.stdout)
+    assert set(printed) == {"org", "user", "roles", "api_key"}
+    assert (printed["org"], printed["user"], printed["roles"]) == (
+        bank,
+        "alice",
+        ["maker", "checker"],
+    )
+    stored = db.execute(
+        "SELECT u.name, k.key_hash FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " JOIN orgs o ON o.id = k.org_id WHERE o.slug = %s ORDER BY k.id",
+        (bank,),
+    ).fetchall()
+    # The key `org add` printed is admin's; alice's is her own, stored hashed.
+    assert [(name, bytes(digest)) for name, digest in stored][1:] == [
+        ("alice", hash_api_key(printed["api_key"]))
+    ]
+    assert stored[0][0] == "admin"
+    listed = json.loads(tracefin(database_url, "user", "list", bank).stdout)
+    assert listed == {
+        "users": [
+            {"user": "admin", "roles": ["maker", "checker", "viewer"]},
+            {"user": "alice", "roles": ["maker", "checker"]},
+        ]
+    }
+
+    # Off (outside production): the operator's CLI re-limits and unfreezes at once.
+    opened = ("line", "open", bank, borrower, "--limit", "10", "--currency", "CNY")
+    assert tracefin(database_url, *opened).returncode == 0
+    on = tracefin(database_url, "org", "set", bank, "--four-eyes", "on")
+    assert json.loads(on.stdout) == {"org": bank, "four_eyes": True}, on.stderr
+    # On: the CLI has no second person, so a gated operation is refused; others still run.
+    for refused in (opened, ("line", "unfreeze", bank, "1")):
+        result = tracefin(database_url, *refused)
+        assert result.returncode == 2, result.stdout
+        assert "four_eyes_on" in result.stderr
+    line = db.execute(
+        "SELECT l.id FROM credit_lines l JOIN orgs o ON o.id = l.financier_org_id"
+        " WHERE o.slug = %s",
+        (bank,),
+    ).fetchone()
+    assert line is not None
+    frozen = tracefin(database_url, "line", "freeze", bank, str(line[0]))
+    assert json.loads(frozen.stdout)["status"] == "frozen", frozen.stderr
+    actors = db.execute(
+        "SELECT DISTINCT actor FROM finance_journal WHERE actor LIKE %s", (f"{bank}%",)
+    ).fetchall()
+    assert actors == [(f"{bank}/cli",)]  # the journal names the operator at the CLI
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("user", "add", "{org}", "cli", "--role", "maker"), "operator's CLI"),
+        (("user", "add", "{org}", "admin", "--role", "maker"), "already has a user"),
+        (("user", "add", "{org}", "Bob", "--role", "maker"), "a user name is"),
+        (("user", "add", "no-such-org", "bob", "--role", "maker"), "unknown organisation"),
+        (("org", "set", "{org}", "--four-eyes", "on"), "four eyes is a financier's control"),
+    ],
+)
+def test_bad_people_commands_fail_with_one_clear_sentence(
+    database_url: str, org: str, args: tuple[str, ...], message: str
+) -> None:
+    result = tracefin(database_url, *(arg.format(org=org) for arg in args))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_financier_added_in_production_has_four_eyes_on(
+    database_url: str, db: Conn, tmp_path: Path
+) -> None:
+    env = {"TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_ENVIRONMENT": "production"}
+    slugs = {role: f"{role[:4]}-{secrets.token_hex(3)}" for role in ("financier", "retailer")}
+    for role, slug in slugs.items():
+        result = tracefin_only("org", "add", slug, "--role", role, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    rows = db.execute(
+        "SELECT slug, four_eyes FROM orgs WHERE slug = ANY(%s)", (list(slugs.values()),)
+    ).fetchall()
+    assert dict(rows) == {slugs["financier"]: True, slugs["retailer"]: False}
+    development = f"bank-{secrets.token_hex(3)}"
+    assert tracefin(database_url, "org", "add", development, "--role", "financier").returncode == 0
+    row = db.execute("SELECT four_eyes FROM orgs WHERE slug = %s", (development,)).fetchone()
+    assert row == (False,)

@@ -85,7 +85,9 @@ def test_a_financier_sets_up_and_manages_a_line(database_url: str, db: Conn) -> 
     actions = {
         row[0]
         for row in db.execute(
-            "SELECT action FROM finance_journal WHERE actor IN (%s, %s)", (maker, bank)
+            # The CLI's entries name the person: `org/cli` (the operator at the CLI).
+            "SELECT action FROM finance_journal WHERE actor IN (%s, %s)",
+            (f"{maker}/cli", f"{bank}/cli"),
         ).fetchall()
     }
     assert {

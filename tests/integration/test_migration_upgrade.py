@@ -8,6 +8,7 @@ numbers, so the versions must be unchanged and no migration may be applied twice
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -134,10 +135,24 @@ def test_the_migrations_of_06bd7dc_are_shipped_unchanged_with_their_versions() -
     assert shipped == SHIPPED_AT_06BD7DC
 
 
+def _old_org(conn: Conn, slug: str, role: str) -> registry_store.Org:
+    """An org with one API key, as the code before people (0033) added it: today's add_org
+    also writes its user, which such a database has no table for."""
+    row = conn.execute(
+        "INSERT INTO orgs (slug, role) VALUES (%s, %s) RETURNING id, slug, role", (slug, role)
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "INSERT INTO api_keys (org_id, key_prefix, key_hash) VALUES (%s, 'tf_old00', %s)",
+        (row[0], secrets.token_bytes(32)),
+    )
+    return registry_store.Org(*row)
+
+
 def test_a_database_migrated_by_06bd7dc_upgrades_without_loss(empty_database_url: str) -> None:
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         _migrate_as_06bd7dc(conn)
-        org, _ = registry_store.add_org(conn, "acme-upgrade", "manufacturer")
+        org = _old_org(conn, "acme-upgrade", "manufacturer")
         registry_store.add_device(conn, org.slug, "line-1", None)
         insert_dead_letters(
             conn,
@@ -166,6 +181,12 @@ def test_a_database_migrated_by_06bd7dc_upgrades_without_loss(empty_database_url
         for table, content in before.items():
             if table != "schema_migrations":
                 assert after[table] == content, f"{table} changed in the upgrade"
+        # 0033: the org's key became its user admin's, who has every role.
+        owners = conn.execute(
+            "SELECT u.name, u.roles, o.four_eyes FROM api_keys k JOIN users u ON u.id = k.user_id"
+            " JOIN orgs o ON o.id = k.org_id"
+        ).fetchall()
+        assert owners == [("admin", ["maker", "checker", "viewer"], False)]
         upgraded = _schema(conn)
     with (
         scratch_database(admin_url(), "tracefin_upgrade_fresh") as fresh_url,
@@ -184,8 +205,8 @@ def test_loans_and_repayments_from_before_loan_economics_keep_their_money(
     repaid_at = datetime(2026, 4, 2, 1, 15, tzinfo=UTC)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         _migrate_as_06bd7dc(conn, through=27)
-        bank, _ = registry_store.add_org(conn, "bank-upgrade", "financier")
-        maker, _ = registry_store.add_org(conn, "maker-upgrade", "manufacturer")
+        bank = _old_org(conn, "bank-upgrade", "financier")
+        maker = _old_org(conn, "maker-upgrade", "manufacturer")
         lot = "https://id.gs1.org/01/09506000134352/10/UP1"
         conn.execute(
             "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, '09506000134352', 'UP1')", (lot,)
