@@ -674,8 +674,8 @@ def repay_loan(
     conn: Conn, journal: Journal, financier: str | None, loan_id: int, amount: str
 ) -> Line:
     """A repayment of one loan, received by its financier (None: the operator records it for
-    the loan's financier): through the waterfall, up to what the loan owes today (more is
-    refused `invalid_amount`); on frozen lines too."""
+    the loan's financier, journaled as `operator`): through the waterfall, up to what the loan
+    owes today (more is refused `invalid_amount`); on frozen lines too."""
     bank = _org(conn, financier, "financier") if financier is not None else None
     with conn.transaction():
         # Lock order everywhere money moves: the line, then its loans (no deadlock with a
@@ -687,18 +687,13 @@ def repay_loan(
             raise FinanceError(
                 FinanceErrorCode.UNKNOWN_LOAN, f"{financier or 'tracefin'} has no loan {loan_id}"
             )
-        actor = bank.slug if bank is not None else _org_slug(conn, line.financier_org_id)
+        # The operator recording a receipt for the bank says so: the entry is not the bank's.
+        actor = bank.slug if bank is not None else "operator"
         money = _money(amount, line.currency)
         _receive(conn, journal, actor, line, [found], money, f"loan:{loan_id}")
         updated = credit.get_line(conn, line.id)
     assert updated is not None
     return updated
-
-
-def _org_slug(conn: Conn, org_id: int) -> str:
-    found = registry_store.slug_of(conn, org_id)
-    assert found is not None, "a line's financier exists (foreign key)"
-    return found
 
 
 def _receive(

@@ -571,7 +571,7 @@ def _journal(settings: Settings) -> Journal:
 
 # The argument naming the org a finance command acts as, first match wins (a financier opening
 # a line to a borrower acts as the financier) ...
-_ACTING_ORG = ("financier", "owner", "operator", "borrower", "guarantor", "org")
+_ACTING_ORG = ("financier", "owner", "operator", "borrower", "buyer", "guarantor", "org")
 # ... but for these, where the borrower names a financier or a guarantor and acts itself.
 _BORROWER_ACTS = frozenset({"apply", "guarantor-invite"})
 

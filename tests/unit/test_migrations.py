@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tracefin.schema import load_migrations
 
+
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [migration.version for migration in load_migrations()]
     assert versions == list(range(1, len(versions) + 1))
