@@ -12,9 +12,10 @@ from records import db
 MIGRATION_PACKAGES = ("records", "ledger", "finance")
 
 
-def migrate(database_url: str) -> list[str]:
-    """Apply every pending migration of every package; returns the names applied."""
-    return db.migrate(database_url, MIGRATION_PACKAGES)
+def migrate(database_url: str, until: int | None = None) -> list[str]:
+    """Apply every pending migration of every package (up to version `until`, if given);
+    returns the names applied."""
+    return db.migrate(database_url, MIGRATION_PACKAGES, until)
 
 
 def load_migrations() -> list[db.Migration]:
