@@ -10,10 +10,13 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from finance import valuation
 from records.db import Conn
 from tests.support.pglite import start_pglite_timescaledb
+from tests.support.world import JOURNAL
 from tracefin.embedded import ServiceUnavailable
-from tracefin.schema import load_migrations, migrate
+from tracefin.schema import load_migrations, migrate, set_policies
+from tracefin.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +81,16 @@ def test_every_migration_applies_in_its_timescaledb_variant_to_an_empty_database
     assert names == [f"{m.version:04d}_{m.name}" for m in load_migrations()]
     with psycopg.connect(timescale_url, autocommit=True) as conn:
         assert applied(conn) == [(m.version, True) for m in load_migrations()]
-        assert {"events", "telemetry"} <= hypertables(conn)
+        assert hypertables(conn) == {"events", "telemetry"}
+        # In `public`, as on PostgreSQL (PGlite's own session starts on pg_catalog).
+        schemas = conn.execute(
+            "SELECT DISTINCT schemaname FROM pg_tables WHERE tablename IN ('events', 'orgs')"
+        ).fetchall()
+        assert schemas == [("public",)]
+        aggregates = conn.execute(
+            "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates"
+        ).fetchall()
+        assert aggregates == [("telemetry_minutes", False)]
     assert migrate(timescale_url) == []  # idempotent: nothing pending the second time
 
 
@@ -129,12 +141,150 @@ def test_the_hypertables_keep_their_unique_keys(timescale_url: str) -> None:
         assert ("telemetry_org_id_device_id_metric_time_key", True) in keys
 
 
-def test_the_telemetry_policies_are_scheduled(timescale_url: str) -> None:
+def policies(conn: Conn) -> dict[str, dict[str, object]]:
+    rows = conn.execute(
+        "SELECT proc_name, config FROM timescaledb_information.jobs"
+        " WHERE proc_name LIKE 'policy_%%'"
+    ).fetchall()
+    return {str(name): dict(config) for name, config in rows}
+
+
+def test_the_telemetry_policies_come_from_the_settings(timescale_url: str) -> None:
     migrate(timescale_url)
     with psycopg.connect(timescale_url, autocommit=True) as conn:
-        jobs = conn.execute(
-            "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs"
-            " WHERE hypertable_name IS NOT NULL ORDER BY 1"
+        defaults = policies(conn)  # what the migrations schedule
+    assert defaults["policy_compression"]["compress_after"] == "7 days"
+    assert defaults["policy_retention"]["drop_after"] == "400 days"
+    assert defaults["policy_refresh_continuous_aggregate"]["start_offset"] == "400 days"
+    settings = Settings(telemetry_compress_after_days=3, telemetry_retention_days=90)
+    assert set_policies(timescale_url, settings) is True
+    with psycopg.connect(timescale_url, autocommit=True) as conn:
+        scheduled = policies(conn)
+    assert scheduled["policy_compression"]["compress_after"] == "3 days"
+    assert scheduled["policy_retention"]["drop_after"] == "90 days"
+    assert scheduled["policy_refresh_continuous_aggregate"]["start_offset"] == "90 days"
+    assert set_policies(timescale_url, Settings(telemetry_retention_days=0)) is True
+    with psycopg.connect(timescale_url, autocommit=True) as conn:
+        kept = policies(conn)
+    assert "policy_retention" not in kept  # 0: telemetry kept for ever
+    assert kept["policy_refresh_continuous_aggregate"]["start_offset"] is None
+
+
+def test_the_policies_are_nothing_to_set_on_postgresql(fresh_database_url: str) -> None:
+    assert set_policies(fresh_database_url, Settings()) is False
+
+
+# ---------------------------------------------------------------------------------------------
+# The cold-chain rule on both backends
+# ---------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+GTIN = "09506000134352"
+COLD, MILD = "9506000134359", "9506000134366"  # two sites' GLNs
+# Site COLD's probe reads -5 °C for 31 minutes from 90 minutes 15 seconds before NOW: longer
+# than the 30-minute default tolerance, starting and ending inside minutes. Site MILD's probe
+# reads -5 °C for 29 minutes: inside the tolerance. A device not bound to COLD reports it warm
+# throughout: it does not count.
+EXCURSION_START = NOW - timedelta(minutes=90, seconds=15)
+
+
+def readings_of(out_from: datetime, out_for: timedelta) -> list[tuple[datetime, float]]:
+    """Two hours of readings every 20 s, out of range (-5 °C) from `out_from` for `out_for`."""
+    times = [NOW - timedelta(hours=2) + timedelta(seconds=20 * i) for i in range(360)]
+    times.append(out_from)  # the excursion starts at a reading of its own, mid-minute
+    return [
+        (time, -5.0 if out_from <= time < out_from + out_for else -20.0) for time in sorted(times)
+    ]
+
+
+def seed_cold_chain(conn: Conn) -> None:
+    row = conn.execute(
+        "INSERT INTO orgs (slug, role) VALUES ('acme', 'manufacturer') RETURNING id"
+    ).fetchone()
+    assert row is not None
+    acme = int(row[0])
+    conn.execute(
+        "INSERT INTO products (gtin, owner_org_id, name, category, unit_price_minor, currency,"
+        " min_temp_c, max_temp_c) VALUES (%s, %s, 'Dumplings', 'frozen', 1250, 'CNY', -25, -15)",
+        (GTIN, acme),
+    )
+    for gln, probe, out_for in (
+        (COLD, "probe-cold", timedelta(minutes=31)),
+        (MILD, "probe-mild", timedelta(minutes=29)),
+    ):
+        conn.execute(
+            "INSERT INTO sites (gln, operator_org_id, name) VALUES (%s, %s, %s)",
+            (gln, acme, gln),
+        )
+        conn.execute(
+            "INSERT INTO lots (lot_uri, gtin, lot, quantity, location) VALUES (%s, %s, %s, 10, %s)",
+            (lot_of(gln), GTIN, gln, f"https://id.gs1.org/414/{gln}"),
+        )
+        for device in (probe, f"{probe}-unbound"):
+            conn.execute(
+                "INSERT INTO devices (org_id, device_id, unsigned) VALUES (%s, %s, true)",
+                (acme, device),
+            )
+        conn.execute(
+            "INSERT INTO device_sites (org_id, device_id, gln) VALUES (%s, %s, %s)",
+            (acme, probe, gln),
+        )
+        rows = [(time, probe, value) for time, value in readings_of(EXCURSION_START, out_for)]
+        rows += [(time, f"{probe}-unbound", 30.0) for time, _ in readings_of(NOW, timedelta())]
+        # One statement: executemany's pipeline mode is not carried by pglite-socket.
+        conn.execute(
+            "INSERT INTO telemetry (time, org_id, device_id, metric, value, received_at)"
+            " SELECT time, %s, device_id, 'temperature', value, time"
+            " FROM unnest(%s::timestamptz[], %s::text[], %s::float8[])"
+            " AS r (time, device_id, value)",
+            (
+                acme,
+                [time for time, _, _ in rows],
+                [device for _, device, _ in rows],
+                [value for _, _, value in rows],
+            ),
+        )
+
+
+def lot_of(gln: str) -> str:
+    return f"https://id.gs1.org/01/{GTIN}/10/{gln}"
+
+
+def cold_chain_flags(url: str, *, materialise: bool) -> tuple[int, list[tuple[str, str, str]]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_cold_chain(conn)
+        if materialise:  # the refresh policy's work, done now: the minutes read are stored
+            conn.execute("CALL refresh_continuous_aggregate('telemetry_minutes', NULL, NULL)")
+        raised = valuation.check_cold_chain(conn, JOURNAL, NOW)
+        flags = conn.execute(
+            "SELECT lot_uri, kind, detail FROM risk_flags WHERE cleared_at IS NULL ORDER BY 1"
         ).fetchall()
-    assert ("policy_compression", "telemetry") in jobs
-    assert ("policy_retention", "telemetry") in jobs
+    return raised, [(str(lot), str(kind), str(detail)) for lot, kind, detail in flags]
+
+
+EXPECTED_FLAGS = (
+    1,
+    [
+        (
+            lot_of(COLD),
+            "cold_chain_breach",
+            f"temperature outside -25..-15 °C since {EXCURSION_START.isoformat()}",
+        )
+    ],
+)
+
+
+def test_the_cold_chain_rule_flags_the_seeded_excursion_on_postgresql(
+    fresh_database_url: str,
+) -> None:
+    assert cold_chain_flags(fresh_database_url, materialise=False) == EXPECTED_FLAGS
+
+
+@pytest.mark.parametrize("materialise", [False, True], ids=["real-time", "materialised"])
+def test_the_cold_chain_rule_flags_the_seeded_excursion_on_timescaledb(
+    timescale_url: str, materialise: bool
+) -> None:
+    """The same readings, the same flag, whether the minutes come from the aggregate's
+    materialised rows or are computed from the raw readings when read."""
+    migrate(timescale_url)
+    assert cold_chain_flags(timescale_url, materialise=materialise) == EXPECTED_FLAGS
