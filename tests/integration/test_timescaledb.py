@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from finance import valuation
+from ledger import provenance_store
+from records import event_store
 from records.db import Conn
+from records.event_query import EventQuery, query_events
+from tests.support.explain import ExplainingCursor
 from tests.support.pglite import start_pglite_timescaledb
 from tests.support.world import JOURNAL
 from tracefin.embedded import ServiceUnavailable
@@ -288,3 +293,78 @@ def test_the_cold_chain_rule_flags_the_seeded_excursion_on_timescaledb(
     materialised rows or are computed from the raw readings when read."""
     migrate(timescale_url)
     assert cold_chain_flags(timescale_url, materialise=materialise) == EXPECTED_FLAGS
+
+
+# ---------------------------------------------------------------------------------------------
+# Event lookups: index-served on both backends
+# ---------------------------------------------------------------------------------------------
+
+ITEM = "https://id.gs1.org/01/09506000134352/21/"
+LOT = "https://id.gs1.org/01/09506000134352/10/L"
+# Twelve weeks of events, one every 6 minutes: twelve 7-day chunks on TimescaleDB.
+SEED_EVENTS = """
+INSERT INTO events (event_hash, event_time, event_time_zone_offset, event_type, epcs, lots,
+                    org_id, device_id, topic, received_at, event)
+SELECT decode(md5(i::text) || md5((i + 1)::text), 'hex'),
+       timestamptz '2026-01-01 00:00+00' + i * interval '6 minutes', '+00:00', 'ObjectEvent',
+       ARRAY[%(item)s || i], ARRAY[%(lot)s || (i / 200)], %(org)s, 'gw-1', 't', now(), '{}'
+  FROM generate_series(1, 20000) AS i
+"""
+_SCAN = re.compile(r"(Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)\b.* on (\S+)")
+
+
+def unserved_scans(plan: str) -> list[str]:
+    """The scans of `events` (or of its chunks) in a text plan that no index condition serves:
+    a sequential scan, or an index walked whole with a filter."""
+    lines = plan.splitlines()
+    unserved = []
+    for number, line in enumerate(lines):
+        scan = _SCAN.search(line)
+        if scan is None or not re.match(r"events$|_hyper_\d+_\d+_chunk$", scan.group(2)):
+            continue
+        depth = len(line) - len(line.lstrip(" ->"))
+        details = []
+        for detail in lines[number + 1 :]:
+            if "->" in detail or len(detail) - len(detail.lstrip()) <= depth:
+                break
+            details.append(detail)
+        if scan.group(1) == "Seq Scan" or not any("Cond:" in detail for detail in details):
+            unserved.append(line.strip())
+    return unserved
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "timescaledb"])
+def test_event_lookups_by_hash_epc_lot_and_position_are_index_served(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """What the API, the pages and the audit look events up by: hash, item, lot, position in
+    ingest order. The tables are small here, so sequential scans are turned off: the plans then
+    show whether an index can serve each lookup (docs/timescaledb.md shows them)."""
+    url = request.getfixturevalue(
+        "timescale_url" if backend == "timescaledb" else "fresh_database_url"
+    )
+    if backend == "timescaledb":
+        migrate(url)
+    with psycopg.connect(url, autocommit=True) as setup:
+        row = setup.execute(
+            "INSERT INTO orgs (slug, role) VALUES ('acme', 'manufacturer') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        setup.execute(SEED_EVENTS, {"item": ITEM, "lot": LOT, "org": row[0]})
+        setup.execute("ANALYZE events")
+    digest = bytes.fromhex(hashlib.md5(b"7").hexdigest() + hashlib.md5(b"8").hexdigest())
+    with psycopg.connect(url, autocommit=True, cursor_factory=ExplainingCursor) as conn:
+        psycopg.Cursor(conn).execute("SET enable_seqscan = off")
+        assert event_store.event_exists(conn, digest)
+        assert provenance_store.event_bodies(conn, [digest]) != {}
+        assert len(query_events(conn, EventQuery(match_epc=f"{ITEM}7")).events) == 1
+        assert len(query_events(conn, EventQuery(match_epc=f"{LOT}3")).events) == 100  # a page
+        assert len(query_events(conn, EventQuery(after=19_900)).events) == 100
+        assert len(provenance_store.mentioning_item(conn, f"{ITEM}7")) == 1
+        assert len(provenance_store.mentioning_lot(conn, f"{LOT}3")) == 200
+        plans: list[str] = conn.plans  # type: ignore[attr-defined]
+    assert len(plans) == 7
+    assert [unserved_scans(plan) for plan in plans] == [[]] * 7
+    # The item and lot lookups are served by the GIN indexes (on each chunk).
+    for plan in (plans[2], plans[3], plans[5], plans[6]):
+        assert re.search(r"Bitmap Index Scan on \S*events_(epcs|lots)_idx", plan), plan
