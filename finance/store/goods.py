@@ -78,6 +78,15 @@ class TemperatureMinute:
 
 
 @dataclass(frozen=True)
+class SiteMinute:
+    bucket: datetime
+    min_value: float
+    max_value: float
+    mean_value: float
+    readings: int
+
+
+@dataclass(frozen=True)
 class TemperatureReading:
     time: datetime
     value: float
@@ -382,6 +391,22 @@ def temperature_minutes(conn: Conn, gln: str, since: datetime) -> list[Temperatu
             " FROM site_telemetry_minutes(%s, 'temperature', %s) ORDER BY bucket",
             (gln, since),
         ).fetchall()
+
+
+def site_minutes(
+    conn: Conn, gln: str, metric: str, since: datetime, until: datetime, limit: int
+) -> list[SiteMinute]:
+    """The latest `limit` minutes of `metric` at site `gln` from the minute holding `since` to
+    before `until`, in time order, from the devices bound to the site (as
+    `temperature_minutes`: the per-minute aggregate with TimescaleDB)."""
+    with conn.cursor(row_factory=class_row(SiteMinute)) as cur:
+        latest = cur.execute(
+            "SELECT bucket, min_value, max_value, mean_value, readings"
+            " FROM site_telemetry_minutes(%s, %s, %s) WHERE bucket < %s"
+            " ORDER BY bucket DESC LIMIT %s",
+            (gln, metric, since, until, limit),
+        ).fetchall()
+    return latest[::-1]
 
 
 def temperatures_in(
