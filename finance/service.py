@@ -1329,7 +1329,10 @@ def sensor_history(
         return None
     until = until or datetime.now(UTC)
     start = since or row.held_since or until - SENSOR_HISTORY_DEFAULT_SPAN
-    gln = _site_gln(row.location) if row.location else None
+    try:
+        gln = _site_gln(row.location) if row.location else None
+    except ValueError:  # not a site's GLN (the worker stores checked ones): no site, no minutes
+        gln = None
     minutes = goods.site_minutes(conn, gln, metric, start, until, limit) if gln else []
     return SensorHistory(lot_uri, gln, metric, start, until, minutes)
 

@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 from epcis.capture import capture
 from finance import valuation
@@ -25,6 +27,7 @@ from tests.support.explain import ExplainingCursor
 from tests.support.pglite import NO_COPY, start_pglite_timescaledb
 from tests.support.world import JOURNAL
 from tracefin.embedded import ServiceUnavailable
+from tracefin.processes.api import build_app
 from tracefin.schema import load_migrations, migrate, set_policies
 from tracefin.settings import Settings
 
@@ -190,7 +193,7 @@ def test_the_policies_are_nothing_to_set_on_postgresql(fresh_database_url: str) 
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 GTIN = "09506000134352"
-COLD, MILD = "9506000134359", "9506000134366"  # two sites' GLNs
+COLD, MILD = "9506000134352", "9506000134369"  # two sites' GLNs
 # Site COLD's probe reads -5 °C for 31 minutes from 90 minutes 15 seconds before NOW: longer
 # than the 30-minute default tolerance, starting and ending inside minutes. Site MILD's probe
 # reads -5 °C for 29 minutes: inside the tolerance. A device not bound to COLD reports it warm
@@ -427,3 +430,42 @@ def test_events_are_stored_by_the_copy_write_path_on_timescaledb(timescale_url: 
                 conn, [EventToStore(a, device.org_id, "plc-1", "t", now) for a in result.accepted]
             )
     assert len(stored) == 1
+
+
+def test_the_api_serves_events_lots_and_sensor_history_from_timescaledb(
+    timescale_url: str,
+) -> None:
+    """The API app over PGlite-TimescaleDB (a pool of its one connection): a regulator's event
+    query by EPC, a lot's status, and its sensor history from the continuous aggregate."""
+    migrate(timescale_url)
+    with psycopg.connect(timescale_url, autocommit=True) as conn:
+        seed_cold_chain(conn)
+        _, key = registry_store.add_org(conn, "watchdog", "regulator")
+        org = conn.execute("SELECT id FROM orgs WHERE slug = 'acme'").fetchone()
+        assert org is not None
+        conn.execute(SEED_EVENTS, {"item": ITEM, "lot": LOT, "org": org[0]})
+    settings = Settings(_env_file=None, database_url=timescale_url)  # type: ignore[call-arg]
+    auth = {"Authorization": f"Bearer {key}"}
+    with (
+        ConnectionPool(timescale_url, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool,
+        TestClient(build_app(settings, pool), raise_server_exceptions=False) as client,
+    ):
+        events = client.get("/v1/events", params={"MATCH_epc": f"{ITEM}7"}, headers=auth)
+        assert events.status_code == 200, events.text
+        assert len(events.json()["events"]) == 1
+        lot = lot_of(COLD).removeprefix("https://id.gs1.org")
+        status = client.get(f"/v1/lots{lot}", headers=auth)
+        assert status.status_code == 200, status.text
+        assert status.json()["location"] == f"https://id.gs1.org/414/{COLD}"
+        window = {
+            "since": (NOW - timedelta(hours=2)).isoformat(),
+            "until": NOW.isoformat(),
+            "limit": 10_000,
+        }
+        history = client.get(f"/v1/sensor-history{lot}", params=window, headers=auth)
+        assert history.status_code == 200, history.text
+        minutes = [
+            (datetime.fromisoformat(m["start"]), m["lowest"], m["highest"], m["readings"])
+            for m in history.json()["minutes"]
+        ]
+        assert minutes == cold_minutes()
