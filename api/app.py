@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import enterprise, errors, health, operations, oversight, public, registry
+from api import (
+    enterprise,
+    errors,
+    health,
+    operations,
+    oversight,
+    programme,
+    public,
+    receivables,
+    registry,
+)
 from api.config import ApiConfig, ReadinessProbes
 from api.middleware import Guard, Metrics, RateLimiter
 from ledger.chain_confirmations import BatchConfirmations
@@ -57,6 +67,8 @@ def create_app(
         enterprise.router,
         oversight.router,
         operations.router,
+        programme.router,
+        receivables.router,
         registry.router,
     ):
         app.include_router(router)

@@ -15,6 +15,9 @@ class ApiConfig:
     """The API's settings: only these, so the API reads no environment and imports no settings."""
 
     chain_rpc_url: str | None = None
+    # The JSON-RPC node the product page's in-browser check asks by default (the viewer may
+    # pick another); None: the viewer names one.
+    public_rpc_url: str | None = None
     # The TraceAnchors pinned by the operator; empty: the deployments the database recorded.
     trusted_anchors: frozenset[TrustedAnchor] = frozenset()
     # Signs the PledgeRegistry transactions financiers' pledge routes send.

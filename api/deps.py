@@ -113,3 +113,5 @@ Enterprise = Annotated[Org, Depends(_role(*auth.ENTERPRISE))]
 Financier = Annotated[Org, Depends(_role(*auth.FINANCIER))]
 Regulator = Annotated[Org, Depends(_role(*auth.REGULATOR))]
 Guarantor = Annotated[Org, Depends(_role(*auth.GUARANTOR))]
+# Those who oversee lending: each financier over its own lines, the regulator over all.
+Oversight = Annotated[Org, Depends(_role(*auth.FINANCIER, *auth.REGULATOR))]

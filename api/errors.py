@@ -80,6 +80,8 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.INVALID_IDENTIFIER: 422,
     FinanceErrorCode.INVALID_AMOUNT: 422,
     FinanceErrorCode.AMOUNT_OUT_OF_RANGE: 422,
+    FinanceErrorCode.INVALID_DATE: 422,
+    FinanceErrorCode.INVALID_TERMS: 422,
     FinanceErrorCode.UNKNOWN_ORG: 404,
     FinanceErrorCode.UNKNOWN_LOT: 404,
     FinanceErrorCode.UNKNOWN_PRODUCT: 404,
@@ -106,6 +108,14 @@ _FINANCE_STATUS: dict[FinanceErrorCode, int] = {
     FinanceErrorCode.OFFER_WITHDRAWN: 409,
     FinanceErrorCode.NOT_IN_REVIEW: 409,
     FinanceErrorCode.REVIEW_REFUSED: 409,
+    FinanceErrorCode.PROGRAMME_IN_RUN_OFF: 409,
+    FinanceErrorCode.LINE_NOT_SETTLED: 409,
+    FinanceErrorCode.LINE_CLOSED: 409,
+    FinanceErrorCode.UNKNOWN_RECEIVABLE: 404,
+    FinanceErrorCode.RECEIVABLE_NOT_OPEN: 409,
+    FinanceErrorCode.RECEIVABLE_NOT_CONFIRMED: 409,
+    FinanceErrorCode.NO_POLICY: 409,
+    FinanceErrorCode.LIMIT_EXCEEDED: 409,
 }
 _READS = frozenset({"GET", "HEAD"})
 

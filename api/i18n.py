@@ -10,14 +10,68 @@ TEXTS: dict[str, dict[str, Any]] = {
         "product": "Product",
         "lot": "Lot",
         "serial": "Serial",
-        "verified": "Verified on chain",
+        # "On chain" says only that: whether anyone responsible stands behind a record is the
+        # separate evidence mark below.
+        "verified": "Anchored on chain",
         "pending": "Awaiting anchoring",
-        "failed": "Failed audit",
+        "failed": "Failed the integrity check",
         "place": "Place",
-        "block": "Block",
+        "block": "block",
         "batch": "batch",
-        "proof": "verify",
-        "states": {"anchored": "Verified on chain", "pending": "Pending", "failed": "Failed"},
+        "proof": "Proof file (JSON, for apps)",
+        "states": {
+            "anchored": "Anchored on chain",
+            "pending": "Not yet anchored",
+            "failed": "Altered since it was recorded",
+        },
+        "producer": "Producer",
+        "best_before": "Best before",
+        "keep_at": "Keep at",
+        "history": "Its journey",
+        "time_title": "Local time where it happened",
+        "unnamed_site": "Unregistered place",
+        "cold_chain": "Temperature on its journey",
+        "cold_chain_desc": "Temperature measured by the sensors of the places it was kept,"
+        " {bucket} min steps; the shaded band is the allowed range {low}…{high} °C.",
+        "cold_chain_ok": "Stayed within the allowed range {low}…{high} °C wherever it was"
+        " measured.",
+        "cold_chain_none": "No temperature readings are recorded for the places it was kept.",
+        "excursion": "{duration} at {value} °C in {place}, allowed {low}…{high} °C",
+        "excursions": "Outside the allowed range",
+        "minutes": "{m} min",
+        "hours": "{h} h",
+        "hours_minutes": "{h} h {m} min",
+        "stay": "{place}: {since} to {until}",
+        "still_there": "now",
+        "check": "Check it yourself",
+        "check_button": "Check this step",
+        "check_intro": "Your browser recomputes this step's proof from its event hash to the"
+        " Merkle root and reads the root anchored on the blockchain, through the node you"
+        " choose. Nothing here relies on this site's database.",
+        "check_rpc": "Blockchain node (JSON-RPC address)",
+        "check_contract": "Anchor contract",
+        "check_noscript": "Checking in the browser needs JavaScript. Without it, download a"
+        " step's proof file and run `tracefin verify` on it.",
+        "check_messages": {
+            "leaf": "Event hash to leaf hash",
+            "left": "Joined with the left neighbour",
+            "right": "Joined with the right neighbour",
+            "path_ok": "The path leads to the root in the proof",
+            "path_bad": "The path does NOT lead to the root in the proof",
+            "chain": "Chain id",
+            "chain_bad": "The node is on another chain than the proof names",
+            "contract": "Anchor contract",
+            "contract_bad": "This contract is not one this site anchors to",
+            "call": "Root on chain for batch",
+            "root_ok": "The chain holds the same root",
+            "root_bad": "The chain holds a different root",
+            "range_bad": "The batch on chain covers other positions",
+            "block": "Anchored in block",
+            "valid": "Valid: this step is in the batch anchored on chain",
+            "invalid": "Invalid: this proof does not match the chain",
+            "error": "Could not reach the node",
+            "check_rpc_missing": "give the address of a blockchain node (http or https)",
+        },
         # The evidence authority (epcis.authority): a second mark, separate from the chain's.
         "counts": "Attested by the responsible party",
         "unattested_total": "Not attested",
@@ -26,6 +80,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "colon": ": ",
         "comma": ", ",
         "recorded_by": "Recorded by",
+        "recorded_by_org": "Recorded by {org}",
+        "lp": " (",
+        "rp": ")",
         "device": "device",
         "over_api": "over the API",
         "signed": "signed",
@@ -62,20 +119,20 @@ TEXTS: dict[str, dict[str, Any]] = {
             "sales": "Sold",
         },
         "steps": {
-            "commissioning": "Manufactured",
-            "packing": "Packed",
-            "inspecting": "Inspected",
+            "commissioning": "Made",
+            "packing": "Packed for shipping",
+            "inspecting": "Quality inspection",
             "receiving": "Received",
-            "storing": "Stored",
+            "storing": "Put into storage",
             "shipping": "Shipped",
-            "departing": "Departed",
+            "departing": "Left for delivery",
             "arriving": "Arrived",
-            "accepting": "Delivered to the buyer",
-            "retail_selling": "Sold",
+            "accepting": "Received by the buyer",
+            "retail_selling": "Sold in the shop",
         },
         "dispositions": {
             "conformant": "passed",
-            "non_conformant": "failed inspection",
+            "non_conformant": "did not pass",
             "damaged": "damaged",
             "in_transit": "in transit",
             "retail_sold": "sold",
@@ -85,7 +142,7 @@ TEXTS: dict[str, dict[str, Any]] = {
             "sellable_not_accessible": "in storage",
         },
         "measures": {"Temperature": "Temperature", "RelativeHumidity": "Humidity"},
-        "footer": "Each event is identified by its GS1 event hash and anchored on a blockchain;"
+        "footer": "Each step is identified by its GS1 event hash and anchored on a blockchain;"
         " anyone can check a proof without trusting this site.",
     },
     "zh": {
@@ -93,14 +150,60 @@ TEXTS: dict[str, dict[str, Any]] = {
         "product": "产品",
         "lot": "批次",
         "serial": "序列号",
-        "verified": "已上链验证",
+        "verified": "已上链存证",
         "pending": "等待上链",
-        "failed": "审计失败",
+        "failed": "未通过完整性校验",
         "place": "地点",
         "block": "区块",
-        "batch": "批",
-        "proof": "验证",
-        "states": {"anchored": "已上链验证", "pending": "待上链", "failed": "未通过"},
+        "batch": "批次",
+        "proof": "证明文件（JSON，供应用程序使用）",  # noqa: RUF001 (Chinese punctuation)
+        "states": {"anchored": "已上链存证", "pending": "尚未上链", "failed": "记录已被改动"},
+        "producer": "生产商",
+        "best_before": "保质期至",
+        "keep_at": "储存温度",
+        "history": "流转记录",
+        "time_title": "事件发生地的当地时间",
+        "unnamed_site": "未登记的地点",
+        "cold_chain": "全程温度",
+        "cold_chain_desc": "温度来自存放地点的传感器，每 {bucket} 分钟一个数据点；"  # noqa: RUF001 (Chinese punctuation)
+        "阴影带为允许范围 {low}…{high} °C。",
+        "cold_chain_ok": "在有测量的地点，温度始终在允许范围 {low}…{high} °C 之内。",  # noqa: RUF001 (Chinese punctuation)
+        "cold_chain_none": "存放地点没有温度记录。",
+        "excursion": "在{place}有 {duration}温度达 {value} °C（允许范围 {low}…{high} °C）",  # noqa: RUF001 (Chinese punctuation)
+        "excursions": "超出允许范围",
+        "minutes": "{m} 分钟",
+        "hours": "{h} 小时",
+        "hours_minutes": "{h} 小时 {m} 分钟",
+        "stay": "{place}：{since} 至 {until}",  # noqa: RUF001 (Chinese punctuation)
+        "still_there": "现在",
+        "check": "自己动手验证",
+        "check_button": "验证这一步",
+        "check_intro": "您的浏览器会根据事件哈希重新计算默克尔路径直至根哈希，"  # noqa: RUF001 (Chinese punctuation)
+        "并通过您指定的区块链节点读取链上锚定的根哈希。整个过程不依赖本站的数据库。",
+        "check_rpc": "区块链节点（JSON-RPC 地址）",  # noqa: RUF001 (Chinese punctuation)
+        "check_contract": "锚定合约",
+        "check_noscript": "在浏览器中验证需要启用 JavaScript。"
+        "也可以下载某一步的证明文件，用 `tracefin verify` 自行验证。",  # noqa: RUF001 (Chinese punctuation)
+        "check_messages": {
+            "leaf": "由事件哈希计算叶子哈希",
+            "left": "与左侧节点合并",
+            "right": "与右侧节点合并",
+            "path_ok": "路径通向证明中的根哈希",
+            "path_bad": "路径无法通向证明中的根哈希",
+            "chain": "链 ID",
+            "chain_bad": "该节点所在的链与证明中的不一致",
+            "contract": "锚定合约",
+            "contract_bad": "该合约不是本站使用的锚定合约",
+            "call": "链上该批次的根哈希",
+            "root_ok": "链上的根哈希与证明一致",
+            "root_bad": "链上的根哈希与证明不一致",
+            "range_bad": "链上该批次覆盖的位置与证明不一致",
+            "block": "上链区块",
+            "valid": "有效：这一步记录包含在链上锚定的批次中",  # noqa: RUF001 (Chinese punctuation)
+            "invalid": "无效：该证明与链上数据不符",  # noqa: RUF001 (Chinese punctuation)
+            "error": "无法连接该节点",
+            "check_rpc_missing": "请填写区块链节点的地址（http 或 https）",  # noqa: RUF001 (Chinese punctuation)
+        },
         "counts": "责任方已确认",
         "unattested_total": "未经确认",
         "claim_by": "{org} 的单方声明，未经责任方确认",  # noqa: RUF001 (Chinese punctuation)
@@ -108,6 +211,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "colon": "：",  # noqa: RUF001 (Chinese punctuation)
         "comma": "，",  # noqa: RUF001 (Chinese punctuation)
         "recorded_by": "记录方",
+        "recorded_by_org": "由 {org} 记录",
+        "lp": "（",  # noqa: RUF001 (Chinese punctuation)
+        "rp": "）",  # noqa: RUF001 (Chinese punctuation)
         "device": "设备",
         "over_api": "通过接口提交",
         "signed": "已签名",
@@ -138,15 +244,15 @@ TEXTS: dict[str, dict[str, Any]] = {
         },
         "steps": {
             "commissioning": "生产",
-            "packing": "包装",
-            "inspecting": "质检",
+            "packing": "装箱待运",
+            "inspecting": "质量检验",
             "receiving": "收货",
-            "storing": "入库",
+            "storing": "入库储存",
             "shipping": "发货",
-            "departing": "出发",
+            "departing": "出发配送",
             "arriving": "到达",
             "accepting": "买方签收",
-            "retail_selling": "售出",
+            "retail_selling": "门店售出",
         },
         "dispositions": {
             "conformant": "合格",
@@ -160,9 +266,16 @@ TEXTS: dict[str, dict[str, Any]] = {
             "sellable_not_accessible": "在库",
         },
         "measures": {"Temperature": "温度", "RelativeHumidity": "湿度"},
-        "footer": "每个事件以 GS1 事件哈希标识并锚定在区块链上。任何人无需信任本站即可验证。",
+        "footer": "每一步都以 GS1 事件哈希标识并锚定在区块链上，任何人无需信任本站即可自行验证。",  # noqa: RUF001 (Chinese punctuation)
     },
 }
+
+
+# Dispositions the step's own words already say ("Shipped" is in transit, "Made" is active):
+# the page names only those that tell a shopper something more.
+SAID_BY_STEP = frozenset(
+    {"active", "in_progress", "in_transit", "retail_sold", "sellable_not_accessible"}
+)
 
 
 def language(accept_language: str | None) -> str:

@@ -102,9 +102,11 @@ def _json_refusal(body: bytes) -> tuple[str, str] | None:
     return None
 
 
-# On every response. The pages carry no script and load nothing (their one style sheet is
-# inline); the JSON and images need even less: nothing may frame them, sniff their type or
-# learn where a shopper came from.
+# On every response. Pages load nothing (their one style sheet is inline) and run no script
+# unless they bring a policy of their own naming it (the product page: api/public.py,
+# page_policy); the JSON and images need even less: nothing may frame them, sniff their type
+# or learn where a shopper came from.
+CSP = b"content-security-policy"
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
         b"content-security-policy",
@@ -147,7 +149,13 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                # A page with a script of its own (the product page) brings its own policy.
+                own = any(name.lower() == CSP for name, _ in headers)
+                message["headers"] = [
+                    *headers,
+                    *(h for h in SECURITY_HEADERS if not (own and h[0] == CSP)),
+                ]
             await send(message)
 
         try:

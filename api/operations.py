@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel
 
 from api.deps import (
@@ -22,19 +23,26 @@ from api.schemas import (
     AlertPage,
     AlertPublic,
     ApplicationCreate,
+    ComponentsPublic,
     DecisionPublic,
     DeviceCreate,
     DevicePublic,
     GuaranteeCreate,
     GuaranteePublic,
     GuarantorInvite,
+    InstalmentPublic,
     InvitedPublic,
     LineCreate,
     LinePublic,
     LoanPublic,
+    LoanRepayment,
     MarginCallPublic,
+    NextDuePublic,
     OfferPublic,
+    PaymentPublic,
     PledgeResult,
+    PolicyPublic,
+    PolicyUpdate,
     PricePublic,
     PriceUpdate,
     ProductCreate,
@@ -42,13 +50,16 @@ from api.schemas import (
     ReviewDecision,
     ReviewedPublic,
     ReviewItem,
+    StatementPublic,
     WebhookCreate,
     WebhookPublic,
 )
 from epcis.identifiers import gln13
 from epcis.signatures import normalise_address
 from finance import service
-from finance.store import credit, goods
+from finance.repayments import loan_terms
+from finance.servicing import Components, schedule
+from finance.store import goods
 from ingest.topics import DeviceTopic, Kind
 from records import registry_store
 
@@ -287,11 +298,15 @@ def offers(conn: DbConn, org: AnyOrg) -> list[OfferPublic]:
     ]
 
 
-@router.get("/v1/lines", response_model=list[LinePublic], summary="Your credit lines")
-def lines(conn: DbConn, org: Financier) -> list[LinePublic]:
+@router.get(
+    "/v1/lines",
+    response_model=list[LinePublic],
+    summary="Credit lines: yours as financier or borrower; every line, to the regulator",
+)
+def lines(conn: DbConn, org: AnyOrg) -> list[LinePublic]:
     return [
         LinePublic.model_validate(row, from_attributes=True)
-        for row in credit.lines_of_financier(conn, org.id)
+        for row in service.lines(conn, org.slug)
     ]
 
 
@@ -400,6 +415,138 @@ def margin_calls(conn: DbConn, org: AnyOrg) -> list[MarginCallPublic]:
 @router.get("/v1/loans/{loan_id}", response_model=LoanPublic, summary="One of your loans")
 def loan(conn: DbConn, org: AnyOrg, loan_id: int) -> LoanPublic:
     return LoanPublic.model_validate(service.loan(conn, org.slug, loan_id), from_attributes=True)
+
+
+def _components(parts: Components) -> ComponentsPublic:
+    return ComponentsPublic(
+        fees_minor=parts.fees_minor,
+        penalty_minor=parts.penalty_minor,
+        interest_minor=parts.interest_minor,
+        principal_minor=parts.principal_minor,
+        total_minor=parts.total_minor,
+    )
+
+
+def _statement(conn: DbConn, org: str, loan_id: int, as_of: date | None) -> StatementPublic:
+    found = service.loan(conn, org, loan_id)
+    stated = service.loan_statement(conn, org, loan_id, as_of)
+    return StatementPublic(
+        loan=found.id,
+        currency=found.currency,
+        as_of=stated.as_of,
+        status=stated.status.value,
+        drawn_on=stated.drawn_on,
+        maturity_on=stated.maturity_on,
+        principal_minor=stated.principal_minor,
+        fees_minor=stated.fees_minor,
+        interest_accrued_minor=stated.interest_accrued_minor,
+        penalty_accrued_minor=stated.penalty_accrued_minor,
+        paid=_components(stated.paid),
+        outstanding=_components(stated.outstanding),
+        outstanding_minor=stated.outstanding_minor,
+        days_overdue=stated.days_overdue,
+        overdue_principal_minor=stated.overdue_principal_minor,
+        next_due=(
+            NextDuePublic.model_validate(stated.next_due, from_attributes=True)
+            if stated.next_due
+            else None
+        ),
+        unapplied_minor=stated.unapplied_minor,
+        schedule=[
+            InstalmentPublic.model_validate(instalment, from_attributes=True)
+            for instalment in schedule(found.principal_minor, found.drawn_on, loan_terms(found))
+        ],
+        payments=[
+            PaymentPublic(
+                paid_on=applied.repayment.on,
+                source=applied.repayment.source.value,
+                amount_minor=applied.repayment.amount_minor,
+                applied=_components(applied.applied),
+                unapplied_minor=applied.unapplied_minor,
+            )
+            for applied in stated.applied
+        ],
+    )
+
+
+@router.get(
+    "/v1/loans/{loan_id}/statement",
+    response_model=StatementPublic,
+    summary="A loan's statement as of a day (default today, UTC): yours as financier or borrower",
+)
+def loan_statement(
+    conn: DbConn,
+    org: AnyOrg,
+    loan_id: int,
+    as_of: Annotated[
+        date | None,
+        Query(description="YYYY-MM-DD; a future day projects accrual with no further payment"),
+    ] = None,
+) -> StatementPublic:
+    return _statement(conn, org.slug, loan_id, as_of)
+
+
+@router.post(
+    "/v1/loans/{loan_id}/repayments",
+    response_model=StatementPublic,
+    summary="Record a repayment of one of your loans (fees, penalty, interest, then principal)",
+)
+def repay_loan(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Financier,
+    loan_id: int,
+    repayment: Annotated[LoanRepayment, Body()],
+) -> StatementPublic:
+    service.repay_loan(conn, journal, org.slug, loan_id, repayment.amount)
+    return _statement(conn, org.slug, loan_id, None)
+
+
+@router.get("/v1/policies", response_model=list[PolicyPublic], summary="Your policies")
+def policies(conn: DbConn, org: Financier) -> list[PolicyPublic]:
+    return [
+        PolicyPublic.model_validate(row, from_attributes=True)
+        for row in service.policies(conn, org.slug)
+    ]
+
+
+@router.put(
+    "/v1/policies/{category}",
+    response_model=PolicyPublic,
+    summary="Set your policy for a product category ('*': your default)",
+)
+def set_policy(
+    conn: DbConn,
+    journal: FinanceJournal,
+    org: Financier,
+    category: Annotated[str, Path(pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9 _.-]{0,63})$")],
+    policy: Annotated[PolicyUpdate, Body()],
+) -> PolicyPublic:
+    service.set_policy(
+        conn,
+        journal,
+        org.slug,
+        category,
+        advance_rate=policy.advance_rate,
+        haircut=policy.haircut,
+        ltv_cap=policy.ltv_cap,
+        breach_tolerance_s=policy.breach_tolerance_s,
+        inspection_freshness_s=policy.inspection_freshness_s,
+        receivable_advance_rate=policy.receivable_advance_rate,
+        cure_period_s=policy.cure_period_s,
+        offer_validity_s=policy.offer_validity_s,
+        annual_rate=policy.rate,
+        day_count=policy.day_count,
+        schedule_kind=policy.schedule,
+        instalment_count=policy.instalments,
+        fee_rate=policy.fee_rate,
+        tenor_days=policy.tenor_days,
+        grace_days=policy.grace_days,
+        penalty_rate=policy.penalty_rate,
+        default_after_days=policy.default_after_days,
+    )
+    stored = next(row for row in service.policies(conn, org.slug) if row.category == category)
+    return PolicyPublic.model_validate(stored, from_attributes=True)
 
 
 @router.post(

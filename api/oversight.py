@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_serializer
 
-from api.deps import AnyOrg, Config, DbConn, FinanceJournal, Financier, Regulator
+from api.deps import AnyOrg, Config, DbConn, FinanceJournal, Oversight, Regulator
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import Attester, AuditResult, Recorder, RiskFlag, TraceResult, TraceStep
 from epcis.authority import Reason
@@ -147,7 +147,7 @@ def sensor_history(
 
 @router.get("/v1/risk-flags", response_model=list[RiskFlag], summary="The financier's risk feed")
 def risk_flags(
-    conn: DbConn, org: Financier, since: Annotated[datetime | None, Query()] = None
+    conn: DbConn, org: Oversight, since: Annotated[datetime | None, Query()] = None
 ) -> list[RiskFlag]:
     return [
         RiskFlag(
@@ -158,7 +158,11 @@ def risk_flags(
             detail=row.detail,
             raised_at=row.raised_at,
         )
-        for row in credit.risk_flags_for_financier(conn, org.id, since)
+        for row in (
+            credit.every_risk_flag(conn, since)
+            if org.role == "regulator"
+            else credit.risk_flags_for_financier(conn, org.id, since)
+        )
     ]
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta, timezone
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 import segno
@@ -13,9 +15,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.config import ApiConfig
 from api.deps import Config, Confirmations, DbConn, Pages
 from api.errors import COMMON_PROBLEMS, Problem, problems
-from api.i18n import TEXTS, language
+from api.i18n import SAID_BY_STEP, TEXTS, language
+from api.product_page import celsius, chart, cold_chain, duration
 from api.schemas import (
     DeploymentPublic,
     ProofBundle,
@@ -51,7 +55,34 @@ def _local_time(event: dict[str, Any]) -> str:
     return f"{local:%Y-%m-%d %H:%M} (UTC{offset})"
 
 
+def _iso_utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 _templates.filters["local_time"] = _local_time
+_templates.filters["iso_utc"] = _iso_utc
+_templates.filters["celsius"] = celsius
+_templates.filters["duration"] = duration
+
+# The page's one script: loaded once, served with the page's own policy (script-src 'self').
+_SCRIPT = (Path(__file__).parent / "static" / "page.js").read_bytes()
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(?::\d{1,5})?$")
+
+
+def page_policy(public_rpc: str | None) -> str:
+    """The product page's Content-Security-Policy: its own script and nothing else runs; it
+    may talk to JSON-RPC nodes the viewer picks (any https one, one on their own machine, and
+    the deployment's public one), and loads nothing from anywhere."""
+    nodes = ["'self'", "https:", "http://127.0.0.1:*", "http://localhost:*"]
+    if public_rpc:
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(public_rpc))
+        if _ORIGIN.match(origin) and origin not in nodes:
+            nodes.append(origin)
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:;"
+        f" connect-src {' '.join(nodes)}; base-uri 'none'; form-action 'none';"
+        " frame-ancestors 'none'"
+    )
 
 
 def _provenance(
@@ -68,7 +99,10 @@ def _provenance(
     uri = sgtin_uri(gtin14, serial) if serial is not None else lot_uri(gtin14, lot or "")
 
     def build(c: Conn) -> tuple[dict[str, Any], bool]:
+        product = None
+
         def product_name() -> str | None:
+            nonlocal product
             product = get_product(c, gtin14)
             return product.name if product else None
 
@@ -77,23 +111,52 @@ def _provenance(
         )
         if page is None:
             raise Problem(404, "unknown_product", f"no events are known for {uri}")
-        return page.data, page.complete
+        data = page.data
+        low = product.min_temp_c if product else None
+        high = product.max_temp_c if product else None
+        data["product"] |= {
+            "category": product.category if product else None,
+            "min_temp_c": float(low) if low is not None else None,
+            "max_temp_c": float(high) if high is not None else None,
+        }
+        data["cold_chain"] = cold_chain(c, data["events"], low, high, datetime.now(UTC))
+        data["trusted_anchors"] = sorted(
+            f"{anchor.chain_id}:{anchor.contract}"
+            for anchor in log_store.trusted_anchors(c, confirmations.pinned)
+        )
+        # Goods still at a site gather readings the page cache hears nothing of: not kept.
+        still_measured = data["cold_chain"] is not None and data["cold_chain"]["open"]
+        return data, page.complete and not still_measured
 
     return cache.page(conn, uri, build)
 
 
-def _respond(request: Request, page: CachedPage) -> Response:
+def _respond(request: Request, config: ApiConfig, page: CachedPage) -> Response:
     accept = request.headers.get("accept", "")
     if "text/html" in accept and "application/json" not in accept:
         lang = language(request.headers.get("accept-language"))
         html = page.renderings.get(lang)
         if html is None:
+            cold = page.data.get("cold_chain")
             html = page.renderings[lang] = (
                 _templates.get_template("provenance.html")
-                .render(lang=lang, t=TEXTS[lang], **page.data)
+                .render(
+                    lang=lang,
+                    t=TEXTS[lang],
+                    said_by_step=SAID_BY_STEP,
+                    chart=chart(cold) if cold else None,
+                    public_rpc=config.public_rpc_url,
+                    **page.data,
+                )
                 .encode()
             )
-        return HTMLResponse(html, headers={"Vary": "Accept, Accept-Language"})
+        return HTMLResponse(
+            html,
+            headers={
+                "Vary": "Accept, Accept-Language",
+                "Content-Security-Policy": page_policy(config.public_rpc_url),
+            },
+        )
     body = page.renderings.get("json")
     if body is None:
         body = page.renderings["json"] = orjson.dumps(page.data)
@@ -117,13 +180,14 @@ _PAGE: dict[int | str, dict[str, Any]] = {
 def item_page(
     request: Request,
     conn: DbConn,
+    config: Config,
     cache: Pages,
     confirmations: Confirmations,
     gtin: str,
     serial: str,
 ) -> Response:
     _check_gtin(gtin)
-    return _respond(request, _provenance(conn, cache, confirmations, gtin, serial=serial))
+    return _respond(request, config, _provenance(conn, cache, confirmations, gtin, serial=serial))
 
 
 @router.get(
@@ -135,13 +199,14 @@ def item_page(
 def lot_page(
     request: Request,
     conn: DbConn,
+    config: Config,
     cache: Pages,
     confirmations: Confirmations,
     gtin: str,
     lot: str,
 ) -> Response:
     _check_gtin(gtin)
-    return _respond(request, _provenance(conn, cache, confirmations, gtin, lot=lot))
+    return _respond(request, config, _provenance(conn, cache, confirmations, gtin, lot=lot))
 
 
 @router.get(
@@ -153,6 +218,7 @@ def lot_page(
 def provenance_by_epc(
     request: Request,
     conn: DbConn,
+    config: Config,
     cache: Pages,
     confirmations: Confirmations,
     epc: Annotated[str, Query(max_length=512)],
@@ -163,10 +229,28 @@ def provenance_by_epc(
     except ValueError as exc:
         raise Problem(400, "invalid_identifier", str(exc)) from None
     if item is not None:
-        return _respond(request, _provenance(conn, cache, confirmations, item[0], serial=item[1]))
+        return _respond(
+            request, config, _provenance(conn, cache, confirmations, item[0], serial=item[1])
+        )
     if lot is not None:
-        return _respond(request, _provenance(conn, cache, confirmations, lot[0], lot=lot[1]))
+        return _respond(
+            request, config, _provenance(conn, cache, confirmations, lot[0], lot=lot[1])
+        )
     raise Problem(400, "invalid_identifier", "give an SGTIN (item) or LGTIN (lot) identifier")
+
+
+@router.get(
+    "/static/page.js",
+    response_class=Response,
+    summary="The provenance page's script: local times and the in-browser proof check",
+    responses={200: {"content": {"text/javascript": {}}, "description": "the script"}},
+)
+def page_script() -> Response:
+    return Response(
+        _SCRIPT,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 def _check_gtin(gtin: str) -> None:

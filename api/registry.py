@@ -22,6 +22,9 @@ class SiteCreate(BaseModel):
         description="13 digits, a Digital Link https://id.gs1.org/414/… or urn:epc:id:sgln:…",
     )
     name: str = Field(min_length=1, max_length=200)
+    city: str | None = Field(
+        None, min_length=1, max_length=100, description="shown beside the name to shoppers"
+    )
     supervised: bool = Field(
         default=False, description="a warehouse financiers may supervise (as collateral)"
     )
@@ -35,6 +38,7 @@ class SitePublic(BaseModel):
     name: str
     supervised: bool
     granted: bool
+    city: str | None = None
 
 
 class SitesPage(BaseModel):
@@ -57,7 +61,7 @@ def add_site(
     403 not_your_prefix; a wrong check digit is 422 invalid_identifier; a site another org
     operates is 409 site_taken."""
     created = service.add_site(
-        conn, journal, org.slug, site.gln, site.name, supervised=site.supervised
+        conn, journal, org.slug, site.gln, site.name, supervised=site.supervised, city=site.city
     )
     return SitePublic.model_validate(created, from_attributes=True)
 

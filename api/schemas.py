@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
@@ -31,6 +32,26 @@ class ProofBundle(BaseModel):
     block_number: int | None = None
 
 
+class CheckStep(BaseModel):
+    side: Literal["leaf", "left", "right"] = Field(
+        description="leaf: SHA-256(0x00 || event hash); left/right: where the sibling joins"
+    )
+    sibling: str | None
+    hash: str
+
+
+class EthCall(BaseModel):
+    to: str = Field(description="the TraceAnchor")
+    data: str = Field(description="batch(uint64) of the bundle's batch_id")
+
+
+class CheckSteps(BaseModel):
+    steps: list[CheckStep]
+    leads_to_root: bool
+    eth_call: EthCall
+    expect: str
+
+
 class Verification(BaseModel):
     state: Literal["anchored", "pending", "failed"]
     batch_id: int | None = None
@@ -40,6 +61,15 @@ class Verification(BaseModel):
     proof: ProofBundle | None = Field(
         None, description="the proof bundle; absent for a failed event"
     )
+    check: CheckSteps | None = Field(
+        None, description="the check the page's script does in the browser, spelled out"
+    )
+
+
+class Place(BaseModel):
+    gln: str
+    name: str | None = Field(description="the registered site's name; null if unregistered")
+    city: str | None = Field(None, description="the registered site's city, when given")
 
 
 class SensorReading(BaseModel):
@@ -67,6 +97,7 @@ def _event_public() -> type[BaseModel]:
     fields: dict[str, Any] = {
         "event_hash": (str, ...),
         **{name: (types[name], ...) for name in PUBLIC_COLUMNS},
+        "place": (Place | None, Field(description="the site of the event (bizLocation)")),
         "sensor_readings": (list[SensorReading], ...),
         "verification": (Verification, ...),
         "recorded_by": (
@@ -105,6 +136,48 @@ class ProductPublic(BaseModel):
     lot: str | None = None
     serial: str | None = None
     digital_link: str
+    producer: str | None = Field(None, description="the org holding the GTIN's company prefix")
+    producer_name: str | None = Field(
+        None, description="that org's registered name (its slug when it registered none)"
+    )
+    best_before: str | None = Field(None, description="from the commissioning event's ILMD")
+    category: str | None = None
+    min_temp_c: float | None = None
+    max_temp_c: float | None = None
+
+
+class StayPublic(BaseModel):
+    gln: str
+    name: str | None
+    since: datetime
+    until: datetime = Field(description="when the goods left, or the time of the page")
+
+
+class TemperatureBucketPublic(BaseModel):
+    gln: str
+    start: datetime
+    low: float
+    high: float
+    mean: float
+
+
+class ExcursionPublic(BaseModel):
+    gln: str
+    name: str | None
+    start: datetime
+    end: datetime
+    minutes: int
+    extreme: float = Field(description="the reading furthest outside the range, °C")
+
+
+class ColdChainPublic(BaseModel):
+    min_c: float | None
+    max_c: float | None
+    bucket_minutes: int
+    open: bool = Field(description="the goods are still at a site")
+    stays: list[StayPublic]
+    buckets: list[TemperatureBucketPublic]
+    excursions: list[ExcursionPublic]
 
 
 class ProvenancePublic(BaseModel):
@@ -113,6 +186,12 @@ class ProvenancePublic(BaseModel):
     verified: int = Field(description="events anchored on chain and intact")
     pending: int
     failed: int
+    cold_chain: ColdChainPublic | None = Field(
+        None, description="for goods with a temperature range: readings at the sites they were"
+    )
+    trusted_anchors: list[str] = Field(
+        default_factory=list, description="CHAIN_ID:0xADDRESS of the TraceAnchors trusted here"
+    )
 
 
 class CaptureItem(BaseModel):
@@ -243,6 +322,7 @@ class LineCreate(BaseModel):
 
 class LinePublic(BaseModel):
     id: int
+    financier_org_id: int
     borrower_org_id: int
     currency: str
     limit_minor: int
@@ -342,7 +422,8 @@ class WebhookPublic(BaseModel):
 
 
 class LoanPublic(BaseModel):
-    """Money drawn on a line, secured by one pledged lot."""
+    """Money drawn on a line, secured by one pledged lot, on the terms of its drawdown
+    (`outstanding_minor`: principal not yet repaid; all it owes is in its statement)."""
 
     id: int
     line_id: int
@@ -351,6 +432,130 @@ class LoanPublic(BaseModel):
     outstanding_minor: int
     currency: str
     drawn_at: datetime
+    drawn_on: date
+    annual_rate: Decimal
+    day_count: str
+    schedule_kind: str
+    instalment_count: int
+    fee_rate: Decimal
+    tenor_days: int
+    grace_days: int
+    penalty_rate: Decimal
+    default_after_days: int
+
+
+_RATE = r"^(0(\.\d{1,18})?|1(\.0{1,18})?|\d{1,3}(\.\d{1,16})?%)$"
+
+
+class PolicyUpdate(BaseModel):
+    """A financier's policy for a category; every term left out takes its default
+    (docs/finance.md). Rates are fractions ("0.0365") or percentages ("3.65%")."""
+
+    advance_rate: str | None = Field(default=None, pattern=_RATE)
+    haircut: str | None = Field(default=None, pattern=_RATE)
+    ltv_cap: str | None = Field(default=None, pattern=_RATE)
+    breach_tolerance_s: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    inspection_freshness_s: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    receivable_advance_rate: str | None = Field(default=None, pattern=_RATE)
+    cure_period_s: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    offer_validity_s: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    rate: str | None = Field(default=None, pattern=_RATE, description="annual interest rate")
+    day_count: Literal["ACT/365F", "ACT/360"] | None = None
+    schedule: Literal["bullet", "instalments"] | None = None
+    instalments: int | None = Field(default=None, ge=1, le=3650)
+    fee_rate: str | None = Field(default=None, pattern=_RATE)
+    tenor_days: int | None = Field(default=None, ge=1, le=3650)
+    grace_days: int | None = Field(default=None, ge=0, le=365)
+    penalty_rate: str | None = Field(default=None, pattern=_RATE)
+    default_after_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class PolicyPublic(BaseModel):
+    """A financier's policy for a category ('*': its default)."""
+
+    category: str
+    advance_rate: Decimal
+    haircut: Decimal
+    ltv_cap: Decimal
+    breach_tolerance_s: int
+    inspection_freshness_s: int
+    receivable_advance_rate: Decimal
+    cure_period_s: int
+    offer_validity_s: int
+    annual_rate: Decimal
+    day_count: str
+    schedule_kind: str
+    instalment_count: int
+    fee_rate: Decimal
+    tenor_days: int
+    grace_days: int
+    penalty_rate: Decimal
+    default_after_days: int
+
+
+class LoanRepayment(BaseModel):
+    """A repayment of one loan, at most what it owes today."""
+
+    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,3})?$")
+
+
+class ComponentsPublic(BaseModel):
+    """An amount split by what it is for, in minor units."""
+
+    fees_minor: int
+    penalty_minor: int
+    interest_minor: int
+    principal_minor: int
+    total_minor: int
+
+
+class InstalmentPublic(BaseModel):
+    number: int
+    due_on: date
+    principal_minor: int
+
+
+class NextDuePublic(BaseModel):
+    """The next due date with something due, assuming no further payments."""
+
+    on: date
+    amount_minor: int
+    principal_minor: int
+
+
+class PaymentPublic(BaseModel):
+    """A payment the loan received and how the waterfall split it."""
+
+    paid_on: date
+    source: Literal["borrower", "proceeds", "buyer"]
+    amount_minor: int
+    applied: ComponentsPublic
+    unapplied_minor: int
+
+
+class StatementPublic(BaseModel):
+    """A loan as of a day, from its terms and payments alone (docs/finance.md, "Loan
+    economics"); an `as_of` in the future projects accrual with no further payment."""
+
+    loan: int
+    currency: str
+    as_of: date
+    status: Literal["current", "overdue", "default", "repaid"]
+    drawn_on: date
+    maturity_on: date
+    principal_minor: int
+    fees_minor: int
+    interest_accrued_minor: int
+    penalty_accrued_minor: int
+    paid: ComponentsPublic
+    outstanding: ComponentsPublic
+    outstanding_minor: int
+    days_overdue: int
+    overdue_principal_minor: int
+    next_due: NextDuePublic | None
+    unapplied_minor: int
+    schedule: list[InstalmentPublic]
+    payments: list[PaymentPublic]
 
 
 class ApplicationCreate(BaseModel):

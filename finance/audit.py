@@ -30,6 +30,11 @@ are compared on lot, financier and line, not on location or times. Findings refl
 each table was read: the audit does not stop writers, so a write racing it may show as a finding
 that a second run no longer reports.
 
+Loans (against their payments, issue 15):
+- `loan_differs_from_payments`: a payment whose stored split (fees, penalty, interest,
+  principal) is not what the waterfall makes of the loan's terms and payments, or a loan whose
+  recorded principal outstanding is not its principal less the principal its payments repaid.
+
 Also `chain_not_checked` when live pledges exist but no chain was given.
 """
 
@@ -40,8 +45,9 @@ from dataclasses import dataclass
 from web3 import Web3
 
 from epcis.event_hash import hash_id_from_digest
+from finance import repayments
 from finance.pledges import PledgeRegistry, lot_key, org_address
-from finance.store import attribution
+from finance.store import attribution, credit
 from finance.store import audit as audit_store
 from finance.store.audit import PledgeForAudit
 from finance.store.journal import Journal
@@ -77,7 +83,20 @@ def check(
             Finding("chain_not_checked", "live pledges were not compared with PledgeRegistry")
         )
     findings.extend(records.decision_findings(conn, journal))
+    findings.extend(loan_findings(conn))
     return findings
+
+
+def loan_findings(conn: Conn) -> list[Finding]:
+    """Each loan and its payments against the waterfall's reading of them."""
+    by_loan: dict[int, list[credit.LoanPayment]] = {}
+    for payment in credit.every_payment(conn):
+        by_loan.setdefault(payment.loan_id, []).append(payment)
+    return [
+        Finding("loan_differs_from_payments", f"loan {loan.id}: {problem}")
+        for loan in credit.every_loan(conn)
+        for problem in repayments.disagreements(loan, by_loan.get(loan.id, []))
+    ]
 
 
 @dataclass(frozen=True)

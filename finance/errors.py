@@ -15,6 +15,8 @@ class FinanceErrorCode(StrEnum):
     INVALID_IDENTIFIER = "invalid_identifier"  # a GS1 key with a wrong check digit
     INVALID_AMOUNT = "invalid_amount"
     AMOUNT_OUT_OF_RANGE = "amount_out_of_range"  # beyond what storage holds (money.py bounds)
+    INVALID_DATE = "invalid_date"  # e.g. a statement as of a day before the loan was drawn
+    INVALID_TERMS = "invalid_terms"  # loan terms that do not hold together (servicing.py)
     # Something named does not exist (or is not the caller's).
     UNKNOWN_ORG = "unknown_org"
     UNKNOWN_LOT = "unknown_lot"
@@ -46,6 +48,14 @@ class FinanceErrorCode(StrEnum):
     OFFER_WITHDRAWN = "offer_withdrawn"  # decided again at acceptance: no longer all of it
     NOT_IN_REVIEW = "not_in_review"  # decided at once, or reviewed already
     REVIEW_REFUSED = "review_refused"  # approved in review, but the rules do not approve it now
+    PROGRAMME_IN_RUN_OFF = "programme_in_run_off"  # no new loans, offers or limit increases
+    LINE_NOT_SETTLED = "line_not_settled"  # closing a line that still owes or holds pledges
+    LINE_CLOSED = "line_closed"  # a closed line is not unfrozen, re-limited or reopened
+    UNKNOWN_RECEIVABLE = "unknown_receivable"
+    RECEIVABLE_NOT_OPEN = "receivable_not_open"  # confirmed already, or financed, or paid
+    RECEIVABLE_NOT_CONFIRMED = "receivable_not_confirmed"  # a financier acts on confirmed ones
+    NO_POLICY = "no_policy"  # a financier finances receivables at its own policy only
+    LIMIT_EXCEEDED = "limit_exceeded"  # the advance does not fit in the line's availability
 
 
 class FinanceError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NoReturn, TypeVar
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from epcis.authority import recorder_and_others
 from epcis.event_hash import digest_from_hash_id, hash_id_from_digest
 from epcis.identifiers import gln13, gln_uri, gtin14, lot_uri, normalise_epc, parse_lot
-from finance import valuation
+from finance import repayments, valuation
 from finance.errors import FinanceError, FinanceErrorCode
 from finance.money import MAX_AMOUNT_MINOR, MAX_UNIT_PRICE_MINOR, Money, Rate, Rounding
 from finance.pledges import PledgeRegistry, checksum, lot_key, org_address
@@ -41,11 +41,14 @@ from finance.rules import (
     collateral_value,
     credit_limit,
     decide,
+    receivable_advance,
     revalue,
 )
+from finance.servicing import RepaymentSource, ScheduleKind, Statement
 from finance.store import alerts as alert_store
 from finance.store import attribution, credit, goods
-from finance.store.credit import Line
+from finance.store import programme as programme_store
+from finance.store.credit import Line, StoredTerms
 from finance.store.goods import Product
 from finance.store.journal import Journal
 from finance.tracking import LotRecord, recorder_attestation
@@ -290,6 +293,7 @@ def add_site(
     *,
     supervised: bool = False,
     grant: bool = False,
+    city: str | None = None,
 ) -> registry_store.Site:
     """Register a site (GLN: 13 digits, Digital Link or sgln URN) an org operates: by its own
     GS1 Company Prefix, or by the operator's `grant`.
@@ -298,6 +302,8 @@ def add_site(
     (located by the canonical Digital Link of its GLN), which `warehouse supervise` accepts.
     """
     _org(conn, operator)
+    if city is not None and not 1 <= len(city) <= 100:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a city has 1 to 100 characters")
     try:
         site_gln = gln13(gln)
     except ValueError as exc:
@@ -305,7 +311,7 @@ def add_site(
     with conn.transaction():
         try:
             site = registry_store.add_site(
-                conn, operator, site_gln, name, supervised=supervised, grant=grant
+                conn, operator, site_gln, name, supervised=supervised, grant=grant, city=city
             )
         except registry_store.NotYourPrefix as exc:
             raise FinanceError(FinanceErrorCode.NOT_YOUR_PREFIX, str(exc)) from None
@@ -468,9 +474,19 @@ def set_policy(
     receivable_advance_rate: str | None = None,
     cure_period_s: int | None = None,
     offer_validity_s: int | None = None,
+    annual_rate: str | None = None,
+    day_count: str | None = None,
+    schedule_kind: str | None = None,
+    instalment_count: int | None = None,
+    fee_rate: str | None = None,
+    tenor_days: int | None = None,
+    grace_days: int | None = None,
+    penalty_rate: str | None = None,
+    default_after_days: int | None = None,
 ) -> None:
     """A financier's policy for a category ('*': its default); terms not given are the rules'
-    defaults (finance/rules.py)."""
+    defaults (finance/rules.py) and, for loan economics, repayments.DEFAULT_TERMS. Terms that
+    do not hold together (e.g. 12 instalments in a 10-day tenor) are refused `invalid_terms`."""
     org = _org(conn, financier, "financier")
 
     def rate(value: str | None, default: Rate) -> Decimal:
@@ -490,15 +506,77 @@ def set_policy(
         rate(receivable_advance_rate, DEFAULT_RECEIVABLE_ADVANCE_RATE),
         seconds(cure_period_s, DEFAULT_CURE_PERIOD),
         seconds(offer_validity_s, DEFAULT_OFFER_VALIDITY),
+        *astuple(
+            _policy_terms(
+                annual_rate=annual_rate,
+                day_count=day_count,
+                schedule_kind=schedule_kind,
+                instalment_count=instalment_count,
+                fee_rate=fee_rate,
+                tenor_days=tenor_days,
+                grace_days=grace_days,
+                penalty_rate=penalty_rate,
+                default_after_days=default_after_days,
+            )
+        ),
     )
-    goods.set_policy(conn, row)
-    journal.write(
-        conn,
-        financier,
-        "policy_set",
-        category,
-        {k: str(v) for k, v in asdict(row).items() if k != "financier_org_id"},
+    with conn.transaction():
+        goods.set_policy(conn, row)
+        journal.write(
+            conn,
+            financier,
+            "policy_set",
+            category,
+            {k: str(v) for k, v in asdict(row).items() if k != "financier_org_id"},
+        )
+
+
+def policies(conn: Conn, financier: str) -> list[goods.PolicyRow]:
+    """The financier's policies, by category ('*': its default)."""
+    return goods.policies_of(conn, _org(conn, financier, "financier").id)
+
+
+def _policy_terms(
+    *,
+    annual_rate: str | None,
+    day_count: str | None,
+    schedule_kind: str | None,
+    instalment_count: int | None,
+    fee_rate: str | None,
+    tenor_days: int | None,
+    grace_days: int | None,
+    penalty_rate: str | None,
+    default_after_days: int | None,
+) -> StoredTerms:
+    """A policy's loan terms (DEFAULT_TERMS where not given), checked as servicing checks
+    them."""
+    base = repayments.DEFAULT_TERMS
+
+    def rate(value: str | None, default: Decimal) -> Decimal:
+        return _parsed(lambda: Rate.of(value)).value if value is not None else default
+
+    kind = schedule_kind if schedule_kind is not None else base.schedule_kind
+    count = instalment_count
+    if count is None:
+        count = 1 if kind == ScheduleKind.BULLET else base.instalment_count
+    stored = StoredTerms(
+        annual_rate=rate(annual_rate, base.annual_rate),
+        day_count=day_count if day_count is not None else base.day_count,
+        schedule_kind=kind,
+        instalment_count=count,
+        fee_rate=rate(fee_rate, base.fee_rate),
+        tenor_days=tenor_days if tenor_days is not None else base.tenor_days,
+        grace_days=grace_days if grace_days is not None else base.grace_days,
+        penalty_rate=rate(penalty_rate, base.penalty_rate),
+        default_after_days=(
+            default_after_days if default_after_days is not None else base.default_after_days
+        ),
     )
+    try:
+        repayments.loan_terms(stored)
+    except (TypeError, ValueError) as exc:
+        raise FinanceError(FinanceErrorCode.INVALID_TERMS, str(exc)) from None
+    return stored
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -518,6 +596,16 @@ def open_line(
     if client is None or client.role not in BORROWER_ROLES:
         raise FinanceError(FinanceErrorCode.UNKNOWN_ORG, f"no borrower {borrower!r}")
     amount = _money(limit, currency)
+    existing = credit.line_between(conn, bank.id, client.id)
+    if existing is not None and existing.currency == amount.currency:
+        if existing.status == LineStatus.CLOSED:
+            raise FinanceError(
+                FinanceErrorCode.LINE_CLOSED, f"line {existing.id} is closed: it is not reopened"
+            )
+        if amount.minor > existing.limit_minor:
+            _refuse_in_run_off(conn, bank.id, f"raise line {existing.id}'s limit")
+    else:
+        _refuse_in_run_off(conn, bank.id, f"open a line to {borrower}")
     line = credit.open_line(conn, bank.id, client.id, amount.currency, amount.minor)
     if line is None:
         raise FinanceError(
@@ -561,40 +649,107 @@ def repay(
     amount: str,
     loan: int | None = None,
 ) -> Line:
-    """A repayment: accepted on active and frozen lines alike (the exit path). It is allocated
-    to the line's outstanding loans, `loan` first if named, then oldest first."""
+    """A repayment received on a line: accepted on active and frozen lines alike (the exit
+    path). It is allocated to the line's loans, `loan` first if named, then oldest first, each
+    through the waterfall (fees, penalty, interest, principal) up to what it owes today; more
+    than the line's loans owe in all is refused."""
     bank = _org(conn, financier, "financier")
     with conn.transaction():
         line = _financiers_line(conn, bank, line_id)
         money = _money(amount, line.currency)
-        if not money.is_positive() or money.minor > line.drawn_minor:
-            raise FinanceError(
-                FinanceErrorCode.INVALID_AMOUNT,
-                f"repayment must be positive and at most the drawn {line.drawn_minor}",
-            )
         if loan is not None:
             named = credit.get_loan(conn, loan)
             if named is None or named.line_id != line_id:
                 raise FinanceError(
                     FinanceErrorCode.UNKNOWN_LOAN, f"line {line_id} has no loan {loan}"
                 )
-        movement = credit.move_money(conn, line_id, "repayment", money.minor)
-        allocated = credit.allocate_repayment(conn, line_id, movement, money.minor, loan)
-        journal.write(
-            conn,
-            financier,
-            "repayment",
-            f"line:{line_id}",
-            {
-                "amount_minor": money.minor,
-                "allocated": [{"loan": lid, "amount_minor": part} for lid, part in allocated],
-            },
-        )
-        # Less drawn: the line's margin call shrinks, or is cured.
-        valuation.revalue_line(conn, journal, line_id, None, reason="repayment", log_index=None)
+        owing = credit.owing_loans(conn, line_id, first=loan)
+        _receive(conn, journal, financier, line, owing, money, f"line:{line_id}")
         updated = credit.get_line(conn, line_id)
     assert updated is not None
     return updated
+
+
+def repay_loan(
+    conn: Conn, journal: Journal, financier: str | None, loan_id: int, amount: str
+) -> Line:
+    """A repayment of one loan, received by its financier (None: the operator records it for
+    the loan's financier): through the waterfall, up to what the loan owes today (more is
+    refused `invalid_amount`); on frozen lines too."""
+    bank = _org(conn, financier, "financier") if financier is not None else None
+    with conn.transaction():
+        found = credit.get_loan(conn, loan_id, for_update=True)
+        line = credit.get_line(conn, found.line_id, for_update=True) if found else None
+        if found is None or line is None or (bank is not None and line.financier_org_id != bank.id):
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_LOAN, f"{financier or 'tracefin'} has no loan {loan_id}"
+            )
+        actor = bank.slug if bank is not None else _org_slug(conn, line.financier_org_id)
+        money = _money(amount, line.currency)
+        _receive(conn, journal, actor, line, [found], money, f"loan:{loan_id}")
+        updated = credit.get_line(conn, line.id)
+    assert updated is not None
+    return updated
+
+
+def _org_slug(conn: Conn, org_id: int) -> str:
+    found = registry_store.slug_of(conn, org_id)
+    assert found is not None, "a line's financier exists (foreign key)"
+    return found
+
+
+def _receive(
+    conn: Conn,
+    journal: Journal,
+    financier: str,
+    line: Line,
+    owing: list[credit.Loan],
+    money: Money,
+    subject: str,
+) -> None:
+    """Cash received from the borrower for `owing`, in that order: one movement on the line,
+    each loan's part through the waterfall, one journal entry; then the line revalued."""
+    today = credit.utc_today(conn)
+    owed = repayments.owed_on_loans(conn, owing, today)
+    if not money.is_positive() or money.minor > owed:
+        raise FinanceError(
+            FinanceErrorCode.INVALID_AMOUNT,
+            f"repayment must be positive and at most the {owed} owed today",
+        )
+    movement = credit.move_money(conn, line.id, "repayment", money.minor)
+    parts, left = repayments.allocate(
+        conn, owing, money.minor, RepaymentSource.BORROWER, movement, today
+    )
+    assert left == 0, "bounded by what the loans owe"
+    journal.write(
+        conn,
+        financier,
+        "repayment",
+        subject,
+        {
+            "line": line.id,
+            "amount_minor": money.minor,
+            "allocated": [asdict(part) for part in parts],
+        },
+    )
+    # Less drawn: the line's margin call shrinks, or is cured.
+    valuation.revalue_line(conn, journal, line.id, None, reason="repayment", log_index=None)
+
+
+def loan_statement(
+    conn: Conn, org: str | None, loan_id: int, as_of: date | None = None
+) -> Statement:
+    """A loan's statement as of a day (default: today, UTC), to its financier or borrower
+    (None: the operator, who sees every loan)."""
+    if org is not None:
+        found = loan(conn, org, loan_id)
+    else:
+        stored = credit.get_loan(conn, loan_id)
+        if stored is None:
+            raise FinanceError(FinanceErrorCode.UNKNOWN_LOAN, f"no loan {loan_id}")
+        found = stored
+    day = as_of if as_of is not None else credit.utc_today(conn)
+    return repayments.loan_statement(conn, found, day)
 
 
 def set_line_status(
@@ -602,10 +757,252 @@ def set_line_status(
 ) -> Line:
     bank = _org(conn, financier, "financier")
     with conn.transaction():
-        _financiers_line(conn, bank, line_id)
+        if _financiers_line(conn, bank, line_id).status == LineStatus.CLOSED:
+            raise FinanceError(FinanceErrorCode.LINE_CLOSED, f"line {line_id} is closed")
         if credit.set_line_status(conn, line_id, status):
             journal.write(conn, financier, f"line_{status}", f"line:{line_id}", {})
         updated = credit.get_line(conn, line_id)
+    assert updated is not None
+    return updated
+
+
+def close_line(conn: Conn, journal: Journal, financier: str, line_id: int) -> Line:
+    """Close a line once it is settled: nothing drawn, nothing any loan of it owes today
+    (interest and fees included), no live pledge (release them first). Refused
+    `line_not_settled` otherwise. A closed line lends nothing again and is not reopened."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        line = _financiers_line(conn, bank, line_id)
+        today = credit.utc_today(conn)
+        owed = repayments.owed_on_loans(conn, credit.owing_loans(conn, line_id), today)
+        pledged = programme_store.live_pledge_count(conn, line_id)
+        if line.drawn_minor or owed or pledged:
+            raise FinanceError(
+                FinanceErrorCode.LINE_NOT_SETTLED,
+                f"line {line_id} still has {line.drawn_minor} drawn, {owed} owed today and"
+                f" {pledged} live pledges",
+            )
+        if programme_store.close_line(conn, line_id):
+            journal.write(conn, financier, "line_closed", f"line:{line_id}", {})
+        updated = credit.get_line(conn, line_id)
+    assert updated is not None
+    return updated
+
+
+def run_off(
+    conn: Conn, journal: Journal, actor: str, financier: str | None, reason: str
+) -> programme_store.RunOff:
+    """Put a programme into run-off: one financier's lines, or every line (`financier` None).
+    From then on no new loan, offer, line or limit increase in scope (`programme_in_run_off`);
+    what is outstanding keeps being serviced and repaid. Idempotent: a scope already in
+    run-off keeps its first start (and is journaled once)."""
+    text = reason.strip()
+    if not text or len(text) > 2000:
+        raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a run-off gives its reason")
+    bank = _org(conn, financier, "financier") if financier is not None else None
+    with conn.transaction():
+        stopped, started = programme_store.start_run_off(
+            conn, bank.id if bank is not None else None, actor, text
+        )
+        if started:
+            journal.write(
+                conn,
+                actor,
+                "programme_run_off",
+                f"programme:{financier or '*'}",
+                {"financier": financier, "reason": text},
+            )
+    return stopped
+
+
+def run_offs(conn: Conn) -> list[programme_store.RunOff]:
+    return programme_store.run_offs(conn)
+
+
+def _refuse_in_run_off(conn: Conn, financier_org_id: int, what: str) -> None:
+    stopped = programme_store.run_off_covering(conn, financier_org_id)
+    if stopped is not None:
+        scope = stopped.financier or "the whole programme"
+        raise FinanceError(
+            FinanceErrorCode.PROGRAMME_IN_RUN_OFF,
+            f"{scope} is in run-off since {stopped.started_at:%Y-%m-%d}: cannot {what}",
+        )
+
+
+# --- receivables finance ---------------------------------------------------------------------
+
+
+def receivables(conn: Conn, org: str) -> list[credit.ReceivableRow]:
+    """The receivables an org sees: those it sells, buys or financed, and the confirmed ones
+    of sellers it has a line to (financiers); the regulator, every one."""
+    seen = _org(conn, org)
+    return credit.receivables_seen_by(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
+
+
+def _receivable(conn: Conn, receivable_id: int, org: registry_store.Org) -> credit.ReceivableRow:
+    found = credit.get_receivable(conn, receivable_id, for_update=True)
+    if found is None or org.id not in (
+        found.seller_org_id,
+        found.buyer_org_id,
+        found.financier_org_id,
+    ):
+        # Unknown and not yours answer alike: receivables are not enumerable.
+        raise FinanceError(
+            FinanceErrorCode.UNKNOWN_RECEIVABLE, f"{org.slug} has no receivable {receivable_id}"
+        )
+    return found
+
+
+def confirm_receivable(
+    conn: Conn, journal: Journal, buyer: str, receivable_id: int
+) -> credit.ReceivableRow:
+    """The buyer, with its own key, confirms it owes the receivable (only its buyer may)."""
+    client = _org(conn, buyer)
+    with conn.transaction():
+        found = _receivable(conn, receivable_id, client)
+        if found.buyer_org_id != client.id:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{buyer} is not the buyer of receivable {receivable_id}",
+            )
+        if found.state != "open":
+            raise FinanceError(
+                FinanceErrorCode.RECEIVABLE_NOT_OPEN,
+                f"receivable {receivable_id} is {found.state}",
+            )
+        credit.confirm_receivable(conn, receivable_id)
+        journal.write(
+            conn,
+            buyer,
+            "receivable_confirmed",
+            f"receivable:{receivable_id}",
+            {"amount_minor": found.amount_minor, "purchase_order": found.purchase_order},
+        )
+        updated = credit.get_receivable(conn, receivable_id)
+    assert updated is not None
+    return updated
+
+
+def finance_receivable(
+    conn: Conn, journal: Journal, financier: str, receivable_id: int
+) -> credit.ReceivableRow:
+    """A financier advances against a confirmed receivable, at its own policy for the goods'
+    category (its advance rate; its loan terms: rate, tenor, ...; no built-in default:
+    `no_policy` without one), as a loan on its line to the seller, secured by the receivable's
+    lot; within the line's availability (`limit_exceeded`) and outside run-off."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        found = credit.get_receivable(conn, receivable_id, for_update=True)
+        line = (
+            credit.line_between(conn, bank.id, found.seller_org_id)
+            if found is not None and found.seller_org_id is not None
+            else None
+        )
+        if found is None or line is None or line.currency != found.currency:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{financier} has no line to the seller of receivable {receivable_id}",
+            )
+        if found.state != "confirmed":
+            raise FinanceError(
+                FinanceErrorCode.RECEIVABLE_NOT_CONFIRMED,
+                f"receivable {receivable_id} is {found.state}: only a confirmed one is financed",
+            )
+        if line.status != LineStatus.ACTIVE:
+            raise FinanceError(
+                FinanceErrorCode.LINE_CLOSED
+                if line.status == LineStatus.CLOSED
+                else FinanceErrorCode.NO_LINE,
+                f"line {line.id} is {line.status}",
+            )
+        _refuse_in_run_off(conn, bank.id, "finance a receivable")
+        lot = attribution.get_lot(conn, found.lot_uri)
+        product = goods.get_product(conn, lot.gtin) if lot is not None else None
+        category = product.category if product is not None else "*"
+        policy_row = goods.policy_for(conn, bank.id, category)
+        if policy_row is None:
+            raise FinanceError(
+                FinanceErrorCode.NO_POLICY,
+                f"{financier} has no policy for {category!r}: set one (advance rate, rate,"
+                " tenor) before financing receivables",
+            )
+        advance = receivable_advance(
+            Money(found.amount_minor, found.currency),
+            replace(Policy(), receivable_advance_rate=Rate.of(policy_row.receivable_advance_rate)),
+        )
+        if not advance.is_positive() or line.drawn_minor + advance.minor > line.limit_minor:
+            raise FinanceError(
+                FinanceErrorCode.LIMIT_EXCEEDED,
+                f"an advance of {advance.format()} does not fit line {line.id}"
+                f" ({line.drawn_minor} drawn of {line.limit_minor})",
+            )
+        terms = repayments.terms_at_drawdown(conn, bank.id, category)
+        credit.move_money(conn, line.id, "drawdown", advance.minor)
+        loan = credit.add_loan(
+            conn, line.id, found.lot_uri, None, advance.minor, advance.currency, terms
+        )
+        credit.finance_receivable(conn, receivable_id, bank.id, loan.id, advance.minor)
+        journal.write(
+            conn,
+            financier,
+            "receivable_financed",
+            f"receivable:{receivable_id}",
+            {
+                "loan": loan.id,
+                "line": line.id,
+                "advance_minor": advance.minor,
+                "terms": {k: str(v) for k, v in asdict(terms).items()},
+            },
+        )
+        updated = credit.get_receivable(conn, receivable_id)
+    assert updated is not None
+    return updated
+
+
+def receivable_paid(
+    conn: Conn, journal: Journal, financier: str, receivable_id: int, amount: str
+) -> credit.ReceivableRow:
+    """The buyer's payment of a financed receivable, received by its financier: it repays
+    the receivable's loan through the waterfall (source `buyer`); what exceeds what the loan
+    owes is the seller's (journaled as `to_seller_minor`). At most what the buyer still owes."""
+    bank = _org(conn, financier, "financier")
+    with conn.transaction():
+        found = _receivable(conn, receivable_id, bank)
+        if found.financier_org_id != bank.id or found.loan_id is None:
+            raise FinanceError(
+                FinanceErrorCode.UNKNOWN_RECEIVABLE,
+                f"{financier} did not finance receivable {receivable_id}",
+            )
+        money = _money(amount, found.currency)
+        due = found.amount_minor - found.paid_minor
+        if not money.is_positive() or money.minor > due:
+            raise FinanceError(
+                FinanceErrorCode.INVALID_AMOUNT,
+                f"the buyer owes {due} more on receivable {receivable_id}",
+            )
+        loan = credit.get_loan(conn, found.loan_id, for_update=True)
+        assert loan is not None  # the receivable refers to it
+        movement = credit.move_money(conn, loan.line_id, "repayment", money.minor)
+        today = credit.utc_today(conn)
+        parts, to_seller = repayments.allocate(
+            conn, [loan], money.minor, RepaymentSource.BUYER, movement, today
+        )
+        credit.receivable_paid(conn, receivable_id, money.minor)
+        journal.write(
+            conn,
+            financier,
+            "receivable_paid",
+            f"receivable:{receivable_id}",
+            {
+                "amount_minor": money.minor,
+                "applied": [asdict(part) for part in parts],
+                "to_seller_minor": to_seller,
+            },
+        )
+        valuation.revalue_line(
+            conn, journal, loan.line_id, None, reason="repayment", log_index=None
+        )
+        updated = credit.get_receivable(conn, receivable_id)
     assert updated is not None
     return updated
 
@@ -799,6 +1196,7 @@ def apply(
         line = _line_between(
             conn, bank.id if bank is not None and bank.role == "financier" else None, client.id
         )
+        _refuse_in_run_off(conn, line.financier_org_id, "take a new application")
         requested = _money(amount, line.currency)
         judged = _decide(conn, line, client, financier, lot_uri, requested, guarantor=False)
         decision = judged.decision
@@ -948,8 +1346,16 @@ def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> 
         if refused is None:
             amount = Money(offer.amount_minor, offer.currency)
             credit.move_money(conn, line.id, "drawdown", amount.minor, offer.decision_id)
+            _, product = _lot_owner(conn, offer.lot_uri)
+            terms = repayments.terms_at_drawdown(conn, line.financier_org_id, product.category)
             loan = credit.add_loan(
-                conn, line.id, offer.lot_uri, offer.decision_id, amount.minor, amount.currency
+                conn,
+                line.id,
+                offer.lot_uri,
+                offer.decision_id,
+                amount.minor,
+                amount.currency,
+                terms,
             )
             credit.settle_offer(conn, offer.id, "accepted", loan.id)
             journal.write(
@@ -957,7 +1363,13 @@ def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> 
                 borrower,
                 "offer_accepted",
                 f"offer:{offer.id}",
-                {"loan": loan.id, "amount_minor": amount.minor, "line": line.id},
+                {
+                    "loan": loan.id,
+                    "amount_minor": amount.minor,
+                    "line": line.id,
+                    "drawn_on": loan.drawn_on.isoformat(),
+                    "terms": {k: str(v) for k, v in asdict(terms).items()},
+                },
             )
         else:
             code, reasons = refused
@@ -981,6 +1393,8 @@ def _offer_refused(
     decided again now (goods, flags, line, exposure as they are) no longer approves all of it."""
     if offer.expires_at <= datetime.now(UTC):
         return FinanceErrorCode.OFFER_EXPIRED, ["expired"]
+    if programme_store.run_off_covering(conn, line.financier_org_id) is not None:
+        return FinanceErrorCode.PROGRAMME_IN_RUN_OFF, ["programme_in_run_off"]
     amount = Money(offer.amount_minor, offer.currency)
     financier = registry_store.slug_of(conn, line.financier_org_id) or "the financier"
     decision = _decide_guaranteed(
@@ -1128,6 +1542,7 @@ def review(
                 {"reason": text},
             )
             return Reviewed(application_id, "declined", text, None)
+        _refuse_in_run_off(conn, line.financier_org_id, "approve an application")
         client_slug = registry_store.slug_of(conn, line.borrower_org_id)
         assert client_slug is not None  # lines refer to registered orgs
         client = _org(conn, client_slug)
@@ -1270,25 +1685,48 @@ def _securing(
         )
 
 
+# The regulator reads every line, loan, margin call, flag and journal entry, and writes none.
+SUPERVISOR_ROLE = "regulator"
+
+
+def lines(conn: Conn, org: str) -> list[Line]:
+    """The lines an org sees: as financier, those it opened; as borrower, its own; the
+    regulator, every line."""
+    seen = _org(conn, org)
+    return credit.lines_of_party(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
+
+
 def loans(conn: Conn, org: str) -> list[credit.Loan]:
-    """The loans an org sees: as financier, those on its lines; as borrower, its own."""
-    return credit.loans_of_org(conn, _org(conn, org).id)
+    """The loans an org sees: as financier, those on its lines; as borrower, its own; the
+    regulator, every loan."""
+    seen = _org(conn, org)
+    if seen.role == SUPERVISOR_ROLE:
+        return credit.every_loan(conn)
+    return credit.loans_of_org(conn, seen.id)
 
 
 def margin_calls(conn: Conn, org: str) -> list[credit.MarginCall]:
-    """The margin calls an org sees: as financier, on its lines; as borrower, on its own."""
-    return credit.margin_calls_of_org(conn, _org(conn, org).id)
+    """The margin calls an org sees: as financier, on its lines; as borrower, on its own; the
+    regulator, every call."""
+    seen = _org(conn, org)
+    if seen.role == SUPERVISOR_ROLE:
+        return credit.every_margin_call(conn)
+    return credit.margin_calls_of_org(conn, seen.id)
 
 
 def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:
-    """One loan, to its financier or its borrower only (anyone else: unknown_loan)."""
+    """One loan, to its financier, its borrower or the regulator only (anyone else:
+    unknown_loan)."""
     seen = _org(conn, org)
     found = credit.get_loan(conn, loan_id)
     line = credit.get_line(conn, found.line_id) if found is not None else None
     if (
         found is None
         or line is None
-        or seen.id not in (line.financier_org_id, line.borrower_org_id)
+        or (
+            seen.role != SUPERVISOR_ROLE
+            and seen.id not in (line.financier_org_id, line.borrower_org_id)
+        )
     ):
         raise FinanceError(FinanceErrorCode.UNKNOWN_LOAN, f"no loan {loan_id} of {org}")
     return found

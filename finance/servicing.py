@@ -86,10 +86,12 @@ class ScheduleKind(StrEnum):
 
 
 class RepaymentSource(StrEnum):
-    """Who paid: the borrower, or the proceeds of a sale of the pledged goods."""
+    """Who paid: the borrower, the proceeds of a sale of the pledged goods, or the buyer of a
+    financed receivable."""
 
     BORROWER = "borrower"
     PROCEEDS = "proceeds"
+    BUYER = "buyer"
 
 
 class LoanStatus(StrEnum):

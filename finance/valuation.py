@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from epcis.event_hash import hash_id_from_digest
+from finance import repayments
 from finance.money import Money, Rate
 from finance.rules import (
     Inspection,
@@ -17,6 +19,7 @@ from finance.rules import (
     receivable_advance,
     revalue,
 )
+from finance.servicing import RepaymentSource
 from finance.store import attribution, credit, goods
 from finance.store.credit import Pledge
 from finance.store.goods import Product
@@ -247,13 +250,26 @@ def route_proceeds(
         )
         return
     amount = price.unit_price_minor * sold
-    credit.move_money(conn, pledge.line_id, "proceeds_due", amount)
+    movement = credit.move_money(conn, pledge.line_id, "proceeds_due", amount)
+    # Collected: the proceeds repay the loans these goods secure, through the same waterfall
+    # as any repayment; what is left after they owe nothing stays due to the line.
+    today = credit.utc_today(conn)
+    owing = credit.owing_loans(conn, pledge.line_id, lot_uri=lot_uri)
+    parts, left = repayments.allocate(
+        conn, owing, amount, RepaymentSource.PROCEEDS, movement, today
+    )
     journal.write(
         conn,
         ACTOR,
         "proceeds_due",
         f"line:{pledge.line_id}",
-        {"lot": lot_uri, "items": sold, "amount_minor": amount},
+        {
+            "lot": lot_uri,
+            "items": sold,
+            "amount_minor": amount,
+            "applied": [asdict(part) for part in parts],
+            "unapplied_minor": left,
+        },
         [event.event_hash],
         event.log_index,
     )

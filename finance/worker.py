@@ -603,6 +603,9 @@ class _Chunk:
                     amount.currency,
                     advance.minor,
                     event.event_hash,
+                    # The goods' owner sells; the party that attested the acceptance buys.
+                    seller=self._parties.owner_of(record.gtin) if self._parties else None,
+                    buyer=evidence.by.org if evidence.by is not None else None,
                 )
             )
             self._entries.append(

@@ -10,6 +10,7 @@ __all__ = [
     "EMPTY_ROOT",
     "MerkleTree",
     "audit_path",
+    "inclusion_steps",
     "leaf_hash",
     "node_hash",
     "root",
@@ -206,6 +207,40 @@ def verify_leaf_inclusion(
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == expected_root
+
+
+def inclusion_steps(
+    digest: bytes, index: int, tree_size: int, path: Sequence[bytes]
+) -> list[tuple[str, bytes, bytes]] | None:
+    """The hashing ``verify_inclusion`` does, step by step, for people and apps to follow:
+    the leaf hash (side ``leaf``, no sibling), then each node as (side of the sibling, sibling,
+    result); the last result is the root the path leads to. None for a malformed proof."""
+    if not (
+        _is_digest(digest)
+        and _is_index(index)
+        and _is_index(tree_size)
+        and index < tree_size
+        and _all_digests(path)
+    ):
+        return None
+    r = _sha256(LEAF_PREFIX + digest).digest()
+    steps = [("leaf", b"", r)]
+    fn, sn = index, tree_size - 1
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = _sha256(NODE_PREFIX + p + r).digest()
+            steps.append(("left", bytes(p), r))
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _sha256(NODE_PREFIX + r + p).digest()
+            steps.append(("right", bytes(p), r))
+        fn >>= 1
+        sn >>= 1
+    return steps if sn == 0 else None
 
 
 def verify_consistency(

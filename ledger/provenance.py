@@ -25,6 +25,8 @@ from epcis.event_hash import digest_from_hash_id, event_hash_digest, hash_id_fro
 from ledger import log_store, provenance_store
 from ledger.bundle import Bundle
 from ledger.chain_confirmations import BatchConfirmations
+from ledger.cold_chain import site_of
+from ledger.merkle import inclusion_steps
 from ledger.proofs import build_bundles
 from ledger.provenance_store import HistoryRow
 from records import attestation_store, registry_store
@@ -205,11 +207,18 @@ def page(
         )
         for event in history
     }
-    origin = origins(conn, [(digests[event.hash_id], event.columns) for event in history])
+    parties = registry_store.authority_parties(conn)
+    origin = origins(
+        conn, [(digests[event.hash_id], event.columns) for event in history], parties=parties
+    )
+    places = registry_store.site_names(
+        conn, sorted({gln for e in history if (gln := site_of(e.columns.biz_location))})
+    )
     events = [
         {
             "event_hash": event.hash_id,
             **{name: getattr(event.columns, name) for name in PUBLIC_COLUMNS},
+            "place": _place(event.columns.biz_location, places),
             "sensor_readings": event.sensor_readings,
             "verification": _verification(
                 states[event.hash_id], event, digests[event.hash_id], bundles
@@ -220,6 +229,7 @@ def page(
     ]
     counts = list(states.values())
     unchecked = confirmations.asks_a_chain and None in refuted.values()
+    producer = parties.owner_of(gtin14)
     data = {
         "product": {
             "gtin": gtin14,
@@ -227,6 +237,13 @@ def page(
             "lot": lot,
             "serial": serial,
             "digital_link": uri,
+            # Who holds the GTIN's GS1 Company Prefix: the brand owner the registry knows,
+            # by the name it registered (its slug when it gave none).
+            "producer": producer,
+            "producer_name": (registry_store.org_name(conn, producer) or producer)
+            if producer is not None
+            else None,
+            "best_before": _best_before(conn, events),
         },
         "events": events,
         "verified": counts.count("anchored"),
@@ -234,6 +251,31 @@ def page(
         "failed": counts.count("failed"),
     }
     return Page(data, complete=not unchecked)
+
+
+def _place(location: str | None, names: dict[str, tuple[str, str | None]]) -> dict[str, Any] | None:
+    """A site's GLN, registered name and city (None: nobody registered it, or no city)."""
+    gln = site_of(location)
+    if gln is None:
+        return None
+    name, city = names.get(gln, (None, None))
+    return {"gln": gln, "name": name, "city": city}
+
+
+def _best_before(conn: Conn, events: list[dict[str, Any]]) -> str | None:
+    """The best-before date the first commissioning that counts gives its lot (its ILMD)."""
+    made = [
+        digest_from_hash_id(event["event_hash"])
+        for event in events
+        if event["biz_step"] == "commissioning" and event["evidence"] == "counts"
+    ]
+    bodies = provenance_store.event_bodies(conn, made[:1])
+    for body in bodies.values():
+        ilmd = body.get("ilmd")
+        value = ilmd.get("cbvmda:bestBeforeDate") if isinstance(ilmd, dict) else None
+        if isinstance(value, str) and len(value) <= 32:
+            return value
+    return None
 
 
 def checked_state(state: str, bundle: Bundle | None, refuted: bool | None) -> str:
@@ -262,6 +304,44 @@ def _verification(
         "tx_hash": None if failed else event.tx_hash,
         "proof_url": f"/v1/proofs/{digest.hex()}",
         "proof": None if failed or bundle is None else bundle.to_json(),
+        "check": None if failed or bundle is None else check_json(bundle),
+    }
+
+
+# The TraceAnchor view a verifier reads a batch's record with: `batch(uint64)`'s selector,
+# keccak256("batch(uint64)")[:4] (tests/unit/test_product_page.py recomputes it).
+BATCH_SELECTOR = "0x857553cc"
+
+
+def check_json(bundle: Bundle) -> dict[str, Any] | None:
+    """What a verifier does with the bundle, spelled out (the page's script does the same in
+    the browser): the hashing from the event hash to the root, then the `eth_call` that reads
+    the batch's record from the TraceAnchor, whose first word is the anchored root."""
+    included = bundle.inclusion
+    if included is None:
+        return None
+    batch = included.batch
+    steps = inclusion_steps(
+        bundle.digest, included.leaf_index, batch.tree_size, included.audit_path
+    )
+    if steps is None:
+        return None
+    return {
+        "steps": [
+            {
+                "side": side,
+                "sibling": "0x" + sibling.hex() if sibling else None,
+                "hash": "0x" + result.hex(),
+            }
+            for side, sibling, result in steps
+        ],
+        "leads_to_root": steps[-1][2] == batch.root,
+        "eth_call": {
+            "to": batch.contract,
+            "data": BATCH_SELECTOR + batch.batch_id.to_bytes(32, "big").hex(),
+        },
+        "expect": "the call's first 32 bytes equal `root`; the next words are first_index,"
+        " tree_size and block_number",
     }
 
 
@@ -269,7 +349,10 @@ def _verification(
 
 
 def origins(
-    conn: Conn, history: Sequence[tuple[bytes, IndexColumns]]
+    conn: Conn,
+    history: Sequence[tuple[bytes, IndexColumns]],
+    *,
+    parties: authority.Parties | None = None,
 ) -> dict[bytes, dict[str, Any]]:
     """Each event's origin (`origin_json`) by digest; `history` is in event-time order.
 
@@ -280,7 +363,8 @@ def origins(
     """
     digests = [digest for digest, _ in history]
     attestations = attestation_store.attestations_for(conn, digests)
-    parties = registry_store.authority_parties(conn)
+    if parties is None:
+        parties = registry_store.authority_parties(conn)
     extensions = registry_store.rule_extensions(conn)
     # The bodies of movements: the carrier and consignees a shipment names decide who may
     # speak for the goods in transit and where they may arrive.

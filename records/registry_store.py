@@ -72,6 +72,20 @@ def add_org(conn: Conn, slug: str, role: str, prefixes: Sequence[str] = ()) -> t
     return org, api_key
 
 
+def set_org_name(conn: Conn, slug: str, name: str) -> None:
+    """The organisation's name as people read it (1-200 characters, surrounding blanks cut)."""
+    text = " ".join(name.split())
+    if not 1 <= len(text) <= 200:
+        raise RegistryError("an organisation's name has 1 to 200 characters")
+    if conn.execute("UPDATE orgs SET name = %s WHERE slug = %s", (text, slug)).rowcount != 1:
+        raise RegistryError(f"unknown organisation {slug!r}")
+
+
+def org_name(conn: Conn, slug: str) -> str | None:
+    row = conn.execute("SELECT name FROM orgs WHERE slug = %s", (slug,)).fetchone()
+    return str(row[0]) if row is not None and row[0] is not None else None
+
+
 def add_prefix(conn: Conn, org_slug: str, prefix: str) -> None:
     """Give an org a GS1 Company Prefix (4-12 digits; `identifiers.gs1_prefix` checks it)."""
     with conn.transaction():
@@ -395,6 +409,7 @@ class Site:
     name: str
     supervised: bool
     granted: bool  # the operator's grant: the GLN is outside the operating org's prefixes
+    city: str | None = None
 
 
 def add_site(
@@ -405,12 +420,14 @@ def add_site(
     *,
     supervised: bool = False,
     grant: bool = False,
+    city: str | None = None,
 ) -> Site:
     """Register a site (a 13-digit GLN, as `identifiers.gln13` gives it) an org operates.
 
     By its own prefix, or by the operator's `grant` for a GLN of someone else's prefix (else
-    NotYourPrefix). Registering it again by the same org updates its name and makes it
-    supervised if asked (never unsupervised); a site another org operates is refused.
+    NotYourPrefix). Registering it again by the same org updates its name (and its city, when
+    given) and makes it supervised if asked (never unsupervised); a site another org operates
+    is refused.
     """
     with conn.transaction():
         org = _org(conn, org_slug)
@@ -423,12 +440,13 @@ def add_site(
             )
         with conn.cursor(row_factory=class_row(Site)) as cursor:
             site = cursor.execute(
-                "INSERT INTO sites AS s (gln, operator_org_id, name, supervised, granted)"
-                " VALUES (%(gln)s, %(org)s, %(name)s, %(supervised)s, %(granted)s)"
+                "INSERT INTO sites AS s (gln, operator_org_id, name, supervised, granted, city)"
+                " VALUES (%(gln)s, %(org)s, %(name)s, %(supervised)s, %(granted)s, %(city)s)"
                 " ON CONFLICT (gln) DO UPDATE SET name = excluded.name,"
-                " supervised = s.supervised OR excluded.supervised"
+                " supervised = s.supervised OR excluded.supervised,"
+                " city = coalesce(excluded.city, s.city)"
                 " WHERE s.operator_org_id = excluded.operator_org_id"
-                " RETURNING s.gln, %(slug)s AS operator, s.name, s.supervised, s.granted",
+                " RETURNING s.gln, %(slug)s AS operator, s.name, s.supervised, s.granted, s.city",
                 {
                     "gln": gln,
                     "org": org.id,
@@ -436,6 +454,7 @@ def add_site(
                     "supervised": supervised,
                     "granted": owner != org.slug,
                     "slug": org.slug,
+                    "city": city,
                 },
             ).fetchone()
         if site is None:
@@ -447,11 +466,21 @@ def list_sites(conn: Conn, org_slug: str | None = None) -> list[Site]:
     """The registered sites (of one operating org, or all), by GLN."""
     with conn.cursor(row_factory=class_row(Site)) as cursor:
         return cursor.execute(
-            "SELECT s.gln, o.slug AS operator, s.name, s.supervised, s.granted"
+            "SELECT s.gln, o.slug AS operator, s.name, s.supervised, s.granted, s.city"
             " FROM sites s JOIN orgs o ON o.id = s.operator_org_id"
             " WHERE %(slug)s::text IS NULL OR o.slug = %(slug)s ORDER BY s.gln",
             {"slug": org_slug},
         ).fetchall()
+
+
+def site_names(conn: Conn, glns: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """The registered name and city of the sites among `glns` (13-digit GLNs), by GLN."""
+    if not glns:
+        return {}
+    rows = conn.execute(
+        "SELECT gln, name, city FROM sites WHERE gln = ANY(%s)", (list(glns),)
+    ).fetchall()
+    return {str(gln): (str(name), city) for gln, name, city in rows}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,10 +76,15 @@ def cmd_org_add(args: argparse.Namespace, settings: Settings) -> None:
     prefixes: list[str] = args.gs1_prefix or []
     with _connect(settings) as conn:
         try:
-            org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
+            with conn.transaction():
+                org, api_key = registry_store.add_org(conn, args.slug, args.role, prefixes)
+                if args.name is not None:
+                    registry_store.set_org_name(conn, org.slug, args.name)
         except registry_store.RegistryError as exc:
             raise CliError(str(exc)) from None
     output: dict[str, object] = {"org": org.slug, "role": org.role, "api_key": api_key}
+    if args.name is not None:
+        output["name"] = " ".join(args.name.split())
     if prefixes:
         output["gs1_prefixes"] = sorted(set(prefixes))
     print(json.dumps(output))
@@ -118,6 +123,7 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> None:
             args.name,
             supervised=args.supervised,
             grant=args.grant,
+            city=args.city,
         ),
     )
 
@@ -590,6 +596,16 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 inspection_freshness_s=args.inspection_freshness_s,
                 cure_period_s=args.cure_period_s,
                 offer_validity_s=args.offer_validity_s,
+                receivable_advance_rate=args.receivable_advance_rate,
+                annual_rate=args.rate,
+                day_count=args.day_count,
+                schedule_kind=args.schedule,
+                instalment_count=args.instalments,
+                fee_rate=args.fee_rate,
+                tenor_days=args.tenor_days,
+                grace_days=args.grace_days,
+                penalty_rate=args.penalty_rate,
+                default_after_days=args.default_after_days,
             ),
         )
     elif op == "line-open":
@@ -680,6 +696,77 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
         _finance(settings, lambda c: service.loans(c, args.org))
     elif op == "loan-show":
         _finance(settings, lambda c: service.loan(c, args.org, args.loan))
+    elif op == "receivable-list":
+        _finance(settings, lambda c: service.receivables(c, args.org))
+    elif op == "receivable-confirm":
+        _finance(
+            settings, lambda c: service.confirm_receivable(c, journal, args.buyer, args.receivable)
+        )
+    elif op == "receivable-finance":
+        _finance(
+            settings,
+            lambda c: service.finance_receivable(c, journal, args.financier, args.receivable),
+        )
+    elif op == "receivable-paid":
+        _finance(
+            settings,
+            lambda c: service.receivable_paid(
+                c, journal, args.financier, args.receivable, args.amount
+            ),
+        )
+    elif op == "line-close":
+        _finance(settings, lambda c: service.close_line(c, journal, args.financier, args.line))
+    elif op == "run-off":
+        _finance(
+            settings,
+            lambda c: service.run_off(c, journal, "operator", args.financier, args.reason),
+        )
+    elif op == "report":
+        _report(settings, args)
+    elif op == "loan-statement":
+        _finance(settings, lambda c: service.loan_statement(c, None, args.loan, args.as_of))
+    elif op == "loan-repay":
+        _finance(
+            settings,
+            lambda c: service.repay_loan(c, journal, args.financier, args.loan, args.amount),
+        )
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> None:
+    """A portfolio report as the operator sees it (every financier's, or one's): JSON rows, or
+    CSV with `--csv` (the same rows and columns as the API's)."""
+    import csv
+    from dataclasses import fields
+
+    from finance import portfolio
+    from finance.errors import FinanceError
+
+    with _connect(settings) as conn:
+        conn.autocommit = True
+        try:
+            if args.report == "exposure":
+                rows: list[Any] = portfolio.exposure(
+                    conn, None, args.by, args.financier, args.as_of
+                )
+            elif args.report == "concentration":
+                rows = portfolio.concentration(conn, None, args.top, args.financier, args.as_of)
+            elif args.report == "aging":
+                rows = portfolio.aging(conn, None, args.financier, args.as_of)
+            else:
+                rows = portfolio.run_off(conn, None, args.financier, args.as_of)
+        except FinanceError as exc:
+            raise CliError(f"{exc.code}: {exc.detail}") from None
+    if not args.csv:
+        print(json.dumps(_jsonable(rows), default=_json_default))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    if rows:
+        columns = [f.name for f in fields(rows[0])]
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                ["" if v is None else _json_default(v) for v in (getattr(row, c) for c in columns)]
+            )
 
 
 def _rfc3339(value: str) -> datetime:
@@ -690,6 +777,13 @@ def _rfc3339(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{value!r}: give a time zone (Z or +08:00)")
     return parsed
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: not a YYYY-MM-DD date") from None
 
 
 def _slug(value: str) -> str:
@@ -737,6 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a GS1 Company Prefix the org holds (4-12 digits; repeat for more): its GTINs,"
         " GLNs and SSCCs are the org's. Financiers, regulators and guarantors need none",
     )
+    org_add.add_argument(
+        "--name", help="its name as people read it (the consumer page shows it as producer)"
+    )
     org_add.set_defaults(handler=cmd_org_add)
     prefix = org.add_parser("prefix", help="GS1 Company Prefixes").add_subparsers(
         dest="prefix_command", required=True
@@ -775,6 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gln", help="13 digits, Digital Link https://id.gs1.org/414/… or urn:epc:id:sgln:…"
     )
     site_add.add_argument("--name", required=True)
+    site_add.add_argument("--city", help="shown beside the name on product pages")
     site_add.add_argument(
         "--supervised",
         action="store_true",
@@ -1013,6 +1111,16 @@ def _finance_commands(commands: Any) -> None:
     policy.add_argument("--inspection-freshness-s", type=int)
     policy.add_argument("--cure-period-s", type=int, help="time to cure a margin call")
     policy.add_argument("--offer-validity-s", type=int, help="how long an offer stands")
+    policy.add_argument("--receivable-advance-rate")
+    policy.add_argument("--rate", help="annual interest rate of its loans, e.g. 0.0365")
+    policy.add_argument("--day-count", choices=["ACT/365F", "ACT/360"])
+    policy.add_argument("--schedule", choices=["bullet", "instalments"])
+    policy.add_argument("--instalments", type=int, help="how many equal instalments")
+    policy.add_argument("--fee-rate", help="arrangement fee, a share of the principal")
+    policy.add_argument("--tenor-days", type=int, help="maturity: drawn date + these days")
+    policy.add_argument("--grace-days", type=int, help="days after a due date before overdue")
+    policy.add_argument("--penalty-rate", help="annual rate on overdue principal")
+    policy.add_argument("--default-after-days", type=int, help="overdue days to default")
 
     line = commands.add_parser("line", help="credit lines").add_subparsers(
         dest="line_command", required=True
@@ -1022,7 +1130,7 @@ def _finance_commands(commands: Any) -> None:
     opened.add_argument("borrower", type=_slug)
     opened.add_argument("--limit", required=True)
     opened.add_argument("--currency", required=True)
-    for name in ("freeze", "unfreeze"):
+    for name in ("freeze", "unfreeze", "close"):
         status = op(line.add_parser(name, help=f"{name} a line"), f"line-{name}")
         status.add_argument("financier", type=_slug)
         status.add_argument("line", type=int)
@@ -1104,6 +1212,52 @@ def _finance_commands(commands: Any) -> None:
     offer_list = op(offer.add_parser("list", help="an org's offers"), "offer-list")
     offer_list.add_argument("org", type=_slug)
 
+    receivable = commands.add_parser(
+        "receivable", help="receivables: goods accepted by their buyer with a PO"
+    ).add_subparsers(dest="receivable_command", required=True)
+    listed_r = op(receivable.add_parser("list", help="an org's receivables"), "receivable-list")
+    listed_r.add_argument("org", type=_slug)
+    confirmed = op(
+        receivable.add_parser("confirm", help="the buyer confirms it owes one"),
+        "receivable-confirm",
+    )
+    confirmed.add_argument("buyer", type=_slug)
+    confirmed.add_argument("receivable", type=int)
+    financed = op(
+        receivable.add_parser("finance", help="a financier advances against a confirmed one"),
+        "receivable-finance",
+    )
+    financed.add_argument("financier", type=_slug)
+    financed.add_argument("receivable", type=int)
+    paid_r = op(
+        receivable.add_parser("paid", help="record the buyer's payment (repays the advance)"),
+        "receivable-paid",
+    )
+    paid_r.add_argument("financier", type=_slug)
+    paid_r.add_argument("receivable", type=int)
+    paid_r.add_argument("amount")
+
+    programme = commands.add_parser("programme", help="the lending programme").add_subparsers(
+        dest="programme_command", required=True
+    )
+    run_off = op(
+        programme.add_parser(
+            "run-off", help="no new loans, offers or limit increases; service what is outstanding"
+        ),
+        "run-off",
+    )
+    run_off.add_argument("--financier", type=_slug, help="only this financier's lines")
+    run_off.add_argument("--reason", required=True)
+    report = op(
+        commands.add_parser("report", help="portfolio reports (every financier's)"), "report"
+    )
+    report.add_argument("report", choices=["exposure", "concentration", "aging", "runoff"])
+    report.add_argument("--financier", type=_slug, help="only this financier's lines")
+    report.add_argument("--by", choices=["financier", "borrower", "category"], default="financier")
+    report.add_argument("--top", type=int, default=5, help="concentration: top N borrowers")
+    report.add_argument("--as-of", type=_day, help="YYYY-MM-DD (default today, UTC)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of JSON")
+
     loan = commands.add_parser("loan", help="loans drawn on lines").add_subparsers(
         dest="loan_command", required=True
     )
@@ -1116,6 +1270,21 @@ def _finance_commands(commands: Any) -> None:
     )
     shown.add_argument("org", type=_slug)
     shown.add_argument("loan", type=int)
+    stated = op(
+        loan.add_parser("statement", help="a loan as of a day (default today, UTC)"),
+        "loan-statement",
+    )
+    stated.add_argument("loan", type=int)
+    stated.add_argument("--as-of", type=_day, help="YYYY-MM-DD (a future day projects)")
+    repaid = op(
+        loan.add_parser("repay", help="record a repayment of one loan (the waterfall applies)"),
+        "loan-repay",
+    )
+    repaid.add_argument("loan", type=int)
+    repaid.add_argument("amount")
+    repaid.add_argument(
+        "--financier", type=_slug, help="as this financier (default: the loan's own)"
+    )
 
 
 # CPython's own default (sys.getrecursionlimit() in a fresh interpreter).

@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg
 
 from records import db
-from records.timescale import TelemetryPolicies, set_telemetry_policies
+from records.timescale_store import TelemetryPolicies, set_telemetry_policies
 from tracefin.settings import Settings
 
 # Every package that owns tables, in dependency order (a package's tables may reference only

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # it would let any financier make the finance process POST into the operator's network.
     alerts_webhook_private_hosts: bool | None = None
     chain_rpc_url: str | None = None
+    # The JSON-RPC node the product page offers shoppers for checking proofs in their browser
+    # (it must answer CORS from the page's origin); unset: they name one themselves. Never the
+    # internal chain_rpc_url by default: that one may be private, and carries the API's load.
+    chain_public_rpc_url: str | None = Field(default=None, pattern=r"^https?://[^\s;,']+$")
     # The TraceAnchors proofs are checked against, `CHAIN_ID:0xADDRESS[,…]` (GET /v1/deployment
     # shows the current one). Unset: every deployment the database recorded, so whoever can edit
     # the database could add one; pinned, verification trusts only these.

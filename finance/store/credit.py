@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import astuple, dataclass
+from datetime import date, datetime
+from decimal import Decimal
 
 from psycopg.rows import class_row
 
@@ -35,7 +36,8 @@ class Pledge:
 
 @dataclass(frozen=True)
 class Receivable:
-    """Goods delivered with a purchase order: an amount due, and what may be advanced on it."""
+    """Goods delivered with a purchase order: an amount due, and what may be advanced on it;
+    `seller` owns the goods (GS1 Company Prefix), `buyer` attested accepting them."""
 
     lot_uri: str
     purchase_order: str
@@ -43,6 +45,8 @@ class Receivable:
     currency: str
     advance_minor: int
     event_hash: bytes
+    seller: str | None = None
+    buyer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,16 @@ def get_line(conn: Conn, line_id: int, *, for_update: bool = False) -> Line | No
         ).fetchone()
 
 
+def lines_of_party(conn: Conn, org_id: int | None) -> list[Line]:
+    """Lines the org lends on or borrows on (None: every line), oldest first."""
+    with conn.cursor(row_factory=class_row(Line)) as cur:
+        return cur.execute(
+            f"SELECT {_LINE_COLUMNS} FROM credit_lines"  # noqa: S608 - constant columns
+            " WHERE %s::bigint IS NULL OR %s IN (financier_org_id, borrower_org_id) ORDER BY id",
+            (org_id, org_id),
+        ).fetchall()
+
+
 def line_between(conn: Conn, financier_org_id: int, borrower_org_id: int) -> Line | None:
     """The first line the financier opened to the borrower, locked for update."""
     with conn.cursor(row_factory=class_row(Line)) as cur:
@@ -129,8 +143,8 @@ def set_line_status(conn: Conn, line_id: int, status: str) -> bool:
 def move_money(
     conn: Conn, line_id: int, kind: str, amount_minor: int, decision_id: int | None = None
 ) -> int:
-    """Record a drawdown, repayment or proceeds (returns its id); drawdowns and repayments
-    change `drawn`."""
+    """Record a drawdown, repayment or proceeds (returns its id). A drawdown adds to `drawn`;
+    a repayment's cash reduces it only by the principal it repays (`repay_principal`)."""
     row = conn.execute(
         "INSERT INTO line_movements (line_id, kind, amount_minor, decision_id)"
         " VALUES (%s, %s, %s, %s) RETURNING id",
@@ -142,11 +156,6 @@ def move_money(
             "UPDATE credit_lines SET drawn_minor = drawn_minor + %s WHERE id = %s",
             (amount_minor, line_id),
         )
-    elif kind == "repayment":
-        conn.execute(
-            "UPDATE credit_lines SET drawn_minor = drawn_minor - %s WHERE id = %s",
-            (amount_minor, line_id),
-        )
     return int(row[0])
 
 
@@ -155,7 +164,10 @@ def move_money(
 
 @dataclass(frozen=True)
 class Loan:
-    """Money drawn on a line, secured by one pledged lot."""
+    """Money drawn on a line, secured by one pledged lot, on the terms of its drawdown.
+
+    `outstanding_minor` is its principal not yet repaid (what `drawn` and exposure count);
+    what it owes in all, interest and fees included, is its statement's."""
 
     id: int
     line_id: int
@@ -164,25 +176,162 @@ class Loan:
     outstanding_minor: int
     currency: str
     drawn_at: datetime
+    drawn_on: date
+    annual_rate: Decimal
+    day_count: str
+    schedule_kind: str
+    instalment_count: int
+    fee_rate: Decimal
+    tenor_days: int
+    grace_days: int
+    penalty_rate: Decimal
+    default_after_days: int
 
 
+_LOAN_TERMS = (
+    "annual_rate, day_count, schedule_kind, instalment_count, fee_rate, tenor_days, grace_days,"
+    " penalty_rate, default_after_days"
+)
 _LOAN_COLUMNS = (
-    "l.id, l.line_id, l.lot_uri, l.principal_minor, l.outstanding_minor, l.currency, l.drawn_at"
+    "l.id, l.line_id, l.lot_uri, l.principal_minor, l.outstanding_minor, l.currency, l.drawn_at,"
+    " l.drawn_on, l.annual_rate, l.day_count, l.schedule_kind, l.instalment_count, l.fee_rate,"
+    " l.tenor_days, l.grace_days, l.penalty_rate, l.default_after_days"
 )
 
 
+@dataclass(frozen=True)
+class StoredTerms:
+    """A loan's terms as stored (the columns of `_LOAN_TERMS`, in order)."""
+
+    annual_rate: Decimal
+    day_count: str
+    schedule_kind: str
+    instalment_count: int
+    fee_rate: Decimal
+    tenor_days: int
+    grace_days: int
+    penalty_rate: Decimal
+    default_after_days: int
+
+
 def add_loan(
-    conn: Conn, line_id: int, lot_uri: str, decision_id: int, principal_minor: int, currency: str
+    conn: Conn,
+    line_id: int,
+    lot_uri: str,
+    decision_id: int | None,
+    principal_minor: int,
+    currency: str,
+    terms: StoredTerms,
 ) -> Loan:
+    """A loan drawn now; its drawn date is today's UTC date (the database's clock, as
+    `drawn_at`), so the two never disagree."""
     with conn.cursor(row_factory=class_row(Loan)) as cur:
         loan = cur.execute(
             "INSERT INTO loans AS l (line_id, lot_uri, decision_id, principal_minor,"  # noqa: S608
-            " outstanding_minor, currency) VALUES (%s, %s, %s, %s, %s, %s)"
+            f" outstanding_minor, currency, drawn_on, {_LOAN_TERMS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, (now() AT TIME ZONE 'UTC')::date,"
+            " %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             f" RETURNING {_LOAN_COLUMNS}",
-            (line_id, lot_uri, decision_id, principal_minor, principal_minor, currency),
+            (
+                line_id,
+                lot_uri,
+                decision_id,
+                principal_minor,
+                principal_minor,
+                currency,
+                *astuple(terms),
+            ),
         ).fetchone()
     assert loan is not None
     return loan
+
+
+@dataclass(frozen=True)
+class LoanPayment:
+    """A payment applied to a loan, with the split the waterfall gave it."""
+
+    id: int
+    loan_id: int
+    movement_id: int
+    paid_on: date
+    source: str
+    amount_minor: int
+    fees_minor: int
+    penalty_minor: int
+    interest_minor: int
+    principal_minor: int
+    recorded_at: datetime
+
+
+def payments_of_loan(conn: Conn, loan_id: int) -> list[LoanPayment]:
+    """The loan's payments in the order they were applied."""
+    with conn.cursor(row_factory=class_row(LoanPayment)) as cur:
+        return cur.execute(
+            "SELECT id, loan_id, movement_id, paid_on, source, amount_minor, fees_minor,"
+            " penalty_minor, interest_minor, principal_minor, recorded_at"
+            " FROM loan_payments WHERE loan_id = %s ORDER BY paid_on, id",
+            (loan_id,),
+        ).fetchall()
+
+
+def every_loan(conn: Conn) -> list[Loan]:
+    with conn.cursor(row_factory=class_row(Loan)) as cur:
+        return cur.execute(
+            f"SELECT {_LOAN_COLUMNS} FROM loans l ORDER BY l.id"  # noqa: S608 - constant
+        ).fetchall()
+
+
+def every_payment(conn: Conn) -> list[LoanPayment]:
+    """Every loan payment, by loan and in the order each loan's were applied."""
+    with conn.cursor(row_factory=class_row(LoanPayment)) as cur:
+        return cur.execute(
+            "SELECT id, loan_id, movement_id, paid_on, source, amount_minor, fees_minor,"
+            " penalty_minor, interest_minor, principal_minor, recorded_at"
+            " FROM loan_payments ORDER BY loan_id, paid_on, id"
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    """A payment to apply to a loan (its split computed by finance/servicing.py)."""
+
+    loan_id: int
+    movement_id: int
+    paid_on: date
+    source: str
+    amount_minor: int
+    fees_minor: int
+    penalty_minor: int
+    interest_minor: int
+    principal_minor: int
+
+
+def add_payment(conn: Conn, payment: NewPayment, line_id: int) -> None:
+    """Record a payment; the principal it repays comes off the loan and the line's `drawn`."""
+    conn.execute(
+        "INSERT INTO loan_payments (loan_id, movement_id, paid_on, source, amount_minor,"
+        " fees_minor, penalty_minor, interest_minor, principal_minor)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        astuple(payment),
+    )
+    if payment.principal_minor:
+        conn.execute(
+            "UPDATE loans SET outstanding_minor = outstanding_minor - %s WHERE id = %s",
+            (payment.principal_minor, payment.loan_id),
+        )
+        conn.execute(
+            "UPDATE credit_lines SET drawn_minor = drawn_minor - %s WHERE id = %s",
+            (payment.principal_minor, line_id),
+        )
+
+
+def utc_today(conn: Conn) -> date:
+    """Today's UTC date by the database's clock (the one `drawn_at` and `at` are stamped by)."""
+    row = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+    assert row is not None
+    today = row[0]
+    assert isinstance(today, date)
+    return today
 
 
 @dataclass(frozen=True)
@@ -287,12 +436,28 @@ def exposure_on_lot(conn: Conn, lot_uri: str, currency: str) -> int:
     return int(row[0]) if row else 0
 
 
-def get_loan(conn: Conn, loan_id: int) -> Loan | None:
+def get_loan(conn: Conn, loan_id: int, *, for_update: bool = False) -> Loan | None:
+    lock = " FOR UPDATE" if for_update else ""
     with conn.cursor(row_factory=class_row(Loan)) as cur:
         return cur.execute(
-            f"SELECT {_LOAN_COLUMNS} FROM loans l WHERE l.id = %s",  # noqa: S608 - constant
+            f"SELECT {_LOAN_COLUMNS} FROM loans l WHERE l.id = %s{lock}",  # noqa: S608
             (loan_id,),
         ).fetchone()
+
+
+def owing_loans(
+    conn: Conn, line_id: int, *, first: int | None = None, lot_uri: str | None = None
+) -> list[Loan]:
+    """The line's loans with principal outstanding (those the lot secures, if named), locked:
+    loan `first` first, then oldest first (the order a repayment is allocated in)."""
+    with conn.cursor(row_factory=class_row(Loan)) as cur:
+        return cur.execute(
+            f"SELECT {_LOAN_COLUMNS} FROM loans l"  # noqa: S608 - constant columns
+            " WHERE l.line_id = %s AND l.outstanding_minor > 0"
+            " AND (%s::text IS NULL OR l.lot_uri = %s)"
+            " ORDER BY l.id = %s DESC, l.id FOR UPDATE",
+            (line_id, lot_uri, lot_uri, first if first is not None else -1),
+        ).fetchall()
 
 
 def loans_of_org(conn: Conn, org_id: int) -> list[Loan]:
@@ -303,35 +468,6 @@ def loans_of_org(conn: Conn, org_id: int) -> list[Loan]:
             f"{_party_to_line('l')} ORDER BY l.id",
             (org_id,),
         ).fetchall()
-
-
-def allocate_repayment(
-    conn: Conn, line_id: int, movement_id: int, amount_minor: int, first: int | None = None
-) -> list[tuple[int, int]]:
-    """Allocate a repayment to the line's outstanding loans: loan `first` first, then oldest
-    first. Returns (loan id, amount) per loan repaid; the caller bounds the amount by `drawn`."""
-    rows = conn.execute(
-        "SELECT id, outstanding_minor FROM loans WHERE line_id = %s AND outstanding_minor > 0"
-        " ORDER BY id = %s DESC, id FOR UPDATE",
-        (line_id, first if first is not None else -1),
-    ).fetchall()
-    left, allocated = amount_minor, []
-    for loan_id, outstanding in rows:
-        if left == 0:
-            break
-        part = min(left, int(outstanding))
-        allocated.append((int(loan_id), part))
-        left -= part
-    if allocated:
-        conn.cursor().executemany(
-            "UPDATE loans SET outstanding_minor = outstanding_minor - %s WHERE id = %s",
-            [(part, loan_id) for loan_id, part in allocated],
-        )
-        conn.cursor().executemany(
-            "INSERT INTO loan_repayments (movement_id, loan_id, amount_minor) VALUES (%s, %s, %s)",
-            [(movement_id, loan_id, part) for loan_id, part in allocated],
-        )
-    return allocated
 
 
 # --- applications and decisions --------------------------------------------------------------
@@ -621,6 +757,17 @@ def open_flags(conn: Conn, lot_uri: str) -> set[str]:
     return {str(kind) for (kind,) in rows}
 
 
+def every_risk_flag(conn: Conn, since: datetime | None) -> list[RiskFlagRow]:
+    """Every flag (the regulator's read), oldest first."""
+    with conn.cursor(row_factory=class_row(RiskFlagRow)) as cur:
+        return cur.execute(
+            "SELECT f.id, f.lot_uri, f.line_id, f.kind, f.detail, f.raised_at FROM risk_flags f"
+            " WHERE %s::timestamptz IS NULL OR f.raised_at >= %s"
+            " ORDER BY f.raised_at, f.id LIMIT 1000",
+            (since, since),
+        ).fetchall()
+
+
 def risk_flags_for_financier(
     conn: Conn, financier_org_id: int, since: datetime | None
 ) -> list[RiskFlagRow]:
@@ -740,6 +887,14 @@ def movement_reacted(conn: Conn, lot_uri: str, log_index: int) -> bool:
     return row is not None
 
 
+def every_margin_call(conn: Conn) -> list[MarginCall]:
+    """Every call (the regulator's read), newest first."""
+    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
+        return cur.execute(
+            f"SELECT {_CALL_COLUMNS} FROM margin_calls m ORDER BY m.id DESC"  # noqa: S608
+        ).fetchall()
+
+
 def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:
     """Calls on lines where the org is the financier or the borrower, newest first."""
     with conn.cursor(row_factory=class_row(MarginCall)) as cur:
@@ -755,7 +910,9 @@ def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:
     if rows:
         conn.cursor().executemany(
             "INSERT INTO receivables (lot_uri, purchase_order, amount_minor, currency,"
-            " advance_minor, event_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " advance_minor, event_hash, seller_org_id, buyer_org_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, (SELECT id FROM orgs WHERE slug = %s),"
+            " (SELECT id FROM orgs WHERE slug = %s)) ON CONFLICT DO NOTHING",
             [
                 (
                     r.lot_uri,
@@ -764,7 +921,98 @@ def add_receivables(conn: Conn, rows: Sequence[Receivable]) -> None:
                     r.currency,
                     r.advance_minor,
                     r.event_hash,
+                    r.seller,
+                    r.buyer,
                 )
                 for r in rows
             ],
         )
+
+
+@dataclass(frozen=True)
+class ReceivableRow:
+    """A receivable as its parties see it."""
+
+    id: int
+    lot_uri: str
+    purchase_order: str
+    amount_minor: int
+    currency: str
+    advance_minor: int
+    seller: str | None
+    buyer: str | None
+    seller_org_id: int | None
+    buyer_org_id: int | None
+    state: str
+    financier: str | None
+    financier_org_id: int | None
+    loan_id: int | None
+    paid_minor: int
+    created_at: datetime
+    confirmed_at: datetime | None
+    financed_at: datetime | None
+    paid_at: datetime | None
+
+
+_RECEIVABLE = (
+    "SELECT r.id, r.lot_uri, r.purchase_order, r.amount_minor, r.currency, r.advance_minor,"
+    " s.slug AS seller, b.slug AS buyer, r.seller_org_id, r.buyer_org_id, r.state,"
+    " f.slug AS financier, r.financier_org_id, r.loan_id, r.paid_minor, r.created_at,"
+    " r.confirmed_at, r.financed_at, r.paid_at FROM receivables r"
+    " LEFT JOIN orgs s ON s.id = r.seller_org_id LEFT JOIN orgs b ON b.id = r.buyer_org_id"
+    " LEFT JOIN orgs f ON f.id = r.financier_org_id"
+)
+
+
+def get_receivable(
+    conn: Conn, receivable_id: int, *, for_update: bool = False
+) -> ReceivableRow | None:
+    lock = " FOR UPDATE OF r" if for_update else ""
+    with conn.cursor(row_factory=class_row(ReceivableRow)) as cur:
+        return cur.execute(
+            f"{_RECEIVABLE} WHERE r.id = %s{lock}",
+            (receivable_id,),
+        ).fetchone()
+
+
+def receivables_seen_by(conn: Conn, org_id: int | None) -> list[ReceivableRow]:
+    """Receivables the org sells, buys or financed, and confirmed ones of sellers it has a
+    line to (those it may finance); None: every receivable. Newest first."""
+    with conn.cursor(row_factory=class_row(ReceivableRow)) as cur:
+        return cur.execute(
+            f"{_RECEIVABLE} WHERE %s::bigint IS NULL"  # noqa: S608 - constant columns
+            " OR %s IN (r.seller_org_id, r.buyer_org_id, r.financier_org_id)"
+            " OR (r.state = 'confirmed' AND EXISTS (SELECT 1 FROM credit_lines c"
+            "  WHERE c.financier_org_id = %s AND c.borrower_org_id = r.seller_org_id))"
+            " ORDER BY r.id DESC",
+            (org_id, org_id, org_id),
+        ).fetchall()
+
+
+def confirm_receivable(conn: Conn, receivable_id: int) -> None:
+    conn.execute(
+        "UPDATE receivables SET state = 'confirmed', confirmed_at = now()"
+        " WHERE id = %s AND state = 'open'",
+        (receivable_id,),
+    )
+
+
+def finance_receivable(
+    conn: Conn, receivable_id: int, financier_org_id: int, loan_id: int, advance_minor: int
+) -> None:
+    conn.execute(
+        "UPDATE receivables SET state = 'financed', financed_at = now(), financier_org_id = %s,"
+        " loan_id = %s, advance_minor = %s WHERE id = %s AND state = 'confirmed'",
+        (financier_org_id, loan_id, advance_minor, receivable_id),
+    )
+
+
+def receivable_paid(conn: Conn, receivable_id: int, amount_minor: int) -> None:
+    """The buyer paid `amount_minor` more; paid in full, the receivable is `paid`."""
+    conn.execute(
+        "UPDATE receivables SET paid_minor = paid_minor + %s,"
+        " state = CASE WHEN paid_minor + %s = amount_minor THEN 'paid' ELSE state END,"
+        " paid_at = CASE WHEN paid_minor + %s = amount_minor THEN now() ELSE paid_at END"
+        " WHERE id = %s",
+        (amount_minor, amount_minor, amount_minor, receivable_id),
+    )

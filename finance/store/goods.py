@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -38,6 +38,16 @@ class PolicyRow:
     receivable_advance_rate: Decimal
     cure_period_s: int
     offer_validity_s: int
+    # What its loans cost and when they are due (finance/servicing.py LoanTerms).
+    annual_rate: Decimal
+    day_count: str
+    schedule_kind: str
+    instalment_count: int
+    fee_rate: Decimal
+    tenor_days: int
+    grace_days: int
+    penalty_rate: Decimal
+    default_after_days: int
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,9 @@ _PRODUCT_COLUMNS = (
 )
 _POLICY_COLUMNS = (
     "financier_org_id, category, advance_rate, haircut, ltv_cap, breach_tolerance_s,"
-    " inspection_freshness_s, receivable_advance_rate, cure_period_s, offer_validity_s"
+    " inspection_freshness_s, receivable_advance_rate, cure_period_s, offer_validity_s,"
+    " annual_rate, day_count, schedule_kind, instalment_count, fee_rate, tenor_days, grace_days,"
+    " penalty_rate, default_after_days"
 )
 
 
@@ -284,28 +296,23 @@ def is_supervised(conn: Conn, financier_org_id: int, location: str | None) -> bo
 
 
 def set_policy(conn: Conn, policy: PolicyRow) -> None:
+    values = astuple(policy)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _POLICY_COLUMNS.split(", ")[2:])
     conn.execute(
-        f"INSERT INTO policies ({_POLICY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
-        " ON CONFLICT (financier_org_id, category) DO UPDATE SET"
-        " advance_rate = excluded.advance_rate, haircut = excluded.haircut,"
-        " ltv_cap = excluded.ltv_cap, breach_tolerance_s = excluded.breach_tolerance_s,"
-        " inspection_freshness_s = excluded.inspection_freshness_s,"
-        " receivable_advance_rate = excluded.receivable_advance_rate,"
-        " cure_period_s = excluded.cure_period_s,"
-        " offer_validity_s = excluded.offer_validity_s",
-        (
-            policy.financier_org_id,
-            policy.category,
-            policy.advance_rate,
-            policy.haircut,
-            policy.ltv_cap,
-            policy.breach_tolerance_s,
-            policy.inspection_freshness_s,
-            policy.receivable_advance_rate,
-            policy.cure_period_s,
-            policy.offer_validity_s,
-        ),
+        f"INSERT INTO policies ({_POLICY_COLUMNS})"  # noqa: S608 - constant column list
+        f" VALUES ({', '.join(['%s'] * len(values))})"
+        f" ON CONFLICT (financier_org_id, category) DO UPDATE SET {updates}",
+        values,
     )
+
+
+def policies_of(conn: Conn, financier_org_id: int) -> list[PolicyRow]:
+    with conn.cursor(row_factory=class_row(PolicyRow)) as cur:
+        return cur.execute(
+            f"SELECT {_POLICY_COLUMNS} FROM policies"  # noqa: S608 - constant column list
+            " WHERE financier_org_id = %s ORDER BY category",
+            (financier_org_id,),
+        ).fetchall()
 
 
 def policy_for(conn: Conn, financier_org_id: int, category: str) -> PolicyRow | None:
@@ -382,7 +389,7 @@ def cold_chain_watch(conn: Conn) -> list[ColdChainWatch]:
 
 def temperature_minutes(conn: Conn, gln: str, since: datetime) -> list[TemperatureMinute]:
     """The temperature at site `gln` minute by minute, from the minute holding `since` on
-    (migration 0030: the per-minute aggregate with TimescaleDB, the raw readings grouped by
+    (migration 0033: the per-minute aggregate with TimescaleDB, the raw readings grouped by
     minute without). Telemetry of a site counts only from the devices bound to it
     (`epcis.authority.reading_counts`), whoever else reports."""
     with conn.cursor(row_factory=class_row(TemperatureMinute)) as cur:

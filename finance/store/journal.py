@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg.rows import class_row
@@ -119,3 +120,27 @@ class Journal:
                 )
                 if not journal_seal.intact(self.key, row.seal, entry):
                     yield BrokenSeal(row.id, row.action, row.subject, row.seal is None)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """A journal entry as the regulator reads it (its seal checked by the audit)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    evidence: list[bytes]
+    log_index: int | None
+
+
+def entries_after(conn: Conn, after: int, limit: int) -> list[JournalRow]:
+    """Entries with an id above `after`, oldest first, at most `limit`."""
+    with conn.cursor(row_factory=class_row(JournalRow)) as cur:
+        return cur.execute(
+            "SELECT id, at, actor, action, subject, detail, evidence, log_index"
+            " FROM finance_journal WHERE id > %s ORDER BY id LIMIT %s",
+            (after, limit),
+        ).fetchall()

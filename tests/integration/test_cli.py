@@ -39,6 +39,24 @@ def test_org_add_prints_one_json_object_and_stores_the_key_hashed(
     assert printed["api_key"].encode() not in stored[0][0]
 
 
+def test_org_add_with_a_name_people_read(database_url: str, db: Conn) -> None:
+    slug = f"haixian-{secrets.token_hex(3)}"
+    named = tracefin(
+        database_url, "org", "add", slug, "--role", "manufacturer", "--name", "  Ningbo  Haixian "
+    )
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["name"] == "Ningbo Haixian"
+    assert db.execute("SELECT name FROM orgs WHERE slug = %s", (slug,)).fetchone() == (
+        "Ningbo Haixian",
+    )
+    # A name that is no name creates nothing.
+    other = f"blank-{secrets.token_hex(3)}"
+    blank = tracefin(database_url, "org", "add", other, "--role", "retailer", "--name", "   ")
+    assert blank.returncode == 2
+    assert "1 to 200 characters" in blank.stderr
+    assert db.execute("SELECT 1 FROM orgs WHERE slug = %s", (other,)).fetchone() is None
+
+
 def test_device_add_signed_and_unsigned(database_url: str, org: str) -> None:
     address = "0x" + "Ab" * 20
     signed = tracefin(database_url, "device", "add", org, "scanner-1", "--address", address)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+from decimal import Decimal
 
 import pytest
 
 from epcis.identifiers import check_digit
+from finance import repayments
+from finance.store import credit, goods
 from records import registry_store
 from records.db import Conn
 from tests.support.cli import tracefin
@@ -181,3 +184,101 @@ def test_refusals_have_stable_codes(
     assert result.returncode == 2, result.stdout
     assert f"tracefin: {code}:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_loan_terms_statements_and_repayments_from_the_cli(database_url: str, db: Conn) -> None:
+    maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, maker, "manufacturer")
+    bank_id = registry_store.add_org(db, bank, "financier")[0].id
+    terms = ("--rate", "0.0365", "--day-count", "ACT/360", "--schedule", "instalments")
+    terms += ("--instalments", "2", "--fee-rate", "0.01", "--tenor-days", "60")
+    terms += ("--grace-days", "5", "--penalty-rate", "0.073", "--default-after-days", "30")
+    ok(database_url, "policy", "set", bank, *terms)
+    policy = goods.policy_for(db, bank_id, "frozen")
+    assert policy is not None
+    assert (policy.annual_rate, policy.day_count, policy.instalment_count) == (
+        Decimal("0.0365"),
+        "ACT/360",
+        2,
+    )
+    # Terms that do not hold together are refused, and the policy stays as it was.
+    refused = tracefin(
+        database_url, "policy", "set", bank, "--schedule", "bullet", "--instalments", "3"
+    )
+    assert (refused.returncode, "Traceback" in refused.stderr) == (2, False)
+    assert "tracefin: invalid_terms:" in refused.stderr
+    assert goods.policy_for(db, bank_id, "frozen") == policy
+    # A loan of 360.00 drawn on those terms 36 days ago (made here: the CLI test has no chain).
+    line = ok(database_url, "line", "open", bank, maker, "--limit", "1000", "--currency", "CNY")
+    lot = f"https://id.gs1.org/01/09506000134352/10/CLI-{secrets.token_hex(3)}"
+    db.execute("INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, '09506000134352', 'x')", (lot,))
+    stored = repayments.terms_at_drawdown(db, bank_id, "frozen")
+    loan = credit.add_loan(db, line["id"], lot, None, 36000, "CNY", stored)  # type: ignore[index]
+    credit.move_money(db, line["id"], "drawdown", 36000)  # type: ignore[index]
+    db.execute("UPDATE loans SET drawn_on = drawn_on - 36 WHERE id = %s", (loan.id,))
+    today = db.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()[0]  # type: ignore[index]
+    # ACT/360: ceil(36000 x 0.0365 x 36 / 360) = ceil(131.4) = 132 of interest; fee 360;
+    # instalment 1 (18000, due day 30) is overdue from day 36: nothing of penalty yet.
+    stated = ok(database_url, "loan", "statement", str(loan.id), "--as-of", today.isoformat())
+    assert stated["status"] == "overdue"  # type: ignore[index]
+    assert stated["outstanding"] == {  # type: ignore[index]
+        "fees_minor": 360,
+        "penalty_minor": 0,
+        "interest_minor": 132,
+        "principal_minor": 36000,
+    }
+    # 5.00 pays the fee (3.60), all 1.32 of interest, then 0.08 of principal (off the line).
+    ok(database_url, "loan", "repay", str(loan.id), "5.00")
+    after = ok(database_url, "loan", "statement", str(loan.id))
+    assert after["paid"] == {  # type: ignore[index]
+        "fees_minor": 360,
+        "penalty_minor": 0,
+        "interest_minor": 132,
+        "principal_minor": 8,
+    }
+    assert credit.get_line(db, line["id"]).drawn_minor == 35992  # type: ignore[index, union-attr]
+    too_much = tracefin(database_url, "loan", "repay", str(loan.id), "400.00")
+    assert too_much.returncode == 2
+    assert "tracefin: invalid_amount:" in too_much.stderr
+    # Another financier cannot record it; a day that is no date is refused by the parser.
+    other = f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, other, "financier")
+    theirs = tracefin(database_url, "loan", "repay", str(loan.id), "1.00", "--financier", other)
+    assert theirs.returncode == 2
+    assert "tracefin: unknown_loan:" in theirs.stderr
+    bad_day = tracefin(database_url, "loan", "statement", str(loan.id), "--as-of", "soon")
+    assert bad_day.returncode == 2
+    assert "not a YYYY-MM-DD date" in bad_day.stderr
+
+
+def test_run_off_close_and_reports_from_the_cli(database_url: str, db: Conn) -> None:
+    maker, bank = f"maker-{secrets.token_hex(3)}", f"bank-{secrets.token_hex(3)}"
+    registry_store.add_org(db, maker, "manufacturer")
+    registry_store.add_org(db, bank, "financier")
+    line = ok(database_url, "line", "open", bank, maker, "--limit", "1000", "--currency", "CNY")
+    lot = f"https://id.gs1.org/01/09506000134352/10/RO-{secrets.token_hex(3)}"
+    db.execute("INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, '09506000134352', 'x')", (lot,))
+    loan = credit.add_loan(db, line["id"], lot, None, 2500, "CNY", repayments.DEFAULT_TERMS)  # type: ignore[index]
+    credit.move_money(db, line["id"], "drawdown", 2500)  # type: ignore[index]
+    ran = ok(database_url, "programme", "run-off", "--financier", bank, "--reason", "exit")
+    assert ran["financier"] == bank  # type: ignore[index]
+    raised = tracefin(
+        database_url, "line", "open", bank, maker, "--limit", "2000", "--currency", "CNY"
+    )
+    assert raised.returncode == 2
+    assert "tracefin: programme_in_run_off:" in raised.stderr
+    # The run-off report, as JSON and as CSV: the one loan still owing.
+    [row] = ok(database_url, "report", "runoff", "--financier", bank)  # type: ignore[misc]
+    assert (row["loan"], row["owed_minor"]) == (loan.id, 2500)
+    as_csv = tracefin(database_url, "report", "runoff", "--financier", bank, "--csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    header, line_1 = as_csv.stdout.splitlines()
+    assert header.split(",")[:3] == ["loan", "financier", "borrower"]
+    assert line_1.split(",")[:3] == [str(loan.id), bank, maker]
+    unsettled = tracefin(database_url, "line", "close", bank, str(line["id"]))  # type: ignore[index]
+    assert unsettled.returncode == 2
+    assert "tracefin: line_not_settled:" in unsettled.stderr
+    ok(database_url, "loan", "repay", str(loan.id), "25.00")
+    closed = ok(database_url, "line", "close", bank, str(line["id"]))  # type: ignore[index]
+    assert closed["status"] == "closed"  # type: ignore[index]
+    assert ok(database_url, "report", "runoff", "--financier", bank) == []

@@ -554,7 +554,10 @@ def test_a_sale_of_some_pledged_units_lowers_the_lot_not_the_whole_of_it(
     follow(conn)
     assert lot_row(conn) == (2, WAREHOUSE, "warehouse", "conformant")
     assert status_of(conn, line) == "frozen"
-    assert journaled(conn, "proceeds_due") == [{"lot": LOT, "items": 1, "amount_minor": 1250}]
+    # No loan is drawn on this line: nothing for the proceeds to repay.
+    assert journaled(conn, "proceeds_due") == [
+        {"lot": LOT, "items": 1, "amount_minor": 1250, "applied": [], "unapplied_minor": 1250}
+    ]
     state = valuation.lot_state(conn, LOT, registry_store.get_org(conn, BANK).id, "CNY")  # type: ignore[union-attr]
     assert state is not None
     assert (state.quantity, state.sold, state.in_supervised_warehouse) == (2, False, True)

@@ -3,14 +3,17 @@ and flags that close on evidence."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import orjson
 import pytest
 
 from epcis.capture import capture
 from epcis.telemetry import Reading
-from finance import pledges, service, valuation
+from finance import pledges, portfolio, repayments, service, valuation
+from finance.errors import FinanceError, FinanceErrorCode
 from finance.store import attribution, credit
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.topics import Kind, device_topic
@@ -140,6 +143,58 @@ def test_sale_of_pledged_goods_routes_proceeds_to_the_pledgee(
     ).fetchall()
     assert proceeds == [(1250,)]
     assert attribution.get_lot(conn, lot).quantity == 2  # type: ignore[union-attr]
+
+
+def test_sale_proceeds_repay_the_loans_the_goods_secure_through_the_waterfall(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, line_id = pledged_lot
+    # The 20.00 drawn is a loan at 3.65 % a year with a 1 % fee, drawn 10 days ago.
+    terms = replace(
+        repayments.DEFAULT_TERMS, annual_rate=Decimal("0.0365"), fee_rate=Decimal("0.01")
+    )
+    loan = credit.add_loan(conn, line_id, lot, None, 2000, "CNY", terms)
+    conn.execute("UPDATE loans SET drawn_on = drawn_on - 10 WHERE id = %s", (loan.id,))
+    story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
+    commit(conn, [story[6]])  # one item sold at the shop: 12.50 due to the line
+    follow(conn)
+    # Fee ceil(2000 x 0.01) = 20, interest ceil(2000 x 0.0365 x 10 / 365) = 2, then principal.
+    assert conn.execute(
+        "SELECT source, amount_minor, fees_minor, penalty_minor, interest_minor, principal_minor"
+        " FROM loan_payments WHERE loan_id = %s",
+        (loan.id,),
+    ).fetchall() == [("proceeds", 1250, 20, 0, 2, 1228)]
+    assert credit.get_loan(conn, loan.id).outstanding_minor == 772  # type: ignore[union-attr]
+    assert credit.get_line(conn, line_id).drawn_minor == 772  # type: ignore[union-attr]
+    assert service.loan_statement(conn, None, loan.id).paid.principal_minor == 1228
+
+
+def test_in_run_off_sale_proceeds_and_repayments_still_repay_and_the_line_closes_at_zero(
+    conn: Conn, pledged_lot: tuple[str, int]
+) -> None:
+    lot, line_id = pledged_lot
+    loan = credit.add_loan(conn, line_id, lot, None, 2000, "CNY", repayments.DEFAULT_TERMS)
+    service.run_off(conn, JOURNAL, "regulator", None, "the sandbox closes")
+    with pytest.raises(FinanceError) as refused:
+        service.apply(conn, JOURNAL, ORG, "bank", lot, "1.00")
+    assert refused.value.code == FinanceErrorCode.PROGRAMME_IN_RUN_OFF
+    story = [event for _, event in lifecycle(0, datetime.now(UTC) - timedelta(hours=1))]
+    commit(conn, [story[6]])  # one item sold at the shop: 12.50 of proceeds
+    follow(conn)
+    service.repay_loan(conn, JOURNAL, "bank", loan.id, "5.00")
+    assert conn.execute(
+        "SELECT source, principal_minor FROM loan_payments WHERE loan_id = %s ORDER BY id",
+        (loan.id,),
+    ).fetchall() == [("proceeds", 1250), ("borrower", 500)]
+    [remaining] = portfolio.run_off(conn, None)
+    assert (remaining.loan, remaining.owed_minor) == (loan.id, 250)
+    with pytest.raises(FinanceError) as unsettled:
+        service.close_line(conn, JOURNAL, "bank", line_id)
+    assert unsettled.value.code == FinanceErrorCode.LINE_NOT_SETTLED
+    service.repay_loan(conn, JOURNAL, "bank", loan.id, "2.50")
+    assert portfolio.run_off(conn, None) == []
+    credit.release_pledge(conn, lot, b"\x01" * 32)  # what service.release records, chain aside
+    assert service.close_line(conn, JOURNAL, "bank", line_id).status == "closed"
 
 
 # --- flags close on evidence -------------------------------------------------------------------

@@ -118,17 +118,33 @@ def test_sites_by_own_prefix_or_the_operators_grant(database_url: str, db: Conn)
     registry_store.add_org(db, shop, "retailer")
     registry_store.add_org(db, bank, "financier")
     store, outlet = keyed(prefix + "01"), keyed(prefix + "02")
-    site = run(database_url, "site", "add", acme, store, "--name", "Cold store", "--supervised")
+    site = run(
+        database_url,
+        "site",
+        "add",
+        acme,
+        store,
+        "--name",
+        "Cold store",
+        "--supervised",
+        "--city",
+        "Ningbo",
+    )
     assert site == {
         "gln": store,
         "operator": acme,
         "name": "Cold store",
         "supervised": True,
         "granted": False,
+        "city": "Ningbo",
     }
-    # Every form of the GLN names the same site; its registrant may rename it.
+    # Every form of the GLN names the same site; its registrant may rename it (the city stays).
     for form in (f"https://id.gs1.org/414/{store}", f"urn:epc:id:sgln:{prefix}.01.0"):
-        assert run(database_url, "site", "add", acme, form, "--name", "Store")["gln"] == store
+        renamed = run(database_url, "site", "add", acme, form, "--name", "Store")
+        assert (renamed["gln"], renamed["city"]) == (store, "Ningbo")
+    assert "invalid_input" in refused(
+        database_url, "site", "add", acme, store, "--name", "Store", "--city", ""
+    )
     # A supervised site is a warehouse financiers may supervise.
     run(database_url, "warehouse", "supervise", bank, f"https://id.gs1.org/414/{store}")
     # Someone else's GLN: only by the operator's grant.
@@ -252,6 +268,7 @@ def test_sites_over_the_api_by_the_callers_own_prefix(world: Api) -> None:
         "name": "Depot",
         "supervised": False,
         "granted": False,
+        "city": None,
     }
     listed = world.call("GET", "/v1/sites", "maker").json()["sites"]
     assert created.json() in listed
@@ -261,6 +278,11 @@ def test_sites_over_the_api_by_the_callers_own_prefix(world: Api) -> None:
         "POST", "/v1/sites", "maker", json={"gln": f"https://id.gs1.org/414/{gln}", "name": "D2"}
     )
     assert (again.status_code, again.json()["name"]) == (201, "D2")
+    # Its city, shown beside its name on product pages.
+    city = world.call(
+        "POST", "/v1/sites", "maker", json={"gln": gln, "name": "D2", "city": "Ningbo"}
+    )
+    assert (city.status_code, city.json()["city"]) == (201, "Ningbo")
     other = keyed(COMPANY_PREFIX + "00010")
     evil = world.call("POST", "/v1/sites", "rival", json={"gln": other, "name": "Mine"})
     assert (evil.status_code, evil.json()["code"]) == (403, "not_your_prefix")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from finance import repayments
+from finance.store import credit
 from records import db, registry_store
 from records.db import Conn
 from records.event_store import DeadLetter, insert_dead_letters
@@ -98,15 +100,17 @@ def empty_database_url() -> Iterator[str]:
         yield url
 
 
-def _migrate_as_06bd7dc(conn: Conn) -> None:
-    """What 06bd7dc's runner did on plain PostgreSQL: each file in order, one transaction each."""
+def _migrate_as_06bd7dc(conn: Conn, *, through: int = 8) -> None:
+    """What 06bd7dc's runner did on plain PostgreSQL: each file in order, one transaction each
+    (its migrations were those through 0008; `through` stops at another to stand for a later
+    release)."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now(), timescale boolean NOT NULL)"
     )
     for migration in load_migrations():
-        if migration.version > 8:
+        if migration.version > through:
             continue
         with conn.transaction():
             conn.execute(migration.sql.encode())
@@ -169,3 +173,81 @@ def test_a_database_migrated_by_06bd7dc_upgrades_without_loss(empty_database_url
     ):
         assert upgraded == _schema(conn)
     assert migrate(empty_database_url) == []
+
+
+def test_loans_and_repayments_from_before_loan_economics_keep_their_money(
+    empty_database_url: str,
+) -> None:
+    """0028 gives the loans drawn before it the terms they had (none: interest-free, bullet at a
+    year) and turns each earlier allocation of a repayment into a payment of principal."""
+    drawn_at = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    repaid_at = datetime(2026, 4, 2, 1, 15, tzinfo=UTC)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        _migrate_as_06bd7dc(conn, through=27)
+        bank, _ = registry_store.add_org(conn, "bank-upgrade", "financier")
+        maker, _ = registry_store.add_org(conn, "maker-upgrade", "manufacturer")
+        lot = "https://id.gs1.org/01/09506000134352/10/UP1"
+        conn.execute(
+            "INSERT INTO lots (lot_uri, gtin, lot) VALUES (%s, '09506000134352', 'UP1')", (lot,)
+        )
+        [(line,)] = conn.execute(
+            "INSERT INTO credit_lines (financier_org_id, borrower_org_id, currency, limit_minor,"
+            " drawn_minor) VALUES (%s, %s, 'CNY', 100000, 700) RETURNING id",
+            (bank.id, maker.id),
+        ).fetchall()
+        conn.execute(
+            "INSERT INTO line_movements (line_id, kind, amount_minor, at)"
+            " VALUES (%s, 'drawdown', 1000, %s)",
+            (line, drawn_at),
+        )
+        [(repayment,)] = conn.execute(
+            "INSERT INTO line_movements (line_id, kind, amount_minor, at)"
+            " VALUES (%s, 'repayment', 300, %s) RETURNING id",
+            (line, repaid_at),
+        ).fetchall()
+        [(loan_id,)] = conn.execute(
+            "INSERT INTO loans (line_id, lot_uri, principal_minor, outstanding_minor, currency,"
+            " drawn_at) VALUES (%s, %s, 1000, 700, 'CNY', %s) RETURNING id",
+            (line, lot, drawn_at),
+        ).fetchall()
+        conn.execute(
+            "INSERT INTO loan_repayments (movement_id, loan_id, amount_minor) VALUES (%s, %s, 300)",
+            (repayment, loan_id),
+        )
+
+    assert migrate(empty_database_url)[0].startswith("0028_")
+
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        loan = credit.get_loan(conn, loan_id)
+        assert loan is not None
+        assert (loan.drawn_on, loan.outstanding_minor) == (date(2026, 3, 1), 700)  # UTC days
+        assert loans_terms(loan) == repayments.DEFAULT_TERMS
+        [payment] = credit.payments_of_loan(conn, loan_id)
+        assert (payment.movement_id, payment.paid_on, payment.source) == (
+            repayment,
+            date(2026, 4, 2),
+            "borrower",
+        )
+        assert (payment.amount_minor, payment.principal_minor, payment.interest_minor) == (
+            300,
+            300,
+            0,
+        )
+        assert repayments.disagreements(loan, [payment]) == []
+        stated = repayments.loan_statement(conn, loan, date(2026, 6, 1))
+        assert (stated.outstanding_minor, stated.status.value) == (700, "current")
+        assert conn.execute("SELECT to_regclass('loan_repayments')").fetchone() == (None,)
+
+
+def loans_terms(loan: credit.Loan) -> credit.StoredTerms:
+    return credit.StoredTerms(
+        annual_rate=loan.annual_rate,
+        day_count=loan.day_count,
+        schedule_kind=loan.schedule_kind,
+        instalment_count=loan.instalment_count,
+        fee_rate=loan.fee_rate,
+        tenor_days=loan.tenor_days,
+        grace_days=loan.grace_days,
+        penalty_rate=loan.penalty_rate,
+        default_after_days=loan.default_after_days,
+    )

@@ -23,7 +23,7 @@ LOW, HIGH = -25.0, -15.0
 
 
 def minutes_of(readings: list[tuple[datetime, float]]) -> list[Minute]:
-    """What migration 0030 computes: readings grouped by the minute they fall in."""
+    """What migration 0033 computes: readings grouped by the minute they fall in."""
     by_minute: dict[datetime, list[tuple[datetime, float]]] = defaultdict(list)
     for time, value in readings:
         by_minute[time.replace(second=0, microsecond=0)].append((time, value))

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from tracefin.schema import load_migrations
 
-# Numbers handed out to branches not merged yet (0028-0029: another branch's finance
-# migrations, written alongside issue 19's 0030): a gap here until they land, then remove it.
-RESERVED = frozenset(range(28, 30))
-
 
 def test_migrations_are_numbered_without_gaps() -> None:
     versions = [migration.version for migration in load_migrations()]
-    expected = [v for v in range(1, versions[-1] + 1) if v not in RESERVED or v in versions]
-    assert versions == expected
+    assert versions == list(range(1, len(versions) + 1))
 
 
 def test_time_series_tables_become_hypertables_when_timescaledb_is_present() -> None:

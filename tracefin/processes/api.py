@@ -30,6 +30,7 @@ def api_config(settings: Settings) -> ApiConfig:
         raise MissingProductionSetting("TRACEFIN_CHAIN_RPC_URL must be set in production")
     return ApiConfig(
         chain_rpc_url=settings.chain_rpc_url,
+        public_rpc_url=settings.chain_public_rpc_url,
         trusted_anchors=settings.trusted_anchors(),
         chain_key=settings.chain_key(),
         journal_key=settings.journal_seal_key(),

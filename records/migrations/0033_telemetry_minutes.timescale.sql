@@ -1,4 +1,4 @@
--- Applied after 0030 only where the timescaledb extension is available: the view becomes a
+-- Applied after 0033 only where the timescaledb extension is available: the view becomes a
 -- continuous aggregate. Real-time (materialized_only = false): minutes the refresh policy has
 -- not materialised yet are computed from the raw readings when read, so the newest minutes
 -- are never missing. The policy below is the default; `tracefin db migrate` sets its window to
