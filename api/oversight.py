@@ -80,6 +80,71 @@ def lot_status(conn: DbConn, lot: str, org: AnyOrg) -> LotStatusPublic:
     return LotStatusPublic.model_validate(status, from_attributes=True)
 
 
+class SensorMinutePublic(BaseModel):
+    """One minute of a metric at a site: all its bound devices' readings in that minute."""
+
+    start: datetime
+    lowest: float
+    highest: float
+    mean: float
+    readings: int
+
+
+class SensorHistoryPublic(BaseModel):
+    """A lot's sensor history: the metric at the site holding it, minute by minute."""
+
+    lot: str
+    site: str | None = Field(description="GLN of the site holding the lot; null: none (no minutes)")
+    metric: str
+    since: datetime
+    until: datetime
+    minutes: list[SensorMinutePublic] = Field(
+        description="the latest `limit` minutes from the minute holding `since` to before"
+        " `until`, oldest first"
+    )
+
+
+@router.get(
+    "/v1/sensor-history/{lot:path}",
+    response_model=SensorHistoryPublic,
+    summary="A lot's sensor readings, minute by minute, at the site holding it",
+)
+def sensor_history(
+    conn: DbConn,
+    lot: str,
+    org: AnyOrg,
+    metric: Annotated[str, Query(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")] = "temperature",
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_080)] = 1_440,
+) -> SensorHistoryPublic:
+    """Read from the per-minute telemetry aggregate (TimescaleDB) or view (PostgreSQL); only
+    the devices bound to the site count. Who may see the lot's status may see this."""
+    uri = service.canonical_lot(lot)
+    if not goods.lot_visible_to(conn, org.id, org.role, uri):
+        raise Problem(404, "unknown_lot", f"no lot {uri} visible to this key")
+    history = service.sensor_history(conn, uri, metric, since, until, limit)
+    if history is None:
+        raise Problem(404, "unknown_lot", f"no lot {uri} visible to this key")
+    return SensorHistoryPublic(
+        lot=history.lot,
+        site=history.site,
+        metric=history.metric,
+        since=history.since,
+        until=history.until,
+        minutes=[
+            SensorMinutePublic(
+                start=m.bucket,
+                lowest=m.min_value,
+                highest=m.max_value,
+                mean=m.mean_value,
+                readings=m.readings,
+            )
+            for m in history.minutes
+        ],
+    )
+
+
 @router.get("/v1/risk-flags", response_model=list[RiskFlag], summary="The financier's risk feed")
 def risk_flags(
     conn: DbConn, org: Oversight, since: Annotated[datetime | None, Query()] = None

@@ -40,6 +40,7 @@ __all__ = [
     "Inspection",
     "LineStatus",
     "LotState",
+    "Minute",
     "Policy",
     "Reason",
     "Revaluation",
@@ -48,6 +49,7 @@ __all__ = [
     "credit_limit",
     "decide",
     "eligibility",
+    "minute_readings",
     "receivable_advance",
     "revalue",
 ]
@@ -431,6 +433,49 @@ def back_in_range_since(
         elif since is None:
             since = time
     return since
+
+
+class Minute(NamedTuple):
+    """A minute of a site's readings: when it starts, its lowest, highest and mean reading,
+    and the time of its first reading."""
+
+    start: datetime
+    lowest: float
+    highest: float
+    mean: float
+    first: datetime
+
+
+def minute_readings(
+    minutes: Iterable[Minute],
+    low: int | float | Decimal | None,
+    high: int | float | Decimal | None,
+    since: datetime,
+) -> tuple[list[Reading], list[datetime]]:
+    """Readings standing for a site's minutes in the cold-chain rules, and the starts of the
+    minutes whose readings must be read one by one instead.
+
+    The rules look only at when readings change side (in range, out of range): in a minute
+    whose every reading is on one side (its lowest and highest are), its first reading stands
+    for all of them, with a value on that side. A minute with readings on both sides (or that
+    may have: lowest below `low`, highest above `high`), and one that began before `since`,
+    needs its readings. So the rules judge the same from minutes as from every reading.
+    """
+    readings: list[Reading] = []
+    mixed: list[datetime] = []
+    for minute in minutes:
+        above = high is not None and minute.lowest > high
+        below = low is not None and minute.highest < low
+        within = (low is None or minute.lowest >= low) and (high is None or minute.highest <= high)
+        if minute.start < since or not (above or below or within):
+            mixed.append(minute.start)
+        elif above:
+            readings.append((minute.first, minute.highest))
+        elif below:
+            readings.append((minute.first, minute.lowest))
+        else:
+            readings.append((minute.first, minute.mean))
+    return readings, mixed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1736,6 +1736,46 @@ def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:
 # --- goods status ----------------------------------------------------------------------------
 
 
+# How far back a lot's sensor history goes when neither the caller nor the lot's arrival says.
+SENSOR_HISTORY_DEFAULT_SPAN = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class SensorHistory:
+    """A metric at the site holding a lot, minute by minute (no site: no minutes)."""
+
+    lot: str
+    site: str | None
+    metric: str
+    since: datetime
+    until: datetime
+    minutes: list[goods.SiteMinute]
+
+
+def sensor_history(
+    conn: Conn,
+    lot_uri: str,
+    metric: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> SensorHistory | None:
+    """The latest `limit` minutes of `metric` at the site holding the lot (from its site's
+    bound devices), from `since` (by default when the lot arrived there, else 24 hours before
+    `until`) to `until` (by default now); None for a lot that does not exist."""
+    row = attribution.get_lot(conn, lot_uri)
+    if row is None:
+        return None
+    until = until or datetime.now(UTC)
+    start = since or row.held_since or until - SENSOR_HISTORY_DEFAULT_SPAN
+    try:
+        gln = _site_gln(row.location) if row.location else None
+    except ValueError:  # not a site's GLN (the worker stores checked ones): no site, no minutes
+        gln = None
+    minutes = goods.site_minutes(conn, gln, metric, start, until, limit) if gln else []
+    return SensorHistory(lot_uri, gln, metric, start, until, minutes)
+
+
 def lot_status(conn: Conn, lot: str, financier: str | None = None) -> LotStatus:
     """Goods status: quantity, place, custody, inspection, pledge, flags, value, evidence."""
     lot_uri = canonical_lot(lot)

@@ -92,8 +92,9 @@ def timescaledb_available(conn: Conn) -> bool:
     return row is not None
 
 
-def migrate(database_url: str, packages: Sequence[str]) -> list[str]:
-    """Apply pending migrations in one transaction each; returns the names applied.
+def migrate(database_url: str, packages: Sequence[str], until: int | None = None) -> list[str]:
+    """Apply pending migrations in one transaction each; returns the names applied. With
+    `until`, only those up to that version (tests: a database with data, then the rest).
 
     Safe to run concurrently from several processes (an advisory lock serialises them) and
     idempotent (applied versions are recorded in `schema_migrations`).
@@ -112,7 +113,7 @@ def migrate(database_url: str, packages: Sequence[str]) -> list[str]:
             if use_timescale:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             for migration in load_migrations(packages):
-                if migration.version in done:
+                if migration.version in done or (until is not None and migration.version > until):
                     continue
                 with conn.transaction():
                     conn.execute(migration.sql.encode())

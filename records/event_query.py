@@ -88,12 +88,20 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after
     where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
-    rows = conn.execute(
-        sql.SQL(
+    if query.match_epc is not None:
+        # An item's or a lot's events are few: found by the GIN indexes, then ordered. Left to
+        # itself, the planner may walk the ingest_seq index in order, filtering every event on
+        # the way, betting on finding a page's worth soon (it does so on a hypertable, whose
+        # chunks it can merge in ingest_seq order).
+        statement = sql.SQL(
+            "WITH matching AS MATERIALIZED (SELECT ingest_seq, event FROM events WHERE {})"
+            " SELECT ingest_seq, event FROM matching ORDER BY ingest_seq LIMIT %(limit)s"
+        )
+    else:
+        statement = sql.SQL(
             "SELECT ingest_seq, event FROM events WHERE {} ORDER BY ingest_seq LIMIT %(limit)s"
-        ).format(where),
-        params,
-    ).fetchall()
+        )
+    rows = conn.execute(statement.format(where), params).fetchall()
     page = rows[: params["limit"] - 1]
     more = len(rows) > len(page)
     return EventPage([row[1] for row in page], int(page[-1][0]) if more and page else None)

@@ -25,7 +25,7 @@ from ingest.topics import Kind, device_topic
 from ledger.bundle import BundleError, TrustedAnchor, anchors_of_deployment
 from records import registry_store
 from records.db import Conn
-from tracefin.schema import migrate
+from tracefin.schema import migrate, set_policies
 from tracefin.settings import MissingProductionSetting, Settings
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def _connect(settings: Settings) -> Conn:
 def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> None:
     try:
         applied = migrate(_database_url(settings))
+        set_policies(_database_url(settings), settings)
     except psycopg.OperationalError as exc:
         raise CliError(f"cannot reach the database: {str(exc).strip()}") from None
     print(json.dumps({"applied": applied}))

@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     anchor_batch_size: int = Field(default=5000, ge=1, le=2**32 - 1)
     anchor_batch_max_wait_ms: int = Field(default=500, ge=10, le=600_000)
     anchor_receipt_timeout_s: int = Field(default=30, ge=1)
+    # With TimescaleDB only (plain PostgreSQL keeps telemetry uncompressed and for ever):
+    # telemetry older than this many days is compressed, and older than the retention dropped
+    # (0: kept for ever). Set on the database by `tracefin db migrate` and `tracefin up`.
+    telemetry_compress_after_days: int = Field(default=7, ge=1)
+    telemetry_retention_days: int = Field(default=400, ge=0)
 
     @model_validator(mode="after")
     def _read_trusted_anchors(self) -> Settings:

@@ -29,7 +29,7 @@ from tracefin.embedded import (
     start_anvil,
     start_mosquitto,
 )
-from tracefin.schema import migrate
+from tracefin.schema import migrate, set_policies
 from tracefin.settings import Settings
 from tracefin.supervisor import Endpoints, Say, Supervisor, Teardown, UpError, Worker
 
@@ -196,6 +196,7 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
         if stop.event.is_set():  # Ctrl-C while starting: stop what was started
             return
         applied = migrate(endpoints.database_url)
+        set_policies(endpoints.database_url, settings)
         say(f"database   {len(applied)} migrations applied" if applied else "database   up to date")
         _deploy(settings, endpoints, say)
         env = {**os.environ, **endpoints.env(), "PYTHONUNBUFFERED": "1"}

@@ -79,9 +79,27 @@ class ColdChainWatch:
 
 
 @dataclass(frozen=True)
+class TemperatureMinute:
+    bucket: datetime
+    min_value: float  # telemetry is stored as double precision
+    max_value: float
+    mean_value: float
+    first_time: datetime
+
+
+@dataclass(frozen=True)
+class SiteMinute:
+    bucket: datetime
+    min_value: float
+    max_value: float
+    mean_value: float
+    readings: int
+
+
+@dataclass(frozen=True)
 class TemperatureReading:
     time: datetime
-    value: float  # telemetry is stored as double precision
+    value: float
 
 
 _PRODUCT_COLUMNS = (
@@ -369,15 +387,47 @@ def cold_chain_watch(conn: Conn) -> list[ColdChainWatch]:
         ).fetchall()
 
 
-def temperatures(conn: Conn, gln: str, since: datetime) -> list[TemperatureReading]:
-    """The temperature readings at site `gln` from `since` on: telemetry of a site counts only
-    from the devices bound to it (`epcis.authority.reading_counts`), whoever else reports."""
+def temperature_minutes(conn: Conn, gln: str, since: datetime) -> list[TemperatureMinute]:
+    """The temperature at site `gln` minute by minute, from the minute holding `since` on
+    (migration 0035: the per-minute aggregate with TimescaleDB, the raw readings grouped by
+    minute without). Telemetry of a site counts only from the devices bound to it
+    (`epcis.authority.reading_counts`), whoever else reports."""
+    with conn.cursor(row_factory=class_row(TemperatureMinute)) as cur:
+        return cur.execute(
+            "SELECT bucket, min_value, max_value, mean_value, first_time"
+            " FROM site_telemetry_minutes(%s, 'temperature', %s) ORDER BY bucket",
+            (gln, since),
+        ).fetchall()
+
+
+def site_minutes(
+    conn: Conn, gln: str, metric: str, since: datetime, until: datetime, limit: int
+) -> list[SiteMinute]:
+    """The latest `limit` minutes of `metric` at site `gln` from the minute holding `since` to
+    before `until`, in time order, from the devices bound to the site (as
+    `temperature_minutes`: the per-minute aggregate with TimescaleDB)."""
+    with conn.cursor(row_factory=class_row(SiteMinute)) as cur:
+        latest = cur.execute(
+            "SELECT bucket, min_value, max_value, mean_value, readings"
+            " FROM site_telemetry_minutes(%s, %s, %s) WHERE bucket < %s"
+            " ORDER BY bucket DESC LIMIT %s",
+            (gln, metric, since, until, limit),
+        ).fetchall()
+    return latest[::-1]
+
+
+def temperatures_in(
+    conn: Conn, gln: str, minutes: list[datetime], since: datetime
+) -> list[TemperatureReading]:
+    """The temperature readings at site `gln` in the minutes starting at `minutes`, from
+    `since` on, from the devices bound to the site (as `temperature_minutes`)."""
     with conn.cursor(row_factory=class_row(TemperatureReading)) as cur:
         return cur.execute(
-            "SELECT t.time, t.value FROM telemetry t JOIN device_sites ds"
-            " ON ds.org_id = t.org_id AND ds.device_id = t.device_id"
+            "SELECT t.time, t.value FROM unnest(%s::timestamptz[]) AS m (start)"
+            " JOIN telemetry t ON t.time >= m.start AND t.time < m.start + interval '1 minute'"
+            " JOIN device_sites ds ON ds.org_id = t.org_id AND ds.device_id = t.device_id"
             " WHERE ds.gln = %s AND t.metric = 'temperature' AND t.time >= %s",
-            (gln, since),
+            (minutes, gln, since),
         ).fetchall()
 
 
