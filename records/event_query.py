@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg import sql
 
+from epcis.identifiers import lot_uri, parse_lot
 from epcis.query import EventFilter
 from records.db import Conn
 
@@ -61,10 +62,21 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
             else sql.SQL("event->{} ?| {}").format(sql.Literal(f), sql.Placeholder(name))
             for f in fields
         ]
-        clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(tests)))
+        # The epcs column (GIN-indexed) holds every instance identifier of every field: it
+        # finds the candidates, the JSON test keeps those with it in the asked fields.
+        clauses.append(
+            sql.SQL("(epcs && {}::text[] AND ({}))").format(
+                sql.Placeholder(name), sql.SQL(" OR ").join(tests)
+            )
+        )
     for index, (fields, values) in enumerate(query.match_classes):
         name = f"cls{index}"
         params[name] = sorted(values)
+        lots = [parse_lot(value) for value in values]
+        if all(lot is not None for lot in lots):
+            # Lot classes are in the lots column (GIN-indexed) too: it finds the candidates.
+            params[f"{name}_lots"] = sorted(lot_uri(*lot) for lot in lots if lot is not None)
+            clauses.append(sql.SQL("lots && {}::text[]").format(sql.Placeholder(f"{name}_lots")))
         tests = [
             sql.SQL("jsonb_path_query_array(event, {}::jsonpath) ?| {}").format(
                 sql.Literal(f"$.{f}[*].epcClass"), sql.Placeholder(name)
@@ -88,7 +100,7 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after
     where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
-    if query.match_epc is not None:
+    if query.match_epcs or query.match_classes:
         # An item's or a lot's events are few: found by the GIN indexes, then ordered. Left to
         # itself, the planner may walk the ingest_seq index in order, filtering every event on
         # the way, betting on finding a page's worth soon (it does so on a hypertable, whose

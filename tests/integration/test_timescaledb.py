@@ -15,12 +15,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from epcis.capture import capture
+from epcis.query import parse_event_query
 from finance import valuation
 from finance.store import goods
 from ledger import provenance_store
 from records import event_store, registry_store
 from records.db import Conn
-from records.event_query import EventQuery, query_events
+from records.event_query import query_events
 from records.event_store import EventToStore
 from tests.support.events import make_event
 from tests.support.explain import ExplainingCursor
@@ -342,7 +343,11 @@ INSERT INTO events (event_hash, event_time, event_time_zone_offset, event_type, 
                     org_id, device_id, topic, received_at, event)
 SELECT decode(md5(i::text) || md5((i + 1)::text), 'hex'),
        timestamptz '2026-01-01 00:00+00' + i * interval '6 minutes', '+00:00', 'ObjectEvent',
-       ARRAY[%(item)s || i], ARRAY[%(lot)s || (i / 200)], %(org)s, 'gw-1', 't', now(), '{}'
+       ARRAY[%(item)s || i], ARRAY[%(lot)s || (i / 200)], %(org)s, 'gw-1', 't', now(),
+       jsonb_build_object(
+           'epcList', jsonb_build_array(%(item)s || i),
+           'quantityList',
+           jsonb_build_array(jsonb_build_object('epcClass', %(lot)s || (i / 200), 'quantity', 1)))
   FROM generate_series(1, 20000) AS i
 """
 _SCAN = re.compile(r"(Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)\b.* on (\S+)")
@@ -392,9 +397,12 @@ def test_event_lookups_by_hash_epc_lot_and_position_are_index_served(
         psycopg.Cursor(conn).execute("SET enable_seqscan = off")
         assert event_store.event_exists(conn, digest)
         assert provenance_store.event_bodies(conn, [digest]) != {}
-        assert len(query_events(conn, EventQuery(match_epc=f"{ITEM}7")).events) == 1
-        assert len(query_events(conn, EventQuery(match_epc=f"{LOT}3")).events) == 100  # a page
-        assert len(query_events(conn, EventQuery(after=19_900)).events) == 100
+        by_item = parse_event_query([("MATCH_epc", f"{ITEM}7")])
+        by_lot = parse_event_query([("MATCH_epcClass", f"{LOT}3")])
+        assert len(query_events(conn, by_item, None).events) == 1
+        assert len(query_events(conn, by_lot, None).events) == 100  # a page
+        after = parse_event_query([("nextPageToken", "19900")])
+        assert len(query_events(conn, after, None).events) == 100
         assert len(provenance_store.mentioning_item(conn, f"{ITEM}7")) == 1
         assert len(provenance_store.mentioning_lot(conn, f"{LOT}3")) == 200
         plans: list[str] = conn.plans  # type: ignore[attr-defined]
