@@ -844,7 +844,98 @@ PEOPLE_MATRIX = [
 ]
 
 
+# Issue 15's other routes, for the same callers: a viewer reads and never writes; the
+# regulator reads everything and writes only a run-off; a borrower reads its own.
+_EVERY_READER = {
+    "maker": 200,
+    "guarantor": 200,
+    "regulator": 200,
+    "other-bank": 200,
+    "bank/vic": 200,
+    "bank/mia": 200,
+    "bank/chris": 200,
+    "bank": 200,
+}
+_OVERSIGHT_READER = {**_EVERY_READER, "maker": 403, "guarantor": 403}
+PEOPLE_MATRIX += [
+    ("GET", "/v1/policies", {**_OVERSIGHT_READER, "regulator": 403}),
+    (
+        "PUT",
+        "/v1/policies/*",
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "bank/vic": 403,
+            "other-bank": 200,
+            "bank/chris": 200,
+            "bank/mia": 200,
+            "bank": 200,
+        },
+    ),
+    # No loan in this world: to every reader it is unknown, not forbidden.
+    ("GET", "/v1/loans/1/statement", {who: 404 for who in _EVERY_READER}),
+    (
+        "POST",
+        "/v1/loans/1/repayments",
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "bank/vic": 403,
+            "other-bank": 404,
+            "bank/chris": 404,
+            "bank/mia": 404,
+            "bank": 404,
+        },
+    ),
+    ("GET", "/v1/programmes/run-offs", _OVERSIGHT_READER),
+    (
+        "POST",
+        "/v1/programmes/run-off",
+        {**{who: 403 for who in _EVERY_READER if who != "regulator"}, "regulator": 200},
+    ),
+    *(("GET", f"/v1/reports/{name}", _OVERSIGHT_READER) for name in ("exposure", "runoff")),
+    ("GET", "/v1/journal", {**{who: 403 for who in _EVERY_READER}, "regulator": 200}),
+    ("GET", "/v1/receivables", _EVERY_READER),
+    (
+        "POST",
+        "/v1/receivables/1/confirm",  # maker's, bought at the shop maker runs: maker confirms
+        {
+            "guarantor": 403,
+            "regulator": 403,
+            "other-bank": 403,
+            "bank/vic": 403,
+            "bank/mia": 403,
+            "bank/chris": 403,
+            "bank": 403,
+            "maker": 200,
+        },
+    ),
+    (
+        "POST",
+        "/v1/receivables/1/finance",  # not confirmed yet
+        {
+            "maker": 403,
+            "guarantor": 403,
+            "regulator": 403,
+            "bank/vic": 403,
+            "other-bank": 404,
+            "bank/chris": 409,
+            "bank/mia": 409,
+            "bank": 409,
+        },
+    ),
+]
+
+
 def _people_body(path: str) -> dict[str, object] | None:
+    if path == "/v1/programmes/run-off":
+        return {"financier": "bank", "reason": "matrix"}
+    if path.startswith("/v1/policies/"):
+        return {"rate": "0.05"}
+    if path.endswith("/repayments"):
+        return {"amount": "1.00"}
     if path == "/v1/lines":
         return {"borrower": "maker", "limit": "2000.00", "currency": "CNY"}
     if path.endswith("/review"):
