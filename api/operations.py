@@ -246,6 +246,7 @@ def review(
         application_id=application_id,
         approve=body.decision == "approve",
         reason=body.reason,
+        rate=body.rate,
     )
     return ReviewedPublic.model_validate(done, from_attributes=True)
 

@@ -384,6 +384,9 @@ class OfferPublic(BaseModel):
     made_at: datetime
     expires_at: datetime
     loan_id: int | None
+    annual_rate: Decimal | None = Field(
+        default=None, description="the rate set for this loan at approval (null: the policy's)"
+    )
 
 
 class AcceptedPublic(BaseModel):
@@ -570,6 +573,11 @@ class ApplicationCreate(BaseModel):
 class ReviewDecision(BaseModel):
     decision: Literal["approve", "decline"]
     reason: str = Field(min_length=1, max_length=500)
+    rate: str | None = Field(
+        default=None,
+        pattern=_RATE,
+        description="an approval's annual rate for this loan (default: your policy's)",
+    )
 
 
 class GuarantorInvite(BaseModel):

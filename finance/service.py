@@ -1225,8 +1225,10 @@ def _decided(
     judged: _Judged,
     recorded: credit.RecordedDecision,
     extra: dict[str, object],
+    annual_rate: Decimal | None = None,
 ) -> DecisionOutcome:
-    """A recorded decision's offer (when it approves) and journal entry; what the caller sees."""
+    """A recorded decision's offer (when it approves) and journal entry; what the caller sees.
+    `annual_rate`: the rate the financier set for this loan (None: its policy's)."""
     decision = judged.decision
     reasons = [str(r) for r in decision.reasons]
     offer = None
@@ -1240,6 +1242,7 @@ def _decided(
             decision.approved_amount.minor,
             line.currency,
             datetime.now(UTC) + validity,
+            annual_rate,
         )
     journal.write(
         conn,
@@ -1349,6 +1352,8 @@ def accept_offer(conn: Conn, journal: Journal, borrower: str, offer_id: int) -> 
             credit.move_money(conn, line.id, "drawdown", amount.minor, offer.decision_id)
             _, product = _lot_owner(conn, offer.lot_uri)
             terms = repayments.terms_at_drawdown(conn, line.financier_org_id, product.category)
+            if offer.annual_rate is not None:  # priced for this loan by the financier
+                terms = replace(terms, annual_rate=offer.annual_rate)
             loan = credit.add_loan(
                 conn,
                 line.id,
@@ -1513,13 +1518,16 @@ def review(
     application_id: int,
     approve: bool,
     reason: str,
+    rate: str | None = None,
 ) -> Reviewed:
     """The financier decides a referred application, with a reason. Declining ends it.
     Approving decides it again now — with a guarantee that covers what the loan asks above the
     LTV cap, when one was given — and only a decision that approves (fully or in part) makes
     an offer; anything else is refused `review_refused` with the rules' reasons, and the
-    application stays in the queue."""
+    application stays in the queue. An approval may set this loan's annual `rate` (else the
+    policy's applies when it is drawn)."""
     bank = _org(conn, financier, "financier")
+    priced = _parsed(lambda: Rate.of(rate)).value if rate is not None else None
     text = reason.strip()
     if not text:
         raise FinanceError(FinanceErrorCode.INVALID_INPUT, "a review gives its reason")
@@ -1580,7 +1588,12 @@ def review(
                 application.lot_uri,
                 judged,
                 recorded,
-                {"review": text, "guarantor": application.guarantor},
+                {
+                    "review": text,
+                    "guarantor": application.guarantor,
+                    **({"annual_rate": str(priced)} if priced is not None else {}),
+                },
+                priced,
             )
     if refused:  # outside the transaction: nothing of it was kept, the application waits
         raise FinanceError(

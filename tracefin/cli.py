@@ -756,6 +756,7 @@ def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
                 application_id=args.application,
                 approve=args.decision == "approve",
                 reason=args.reason,
+                rate=args.rate,
             ),
         )
     elif op == "guarantor-invite":
@@ -1281,6 +1282,9 @@ def _finance_commands(commands: Any) -> None:
     decided.add_argument("application", type=int)
     decided.add_argument("decision", choices=("approve", "decline"))
     decided.add_argument("--reason", required=True)
+    decided.add_argument(
+        "--rate", help="an approval's annual rate for this loan (else the policy's)"
+    )
     invite = op(
         commands.add_parser("invite", help="a borrower invites a guarantor to its application"),
         "guarantor-invite",

@@ -351,13 +351,14 @@ class Offer:
     settled_at: datetime | None
     loan_id: int | None
     guaranteed_minor: int | None  # the largest guarantee given for its application
+    annual_rate: Decimal | None  # set for this loan by the financier; None: its policy's
 
 
 _OFFER_COLUMNS = (
     "o.id, o.application_id, o.decision_id, o.line_id, o.lot_uri, o.amount_minor, o.currency,"
     " o.state, o.made_at, o.expires_at, o.settled_at, o.loan_id,"
     " (SELECT max(g.amount_minor) FROM guarantees g WHERE g.application_id = a.id)"
-    " AS guaranteed_minor"
+    " AS guaranteed_minor, o.annual_rate"
 )
 
 
@@ -378,10 +379,12 @@ def add_offer(
     amount_minor: int,
     currency: str,
     expires_at: datetime,
+    annual_rate: Decimal | None = None,
 ) -> int:
     row = conn.execute(
         "INSERT INTO offers (application_id, decision_id, line_id, lot_uri, amount_minor,"
-        " currency, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        " currency, expires_at, annual_rate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " RETURNING id",
         (
             decided.application_id,
             decided.decision_id,
@@ -390,6 +393,7 @@ def add_offer(
             amount_minor,
             currency,
             expires_at,
+            annual_rate,
         ),
     ).fetchone()
     assert row is not None

@@ -643,7 +643,8 @@ def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
         "POST",
         f"/v1/applications/{application}/review",
         "bank",
-        json={"decision": "approve", "reason": "guaranteed by guaranty-co"},
+        # Priced for this loan: 5 % a year, whatever the policy says (issue 15).
+        json={"decision": "approve", "reason": "guaranteed by guaranty-co", "rate": "0.05"},
     )
     assert approved.status_code == 200, approved.text
     decision = approved.json()["decision"]
@@ -652,7 +653,12 @@ def test_above_the_cap_only_a_guarantors_own_guarantee_lets_the_bank_approve(
         asked,
         ["within_limits", "guarantor_accepted"],
     )
-    assert api.call("POST", f"/v1/offers/{decision['offer_id']}/accept", "maker").status_code == 200
+    [offer] = [o for o in api.get("/v1/offers", "maker").json() if o["id"] == decision["offer_id"]]
+    assert offer["annual_rate"] == "0.05"
+    accepted = api.call("POST", f"/v1/offers/{decision['offer_id']}/accept", "maker")
+    assert accepted.status_code == 200
+    loan = api.get(f"/v1/loans/{accepted.json()['loan_id']}", "maker").json()
+    assert (loan["annual_rate"], loan["fee_rate"]) == ("0.05", "0")  # the rest: the policy's
     assert api.get("/v1/reviews", "bank").json() == []
     twice = api.call(
         "POST",
