@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import DbConn, FinanceJournal, Financier, Oversight, Regulator
+from api.deps import AnyOrg, DbConn, FinanceJournal, Financier, Oversight, Regulator
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS
 from api.requests import PENDING_RESPONSE
 from api.schemas import LinePublic
@@ -203,6 +203,33 @@ def runoff_report(
 ) -> Response | ReportPublic:
     day = _day(conn, as_of)
     return _answer(request, "runoff", day, portfolio.run_off(conn, org.slug, financier, day))
+
+
+class DecisionRead(BaseModel):
+    """A financing decision: what was asked against which lot, and what was decided, why."""
+
+    id: int
+    application_id: int
+    line_id: int
+    lot_uri: str
+    requested_minor: int
+    kind: Literal["approve", "partial", "decline", "refer"]
+    approved_minor: int
+    reasons: list[str]
+    collateral_minor: int
+    decided_at: datetime
+
+
+@router.get(
+    "/v1/decisions",
+    response_model=list[DecisionRead],
+    summary="Financing decisions on your lines (financier or borrower; the regulator: all)",
+)
+def decisions(conn: DbConn, org: AnyOrg) -> list[DecisionRead]:
+    return [
+        DecisionRead.model_validate(row, from_attributes=True)
+        for row in service.decisions(conn, org.slug)
+    ]
 
 
 # --- the journal -----------------------------------------------------------------------------

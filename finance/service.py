@@ -1719,6 +1719,13 @@ def loans(conn: Conn, org: str) -> list[credit.Loan]:
     return credit.loans_of_org(conn, seen.id)
 
 
+def decisions(conn: Conn, org: str) -> list[credit.DecisionRow]:
+    """The financing decisions an org sees: on its lines as financier or borrower; the
+    regulator, every one (newest first, the latest 1000)."""
+    seen = _org(conn, org)
+    return credit.decisions_seen_by(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
+
+
 def margin_calls(conn: Conn, org: str) -> list[credit.MarginCall]:
     """The margin calls an org sees: as financier, on its lines; as borrower, on its own; the
     regulator, every call."""

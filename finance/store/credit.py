@@ -577,6 +577,36 @@ def pending_reviews(conn: Conn, financier_org_id: int) -> list[ApplicationRow]:
         ).fetchall()
 
 
+@dataclass(frozen=True)
+class DecisionRow:
+    """A financing decision on an application, as its parties (and the regulator) read it."""
+
+    id: int
+    application_id: int
+    line_id: int
+    lot_uri: str
+    requested_minor: int
+    kind: str
+    approved_minor: int
+    reasons: list[str]
+    collateral_minor: int
+    decided_at: datetime
+
+
+def decisions_seen_by(conn: Conn, org_id: int | None) -> list[DecisionRow]:
+    """Decisions on lines where the org lends or borrows (None: every line), newest first."""
+    with conn.cursor(row_factory=class_row(DecisionRow)) as cur:
+        return cur.execute(
+            "SELECT d.id, d.application_id, a.line_id, a.lot_uri, a.requested_minor, d.kind,"
+            " d.approved_minor, d.reasons, d.collateral_minor, d.decided_at"
+            " FROM decisions d JOIN applications a ON a.id = d.application_id"
+            " JOIN credit_lines c ON c.id = a.line_id"
+            " WHERE %s::bigint IS NULL OR %s IN (c.financier_org_id, c.borrower_org_id)"
+            " ORDER BY d.id DESC LIMIT 1000",
+            (org_id, org_id),
+        ).fetchall()
+
+
 def set_review(conn: Conn, application_id: int, state: str, reason: str) -> None:
     conn.execute(
         "UPDATE applications SET review_state = %s, review_reason = %s, reviewed_at = now()"

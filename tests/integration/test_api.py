@@ -898,6 +898,7 @@ PEOPLE_MATRIX += [
     *(("GET", f"/v1/reports/{name}", _OVERSIGHT_READER) for name in ("exposure", "runoff")),
     ("GET", "/v1/journal", {**{who: 403 for who in _EVERY_READER}, "regulator": 200}),
     ("GET", "/v1/receivables", _EVERY_READER),
+    ("GET", "/v1/decisions", _EVERY_READER),
     (
         "POST",
         "/v1/receivables/1/confirm",  # maker's, bought at the shop maker runs: maker confirms

@@ -236,6 +236,11 @@ def test_who_may_read_and_repay_a_loan(ledger: Api, loan: int) -> None:
     assert anonymous.status_code == 401
     count = ledger.conn.execute("SELECT count(*) FROM loan_payments").fetchone()
     assert count == (0,)
+    # The decision that made it: its borrower, its financier and the regulator read it.
+    for who, seen in (("maker", 1), ("bank", 1), ("regulator", 1), ("rival", 0), ("other-bank", 0)):
+        read = ledger.get("/v1/decisions", who)
+        assert read.status_code == 200, read.text
+        assert [(d["kind"], d["approved_minor"]) for d in read.json()] == [("approve", 500)] * seen
 
 
 def test_the_audit_finds_payments_and_loans_edited_behind_the_waterfall(
