@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,9 +12,10 @@ from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from epcis.capture import WHOLE_PAYLOAD, DeviceKey
-from epcis.query import QueryParameterError, parse_event_query
+from epcis.query import QueryParameterError, parse_event_query, query_document
 from ingest.capture import CaptureBatch, Origin
-from records.event_query import query_events
+from records.event_query import EventPage, query_events
+from records.registry_store import Org
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 HTTP_DEVICE = "http-capture"
@@ -127,10 +128,23 @@ def events(
     """Enterprises see their own events, regulators everyone's; financiers have no access.
     An unknown, repeated, unsupported or malformed parameter is a 400 problem of type
     `epcisException:QueryParameterException` naming the parameter: never ignored."""
+    page = _query_page(request, response, conn, org, request.query_params.multi_items())
+    return EventsPage(events=page.events, next_cursor=page.next_cursor)
+
+
+def _query_page(
+    request: Request,
+    response: Response,
+    conn: DbConn,
+    org: Org,
+    params: list[tuple[str, str]],
+) -> EventPage:
+    """The page a SimpleEventQuery asks for, as the caller may see it (enterprises their own
+    events, the regulator everyone's, financiers none), with the next page's Link header."""
     if org.role == "financier":
         raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
     try:
-        query = parse_event_query(request.query_params.multi_items())
+        query = parse_event_query(params)
     except QueryParameterError as exc:
         raise Problem(
             400,
@@ -144,4 +158,46 @@ def events(
         following = request.url.remove_query_params(["nextPageToken", "cursor"])
         following = following.include_query_params(nextPageToken=page.next_cursor)
         response.headers["Link"] = f'<{following}>; rel="next"'
-    return EventsPage(events=page.events, next_cursor=page.next_cursor)
+    return page
+
+
+# The REST binding's headers on every answer of its resources.
+_EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+_QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "an EPCISQueryDocument (GS1 EPCIS 2.0 JSON binding)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.get(
+    "/epcis/events",
+    responses=_QUERY_DOCUMENT,
+    response_class=JSONResponse,
+    summary="EPCIS 2.0 REST binding: the events query, answered as an EPCISQueryDocument",
+)
+def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> JSONResponse:
+    """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
+    EPCISQueryDocument, with the `@context` the events were captured with."""
+    page = _query_page(request, response, conn, org, request.query_params.multi_items())
+    document = query_document(page.events, page.contexts, datetime.now(UTC))
+    headers = {**_EPCIS_HEADERS, **dict(response.headers)}
+    headers.pop("content-length", None)
+    return JSONResponse(document, headers=headers)
+
+
+@router.get(
+    "/epcis/events/{event_id:path}",
+    responses=_QUERY_DOCUMENT,
+    response_class=JSONResponse,
+    summary="EPCIS 2.0 REST binding: one event by its eventID or event hash ID",
+)
+def epcis_event(
+    request: Request, response: Response, conn: DbConn, org: AnyOrg, event_id: str
+) -> JSONResponse:
+    page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
+    if not page.events:
+        raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
+    document = query_document(page.events[:1], page.contexts[:1], datetime.now(UTC))
+    return JSONResponse(document, headers=_EPCIS_HEADERS)

@@ -19,14 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from epcis.event_hash import digest_from_hash_id
 from epcis.identifiers import checked_epc
 from epcis.rejects import EventRejected
 from epcis.vocabulary import CBVKind, canonical_cbv
 
-__all__ = ["MAX_PER_PAGE", "EventFilter", "QueryParameterError", "parse_event_query"]
+__all__ = [
+    "EPCIS_CONTEXT",
+    "MAX_PER_PAGE",
+    "EventFilter",
+    "QueryParameterError",
+    "parse_event_query",
+    "query_document",
+]
+
+EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
 
 MAX_PER_PAGE: Final = 500
 DEFAULT_PER_PAGE: Final = 100
@@ -247,3 +256,34 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
         match_classes=tuple(match_classes),
         asked=tuple(sorted(seen)),
     )
+
+
+def _context_entries(context: object) -> list[object]:
+    if context is None:
+        return []
+    return list(context) if isinstance(context, list) else [context]
+
+
+def query_document(
+    events: list[dict[str, Any]], contexts: Iterable[object], created: datetime
+) -> dict[str, Any]:
+    """An EPCISQueryDocument of SimpleEventQuery results: the standard context first, then
+    every other context entry the events were captured with (once each, in order), so the
+    extensions the events use are defined where a reader meets them."""
+    merged: list[object] = [EPCIS_CONTEXT]
+    for context in contexts:
+        for entry in _context_entries(context):
+            if entry not in merged:
+                merged.append(entry)
+    return {
+        "@context": merged,
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": created.isoformat().replace("+00:00", "Z"),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": "SimpleEventQuery",
+                "resultsBody": {"eventList": events},
+            }
+        },
+    }

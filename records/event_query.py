@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
@@ -16,6 +16,8 @@ from records.db import Conn
 class EventPage:
     events: list[dict[str, Any]]
     next_cursor: int | None
+    # The @context of the documents the events were captured in, in page order, one each.
+    contexts: list[Any] = field(default_factory=list)
 
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
@@ -106,14 +108,20 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         # the way, betting on finding a page's worth soon (it does so on a hypertable, whose
         # chunks it can merge in ingest_seq order).
         statement = sql.SQL(
-            "WITH matching AS MATERIALIZED (SELECT ingest_seq, event FROM events WHERE {})"
-            " SELECT ingest_seq, event FROM matching ORDER BY ingest_seq LIMIT %(limit)s"
+            "WITH matching AS MATERIALIZED"
+            " (SELECT ingest_seq, event, context FROM events WHERE {})"
+            " SELECT ingest_seq, event, context FROM matching ORDER BY ingest_seq LIMIT %(limit)s"
         )
     else:
         statement = sql.SQL(
-            "SELECT ingest_seq, event FROM events WHERE {} ORDER BY ingest_seq LIMIT %(limit)s"
+            "SELECT ingest_seq, event, context FROM events WHERE {}"
+            " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     rows = conn.execute(statement.format(where), params).fetchall()
     page = rows[: params["limit"] - 1]
     more = len(rows) > len(page)
-    return EventPage([row[1] for row in page], int(page[-1][0]) if more and page else None)
+    return EventPage(
+        [row[1] for row in page],
+        int(page[-1][0]) if more and page else None,
+        [row[2] for row in page],
+    )

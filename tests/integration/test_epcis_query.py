@@ -1,0 +1,70 @@
+"""The EPCIS 2.0 REST binding's events query (issue 16, in part): `GET /epcis/events` answers an
+EPCISQueryDocument that validates against GS1's own JSON Schema (tests/fixtures/epcis-2.0, with
+GS1's LICENSE and Disclaimer), with the binding's version headers; `GET /epcis/events/{id}` finds
+one event by its event hash ID; the strict parameters are those of `/v1/events`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import jsonschema_rs
+import orjson
+import pytest
+
+from epcis.event_hash import hash_id_from_digest
+from epcis.query import EPCIS_CONTEXT
+from tests.support.api import Api
+
+pytestmark = pytest.mark.integration
+SCHEMA = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "EPCIS-JSON-Schema.json"
+
+
+@pytest.fixture(scope="module")
+def gs1_schema() -> jsonschema_rs.Draft7Validator:
+    return jsonschema_rs.Draft7Validator(orjson.loads(SCHEMA.read_bytes()))
+
+
+def test_the_events_come_back_as_a_valid_epcis_query_document(
+    world: Api, gs1_schema: jsonschema_rs.Draft7Validator
+) -> None:
+    answer = world.get("/epcis/events", "maker", params={"perPage": "500"})
+    assert answer.status_code == 200, answer.text
+    assert (answer.headers["gs1-epcis-version"], answer.headers["gs1-cbv-version"]) == (
+        "2.0.0",
+        "2.0.0",
+    )
+    document = answer.json()
+    assert [error.message for error in gs1_schema.iter_errors(document)] == []
+    assert document["type"] == "EPCISQueryDocument"
+    assert document["@context"][0] == EPCIS_CONTEXT
+    events = document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert len(events) == 14  # maker's, the world's every event
+    # The same filters as /v1/events, and the same refusals.
+    shipped = world.get("/epcis/events", "maker", params={"EQ_bizStep": "shipping"}).json()
+    listed = shipped["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [e["bizStep"] for e in listed] == ["shipping", "shipping"]
+    refused = world.get("/epcis/events", "maker", params={"EQ_bizstep": "shipping"})
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "epcisException:QueryParameterException"
+    assert (
+        world.get("/epcis/events", "rival").json()["epcisBody"]["queryResults"]["resultsBody"][
+            "eventList"
+        ]
+        == []
+    )
+    assert world.get("/epcis/events", "bank").status_code == 403
+
+
+def test_one_event_by_its_hash_id(world: Api, gs1_schema: jsonschema_rs.Draft7Validator) -> None:
+    hash_id = hash_id_from_digest(world.digests[0])
+    found = world.get(f"/epcis/events/{quote(hash_id, safe='')}", "maker")
+    assert found.status_code == 200, found.text
+    assert [error.message for error in gs1_schema.iter_errors(found.json())] == []
+    [event] = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert event["type"] in ("ObjectEvent", "AggregationEvent")
+    # Another org's event is not found, as if there were none; nor is an unknown one.
+    hidden = world.get(f"/epcis/events/{quote(hash_id, safe='')}", "rival")
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_event")
+    unknown = world.get("/epcis/events/no-such-event", "maker")
+    assert unknown.status_code == 404
