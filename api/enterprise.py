@@ -30,6 +30,16 @@ MAX_KEPT_PAYLOAD = 1_048_576
     summary="Capture EPCIS 2.0 events (an event, an array, or an EPCISDocument)",
     status_code=201,
     openapi_extra={
+        "parameters": [
+            {
+                "name": "GS1-Capture-Error-Behaviour",
+                "in": "header",
+                "required": False,
+                "description": "rollback: store nothing of a payload with a refused event"
+                " (422 capture_rolled_back); proceed (the default here): store the good ones",
+                "schema": {"type": "string", "enum": ["rollback", "proceed"]},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {
@@ -46,6 +56,13 @@ MAX_KEPT_PAYLOAD = 1_048_576
 async def capture_events(
     request: Request, conn: DbConn, config: Config, org: Enterprise
 ) -> JSONResponse:
+    behaviour = request.headers.get("gs1-capture-error-behaviour", "proceed").strip().lower()
+    if behaviour not in ("proceed", "rollback"):
+        raise Problem(
+            400,
+            "invalid_capture_error_behaviour",
+            "GS1-Capture-Error-Behaviour is rollback or proceed",
+        )
     payload = await request.body()
     origin = Origin(
         CAPTURE_TOPIC,
@@ -62,6 +79,21 @@ async def capture_events(
         max_payload_bytes=config.max_payload_bytes,
         max_future_skew=config.max_future_skew,
     )
+    if behaviour == "rollback" and result.refused:
+        # All or nothing: no event of a payload with a refused one is stored; the refusals are
+        # kept as dead letters, as always, for the sender to inspect.
+        with conn.transaction():
+            CaptureBatch(dead_letters=batch.dead_letters).store(conn)
+        raise Problem(
+            422,
+            "capture_rolled_back",
+            f"{len(result.refused)} event(s) refused, so none was stored"
+            " (GS1-Capture-Error-Behaviour: rollback)",
+            rejected=[
+                CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail).model_dump()
+                for r in result.refused
+            ],
+        )
     with conn.transaction():
         new = batch.store(conn)
     whole = [r for r in result.refused if r.index == WHOLE_PAYLOAD]

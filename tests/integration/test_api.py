@@ -578,6 +578,50 @@ def test_capture_over_http_uses_the_mqtt_pipeline(world: Api) -> None:
     assert (huge.status_code, huge.json()["code"]) == (413, "payload_too_large")
 
 
+def test_capture_error_behaviour_rollback_stores_nothing_of_a_failing_payload(
+    world: Api,
+) -> None:
+    headers = {"Authorization": f"Bearer {world.keys['maker']}"}
+    good, bad = make_event(), make_event(bizStep="teleporting")
+
+    def stored() -> int:
+        row = world.conn.execute("SELECT count(*) FROM events").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    before = stored()
+    rolled = world.client.post(
+        "/v1/capture",
+        json=[good, bad],
+        headers={**headers, "GS1-Capture-Error-Behaviour": "rollback"},
+    )
+    assert (rolled.status_code, rolled.json()["code"]) == (422, "capture_rolled_back")
+    assert [(r["index"], r["reason"]) for r in rolled.json()["rejected"]] == [
+        (1, "invalid_vocabulary")
+    ]
+    assert stored() == before  # the good event was not stored either
+    kept = world.conn.execute("SELECT reason FROM dead_letters ORDER BY id DESC LIMIT 1").fetchone()
+    assert kept == ("invalid_vocabulary",)  # the refusal is kept to inspect, as always
+    # Rolled back: the good event is new when sent again; a clean payload is stored whole.
+    clean = world.client.post(
+        "/v1/capture", json=[good], headers={**headers, "GS1-Capture-Error-Behaviour": "rollback"}
+    )
+    assert clean.status_code == 201, clean.text
+    assert [a["status"] for a in clean.json()["accepted"]] == ["accepted"]
+    # proceed (tracefin's default at /v1/capture) stores the good ones; anything else is refused.
+    proceed = world.client.post(
+        "/v1/capture",
+        json=[make_event(), bad],
+        headers={**headers, "GS1-Capture-Error-Behaviour": "proceed"},
+    )
+    assert [a["status"] for a in proceed.json()["accepted"]] == ["accepted"]
+    odd = world.client.post(
+        "/v1/capture", json=[good], headers={**headers, "GS1-Capture-Error-Behaviour": "maybe"}
+    )
+    assert (odd.status_code, odd.json()["code"]) == (400, "invalid_capture_error_behaviour")
+    assert stored() == before + 2
+
+
 def test_event_query_is_scoped_filtered_and_paginated(world: Api) -> None:
     mine = world.get("/v1/events", "maker", params={"limit": 5}).json()  # type: ignore[attr-defined]
     assert len(mine["events"]) == 5
