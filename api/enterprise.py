@@ -50,7 +50,7 @@ MAX_KEPT_PAYLOAD = 1_048_576
                     }
                 }
             },
-        }
+        },
     },
 )
 async def capture_events(
