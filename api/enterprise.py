@@ -12,7 +12,8 @@ from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from epcis.capture import WHOLE_PAYLOAD, DeviceKey
-from epcis.query import QueryParameterError, parse_event_query, query_document
+from epcis.event_hash import hash_id_from_digest
+from epcis.query import QueryParameterError, as_recorded, parse_event_query, query_document
 from ingest.capture import CaptureBatch, Origin
 from records.event_query import EventPage, query_events
 from records.registry_store import Org
@@ -193,6 +194,13 @@ def _query_page(
     return page
 
 
+def _recorded(page: EventPage) -> list[dict[str, Any]]:
+    return [
+        as_recorded(event, received, hash_id_from_digest(digest))
+        for event, received, digest in zip(page.events, page.received, page.digests, strict=True)
+    ]
+
+
 # The REST binding's headers on every answer of its resources.
 _EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
@@ -213,7 +221,7 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
     """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
     EPCISQueryDocument, with the `@context` the events were captured with."""
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
-    document = query_document(page.events, page.contexts, datetime.now(UTC))
+    document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
     headers = {**_EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
     return JSONResponse(document, headers=headers)
@@ -231,5 +239,5 @@ def epcis_event(
     page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
-    document = query_document(page.events[:1], page.contexts[:1], datetime.now(UTC))
+    document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
     return JSONResponse(document, headers=_EPCIS_HEADERS)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from epcis.event_hash import digest_from_hash_id
@@ -31,6 +31,7 @@ __all__ = [
     "MAX_PER_PAGE",
     "EventFilter",
     "QueryParameterError",
+    "as_recorded",
     "parse_event_query",
     "query_document",
 ]
@@ -287,3 +288,15 @@ def query_document(
             }
         },
     }
+
+
+def as_recorded(event: dict[str, Any], received_at: datetime, hash_id: str) -> dict[str, Any]:
+    """The event as the repository answers it: its `recordTime` (when it was received, UTC)
+    set, and an absent `eventID` filled with its event hash ID (CBV 2.0 hash IDs are valid
+    eventIDs); neither is part of the event hash, so the hash of the answer is the stored one."""
+    answered = {
+        **event,
+        "recordTime": received_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    answered.setdefault("eventID", hash_id)
+    return answered

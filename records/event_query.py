@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -18,6 +19,9 @@ class EventPage:
     next_cursor: int | None
     # The @context of the documents the events were captured in, in page order, one each.
     contexts: list[Any] = field(default_factory=list)
+    # When the repository received each event (its recordTime) and its digest, in page order.
+    received: list[datetime] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
 
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
@@ -109,12 +113,13 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         # chunks it can merge in ingest_seq order).
         statement = sql.SQL(
             "WITH matching AS MATERIALIZED"
-            " (SELECT ingest_seq, event, context FROM events WHERE {})"
-            " SELECT ingest_seq, event, context FROM matching ORDER BY ingest_seq LIMIT %(limit)s"
+            " (SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {})"
+            " SELECT ingest_seq, event, context, received_at, event_hash FROM matching"
+            " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     else:
         statement = sql.SQL(
-            "SELECT ingest_seq, event, context FROM events WHERE {}"
+            "SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {}"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     rows = conn.execute(statement.format(where), params).fetchall()
@@ -124,4 +129,6 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         [row[1] for row in page],
         int(page[-1][0]) if more and page else None,
         [row[2] for row in page],
+        [row[3] for row in page],
+        [bytes(row[4]) for row in page],
     )

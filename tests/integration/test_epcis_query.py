@@ -12,7 +12,7 @@ import jsonschema_rs
 import orjson
 import pytest
 
-from epcis.event_hash import hash_id_from_digest
+from epcis.event_hash import event_hash_id, hash_id_from_digest
 from epcis.query import EPCIS_CONTEXT
 from tests.support.api import Api
 
@@ -40,6 +40,13 @@ def test_the_events_come_back_as_a_valid_epcis_query_document(
     assert document["@context"][0] == EPCIS_CONTEXT
     events = document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert len(events) == 14  # maker's, the world's every event
+    # The repository's fields: recordTime set, eventID filled with the hash ID; neither is part
+    # of the hash, so the hash recomputed from the answer is the stored one, for every event.
+    stored = {hash_id_from_digest(digest) for digest in world.digests}
+    for event in events:
+        assert event["recordTime"].endswith("Z")
+        assert event_hash_id(event, document["@context"]) == event["eventID"]
+        assert event["eventID"] in stored
     # The same filters as /v1/events, and the same refusals.
     shipped = world.get("/epcis/events", "maker", params={"EQ_bizStep": "shipping"}).json()
     listed = shipped["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
@@ -63,6 +70,7 @@ def test_one_event_by_its_hash_id(world: Api, gs1_schema: jsonschema_rs.Draft7Va
     assert [error.message for error in gs1_schema.iter_errors(found.json())] == []
     [event] = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert event["type"] in ("ObjectEvent", "AggregationEvent")
+    assert event["eventID"] == hash_id
     # Another org's event is not found, as if there were none; nor is an unknown one.
     hidden = world.get(f"/epcis/events/{quote(hash_id, safe='')}", "rival")
     assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_event")
