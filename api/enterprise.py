@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -241,3 +241,60 @@ def epcis_event(
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
     document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
     return JSONResponse(document, headers=_EPCIS_HEADERS)
+
+
+# The discovery resources' events: the same query with one filter from the path (GS1 REST
+# binding: /eventTypes/{eventType}/events, /bizSteps/{bizStep}/events, ...).
+_DISCOVERY = {
+    "eventTypes": "eventType",
+    "epcs": "MATCH_anyEPC",
+    "bizSteps": "EQ_bizStep",
+    "bizLocations": "EQ_bizLocation",
+    "readPoints": "EQ_readPoint",
+    "dispositions": "EQ_disposition",
+}
+
+
+@router.get(
+    "/epcis/{resource}/{value:path}/events",
+    responses=_QUERY_DOCUMENT,
+    response_class=JSONResponse,
+    summary="EPCIS 2.0 REST binding: the events of one event type, EPC, bizStep, location or"
+    " disposition (further query parameters narrow them)",
+)
+def epcis_discovered_events(
+    request: Request,
+    response: Response,
+    conn: DbConn,
+    org: AnyOrg,
+    resource: Literal[
+        "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+    ],
+    value: str,
+) -> JSONResponse:
+    params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
+    page = _query_page(request, response, conn, org, params)
+    document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
+    headers = {**_EPCIS_HEADERS, **dict(response.headers)}
+    headers.pop("content-length", None)
+    return JSONResponse(document, headers=headers)
+
+
+@router.options(
+    "/epcis/events",
+    status_code=204,
+    responses={204: {"description": "the EPCIS and CBV versions this repository speaks"}},
+    summary="EPCIS 2.0 REST binding: the versions and vocabularies of the events resource",
+)
+def epcis_events_options(org: AnyOrg) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            **_EPCIS_HEADERS,
+            "GS1-EPCIS-Min": "2.0.0",
+            "GS1-EPCIS-Max": "2.0.0",
+            "GS1-CBV-Min": "2.0.0",
+            "GS1-CBV-Max": "2.0.0",
+            "Allow": "GET, OPTIONS",
+        },
+    )

@@ -15,6 +15,7 @@ import pytest
 from epcis.event_hash import event_hash_id, hash_id_from_digest
 from epcis.query import EPCIS_CONTEXT
 from tests.support.api import Api
+from tests.support.world import ITEM
 
 pytestmark = pytest.mark.integration
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "EPCIS-JSON-Schema.json"
@@ -76,3 +77,34 @@ def test_one_event_by_its_hash_id(world: Api, gs1_schema: jsonschema_rs.Draft7Va
     assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_event")
     unknown = world.get("/epcis/events/no-such-event", "maker")
     assert unknown.status_code == 404
+
+
+def test_discovery_resources_list_their_events(world: Api) -> None:
+    def steps(path: str, **params: str) -> list[str]:
+        answer = world.get(path, "maker", params=params)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        return sorted(event["bizStep"] for event in body)
+
+    assert steps("/epcis/bizSteps/shipping/events") == ["shipping", "shipping"]
+    assert steps("/epcis/bizSteps/urn:epcglobal:cbv:bizstep:shipping/events") == [
+        "shipping",
+        "shipping",
+    ]
+    assert steps("/epcis/eventTypes/AggregationEvent/events") == ["packing", "packing"]
+    assert steps("/epcis/dispositions/in_transit/events", eventType="ObjectEvent") == [
+        "shipping",
+        "shipping",
+    ]
+    item = quote("https://id.gs1.org" + ITEM, safe="")
+    assert steps(f"/epcis/epcs/{item}/events") == ["commissioning", "packing", "retail_selling"]
+    # The path's filter cannot be given twice, and only the binding's resources exist.
+    twice = world.get("/epcis/bizSteps/shipping/events", "maker", params={"EQ_bizStep": "x"})
+    assert twice.status_code == 400
+    assert world.get("/epcis/gadgets/x/events", "maker").status_code == 422
+    options = world.client.options("/epcis/events", headers=world.auth("maker"))
+    assert options.status_code == 204
+    assert (options.headers["gs1-epcis-min"], options.headers["gs1-epcis-max"]) == (
+        "2.0.0",
+        "2.0.0",
+    )
