@@ -13,9 +13,16 @@ from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from epcis.capture import WHOLE_PAYLOAD, DeviceKey
 from epcis.event_hash import hash_id_from_digest
-from epcis.query import QueryParameterError, as_recorded, parse_event_query, query_document
+from epcis.query import (
+    EPCIS_CONTEXT,
+    EVENT_TYPES,
+    QueryParameterError,
+    as_recorded,
+    parse_event_query,
+    query_document,
+)
 from ingest.capture import CaptureBatch, Origin
-from records.event_query import EventPage, query_events
+from records.event_query import EventPage, distinct_values, query_events
 from records.registry_store import Org
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
@@ -201,6 +208,9 @@ def _recorded(page: EventPage) -> list[dict[str, Any]]:
     ]
 
 
+# How many values a discovery list answers (no paging of these lists yet).
+DISCOVERY_LIMIT = 1000
+
 # The REST binding's headers on every answer of its resources.
 _EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
@@ -298,3 +308,33 @@ def epcis_events_options(org: AnyOrg) -> Response:
             "Allow": "GET, OPTIONS",
         },
     )
+
+
+@router.get(
+    "/epcis/{resource}",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "a Collection (GS1 EPCIS 2.0 REST binding) of the values found",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+    summary="EPCIS 2.0 REST binding: the event types, EPCs, bizSteps, locations or dispositions"
+    " of the events you may see (the first 1000, in order)",
+)
+def epcis_discovery(
+    conn: DbConn,
+    org: AnyOrg,
+    resource: Literal[
+        "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+    ],
+) -> JSONResponse:
+    if org.role == "financier":
+        raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
+    if resource == "eventTypes":
+        members = sorted(EVENT_TYPES)  # every type this repository captures and answers
+    else:
+        scope = None if org.role == "regulator" else org.id
+        members = distinct_values(conn, resource, scope, DISCOVERY_LIMIT)
+    collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
+    return JSONResponse(collection, headers=_EPCIS_HEADERS)

@@ -132,3 +132,29 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         [row[3] for row in page],
         [bytes(row[4]) for row in page],
     )
+
+
+# The columns the REST binding's discovery lists name (epcs: each instance identifier).
+DISCOVERY_COLUMNS = {
+    "bizSteps": "biz_step",
+    "dispositions": "disposition",
+    "bizLocations": "biz_location",
+    "readPoints": "read_point",
+    "epcs": "epcs",
+}
+
+
+def distinct_values(conn: Conn, resource: str, org_id: int | None, limit: int) -> list[str]:
+    """The distinct values of a discovery list among the events the org may see (None: all),
+    in order, at most `limit`."""
+    column = DISCOVERY_COLUMNS[resource]
+    value = sql.SQL("unnest(epcs)") if column == "epcs" else sql.Identifier(column)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT v FROM (SELECT {} AS v FROM events"
+            " WHERE %(org)s::bigint IS NULL OR org_id = %(org)s) found"
+            " WHERE v IS NOT NULL ORDER BY v LIMIT %(limit)s"
+        ).format(value),
+        {"org": org_id, "limit": limit},
+    ).fetchall()
+    return [str(row[0]) for row in rows]

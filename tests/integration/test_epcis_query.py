@@ -108,3 +108,33 @@ def test_discovery_resources_list_their_events(world: Api) -> None:
         "2.0.0",
         "2.0.0",
     )
+
+
+def test_discovery_lists_are_collections_of_what_the_caller_may_see(world: Api) -> None:
+    def members(path: str, who: str = "maker") -> list[str]:
+        answer = world.get(path, who)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["type"], body["@context"]) == ("Collection", [EPCIS_CONTEXT])
+        return body["member"]  # type: ignore[no-any-return]
+
+    assert members("/epcis/eventTypes") == [
+        "AggregationEvent",
+        "AssociationEvent",
+        "ObjectEvent",
+        "TransactionEvent",
+        "TransformationEvent",
+    ]
+    assert members("/epcis/bizSteps") == [
+        "accepting",
+        "commissioning",
+        "inspecting",
+        "packing",
+        "retail_selling",
+        "shipping",
+        "storing",
+    ]
+    assert "https://id.gs1.org" + ITEM in members("/epcis/epcs")
+    assert members("/epcis/bizSteps", "rival") == []  # rival has no events
+    assert members("/epcis/dispositions", "regulator") == members("/epcis/dispositions")
+    assert world.get("/epcis/bizSteps", "bank").status_code == 403
