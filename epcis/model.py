@@ -295,6 +295,18 @@ class ObjectEvent(_Event):
     ilmd: dict[str, Any] | None = None
 
     @model_validator(mode="after")
+    def _ilmd_only_when_added(self) -> Self:
+        # EPCIS 2.0 JSON Schema (ObjectEvent): instance/lot master data describes objects as
+        # they come into being, so `ilmd` goes only with action ADD.
+        if self.ilmd is not None and self.action != "ADD":
+            raise PydanticCustomError(
+                "schema_violation",
+                "ilmd is allowed only with action ADD (EPCIS 2.0 JSON Schema)",
+                {"field": "ilmd"},
+            )
+        return self
+
+    @model_validator(mode="after")
     def _names_something(self) -> Self:
         # EPCIS 2.0 schema: epcList (even empty), a quantity, or a sensor report at a readPoint.
         if (
@@ -562,6 +574,7 @@ def events_from_document(obj: object) -> tuple[list[object], object]:
 # When several faults are found, the most specific one names the rejection.
 _PRECEDENCE: Final = (
     RejectCode.NAIVE_EVENT_TIME,
+    RejectCode.SCHEMA_VIOLATION,
     RejectCode.INVALID_VOCABULARY,
     RejectCode.INVALID_IDENTIFIER,
     RejectCode.MISSING_FIELD,
@@ -619,6 +632,8 @@ def _fault(error: ErrorDetails) -> tuple[str, RejectCode, str]:
         return path, RejectCode.MISSING_FIELD, "must not be empty"
     if kind == "naive_time":
         return path, RejectCode.NAIVE_EVENT_TIME, error["msg"]
+    if kind == "schema_violation":
+        return path, RejectCode.SCHEMA_VIOLATION, error["msg"]
     if kind == "invalid_vocabulary":
         return path, RejectCode.INVALID_VOCABULARY, error["msg"]
     if kind == "invalid_identifier":

@@ -32,6 +32,9 @@ class RejectCode(StrEnum):
     INVALID_TEXT = "invalid_text"
     STORAGE_REFUSED = "storage_refused"
     TOO_DEEPLY_NESTED = "too_deeply_nested"
+    # A rule of the EPCIS 2.0 JSON Schema beyond types and required fields (e.g. ilmd only
+    # with action ADD).
+    SCHEMA_VIOLATION = "schema_violation"
 
 
 class EventRejected(Exception):

@@ -408,6 +408,14 @@ def test_wrong_type(obj: dict[str, Any], field: str) -> None:
     assert error.detail.startswith(f"{field}:")
 
 
+@pytest.mark.parametrize("action", ["OBSERVE", "DELETE"])
+def test_ilmd_goes_only_with_add_as_the_json_schema_says(action: str) -> None:
+    error = rejected(object_event(action=action, ilmd={"example:bestBefore": "2026-06-01"}))
+    assert error.code is RejectCode.SCHEMA_VIOLATION
+    assert error.detail.startswith("ilmd:")
+    assert "only with action ADD" in error.detail
+
+
 @pytest.mark.parametrize(
     ("obj", "field"),
     [
