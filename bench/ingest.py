@@ -5,13 +5,14 @@ by its own `mosquitto_pub -q 1 -l` (C, one per device topic), so the publisher i
 limits the rate (the Python simulator publisher was: it capped the "ceiling" at ~2 800 msg/s).
 
 (1) ceiling: those publishers to a bare paho v5 subscriber (QoS 1) that only counts;
-(2) pipeline: the same publishers through `tracefin ingest`, from first publish to last commit;
+(2) pipeline: the same publishers through one `tracefin ingest --processes N` (N = 1, then 2),
+    from first publish to last commit;
 (3) the ceiling again; the higher ceiling is the baseline.
 Prints both rates, their ratio, CPU seconds per 1 000 events and peak RSS of each ingest
 process, what the publishers, the counting subscriber and the broker used (so a reader can see
 that the baseline was not limited by its own tools), and writes them to bench/results/.
 
-    .venv/bin/python bench/ingest.py [--messages 100000] [--workers 1 2]
+    .venv/bin/python bench/ingest.py [--messages 100000] [--processes 1 2]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from epcis.telemetry import sign_telemetry
 from ingest.mqtt_link import end_session, new_client, parse_mqtt_url
 from records.db import Conn
 from tracefin.embedded import start_mosquitto
+from tracefin.processes.ingest import worker_client_ids
 from tracefin.schema import scratch_database
 from tracefin.simulate import (
     Publication,
@@ -249,32 +251,34 @@ def measure_pipeline(
     log_dir: Path,
     broker_pid: int,
 ) -> PipelineRun:
+    """One `tracefin ingest --processes N`, publish -> committed, with its workers' CPU."""
     env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_MQTT_URL": mqtt_url}
-    processes = []
-    logs = []
-    for index in range(workers):
-        logs.append(log_dir / f"ingest-{workers}-{index}.log")
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tracefin.cli",
-                    "ingest",
-                    "--client-id",
-                    f"bench-ingest-{index}",
-                ],
-                env=env,
-                stdout=logs[-1].open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
+    log = log_dir / f"ingest-{workers}.log"
+    ingest = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracefin.cli",
+            "ingest",
+            "--processes",
+            str(workers),
+            "--client-id",
+            "bench-ingest",
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     total = sum(topic_file.messages for topic_file in files)
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            _wait_until_subscribed(mqtt_url, conn, logs)
+            _wait_until_subscribed(mqtt_url, conn, log, workers)
             baseline = _count(conn)
-            watched = [psutil.Process(process.pid) for process in processes]
+            # With one process the command is the worker; with more, its children are.
+            parent = psutil.Process(ingest.pid)
+            watched = parent.children() if workers > 1 else [parent]
+            if len(watched) != workers:
+                raise RuntimeError(f"{len(watched)} ingest worker processes for {workers}")
             cpu_before = [_cpu_s(process) for process in watched]
             broker = psutil.Process(broker_pid)
             broker_before = _cpu_s(broker)
@@ -296,12 +300,12 @@ def measure_pipeline(
             publishers_cpu = wait_publishers(publishers, children_before)
             if stored != total:
                 raise RuntimeError(f"stored {stored} events for {total} published")
-        rss = [_peak_rss_mib(process.pid) for process in processes]
+        rss = [_peak_rss_mib(process.pid) for process in watched]
     finally:
-        for index, process in enumerate(processes):
-            process.terminate()
-            process.wait(60)
-            end_session(mqtt_url, f"bench-ingest-{index}")
+        ingest.terminate()
+        ingest.wait(90)
+        for client_id in worker_client_ids("bench-ingest", workers):
+            end_session(mqtt_url, client_id)
     return PipelineRun(
         workers=workers,
         events_per_s=total / elapsed,
@@ -309,26 +313,27 @@ def measure_pipeline(
         publishers_cpu_s=publishers_cpu,
         broker_cpu_s=broker_cpu,
         cpu_s=cpu,
-        stored=[_stored_by(log) for log in logs],
+        stored=_stored_by(log),
         peak_rss_mib=rss,
     )
 
 
-def _stored_by(log: Path) -> int:
-    """Events a worker stored, from the metrics it logs when it stops (-1 if none logged)."""
+def _stored_by(log: Path) -> list[int]:
+    """Events each worker stored, from the metrics it logs when it stops (in the order they
+    stopped, which need not be the order of the CPU figures)."""
     marker = "ingest worker stopped: "
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if marker in line:
-            metrics = ast.literal_eval(line.split(marker, 1)[1].strip())
-            return int(metrics.get("stored", 0))
-    return -1
+    return [
+        int(ast.literal_eval(line.split(marker, 1)[1].strip()).get("stored", 0))
+        for line in log.read_text(errors="replace").splitlines()
+        if marker in line
+    ]
 
 
-def _wait_until_subscribed(mqtt_url: str, conn: Conn, logs: list[Path]) -> None:
-    """Wait until every worker says it is subscribed, then until one has stored a throwaway
-    telemetry sample (its pool and caches are warm)."""
+def _wait_until_subscribed(mqtt_url: str, conn: Conn, log: Path, workers: int) -> None:
+    """Wait until every worker says in `log` it is subscribed, then until one has stored a
+    throwaway telemetry sample (its pool and caches are warm)."""
     deadline = time.monotonic() + 60
-    while not all("MQTT subscribed to" in log.read_text(errors="replace") for log in logs):
+    while log.read_text(errors="replace").count("MQTT subscribed to") < workers:
         if time.monotonic() > deadline:
             raise RuntimeError("not every ingest worker subscribed within 60 s")
         time.sleep(0.2)
@@ -375,16 +380,13 @@ def run_all(
         f" mosquitto_sub -q 1, for comparison; {c_ceiling['elapsed_s']:.1f}s)"
     )
     runs = []
-    for workers in args.workers:
+    for workers in args.processes:
         # A fresh event table per run, so later runs do not just find duplicates.
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("TRUNCATE events, telemetry, log_queue")
         run = measure_pipeline(mqtt_url, database_url, files, workers, work, broker_pid)
         runs.append(run)
-        per_1000 = [
-            f"{cpu / stored * 1000:.2f}" if stored > 0 else "?"
-            for cpu, stored in zip(run.cpu_s, run.stored, strict=True)
-        ]
+        per_1000 = sum(run.cpu_s) / sum(run.stored) * 1000 if sum(run.stored) else float("nan")
         print(
             f"ingest pipeline   : {run.events_per_s:9.0f} events/s (publish -> committed,"
             f" {workers} worker process(es), {run.elapsed_s:.1f}s)"
@@ -392,7 +394,7 @@ def run_all(
         print(
             f"  per process     : CPU {', '.join(f'{c:.1f}' for c in run.cpu_s)} s,"
             f" stored {', '.join(str(s) for s in run.stored)} events,"
-            f" CPU s per 1000 events {', '.join(per_1000)},"
+            f" CPU s per 1000 events {per_1000:.2f} (each process's mean),"
             f" peak RSS {', '.join(f'{r:.0f}' for r in run.peak_rss_mib)} MiB"
         )
         print(f"  publishers CPU {run.publishers_cpu_s:.1f} s, broker CPU {run.broker_cpu_s:.1f} s")
@@ -421,10 +423,7 @@ def run_all(
                     "elapsed_s": round(run.elapsed_s, 2),
                     "cpu_s": [round(c, 2) for c in run.cpu_s],
                     "stored": run.stored,
-                    "cpu_s_per_1000_events": [
-                        round(c / s * 1000, 3) if s > 0 else None
-                        for c, s in zip(run.cpu_s, run.stored, strict=True)
-                    ],
+                    "cpu_s_per_1000_events": round(sum(run.cpu_s) / sum(run.stored) * 1000, 3),
                     "peak_rss_mib": [round(r, 1) for r in run.peak_rss_mib],
                     "publishers_cpu_s": round(run.publishers_cpu_s, 2),
                     "broker_cpu_s": round(run.broker_cpu_s, 2),
@@ -452,7 +451,11 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1, 2], help="ingest worker counts to run"
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="`tracefin ingest --processes N` runs to make, one per N",
     )
     args = parser.parse_args()
 

@@ -140,7 +140,7 @@ def run(messages: int) -> None:
             )
             try:
                 with psycopg.connect(database_url, autocommit=True) as conn:
-                    _wait_until_subscribed(broker.url, conn, [log])
+                    _wait_until_subscribed(broker.url, conn, log, 1)
                     baseline = _count(conn)
                     before = _children_cpu_s()
                     publishers = start_publishers(broker.url, files)
