@@ -1,37 +1,50 @@
-"""Ingest benchmark: MQTT transport ceiling vs. the real pipeline, on the same broker, in one run.
+"""Ingest benchmark: MQTT transport ceiling vs. the real pipeline, same publishers, one run.
 
-(1) ceiling: a paho QoS 1 publisher to a bare paho subscriber that only counts;
-(2) pipeline: the same number of signed single-event messages through `tracefin ingest`, from
-    first publish to last commit. Prints both rates, their ratio, the worker's peak RSS, and
-    writes them to bench/results/.
+The messages are signed first and written to one file per device topic; each file is published
+by its own `mosquitto_pub -q 1 -l` (C, one per device topic), so the publisher is not what
+limits the rate (the Python simulator publisher was: it capped the "ceiling" at ~2 800 msg/s).
 
-    .venv/bin/python bench/ingest.py [--messages 100000] [--workers 1]
+(1) ceiling: those publishers to a bare paho v5 subscriber (QoS 1) that only counts;
+(2) pipeline: the same publishers through one `tracefin ingest --processes N` (N = 1, then 2),
+    from first publish to last commit;
+(3) the ceiling again; the higher ceiling is the baseline.
+Prints both rates, their ratio, CPU seconds per 1 000 events and peak RSS of each ingest
+process, what the publishers, the counting subscriber and the broker used (so a reader can see
+that the baseline was not limited by its own tools), and writes them to bench/results/.
+
+    .venv/bin/python bench/ingest.py [--messages 100000] [--processes 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, save_result
 from epcis.telemetry import sign_telemetry
-from ingest.mqtt_link import end_session, new_client
+from ingest.mqtt_link import end_session, new_client, parse_mqtt_url
 from records.db import Conn
 from tracefin.embedded import start_mosquitto
+from tracefin.processes.ingest import worker_client_ids
 from tracefin.schema import scratch_database
 from tracefin.simulate import (
     Publication,
@@ -41,12 +54,87 @@ from tracefin.simulate import (
     sim_devices,
 )
 
+# mosquitto_pub's in-flight window (its default is 20, which leaves it waiting on PUBACKs).
+PUBLISHER_INFLIGHT = 200
 
-def measure_ceiling(mqtt_url: str, publications: list[Publication]) -> float:
-    """Messages/s from a QoS 1 publisher to a subscriber that only counts."""
+
+@dataclass(frozen=True)
+class TopicFile:
+    topic: str
+    path: Path
+    messages: int
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publish round took: wall time to the last delivery, and the publishers' CPU."""
+
+    elapsed_s: float
+    publishers_cpu_s: float
+
+
+def write_topic_files(publications: list[Publication], directory: Path) -> list[TopicFile]:
+    """One file per topic, one payload per line (orjson writes no newline inside a payload)."""
+    by_topic: dict[str, list[bytes]] = defaultdict(list)
+    for publication in publications:
+        if b"\n" in publication.payload:
+            raise ValueError("a payload with a newline cannot be published line by line")
+        by_topic[publication.topic].append(publication.payload)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, (topic, payloads) in enumerate(sorted(by_topic.items())):
+        path = directory / f"topic-{index}.lines"
+        path.write_bytes(b"\n".join(payloads) + b"\n")
+        files.append(TopicFile(topic, path, len(payloads)))
+    return files
+
+
+def start_publishers(mqtt_url: str, files: list[TopicFile]) -> list[subprocess.Popen[bytes]]:
+    address = parse_mqtt_url(mqtt_url)
+    processes = []
+    for index, topic_file in enumerate(files):
+        argv = [
+            "mosquitto_pub",
+            "-h",
+            address.host,
+            "-p",
+            str(address.port),
+            "-V",
+            "5",
+            "-q",
+            "1",
+            "-M",
+            str(PUBLISHER_INFLIGHT),
+            "-i",
+            f"bench-pub-{index}-{secrets.token_hex(3)}",
+            "-t",
+            topic_file.topic,
+            "-l",
+        ]
+        with topic_file.path.open("rb") as lines:
+            processes.append(subprocess.Popen(argv, stdin=lines))
+    return processes
+
+
+def wait_publishers(processes: list[subprocess.Popen[bytes]], cpu_before: float) -> float:
+    """Wait for every publisher to exit cleanly; the CPU seconds they used together."""
+    for process in processes:
+        if process.wait(900) != 0:
+            raise RuntimeError(f"mosquitto_pub exited with {process.returncode}")
+    return _children_cpu_s() - cpu_before
+
+
+def _children_cpu_s() -> float:
+    # Waited-for children only: the publishers are waited for before any ingest process is.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_ceiling(mqtt_url: str, files: list[TopicFile], broker_pid: int) -> dict[str, float]:
+    """Messages/s from the publishers to a paho v5 QoS 1 subscriber that only counts."""
     received = 0
     done = threading.Event()
-    total = len(publications)
+    total = sum(topic_file.messages for topic_file in files)
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         nonlocal received
@@ -61,18 +149,72 @@ def measure_ceiling(mqtt_url: str, publications: list[Publication]) -> float:
     subscriber.connect(address.host, address.port)
     subscriber.subscribe("tf/+/+/events", qos=1)
     subscriber.loop_start()
-    subscribed.wait(10)
-    publisher = Publisher(mqtt_url, f"bench-ceiling-pub-{secrets.token_hex(3)}")
+    if not subscribed.wait(10):
+        raise RuntimeError("the counting subscriber was not subscribed within 10 s")
+    broker = psutil.Process(broker_pid)
+    broker_before = _cpu_s(broker)
+    # This process does nothing else meanwhile: its CPU is the counting subscriber's.
+    own_before = time.process_time()
+    children_before = _children_cpu_s()
     began = time.perf_counter()
-    for publication in publications:
-        publisher.publish(publication)
-    if not done.wait(600):
+    publishers = start_publishers(mqtt_url, files)
+    if not done.wait(900):
         raise RuntimeError(f"ceiling run received {received} of {total}")
     elapsed = time.perf_counter() - began
-    publisher.close()
+    subscriber_cpu = time.process_time() - own_before
+    broker_cpu = _cpu_s(broker) - broker_before
+    publishers_cpu = wait_publishers(publishers, children_before)
     subscriber.disconnect()
     subscriber.loop_stop()
-    return total / elapsed
+    return {
+        "msgs_per_s": total / elapsed,
+        "elapsed_s": elapsed,
+        "publishers_cpu_s": publishers_cpu,
+        "subscriber_cpu_s": subscriber_cpu,
+        "broker_cpu_s": broker_cpu,
+    }
+
+
+def measure_c_ceiling(mqtt_url: str, files: list[TopicFile]) -> dict[str, float]:
+    """Messages/s from the publishers to `mosquitto_sub -q 1` (C), for comparison only: it shows
+    how much of the paho ceiling is the Python subscriber's own cost."""
+    total = sum(topic_file.messages for topic_file in files)
+    address = parse_mqtt_url(mqtt_url)
+    subscriber = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-h",
+            address.host,
+            "-p",
+            str(address.port),
+            "-V",
+            "5",
+            "-q",
+            "1",
+            "-i",
+            f"bench-count-c-{secrets.token_hex(3)}",
+            "-t",
+            "tf/+/+/events",
+            "-C",
+            str(total),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    # mosquitto_sub says nothing when it is subscribed: a second on loopback is ample.
+    time.sleep(1.0)
+    children_before = _children_cpu_s()
+    began = time.perf_counter()
+    publishers = start_publishers(mqtt_url, files)
+    if subscriber.wait(900) != 0:
+        raise RuntimeError(f"mosquitto_sub exited with {subscriber.returncode}")
+    elapsed = time.perf_counter() - began
+    both_cpu = wait_publishers(publishers, children_before)
+    return {"msgs_per_s": total / elapsed, "elapsed_s": elapsed, "pub_sub_cpu_s": both_cpu}
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _count(conn: Conn) -> int:
@@ -88,58 +230,113 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+@dataclass
+class PipelineRun:
+    workers: int
+    events_per_s: float
+    elapsed_s: float
+    publishers_cpu_s: float
+    broker_cpu_s: float
+    # Per ingest process, in the timed window: CPU seconds, events it stored, peak RSS.
+    cpu_s: list[float]
+    stored: list[int]
+    peak_rss_mib: list[float]
+
+
 def measure_pipeline(
-    mqtt_url: str, database_url: str, publications: list[Publication], workers: int, log_dir: Path
-) -> tuple[float, list[float]]:
+    mqtt_url: str,
+    database_url: str,
+    files: list[TopicFile],
+    workers: int,
+    log_dir: Path,
+    broker_pid: int,
+) -> PipelineRun:
+    """One `tracefin ingest --processes N`, publish -> committed, with its workers' CPU."""
     env = {**os.environ, "TRACEFIN_DATABASE_URL": database_url, "TRACEFIN_MQTT_URL": mqtt_url}
-    processes = []
-    for index in range(workers):
-        log = (log_dir / f"ingest-{index}.log").open("wb")
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tracefin.cli",
-                    "ingest",
-                    "--client-id",
-                    f"bench-ingest-{index}",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    total = len(publications)
+    log = log_dir / f"ingest-{workers}.log"
+    ingest = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracefin.cli",
+            "ingest",
+            "--processes",
+            str(workers),
+            "--client-id",
+            "bench-ingest",
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    total = sum(topic_file.messages for topic_file in files)
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            _wait_until_subscribed(mqtt_url, conn)
+            _wait_until_subscribed(mqtt_url, conn, log, workers)
             baseline = _count(conn)
-            publisher = Publisher(mqtt_url, f"bench-pipeline-pub-{secrets.token_hex(3)}")
+            # With one process the command is the worker; with more, its children are.
+            parent = psutil.Process(ingest.pid)
+            watched = parent.children() if workers > 1 else [parent]
+            if len(watched) != workers:
+                raise RuntimeError(f"{len(watched)} ingest worker processes for {workers}")
+            cpu_before = [_cpu_s(process) for process in watched]
+            broker = psutil.Process(broker_pid)
+            broker_before = _cpu_s(broker)
+            children_before = _children_cpu_s()
             began = time.perf_counter()
-            for publication in publications:
-                publisher.publish(publication)
+            publishers = start_publishers(mqtt_url, files)
             deadline = time.monotonic() + 900
-            while _count(conn) - baseline < total:
+            # Counted every 0.2 s: counting more often would take CPU from the pipeline.
+            while (stored := _count(conn) - baseline) < total:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"pipeline stored {_count(conn) - baseline} of {total}")
-                time.sleep(0.02)
+                    raise RuntimeError(f"pipeline stored {stored} of {total}")
+                time.sleep(0.2)
             elapsed = time.perf_counter() - began
-            publisher.close()
-            stored = _count(conn) - baseline
+            cpu = [
+                _cpu_s(process) - before
+                for process, before in zip(watched, cpu_before, strict=True)
+            ]
+            broker_cpu = _cpu_s(broker) - broker_before
+            publishers_cpu = wait_publishers(publishers, children_before)
             if stored != total:
                 raise RuntimeError(f"stored {stored} events for {total} published")
-        rss = [_peak_rss_mib(process.pid) for process in processes]
+        rss = [_peak_rss_mib(process.pid) for process in watched]
     finally:
-        for index, process in enumerate(processes):
-            process.terminate()
-            process.wait(60)
-            end_session(mqtt_url, f"bench-ingest-{index}")
-    return total / elapsed, rss
+        ingest.terminate()
+        ingest.wait(90)
+        for client_id in worker_client_ids("bench-ingest", workers):
+            end_session(mqtt_url, client_id)
+    return PipelineRun(
+        workers=workers,
+        events_per_s=total / elapsed,
+        elapsed_s=elapsed,
+        publishers_cpu_s=publishers_cpu,
+        broker_cpu_s=broker_cpu,
+        cpu_s=cpu,
+        stored=_stored_by(log),
+        peak_rss_mib=rss,
+    )
 
 
-def _wait_until_subscribed(mqtt_url: str, conn: Conn) -> None:
-    """Publish a throwaway telemetry sample until a worker has stored it."""
+def _stored_by(log: Path) -> list[int]:
+    """Events each worker stored, from the metrics it logs when it stops (in the order they
+    stopped, which need not be the order of the CPU figures)."""
+    marker = "ingest worker stopped: "
+    return [
+        int(ast.literal_eval(line.split(marker, 1)[1].strip()).get("stored", 0))
+        for line in log.read_text(errors="replace").splitlines()
+        if marker in line
+    ]
+
+
+def _wait_until_subscribed(mqtt_url: str, conn: Conn, log: Path, workers: int) -> None:
+    """Wait until every worker says in `log` it is subscribed, then until one has stored a
+    throwaway telemetry sample (its pool and caches are warm)."""
+    deadline = time.monotonic() + 60
+    while log.read_text(errors="replace").count("MQTT subscribed to") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("not every ingest worker subscribed within 60 s")
+        time.sleep(0.2)
     org = "bench-factory"
     warmup = Publisher(mqtt_url, f"bench-warmup-{secrets.token_hex(3)}")
     sample = {"time": datetime.now(UTC).isoformat(), "readings": {"warmup": 1}}
@@ -155,7 +352,9 @@ def _wait_until_subscribed(mqtt_url: str, conn: Conn) -> None:
     raise RuntimeError("no ingest worker came up within 60 s")
 
 
-def run_all(args: argparse.Namespace, database_url: str, mqtt_url: str, work: Path) -> None:
+def run_all(
+    args: argparse.Namespace, database_url: str, mqtt_url: str, work: Path, broker_pid: int
+) -> None:
     """Prepare the messages, then ceiling, pipeline runs, ceiling again; save the figures."""
     org = "bench-factory"
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -165,44 +364,84 @@ def run_all(args: argparse.Namespace, database_url: str, mqtt_url: str, work: Pa
     start = datetime.now(UTC) - timedelta(hours=6)
     products = range(args.messages // 7 + 1)
     publications = list(signed_publications(devices, products, start))[: args.messages]
-    print(f"prepared {len(publications)} signed messages in {time.perf_counter() - began:.1f}s")
+    files = write_topic_files(publications, work / "messages")
+    print(
+        f"prepared {len(publications)} signed messages in {time.perf_counter() - began:.1f}s,"
+        f" {len(files)} topics, one mosquitto_pub -q 1 -l each"
+    )
 
     # The ceiling is measured before and after the pipeline runs and the higher one is the
     # baseline: on a shared machine that keeps a lucky pipeline run from looking better.
-    ceilings = [measure_ceiling(mqtt_url, publications)]
-    print(f"transport ceiling : {ceilings[0]:9.0f} msg/s (paho QoS 1 -> counting subscriber)")
+    ceilings = [measure_ceiling(mqtt_url, files, broker_pid)]
+    _print_ceiling(ceilings[0], "before")
+    c_ceiling = measure_c_ceiling(mqtt_url, files)
+    print(
+        f"C subscriber      : {c_ceiling['msgs_per_s']:9.0f} msg/s (mosquitto_pub ->"
+        f" mosquitto_sub -q 1, for comparison; {c_ceiling['elapsed_s']:.1f}s)"
+    )
     runs = []
-    for workers in args.workers:
+    for workers in args.processes:
         # A fresh event table per run, so later runs do not just find duplicates.
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("TRUNCATE events, telemetry, log_queue")
-        rate, rss = measure_pipeline(mqtt_url, database_url, publications, workers, work)
-        runs.append(
-            {
-                "workers": workers,
-                "events_per_s": round(rate),
-                "peak_rss_mib": [round(r, 1) for r in rss],
-            }
+        run = measure_pipeline(mqtt_url, database_url, files, workers, work, broker_pid)
+        runs.append(run)
+        per_1000 = sum(run.cpu_s) / sum(run.stored) * 1000 if sum(run.stored) else float("nan")
+        print(
+            f"ingest pipeline   : {run.events_per_s:9.0f} events/s (publish -> committed,"
+            f" {workers} worker process(es), {run.elapsed_s:.1f}s)"
         )
         print(
-            f"ingest pipeline   : {rate:9.0f} events/s (publish -> committed,"
-            f" {workers} worker(s), peak RSS {', '.join(f'{r:.0f}' for r in rss)} MiB)"
+            f"  per process     : CPU {', '.join(f'{c:.1f}' for c in run.cpu_s)} s,"
+            f" stored {', '.join(str(s) for s in run.stored)} events,"
+            f" CPU s per 1000 events {per_1000:.2f} (each process's mean),"
+            f" peak RSS {', '.join(f'{r:.0f}' for r in run.peak_rss_mib)} MiB"
         )
-    ceilings.append(measure_ceiling(mqtt_url, publications))
-    print(f"transport ceiling : {ceilings[1]:9.0f} msg/s (again, after)")
-    baseline = max(ceilings)
+        print(f"  publishers CPU {run.publishers_cpu_s:.1f} s, broker CPU {run.broker_cpu_s:.1f} s")
+    ceilings.append(measure_ceiling(mqtt_url, files, broker_pid))
+    _print_ceiling(ceilings[1], "after")
+    baseline = max(ceiling["msgs_per_s"] for ceiling in ceilings)
+    print(f"baseline (higher ceiling): {baseline:.0f} msg/s")
     for run in runs:
-        run["ratio"] = round(float(run["events_per_s"]) / baseline, 3)
-        print(f"ratio, {run['workers']} worker(s) : {run['ratio']:.2f} (target >= 0.5)")
+        print(f"ratio, {run.workers} worker process(es) : {run.events_per_s / baseline:.2f}")
     save_result(
         "ingest",
         {
             "messages": len(publications),
-            "ceiling_msgs_per_s": [round(c) for c in ceilings],
+            "publisher": f"mosquitto_pub -q 1 -l -M {PUBLISHER_INFLIGHT}, one per topic",
+            "topics": len(files),
+            "ceilings": [
+                {key: round(value, 2) for key, value in ceiling.items()} for ceiling in ceilings
+            ],
             "baseline_msgs_per_s": round(baseline),
-            "runs": runs,
+            "c_subscriber": {key: round(value, 2) for key, value in c_ceiling.items()},
+            "runs": [
+                {
+                    "workers": run.workers,
+                    "events_per_s": round(run.events_per_s),
+                    "ratio": round(run.events_per_s / baseline, 3),
+                    "elapsed_s": round(run.elapsed_s, 2),
+                    "cpu_s": [round(c, 2) for c in run.cpu_s],
+                    "stored": run.stored,
+                    "cpu_s_per_1000_events": round(sum(run.cpu_s) / sum(run.stored) * 1000, 3),
+                    "peak_rss_mib": [round(r, 1) for r in run.peak_rss_mib],
+                    "publishers_cpu_s": round(run.publishers_cpu_s, 2),
+                    "broker_cpu_s": round(run.broker_cpu_s, 2),
+                }
+                for run in runs
+            ],
             "lost": 0,
         },
+    )
+
+
+def _print_ceiling(ceiling: dict[str, float], when: str) -> None:
+    print(
+        f"transport ceiling : {ceiling['msgs_per_s']:9.0f} msg/s ({when}; mosquitto_pub ->"
+        f" counting paho subscriber, {ceiling['elapsed_s']:.1f}s, subscriber busy"
+        f" {ceiling['subscriber_cpu_s'] / ceiling['elapsed_s']:.0%} of a core; CPU s: publishers"
+        f" {ceiling['publishers_cpu_s']:.1f}, subscriber {ceiling['subscriber_cpu_s']:.1f},"
+        f" broker {ceiling['broker_cpu_s']:.1f})"
     )
 
 
@@ -212,7 +451,11 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1, 2], help="ingest worker counts to run"
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="`tracefin ingest --processes N` runs to make, one per N",
     )
     args = parser.parse_args()
 
@@ -220,7 +463,7 @@ def main() -> None:
     broker = start_mosquitto(work / "mosquitto")
     with scratch_database(ADMIN_URL, "tracefin_bench") as database_url:
         try:
-            run_all(args, database_url, broker.url, work)
+            run_all(args, database_url, broker.url, work, broker.process.pid)
         finally:
             broker.stop()
 

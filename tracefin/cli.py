@@ -354,11 +354,11 @@ def cmd_device_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
-    from tracefin.processes.ingest import run_ingest
+    from tracefin.processes.ingest import run_ingest_processes
 
     _database_url(settings)
     _mqtt_url(settings)
-    run_ingest(settings, client_id=args.client_id)
+    run_ingest_processes(settings, processes=args.processes, client_id=args.client_id)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
@@ -874,6 +874,16 @@ def _day(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r}: not a YYYY-MM-DD date") from None
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be at least 1")
+    return number
+
+
 def _slug(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9-]{1,64}", value):
         raise argparse.ArgumentTypeError(f"{value!r}: use {_SLUG_HELP}")
@@ -1093,6 +1103,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="run an MQTT ingest worker")
     ingest.add_argument("--client-id", help="stable MQTT client id (one per worker)")
+    ingest.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        help="worker processes, each a shared-subscription member with its own client id"
+        " (--client-id for the first, then ID-2 ... ID-N); more than 1 supervises them",
+    )
     ingest.set_defaults(handler=cmd_ingest)
 
     chain = commands.add_parser("chain", help="the ledger's contracts").add_subparsers(

@@ -83,18 +83,23 @@ class Worker:
     restarts: int = 0
     next_start: float = 0.0
 
-    def start(self, env: dict[str, str], logs: Path) -> None:
-        log = (logs / f"{self.name}.log").open("ab")
+    def start(self, env: dict[str, str], logs: Path | None) -> None:
+        """Start it; its output goes to `logs/{name}.log`, or with no `logs` to the parent's own
+        stdout and stderr (`tracefin ingest --processes N`, whose output a service manager
+        collects)."""
+        log = (logs / f"{self.name}.log").open("ab") if logs is not None else None
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and argv
             [sys.executable, "-m", "tracefin.cli", *self.args],
             env=env,
             stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C reaches `up` alone, which then stops workers in order.
+            stderr=subprocess.STDOUT if log is not None else None,
+            # Its own session: Ctrl-C reaches the supervisor alone, which then stops workers in
+            # order.
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        log.close()
+        if log is not None:
+            log.close()
         self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -111,7 +116,7 @@ class Worker:
 class Supervisor:
     """Keeps the workers running: one that dies is said so and restarted, with backoff."""
 
-    def __init__(self, env: dict[str, str], logs: Path, say: Say) -> None:
+    def __init__(self, env: dict[str, str], logs: Path | None, say: Say) -> None:
         self._env = env
         self._logs = logs
         self._say = say
@@ -121,7 +126,8 @@ class Supervisor:
         worker.start(self._env, self._logs)
         self.workers.append(worker)
         assert worker.process is not None
-        self._say(f"{worker.name:<10} started (pid {worker.process.pid}), log in {self._logs}")
+        where = f", log in {self._logs}" if self._logs is not None else ""
+        self._say(f"{worker.name:<10} started (pid {worker.process.pid}){where}")
         return worker
 
     def check(self) -> None:
@@ -143,7 +149,7 @@ class Supervisor:
                 self._say(
                     f"{worker.name:<10} exited with status {process.returncode} after"
                     f" {lived:.0f} s; restarting{f' in {delay:.0f} s' if delay else ''}"
-                    f" (see {self._logs / (worker.name + '.log')})"
+                    + (f" (see {self._logs / (worker.name + '.log')})" if self._logs else "")
                 )
             if now >= worker.next_start:
                 worker.restarts += 1

@@ -282,8 +282,9 @@ def test_a_production_api_without_a_chain_is_refused() -> None:
         api_config(settings)
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])  # 2: refused before any child starts
 def test_a_production_ingest_worker_without_its_secret_group_stops_in_one_sentence(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], processes: str
 ) -> None:
     from tracefin.cli import main
 
@@ -295,6 +296,26 @@ def test_a_production_ingest_worker_without_its_secret_group_stops_in_one_senten
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(Path(__file__).parent)  # no .env here
     with pytest.raises(SystemExit) as stopped:
-        main(["ingest", "--client-id", "tracefin-ingest-1"])
+        main(["ingest", "--client-id", "tracefin-ingest-1", "--processes", processes])
     assert stopped.value.code == 2
     assert "TRACEFIN_INGEST_SHARE_GROUP must be set in production" in capsys.readouterr().err
+
+
+def test_production_refuses_several_ingest_processes_on_one_broker_account(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped broker makes the client id the username: N children on one account would
+    keep taking over each other's session, so production says so before any child starts."""
+    from tracefin.cli import main
+
+    for key, value in {
+        "TRACEFIN_ENVIRONMENT": "production",
+        "TRACEFIN_DATABASE_URL": "postgresql://nowhere.invalid/tracefin",
+        "TRACEFIN_MQTT_URL": "mqtt://nowhere.invalid:1883",
+        "TRACEFIN_INGEST_SHARE_GROUP": "q7Rm2xKp9LwZ4vNc8TbY3hJfA1sD5gH0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(Path(__file__).parent)  # no .env here
+    with pytest.raises(SystemExit) as stopped:
+        main(["ingest", "--client-id", "tracefin-ingest-1", "--processes", "2"])
+    assert "one broker account per process" in str(stopped.value.code)
