@@ -94,7 +94,7 @@ def loan_findings(conn: Conn) -> list[Finding]:
         by_loan.setdefault(payment.loan_id, []).append(payment)
     return [
         Finding("loan_differs_from_payments", f"loan {loan.id}: {problem}")
-        for loan in credit.every_loan(conn)
+        for loan in credit.loans_of_org(conn, None)
         for problem in repayments.disagreements(loan, by_loan.get(loan.id, []))
     ]
 

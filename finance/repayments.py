@@ -175,9 +175,23 @@ def statement_of(
     )
 
 
-def owed_today(conn: Conn, loan: Loan, today: date) -> int:
-    """Everything the loan owes at `today`, after the payments recorded so far."""
-    return loan_statement(conn, loan, today).outstanding_minor
+@dataclass(frozen=True)
+class Owing:
+    """A loan with its payments so far (read once) and all it owes on the day."""
+
+    loan: Loan
+    payments: list[credit.LoanPayment]
+    owed_minor: int
+
+
+def owing(conn: Conn, loans: Sequence[Loan], today: date) -> list[Owing]:
+    """Each loan with what it owes at `today`, after the payments recorded so far."""
+    result = []
+    for loan in loans:
+        payments = credit.payments_of_loan(conn, loan.id)
+        owed = statement_of(loan, payments, today).outstanding_minor
+        result.append(Owing(loan, payments, owed))
+    return result
 
 
 @dataclass(frozen=True)
@@ -192,9 +206,9 @@ class PaymentApplied:
     principal_minor: int
 
 
-def apply_payment(
+def _apply_payment(
     conn: Conn,
-    loan: Loan,
+    due: Owing,
     amount_minor: int,
     source: RepaymentSource,
     movement_id: int,
@@ -202,7 +216,8 @@ def apply_payment(
 ) -> PaymentApplied:
     """Apply `amount_minor` (at most what the loan owes today) to the loan through the
     waterfall, store it, and take the principal it repays off the loan and its line."""
-    earlier = _repayments(credit.payments_of_loan(conn, loan.id))
+    loan = due.loan
+    earlier = _repayments(due.payments)
     paid = Repayment(today, amount_minor, source)
     # Payments are dated the day they are recorded, so this one is the last applied (sorting
     # by date is stable); its split is what the statement of any later day will show for it.
@@ -242,26 +257,22 @@ def apply_payment(
 
 def allocate(
     conn: Conn,
-    loans: Sequence[Loan],
+    dues: Sequence[Owing],
     amount_minor: int,
     source: RepaymentSource,
     movement_id: int,
     today: date,
 ) -> tuple[list[PaymentApplied], int]:
-    """Apply a payment to `loans` in their order, each taking at most what it owes today;
-    returns the parts applied and what is left over (nothing owed any more)."""
+    """Apply a payment to the loans of `dues` (see `owing`) in their order, each taking at
+    most what it owes today; returns the parts applied and what is left over (nothing owed
+    any more)."""
     left, parts = amount_minor, []
-    for loan in loans:
+    for due in dues:
         if left == 0:
             break
-        owed = owed_today(conn, loan, today)
-        if owed == 0:
+        if due.owed_minor == 0:
             continue
-        part = apply_payment(conn, loan, min(left, owed), source, movement_id, today)
+        part = _apply_payment(conn, due, min(left, due.owed_minor), source, movement_id, today)
         parts.append(part)
         left -= part.amount_minor
     return parts, left
-
-
-def owed_on_loans(conn: Conn, loans: Sequence[Loan], today: date) -> int:
-    return sum(owed_today(conn, loan, today) for loan in loans)

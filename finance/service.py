@@ -708,7 +708,8 @@ def _receive(
     """Cash received from the borrower for `owing`, in that order: one movement on the line,
     each loan's part through the waterfall, one journal entry; then the line revalued."""
     today = credit.utc_today(conn)
-    owed = repayments.owed_on_loans(conn, owing, today)
+    dues = repayments.owing(conn, owing, today)
+    owed = sum(due.owed_minor for due in dues)
     if not money.is_positive() or money.minor > owed:
         raise FinanceError(
             FinanceErrorCode.INVALID_AMOUNT,
@@ -716,7 +717,7 @@ def _receive(
         )
     movement = credit.move_money(conn, line.id, "repayment", money.minor)
     parts, left = repayments.allocate(
-        conn, owing, money.minor, RepaymentSource.BORROWER, movement, today
+        conn, dues, money.minor, RepaymentSource.BORROWER, movement, today
     )
     assert left == 0, "bounded by what the loans owe"
     journal.write(
@@ -772,7 +773,8 @@ def close_line(conn: Conn, journal: Journal, financier: str, line_id: int) -> Li
     with conn.transaction():
         line = _financiers_line(conn, bank, line_id)
         today = credit.utc_today(conn)
-        owed = repayments.owed_on_loans(conn, credit.owing_loans(conn, line_id), today)
+        dues = repayments.owing(conn, credit.owing_loans(conn, line_id), today)
+        owed = sum(due.owed_minor for due in dues)
         pledged = programme_store.live_pledge_count(conn, line_id)
         if line.drawn_minor or owed or pledged:
             raise FinanceError(
@@ -985,8 +987,9 @@ def receivable_paid(
         assert loan is not None
         movement = credit.move_money(conn, loan.line_id, "repayment", money.minor)
         today = credit.utc_today(conn)
+        dues = repayments.owing(conn, [loan], today)
         parts, to_seller = repayments.allocate(
-            conn, [loan], money.minor, RepaymentSource.BUYER, movement, today
+            conn, dues, money.minor, RepaymentSource.BUYER, movement, today
         )
         credit.receivable_paid(conn, receivable_id, money.minor)
         journal.write(
@@ -1714,9 +1717,7 @@ def loans(conn: Conn, org: str) -> list[credit.Loan]:
     """The loans an org sees: as financier, those on its lines; as borrower, its own; the
     regulator, every loan."""
     seen = _org(conn, org)
-    if seen.role == SUPERVISOR_ROLE:
-        return credit.every_loan(conn)
-    return credit.loans_of_org(conn, seen.id)
+    return credit.loans_of_org(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
 
 
 def decisions(conn: Conn, org: str) -> list[credit.DecisionRow]:
@@ -1730,9 +1731,7 @@ def margin_calls(conn: Conn, org: str) -> list[credit.MarginCall]:
     """The margin calls an org sees: as financier, on its lines; as borrower, on its own; the
     regulator, every call."""
     seen = _org(conn, org)
-    if seen.role == SUPERVISOR_ROLE:
-        return credit.every_margin_call(conn)
-    return credit.margin_calls_of_org(conn, seen.id)
+    return credit.margin_calls_of_org(conn, None if seen.role == SUPERVISOR_ROLE else seen.id)
 
 
 def loan(conn: Conn, org: str, loan_id: int) -> credit.Loan:

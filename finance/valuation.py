@@ -255,10 +255,8 @@ def route_proceeds(
     # Collected: the proceeds repay the loans these goods secure, through the same waterfall
     # as any repayment; what is left after they owe nothing stays due to the line.
     today = credit.utc_today(conn)
-    owing = credit.owing_loans(conn, pledge.line_id, lot_uri=lot_uri)
-    parts, left = repayments.allocate(
-        conn, owing, amount, RepaymentSource.PROCEEDS, movement, today
-    )
+    dues = repayments.owing(conn, credit.owing_loans(conn, pledge.line_id, lot_uri=lot_uri), today)
+    parts, left = repayments.allocate(conn, dues, amount, RepaymentSource.PROCEEDS, movement, today)
     journal.write(
         conn,
         ACTOR,

@@ -274,13 +274,6 @@ def payments_of_loan(conn: Conn, loan_id: int) -> list[LoanPayment]:
         ).fetchall()
 
 
-def every_loan(conn: Conn) -> list[Loan]:
-    with conn.cursor(row_factory=class_row(Loan)) as cur:
-        return cur.execute(
-            f"SELECT {_LOAN_COLUMNS} FROM loans l ORDER BY l.id"  # noqa: S608 - constant
-        ).fetchall()
-
-
 def every_payment(conn: Conn) -> list[LoanPayment]:
     """Every loan payment, by loan and in the order each loan's were applied."""
     with conn.cursor(row_factory=class_row(LoanPayment)) as cur:
@@ -363,11 +356,12 @@ _OFFER_COLUMNS = (
 
 
 def _party_to_line(alias: str) -> str:
-    """The one rule of who sees a line's offers, loans and margin calls: its financier and its
-    borrower (`alias` names the joined table, which has `line_id`; one `%s`: the org's id)."""
+    """The one rule of who sees a line's offers, loans, decisions and margin calls: its
+    financier and its borrower, and the regulator every line (`alias` names the joined table,
+    which has `line_id`; two `%s`: the org's id twice, None for every line)."""
     return (
         f" JOIN credit_lines c ON c.id = {alias}.line_id"
-        " WHERE %s IN (c.financier_org_id, c.borrower_org_id)"
+        " WHERE %s::bigint IS NULL OR %s IN (c.financier_org_id, c.borrower_org_id)"
     )
 
 
@@ -419,14 +413,14 @@ def settle_offer(conn: Conn, offer_id: int, state: str, loan_id: int | None = No
     )
 
 
-def offers_of_org(conn: Conn, org_id: int) -> list[Offer]:
+def offers_of_org(conn: Conn, org_id: int | None) -> list[Offer]:
     """Offers on lines where the org is the financier or the borrower, newest first."""
     with conn.cursor(row_factory=class_row(Offer)) as cur:
         return cur.execute(
             f"SELECT {_OFFER_COLUMNS} FROM offers o"  # noqa: S608 - constant columns
             " JOIN applications a ON a.id = o.application_id"
             f"{_party_to_line('o')} ORDER BY o.id DESC",
-            (org_id,),
+            (org_id, org_id),
         ).fetchall()
 
 
@@ -464,13 +458,14 @@ def owing_loans(
         ).fetchall()
 
 
-def loans_of_org(conn: Conn, org_id: int) -> list[Loan]:
-    """Loans on lines where the org is the financier or the borrower, oldest first."""
+def loans_of_org(conn: Conn, org_id: int | None) -> list[Loan]:
+    """Loans on lines where the org is the financier or the borrower (None: every loan),
+    oldest first."""
     with conn.cursor(row_factory=class_row(Loan)) as cur:
         return cur.execute(
             f"SELECT {_LOAN_COLUMNS} FROM loans l"  # noqa: S608 - constant columns
             f"{_party_to_line('l')} ORDER BY l.id",
-            (org_id,),
+            (org_id, org_id),
         ).fetchall()
 
 
@@ -597,11 +592,10 @@ def decisions_seen_by(conn: Conn, org_id: int | None) -> list[DecisionRow]:
     """Decisions on lines where the org lends or borrows (None: every line), newest first."""
     with conn.cursor(row_factory=class_row(DecisionRow)) as cur:
         return cur.execute(
-            "SELECT d.id, d.application_id, a.line_id, a.lot_uri, a.requested_minor, d.kind,"
+            "SELECT d.id, d.application_id, a.line_id, a.lot_uri, a.requested_minor, d.kind,"  # noqa: S608
             " d.approved_minor, d.reasons, d.collateral_minor, d.decided_at"
             " FROM decisions d JOIN applications a ON a.id = d.application_id"
-            " JOIN credit_lines c ON c.id = a.line_id"
-            " WHERE %s::bigint IS NULL OR %s IN (c.financier_org_id, c.borrower_org_id)"
+            f"{_party_to_line('a')}"
             " ORDER BY d.id DESC LIMIT 1000",
             (org_id, org_id),
         ).fetchall()
@@ -921,21 +915,14 @@ def movement_reacted(conn: Conn, lot_uri: str, log_index: int) -> bool:
     return row is not None
 
 
-def every_margin_call(conn: Conn) -> list[MarginCall]:
-    """Every call (the regulator's read), newest first."""
-    with conn.cursor(row_factory=class_row(MarginCall)) as cur:
-        return cur.execute(
-            f"SELECT {_CALL_COLUMNS} FROM margin_calls m ORDER BY m.id DESC"  # noqa: S608
-        ).fetchall()
-
-
-def margin_calls_of_org(conn: Conn, org_id: int) -> list[MarginCall]:
-    """Calls on lines where the org is the financier or the borrower, newest first."""
+def margin_calls_of_org(conn: Conn, org_id: int | None) -> list[MarginCall]:
+    """Calls on lines where the org is the financier or the borrower (None: every call),
+    newest first."""
     with conn.cursor(row_factory=class_row(MarginCall)) as cur:
         return cur.execute(
             f"SELECT {_CALL_COLUMNS} FROM margin_calls m"  # noqa: S608 - constant columns
             f"{_party_to_line('m')} ORDER BY m.id DESC",
-            (org_id,),
+            (org_id, org_id),
         ).fetchall()
 
 
