@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -208,6 +209,15 @@ def _recorded(page: EventPage) -> list[dict[str, Any]]:
     ]
 
 
+class DocumentResponse(JSONResponse):
+    """JSON of the REST binding's documents, written by orjson: a page of 100 events costs a
+    tenth of the standard library's time (bench/query.py). Safe for stored events: capture
+    reads them with orjson and stores what orjson wrote, so orjson can write them back."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 # How many values a discovery list answers (no paging of these lists yet).
 DISCOVERY_LIMIT = 1000
 
@@ -224,7 +234,7 @@ _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/epcis/events",
     responses=_QUERY_DOCUMENT,
-    response_class=JSONResponse,
+    response_class=DocumentResponse,
     summary="EPCIS 2.0 REST binding: the events query, answered as an EPCISQueryDocument",
 )
 def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> JSONResponse:
@@ -234,13 +244,13 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
     document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
     headers = {**_EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
-    return JSONResponse(document, headers=headers)
+    return DocumentResponse(document, headers=headers)
 
 
 @router.get(
     "/epcis/events/{event_id:path}",
     responses=_QUERY_DOCUMENT,
-    response_class=JSONResponse,
+    response_class=DocumentResponse,
     summary="EPCIS 2.0 REST binding: one event by its eventID or event hash ID",
 )
 def epcis_event(
@@ -250,7 +260,7 @@ def epcis_event(
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
     document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
-    return JSONResponse(document, headers=_EPCIS_HEADERS)
+    return DocumentResponse(document, headers=_EPCIS_HEADERS)
 
 
 # The discovery resources' events: the same query with one filter from the path (GS1 REST
@@ -268,7 +278,7 @@ _DISCOVERY = {
 @router.get(
     "/epcis/{resource}/{value:path}/events",
     responses=_QUERY_DOCUMENT,
-    response_class=JSONResponse,
+    response_class=DocumentResponse,
     summary="EPCIS 2.0 REST binding: the events of one event type, EPC, bizStep, location or"
     " disposition (further query parameters narrow them)",
 )
@@ -287,7 +297,7 @@ def epcis_discovered_events(
     document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
     headers = {**_EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
-    return JSONResponse(document, headers=headers)
+    return DocumentResponse(document, headers=headers)
 
 
 @router.options(
@@ -312,7 +322,7 @@ def epcis_events_options(org: AnyOrg) -> Response:
 
 @router.get(
     "/epcis/{resource}",
-    response_class=JSONResponse,
+    response_class=DocumentResponse,
     responses={
         200: {
             "description": "a Collection (GS1 EPCIS 2.0 REST binding) of the values found",
@@ -337,4 +347,4 @@ def epcis_discovery(
         scope = None if org.role == "regulator" else org.id
         members = distinct_values(conn, resource, scope, DISCOVERY_LIMIT)
     collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
-    return JSONResponse(collection, headers=_EPCIS_HEADERS)
+    return DocumentResponse(collection, headers=_EPCIS_HEADERS)
