@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api import (
+    capture_jobs,
     enterprise,
     errors,
     health,
@@ -66,6 +67,8 @@ def create_app(
     for router in (
         health.router,
         public.router,
+        # Before enterprise's /epcis/{resource}, which would take /epcis/capture for its own.
+        capture_jobs.router,
         enterprise.router,
         oversight.router,
         operations.router,

@@ -16,6 +16,8 @@ from epcis.json_input import JsonRefused, loads_guarded
 from ledger.log_store import LogProgress
 
 MAX_BODY_BYTES = 1_048_576
+# The capture routes check their own payloads, so a refused one is dead-lettered as on MQTT.
+CAPTURE_PATHS = frozenset({"/v1/capture", "/epcis/capture"})
 # Rate-limited per client: the routes anyone may call without a key, and /readyz (which asks
 # the database, the broker and the chain).
 PUBLIC_PREFIXES = ("/01/", "/v1/provenance", "/v1/proofs", "/v1/verify", "/v1/qr", "/readyz")
@@ -196,7 +198,7 @@ class Guard:
                     f"requests are limited to {MAX_BODY_BYTES} bytes",
                     path,
                 ), receive
-            refusal = _json_refusal(body) if path != "/v1/capture" and body else None
+            refusal = _json_refusal(body) if path not in CAPTURE_PATHS and body else None
             if refusal is not None:
                 return problem_response(400, *refusal, path), receive
         client = scope.get("client") or ("-", 0)
