@@ -418,3 +418,36 @@ def test_a_poison_job_is_marked_failed_and_the_worker_goes_on(
     assert (done["success"], [e["status"] for e in done["events"]]) == (True, ["accepted"])
     assert stored(api.conn, good) == 1
     assert "marked failed" in worker.log_text()
+
+
+EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "JSON"
+
+
+def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
+    api: Api, mine: SeededWorld
+) -> None:
+    examples = sorted(EXAMPLES.rglob("*.jsonld"))
+    assert len(examples) == 47  # GS1's examples: 47 documents
+    locations = {}
+    for example in examples:
+        response = post(api, example.read_bytes())  # rollback: every event must be good
+        assert response.status_code == 202, (example.name, response.text)
+        locations[example.name] = response.headers["Location"]
+    assert work_all(mine.database_url) == len(examples)
+    event_ids = set()
+    statuses: list[str] = []
+    for name, location in locations.items():
+        job = api.get(location, "maker").json()
+        assert (job["running"], job["success"], job["errors"]) == (False, True, []), (name, job)
+        assert job["events"], name
+        event_ids |= {event["eventID"] for event in job["events"]}
+        statuses += [event["status"] for event in job["events"]]
+    assert len(statuses) == 56  # GS1's examples: 56 events
+    # Some examples repeat another's event: the first copy is stored, each other a duplicate.
+    assert statuses.count("accepted") == len(event_ids)
+    assert statuses.count("duplicate") == len(statuses) - len(event_ids)
+    for event_id in sorted(event_ids):
+        found = api.get("/epcis/events", "maker", params={"EQ_eventID": event_id})
+        assert found.status_code == 200, found.text
+        listed = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert len(listed) == 1, event_id
