@@ -5,6 +5,7 @@ event's outcome. Real PostgreSQL; the API in process; the worker in process, or 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -312,6 +313,28 @@ def test_a_job_survives_a_restart_of_the_api(mine: SeededWorld) -> None:
         assert job["events"] == [{"index": 0, "eventID": hash_id(event), "status": "accepted"}]
 
 
+def test_workers_share_the_queue_and_work_each_job_once(api: Api, mine: SeededWorld) -> None:
+    batches = [[make_event() for _ in range(3)] for _ in range(12)]
+    locations = [post(api, document(*events)).headers["Location"] for events in batches]
+    workers = [CaptureJobWorker(mine.database_url, CONFIG) for _ in range(3)]
+
+    def drain(worker: CaptureJobWorker) -> None:
+        with psycopg.connect(mine.database_url, autocommit=True) as conn:
+            while worker.work_next(conn):
+                pass
+
+    threads = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(worker.finished for worker in workers) == len(batches)
+    for location in locations:
+        job = api.get(location, "maker").json()
+        assert (job["success"], [e["status"] for e in job["events"]]) == (True, ["accepted"] * 3)
+    assert stored(api.conn, *(event for events in batches for event in events)) == 36
+
+
 def _capture_worker(mine: SeededWorld, tmp_path: Path) -> WorkerProcess:
     worker = WorkerProcess(
         ["capture-worker"], {"TRACEFIN_DATABASE_URL": mine.database_url}, tmp_path, "capture"
@@ -405,8 +428,10 @@ def test_a_poison_job_is_marked_failed_and_the_worker_goes_on(
             worker,
         )
         assert worker.alive
+        assert worker.terminate(timeout=15) == 0  # SIGTERM: it stops cleanly between jobs
     finally:
         worker.stop()
+    assert "capture worker stopped after 2 jobs" in worker.log_text()
     failed = job_of(api, poisoned)
     assert (failed["running"], failed["success"], failed["events"]) == (False, False, [])
     assert [(e["code"], e["status"], e["index"]) for e in failed["errors"]] == [
