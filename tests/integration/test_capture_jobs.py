@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import orjson
 import psycopg
 import pytest
@@ -27,6 +28,7 @@ from tests.support.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
+OPENAPI = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "rest-binding" / "openapi.json"
 CONFIG = CaptureJobConfig(max_payload_bytes=256 * 1024, max_future_skew=timedelta(minutes=10))
 PROBLEM_JSON = "application/problem+json"
 
@@ -140,6 +142,45 @@ def test_a_document_is_queued_202_then_captured_event_by_event(api: Api, mine: S
         (hash_id(third), "accepted"),
     ]
     assert stored(api.conn, first, third) == 2
+
+
+def capture_job_schema() -> jsonschema_rs.Validator:
+    """GS1's CaptureJob schema, from the REST binding's OpenAPI document (its one reference,
+    the RFC 7807 problem, resolved in place).
+
+    Its `oneOf` says "`errors` or `errorFile`" with two branches that require nothing, so every
+    object matches both and none could pass; each branch is made to require its property, as
+    its description means."""
+    schemas = orjson.loads(OPENAPI.read_bytes())["components"]["schemas"]
+    text = orjson.dumps(schemas["CaptureJob"]).replace(
+        b'{"$ref":"#/components/schemas/RFC7807ProblemResponseBody"}',
+        orjson.dumps(schemas["RFC7807ProblemResponseBody"]),
+    )
+    assert b"$ref" not in text
+    schema = orjson.loads(text)
+    either = schema["allOf"][1]["oneOf"]
+    assert [list(branch["properties"]) for branch in either] == [["errors"], ["errorFile"]]
+    for branch in either:
+        branch["required"] = list(branch["properties"])
+    return jsonschema_rs.Draft7Validator(schema, validate_formats=True)
+
+
+def test_jobs_are_the_standards_capture_jobs(api: Api, mine: SeededWorld) -> None:
+    schema = capture_job_schema()
+    waiting = post(api, document(make_event()))
+    failing = post(api, document(make_event(), make_event(bizStep="teleporting")))
+    queued = job_of(api, waiting)
+    work_all(mine.database_url)
+    jobs = [queued, job_of(api, waiting), job_of(api, failing)]
+    assert [(job["running"], job["success"]) for job in jobs] == [
+        (True, True),
+        (False, True),
+        (False, False),
+    ]
+    for job in [*jobs, *api.get("/epcis/capture", "maker").json()]:
+        errors = [error.message for error in schema.iter_errors(job)]
+        assert errors == [], job
+    assert jobs[2]["errors"][0]["type"] == "epcisException:ValidationException"
 
 
 def test_rollback_stores_nothing_of_a_failing_job_and_proceed_stores_the_good_events(
