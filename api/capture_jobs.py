@@ -1,5 +1,7 @@
-"""EPCIS 2.0 REST binding, asynchronous capture: POST /epcis/capture queues a job (202), the
-capture worker (`tracefin capture-worker`) works it, GET /epcis/capture/{captureID} shows it."""
+"""EPCIS 2.0 asynchronous capture: POST /epcis/capture queues a job, GET shows its outcome.
+
+The capture worker (`tracefin capture-worker`, ingest/capture_jobs.py) works the jobs.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from epcis.rejects import EventRejected, RejectCode
 from ingest.capture import CAPTURE_JOBS_TOPIC, CaptureBatch, Origin
 from records import capture_job_store
 from records.capture_job_store import CaptureJob
+from records.db import Conn
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 
@@ -276,7 +279,7 @@ def capture_job(conn: DbConn, org: Enterprise, capture_id: str) -> JSONResponse:
     return JSONResponse(job_document(job), headers=EPCIS_HEADERS)
 
 
-def _own_job(conn: DbConn, org_id: int, capture_id: str) -> CaptureJob:
+def _own_job(conn: Conn, org_id: int, capture_id: str) -> CaptureJob:
     try:
         wanted = UUID(capture_id)
     except ValueError:
