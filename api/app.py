@@ -62,7 +62,10 @@ def create_app(
     requests.install(app)
 
     app.add_middleware(
-        Guard, metrics=app.state.metrics, limiter=RateLimiter(config.public_rate_per_minute)
+        Guard,
+        metrics=app.state.metrics,
+        limiter=RateLimiter(config.public_rate_per_minute),
+        capture_limits=capture_jobs.limit_headers(config),
     )
     for router in (
         health.router,

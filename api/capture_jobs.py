@@ -17,6 +17,7 @@ from api.config import ApiConfig
 from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.enterprise import EPCIS_HEADERS, MAX_KEPT_PAYLOAD, api_user_of
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
+from api.middleware import MAX_BODY_BYTES
 from epcis.capture import WHOLE_PAYLOAD, RefusedItem, count_events
 from epcis.rejects import EventRejected, RejectCode
 from ingest.capture import CAPTURE_JOBS_TOPIC, CaptureBatch, Origin
@@ -93,7 +94,8 @@ def limit_headers(config: ApiConfig) -> dict[str, str]:
     """The capture limits, announced as the standard names them."""
     return {
         "GS1-EPCIS-Capture-Limit": str(config.capture_max_events),
-        "GS1-EPCIS-Capture-File-Size-Limit": str(config.max_payload_bytes),
+        # The server reads no larger body, whatever the capture setting says.
+        "GS1-EPCIS-Capture-File-Size-Limit": str(min(config.max_payload_bytes, MAX_BODY_BYTES)),
     }
 
 

@@ -1,10 +1,12 @@
 """The capture-job worker: works the documents POST /epcis/capture queued, one job at a time.
 
-A job is claimed with FOR UPDATE SKIP LOCKED (so several workers share the queue), its events
-go through the one capture pipeline (ingest.capture, as MQTT and /v1/capture), and its events
-are stored and the job marked finished in one transaction: a worker killed mid-job leaves the
-job to be worked again, never half stored. A job that makes the code raise is marked failed
-with a machine-readable error, and the worker goes on with the next.
+A job is claimed with FOR NO KEY UPDATE SKIP LOCKED (so several workers share the queue), its
+events go through the one capture pipeline (ingest.capture, as MQTT and /v1/capture), and its
+events are stored and the job marked finished in the transaction that claimed it: a worker
+killed mid-job leaves the job to be worked again, never half stored. Each attempt is recorded
+beforehand on a connection of its own, so a job that kills its worker is given up after a few.
+A job that makes the code raise is marked failed with a machine-readable error, and the worker
+goes on with the next.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class CaptureJobConfig:
     # A job queued while the worker waits wakes it (LISTEN); this poll is the fallback, and
     # how soon a job held by a dead worker's lingering transaction is picked up again.
     poll_interval: timedelta = timedelta(seconds=1)
-    # Claims of one job at most: one that killed its worker this often is given up.
+    # Attempts at one job at most: one that killed its worker this often is given up.
     max_attempts: int = 3
 
 
@@ -124,10 +126,11 @@ class CaptureJobWorker:
         with (
             psycopg.connect(self._database_url, autocommit=True) as listener,
             psycopg.connect(self._database_url, autocommit=True) as conn,
+            psycopg.connect(self._database_url, autocommit=True) as side,
         ):
             capture_job_store.listen_for_jobs(listener)
             while not self._stop.is_set():
-                while not self._stop.is_set() and self.work_next(conn):
+                while not self._stop.is_set() and self.work_next(conn, side):
                     pass
                 # Notices that came while working are queued: one wakes us at once.
                 for _ in listener.notifies(
@@ -135,20 +138,20 @@ class CaptureJobWorker:
                 ):
                     pass
 
-    def work_next(self, conn: Conn) -> bool:
-        """Work the oldest waiting job; False when none waits."""
-        with conn.transaction():
-            job = capture_job_store.claim_next(conn, datetime.now(UTC))
-        if job is None:
-            return False
-        log.info("capture job %s claimed (attempt %d)", job.capture_id, job.attempts)
+    def work_next(self, conn: Conn, side: Conn) -> bool:
+        """Work the oldest waiting job on `conn`, its attempt recorded on `side` (another
+        autocommit connection); False when no job waits."""
+        job: QueuedJob | None = None
         try:
             with conn.transaction():
-                if not capture_job_store.lock_unfinished(conn, job.id):
-                    return True  # another worker has it, or finished it
-                if job.attempts > self._config.max_attempts:
+                job = capture_job_store.claim_next(conn)
+                if job is None:
+                    return False
+                log.info("capture job %s claimed (attempt %d)", job.capture_id, job.attempts + 1)
+                if job.attempts >= self._config.max_attempts:
                     outcome = Outcome(False, [], [_ABANDONED])
                 else:
+                    capture_job_store.record_attempt(side, job.id, datetime.now(UTC))
                     outcome = capture_job(conn, job, self._config)
                 capture_job_store.finish_job(
                     conn,
@@ -161,11 +164,13 @@ class CaptureJobWorker:
         except pg_errors.TransactionRollback as exc:
             # A deadlock or serialization failure with another writer: the job is as it was;
             # it is claimed again (and counted) on the next round.
-            log.warning("capture job %s rolled back (%s); it will be retried", job.capture_id, exc)
+            log.warning("capture job rolled back (%s); it will be tried again", exc)
             return True
         except psycopg.OperationalError:
             raise  # the database is gone: nothing can be recorded; the supervisor restarts us
         except Exception:
+            if job is None:
+                raise  # no job in hand: the claim itself failed
             # A poison job: set it aside, failed, so it cannot stop the jobs behind it.
             log.exception("capture job %s failed; marked failed", job.capture_id)
             with conn.transaction():

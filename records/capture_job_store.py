@@ -88,30 +88,30 @@ def own_jobs(conn: Conn, org_id: int, before_id: int | None, limit: int) -> list
         ).fetchall()
 
 
-def claim_next(conn: Conn, now: datetime) -> QueuedJob | None:
-    """The oldest waiting job no other worker holds, its attempt counted; the caller commits
-    the count before working it, so a job that kills its worker is seen to have."""
+def claim_next(conn: Conn) -> QueuedJob | None:
+    """The oldest waiting job no other worker holds, held until the caller's transaction ends
+    (other workers skip it), with how often it was set about before.
+
+    NO KEY UPDATE, not UPDATE: `record_attempt`'s row, written from another connection while
+    the job is held, references the job, which takes a KEY SHARE lock that UPDATE would block.
+    """
     with conn.cursor(row_factory=class_row(QueuedJob)) as cursor:
         return cursor.execute(
-            "UPDATE capture_jobs j SET attempts = j.attempts + 1,"
-            " started_at = coalesce(j.started_at, %s)"
-            " FROM orgs o WHERE o.id = j.org_id AND j.id = ("
-            "   SELECT id FROM capture_jobs WHERE finished_at IS NULL"
-            "   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-            " RETURNING j.id, j.capture_id, j.org_id, o.slug AS org_slug, j.api_user,"
-            " j.error_behaviour, j.payload, j.created_at, j.attempts",
-            (now,),
+            "SELECT j.id, j.capture_id, j.org_id, o.slug AS org_slug, j.api_user,"
+            " j.error_behaviour, j.payload, j.created_at,"
+            " (SELECT count(*) FROM capture_job_attempts a WHERE a.job_id = j.id) AS attempts"
+            " FROM capture_jobs j JOIN orgs o ON o.id = j.org_id"
+            " WHERE j.finished_at IS NULL ORDER BY j.id LIMIT 1"
+            " FOR NO KEY UPDATE OF j SKIP LOCKED"
         ).fetchone()
 
 
-def lock_unfinished(conn: Conn, job_id: int) -> bool:
-    """Hold the job until the caller's transaction ends; False when another worker holds it
-    or it is finished already (it was claimed twice and the other finished it)."""
-    row = conn.execute(
-        "SELECT 1 FROM capture_jobs WHERE id = %s AND finished_at IS NULL FOR UPDATE SKIP LOCKED",
-        (job_id,),
-    ).fetchone()
-    return row is not None
+def record_attempt(conn: Conn, job_id: int, at: datetime) -> None:
+    """That a worker sets about the job: on a connection of its own (autocommit), so it is
+    kept even when the worker dies before the job's transaction ends."""
+    conn.execute(
+        "INSERT INTO capture_job_attempts (job_id, started_at) VALUES (%s, %s)", (job_id, at)
+    )
 
 
 def finish_job(

@@ -14,10 +14,6 @@ CREATE TABLE capture_jobs (
     -- The body as received; the API refuses bodies over the capture file-size limit first.
     payload         bytea NOT NULL,
     created_at      timestamptz NOT NULL,
-    -- Claims of the job by a worker (committed before the work): a job that kills its worker
-    -- every time is given up after a few, not retried for ever.
-    attempts        integer NOT NULL DEFAULT 0,
-    started_at      timestamptz,
     finished_at     timestamptz,
     success         boolean,
     -- Per event, in document order: {index, eventID (the hash ID), status: accepted|duplicate}.
@@ -26,6 +22,15 @@ CREATE TABLE capture_jobs (
     errors          jsonb NOT NULL DEFAULT '[]',
     CHECK ((finished_at IS NULL) = (success IS NULL))
 );
+
+-- Each time a worker set about a job, committed (from a connection of its own) before the
+-- work, whose transaction holds the job: a job that kills its worker every time is seen to, and
+-- given up after a few tries instead of retried for ever.
+CREATE TABLE capture_job_attempts (
+    job_id      bigint NOT NULL REFERENCES capture_jobs (id),
+    started_at  timestamptz NOT NULL
+);
+CREATE INDEX capture_job_attempts_job ON capture_job_attempts (job_id);
 
 -- The waiting jobs, oldest first, are what the workers claim.
 CREATE INDEX capture_jobs_waiting ON capture_jobs (id) WHERE finished_at IS NULL;
