@@ -22,12 +22,11 @@ from epcis.query import (
     parse_event_query,
     query_document,
 )
-from ingest.capture import CaptureBatch, Origin
+from ingest.capture import HTTP_DEVICE, CaptureBatch, Origin
 from records.event_query import EventPage, distinct_values, query_events
 from records.registry_store import Org
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
-HTTP_DEVICE = "http-capture"
 CAPTURE_TOPIC = "http:/v1/capture"
 # Dead letters keep at most this much of a refused payload (the Guard bounds bodies the same).
 MAX_KEPT_PAYLOAD = 1_048_576
@@ -78,7 +77,7 @@ async def capture_events(
         datetime.now(UTC),
         payload[:MAX_KEPT_PAYLOAD],
         channel="http",
-        api_user=_api_user(request),
+        api_user=api_user_of(request),
     )
     device = DeviceKey(org.id, org.slug, HTTP_DEVICE, None)  # the API key is the proof of origin
     batch = CaptureBatch()
@@ -122,7 +121,7 @@ async def capture_events(
     )
     # EPCIS capture limits, announced the EPCIS way.
     headers = {
-        "GS1-EPCIS-Capture-Limit": "10000",
+        "GS1-EPCIS-Capture-Limit": str(config.capture_max_events),
         "GS1-EPCIS-Capture-File-Size-Limit": str(config.max_payload_bytes),
     }
     if not accepted:
@@ -136,7 +135,7 @@ async def capture_events(
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
 
 
-def _api_user(request: Request) -> str | None:
+def api_user_of(request: Request) -> str | None:
     """Which API key captured (its prefix, as `api_keys.key_prefix` keeps it): the attestation's
     user. The key itself was checked by the Enterprise dependency."""
     _, _, key = request.headers.get("authorization", "").partition(" ")
@@ -222,7 +221,7 @@ class DocumentResponse(JSONResponse):
 DISCOVERY_LIMIT = 1000
 
 # The REST binding's headers on every answer of its resources.
-_EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "an EPCISQueryDocument (GS1 EPCIS 2.0 JSON binding)",
@@ -242,7 +241,7 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
     EPCISQueryDocument, with the `@context` the events were captured with."""
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
     document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
-    headers = {**_EPCIS_HEADERS, **dict(response.headers)}
+    headers = {**EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
     return DocumentResponse(document, headers=headers)
 
@@ -260,7 +259,7 @@ def epcis_event(
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
     document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
-    return DocumentResponse(document, headers=_EPCIS_HEADERS)
+    return DocumentResponse(document, headers=EPCIS_HEADERS)
 
 
 # The discovery resources' events: the same query with one filter from the path (GS1 REST
@@ -295,7 +294,7 @@ def epcis_discovered_events(
     params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
     page = _query_page(request, response, conn, org, params)
     document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
-    headers = {**_EPCIS_HEADERS, **dict(response.headers)}
+    headers = {**EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
     return DocumentResponse(document, headers=headers)
 
@@ -310,7 +309,7 @@ def epcis_events_options(org: AnyOrg) -> Response:
     return Response(
         status_code=204,
         headers={
-            **_EPCIS_HEADERS,
+            **EPCIS_HEADERS,
             "GS1-EPCIS-Min": "2.0.0",
             "GS1-EPCIS-Max": "2.0.0",
             "GS1-CBV-Min": "2.0.0",
@@ -347,4 +346,4 @@ def epcis_discovery(
         scope = None if org.role == "regulator" else org.id
         members = distinct_values(conn, resource, scope, DISCOVERY_LIMIT)
     collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
-    return DocumentResponse(collection, headers=_EPCIS_HEADERS)
+    return DocumentResponse(collection, headers=EPCIS_HEADERS)

@@ -365,3 +365,13 @@ def _check_signature(item: _Item, digest: bytes, device: DeviceKey, now: datetim
     signature = parse_signature(item.signature)
     device.check_signer(recover_address(digest, signature), now)
     return signature
+
+
+def count_events(payload: bytes, *, max_payload_bytes: int) -> int:
+    """How many events a capture payload carries, checking only that it can be read as one
+    (size, JSON, an event, an array or a document with events); EventRejected otherwise.
+
+    Asynchronous capture answers this much at once and validates the events later.
+    """
+    items, _ = _split(decode_json(payload, max_payload_bytes=max_payload_bytes))
+    return len(items)
