@@ -35,6 +35,12 @@ class RejectCode(StrEnum):
     # A rule of the EPCIS 2.0 JSON Schema beyond types and required fields (e.g. ilmd only
     # with action ADD).
     SCHEMA_VIOLATION = "schema_violation"
+    # An errorDeclaration from a party that may not declare the event erroneous: neither the
+    # party whose attestation makes it count nor, when none does, one entitled to attest it.
+    NOT_ENTITLED_TO_DECLARE = "not_entitled_to_declare"
+    # An errorDeclaration for an event already declared erroneous with a different declaration
+    # (the first one recorded stands; the same one again is answered `error_declared`).
+    ALREADY_DECLARED = "already_declared"
 
 
 class EventRejected(Exception):

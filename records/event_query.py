@@ -22,6 +22,8 @@ class EventPage:
     # When the repository received each event (its recordTime) and its digest, in page order.
     received: list[datetime] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
+    # Each event's recorded errorDeclaration (as captured), or None, in page order.
+    declarations: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
@@ -99,6 +101,9 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
                 " OR event_hash = ANY(%(event_digests)s::bytea[]))"
             )
         )
+    declared = _declared(query, params)
+    if declared is not None:
+        clauses.append(declared)
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
@@ -125,13 +130,53 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
     rows = conn.execute(statement.format(where), params).fetchall()
     page = rows[: params["limit"] - 1]
     more = len(rows) > len(page)
+    digests = [bytes(row[4]) for row in page]
+    declarations = _declarations(conn, digests)
     return EventPage(
         [row[1] for row in page],
         int(page[-1][0]) if more and page else None,
         [row[2] for row in page],
         [row[3] for row in page],
-        [bytes(row[4]) for row in page],
+        digests,
+        [declarations.get(digest) for digest in digests],
     )
+
+
+def _declared(query: EventFilter, params: dict[str, Any]) -> sql.Composable | None:
+    """The error-declaration filters as one EXISTS over `error_declarations`; None if none."""
+    tests: list[sql.Composable] = []
+    if query.error_reasons is not None:
+        params["error_reasons"] = sorted(query.error_reasons)
+        tests.append(sql.SQL("d.reason = ANY(%(error_reasons)s)"))
+    if query.corrective_event_ids is not None:
+        params["corrective"] = sorted(query.corrective_event_ids)
+        tests.append(sql.SQL("d.corrective_event_ids && %(corrective)s::text[]"))
+    for bound, key, value in (
+        (">=", "ge_declared", query.ge_declaration_time),
+        ("<", "lt_declared", query.lt_declaration_time),
+    ):
+        if value is not None:
+            params[key] = value
+            tests.append(
+                sql.SQL("d.declaration_time {} {}").format(sql.SQL(bound), sql.Placeholder(key))
+            )
+    if not tests and not query.declared:
+        return None
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM error_declarations d WHERE d.event_hash = events.event_hash{})"
+    ).format(sql.SQL("").join(sql.SQL(" AND ") + test for test in tests))
+
+
+def _declarations(conn: Conn, digests: list[bytes]) -> dict[bytes, dict[str, Any]]:
+    """The recorded errorDeclaration (as captured) of each of these events that has one."""
+    if not digests:
+        return {}
+    rows = conn.execute(
+        "SELECT event_hash, declaration FROM error_declarations"
+        " WHERE event_hash = ANY(%s::bytea[])",
+        (digests,),
+    ).fetchall()
+    return {bytes(row[0]): row[1] for row in rows}
 
 
 # The columns the REST binding's discovery lists name (epcs: each instance identifier).

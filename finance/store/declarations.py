@@ -1,0 +1,73 @@
+"""The finance worker's reads and writes of error declarations: which to react to, which lots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from records.db import Conn
+
+
+@dataclass(frozen=True)
+class Unapplied:
+    """A recorded declaration finance has not reacted to yet."""
+
+    id: int
+    event_hash: bytes
+    org: str
+    reason: str | None
+    declaration_time: datetime
+    digest: bytes
+
+
+def unapplied(conn: Conn) -> list[Unapplied]:
+    """Declarations not applied yet, in the order recorded.
+
+    Absence from `declarations_applied`, not an id cursor, says what is new: ids of concurrent
+    captures commit out of order, so a cursor could pass one that commits late.
+    """
+    with conn.cursor(row_factory=class_row(Unapplied)) as cursor:
+        return cursor.execute(
+            "SELECT d.id, d.event_hash, o.slug AS org, d.reason, d.declaration_time, d.digest"
+            " FROM error_declarations d JOIN orgs o ON o.id = d.org_id"
+            " WHERE NOT EXISTS"
+            " (SELECT 1 FROM declarations_applied a WHERE a.declaration_id = d.id)"
+            " ORDER BY d.id"
+        ).fetchall()
+
+
+def lots_holding(conn: Conn, digests: Sequence[bytes]) -> dict[bytes, list[str]]:
+    """The lots whose evidence holds each of these events (an event not applied yet: none)."""
+    if not digests:
+        return {}
+    rows = conn.execute(
+        "SELECT DISTINCT event_hash, lot_uri FROM lot_evidence"
+        " WHERE event_hash = ANY(%s::bytea[]) ORDER BY lot_uri",
+        (list(digests),),
+    ).fetchall()
+    found: dict[bytes, list[str]] = {}
+    for digest, lot_uri in rows:
+        found.setdefault(bytes(digest), []).append(str(lot_uri))
+    return found
+
+
+def mark_applied(conn: Conn, ids: Sequence[int]) -> None:
+    """Record that finance reacted to these declarations (in the transaction that did)."""
+    conn.execute(
+        "INSERT INTO declarations_applied (declaration_id) SELECT unnest(%s::bigint[])",
+        (list(ids),),
+    )
+
+
+def declared(conn: Conn, digests: Sequence[bytes]) -> set[bytes]:
+    """Which of these events are declared erroneous."""
+    if not digests:
+        return set()
+    rows = conn.execute(
+        "SELECT event_hash FROM error_declarations WHERE event_hash = ANY(%s::bytea[])",
+        (list(digests),),
+    ).fetchall()
+    return {bytes(row[0]) for row in rows}
