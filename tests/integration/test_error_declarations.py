@@ -279,9 +279,11 @@ def test_a_declared_inspection_is_void_evidence_on_the_page_and_for_finance(
     }
     assert all(e["error_declaration"] is None for e in page["events"] if e is not shown)
     english = world.get(LOT, headers={"Accept": "text/html", "Accept-Language": "en"}).text
-    assert "Declared erroneous by maker" in english and "its data is wrong" in english
+    assert "Declared erroneous by maker" in english
+    assert "its data is wrong" in english
     chinese = world.get(LOT, headers={"Accept": "text/html", "Accept-Language": "zh"}).text
-    assert "声明此记录有误" in chinese and "记录数据有误" in chinese
+    assert "声明此记录有误" in chinese
+    assert "记录数据有误" in chinese
 
     # Finance: a worker that crashes before its commit changes nothing ...
     with pytest.raises(psycopg.OperationalError):
@@ -302,7 +304,8 @@ def test_a_declared_inspection_is_void_evidence_on_the_page_and_for_finance(
     assert (evidence.counts, evidence.reason) == (False, "error_declared")
     [(subject, detail)] = declared_entries(conn)
     assert subject == hash_id
-    assert detail["declared_by"] == "maker" and detail["reason"] == "incorrect_data"
+    assert detail["declared_by"] == "maker"
+    assert detail["reason"] == "incorrect_data"
     assert LOT_URI in detail["lots"]
     [recorded] = declaration_store.declarations_for(conn, [digest]).values()
     assert detail["declaration"] == bytes(recorded.digest).hex()  # sealed in the journal
@@ -408,7 +411,8 @@ def test_an_event_declared_before_it_was_stored_is_stored_declared(
     publisher.publish(signed(owner, {**original, "errorDeclaration": declaration()}))
     assert listener.wait_for(owner.receipts, 1)[0]["status"] == "error_declared"
     stored = db.execute("SELECT event FROM events WHERE event_hash = %s", (digest,)).fetchone()
-    assert stored is not None and "errorDeclaration" not in stored[0]
+    assert stored is not None
+    assert "errorDeclaration" not in stored[0]
     assert counts_of(db, digest) == (1, 0, 1)
     publisher.publish(signed(owner, original))
     assert listener.wait_for(owner.receipts, 2)[1]["status"] == "duplicate"
