@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from epcis.jcs import canonical_json
-from epcis.model import EPCISEvent
+from epcis.model import EPCISEvent, ErrorDeclaration
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,22 @@ def declaration_of(event: EPCISEvent, raw: Mapping[str, Any]) -> Declaration | N
         reason=declared.reason,
         corrective_event_ids=tuple(declared.corrective_event_ids),
         document=orjson.dumps(raw["errorDeclaration"]).decode(),
+    )
+
+
+def implied_columns(
+    declaration: Mapping[str, Any],
+) -> tuple[datetime, str | None, tuple[str, ...]] | None:
+    """(declaration time in UTC, reason, corrective event IDs) as a stored declaration object
+    says them: what the columns beside it must hold; None if it is no valid declaration."""
+    try:
+        parsed = ErrorDeclaration.model_validate(dict(declaration))
+    except ValidationError:
+        return None
+    return (
+        parsed.declaration_time.astimezone(UTC),
+        parsed.reason,
+        tuple(parsed.corrective_event_ids),
     )
 
 

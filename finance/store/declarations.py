@@ -71,3 +71,19 @@ def declared(conn: Conn, digests: Sequence[bytes]) -> set[bytes]:
         (list(digests),),
     ).fetchall()
     return {bytes(row[0]) for row in rows}
+
+
+def applied_ids(conn: Conn) -> set[int]:
+    """The declarations finance has reacted to (each has its journal entry)."""
+    rows = conn.execute("SELECT declaration_id FROM declarations_applied").fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def journaled(conn: Conn) -> list[tuple[int, str, str]]:
+    """(journal id, event hash ID, declaration digest hex) of each `evidence_declared_erroneous`
+    journal entry."""
+    rows = conn.execute(
+        "SELECT id, subject, detail->>'declaration' FROM finance_journal"
+        " WHERE action = 'evidence_declared_erroneous' ORDER BY id"
+    ).fetchall()
+    return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]

@@ -25,6 +25,7 @@ import pytest
 from epcis.event_hash import event_hash_digest, event_hash_id, hash_id_from_digest
 from epcis.signatures import address_of, sign_digest
 from finance import rules, valuation
+from finance.audit import declaration_findings
 from finance.store import goods
 from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
@@ -417,3 +418,30 @@ def test_an_event_declared_before_it_was_stored_is_stored_declared(
     publisher.publish(signed(owner, original))
     assert listener.wait_for(owner.receipts, 2)[1]["status"] == "duplicate"
     assert counts_of(db, digest) == (1, 1, 1)
+
+
+def test_the_audit_catches_an_edited_or_deleted_declaration(world: Api) -> None:
+    conn = world.conn
+    digest, stored = inspection(conn)
+    assert capture(world, "maker", {**stored, "errorDeclaration": declaration()}).status_code == 201
+    FinanceWorker("unused", FinanceConfig(), JOURNAL).apply_declarations(conn)
+    assert declaration_findings(conn) == []
+
+    # Who declared it, edited: the digest no longer recomputes.
+    conn.execute("UPDATE error_declarations SET received_at = received_at - interval '1 day'")
+    assert [f.kind for f in declaration_findings(conn)] == ["declaration_altered"]
+    # What it says, edited digest and all (the digest is a plain hash anyone can recompute): the
+    # sealed journal entry still names the first one.
+    conn.execute(
+        "UPDATE error_declarations SET reason = 'did_not_occur',"
+        " declaration = jsonb_set(declaration, '{reason}', '\"did_not_occur\"')"
+    )
+    [row] = declaration_store.all_declarations(conn)
+    conn.execute("UPDATE error_declarations SET digest = %s", (row.record().digest(),))
+    assert [f.kind for f in declaration_findings(conn)] == ["declaration_differs_from_journal"]
+    # Deleted, so that the void evidence would count again: the journal still names it.
+    conn.execute("DELETE FROM declarations_applied")
+    conn.execute("DELETE FROM error_declarations")
+    [finding] = declaration_findings(conn)
+    assert finding.kind == "declaration_differs_from_journal"
+    assert hash_id_from_digest(digest) in finding.detail
