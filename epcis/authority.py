@@ -420,8 +420,8 @@ def declaration_refusal(
     attestation may declare it (the inspector that inspected, not the goods' owner whose goods
     failed). When none does (not stored yet, or only claims), an org the rule entitles may.
     The rules are read without the goods' history: site custody, acceptance and sale by the
-    site's operator; transit, whose rule needs the carrier in custody, only by an org that
-    attested the event itself (the carrier records its own transport).
+    site's operator; transit, whose rule needs the carrier in custody, only by the org that
+    recorded the event (its earliest attestation: the carrier records its own transport).
     """
     fact = fact_of(columns, extensions)
     blank = Whereabouts()
@@ -435,9 +435,10 @@ def declaration_refusal(
             return None
         return f"only {', '.join(sorted(counting))}, whose attestation makes it count, may"
     if fact is Fact.TRANSIT:
-        if any(attestation.org == declarer for attestation in attestations):
+        recorder, _ = recorder_and_others(attestations)
+        if recorder is not None and recorder.org == declarer:
             return None
-        return "a transit event may be declared erroneous only by an org that attested it"
+        return "a transit event may be declared erroneous only by the org that recorded it"
     as_declarer = Attestation(declarer, "(declaration)", None, _DECLARER_CHANNEL, True, _EPOCH)
     reason = _check(fact, columns, as_declarer, parties, blank)
     if reason is None:

@@ -482,11 +482,13 @@ def test_site_custody_is_declared_by_the_site_operator_through_any_channel() -> 
     assert declaration_refusal(stored, "shop", [], PARTIES) is not None
 
 
-def test_transit_is_declared_only_by_an_org_that_attested_it() -> None:
+def test_transit_is_declared_only_by_the_org_that_recorded_it() -> None:
     # The carrier in custody needs the goods' history, which the declaration is not judged on.
     moved = columns("transporting", site=None)
-    assert declaration_refusal(moved, "carrier", [by("carrier")], PARTIES) is None
-    assert declaration_refusal(moved, "acme", [by("carrier")], PARTIES) is not None
+    recorded = [by("carrier"), by("evil", at=5)]  # a stranger's copy later
+    assert declaration_refusal(moved, "carrier", recorded, PARTIES) is None
+    assert declaration_refusal(moved, "evil", recorded, PARTIES) is not None
+    assert declaration_refusal(moved, "acme", recorded, PARTIES) is not None
 
 
 def test_a_declared_event_counts_for_nothing() -> None:
