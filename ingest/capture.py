@@ -215,12 +215,22 @@ class CaptureBatch:
                 )
                 if why is not None:
                     refusal = RefusedItem(accepted.index, RejectCode.NOT_ENTITLED_TO_DECLARE, why)
-                else:
-                    declaration_store.insert_declaration(
-                        conn, _to_store(pending, accepted.declaration.document)
-                    )
+                elif declaration_store.insert_declaration(
+                    conn, _to_store(pending, accepted.declaration.document)
+                ):
                     recorded[accepted.digest] = content
                     events.append(pending.row)
+                else:
+                    # Another ingest worker recorded one for this event meanwhile: compared
+                    # with it, as with one recorded before.
+                    raced = declaration_store.declarations_for(conn, [accepted.digest])
+                    recorded[accepted.digest] = _content_digest(raced[accepted.digest].declaration)
+                    if recorded[accepted.digest] != content:
+                        refusal = RefusedItem(
+                            accepted.index,
+                            RejectCode.ALREADY_DECLARED,
+                            f"{accepted.hash_id} was declared erroneous already, differently",
+                        )
             if refusal is not None:
                 receipt.refused = refusal
                 dead_letters.append(_dead_letter(pending.origin, refusal))
