@@ -150,11 +150,34 @@ class FinanceWorker:
         """React to the error declarations recorded since: fold the lots holding each declared
         event again (it counts for nothing from now on, `error_declared`), journal
         `evidence_declared_erroneous` once per declaration (its digest sealed in the entry) and
-        mark it applied, all in one transaction. Returns how many."""
+        mark it applied, all in one transaction. Returns how many.
+
+        As with log positions, one declaration finance cannot apply does not stop it: tried
+        alone, it is set aside (journaled `declaration_not_applied`, marked applied)."""
+        try:
+            return self._apply_declarations(conn, None)
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:  # any other failure is some declaration's: find it
+            log.exception("finance: declarations failed together; applying them one by one")
+        applied = 0
+        while True:
+            try:
+                done = self._apply_declarations(conn, 1)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception as exc:  # this one declaration's fault
+                self._set_declaration_aside(conn, exc)
+                done = 1
+            if not done:
+                return applied
+            applied += done
+
+    def _apply_declarations(self, conn: Conn, limit: int | None) -> int:
         with conn.transaction():
             # The cursor's row lock: chunks and declarations are applied one at a time.
             attribution.claim_cursor(conn, WORKER)
-            pending = declarations.unapplied(conn)
+            pending = declarations.unapplied(conn)[:limit]
             if not pending:
                 return 0
             holding = declarations.lots_holding(conn, [d.event_hash for d in pending])
@@ -178,6 +201,26 @@ class FinanceWorker:
             declarations.mark_applied(conn, [d.id for d in pending])
         log.info("finance: %d error declaration(s) applied", len(pending))
         return len(pending)
+
+    def _set_declaration_aside(self, conn: Conn, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        with conn.transaction():
+            attribution.claim_cursor(conn, WORKER)
+            pending = declarations.unapplied(conn)[:1]
+            if not pending:
+                return
+            [declaration] = pending
+            self._journal.write(
+                conn,
+                ACTOR,
+                "declaration_not_applied",
+                hash_id_from_digest(declaration.event_hash),
+                {"declaration": declaration.digest.hex(), "error": error[:500]},
+                [declaration.event_hash],
+            )
+            declarations.mark_applied(conn, [declaration.id])
+        self.dead_lettered += 1
+        log.error("finance: an error declaration set aside, not applied: %s", error)
 
     def _set_aside(self, conn: Conn, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

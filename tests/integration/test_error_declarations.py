@@ -264,6 +264,8 @@ def test_a_declared_inspection_is_void_evidence_on_the_page_and_for_finance(
     disposition, failures = bank_view(conn)
     assert disposition == "conformant"
     assert rules.Reason.NO_INSPECTION not in failures
+    page = world.get(LOT, headers={"Accept": "application/json"}).json()  # cached now
+    assert [e["evidence"] for e in page["events"] if e["event_hash"] == hash_id] == ["counts"]
 
     assert capture(world, "maker", {**stored, "errorDeclaration": declaration()}).status_code == 201
 
@@ -445,3 +447,30 @@ def test_the_audit_catches_an_edited_or_deleted_declaration(world: Api) -> None:
     [finding] = declaration_findings(conn)
     assert finding.kind == "declaration_differs_from_journal"
     assert hash_id_from_digest(digest) in finding.detail
+
+
+class PoisonJournal(Journal):
+    """A journal that cannot write the reaction to a declaration (a bug, a bad row): anything
+    but a lost connection."""
+
+    def write(self, conn: Conn, actor: str, action: str, *args: Any, **kwargs: Any) -> None:
+        if action == "evidence_declared_erroneous":
+            raise ValueError("cannot journal this declaration")
+        JOURNAL.write(conn, actor, action, *args, **kwargs)
+
+
+def test_a_declaration_finance_cannot_apply_is_set_aside(world: Api) -> None:
+    conn = world.conn
+    digest, stored = inspection(conn)
+    assert capture(world, "maker", {**stored, "errorDeclaration": declaration()}).status_code == 201
+    worker = FinanceWorker("unused", FinanceConfig(), PoisonJournal(JOURNAL.key))
+    assert worker.apply_declarations(conn) == 1
+    assert worker.dead_lettered == 1
+    rows = conn.execute(
+        "SELECT subject, detail->>'error' FROM finance_journal"
+        " WHERE action = 'declaration_not_applied'"
+    ).fetchall()
+    assert rows == [(hash_id_from_digest(digest), "ValueError: cannot journal this declaration")]
+    # Set aside, not retried for ever: monitoring carries on.
+    assert worker.apply_declarations(conn) == 0
+    assert worker.apply_next_chunk(conn) == 0
