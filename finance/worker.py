@@ -154,6 +154,8 @@ class FinanceWorker:
 
         As with log positions, one declaration finance cannot apply does not stop it: tried
         alone, it is set aside (journaled `declaration_not_applied`, marked applied)."""
+        if not declarations.any_unapplied(conn):  # the usual case: one indexed look, no lock
+            return 0
         try:
             return self._apply_declarations(conn, None)
         except _CONNECTION_ERRORS:

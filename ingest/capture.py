@@ -200,11 +200,7 @@ class CaptureBatch:
             known = recorded.get(accepted.digest)
             refusal: RefusedItem | None = None
             if known is not None and known != content:
-                refusal = RefusedItem(
-                    accepted.index,
-                    RejectCode.ALREADY_DECLARED,
-                    f"{accepted.hash_id} was declared erroneous already, differently",
-                )
+                refusal = _already_declared(pending)
             elif known is None:
                 why = authority.declaration_refusal(
                     accepted.columns,
@@ -226,11 +222,7 @@ class CaptureBatch:
                     raced = declaration_store.declarations_for(conn, [accepted.digest])
                     recorded[accepted.digest] = _content_digest(raced[accepted.digest].declaration)
                     if recorded[accepted.digest] != content:
-                        refusal = RefusedItem(
-                            accepted.index,
-                            RejectCode.ALREADY_DECLARED,
-                            f"{accepted.hash_id} was declared erroneous already, differently",
-                        )
+                        refusal = _already_declared(pending)
             if refusal is not None:
                 receipt.refused = refusal
                 dead_letters.append(_dead_letter(pending.origin, refusal))
@@ -285,6 +277,15 @@ def _dead_letter(origin: Origin, refused: RefusedItem) -> DeadLetter:
         item_index=refused.index,
         reason=refused.code.value,
         detail=refused.detail,
+    )
+
+
+def _already_declared(pending: PendingDeclaration) -> RefusedItem:
+    accepted = pending.row.accepted
+    return RefusedItem(
+        accepted.index,
+        RejectCode.ALREADY_DECLARED,
+        f"{accepted.hash_id} was declared erroneous already, differently (the first stands)",
     )
 
 

@@ -39,6 +39,15 @@ def unapplied(conn: Conn) -> list[Unapplied]:
         ).fetchall()
 
 
+def any_unapplied(conn: Conn) -> bool:
+    """Whether some declaration waits for finance (a cheap look before taking any lock)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM error_declarations d WHERE NOT EXISTS"
+        " (SELECT 1 FROM declarations_applied a WHERE a.declaration_id = d.id))"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def lots_holding(conn: Conn, digests: Sequence[bytes]) -> dict[bytes, list[str]]:
     """The lots whose evidence holds each of these events (an event not applied yet: none)."""
     if not digests:
