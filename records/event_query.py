@@ -111,6 +111,8 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after
     where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+    # Each event comes with its recorded errorDeclaration (as captured) or NULL, in the same
+    # statement: one unique-index probe per event of the page.
     if query.match_epcs or query.match_classes:
         # An item's or a lot's events are few: found by the GIN indexes, then ordered. Left to
         # itself, the planner may walk the ingest_seq index in order, filtering every event on
@@ -119,26 +121,27 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         statement = sql.SQL(
             "WITH matching AS MATERIALIZED"
             " (SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {})"
-            " SELECT ingest_seq, event, context, received_at, event_hash FROM matching"
+            " SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            " FROM error_declarations d WHERE d.event_hash = matching.event_hash) FROM matching"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     else:
         statement = sql.SQL(
-            "SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {}"
+            "SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            " FROM error_declarations d WHERE d.event_hash = events.event_hash)"
+            " FROM events WHERE {}"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     rows = conn.execute(statement.format(where), params).fetchall()
     page = rows[: params["limit"] - 1]
     more = len(rows) > len(page)
-    digests = [bytes(row[4]) for row in page]
-    declarations = _declarations(conn, digests)
     return EventPage(
         [row[1] for row in page],
         int(page[-1][0]) if more and page else None,
         [row[2] for row in page],
         [row[3] for row in page],
-        digests,
-        [declarations.get(digest) for digest in digests],
+        [bytes(row[4]) for row in page],
+        [row[5] for row in page],
     )
 
 
@@ -165,18 +168,6 @@ def _declared(query: EventFilter, params: dict[str, Any]) -> sql.Composable | No
     return sql.SQL(
         "EXISTS (SELECT 1 FROM error_declarations d WHERE d.event_hash = events.event_hash{})"
     ).format(sql.SQL("").join(sql.SQL(" AND ") + test for test in tests))
-
-
-def _declarations(conn: Conn, digests: list[bytes]) -> dict[bytes, dict[str, Any]]:
-    """The recorded errorDeclaration (as captured) of each of these events that has one."""
-    if not digests:
-        return {}
-    rows = conn.execute(
-        "SELECT event_hash, declaration FROM error_declarations"
-        " WHERE event_hash = ANY(%s::bytea[])",
-        (digests,),
-    ).fetchall()
-    return {bytes(row[0]): row[1] for row in rows}
 
 
 # The columns the REST binding's discovery lists name (epcs: each instance identifier).
