@@ -175,9 +175,9 @@ class CaptureBatch:
         """Judge and record the batch's declarations (in the caller's transaction); the dead
         letters of the refused ones, and the declared events to store if they are not yet.
 
-        Each is judged against the declaration already recorded for its event (the same one
-        again: `error_declared`, idempotent; another: `already_declared`) and the authority
-        rules (`not_entitled_to_declare`). A declared event not stored yet is stored with it,
+        Each is judged by the authority rules (`not_entitled_to_declare`), then against the
+        declaration already recorded for its event (the same one again: `error_declared`,
+        idempotent; another: `already_declared`). A declared event not stored yet is stored with it,
         declared from the start: an original that arrives later is then a duplicate.
         """
         if not self.declarations:
@@ -198,31 +198,31 @@ class CaptureBatch:
             receipt.declared, receipt.refused = False, None  # a retried store judges afresh
             content = accepted.declaration.content_digest()
             known = recorded.get(accepted.digest)
+            why = authority.declaration_refusal(
+                accepted.columns,
+                pending.device.org_slug,
+                attested.get(accepted.digest, []),
+                parties,
+                extensions=extensions,
+            )
             refusal: RefusedItem | None = None
-            if known is not None and known != content:
-                refusal = _already_declared(pending)
-            elif known is None:
-                why = authority.declaration_refusal(
-                    accepted.columns,
-                    pending.device.org_slug,
-                    attested.get(accepted.digest, []),
-                    parties,
-                    extensions=extensions,
-                )
-                if why is not None:
-                    refusal = RefusedItem(accepted.index, RejectCode.NOT_ENTITLED_TO_DECLARE, why)
-                elif declaration_store.insert_declaration(
-                    conn, _to_store(pending, accepted.declaration.document)
-                ):
-                    recorded[accepted.digest] = content
-                    events.append(pending.row)
-                else:
-                    # Another ingest worker recorded one for this event meanwhile: compared
-                    # with it, as with one recorded before.
-                    raced = declaration_store.declarations_for(conn, [accepted.digest])
-                    recorded[accepted.digest] = _content_digest(raced[accepted.digest].declaration)
-                    if recorded[accepted.digest] != content:
-                        refusal = _already_declared(pending)
+            if why is not None:  # judged first: a stranger's copy of a declaration is refused too
+                refusal = RefusedItem(accepted.index, RejectCode.NOT_ENTITLED_TO_DECLARE, why)
+            elif known is not None:
+                if known != content:
+                    refusal = _already_declared(pending)
+            elif declaration_store.insert_declaration(
+                conn, _to_store(pending, accepted.declaration.document)
+            ):
+                recorded[accepted.digest] = content
+                events.append(pending.row)
+            else:
+                # Another ingest worker recorded one for this event meanwhile: compared with
+                # it, as with one recorded before.
+                raced = declaration_store.declarations_for(conn, [accepted.digest])
+                recorded[accepted.digest] = _content_digest(raced[accepted.digest].declaration)
+                if recorded[accepted.digest] != content:
+                    refusal = _already_declared(pending)
             if refusal is not None:
                 receipt.refused = refusal
                 dead_letters.append(_dead_letter(pending.origin, refusal))

@@ -146,6 +146,11 @@ def test_another_orgs_api_key_may_not_declare(world: Api) -> None:
     assert "maker" in refused["detail"]  # whose attestation makes it count
     assert dead_reasons(conn) == ["not_entitled_to_declare"]
     assert counts_of(conn, digest) == before  # no declaration, no attestation, no event
+    # Nor does copying the owner's declaration word for word make a stranger's acceptable.
+    assert capture(world, "maker", {**stored, "errorDeclaration": declaration()}).status_code == 201
+    copied = capture(world, "rival", {**stored, "errorDeclaration": declaration()})
+    assert [r["reason"] for r in copied.json()["rejected"]] == ["not_entitled_to_declare"]
+    before = counts_of(conn, digest)
     # With rollback, a refused declaration leaves nothing either (the refusal is kept).
     rolled = world.call(
         "POST",
