@@ -102,8 +102,26 @@ async def capture_events(
                 for r in result.refused
             ],
         )
-    with conn.transaction():
-        new = batch.store(conn)
+    try:
+        with conn.transaction():
+            new = batch.store(conn)
+            if behaviour == "rollback" and batch.late_refusals():
+                raise _RolledBack  # a declaration refused once judged: none of it stays
+    except _RolledBack:
+        late = [refused for _, refused in batch.late_refusals()]
+        with conn.transaction():
+            batch.refusals_only().store(conn)
+        raise Problem(
+            422,
+            "capture_rolled_back",
+            f"{len(late)} event(s) refused, so none was stored"
+            " (GS1-Capture-Error-Behaviour: rollback)",
+            rejected=[
+                CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail).model_dump()
+                for r in late
+            ],
+        ) from None
+    refused_items = [*result.refused, *(refused for _, refused in batch.late_refusals())]
     whole = [r for r in result.refused if r.index == WHOLE_PAYLOAD]
     if whole:
         refused_status = 413 if whole[0].code.value == "payload_too_large" else 400
@@ -116,7 +134,7 @@ async def capture_events(
         accepted=accepted,
         rejected=[
             CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail)
-            for r in result.refused
+            for r in refused_items
         ],
     )
     # EPCIS capture limits, announced the EPCIS way.
@@ -133,6 +151,10 @@ async def capture_events(
             rejected=[r.model_dump() for r in body.rejected],
         )
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+class _RolledBack(Exception):
+    """Leaves the capture's transaction, so that nothing of a rolled-back capture stays."""
 
 
 def api_user_of(request: Request) -> str | None:
@@ -169,7 +191,11 @@ def events(
     An unknown, repeated, unsupported or malformed parameter is a 400 problem of type
     `epcisException:QueryParameterException` naming the parameter: never ignored."""
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
-    return EventsPage(events=page.events, next_cursor=page.next_cursor)
+    events = [
+        event if declaration is None else {**event, "errorDeclaration": declaration}
+        for event, declaration in zip(page.events, page.declarations, strict=True)
+    ]
+    return EventsPage(events=events, next_cursor=page.next_cursor)
 
 
 def _query_page(
@@ -203,8 +229,10 @@ def _query_page(
 
 def _recorded(page: EventPage) -> list[dict[str, Any]]:
     return [
-        as_recorded(event, received, hash_id_from_digest(digest))
-        for event, received, digest in zip(page.events, page.received, page.digests, strict=True)
+        as_recorded(event, received, hash_id_from_digest(digest), declaration)
+        for event, received, digest, declaration in zip(
+            page.events, page.received, page.digests, page.declarations, strict=True
+        )
     ]
 
 

@@ -110,6 +110,14 @@ TEXTS: dict[str, dict[str, Any]] = {
             "not_consignee": "the goods are on their way to someone else: only the party they"
             " were shipped to, their carrier or their owner may say where they arrived",
             "no_attestation": "nobody has attested this record",
+            "error_declared": "the party that recorded it declared it erroneous",
+        },
+        # An event its party declared erroneous (EPCIS errorDeclaration): void evidence.
+        "declared_erroneous": "Declared erroneous by {org} on {time}",
+        "declared_total": "Declared erroneous",
+        "error_reasons": {
+            "did_not_occur": "it did not happen",
+            "incorrect_data": "its data is wrong",
         },
         "stages": {
             "manufacturing": "Manufactured",
@@ -234,6 +242,13 @@ TEXTS: dict[str, dict[str, Any]] = {
             "只有该仓库运营方或货主才能声明货物在别处",
             "not_consignee": "货物正运往他方：只有收货方、承运方或货主才能声明货物送达何处",  # noqa: RUF001 (Chinese punctuation)
             "no_attestation": "尚无任何一方确认此记录",
+            "error_declared": "记录方已声明此记录有误",
+        },
+        "declared_erroneous": "{org} 已于 {time} 声明此记录有误",
+        "declared_total": "已声明有误",
+        "error_reasons": {
+            "did_not_occur": "此事并未发生",
+            "incorrect_data": "记录数据有误",
         },
         "stages": {
             "manufacturing": "生产",

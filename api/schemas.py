@@ -89,6 +89,15 @@ class Attester(BaseModel):
     signed: bool
 
 
+class ErrorDeclarationPublic(BaseModel):
+    """An event's error declaration as pages show it."""
+
+    declared_by: str = Field(description="the declaring organisation (slug)")
+    declaration_time: datetime
+    reason: str | None = Field(description="CBV error reason (did_not_occur, incorrect_data)")
+    corrective_event_ids: list[str]
+
+
 def _event_public() -> type[BaseModel]:
     """The public event: its hash, the index columns a page shows (named and typed as
     IndexColumns, the one definition of the projection), its sensor readings, verification
@@ -110,11 +119,16 @@ def _event_public() -> type[BaseModel]:
             Field(description="everyone else who submitted the same event"),
         ),
         "evidence": (
-            Literal["counts", "unattested"],
+            Literal["counts", "unattested", "declared_erroneous"],
             Field(
                 description="counts: attested by the party the authority rules name for this"
-                " fact; unattested: stored, but no such party attested it"
+                " fact; unattested: stored, but no such party attested it; declared_erroneous:"
+                " its party declared it erroneous (EPCIS errorDeclaration), void evidence"
             ),
+        ),
+        "error_declaration": (
+            ErrorDeclarationPublic | None,
+            Field(None, description="who declared the event erroneous, when and why"),
         ),
         "reason": (
             Reason | None,
@@ -197,7 +211,10 @@ class ProvenancePublic(BaseModel):
 class CaptureItem(BaseModel):
     index: int
     event_hash: str
-    status: Literal["accepted", "duplicate"]
+    status: Literal["accepted", "duplicate", "error_declared"] = Field(
+        description="accepted: stored; duplicate: stored before, this copy is an attestation;"
+        " error_declared: its errorDeclaration is recorded (or was, the same, before)"
+    )
 
 
 class CaptureRefusal(BaseModel):

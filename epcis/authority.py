@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -107,6 +107,8 @@ class Reason(StrEnum):
     # the carrier holding them, or their owner may say where they arrived.
     NOT_CONSIGNEE = "not_consignee"
     NO_ATTESTATION = "no_attestation"
+    # Declared erroneous (an EPCIS errorDeclaration) by a party entitled to: void evidence.
+    ERROR_DECLARED = "error_declared"
 
 
 @dataclass(frozen=True)
@@ -377,14 +379,19 @@ def evaluate(
     *,
     where: Whereabouts = Whereabouts(),
     extensions: Mapping[str, Fact] | None = None,
+    declared: bool = False,
 ) -> Evidence:
     """Whether an event counts: the earliest attestation that meets its fact's rule.
 
     `where` is where the goods are (the site holding them, the carrier in custody in transit)
     as the caller's history of counting events says (`whereabouts_after`). When no attestation
     meets the rule, the reason given is the first attestation's (the party that recorded it).
+    An event `declared` erroneous counts for nothing, whoever attested it (`error_declared`):
+    only a party `declaration_refusal` lets through can have declared it.
     """
     fact = fact_of(columns, extensions)
+    if declared:
+        return Evidence(False, fact, reason=Reason.ERROR_DECLARED)
     first_reason: Reason | None = None
     for attestation in sorted(attestations, key=lambda a: a.received_at):
         reason = _check(fact, columns, attestation, parties, where)
@@ -392,6 +399,54 @@ def evaluate(
             return Evidence(True, fact, by=attestation)
         first_reason = first_reason or reason
     return Evidence(False, fact, reason=first_reason or Reason.NO_ATTESTATION)
+
+
+# Who declares: the org, through a device or an API user alike. A declaration is an org's act
+# about its own word, so the rules' "devices only" for site custody does not apply to it.
+_DECLARER_CHANNEL: Literal["mqtt"] = "mqtt"
+
+
+def declaration_refusal(
+    columns: IndexColumns,
+    declarer: str,
+    attestations: Sequence[Attestation],
+    parties: Parties,
+    *,
+    extensions: Mapping[str, Fact] | None = None,
+) -> str | None:
+    """None when the org `declarer` may declare the event erroneous, else why not (text).
+
+    When some stored attestation of the event meets its rule, only an org of such an
+    attestation may declare it (the inspector that inspected, not the goods' owner whose goods
+    failed). When none does (not stored yet, or only claims), an org the rule entitles may.
+    The rules are read without the goods' history: site custody, acceptance and sale by the
+    site's operator; transit, whose rule needs the carrier in custody, only by the org that
+    recorded the event (its earliest attestation: the carrier records its own transport).
+    """
+    fact = fact_of(columns, extensions)
+    blank = Whereabouts()
+    counting = {
+        attestation.org
+        for attestation in attestations
+        if _check(fact, columns, attestation, parties, blank) is None
+    }
+    if counting:
+        if declarer in counting:
+            return None
+        return f"only {', '.join(sorted(counting))}, whose attestation makes it count, may"
+    if fact is Fact.TRANSIT:
+        recorder, _ = recorder_and_others(attestations)
+        if recorder is not None and recorder.org == declarer:
+            return None
+        return "a transit event may be declared erroneous only by the org that recorded it"
+    as_declarer = Attestation(declarer, "(declaration)", None, _DECLARER_CHANNEL, True, _EPOCH)
+    reason = _check(fact, columns, as_declarer, parties, blank)
+    if reason is None:
+        return None
+    return f"{declarer} may not attest this {fact.value} event ({reason.value})"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def recorder_and_others(

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from epcis.declarations import Declaration, declaration_of
 from epcis.event_hash import (
     HashContext,
     event_hash_digest,
@@ -153,6 +154,9 @@ class AcceptedEvent:
     context: str | None
     signature: bytes | None
     columns: IndexColumns
+    # Its errorDeclaration, kept apart: the stored JSON never holds one, so an event reads the
+    # same whether it was declared erroneous or not, and the declaration has its own record.
+    declaration: Declaration | None = None
 
     @property
     def hash_id(self) -> str:
@@ -325,6 +329,7 @@ def _accept(
     _check_keys(event)
     digest = event_hash_digest(item.raw, context)
     signature = _check_signature(item, digest, device, now)
+    normalised.pop("errorDeclaration", None)
     return AcceptedEvent(
         index=index,
         digest=digest,
@@ -333,6 +338,7 @@ def _accept(
         context=context_json,
         signature=signature,
         columns=columns,
+        declaration=declaration_of(event, item.raw),
     )
 
 

@@ -10,8 +10,10 @@ Supported (docs/api.md lists them with what each matches): `eventType`, `GE_`/`L
 `GE_`/`LT_recordTime`, `EQ_action`, `EQ_bizStep`, `EQ_disposition`, `EQ_readPoint`,
 `EQ_bizLocation`, `MATCH_epc`, `MATCH_parentID`, `MATCH_inputEPC`, `MATCH_outputEPC`,
 `MATCH_anyEPC`, `MATCH_epcClass`, `MATCH_inputEPCClass`, `MATCH_outputEPCClass`,
-`MATCH_anyEPCClass`, `EQ_eventID`, `perPage`, `nextPageToken` (and tracefin's older `limit`,
-`cursor`). The standard's other parameters are known and refused as not supported yet, by name.
+`MATCH_anyEPCClass`, `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
+`EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `perPage`, `nextPageToken` (and
+tracefin's older `limit`, `cursor`). The standard's other parameters are known and refused as
+not supported yet, by name.
 """
 
 from __future__ import annotations
@@ -80,15 +82,10 @@ NOT_YET: Final = frozenset(
         "GE_quantity",
         "LT_quantity",
         "LE_quantity",
-        "EXISTS_errorDeclaration",
-        "EQ_errorReason",
-        "EQ_correctiveEventID",
         "orderBy",
         "orderDirection",
         "eventCountLimit",
         "maxEventCount",
-        "GE_errorDeclarationTime",
-        "LT_errorDeclarationTime",
     }
 )
 _NOT_YET_PREFIXES: Final = (
@@ -139,6 +136,12 @@ class EventFilter:
     match_classes: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()
     event_ids: frozenset[str] | None = None
     event_digests: frozenset[bytes] | None = None
+    # Error declarations: any of these narrows to declared events (EXISTS_errorDeclaration).
+    declared: bool = False
+    error_reasons: frozenset[str] | None = None  # CBV words or URIs, as stored
+    corrective_event_ids: frozenset[str] | None = None
+    ge_declaration_time: datetime | None = None
+    lt_declaration_time: datetime | None = None
     per_page: int = DEFAULT_PER_PAGE
     after: int | None = None
     asked: tuple[str, ...] = field(default=())
@@ -241,6 +244,16 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
                         raise QueryParameterError(name, str(exc)) from None
             kwargs["event_ids"] = frozenset(v for v in values if not v.startswith("ni:///"))
             kwargs["event_digests"] = frozenset(digests)
+        elif name == "EXISTS_errorDeclaration":
+            if raw not in ("true", "false"):
+                raise QueryParameterError(name, "true or false")
+            kwargs["declared"] = raw == "true"  # false: events whether declared or not
+        elif name == "EQ_errorReason":
+            kwargs["error_reasons"] = _cbv(name, raw, CBVKind.ERROR_REASON)
+        elif name == "EQ_correctiveEventID":
+            kwargs["corrective_event_ids"] = frozenset(_values(name, raw))
+        elif name in ("GE_errorDeclarationTime", "LT_errorDeclarationTime"):
+            kwargs[f"{name[:2].lower()}_declaration_time"] = _time(name, raw)
         elif name in ("perPage", "limit"):
             kwargs["per_page"] = _int(name, raw, 1, MAX_PER_PAGE)
         elif name in ("nextPageToken", "cursor"):
@@ -290,13 +303,21 @@ def query_document(
     }
 
 
-def as_recorded(event: dict[str, Any], received_at: datetime, hash_id: str) -> dict[str, Any]:
+def as_recorded(
+    event: dict[str, Any],
+    received_at: datetime,
+    hash_id: str,
+    declaration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The event as the repository answers it: its `recordTime` (when it was received, UTC)
-    set, and an absent `eventID` filled with its event hash ID (CBV 2.0 hash IDs are valid
-    eventIDs); neither is part of the event hash, so the hash of the answer is the stored one."""
+    set, an absent `eventID` filled with its event hash ID (CBV 2.0 hash IDs are valid
+    eventIDs) and its recorded `errorDeclaration` (as captured), if it was declared erroneous;
+    none is part of the event hash, so the hash of the answer is the stored one."""
     answered = {
         **event,
         "recordTime": received_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
     answered.setdefault("eventID", hash_id)
+    if declaration is not None:
+        answered["errorDeclaration"] = declaration
     return answered

@@ -37,6 +37,12 @@ class RejectCode(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     # An XML payload that is not a well-formed, DTD-free EPCIS 2.0 XML document.
     INVALID_XML = "invalid_xml"
+    # An errorDeclaration from a party that may not declare the event erroneous: neither the
+    # party whose attestation makes it count nor, when none does, one entitled to attest it.
+    NOT_ENTITLED_TO_DECLARE = "not_entitled_to_declare"
+    # An errorDeclaration for an event already declared erroneous with a different declaration
+    # (the first one recorded stands; the same one again is answered `error_declared`).
+    ALREADY_DECLARED = "already_declared"
 
 
 class EventRejected(Exception):

@@ -35,6 +35,15 @@ Loans (against their payments, issue 15):
   principal) is not what the waterfall makes of the loan's terms and payments, or a loan whose
   recorded principal outstanding is not its principal less the principal its payments repaid.
 
+Error declarations (issue 16 item 4; they make evidence void, so they are checked like it):
+- `declaration_altered`: a recorded declaration whose digest does not recompute from its row
+  (who, through what, when received, the declaration as captured), or whose declaration time,
+  reason or corrective event IDs are not what its declaration object says.
+- `declaration_differs_from_journal`: a declaration finance applied whose sealed
+  `evidence_declared_erroneous` journal entry is missing or names another digest (the row was
+  edited, digest and all), or such an entry whose declaration is gone (deleting it would make
+  void evidence count again).
+
 Also `chain_not_checked` when live pledges exist but no chain was given.
 """
 
@@ -44,16 +53,18 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
+from epcis.declarations import implied_columns
 from epcis.event_hash import hash_id_from_digest
 from finance import repayments
 from finance.pledges import PledgeRegistry, lot_key, org_address
-from finance.store import attribution, credit
+from finance.store import attribution, credit, declarations
 from finance.store import audit as audit_store
 from finance.store.audit import PledgeForAudit
 from finance.store.journal import Journal
 from ledger.audit import AuditReport, Finding, audit
 from ledger.chain import Chain, ChainError
 from ledger.log_store import Deployment
+from records import declaration_store
 from records.db import Conn
 
 
@@ -84,6 +95,44 @@ def check(
         )
     findings.extend(records.decision_findings(conn, journal))
     findings.extend(loan_findings(conn))
+    findings.extend(declaration_findings(conn))
+    return findings
+
+
+def declaration_findings(conn: Conn) -> list[Finding]:
+    """Each recorded declaration against its own digest and columns and its journal entry."""
+    findings = []
+    stored = declaration_store.all_declarations(conn)
+    applied = declarations.applied_ids(conn)
+    entries: dict[str, list[str]] = {}
+    for _, subject, digest in declarations.journaled(conn):
+        entries.setdefault(subject, []).append(digest)
+    recorded: set[tuple[str, str]] = set()
+    for row in stored:
+        label = f"declaration of {hash_id_from_digest(bytes(row.event_hash))}"
+        digest = bytes(row.digest).hex()
+        recorded.add((hash_id_from_digest(bytes(row.event_hash)), digest))
+        implied = implied_columns(row.declaration)
+        columns = (row.declaration_time, row.reason, tuple(row.corrective_event_ids))
+        if row.record().digest() != bytes(row.digest) or implied != columns:
+            findings.append(Finding("declaration_altered", f"{label}: its row was edited"))
+        if row.id in applied and entries.get(hash_id_from_digest(bytes(row.event_hash))) != [
+            digest
+        ]:
+            findings.append(
+                Finding(
+                    "declaration_differs_from_journal",
+                    f"{label}: not the one its journal entry sealed",
+                )
+            )
+    declared = {subject for subject, _ in recorded}
+    for subject in sorted(entries.keys() - declared):  # an edited one is reported above
+        findings.append(
+            Finding(
+                "declaration_differs_from_journal",
+                f"the journal sealed a declaration of {subject} that is gone",
+            )
+        )
     return findings
 
 

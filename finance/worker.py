@@ -1,7 +1,9 @@
 """The finance monitoring worker: follows the event log and keeps lots, lines and flags current.
 
 Each chunk of log positions is applied and the durable cursor advanced in one transaction, so a
-kill at any moment neither skips an event nor applies one twice.
+kill at any moment neither skips an event nor applies one twice. Error declarations reach it the
+same way: each is applied (the lots holding the declared event folded again without it, the
+reaction journaled) in the transaction that marks it applied.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from epcis.authority import (
     Attestation,
     Evidence,
     Fact,
+    Reason,
     evaluate,
     whereabouts_after,
 )
+from epcis.event_hash import hash_id_from_digest
 from epcis.identifiers import parse_lot
 from finance import valuation
-from finance.store import attribution, credit, goods
+from finance.store import attribution, credit, declarations, goods
 from finance.store.attribution import EvidenceRow
 from finance.store.credit import Pledge, Receivable
 from finance.store.journal import Journal, JournalEntry
@@ -125,8 +129,10 @@ class FinanceWorker:
         A chunk that fails for anything but the connection rolls back and is tried again in
         halves, down to the one position that fails alone: that one is set aside (a finance
         dead letter, journaled `event_not_applied`) and the worker carries on. One event can
-        never stop monitoring for everyone else.
+        never stop monitoring for everyone else. Error declarations recorded since the last
+        chunk are applied first (`apply_declarations`).
         """
+        self.apply_declarations(conn)
         size = self._config.chunk_size
         while True:
             try:
@@ -139,6 +145,84 @@ class FinanceWorker:
                     continue
                 self._set_aside(conn, exc)
                 return 1
+
+    def apply_declarations(self, conn: Conn) -> int:
+        """React to the error declarations recorded since: fold the lots holding each declared
+        event again (it counts for nothing from now on, `error_declared`), journal
+        `evidence_declared_erroneous` once per declaration (its digest sealed in the entry) and
+        mark it applied, all in one transaction. Returns how many.
+
+        As with log positions, one declaration finance cannot apply does not stop it: tried
+        alone, it is set aside (journaled `declaration_not_applied`, marked applied)."""
+        if not declarations.any_unapplied(conn):  # the usual case: one indexed look, no lock
+            return 0
+        try:
+            return self._apply_declarations(conn, None)
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:  # any other failure is some declaration's: find it
+            log.exception("finance: declarations failed together; applying them one by one")
+        applied = 0
+        while True:
+            try:
+                done = self._apply_declarations(conn, 1)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception as exc:  # this one declaration's fault
+                self._set_declaration_aside(conn, exc)
+                done = 1
+            if not done:
+                return applied
+            applied += done
+
+    def _apply_declarations(self, conn: Conn, limit: int | None) -> int:
+        with conn.transaction():
+            # The cursor's row lock: chunks and declarations are applied one at a time.
+            attribution.claim_cursor(conn, WORKER)
+            pending = declarations.unapplied(conn)[:limit]
+            if not pending:
+                return 0
+            holding = declarations.lots_holding(conn, [d.event_hash for d in pending])
+            refold = {uri for uris in holding.values() for uri in uris}
+            _Chunk(conn, self._journal, [], refold).apply()
+            for declaration in pending:
+                self._journal.write(
+                    conn,
+                    ACTOR,
+                    "evidence_declared_erroneous",
+                    hash_id_from_digest(declaration.event_hash),
+                    {
+                        "declaration": declaration.digest.hex(),
+                        "declared_by": declaration.org,
+                        "reason": declaration.reason,
+                        "declaration_time": declaration.declaration_time.isoformat(),
+                        "lots": holding.get(declaration.event_hash, []),
+                    },
+                    [declaration.event_hash],
+                )
+            declarations.mark_applied(conn, [d.id for d in pending])
+        log.info("finance: %d error declaration(s) applied", len(pending))
+        return len(pending)
+
+    def _set_declaration_aside(self, conn: Conn, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        with conn.transaction():
+            attribution.claim_cursor(conn, WORKER)
+            pending = declarations.unapplied(conn)[:1]
+            if not pending:
+                return
+            [declaration] = pending
+            self._journal.write(
+                conn,
+                ACTOR,
+                "declaration_not_applied",
+                hash_id_from_digest(declaration.event_hash),
+                {"declaration": declaration.digest.hex(), "error": error[:500]},
+                [declaration.event_hash],
+            )
+            declarations.mark_applied(conn, [declaration.id])
+        self.dead_lettered += 1
+        log.error("finance: an error declaration set aside, not applied: %s", error)
 
     def _set_aside(self, conn: Conn, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -226,6 +310,7 @@ class _Chunk:
         self._extensions = registry_store.rule_extensions(conn) if busy else {}
         self._attested: dict[bytes, list[Attestation]] = {}
         self._attested_known: set[bytes] = set()
+        self._declared: set[bytes] = set()  # events declared erroneous: void evidence
         self._load_attestations(events)
         self._members = attribution.members_of(
             conn, {epc for event in events for epc in event.epcs}
@@ -273,6 +358,7 @@ class _Chunk:
         missing = sorted({event.event_hash for event in events} - self._attested_known)
         if missing:
             self._attested.update(attestation_store.attestations_for(self._conn, missing))
+            self._declared.update(declarations.declared(self._conn, missing))
             self._attested_known.update(missing)
 
     def _counts(self, event: LoggedEvent) -> bool:
@@ -283,7 +369,11 @@ class _Chunk:
         assert self._parties is not None  # loaded whenever there are events
         stored = self._attested.get(event.event_hash, [])
         judged = evaluate(
-            event.columns, event.attestations(stored), self._parties, extensions=self._extensions
+            event.columns,
+            event.attestations(stored),
+            self._parties,
+            extensions=self._extensions,
+            declared=event.event_hash in self._declared,
         )
         return judged.counts and judged.fact is Fact.MAKING
 
@@ -389,7 +479,9 @@ class _Chunk:
             if not evidence.counts:
                 if record.folds_after(event):  # a later event may still change its judgement
                     record.latest_event_time, record.latest_event_hash = order_key(event)
-                if before is not True:  # new, or folded again (it may say more now)
+                # New, or folded again (it may say more now); a claim its own party declared
+                # erroneous disputes nothing.
+                if before is not True and evidence.reason is not Reason.ERROR_DECLARED:
                     self._dispute(lot_uri, event, evidence, held_before)
                 continue
             split = split_of(event, evidence.fact, lot_uri, self._members, record)
@@ -521,6 +613,7 @@ class _Chunk:
             self._parties,
             where=record.whereabouts,
             extensions=self._extensions,
+            declared=event.event_hash in self._declared,
         )
         row = EvidenceRow(
             lot_uri,

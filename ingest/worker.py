@@ -303,6 +303,7 @@ class IngestWorker:
             max_payload_bytes=self._config.max_payload_bytes,
             max_future_skew=self._config.max_future_skew,
             reply_to=topic.receipts,
+            reject_to=topic.rejects,
         )
         for refused in result.refused:
             self._answer_refusal(refused, topic.rejects, outcome)
@@ -319,14 +320,11 @@ class IngestWorker:
     ) -> None:
         self.metrics[f"rejected.{refused.code.value}"] += 1
         if reply_to is not None:
-            answer: dict[str, object] = {"reason": refused.code.value, "detail": refused.detail}
-            if refused.index != WHOLE_PAYLOAD:
-                answer["index"] = refused.index
-            outcome.rejects.append((reply_to, orjson.dumps(answer)))
+            outcome.rejects.append((reply_to, _refusal_json(refused)))
 
     def _answer(self, outcome: _Outcome, new_digests: set[bytes]) -> None:
         for answer in outcome.rows.answers(new_digests):
-            self.metrics["stored" if answer.status == "accepted" else "duplicates"] += 1
+            self.metrics[_COUNTED_AS[answer.status]] += 1
             assert answer.reply_to is not None  # every MQTT receipt has its topic
             self._answer_one(
                 answer.reply_to,
@@ -334,6 +332,11 @@ class IngestWorker:
             )
         for reply_to, payload in outcome.rejects:
             self._answer_one(reply_to, payload)
+        # Declarations refused once judged against the store (who may declare, what was).
+        for reject_to, refused in outcome.rows.late_refusals():
+            self.metrics[f"rejected.{refused.code.value}"] += 1
+            if reject_to is not None:
+                self._answer_one(reject_to, _refusal_json(refused))
         self.metrics["readings"] += len(outcome.rows.readings)
 
     def _answer_one(self, topic: str, payload: bytes) -> None:
@@ -353,6 +356,18 @@ class IngestWorker:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+# The metric each answer is counted in.
+_COUNTED_AS = {"accepted": "stored", "duplicate": "duplicates", "error_declared": "declarations"}
+
+
+def _refusal_json(refused: RefusedItem) -> bytes:
+    """A refusal as `.../rejects` carries it: reason, detail and (for one event) its index."""
+    answer: dict[str, object] = {"reason": refused.code.value, "detail": refused.detail}
+    if refused.index != WHOLE_PAYLOAD:
+        answer["index"] = refused.index
+    return orjson.dumps(answer)
 
 
 def _origin(message: Inbound) -> Origin:

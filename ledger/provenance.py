@@ -29,8 +29,9 @@ from ledger.cold_chain import site_of
 from ledger.merkle import inclusion_steps
 from ledger.proofs import build_bundles
 from ledger.provenance_store import HistoryRow
-from records import attestation_store, registry_store
+from records import attestation_store, declaration_store, registry_store
 from records.db import Conn
+from records.declaration_store import StoredDeclaration
 
 # The index columns a page shows (the identifier lists are for queries, not for people).
 PUBLIC_COLUMNS = tuple(name for name in INDEX_COLUMNS if name not in ("epcs", "lots"))
@@ -363,6 +364,7 @@ def origins(
     """
     digests = [digest for digest, _ in history]
     attestations = attestation_store.attestations_for(conn, digests)
+    declared = declaration_store.declarations_for(conn, digests)
     if parties is None:
         parties = registry_store.authority_parties(conn)
     extensions = registry_store.rule_extensions(conn)
@@ -377,19 +379,29 @@ def origins(
     for digest, columns in history:
         attested = attestations.get(digest, [])
         evidence = authority.evaluate(
-            columns, attested, parties, where=where, extensions=extensions
+            columns,
+            attested,
+            parties,
+            where=where,
+            extensions=extensions,
+            declared=digest in declared,
         )
         if evidence.counts:  # an unattested claim hands nothing to anyone
             where = authority.whereabouts_after(
                 where, evidence.fact, columns, bodies.get(digest) or {}, parties
             )
-        result[digest] = origin_json(attested, evidence)
+        result[digest] = origin_json(attested, evidence, declared.get(digest))
     return result
 
 
-def origin_json(attestations: Sequence[Attestation], evidence: Evidence) -> dict[str, Any]:
+def origin_json(
+    attestations: Sequence[Attestation],
+    evidence: Evidence,
+    declaration: StoredDeclaration | None = None,
+) -> dict[str, Any]:
     """`recorded_by` (the earliest attestation), `signed`, `attested_by` (everyone else who
-    submitted the event), `evidence` and, when it does not count, `reason`."""
+    submitted the event), `evidence` and, when it does not count, `reason`; an event declared
+    erroneous is `declared_erroneous`, with its `error_declaration` (who, when, why)."""
     recorder, others = authority.recorder_and_others(attestations)
     data: dict[str, Any] = {
         "recorded_by": (
@@ -400,9 +412,18 @@ def origin_json(attestations: Sequence[Attestation], evidence: Evidence) -> dict
             {"org": other.org, "device": other.device, "signed": other.signed} for other in others
         ],
         "evidence": evidence.status,
+        "error_declaration": None,
     }
     if evidence.reason is not None and not evidence.counts:
         data["reason"] = evidence.reason.value
+    if declaration is not None:
+        data["evidence"] = "declared_erroneous"
+        data["error_declaration"] = {
+            "declared_by": declaration.org,
+            "declaration_time": declaration.declaration_time,
+            "reason": declaration.reason,
+            "corrective_event_ids": list(declaration.corrective_event_ids),
+        }
     return data
 
 

@@ -22,6 +22,8 @@ class EventPage:
     # When the repository received each event (its recordTime) and its digest, in page order.
     received: list[datetime] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
+    # Each event's recorded errorDeclaration (as captured), or None, in page order.
+    declarations: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
@@ -104,6 +106,9 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
                 " OR event_hash = ANY(%(event_digests)s::bytea[]))"
             )
         )
+    declared = _declared(query, params)
+    if declared is not None:
+        clauses.append(declared)
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
@@ -111,6 +116,8 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after
     where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+    # Each event comes with its recorded errorDeclaration (as captured) or NULL, in the same
+    # statement: one unique-index probe per event of the page.
     if query.match_epcs or query.match_classes:
         # An item's or a lot's events are few: found by the GIN indexes, then ordered. Left to
         # itself, the planner may walk the ingest_seq index in order, filtering every event on
@@ -119,12 +126,15 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         statement = sql.SQL(
             "WITH matching AS MATERIALIZED"
             " (SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {})"
-            " SELECT ingest_seq, event, context, received_at, event_hash FROM matching"
+            " SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            " FROM error_declarations d WHERE d.event_hash = matching.event_hash) FROM matching"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     else:
         statement = sql.SQL(
-            "SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {}"
+            "SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            " FROM error_declarations d WHERE d.event_hash = events.event_hash)"
+            " FROM events WHERE {}"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     rows = conn.execute(statement.format(where), params).fetchall()
@@ -136,7 +146,33 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         [row[2] for row in page],
         [row[3] for row in page],
         [bytes(row[4]) for row in page],
+        [row[5] for row in page],
     )
+
+
+def _declared(query: EventFilter, params: dict[str, Any]) -> sql.Composable | None:
+    """The error-declaration filters as one EXISTS over `error_declarations`; None if none."""
+    tests: list[sql.Composable] = []
+    if query.error_reasons is not None:
+        params["error_reasons"] = sorted(query.error_reasons)
+        tests.append(sql.SQL("d.reason = ANY(%(error_reasons)s)"))
+    if query.corrective_event_ids is not None:
+        params["corrective"] = sorted(query.corrective_event_ids)
+        tests.append(sql.SQL("d.corrective_event_ids && %(corrective)s::text[]"))
+    for bound, key, value in (
+        (">=", "ge_declared", query.ge_declaration_time),
+        ("<", "lt_declared", query.lt_declaration_time),
+    ):
+        if value is not None:
+            params[key] = value
+            tests.append(
+                sql.SQL("d.declaration_time {} {}").format(sql.SQL(bound), sql.Placeholder(key))
+            )
+    if not tests and not query.declared:
+        return None
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM error_declarations d WHERE d.event_hash = events.event_hash{})"
+    ).format(sql.SQL("").join(sql.SQL(" AND ") + test for test in tests))
 
 
 # The columns the REST binding's discovery lists name (epcs: each instance identifier).

@@ -82,7 +82,10 @@ def test_item_page_json_shows_only_public_fields_with_verification(world: Api) -
         "signed",
         "attested_by",
         "evidence",
+        # Who declared it erroneous, when and why (issue 16 item 4): null when no one did.
+        "error_declaration",
     }
+    assert first["error_declaration"] is None
     assert ("reason" in first) == (first["evidence"] == "unattested")
     assert first["verification"]["state"] == "anchored"
     assert "price" not in response.text  # type: ignore[attr-defined]

@@ -228,7 +228,9 @@ def test_a_replay_with_unhashed_fields_changed_changes_nothing(
     db: Conn,
 ) -> None:
     # CBV 2.0 leaves eventID, recordTime and errorDeclaration out of the hash, so the old
-    # signature still verifies: the replay must be a duplicate that rewrites nothing stored.
+    # signature still verifies: the replay must be a duplicate that rewrites nothing stored; with
+    # an errorDeclaration it is a declaration, refused here (the org owns no prefix, so no one
+    # may declare this commissioning erroneous) and rewriting nothing either.
     device = make_device()
     original = make_event()
     genuine = orjson.loads(envelope(device, original))
@@ -239,14 +241,20 @@ def test_a_replay_with_unhashed_fields_changed_changes_nothing(
         **original,
         "eventID": "urn:uuid:" + secrets.token_hex(16),
         "recordTime": "2020-01-01T00:00:00Z",
+    }
+    declared = {
+        **edited,
         "errorDeclaration": {"declarationTime": "2020-01-01T00:00:00Z", "reason": "incorrect_data"},
     }
-    assert event_hash_digest(edited) == event_hash_digest(original)
-    publisher.publish(
-        Publication(device.events_topic, orjson.dumps({"event": edited, "sig": genuine["sig"]}))
-    )
+    assert event_hash_digest(edited) == event_hash_digest(declared) == event_hash_digest(original)
+    for replay in (edited, declared):
+        publisher.publish(
+            Publication(device.events_topic, orjson.dumps({"event": replay, "sig": genuine["sig"]}))
+        )
     receipts = listener.wait_for(device.receipts, 2)
     assert receipts[1] == {"event_hash": event_hash_id(original), "status": "duplicate"}
+    [refused] = listener.wait_for(device.rejects, 1)
+    assert refused["reason"] == "not_entitled_to_declare"
     assert rows_of(db, original) == stored_before
     assert "errorDeclaration" not in stored_before[0][2]
 

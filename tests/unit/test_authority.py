@@ -16,6 +16,7 @@ from epcis.authority import (
     Reason,
     Whereabouts,
     carrier_named,
+    declaration_refusal,
     evaluate,
     fact_of,
     goods_keys,
@@ -451,3 +452,47 @@ def test_the_authorization_matrix(fact: Fact, kind: str) -> None:
 )
 def test_the_authorization_matrix_of_telemetry(org: str, device: str, counts: bool) -> None:
     assert reading_counts(org, device, COLD_STORE, PARTIES) is counts
+
+
+# --- who may declare an event erroneous (EPCIS errorDeclaration) ------------------------------
+
+
+def test_an_inspection_is_declared_erroneous_only_by_whoever_made_it_count() -> None:
+    inspected = columns("inspecting")
+    by_lab = [by("lab", None)]  # the inspector acme authorised, over its API
+    assert declaration_refusal(inspected, "lab", by_lab, PARTIES) is None
+    # The goods' owner may attest inspections, but not undo its inspector's (a failed one).
+    refused = declaration_refusal(inspected, "acme", by_lab, PARTIES)
+    assert refused is not None
+    assert "lab" in refused
+    assert declaration_refusal(inspected, "evil", by_lab, PARTIES) is not None
+    # A claim by a stranger that counts for nothing: the stranger cannot void it either, but
+    # the party entitled to attest it can (before anyone entitled did).
+    by_evil = [by("evil")]
+    assert declaration_refusal(inspected, "evil", by_evil, PARTIES) is not None
+    assert declaration_refusal(inspected, "acme", by_evil, PARTIES) is None
+    assert declaration_refusal(inspected, "acme", [], PARTIES) is None  # not stored yet
+
+
+def test_site_custody_is_declared_by_the_site_operator_through_any_channel() -> None:
+    stored = columns("storing")
+    assert declaration_refusal(stored, "coldstore", [by("coldstore", "probe-1")], PARTIES) is None
+    assert declaration_refusal(stored, "coldstore", [], PARTIES) is None  # device not needed
+    assert declaration_refusal(stored, "acme", [by("coldstore", "probe-1")], PARTIES) is not None
+    assert declaration_refusal(stored, "shop", [], PARTIES) is not None
+
+
+def test_transit_is_declared_only_by_the_org_that_recorded_it() -> None:
+    # The carrier in custody needs the goods' history, which the declaration is not judged on.
+    moved = columns("transporting", site=None)
+    recorded = [by("carrier"), by("evil", at=5)]  # a stranger's copy later
+    assert declaration_refusal(moved, "carrier", recorded, PARTIES) is None
+    assert declaration_refusal(moved, "evil", recorded, PARTIES) is not None
+    assert declaration_refusal(moved, "acme", recorded, PARTIES) is not None
+
+
+def test_a_declared_event_counts_for_nothing() -> None:
+    inspected = columns("inspecting")
+    judged = evaluate(inspected, [by("lab", None)], PARTIES, declared=True)
+    assert (judged.counts, judged.reason) == (False, Reason.ERROR_DECLARED)
+    assert evaluate(inspected, [by("lab", None)], PARTIES).counts

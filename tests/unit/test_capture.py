@@ -155,3 +155,23 @@ def test_text_with_nul_is_refused_but_an_escaped_backslash_is_not() -> None:
     # The six characters \u0000 as text (an escaped backslash) are ordinary text.
     literal = orjson.dumps(event(**{"example:note": "\\u0000"}))
     assert len(run(literal, UNSIGNED).accepted) == 1
+
+
+def test_an_error_declaration_is_kept_apart_from_the_stored_event() -> None:
+    declared = event(
+        errorDeclaration={
+            "declarationTime": "2026-11-26T19:00:00+08:00",
+            "reason": "urn:epcglobal:cbv:er:did_not_occur",
+            "correctiveEventIDs": ["urn:uuid:1"],
+            "ex:ticket": 7,
+        }
+    )
+    [accepted] = run(signed(declared)).accepted
+    assert accepted.digest == event_hash_digest(event())  # the hash leaves it out
+    assert "errorDeclaration" not in orjson.loads(accepted.stored_json)
+    found = accepted.declaration
+    assert found is not None
+    assert found.declaration_time == datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
+    assert (found.reason, found.corrective_event_ids) == ("did_not_occur", ("urn:uuid:1",))
+    assert orjson.loads(found.document) == declared["errorDeclaration"]  # as captured
+    assert run(signed(event())).accepted[0].declaration is None

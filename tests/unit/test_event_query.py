@@ -74,3 +74,24 @@ def test_anything_else_is_refused_by_name(
 def test_no_parameter_is_every_event_a_page_at_a_time() -> None:
     query = parse_event_query([])
     assert (query.per_page, query.after, query.biz_steps, query.match_epcs) == (100, None, None, ())
+
+
+def test_error_declaration_parameters() -> None:
+    query = parse_event_query(
+        [
+            ("EXISTS_errorDeclaration", "true"),
+            ("EQ_errorReason", "did_not_occur|https://ref.gs1.org/cbv/ER-incorrect_data"),
+            ("EQ_correctiveEventID", "urn:uuid:1|urn:uuid:2"),
+            ("GE_errorDeclarationTime", "2026-01-01T00:00:00Z"),
+            ("LT_errorDeclarationTime", "2026-02-01T08:00:00+08:00"),
+        ]
+    )
+    assert query.declared
+    assert query.error_reasons == {"did_not_occur", "incorrect_data"}
+    assert query.corrective_event_ids == {"urn:uuid:1", "urn:uuid:2"}
+    assert query.ge_declaration_time == datetime(2026, 1, 1, tzinfo=UTC)
+    assert query.lt_declaration_time == datetime(2026, 2, 1, tzinfo=UTC)
+    assert not parse_event_query([("EXISTS_errorDeclaration", "false")]).declared
+    assert refused(("EXISTS_errorDeclaration", "")).name == "EXISTS_errorDeclaration"
+    assert refused(("EQ_errorReason", "mistake")).name == "EQ_errorReason"
+    assert refused(("GE_errorDeclarationTime", "2026-01-01")).name == "GE_errorDeclarationTime"

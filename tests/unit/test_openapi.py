@@ -54,7 +54,7 @@ def test_page_events_carry_their_origin() -> None:
     event = schemas["EventPublic"]
     assert {"recorded_by", "signed", "attested_by", "evidence"} <= set(event["required"])
     assert "reason" not in event["required"]  # only when the event does not count
-    assert event["properties"]["evidence"]["enum"] == ["counts", "unattested"]
+    assert event["properties"]["evidence"]["enum"] == ["counts", "unattested", "declared_erroneous"]
     assert set(schemas["Recorder"]["properties"]) == {"org", "device"}
     assert set(schemas["Attester"]["properties"]) == {"org", "device", "signed"}
     assert "not_site_operator" in schemas["Reason"]["enum"]
