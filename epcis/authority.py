@@ -443,7 +443,19 @@ def declaration_refusal(
     reason = _check(fact, columns, as_declarer, parties, blank)
     if reason is None:
         return None
+    if reason in _NOTHING_TO_JUDGE:
+        # The event names no goods or no site the rules could judge, so it is no one's
+        # evidence, whoever says it, and never will be: its recorder may take it back (for an
+        # event not stored yet, the declarer records it, declared from the start).
+        recorder, _ = recorder_and_others(attestations)
+        if recorder is None or recorder.org == declarer:
+            return None
+        return f"only {recorder.org}, which recorded it, may"
     return f"{declarer} may not attest this {fact.value} event ({reason.value})"
+
+
+# Reasons that no party could ever overcome: the event itself names nothing to judge.
+_NOTHING_TO_JUDGE = frozenset({Reason.NO_GOODS_NAMED, Reason.NO_SITE_NAMED})
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,15 @@ import orjson
 import psycopg
 import pytest
 
-from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from epcis.authority import site_of
+from epcis.capture import index_columns
+from epcis.event_hash import document_events, event_hash_digest, hash_id_from_digest
+from epcis.model import parse_event
+from epcis.rejects import EventRejected
+from epcis.xml_binding import xml_document
 from ingest.capture import CAPTURE_JOBS_TOPIC
 from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
+from records import registry_store
 from records.db import Conn
 from tests.support.api import Api, SeededWorld, copy_of, serve
 from tests.support.events import make_event
@@ -518,11 +524,44 @@ def test_a_poison_job_is_marked_failed_and_the_worker_goes_on(
 
 
 EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "JSON"
+XML_EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "XML"
+# The GS1 Company Prefixes of GS1's examples (`maker` holds 0614141 already). Some examples
+# carry an errorDeclaration: capturing one records it (declared from the start), which only a
+# party entitled to attest the event may do, so the examples are captured by the owner of
+# their goods and the operator of their sites.
+EXAMPLE_PREFIXES = ("4012345", "4023333", "4000001", "5012345", "0353579", "0012345", "0037000")
+
+
+def own_the_examples(database_url: str) -> None:
+    """`maker` holds the examples' prefixes and operates every site they name (granted)."""
+    sites = set()
+    documents = [orjson.loads(path.read_bytes()) for path in sorted(EXAMPLES.rglob("*.jsonld"))]
+    for path in sorted(XML_EXAMPLES.rglob("*.xml")):
+        try:
+            documents.append(xml_document(path.read_bytes()))
+        except EventRejected:
+            continue  # no events: a capture job, master data
+    now = datetime.now(UTC)
+    for document in documents:
+        for raw in document_events(document):
+            try:
+                event = parse_event(dict(raw), now=now, max_future_skew=timedelta(minutes=10))
+            except EventRejected:
+                continue  # GS1's two misspelt events, refused by capture too
+            site = site_of(index_columns(event, dict(raw)))
+            if site is not None:
+                sites.add(site)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for prefix in EXAMPLE_PREFIXES:
+            registry_store.add_prefix(conn, "maker", prefix)
+        for gln in sorted(sites):
+            registry_store.add_site(conn, "maker", gln, "A site of GS1's examples", grant=True)
 
 
 def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
     api: Api, mine: SeededWorld
 ) -> None:
+    own_the_examples(mine.database_url)
     examples = sorted(EXAMPLES.rglob("*.jsonld"))
     assert len(examples) == 47  # GS1's examples: 47 documents
     locations = {}
@@ -532,17 +571,25 @@ def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
         locations[example.name] = response.headers["Location"]
     assert work_all(mine.database_url) == len(examples)
     event_ids = set()
-    statuses: list[str] = []
+    by_event: dict[str, list[str]] = {}
     for name, location in locations.items():
         job = api.get(location, "maker").json()
-        assert (job["running"], job["success"], job["errors"]) == (False, True, []), (name, job)
+        assert (job["running"], job["success"], job["errors"]) == (False, True, []), (
+            name,
+            job["errors"],
+        )
         assert job["events"], name
         event_ids |= {event["eventID"] for event in job["events"]}
-        statuses += [event["status"] for event in job["events"]]
-    assert len(statuses) == 56  # GS1's examples: 56 events
-    # Some examples repeat another's event: the first copy is stored, each other a duplicate.
-    assert statuses.count("accepted") == len(event_ids)
-    assert statuses.count("duplicate") == len(statuses) - len(event_ids)
+        for event in job["events"]:
+            by_event.setdefault(event["eventID"], []).append(event["status"])
+    assert sum(map(len, by_event.values())) == 56  # GS1's examples: 56 events
+    # Some examples repeat another's event: the first copy is stored (`error_declared` when it
+    # carries a declaration, recorded with it), each other a duplicate or the declaration again.
+    declared = [statuses for statuses in by_event.values() if statuses[0] == "error_declared"]
+    assert declared  # GS1's examples do carry declarations
+    for statuses in by_event.values():
+        assert statuses[0] in ("accepted", "error_declared"), statuses
+        assert set(statuses[1:]) <= {"duplicate", "error_declared"}, statuses
     for event_id in sorted(event_ids):
         found = api.get("/epcis/events", "maker", params={"EQ_eventID": event_id})
         assert found.status_code == 200, found.text
@@ -550,7 +597,6 @@ def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
         assert len(listed) == 1, event_id
 
 
-XML_EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "XML"
 # Examples without events (capture jobs, master data, a CBV illustration): tests/unit/
 # test_xml_binding.py reads them; here only documents of events are captured.
 XML_WITHOUT_EVENTS = ("CaptureJob/", "masterData", "masterdata", "CBV-11.4")
@@ -565,6 +611,7 @@ def test_every_gs1_xml_example_is_captured_as_a_job_and_found_again(
         if not any(part in path.as_posix() for part in XML_WITHOUT_EVENTS)
     ]
     assert len(examples) == 30
+    own_the_examples(mine.database_url)
     locations = {}
     for example in examples:
         # GS1's sensor examples misspell one bizStep URI (Bizstep-): proceed past those two.
@@ -606,3 +653,32 @@ def test_an_xml_payload_that_is_not_epcis_is_refused_400_and_kept(api: Api) -> N
     )
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "invalid_xml"
+
+
+def test_a_job_records_an_error_declaration_only_from_a_party_entitled_to_it(
+    api: Api, mine: SeededWorld
+) -> None:
+    event = make_event(biz_step="inspecting", disposition="conformant")
+    assert job_of(api, post(api, document(event)))["running"] is True
+    work_all(mine.database_url)
+    declared = {
+        **event,
+        "errorDeclaration": {"declarationTime": "2026-12-01T00:00:00Z", "reason": "incorrect_data"},
+    }
+    # Another organisation's key, rollback (the default): refused once judged, nothing kept.
+    refused = post(api, document(declared), "rival")
+    work_all(mine.database_url)
+    job = api.get(refused.headers["Location"], "rival").json()
+    assert (job["success"], job["events"]) == (False, [])
+    assert [error["code"] for error in job["errors"]] == ["not_entitled_to_declare"]
+    with psycopg.connect(mine.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM error_declarations").fetchone() == (0,)
+    # The party whose event it is: recorded, answered as such.
+    recorded = post(api, document(declared))
+    work_all(mine.database_url)
+    job = api.get(recorded.headers["Location"], "maker").json()
+    assert (job["success"], job["errors"]) == (True, [])
+    assert [e["status"] for e in job["events"]] == ["error_declared"]
+    assert job["events"][0]["eventID"] == hash_id(event)
+    with psycopg.connect(mine.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM error_declarations").fetchone() == (1,)

@@ -491,6 +491,22 @@ def test_transit_is_declared_only_by_the_org_that_recorded_it() -> None:
     assert declaration_refusal(moved, "acme", recorded, PARTIES) is not None
 
 
+def test_an_event_that_names_nothing_to_judge_is_declared_by_its_recorder() -> None:
+    # A returnable asset's disassembly names no GTIN: no rule makes it anyone's evidence, so
+    # whoever recorded it may take it back (and records it declared, if it is not stored yet).
+    asset = columns("disassembling", site=None, epcs=("https://id.gs1.org/8003/06901234000019",))
+    assert declaration_refusal(asset, "evil", [], PARTIES) is None  # declared from the start
+    recorded = [by("acme"), by("evil", at=5)]
+    assert declaration_refusal(asset, "acme", recorded, PARTIES) is None
+    refused = declaration_refusal(asset, "evil", recorded, PARTIES)
+    assert refused is not None
+    assert "acme" in refused
+    # Goods whose owner no one registered are not "nothing to judge": someone may register
+    # the prefix later, so a stranger may not void the event in advance.
+    unknown = columns("commissioning", epcs=("https://id.gs1.org/01/06955555000011/21/1",))
+    assert declaration_refusal(unknown, "evil", [], PARTIES) is not None
+
+
 def test_a_declared_event_counts_for_nothing() -> None:
     inspected = columns("inspecting")
     judged = evaluate(inspected, [by("lab", None)], PARTIES, declared=True)
