@@ -154,9 +154,10 @@ def log_size(conn: Conn) -> int:
 
 
 def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
-    """The event digests at positions [first_index, first_index + count), in order."""
+    """The leaf digests at positions [first_index, first_index + count), in order: the event
+    digest each position was given (an event re-identified since keeps its leaf, 0038)."""
     rows = conn.execute(
-        "SELECT log_index, event_hash FROM log_entries"
+        "SELECT log_index, coalesce(leaf_hash, event_hash) FROM log_entries"
         " WHERE log_index >= %s AND log_index < %s ORDER BY log_index",
         (first_index, first_index + count),
     ).fetchall()
@@ -166,12 +167,24 @@ def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
     return digests
 
 
-def positions_of(conn: Conn, digests: list[bytes]) -> dict[bytes, int]:
-    """The log positions of those of `digests` that have one."""
-    rows = conn.execute(
-        "SELECT event_hash, log_index FROM log_entries WHERE event_hash = ANY(%s)", (digests,)
-    ).fetchall()
-    return {bytes(digest): int(index) for digest, index in rows}
+@dataclass(frozen=True)
+class LogLeaf:
+    """An event's log position and the digest its leaf was made from (its id then)."""
+
+    event_hash: bytes
+    log_index: int
+    leaf: bytes
+
+
+def leaves_of(conn: Conn, digests: list[bytes]) -> dict[bytes, LogLeaf]:
+    """The log positions and leaves of those of the events `digests` that have one."""
+    with conn.cursor(row_factory=class_row(LogLeaf)) as cursor:
+        rows = cursor.execute(
+            "SELECT event_hash, log_index, coalesce(leaf_hash, event_hash) AS leaf"
+            " FROM log_entries WHERE event_hash = ANY(%s)",
+            (digests,),
+        ).fetchall()
+    return {bytes(row.event_hash): row for row in rows}
 
 
 def anchored_end(conn: Conn, deployment_id: int) -> int:
