@@ -6,23 +6,29 @@ import copy
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from epcis.capture import DeviceKey, capture
 from epcis.event_hash import (
+    HASH_RULE_1,
+    digest_from_hash_id,
     document_events,
     document_ignore_fields,
     event_hash_id,
     hash_context,
     prehash_string,
 )
+from epcis.signatures import address_of, sign_digest
 from tests.support.examples import examples
 
 # The reference (a dev dependency, never imported by tracefin) logs every event it cannot parse.
@@ -526,3 +532,42 @@ def test_renaming_the_prefix_changes_neither_hash(
     second = _document([renamed], renamed_context)
     assert tracefin_hashes(first) == tracefin_hashes(second)
     assert reference_hashes(first) == reference_hashes(second)
+
+
+# --------------------------------------------------------------------------------------------
+# A device that signs what the reference computes is accepted (the capture path of MQTT/HTTP)
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_device_signing_the_reference_hash_is_accepted() -> None:
+    key = secrets.token_bytes(32)
+    device = DeviceKey(1, "acme", "line-1", address_of(key))
+    # Names whose prefixes only the standard context defines, as a device's firmware writes them.
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-26T11:00:00.000+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "ADD",
+        "epcList": ["urn:epc:id:sgtin:4012345.012345.1"],
+        "bizStep": "cbv:BizStep-commissioning",
+        "disposition": "cbv:Disp-active",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+        "sensorElementList": [{"sensorReport": [{"type": "gs1:Temperature", "value": 4.5}]}],
+        "ilmd": {"cbvmda:lotNumber": "LOT-7", "cbvmda:bestBeforeDate": "2027-03-01"},
+    }
+    [theirs] = reference_hashes(_document([event]))
+    signature = sign_digest(key, digest_from_hash_id(theirs))
+    payload = orjson.dumps({"event": event, "sig": signature})
+    result = capture(
+        payload,
+        device,
+        now=datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+        max_payload_bytes=256 * 1024,
+        max_future_skew=timedelta(minutes=10),
+    )
+    assert result.refused == []
+    [accepted] = result.accepted
+    assert accepted.hash_id == theirs
+    # Under rule 1 (before issue 16) tracefin's id differed: this device was refused
+    # signature_mismatch.
+    assert event_hash_id(event, hash_context(None, rule=HASH_RULE_1)) != theirs
