@@ -187,6 +187,19 @@ def leaves_of(conn: Conn, digests: list[bytes]) -> dict[bytes, LogLeaf]:
     return {bytes(row.event_hash): row for row in rows}
 
 
+def leaves_not_aliases(conn: Conn) -> list[tuple[int, bytes, bytes]]:
+    """(position, leaf, event digest) of log entries whose leaf differs from their event's id
+    without being an alias of that event: a leaf kept by a hash rule change must be one."""
+    rows = conn.execute(
+        "SELECT l.log_index, l.leaf_hash, l.event_hash FROM log_entries l"
+        " WHERE l.leaf_hash IS NOT NULL AND l.leaf_hash <> l.event_hash"
+        " AND NOT EXISTS (SELECT 1 FROM event_hash_aliases a"
+        "   WHERE a.alias = l.leaf_hash AND a.event_hash = l.event_hash)"
+        " ORDER BY l.log_index"
+    ).fetchall()
+    return [(int(index), bytes(leaf), bytes(digest)) for index, leaf, digest in rows]
+
+
 def anchored_end(conn: Conn, deployment_id: int) -> int:
     """The first log position not covered by a recorded batch of this deployment."""
     row = conn.execute(

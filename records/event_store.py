@@ -186,6 +186,16 @@ def event_of_alias(conn: Conn, alias: bytes) -> bytes | None:
     return bytes(row[0]) if row is not None else None
 
 
+def dangling_aliases(conn: Conn) -> list[tuple[bytes, bytes]]:
+    """(alias, event digest) of aliases that name no stored event."""
+    rows = conn.execute(
+        "SELECT a.alias, a.event_hash FROM event_hash_aliases a"
+        " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = a.event_hash)"
+        " ORDER BY a.alias"
+    ).fetchall()
+    return [(bytes(alias), bytes(digest)) for alias, digest in rows]
+
+
 def stored_events(conn: Conn) -> Iterator[tuple[bytes, object, object]]:
     """(digest, stored event JSON, document context) of every stored event, streamed."""
     # A server-side cursor lives in a transaction; it keeps memory flat however many events.

@@ -118,8 +118,7 @@ def test_anchored_proofs_survive_the_rule_change_and_both_ids_resolve(
         olds = list(changed.values())
         for reference in (*OWN_REFERENCES, *EVENT_REFERENCES):
             left = conn.execute(
-                f"SELECT count(*) FROM {reference.table}"
-                f" WHERE {reference.column} = ANY(%s)",
+                f"SELECT count(*) FROM {reference.table} WHERE {reference.column} = ANY(%s)",
                 (olds,),
             ).fetchone()
             assert left == (0,), reference
@@ -242,3 +241,34 @@ def test_every_column_holding_event_digests_follows_a_re_identified_event(
         found = {(r.table, r.column) for r in rehash_store.event_reference_columns(conn)}
     declared = {(r.table, r.column) for r in EVENT_REFERENCES}
     assert found - own == declared
+
+
+def test_the_audit_checks_the_aliases(fresh_database_url: str, chain_rpc_url: str) -> None:
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        store_events(conn, 14, "maker")
+        changed = _as_stored_under_rule_1(conn)
+        deployment = ensure_deployment(conn, connect(chain_rpc_url), DEVNET_PRIVATE_KEY).deployment
+        chain = Chain(connect(chain_rpc_url), deployment.anchor_address, None, DEVNET_PRIVATE_KEY)
+        anchor_everything(conn, chain, deployment.id)
+    migrate(fresh_database_url)
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        w3 = connect(chain_rpc_url)
+        assert audit(conn, w3).clean
+        (first_new, first_old), (second_new, _) = list(changed.items())[:2]
+        # An old id re-pointed at another event: its log leaf is no earlier id of its event.
+        conn.execute(
+            "UPDATE event_hash_aliases SET event_hash = %s WHERE alias = %s",
+            (second_new, first_old),
+        )
+        assert {f.kind for f in audit(conn, w3).findings} == {"leaf_not_alias"}
+        # Pointed at nothing stored: dangling too.
+        conn.execute(
+            "UPDATE event_hash_aliases SET event_hash = %s WHERE alias = %s",
+            (bytes(32), first_old),
+        )
+        assert {f.kind for f in audit(conn, w3).findings} == {"leaf_not_alias", "alias_dangling"}
+        conn.execute(
+            "UPDATE event_hash_aliases SET event_hash = %s WHERE alias = %s",
+            (first_new, first_old),
+        )
+        assert audit(conn, w3).clean
