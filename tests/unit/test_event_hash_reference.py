@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import re
 import secrets
 from collections.abc import Iterator, Mapping
@@ -15,8 +14,10 @@ from typing import Any
 
 import orjson
 import pytest
+from epcis_event_hash_generator import file_document_loader, hash_generator, json_to_py
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyld import jsonld
 
 from epcis.capture import DeviceKey, capture
 from epcis.event_hash import (
@@ -30,16 +31,6 @@ from epcis.event_hash import (
 )
 from epcis.signatures import address_of, sign_digest
 from tests.support.examples import examples
-
-# The reference (a dev dependency, never imported by tracefin) logs every event it cannot parse.
-logging.getLogger().setLevel(logging.CRITICAL)
-reference = pytest.importorskip("epcis_event_hash_generator")
-from epcis_event_hash_generator import (  # noqa: E402
-    file_document_loader,
-    hash_generator,
-    json_to_py,
-)
-from pyld import jsonld  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent.parent
 VECTORS = TESTS / "conformance" / "epcis-event-hash"
