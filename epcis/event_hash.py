@@ -83,8 +83,8 @@ _COMPONENTS = _terms(
 # Rule 1 (tracefin before 2026-12, hashes stored then): these prefixes were applied without a
 # document declaring them, and CURIE values were expanded only with GS1 prefixes. Rule 2 (now):
 # exactly the prefixes the document and the event declare, in keys and values alike, as the
-# GS1 reference implementation does (docs/epcis-hash.md). Rule 1 is kept to check the aliases
-# of events stored under it (ledger.rehash) and for tests.
+# GS1 reference implementation does (docs/epcis-hash.md). Rule 1 is kept so the id an event
+# had then can still be recomputed (its alias; tests rebuild a store of that time with it).
 HASH_RULE_1: Final = 1
 HASH_RULE: Final = 2
 _RULE_1_PREFIXES: Final[Mapping[str, str]] = {
