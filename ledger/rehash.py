@@ -4,7 +4,8 @@ The migration runner's data step (`tracefin.schema.migrate`, after the SQL migra
 `rehash_stored_events` while the stored rule (`event_hash_rule`) is older than
 `epcis.event_hash.HASH_RULE`. In one transaction, with writers of events and of the log held:
 
-- every stored event is hashed again by the current rule from its stored JSON and context;
+- every stored event is hashed again by the current rule from its stored JSON and context; a
+  row that hashes to its id under neither rule (edited since) is left as it is, for the audit;
 - an event whose id changes is re-keyed: its row, its attestations, its queued log entry and
   every column the caller names as holding event digests (finance's) take the new id; its old
   id becomes an alias (`event_hash_aliases`) that still finds it;
@@ -70,33 +71,49 @@ class RehashReport:
     rekeyed: int  # events whose id changed (folded duplicates included)
     folded: int  # of those, duplicates folded into an event they repeat
     log_positions_kept: int  # positioned events whose leaf keeps their old id
+    left_altered: int  # rows that hash to their id under neither rule (edited): left as they are
 
 
 def rehash_stored_events(conn: Conn, references: Sequence[Reference] = ()) -> RehashReport | None:
     """Re-identify every stored event under the current rule, if the stored rule is older;
     None when there is nothing to do. Call inside a transaction (the runner's)."""
-    if hash_rule(conn) >= HASH_RULE:
+    stored_rule = hash_rule(conn)
+    if stored_rule is None or stored_rule >= HASH_RULE:
         return None
     everything = [*OWN_REFERENCES, *(r for r in references if r not in OWN_REFERENCES)]
     lock_for_rehash(conn, everything)
     from_rule = hash_rule(conn)  # again, under the locks: a concurrent migrator may have done it
-    if from_rule >= HASH_RULE:
+    if from_rule is None or from_rule >= HASH_RULE:
         return None
     checked = 0
+    altered = 0
     rekeys: list[Rekey] = []
-    contexts: dict[str | None, HashContext] = {}
+    contexts: dict[str | None, tuple[HashContext, HashContext]] = {}
     # Read as the audit reads them (JSON text, orjson): the new id is what the audit will
     # recompute from the same row.
-    for digest, event, context, *_ in log_store.stored_event_rows(conn, "ingest_seq"):
+    for stored_digest, event, context, *_ in log_store.stored_event_rows(conn, "ingest_seq"):
         checked += 1
-        prepared = contexts.get(context)
-        if prepared is None:
-            prepared = hash_context(orjson.loads(context) if context else None)
-            if len(contexts) < _CONTEXTS_KEPT:
-                contexts[context] = prepared
-        now = event_hash_digest(orjson.loads(event), prepared)
-        if now != bytes(digest):
-            rekeys.append(Rekey(bytes(digest), now))
+        digest = bytes(stored_digest)
+        try:
+            prepared = contexts.get(context)
+            if prepared is None:
+                raw = orjson.loads(context) if context else None
+                prepared = (hash_context(raw), hash_context(raw, rule=from_rule))
+                if len(contexts) < _CONTEXTS_KEPT:
+                    contexts[context] = prepared
+            stored = orjson.loads(event)
+            now = event_hash_digest(stored, prepared[0])
+            if now == digest:
+                continue
+            # Only a row intact under the rule it was stored by is re-keyed: an edited one
+            # keeps its id, so the audit goes on reporting it (a new id would launder the edit).
+            intact = event_hash_digest(stored, prepared[1]) == digest
+        except Exception:  # junk an editor left is not an event: left for the audit too
+            intact = False
+        if not intact:
+            altered += 1
+            continue
+        rekeys.append(Rekey(digest, now))
     folded: list[Duplicate] = []
     positions = 0
     if rekeys:
@@ -116,4 +133,4 @@ def rehash_stored_events(conn: Conn, references: Sequence[Reference] = ()) -> Re
         rekey_events(conn)
         record_aliases(conn, from_rule)
     set_hash_rule(conn, HASH_RULE)
-    return RehashReport(from_rule, HASH_RULE, checked, len(rekeys), len(folded), positions)
+    return RehashReport(from_rule, HASH_RULE, checked, len(rekeys), len(folded), positions, altered)

@@ -35,7 +35,7 @@ from tests.support.api import SeededWorld, serve
 from tests.support.cli import run_audit_cli
 from tests.support.events import store_events
 from tests.support.world import GTIN, JOURNAL, WAREHOUSE
-from tracefin.schema import EVENT_REFERENCES, migrate
+from tracefin.schema import EVENT_REFERENCES, migrate, rehash
 from tracefin.settings import DEVNET_PRIVATE_KEY
 
 pytestmark = pytest.mark.integration
@@ -272,3 +272,33 @@ def test_the_audit_checks_the_aliases(fresh_database_url: str, chain_rpc_url: st
             (first_new, first_old),
         )
         assert audit(conn, w3).clean
+
+
+def test_an_edited_row_is_not_re_identified(fresh_database_url: str) -> None:
+    """A row edited in the database hashes to its id under neither rule: it keeps its id, so
+    the audit goes on naming it (a new id would launder the edit)."""
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        store_events(conn, 14, "maker")
+        changed = _as_stored_under_rule_1(conn)
+        (kept_new, kept_old), (_, edited) = list(changed.items())[:2]
+        conn.execute(
+            "UPDATE events SET event = jsonb_set(event, '{action}', '\"DELETE\"')"
+            " WHERE event_hash = %s",
+            (edited,),
+        )
+    report = rehash(fresh_database_url)
+    assert report is not None
+    assert (report.rekeyed, report.left_altered) == (len(changed) - 1, 1)
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        stays = conn.execute("SELECT count(*) FROM events WHERE event_hash = %s", (edited,))
+        assert stays.fetchone() == (1,)
+        moved = conn.execute("SELECT count(*) FROM events WHERE event_hash = %s", (kept_new,))
+        assert moved.fetchone() == (1,)
+        findings = audit(conn, None).findings
+        assert [(f.kind, hash_id_from_digest(edited) in f.detail) for f in findings] == [
+            ("event_altered", True)
+        ]
+        assert conn.execute(
+            "SELECT count(*) FROM event_hash_aliases WHERE alias = %s", (edited,)
+        ).fetchone() == (0,)
+        assert kept_old != edited
