@@ -100,6 +100,7 @@ bench: bootstrap services
 	$(BIN)/python bench/anchor.py
 	$(BIN)/python bench/finance.py
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/query.py
 
 # Rebuild the committed ABI + bytecode artifacts from contracts/*.sol (pinned solc-js).
 contracts: node_modules/.installed

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api import (
+    capture_jobs,
     enterprise,
     errors,
     health,
@@ -61,11 +62,16 @@ def create_app(
     requests.install(app)
 
     app.add_middleware(
-        Guard, metrics=app.state.metrics, limiter=RateLimiter(config.public_rate_per_minute)
+        Guard,
+        metrics=app.state.metrics,
+        limiter=RateLimiter(config.public_rate_per_minute),
+        capture_limits=capture_jobs.limit_headers(config),
     )
     for router in (
         health.router,
         public.router,
+        # Before enterprise's /epcis/{resource}, which would take /epcis/capture for its own.
+        capture_jobs.router,
         enterprise.router,
         oversight.router,
         operations.router,

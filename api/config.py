@@ -27,6 +27,8 @@ class ApiConfig:
     public_rate_per_minute: int = 600
     max_payload_bytes: int = 256 * 1024
     max_future_skew: timedelta = timedelta(minutes=10)
+    # Events one POST /epcis/capture may carry (GS1-EPCIS-Capture-Limit).
+    capture_max_events: int = 10_000
     # A /readyz answer is served again this long before the services are asked anew.
     readiness_cache: timedelta = timedelta(seconds=2)
     # The bearer token /metrics asks for; None: it answers loopback clients only.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from fastapi import Response
@@ -16,6 +17,9 @@ from epcis.json_input import JsonRefused, loads_guarded
 from ledger.log_store import LogProgress
 
 MAX_BODY_BYTES = 1_048_576
+# The capture routes check their own payloads, so a refused one is dead-lettered as on MQTT.
+EPCIS_CAPTURE_PATH = "/epcis/capture"
+CAPTURE_PATHS = frozenset({"/v1/capture", EPCIS_CAPTURE_PATH})
 # Rate-limited per client: the routes anyone may call without a key, and /readyz (which asks
 # the database, the broker and the chain).
 PUBLIC_PREFIXES = ("/01/", "/v1/provenance", "/v1/proofs", "/v1/verify", "/v1/qr", "/readyz")
@@ -132,10 +136,19 @@ class Guard:
     `SECURITY_HEADERS` to every response.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        limiter: RateLimiter,
+        capture_limits: Mapping[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
+        # The EPCIS capture limit headers: a body too large for the server is over them too,
+        # and the standard's 413 names them.
+        self.capture_limits = dict(capture_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,9 +190,7 @@ class Guard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problem_response(
-                413, "payload_too_large", f"requests are limited to {MAX_BODY_BYTES} bytes", path
-            ), receive
+            return self._too_large(path), receive
         if _nul_in_target(scope):
             return problem_response(
                 400, "invalid_text", "text must not contain U+0000 (NUL)", path
@@ -190,13 +201,8 @@ class Guard:
         if scope["method"] in BODY_METHODS:
             body, receive = await _buffered(receive, MAX_BODY_BYTES)
             if body is None:
-                return problem_response(
-                    413,
-                    "payload_too_large",
-                    f"requests are limited to {MAX_BODY_BYTES} bytes",
-                    path,
-                ), receive
-            refusal = _json_refusal(body) if path != "/v1/capture" and body else None
+                return self._too_large(path), receive
+            refusal = _json_refusal(body) if path not in CAPTURE_PATHS and body else None
             if refusal is not None:
                 return problem_response(400, *refusal, path), receive
         client = scope.get("client") or ("-", 0)
@@ -205,6 +211,14 @@ class Guard:
             refused.headers["Retry-After"] = "1"
             return refused, receive
         return None, receive
+
+    def _too_large(self, path: str) -> Response:
+        refused = problem_response(
+            413, "payload_too_large", f"requests are limited to {MAX_BODY_BYTES} bytes", path
+        )
+        if path == EPCIS_CAPTURE_PATH:
+            refused.headers.update(self.capture_limits)
+        return refused
 
 
 async def _buffered(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:

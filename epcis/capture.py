@@ -30,6 +30,7 @@ from epcis.lots import commissioned_lot
 from epcis.model import EPCISEvent, Place, events_from_document, parse_event
 from epcis.rejects import EventRejected, RejectCode
 from epcis.signatures import parse_signature, recover_address
+from epcis.xml_binding import looks_like_xml, xml_document
 
 WHOLE_PAYLOAD = -1
 _DOCUMENT_TYPES = frozenset({"EPCISDocument", "EPCISQueryDocument"})
@@ -180,13 +181,26 @@ class _Item:
     has_signature: bool
 
 
-def decode_json(payload: bytes, *, max_payload_bytes: int) -> object:
-    """Size check then JSON decode; EventRejected for an oversized or non-JSON payload."""
+def decode_payload(payload: bytes, *, max_payload_bytes: int) -> object:
+    """A capture payload read as the JSON binding: JSON as it is, an EPCIS 2.0 XML document
+    (first byte `<`) through the XML binding (epcis/xml_binding.py); EventRejected if neither."""
+    if looks_like_xml(payload):
+        _check_size(payload, max_payload_bytes)
+        return xml_document(payload)
+    return decode_json(payload, max_payload_bytes=max_payload_bytes)
+
+
+def _check_size(payload: bytes, max_payload_bytes: int) -> None:
     if len(payload) > max_payload_bytes:
         raise EventRejected(
             RejectCode.PAYLOAD_TOO_LARGE,
             f"payload is {len(payload)} bytes; the limit is {max_payload_bytes}",
         )
+
+
+def decode_json(payload: bytes, *, max_payload_bytes: int) -> object:
+    """Size check then JSON decode; EventRejected for an oversized or non-JSON payload."""
+    _check_size(payload, max_payload_bytes)
     try:
         decoded = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -248,7 +262,7 @@ def capture(
     result = CaptureResult()
     try:
         device.refuse_if_revoked(now)
-        decoded = decode_json(payload, max_payload_bytes=max_payload_bytes)
+        decoded = decode_payload(payload, max_payload_bytes=max_payload_bytes)
         items, context = _split(decoded)
     except EventRejected as exc:
         result.refused.append(RefusedItem(WHOLE_PAYLOAD, exc.code, exc.detail))
@@ -365,3 +379,13 @@ def _check_signature(item: _Item, digest: bytes, device: DeviceKey, now: datetim
     signature = parse_signature(item.signature)
     device.check_signer(recover_address(digest, signature), now)
     return signature
+
+
+def count_events(payload: bytes, *, max_payload_bytes: int) -> int:
+    """How many events a capture payload carries, checking only that it can be read as one
+    (size, JSON, an event, an array or a document with events); EventRejected otherwise.
+
+    Asynchronous capture answers this much at once and validates the events later.
+    """
+    items, _ = _split(decode_payload(payload, max_payload_bytes=max_payload_bytes))
+    return len(items)

@@ -35,6 +35,8 @@ class RejectCode(StrEnum):
     # A rule of the EPCIS 2.0 JSON Schema beyond types and required fields (e.g. ilmd only
     # with action ADD).
     SCHEMA_VIOLATION = "schema_violation"
+    # An XML payload that is not a well-formed, DTD-free EPCIS 2.0 XML document.
+    INVALID_XML = "invalid_xml"
 
 
 class EventRejected(Exception):

@@ -19,6 +19,12 @@ from records.attestation_store import AttestationToStore
 from records.db import Conn
 from records.event_store import DeadLetter, EventToStore, ReadingToStore
 
+# The device id events captured over HTTP are stored under: the API key, not a device, is the
+# proof of origin (its prefix is the attestation's api_user).
+HTTP_DEVICE = "http-capture"
+# The topic (the route) events of POST /epcis/capture's jobs are stored and dead-lettered under.
+CAPTURE_JOBS_TOPIC = "http:/epcis/capture"
+
 
 @dataclass(frozen=True)
 class Origin:

@@ -155,7 +155,7 @@ def log_size(conn: Conn) -> int:
 
 def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
     """The leaf digests at positions [first_index, first_index + count), in order: the event
-    digest each position was given (an event re-identified since keeps its leaf, 0038)."""
+    digest each position was given (an event re-identified since keeps its leaf, 0040)."""
     rows = conn.execute(
         "SELECT log_index, coalesce(leaf_hash, event_hash) FROM log_entries"
         " WHERE log_index >= %s AND log_index < %s ORDER BY log_index",

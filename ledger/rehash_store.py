@@ -27,13 +27,13 @@ class Rekey:
 
 
 def hash_rule(conn: Conn) -> int | None:
-    """The rule the stored ids follow; None before migration 0037 (a database whose later
+    """The rule the stored ids follow; None before migration 0039 (a database whose later
     versions a test marked applied without applying them)."""
     found = conn.execute("SELECT to_regclass('event_hash_rule') IS NOT NULL").fetchone()
     if found is None or not found[0]:
         return None
     row = conn.execute("SELECT rule FROM event_hash_rule").fetchone()
-    assert row is not None, "migration 0037 stores the rule"
+    assert row is not None, "migration 0039 stores the rule"
     return int(row[0])
 
 

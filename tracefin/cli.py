@@ -608,6 +608,13 @@ def cmd_finance(args: argparse.Namespace, settings: Settings) -> None:
     run_finance(settings)
 
 
+def cmd_capture_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from tracefin.processes.capture_worker import run_capture_worker
+
+    _database_url(settings)
+    run_capture_worker(settings)
+
+
 def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     from finance import four_eyes, service
 
@@ -1168,6 +1175,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("finance", help="run the finance monitoring worker").set_defaults(
         handler=cmd_finance
     )
+    commands.add_parser(
+        "capture-worker", help="work the EPCIS capture jobs of POST /epcis/capture"
+    ).set_defaults(handler=cmd_capture_worker)
     _finance_commands(commands)
 
     simulate = commands.add_parser("simulate", help="publish a simulated factory's events")

@@ -32,7 +32,7 @@ EVENT_REFERENCES = (
     Reference("risk_flags", "event_hash"),
 )
 # Migration that makes the event hash rule a stored fact: from it on, the data step runs.
-_HASH_RULE_MIGRATION = 37
+_HASH_RULE_MIGRATION = 39
 
 
 def migrate(database_url: str, until: int | None = None) -> list[str]:

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # since they are advisory and a slow broker must not make ingest grow without bound.
     ingest_max_unsent_answers: int = Field(default=20_000, ge=1)
     ingest_db_pool_size: int = Field(default=2, ge=1, le=64)
+    # Events one POST /epcis/capture may carry (GS1-EPCIS-Capture-Limit; its byte limit is
+    # ingest_max_payload_bytes): a larger document is refused 413, to be split by its sender.
+    capture_max_events: int = Field(default=10_000, ge=1)
 
     # Anchoring: a batch closes at `anchor_batch_size` positions or when its oldest position has
     # waited `anchor_batch_max_wait_ms`; sized so lag stays under 2 s at 10 000 events/s.

@@ -108,8 +108,11 @@ def test_up_demo_serves_an_anchored_verifiable_page_and_stops_cleanly(
         html = urllib.request.urlopen(browser, timeout=10).read().decode()
         assert 'class="event anchored ' in html  # then its evidence: counts or unattested
         assert _ours(home), "no process of this run was found: the check below proves nothing"
-        # A worker that dies is said so and restarted.
         text = (tmp_path / "up.out").read_text()
+        # Every worker runs, the capture-job worker (POST /epcis/capture) among them.
+        for worker in ("ingest", "anchor", "finance", "capture", "api"):
+            assert re.search(rf"^\[tracefin\] {worker} +started \(pid \d+\)", text, re.M), text
+        # A worker that dies is said so and restarted.
         anchor_pid = re.search(r"anchor +started \(pid (\d+)\)", text)
         assert anchor_pid is not None, text
         os.kill(int(anchor_pid.group(1)), signal.SIGKILL)

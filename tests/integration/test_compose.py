@@ -76,6 +76,7 @@ SECRETS_USED = {
     "cmd_ingest": {"MQTT_INGEST_{worker}_PASSWORD", "INGEST_SHARE_GROUP_SECRET"},
     "cmd_anchor": {"CHAIN_PRIVATE_KEY"},
     "cmd_finance": {"JOURNAL_KEY", "MQTT_FINANCE_PASSWORD"},
+    "cmd_capture_worker": set(),
     "cmd_api": {"CHAIN_PRIVATE_KEY", "JOURNAL_KEY", "METRICS_TOKEN"},
 }
 

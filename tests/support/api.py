@@ -71,14 +71,16 @@ def serve_world(
 
 
 @contextmanager
-def serve(world: SeededWorld, *, public_rate_per_minute: int) -> Iterator[Api]:
-    """An in-process app over a seeded world's database until the block ends."""
+def serve(world: SeededWorld, *, public_rate_per_minute: int, **settings: Any) -> Iterator[Api]:
+    """An in-process app over a seeded world's database until the block ends (`settings`:
+    further Settings fields, e.g. capture_max_events)."""
     app_settings = Settings(
         _env_file=None,
         database_url=world.database_url,  # type: ignore[call-arg]
         chain_rpc_url=world.chain_rpc_url,
         api_public_rate_per_minute=public_rate_per_minute,
         api_metrics_token=METRICS_TOKEN,
+        **settings,
     )
     with (
         psycopg.connect(world.database_url, autocommit=True) as conn,

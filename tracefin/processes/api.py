@@ -37,6 +37,7 @@ def api_config(settings: Settings) -> ApiConfig:
         public_rate_per_minute=settings.api_public_rate_per_minute,
         max_payload_bytes=settings.ingest_max_payload_bytes,
         max_future_skew=settings.max_future_skew,
+        capture_max_events=settings.capture_max_events,
         readiness_cache=timedelta(seconds=settings.api_readiness_cache_s),
         metrics_token=settings.metrics_token(),
     )
