@@ -30,6 +30,11 @@ class ProofBundle(BaseModel):
     contract: str | None = Field(None, description="the TraceAnchor contract")
     tx_hash: str | None = None
     block_number: int | None = None
+    current_event_hash: str | None = Field(
+        None,
+        description="the event's id now, when the log holds it under the id of an earlier hash"
+        " rule (`event_hash`, from which the leaf was made); docs/epcis-hash.md",
+    )
 
 
 class CheckStep(BaseModel):

@@ -21,6 +21,8 @@ from epcis.vocabulary import (
 )
 
 __all__ = [
+    "HASH_RULE",
+    "HASH_RULE_1",
     "HashContext",
     "digest_from_hash_id",
     "document_events",
@@ -78,8 +80,14 @@ _COMPONENTS = _terms(
     ],
 )
 
-# Prefixes known without a document context; a document's own declarations override them.
-_DEFAULT_PREFIXES: Final[Mapping[str, str]] = {
+# Rule 1 (tracefin before 2026-12, hashes stored then): these prefixes were applied without a
+# document declaring them, and CURIE values were expanded only with GS1 prefixes. Rule 2 (now):
+# exactly the prefixes the document and the event declare, in keys and values alike, as the
+# GS1 reference implementation does (docs/epcis-hash.md). Rule 1 is kept so the id an event
+# had then can still be recomputed (its alias; tests rebuild a store of that time with it).
+HASH_RULE_1: Final = 1
+HASH_RULE: Final = 2
+_RULE_1_PREFIXES: Final[Mapping[str, str]] = {
     "gs1": _GS1_VOC,
     "cbv": _CBV,
     "epcis": "https://ref.gs1.org/epcis/",
@@ -237,13 +245,14 @@ class HashContext:
     """Prefix declarations of a JSON-LD `@context`, prepared once per document.
 
     `keys` maps a prefix to `{iri}` (how a prefixed key appears in the pre-hash string);
-    `values` holds the GS1 prefixes whose CURIE values are expanded (user prefixes in values
-    are plain strings and stay as they are). `source` is the frozen context it was made from.
+    `values` maps the prefixes whose CURIE values are expanded to their IRI. `source` is the
+    frozen context it was made from, `rule` the hash rule (HASH_RULE unless asked).
     """
 
     keys: Mapping[str, str]
     values: Mapping[str, str]
     source: Any = None
+    rule: int = HASH_RULE
     # Canonical form of values already seen under this context (bounded; see _Writer.value).
     cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -275,37 +284,53 @@ def _collect_prefixes(frozen: Any, into: dict[str, str]) -> None:
 
 
 @lru_cache(maxsize=256)
-def _compile_context(frozen: Any) -> HashContext:
-    prefixes = dict(_DEFAULT_PREFIXES)
-    _collect_prefixes(frozen, prefixes)
-    return HashContext(
-        keys={p: "{" + iri + "}" for p, iri in prefixes.items()},
-        values={
+def _compile_context(frozen: Any, rule: int = HASH_RULE) -> HashContext:
+    # The prefix map is built once per document (capture prepares it once per payload): the
+    # hot path looks a prefix up in a dict, it never runs a JSON-LD processor.
+    if rule == HASH_RULE_1:
+        prefixes = dict(_RULE_1_PREFIXES)
+        _collect_prefixes(frozen, prefixes)
+        values = {
             p: iri
             for p, iri in prefixes.items()
             if iri.startswith(("https://ref.gs1.org", "https://gs1.org"))
-        },
+        }
+    else:
+        prefixes = {}
+        _collect_prefixes(frozen, prefixes)
+        values = prefixes
+    return HashContext(
+        keys={p: "{" + iri + "}" for p, iri in prefixes.items()},
+        values=values,
         source=frozen,
+        rule=rule,
     )
 
 
-_EMPTY_CONTEXT = _compile_context(None)
-
-
-def hash_context(context: Any = None, event_context: Any = None) -> HashContext:
+def hash_context(
+    context: Any = None, event_context: Any = None, *, rule: int | None = None
+) -> HashContext:
     """Prepare a document `@context` (string, object or list, or an already prepared
-    HashContext), with an event's own `@context` declarations taking precedence."""
-    frozen = context.source if isinstance(context, HashContext) else _freeze(context)
+    HashContext), with an event's own `@context` declarations taking precedence.
+
+    `rule` is HASH_RULE (the default; a prepared context keeps its own) or HASH_RULE_1, the
+    rule of events stored before 2026-12 (see HASH_RULE_1)."""
+    prepared = context if isinstance(context, HashContext) else None
+    if rule is None:
+        rule = prepared.rule if prepared is not None else HASH_RULE
+    if rule not in (HASH_RULE, HASH_RULE_1):
+        raise ValueError(f"unknown event hash rule {rule}")
+    frozen = prepared.source if prepared is not None else _freeze(context)
     if event_context is not None:
         frozen = (frozen, _freeze(event_context))
-    elif isinstance(context, HashContext):
-        return context
+    elif prepared is not None and prepared.rule == rule:
+        return prepared
     if frozen is None or isinstance(frozen, str):
-        return _EMPTY_CONTEXT
+        frozen = None  # a context URL alone declares no prefix of its own
     try:
-        return _compile_context(frozen)
+        return _compile_context(frozen, rule)
     except TypeError:  # an unhashable leaf somewhere: prepare it without the cache
-        return _compile_context.__wrapped__(frozen)
+        return _compile_context.__wrapped__(frozen, rule)
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,8 +78,10 @@ _SENSOR_NUMBERS: Final = frozenset(
 )
 _WRAPPERS: Final = frozenset({"extension", "baseExtension"})
 # A sensor attribute the XML binding writes as a gs1: CURIE and the JSON binding as a bare
-# word. (A measurement `type` is kept as written: capture's vocabulary reads both forms, and a
-# gs1: term outside the standard list stays an opaque URI, as in JSON.)
+# word. A measurement `type` becomes the bare word too when it is a standard term: the event
+# hash expands only the prefixes a JSON document declares (docs/epcis-hash.md), and the
+# binding's @context carries none for values, so `gs1:Temperature` would hash apart from its
+# JSON twin's `Temperature`; a gs1: term outside the standard list stays as written, as in JSON.
 _GS1_WORDS: Final = frozenset({"exception"})
 _GS1_CURIE: Final = "gs1:"
 
@@ -177,6 +179,8 @@ class _Reader:
                 found[qname] = _boolean(text)
             elif qname in _GS1_WORDS and text.startswith(_GS1_CURIE):
                 found[qname] = text[len(_GS1_CURIE) :]
+            elif qname == "type" and element.tag == "sensorReport":
+                found[qname] = _word(CBVKind.SENSOR_MEASUREMENT_TYPE, text)
             else:
                 found[qname] = text
         return found

@@ -13,6 +13,10 @@ Events (the whole store, streamed):
   the one the pages use, so the audit and the pages agree on which rows are intact.
 - `event_missing`: a log position whose event row is gone (deleted or re-keyed).
 - `event_unlogged`: a stored event neither in the log nor queued for it.
+- `alias_dangling`: an earlier id of an event (`event_hash_aliases`, kept when a hash rule
+  change re-identified it) that names no stored event.
+- `leaf_not_alias`: a log position whose leaf differs from its event's id without being an
+  earlier id of that event (a re-identified event keeps its leaf; nothing else may differ).
 
 Anchor batches (of the current deployment):
 - `log_incomplete`, `batch_root_mismatch`: the log positions of a recorded batch are missing, or
@@ -106,6 +110,21 @@ def audit(conn: Conn, w3: Web3 | None, extra: Sequence[ExtraCheck] = ()) -> Audi
         )
     for digest in event_store.unlogged_events(conn):
         findings.append(Finding("event_unlogged", hash_id_from_digest(digest)))
+    for alias, digest in event_store.dangling_aliases(conn):
+        findings.append(
+            Finding(
+                "alias_dangling",
+                f"{hash_id_from_digest(alias)} names {hash_id_from_digest(digest)}, not stored",
+            )
+        )
+    for position, leaf, digest in log_store.leaves_not_aliases(conn):
+        findings.append(
+            Finding(
+                "leaf_not_alias",
+                f"log position {position}: leaf {hash_id_from_digest(leaf)} is no earlier id"
+                f" of its event {hash_id_from_digest(digest)}",
+            )
+        )
     deployment = log_store.current_deployment(conn)
     recorded = log_store.batches(conn, deployment.id) if deployment else []
     chain = deployed_chain(w3, deployment) if w3 is not None and deployment is not None else None

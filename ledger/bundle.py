@@ -110,9 +110,12 @@ class Inclusion:
 class Bundle:
     """An event's proof: pending (`inclusion` None) until a batch covering it is anchored."""
 
-    digest: bytes
+    digest: bytes  # what the log holds: the leaf is made from it
     log_index: int | None = None  # None: not positioned in the log yet
     inclusion: Inclusion | None = None
+    # The event's identity now, when the log holds it under the id of an earlier hash rule
+    # (docs/epcis-hash.md): the proof is of `digest`, the alias that still names the event.
+    current: bytes | None = None
 
     @property
     def status(self) -> Literal["anchored", "pending"]:
@@ -159,6 +162,8 @@ class Bundle:
             )
         if self.log_index is not None:
             body["log_index"] = self.log_index
+        if self.current is not None:
+            body["current_event_hash"] = hash_id_from_digest(self.current)
         return body
 
     @classmethod
@@ -183,8 +188,9 @@ class Bundle:
         log_index = raw.get("log_index")
         if isinstance(log_index, bool) or not isinstance(log_index, int) or log_index < 0:
             log_index = None
+        current = _optional_digest(raw.get("current_event_hash"))
         if status == "pending":
-            return cls(digest, log_index)
+            return cls(digest, log_index, current=current)
         path = raw.get("audit_path")
         if not isinstance(path, list) or not all(
             isinstance(p, str) and _BYTES32.match(p) for p in path
@@ -204,7 +210,15 @@ class Bundle:
                 block_number=_int(raw, "block_number"),
             ),
         )
-        return cls(digest, log_index, inclusion)
+        return cls(digest, log_index, inclusion, current)
+
+
+def _optional_digest(value: object) -> bytes | None:
+    """Informational like log_index: a malformed value is ignored, never refused."""
+    try:
+        return digest_from_hash_id(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _hex(value: bytes) -> str:

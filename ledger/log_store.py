@@ -154,9 +154,10 @@ def log_size(conn: Conn) -> int:
 
 
 def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
-    """The event digests at positions [first_index, first_index + count), in order."""
+    """The leaf digests at positions [first_index, first_index + count), in order: the event
+    digest each position was given (an event re-identified since keeps its leaf, 0040)."""
     rows = conn.execute(
-        "SELECT log_index, event_hash FROM log_entries"
+        "SELECT log_index, coalesce(leaf_hash, event_hash) FROM log_entries"
         " WHERE log_index >= %s AND log_index < %s ORDER BY log_index",
         (first_index, first_index + count),
     ).fetchall()
@@ -166,12 +167,37 @@ def entries(conn: Conn, first_index: int, count: int) -> list[bytes]:
     return digests
 
 
-def positions_of(conn: Conn, digests: list[bytes]) -> dict[bytes, int]:
-    """The log positions of those of `digests` that have one."""
+@dataclass(frozen=True)
+class LogLeaf:
+    """An event's log position and the digest its leaf was made from (its id then)."""
+
+    event_hash: bytes
+    log_index: int
+    leaf: bytes
+
+
+def leaves_of(conn: Conn, digests: list[bytes]) -> dict[bytes, LogLeaf]:
+    """The log positions and leaves of those of the events `digests` that have one."""
+    with conn.cursor(row_factory=class_row(LogLeaf)) as cursor:
+        rows = cursor.execute(
+            "SELECT event_hash, log_index, coalesce(leaf_hash, event_hash) AS leaf"
+            " FROM log_entries WHERE event_hash = ANY(%s)",
+            (digests,),
+        ).fetchall()
+    return {bytes(row.event_hash): row for row in rows}
+
+
+def leaves_not_aliases(conn: Conn) -> list[tuple[int, bytes, bytes]]:
+    """(position, leaf, event digest) of log entries whose leaf differs from their event's id
+    without being an alias of that event: a leaf kept by a hash rule change must be one."""
     rows = conn.execute(
-        "SELECT event_hash, log_index FROM log_entries WHERE event_hash = ANY(%s)", (digests,)
+        "SELECT l.log_index, l.leaf_hash, l.event_hash FROM log_entries l"
+        " WHERE l.leaf_hash IS NOT NULL AND l.leaf_hash <> l.event_hash"
+        " AND NOT EXISTS (SELECT 1 FROM event_hash_aliases a"
+        "   WHERE a.alias = l.leaf_hash AND a.event_hash = l.event_hash)"
+        " ORDER BY l.log_index"
     ).fetchall()
-    return {bytes(digest): int(index) for digest, index in rows}
+    return [(int(index), bytes(leaf), bytes(digest)) for index, leaf, digest in rows]
 
 
 def anchored_end(conn: Conn, deployment_id: int) -> int:

@@ -12,29 +12,39 @@ from records.db import Conn
 
 
 def build_bundle(conn: Conn, digest: bytes) -> Bundle | None:
-    """The bundle of a stored event (pending or anchored); None for an unknown event."""
+    """The bundle of a stored event (pending or anchored), by its id or by an id it had under
+    an earlier hash rule; None for an unknown event."""
     if not event_store.event_exists(conn, digest):
-        return None
+        current = event_store.event_of_alias(conn, digest)
+        if current is None:
+            return None
+        digest = current
     return build_bundles(conn, [digest])[digest]
 
 
 def build_bundles(conn: Conn, digests: Sequence[bytes]) -> dict[bytes, Bundle]:
     """The bundles of many stored events at once: one tree per batch, however many events in it.
 
-    The caller vouches that the events are stored (a provenance page just read them).
+    The caller vouches that the events are stored (a provenance page just read them). An event
+    the log holds under its id of an earlier hash rule gets the bundle of that id (the leaf on
+    chain was made from it), naming the current id beside it.
     """
     bundles = {digest: Bundle(digest) for digest in digests}
     deployment = log_store.current_deployment(conn)
-    positions = log_store.positions_of(conn, list(bundles))
-    if deployment is None or not positions:
+    leaves = log_store.leaves_of(conn, list(bundles))
+    if deployment is None or not leaves:
         return bundles
-    covering = log_store.batches_covering(conn, deployment.id, sorted(positions.values()))
+    covering = log_store.batches_covering(
+        conn, deployment.id, sorted(leaf.log_index for leaf in leaves.values())
+    )
     trees: dict[int, MerkleTree] = {}
     anchored: dict[int, AnchoredBatch] = {}
-    for digest, position in positions.items():
+    for digest, leaf in leaves.items():
+        position = leaf.log_index
+        current = digest if leaf.leaf != digest else None
         batch = covering.get(position)
         if batch is None:
-            bundles[digest] = Bundle(digest, position)
+            bundles[digest] = Bundle(leaf.leaf, position, current=current)
             continue
         tree = trees.get(batch.batch_id)
         if tree is None:
@@ -55,5 +65,5 @@ def build_bundles(conn: Conn, digests: Sequence[bytes]) -> dict[bytes, Bundle]:
         inclusion = Inclusion(
             leaf_index, tuple(tree.audit_path(leaf_index)), anchored[batch.batch_id]
         )
-        bundles[digest] = Bundle(digest, position, inclusion)
+        bundles[digest] = Bundle(leaf.leaf, position, inclusion, current)
     return bundles

@@ -106,7 +106,10 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(
             sql.SQL(
                 "(event->>'eventID' = ANY(%(event_ids)s)"
-                " OR event_hash = ANY(%(event_digests)s::bytea[]))"
+                " OR event_hash = ANY(%(event_digests)s::bytea[])"
+                # An id the event had under an earlier hash rule still finds it.
+                " OR event_hash IN (SELECT a.event_hash FROM event_hash_aliases a"
+                " WHERE a.alias = ANY(%(event_digests)s::bytea[])))"
             )
         )
     declared = _declared(query, params)

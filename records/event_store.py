@@ -178,6 +178,24 @@ def event_exists(conn: Conn, digest: bytes) -> bool:
     )
 
 
+def event_of_alias(conn: Conn, alias: bytes) -> bytes | None:
+    """The current digest of the event that `alias` identified under an earlier hash rule."""
+    row = conn.execute(
+        "SELECT event_hash FROM event_hash_aliases WHERE alias = %s", (alias,)
+    ).fetchone()
+    return bytes(row[0]) if row is not None else None
+
+
+def dangling_aliases(conn: Conn) -> list[tuple[bytes, bytes]]:
+    """(alias, event digest) of aliases that name no stored event."""
+    rows = conn.execute(
+        "SELECT a.alias, a.event_hash FROM event_hash_aliases a"
+        " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = a.event_hash)"
+        " ORDER BY a.alias"
+    ).fetchall()
+    return [(bytes(alias), bytes(digest)) for alias, digest in rows]
+
+
 def stored_events(conn: Conn) -> Iterator[tuple[bytes, object, object]]:
     """(digest, stored event JSON, document context) of every stored event, streamed."""
     # A server-side cursor lives in a transaction; it keeps memory flat however many events.
@@ -203,6 +221,9 @@ def logged_but_missing(conn: Conn) -> list[tuple[int, bytes]]:
     rows = conn.execute(
         "SELECT l.log_index, l.event_hash FROM log_entries l"
         " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = l.event_hash)"
+        # A duplicate the hash rule change folded into the event it repeats keeps its position
+        # under its old id, an alias of that event (ledger.rehash).
+        " AND NOT EXISTS (SELECT 1 FROM event_hash_aliases a WHERE a.alias = l.event_hash)"
         " ORDER BY l.log_index"
     ).fetchall()
     return [(int(row[0]), bytes(row[1])) for row in rows]

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import psycopg
 
+from ledger.rehash import RehashReport, rehash_stored_events
+from ledger.rehash_store import Reference
 from records import db
 from records.timescale_store import TelemetryPolicies, set_telemetry_policies
 from tracefin.settings import Settings
@@ -16,11 +18,39 @@ from tracefin.settings import Settings
 # those of packages before it). Versions are one sequence across all of them.
 MIGRATION_PACKAGES = ("records", "ledger", "finance")
 
+# Every column outside records' and the ledger's own tables that holds an event's digest and
+# must follow it when a new hash rule re-identifies it (ledger.rehash). The sealed finance
+# journal and decision evidence keep the ids they were written with (aliases resolve them).
+# tests/integration/test_event_rehash.py fails when a column named like one is missing here.
+EVENT_REFERENCES = (
+    Reference("finance_dead_letters", "event_hash"),
+    Reference("lot_evidence", "event_hash"),
+    Reference("lots", "last_inspection_hash"),
+    Reference("lots", "latest_event_hash"),
+    Reference("receivables", "event_hash"),
+    Reference("risk_flags", "cleared_event_hash"),
+    Reference("risk_flags", "event_hash"),
+)
+# Migration that makes the event hash rule a stored fact: from it on, the data step runs.
+_HASH_RULE_MIGRATION = 39
+
 
 def migrate(database_url: str, until: int | None = None) -> list[str]:
-    """Apply every pending migration of every package (up to version `until`, if given);
-    returns the names applied."""
-    return db.migrate(database_url, MIGRATION_PACKAGES, until)
+    """Apply every pending migration of every package (up to version `until`, if given), then
+    the data step: re-identify stored events if the event hash rule changed (ledger.rehash).
+    Returns the names applied, and `rehash_events` when the data step re-identified events."""
+    applied = db.migrate(database_url, MIGRATION_PACKAGES, until)
+    if until is None or until >= _HASH_RULE_MIGRATION:
+        report = rehash(database_url)
+        if report is not None and report.rekeyed:
+            applied.append("rehash_events")
+    return applied
+
+
+def rehash(database_url: str) -> RehashReport | None:
+    """The data step alone: one transaction; None when the stored rule is the current one."""
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        return rehash_stored_events(conn, EVENT_REFERENCES)
 
 
 def set_policies(database_url: str, settings: Settings) -> bool:

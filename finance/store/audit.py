@@ -132,5 +132,9 @@ def decision_evidence_not_stored(conn: Conn) -> list[MissingEvidence]:
         return cur.execute(
             "SELECT d.id AS decision_id, ev AS digest"
             " FROM decisions d CROSS JOIN LATERAL unnest(d.evidence) AS ev"
-            " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = ev) ORDER BY d.id"
+            " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_hash = ev)"
+            # Decisions keep the ids they were made with; a re-identified event's old id is an
+            # alias of it (event_hash_aliases).
+            " AND NOT EXISTS (SELECT 1 FROM event_hash_aliases a WHERE a.alias = ev)"
+            " ORDER BY d.id"
         ).fetchall()

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from epcis.event_hash import (
+    HASH_RULE_1,
     digest_from_hash_id,
     document_events,
     document_hash_ids,
@@ -358,9 +359,10 @@ def test_exact_layout_of_a_small_event() -> None:
         + "bizTransactionList"
         + "type=https://ref.gs1.org/cbv/BTT-desadvbizTransaction=urn:epcglobal:cbv:bt:4012345000009:1"
         + "type=https://ref.gs1.org/cbv/BTT-pobizTransaction=http://transaction.acme.com/po/1"
-        + "destinationListtype=https://ref.gs1.org/cbv/SDT-location"
+        # Prefixes the document does not declare stay as written (as the GS1 reference does).
+        + "destinationListtype=cbv:SDT-location"
         + "destination=https://id.gs1.org/414/4012345000016"
-        + "ilmd{urn:epcglobal:cbv:mda:}lotNumber=ABC"
+        + "ilmdcbvmda:lotNumber=ABC"
         + "sourceListtype=https://ref.gs1.org/cbv/SDT-owning_party"
         + "source=https://id.gs1.org/417/4012345000009"
         + "{https://ns.example.com/epcis/}z{https://ns.example.com/epcis/}a=x"
@@ -467,3 +469,78 @@ def test_bare_sensor_terms_hash_as_their_uris(key: str, bare: str, expanded: str
 
     assert event_hash_id(with_report(bare)) == event_hash_id(with_report(expanded))
     assert event_hash_id(with_report(bare)) != event_hash_id(with_report(bare + "x"))
+
+
+# ---------------------------------------------------------------------------------------------
+# CURIEs (issue 16 item 5): expanded with exactly the prefixes the document declares
+# ---------------------------------------------------------------------------------------------
+
+STANDARD_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+
+
+def _with_prefix(name: str) -> tuple[dict[str, Any], list[Any]]:
+    """The same event, its CURIEs written with the prefix `name` bound to one IRI."""
+    event = {
+        **BASE,
+        "readPoint": {"id": f"{name}:dock-7"},
+        "bizTransactionList": [{"type": "po", "bizTransaction": f"{name}:po-1"}],
+        "sensorElementList": [{"sensorReport": [{"type": f"{name}:Wobble", "value": 2}]}],
+        f"{name}:note": f"{name}:thing",
+        f"{name}:nested": {f"{name}:inner": [f"{name}:a", "plain"]},
+    }
+    return event, [STANDARD_CONTEXT, {name: "https://example.com/"}]
+
+
+def test_renaming_a_prefix_bound_to_the_same_iri_keeps_the_hash() -> None:
+    first, first_context = _with_prefix("ex")
+    second, second_context = _with_prefix("acme")
+    assert event_hash_id(first, first_context) == event_hash_id(second, second_context)
+    text = prehash_string(first, first_context)
+    assert "readPointid=https://example.com/dock-7" in text
+    assert "bizTransaction=https://example.com/po-1" in text
+    assert "sensorReporttype=https://example.com/Wobble" in text
+    assert "{https://example.com/}note=https://example.com/thing" in text
+    assert "ex:" not in text
+    # Bound to another IRI, the same names are other values.
+    elsewhere = [STANDARD_CONTEXT, {"ex": "https://example.org/"}]
+    assert event_hash_id(first, elsewhere) != event_hash_id(first, first_context)
+
+
+def test_standard_prefixes_expand_only_when_the_document_declares_them() -> None:
+    event = {
+        **BASE,
+        "bizStep": "cbv:BizStep-shipping",
+        "sensorElementList": [{"sensorReport": [{"type": "gs1:Temperature", "value": 4}]}],
+        "ilmd": {"cbvmda:lotNumber": "L1"},
+    }
+    # The standard context alone: left as written, which is what the GS1 reference computes.
+    bare = prehash_string(event, [STANDARD_CONTEXT])
+    assert "bizStep=cbv:BizStep-shipping" in bare
+    assert "type=gs1:Temperature" in bare
+    assert "ilmdcbvmda:lotNumber=L1" in bare
+    declared = [
+        STANDARD_CONTEXT,
+        {"cbv": "https://ref.gs1.org/cbv/", "gs1": "https://gs1.org/voc/"},
+        {"cbvmda": "urn:epcglobal:cbv:mda:"},
+    ]
+    text = prehash_string(event, declared)
+    assert "bizStep=https://ref.gs1.org/cbv/BizStep-shipping" in text
+    assert "type=https://gs1.org/voc/Temperature" in text
+    assert "ilmd{urn:epcglobal:cbv:mda:}lotNumber=L1" in text
+
+
+def test_hash_rule_1_is_kept_for_events_stored_under_it() -> None:
+    event = {**BASE, "ilmd": {"cbvmda:lotNumber": "L1"}, "ex:f": "ex:thing"}
+    context = [{"ex": "https://example.com/"}]
+    old = hash_context(context, rule=HASH_RULE_1)
+    assert "ilmd{urn:epcglobal:cbv:mda:}lotNumber=L1" in prehash_string(event, old)
+    assert "{https://example.com/}f=ex:thing" in prehash_string(event, old)
+    new = prehash_string(event, context)
+    assert "ilmdcbvmda:lotNumber=L1" in new
+    assert "{https://example.com/}f=https://example.com/thing" in new
+    assert event_hash_id(event, old) != event_hash_id(event, context)
+    # A prepared context keeps its rule when an event adds declarations of its own.
+    own = {**event, "@context": {"ex": "https://example.org/"}}
+    assert "{https://example.org/}f=ex:thing" in prehash_string(own, old)
+    with pytest.raises(ValueError, match="unknown event hash rule"):
+        hash_context(context, rule=3)
