@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
-from epcis.capture import WHOLE_PAYLOAD, DeviceKey
+from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem
 from epcis.event_hash import hash_id_from_digest
+from epcis.model import EVENT_TYPES
 from epcis.query import (
     EPCIS_CONTEXT,
-    EVENT_TYPES,
     QueryParameterError,
     as_recorded,
     parse_event_query,
@@ -92,16 +92,7 @@ async def capture_events(
         # kept as dead letters, as always, for the sender to inspect.
         with conn.transaction():
             CaptureBatch(dead_letters=batch.dead_letters).store(conn)
-        raise Problem(
-            422,
-            "capture_rolled_back",
-            f"{len(result.refused)} event(s) refused, so none was stored"
-            " (GS1-Capture-Error-Behaviour: rollback)",
-            rejected=[
-                CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail).model_dump()
-                for r in result.refused
-            ],
-        )
+        raise _rolled_back(result.refused)
     try:
         with conn.transaction():
             new = batch.store(conn)
@@ -111,16 +102,7 @@ async def capture_events(
         late = [refused for _, refused in batch.late_refusals()]
         with conn.transaction():
             batch.refusals_only().store(conn)
-        raise Problem(
-            422,
-            "capture_rolled_back",
-            f"{len(late)} event(s) refused, so none was stored"
-            " (GS1-Capture-Error-Behaviour: rollback)",
-            rejected=[
-                CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail).model_dump()
-                for r in late
-            ],
-        ) from None
+        raise _rolled_back(late) from None
     refused_items = [*result.refused, *(refused for _, refused in batch.late_refusals())]
     whole = [r for r in result.refused if r.index == WHOLE_PAYLOAD]
     if whole:
@@ -151,6 +133,20 @@ async def capture_events(
             rejected=[r.model_dump() for r in body.rejected],
         )
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+def _rolled_back(refused: list[RefusedItem]) -> Problem:
+    """The 422 of a rolled-back capture, each refusal's reason an extension member."""
+    return Problem(
+        422,
+        "capture_rolled_back",
+        f"{len(refused)} event(s) refused, so none was stored"
+        " (GS1-Capture-Error-Behaviour: rollback)",
+        rejected=[
+            CaptureRefusal(index=r.index, reason=r.code.value, detail=r.detail).model_dump()
+            for r in refused
+        ],
+    )
 
 
 class _RolledBack(Exception):

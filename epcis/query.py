@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from epcis.event_hash import digest_from_hash_id
 from epcis.identifiers import checked_epc
+from epcis.model import EVENT_TYPES
 from epcis.rejects import EventRejected
 from epcis.vocabulary import CBVKind, canonical_cbv
 
@@ -42,15 +43,6 @@ EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld
 
 MAX_PER_PAGE: Final = 500
 DEFAULT_PER_PAGE: Final = 100
-EVENT_TYPES: Final = frozenset(
-    {
-        "ObjectEvent",
-        "AggregationEvent",
-        "TransactionEvent",
-        "TransformationEvent",
-        "AssociationEvent",
-    }
-)
 ACTIONS: Final = frozenset({"ADD", "OBSERVE", "DELETE"})
 # The instance-identifier fields each MATCH_ parameter looks in (stored JSON names).
 MATCH_EPC_FIELDS: Final = {

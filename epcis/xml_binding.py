@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from epcis.model import EVENT_TYPES
 from epcis.rejects import EventRejected, RejectCode
 from epcis.vocabulary import CBVKind, canonical_cbv
 
@@ -35,15 +36,6 @@ _XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 # Deeper than any EPCIS document needs; below orjson's and capture's own nesting limits.
 MAX_XML_DEPTH: Final = 200
 
-EVENT_TYPES: Final = frozenset(
-    {
-        "ObjectEvent",
-        "AggregationEvent",
-        "TransactionEvent",
-        "TransformationEvent",
-        "AssociationEvent",
-    }
-)
 _TEXT_FIELDS: Final = frozenset(
     {
         "eventTime",
