@@ -67,6 +67,20 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
                     sql.Identifier(column), sql.SQL(bound), sql.Placeholder(name)
                 )
             )
+    if query.ge_record_time is not None:
+        # Events recorded since a time (a partner's "what is new since my last poll") sit at
+        # the end of ingest order, which the planner cannot know: estimating them spread
+        # evenly, it may walk the whole store from its start to find them (bench/query.py saw
+        # 464 ms, and timeouts under load, on 1 000 000 events). So the first position among
+        # them, read off the (received_at, ingest_seq) index, is given as a bound: exact, not a
+        # guess, and cheap for the recent times such queries ask for.
+        params["recorded_from"] = query.ge_record_time
+        clauses.append(
+            sql.SQL(
+                "ingest_seq >= (SELECT min(r.ingest_seq) FROM events r"
+                " WHERE r.received_at >= %(recorded_from)s)"
+            )
+        )
     # Identifiers are compared in the stored JSON's fields, named by the parameter: parentID
     # is a string, the lists arrays of strings; classes are in the quantity lists' epcClass.
     for index, (fields, values) in enumerate(query.match_epcs):

@@ -5,6 +5,7 @@ one event by its event hash ID; the strict parameters are those of `/v1/events`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -138,3 +139,35 @@ def test_discovery_lists_are_collections_of_what_the_caller_may_see(world: Api) 
     assert members("/epcis/bizSteps", "rival") == []  # rival has no events
     assert members("/epcis/dispositions", "regulator") == members("/epcis/dispositions")
     assert world.get("/epcis/bizSteps", "bank").status_code == 403
+
+
+def test_recorded_since_finds_exactly_the_events_recorded_since_in_any_ingest_order(
+    world: Api,
+) -> None:
+    """GE_/LT_recordTime compare when the repository received each event. The query bounds
+    ingest positions by the first one recorded since (records/event_query.py): exact even where
+    receipt and ingest order disagree, as here, where the last stored was received first."""
+    conn = world.conn
+    rows = conn.execute("SELECT ingest_seq FROM events ORDER BY ingest_seq").fetchall()
+    assert len(rows) == 14
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    received = {}
+    for rank, (seq,) in enumerate(rows):
+        # Reversed, and the middle ones interleaved: no order of the one follows the other.
+        at = start + timedelta(minutes=(len(rows) - rank) if rank % 3 else rank)
+        conn.execute("UPDATE events SET received_at = %s WHERE ingest_seq = %s", (at, seq))
+        received[seq] = at
+    digest_of = {
+        seq: hash_id_from_digest(bytes(digest))
+        for seq, digest in conn.execute("SELECT ingest_seq, event_hash FROM events")
+    }
+    for since in (start + timedelta(minutes=m) for m in (0, 4, 7, 9, 13, 15)):
+        iso = since.isoformat().replace("+00:00", "Z")
+        answer = world.get("/epcis/events", "maker", params={"GE_recordTime": iso})
+        assert answer.status_code == 200, answer.text
+        listed = answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        expected = [digest_of[seq] for seq in sorted(received) if received[seq] >= since]
+        assert [event["eventID"] for event in listed] == expected, iso
+        before = world.get("/epcis/events", "maker", params={"LT_recordTime": iso}).json()
+        earlier = before["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert len(earlier) + len(listed) == len(rows)
