@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.config import ApiConfig
 from api.deps import AnyOrg, Config, DbConn, Enterprise
-from api.enterprise import EPCIS_HEADERS, MAX_KEPT_PAYLOAD, api_user_of
+from api.enterprise import EPCIS_HEADERS, MAX_KEPT_PAYLOAD, api_user_of, error_behaviour_of
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
 from api.middleware import MAX_BODY_BYTES
 from epcis.capture import WHOLE_PAYLOAD, RefusedItem, count_events
@@ -168,8 +168,8 @@ async def capture(request: Request, conn: DbConn, config: Config, org: Enterpris
     the document: the job's result names them."""
     limits = limit_headers(config)
     path = request.url.path
-    behaviour = request.headers.get("gs1-capture-error-behaviour", "rollback").strip().lower()
-    if behaviour not in ("rollback", "proceed"):
+    behaviour = error_behaviour_of(request, "rollback")
+    if behaviour is None:
         return _refused(
             400,
             "invalid_capture_error_behaviour",
@@ -213,7 +213,7 @@ async def capture(request: Request, conn: DbConn, config: Config, org: Enterpris
             conn,
             org.id,
             api_user,
-            "rollback" if behaviour == "rollback" else "proceed",
+            behaviour,
             payload,
             received_at,
         )

@@ -13,6 +13,7 @@ dead letter (records.declaration_store, epcis.authority.declaration_refusal).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -26,6 +27,7 @@ from epcis.jcs import canonical_json
 from epcis.rejects import RejectCode
 from records import attestation_store, declaration_store, event_store, registry_store
 from records.attestation_store import AttestationToStore
+from records.capture_job_store import ErrorBehaviour
 from records.db import Conn
 from records.declaration_store import DeclarationToStore
 from records.event_store import DeadLetter, EventToStore, ReadingToStore
@@ -65,6 +67,20 @@ class Receipt:
 
 
 Status = Literal["accepted", "duplicate", "error_declared"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What `CaptureBatch.store_by` kept: the new digests and every refusal, capture's and
+    the declarations'; `rolled_back` when nothing but the refusals was kept."""
+
+    new: set[bytes]
+    refused: list[RefusedItem]
+    rolled_back: bool = False
+
+
+class _RolledBack(Exception):
+    """Leaves the savepoint of a rolled-back capture's events (its refusals are kept)."""
 
 
 @dataclass(slots=True)
@@ -235,6 +251,25 @@ class CaptureBatch:
             else:
                 receipt.declared = True
         return dead_letters, events
+
+    def store_by(
+        self, conn: Conn, behaviour: ErrorBehaviour, refused: Sequence[RefusedItem]
+    ) -> Stored:
+        """Store as GS1-Capture-Error-Behaviour says (HTTP capture), in the caller's
+        transaction: `rollback` keeps nothing but the refusals when `refused` (capture's) or
+        a declaration refused once judged is there; `proceed` keeps the good events."""
+        if behaviour == "rollback" and refused:
+            self.refusals_only().store(conn)
+            return Stored(set(), list(refused), rolled_back=True)
+        try:
+            with conn.transaction():  # a savepoint: the events go, the refusals stay
+                new = self.store(conn)
+                if behaviour == "rollback" and self.late_refusals():
+                    raise _RolledBack
+        except _RolledBack:
+            self.refusals_only().store(conn)
+            return Stored(set(), [item for _, item in self.late_refusals()], rolled_back=True)
+        return Stored(new, [*refused, *(item for _, item in self.late_refusals())])
 
     def refusals_only(self) -> CaptureBatch:
         """A batch of this one's dead letters alone, the refused declarations' included: what

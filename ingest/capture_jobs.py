@@ -98,29 +98,15 @@ def capture_job(conn: Conn, job: QueuedJob, config: CaptureJobConfig) -> Outcome
         max_payload_bytes=config.max_payload_bytes,
         max_future_skew=config.max_future_skew,
     )
-    errors = [_refusal(refused) for refused in result.refused]
-    if result.refused and job.error_behaviour == "rollback":
-        CaptureBatch(dead_letters=batch.dead_letters).store(conn)
+    stored = batch.store_by(conn, job.error_behaviour, result.refused)
+    errors = [_refusal(refused) for refused in stored.refused]
+    if stored.rolled_back:
         return Outcome(False, [], errors)
-    try:
-        with conn.transaction():  # a savepoint in the job's transaction
-            new = batch.store(conn)
-            if job.error_behaviour == "rollback" and batch.late_refusals():
-                raise _RolledBack  # a declaration refused once judged: none of it stays
-    except _RolledBack:
-        batch.refusals_only().store(conn)
-        late = [_refusal(refused) for _, refused in batch.late_refusals()]
-        return Outcome(False, [], late)
-    errors += [_refusal(refused) for _, refused in batch.late_refusals()]
     results = [
         {"index": answer.index, "eventID": answer.hash_id, "status": answer.status}
-        for answer in batch.answers(new)
+        for answer in batch.answers(stored.new)
     ]
     return Outcome(not errors, results, errors)
-
-
-class _RolledBack(Exception):
-    """Leaves the savepoint of a rolled-back job's events (its refusals are kept)."""
 
 
 class CaptureJobWorker:

@@ -15,6 +15,7 @@ from records.db import Conn
 # Migration 0038's trigger notifies this channel when a job is queued.
 CAPTURE_JOBS_CHANNEL = "tracefin_capture_jobs"
 
+# GS1-Capture-Error-Behaviour: all or nothing, or every good event (HTTP capture).
 ErrorBehaviour = Literal["rollback", "proceed"]
 
 
@@ -24,7 +25,7 @@ class CaptureJob:
 
     id: int
     capture_id: UUID
-    error_behaviour: str
+    error_behaviour: ErrorBehaviour
     created_at: datetime
     finished_at: datetime | None
     success: bool | None
@@ -41,7 +42,7 @@ class QueuedJob:
     org_id: int
     org_slug: str
     api_user: str | None
-    error_behaviour: str
+    error_behaviour: ErrorBehaviour
     payload: bytes
     created_at: datetime
     attempts: int
