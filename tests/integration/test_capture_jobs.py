@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +18,17 @@ import orjson
 import psycopg
 import pytest
 
-from epcis.authority import site_of
-from epcis.capture import index_columns
-from epcis.event_hash import document_events, event_hash_digest, hash_id_from_digest
-from epcis.model import parse_event
-from epcis.rejects import EventRejected
-from epcis.xml_binding import xml_document
+from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from ingest.capture import CAPTURE_JOBS_TOPIC
 from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
-from records import registry_store
 from records.db import Conn
 from tests.support.api import Api, SeededWorld, copy_of, serve
 from tests.support.events import make_event
+from tests.support.gs1_examples import EXAMPLES, OPENAPI, XML_EXAMPLES, own_the_examples
 from tests.support.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-OPENAPI = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "rest-binding" / "openapi.json"
 CONFIG = CaptureJobConfig(max_payload_bytes=256 * 1024, max_future_skew=timedelta(minutes=10))
 PROBLEM_JSON = "application/problem+json"
 
@@ -521,41 +515,6 @@ def test_a_poison_job_is_marked_failed_and_the_worker_goes_on(
     assert (done["success"], [e["status"] for e in done["events"]]) == (True, ["accepted"])
     assert stored(api.conn, good) == 1
     assert "marked failed" in worker.log_text()
-
-
-EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "JSON"
-XML_EXAMPLES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "XML"
-# The GS1 Company Prefixes of GS1's examples (`maker` holds 0614141 already). Some examples
-# carry an errorDeclaration: capturing one records it (declared from the start), which only a
-# party entitled to attest the event may do, so the examples are captured by the owner of
-# their goods and the operator of their sites.
-EXAMPLE_PREFIXES = ("4012345", "4023333", "4000001", "5012345", "0353579", "0012345", "0037000")
-
-
-def own_the_examples(database_url: str) -> None:
-    """`maker` holds the examples' prefixes and operates every site they name (granted)."""
-    sites = set()
-    documents = [orjson.loads(path.read_bytes()) for path in sorted(EXAMPLES.rglob("*.jsonld"))]
-    for path in sorted(XML_EXAMPLES.rglob("*.xml")):
-        try:
-            documents.append(xml_document(path.read_bytes()))
-        except EventRejected:
-            continue  # no events: a capture job, master data
-    now = datetime.now(UTC)
-    for document in documents:
-        for raw in document_events(document):
-            try:
-                event = parse_event(dict(raw), now=now, max_future_skew=timedelta(minutes=10))
-            except EventRejected:
-                continue  # GS1's two misspelt events, refused by capture too
-            site = site_of(index_columns(event, dict(raw)))
-            if site is not None:
-                sites.add(site)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for prefix in EXAMPLE_PREFIXES:
-            registry_store.add_prefix(conn, "maker", prefix)
-        for gln in sorted(sites):
-            registry_store.add_site(conn, "maker", gln, "A site of GS1's examples", grant=True)
 
 
 def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.config import ApiConfig
 from tests.support.cli import tracefin
 from tests.support.postgres import admin_url
-from tests.support.processes import WorkerProcess
+from tests.support.processes import ApiProcess
 from tracefin.schema import scratch_database
 
 pytestmark = pytest.mark.integration
@@ -67,12 +67,6 @@ def test_every_tracefin_process_undoes_py_ecc_s_recursion_limit() -> None:
     assert (survived.returncode, survived.stdout.strip()) == (0, b"1000"), survived
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # The rig's limits, small enough that a test reaches them at once.
 RATE_PER_MINUTE = 30
 METRICS_TOKEN = secrets.token_urlsafe(32)
@@ -87,34 +81,18 @@ def api_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     TRUSTED_PROXY as its trusted proxy, 1 s to send headers or a body, a small public rate limit
     and a metrics token. One per module: the tests below share it (and their rate buckets
     are kept apart by the client address each forwards or connects from)."""
-    port = free_port()
     with scratch_database(admin_url(), "tracefin_test") as database_url:
-        api = WorkerProcess(
-            ["api"],
-            {
-                "TRACEFIN_DATABASE_URL": database_url,
-                "TRACEFIN_API_PORT": str(port),
-                "TRACEFIN_API_PUBLIC_RATE_PER_MINUTE": str(RATE_PER_MINUTE),
-                "TRACEFIN_API_TRUSTED_PROXIES": TRUSTED_PROXY,
-                "TRACEFIN_API_HEADER_TIMEOUT_S": "1",
-                "TRACEFIN_API_BODY_TIMEOUT_S": "1",
-                "TRACEFIN_API_METRICS_TOKEN": METRICS_TOKEN,
-            },
+        api = ApiProcess(
+            database_url,
             tmp_path_factory.mktemp("api"),
-            "api",
+            api_public_rate_per_minute=str(RATE_PER_MINUTE),
+            api_trusted_proxies=TRUSTED_PROXY,
+            api_header_timeout_s="1",
+            api_body_timeout_s="1",
+            api_metrics_token=METRICS_TOKEN,
         )
         api.start()
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert api.alive, api.log_text()
-            assert time.monotonic() < deadline, api.log_text()
-            time.sleep(0.1)
+        url = api.url
         yield url
         api.terminate()
 

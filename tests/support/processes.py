@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from ingest.mqtt_link import end_session
+from tracefin.embedded import free_port
 
 
 class WorkerProcess:
@@ -94,3 +97,31 @@ class IngestProcess(WorkerProcess):
         """
         super().stop()
         end_session(self.mqtt_url, self.client_id)
+
+
+class ApiProcess(WorkerProcess):
+    """`tracefin api` under uvicorn on a free port of 127.0.0.1: the server a client reaches."""
+
+    def __init__(self, database_url: str, log_dir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            "TRACEFIN_DATABASE_URL": database_url,
+            "TRACEFIN_API_PORT": str(self.port),
+            **{f"TRACEFIN_{key.upper()}": value for key, value in settings.items()},
+        }
+        super().__init__(["api"], env, log_dir, "api")
+
+    def start(self) -> None:
+        """Start it and wait until /healthz answers (30 s at most)."""
+        super().start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.alive, self.log_text()
+            assert time.monotonic() < deadline, self.log_text()
+            time.sleep(0.1)
