@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Literal
 
 from epcis.rejects import EventRejected, RejectCode
 
@@ -20,6 +21,7 @@ __all__ = [
     "CBVKind",
     "Stage",
     "canonical_cbv",
+    "cbv_uri",
     "stage_of",
 ]
 
@@ -352,3 +354,16 @@ def stage_of(biz_step: str | None) -> Stage | None:
     if biz_step is None:
         return None
     return STAGE_BY_BIZ_STEP.get(biz_step)
+
+
+def cbv_uri(kind: CBVKind, value: str, form: Literal["urn", "web"]) -> str:
+    """A stored vocabulary value as the XML binding writes it: a standard word as its EPCIS 1.x
+    URN (`urn:epcglobal:cbv:bizstep:shipping`) or its web URI
+    (`https://ref.gs1.org/cbv/BizStep-shipping`); a sensor measurement type as its `gs1:` CURIE
+    (the XSD's form); anything else (a user vocabulary's URI) unchanged."""
+    if value not in _WORDS[kind]:
+        return value
+    web, urn, *_ = _PREFIXES[kind]
+    if kind is CBVKind.SENSOR_MEASUREMENT_TYPE:
+        return f"gs1:{value}"
+    return (urn if form == "urn" else web) + value

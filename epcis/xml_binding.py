@@ -1,4 +1,5 @@
-"""EPCIS 2.0 XML binding, inbound: an XML EPCISDocument read into the JSON binding's document.
+"""EPCIS 2.0 XML binding: an XML EPCISDocument read into the JSON binding's document, and a
+JSON-binding EPCISQueryDocument written as XML (`xml_query_document`).
 
 Capture then treats it as any JSON document (validation, hash, signature, storage), so XML and
 JSON are one pipeline. The parser is hardened: no entity declarations at all, a DOCTYPE only in
@@ -20,15 +21,22 @@ is `shipping`); a value that is no standard term is kept as written, for capture
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from lxml import etree
 
 from epcis.model import EVENT_TYPES
 from epcis.rejects import EventRejected, RejectCode
-from epcis.vocabulary import CBVKind, canonical_cbv
+from epcis.vocabulary import CBVKind, canonical_cbv, cbv_uri
 
-__all__ = ["EPCIS_XML_NAMESPACES", "looks_like_xml", "xml_document"]
+__all__ = [
+    "EPCIS_QUERY_XML_NAMESPACE",
+    "EPCIS_XML_NAMESPACES",
+    "CBVForm",
+    "looks_like_xml",
+    "xml_document",
+    "xml_query_document",
+]
 
 EPCIS_XML_NAMESPACES: Final = frozenset({"urn:epcglobal:epcis:xsd:2"})
 _EPCIS_CONTEXT_2_0: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -77,6 +85,19 @@ _WRAPPERS: Final = frozenset({"extension", "baseExtension"})
 _GS1_WORDS: Final = frozenset({"exception"})
 _GS1_CURIE: Final = "gs1:"
 
+# The prefixes the standard context defines: a namespace of theirs is named with its standard
+# prefix and left out of the document's @context, as a JSON document using it would leave it
+# (the event hash expands only the prefixes a document declares, docs/epcis-hash.md).
+_STANDARD_PREFIXES: Final = {
+    "epcis": "https://ref.gs1.org/epcis/",
+    "cbv": "https://ref.gs1.org/cbv/",
+    "cbvmda": "urn:epcglobal:cbv:mda:",
+    "gs1": "https://gs1.org/voc/",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "dcterms": "http://purl.org/dc/terms/",
+}
 # The only DOCTYPE allowed: a bare name, no internal subset, no external identifier.
 _BARE_DOCTYPE = re.compile(rb"<!DOCTYPE\s+[A-Za-z_][\w.:-]*\s*>")
 
@@ -120,7 +141,7 @@ class _Reader:
     def name(self, qname: str, prefix_hint: str | None) -> str:
         """`prefix:local` of a namespaced name (a prefix made up if the document had none)."""
         namespace, _, local = qname[1:].partition("}")
-        for prefix, known in self.prefixes.items():
+        for prefix, known in (*self.prefixes.items(), *_STANDARD_PREFIXES.items()):
             if known == namespace:
                 return f"{prefix}:{local}"
         prefix = prefix_hint or f"ns{len(self.prefixes) + 1}"
@@ -301,6 +322,14 @@ class _Reader:
         return declaration
 
 
+# Namespaces of the binding itself and of the XML machinery: never a user's prefix.
+_SBDH: Final = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
+
+
+def _is_binding_namespace(namespace: str) -> bool:
+    return namespace.startswith("urn:epcglobal:") or namespace in (_XSI, _SBDH)
+
+
 def _word(kind: CBVKind, value: str) -> str:
     """A CBV value in the JSON binding's form (the bare word for a standard term; URNs are not
     JSON binding). What is no standard term is kept as written, for capture to judge."""
@@ -360,6 +389,12 @@ def xml_document(payload: bytes) -> dict[str, Any]:
             f"the root element must be EPCISDocument in {sorted(EPCIS_XML_NAMESPACES)[0]}"
         )
     reader = _Reader()
+    # The document's own namespace declarations are its prefixes, as a JSON twin's @context
+    # declares them: a CURIE value (a sensor report's `example:Abc`) is expanded with them.
+    for prefix, namespace in (root.nsmap or {}).items():
+        standard = _STANDARD_PREFIXES.get(prefix) == namespace
+        if prefix and not standard and not _is_binding_namespace(namespace):
+            reader.prefixes.setdefault(prefix, namespace)
     events: list[dict[str, Any]] = []
     for body in _members(root, "EPCISBody"):
         for event_list in _members(body, "EventList"):
@@ -384,3 +419,279 @@ def xml_document(payload: bytes) -> dict[str, Any]:
         "epcisBody": {"eventList": events},
     }
     return document
+
+
+# --- Outbound: the JSON binding's query document written as the XML binding's ----------------
+
+EPCIS_QUERY_XML_NAMESPACE: Final = "urn:epcglobal:epcis-query:xsd:2"
+_EPCIS_XML_NAMESPACE: Final = "urn:epcglobal:epcis:xsd:2"
+# The XSD's sequence of each event type, after EPCISEventType's own fields (extensions last).
+_BASE_FIELDS: Final = (
+    "eventTime",
+    "recordTime",
+    "eventTimeZoneOffset",
+    "eventID",
+    "errorDeclaration",
+    "certificationInfo",
+)
+_EVENT_FIELDS: Final = {
+    "ObjectEvent": (
+        "epcList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "quantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+        "ilmd",
+    ),
+    "AggregationEvent": (
+        "parentID",
+        "childEPCs",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "childQuantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
+    "TransactionEvent": (
+        "bizTransactionList",
+        "parentID",
+        "epcList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "quantityList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
+    "TransformationEvent": (
+        "inputEPCList",
+        "inputQuantityList",
+        "outputEPCList",
+        "outputQuantityList",
+        "transformationID",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+        "ilmd",
+    ),
+    "AssociationEvent": (
+        "parentID",
+        "childEPCs",
+        "childQuantityList",
+        "action",
+        "bizStep",
+        "disposition",
+        "readPoint",
+        "bizLocation",
+        "bizTransactionList",
+        "sourceList",
+        "destinationList",
+        "sensorElementList",
+        "persistentDisposition",
+    ),
+}
+# Members of an event that are not written as fields: the JSON binding's own keys.
+_NOT_FIELDS: Final = frozenset({"type", "@context"})
+CBVForm = Literal["urn", "web"]
+
+
+class _Writer:
+    """Writes one document's events, resolving extension prefixes with its @context."""
+
+    def __init__(self, prefixes: dict[str, str], form: CBVForm) -> None:
+        self.prefixes = prefixes
+        self.form = form
+        self.used: set[str] = set()  # the namespaces written, declared on the root
+
+    def qname(self, key: str) -> str:
+        """The Clark name of an extension key (`prefix:local` with a prefix in scope)."""
+        prefix, _, local = key.partition(":")
+        namespace = self.prefixes.get(prefix)
+        if not local or namespace is None:
+            raise ValueError(f"{key!r} is an extension whose prefix no @context defines")
+        self.used.add(namespace)
+        return f"{{{namespace}}}{local}"
+
+    def extension(self, parent: Any, key: str, value: Any, nested: bool = False) -> None:
+        """`key: value` as extension elements under `parent` (a list repeats the element);
+        inside an extension, a name without a prefix is an element in no namespace, as the
+        reader reads one."""
+        name = key if nested and ":" not in key else self.qname(key)
+        for item in value if isinstance(value, list) else [value]:
+            element = etree.SubElement(parent, name)
+            if isinstance(item, dict):
+                for child_key, child_value in item.items():
+                    if child_key.startswith("@"):
+                        continue  # JSON-LD keywords (@type, @value) are not XML
+                    self.extension(element, child_key, child_value, nested=True)
+            else:
+                element.text = _text(item)
+
+    def event(self, event: dict[str, Any]) -> Any:
+        kind = str(event["type"])
+        element = etree.Element(kind)
+        for field in (*_BASE_FIELDS, *_EVENT_FIELDS[kind]):
+            if field in event:
+                self.field(element, field, event[field])
+        for key, value in event.items():
+            if key in _NOT_FIELDS or key in _BASE_FIELDS or key in _EVENT_FIELDS[kind]:
+                continue
+            if ":" not in key:
+                raise ValueError(f"{kind} has no field {key!r} in the XML binding")
+            self.extension(element, key, value)
+        return element
+
+    def field(self, parent: Any, name: str, value: Any) -> None:
+        element = etree.SubElement(parent, name)
+        if name in _VOCABULARY_FIELDS:
+            element.text = cbv_uri(_VOCABULARY_FIELDS[name], str(value), self.form)
+        elif name in _EPC_LISTS:
+            for epc in value:
+                etree.SubElement(element, "epc").text = str(epc)
+        elif name in _QUANTITY_LISTS:
+            for quantity in value:
+                member = etree.SubElement(element, "quantityElement")
+                for key in ("epcClass", "quantity", "uom"):
+                    if key in quantity:
+                        etree.SubElement(member, key).text = _text(quantity[key])
+        elif name in _TYPED_LISTS:
+            member_name, key = _TYPED_LISTS[name]
+            for item in value:
+                member = etree.SubElement(element, member_name)
+                if "type" in item:
+                    member.set("type", cbv_uri(_LIST_TYPES[name], str(item["type"]), self.form))
+                member.text = str(item[key])
+        elif name in _PLACES:
+            if "id" in value:
+                etree.SubElement(element, "id").text = str(value["id"])
+            for key, item in value.items():
+                if key != "id":
+                    self.extension(element, key, item)
+        elif name == "ilmd":
+            for key, item in value.items():
+                self.extension(element, key, item)
+        elif name == "sensorElementList":
+            for sensor in value:
+                self._sensor(etree.SubElement(element, "sensorElement"), sensor)
+        elif name == "persistentDisposition":
+            for key in ("unset", "set"):  # the XSD's order
+                for word in value.get(key, []):
+                    etree.SubElement(element, key).text = cbv_uri(
+                        CBVKind.DISPOSITION, str(word), self.form
+                    )
+        elif name == "errorDeclaration":
+            self._declaration(element, value)
+        else:
+            element.text = _text(value)
+
+    def _sensor(self, element: Any, sensor: dict[str, Any]) -> None:
+        if "sensorMetadata" in sensor:
+            self._attributes(etree.SubElement(element, "sensorMetadata"), sensor["sensorMetadata"])
+        for report in sensor.get("sensorReport", []):
+            self._attributes(etree.SubElement(element, "sensorReport"), report)
+        for key, value in sensor.items():
+            if key not in ("sensorMetadata", "sensorReport"):
+                self.extension(element, key, value)
+
+    def _attributes(self, element: Any, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if key == "type" and element.tag == "sensorReport":
+                text = cbv_uri(CBVKind.SENSOR_MEASUREMENT_TYPE, str(value), self.form)
+            elif key in _GS1_WORDS and ":" not in str(value):
+                text = _GS1_CURIE + str(value)
+            else:
+                text = _text(value)
+            element.set(self.qname(key) if ":" in key else key, text)
+
+    def _declaration(self, element: Any, declaration: dict[str, Any]) -> None:
+        if "declarationTime" in declaration:
+            etree.SubElement(element, "declarationTime").text = str(declaration["declarationTime"])
+        if "reason" in declaration:
+            etree.SubElement(element, "reason").text = cbv_uri(
+                CBVKind.ERROR_REASON, str(declaration["reason"]), self.form
+            )
+        if "correctiveEventIDs" in declaration:
+            ids = etree.SubElement(element, "correctiveEventIDs")
+            for event_id in declaration["correctiveEventIDs"]:
+                etree.SubElement(ids, "correctiveEventID").text = str(event_id)
+        for key, value in declaration.items():
+            if key not in ("declarationTime", "reason", "correctiveEventIDs"):
+                self.extension(element, key, value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _declared_prefixes(context: Any) -> dict[str, str]:
+    """The prefixes a document's @context itself declares (IRIs only), in order."""
+    found: dict[str, str] = {}
+    for entry in context if isinstance(context, list) else [context]:
+        if isinstance(entry, dict):
+            found.update({k: v for k, v in entry.items() if isinstance(v, str) and ":" in v})
+    return found
+
+
+def xml_query_document(document: dict[str, Any], form: CBVForm = "urn") -> bytes:
+    """An EPCISQueryDocument of the JSON binding (as `epcis.query.query_document` makes it)
+    written as the XML binding's, valid against GS1's XSD: CBV words as URNs (`form` "urn",
+    the EPCIS 1.x form most XML readers expect) or web URIs ("web"); extensions as elements
+    in the namespaces the document's @context gives their prefixes.
+
+    Raises ValueError for an extension whose prefix no @context defines (it has no XML name).
+    """
+    # The document's own prefixes are declared on the root whether an element uses them or
+    # not: a value may (a CURIE like a sensor report's `example:Abc`).
+    declared = _declared_prefixes(document.get("@context"))
+    writer = _Writer({**_STANDARD_PREFIXES, **declared}, form)
+    root = etree.Element(
+        f"{{{EPCIS_QUERY_XML_NAMESPACE}}}EPCISQueryDocument",
+        nsmap={**declared, "epcisq": EPCIS_QUERY_XML_NAMESPACE},
+    )
+    root.set("schemaVersion", "2.0")
+    root.set("creationDate", str(document.get("creationDate", "")))
+    results = document["epcisBody"]["queryResults"]
+    body = etree.SubElement(root, "EPCISBody")
+    query_results = etree.SubElement(body, f"{{{EPCIS_QUERY_XML_NAMESPACE}}}QueryResults")
+    etree.SubElement(query_results, "queryName").text = str(results["queryName"])
+    if "subscriptionID" in results:
+        etree.SubElement(query_results, "subscriptionID").text = str(results["subscriptionID"])
+    event_list = etree.SubElement(etree.SubElement(query_results, "resultsBody"), "EventList")
+    for event in results["resultsBody"]["eventList"]:
+        event_list.append(writer.event(event))
+    etree.cleanup_namespaces(
+        root,
+        top_nsmap={
+            prefix: namespace
+            for prefix, namespace in writer.prefixes.items()
+            if namespace in writer.used
+        },
+        keep_ns_prefixes=["epcisq", *declared],
+    )
+    written: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return written
