@@ -20,6 +20,7 @@ from api import (
     receivables,
     registry,
     requests,
+    rest_binding,
 )
 from api.config import ApiConfig, ReadinessProbes
 from api.middleware import Guard, Metrics, RateLimiter
@@ -79,6 +80,9 @@ def create_app(
         receivables.router,
         registry.router,
         requests.router,
+        rest_binding.router,
+        # Last: OPTIONS of any /epcis resource a router above did not answer itself.
+        rest_binding.options_router,
     ):
         app.include_router(router)
     return app

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.config import ApiConfig
 from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
+from api.middleware import negotiated
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
-from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem
+from epcis.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, RefusedItem
 from epcis.event_hash import hash_id_from_digest
 from epcis.model import EVENT_TYPES
 from epcis.query import (
@@ -22,8 +26,10 @@ from epcis.query import (
     parse_event_query,
     query_document,
 )
-from ingest.capture import HTTP_DEVICE, CaptureBatch, Origin
+from epcis.xml_binding import CBVForm, xml_query_document
+from ingest.capture import HTTP_DEVICE, CaptureBatch, Origin, Stored
 from records.capture_job_store import ErrorBehaviour
+from records.db import Conn
 from records.event_query import EventPage, distinct_values, query_events
 from records.registry_store import Org
 
@@ -73,29 +79,12 @@ async def capture_events(
             "GS1-Capture-Error-Behaviour is rollback or proceed",
         )
     payload = await request.body()
-    origin = Origin(
-        CAPTURE_TOPIC,
-        datetime.now(UTC),
-        payload[:MAX_KEPT_PAYLOAD],
-        channel="http",
-        api_user=api_user_of(request),
-    )
-    device = DeviceKey(org.id, org.slug, HTTP_DEVICE, None)  # the API key is the proof of origin
-    batch = CaptureBatch()
-    result = batch.capture(
-        origin,
-        device,
-        max_payload_bytes=config.max_payload_bytes,
-        max_future_skew=config.max_future_skew,
-    )
-    # rollback: all or nothing; the refusals are kept as dead letters either way, for the
-    # sender to inspect.
-    with conn.transaction():
-        stored = batch.store_by(conn, behaviour, result.refused)
+    captured = capture_now(request, conn, config, org, CAPTURE_TOPIC, behaviour, payload)
+    stored, batch = captured.stored, captured.batch
     if stored.rolled_back:
         raise _rolled_back(stored.refused)
     new, refused_items = stored.new, stored.refused
-    whole = [r for r in result.refused if r.index == WHOLE_PAYLOAD]
+    whole = [r for r in captured.result.refused if r.index == WHOLE_PAYLOAD]
     if whole:
         refused_status = 413 if whole[0].code.value == "payload_too_large" else 400
         raise Problem(refused_status, whole[0].code.value, whole[0].detail)
@@ -124,6 +113,48 @@ async def capture_events(
             rejected=[r.model_dump() for r in body.rejected],
         )
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A synchronous HTTP capture: capture's verdicts, what was stored, and the batch (for
+    each event's answer)."""
+
+    result: CaptureResult
+    stored: Stored
+    batch: CaptureBatch
+
+
+def capture_now(
+    request: Request,
+    conn: Conn,
+    config: ApiConfig,
+    org: Org,
+    topic: str,
+    behaviour: ErrorBehaviour,
+    payload: bytes,
+) -> Captured:
+    """Capture `payload` (the request's body) now, under the org's API key (the proof of
+    origin), as MQTT capture does, and store it as `behaviour` says (rollback: all or
+    nothing); the refusals are kept as dead letters either way, for the sender to inspect."""
+    origin = Origin(
+        topic,
+        datetime.now(UTC),
+        payload[:MAX_KEPT_PAYLOAD],
+        channel="http",
+        api_user=api_user_of(request),
+    )
+    device = DeviceKey(org.id, org.slug, HTTP_DEVICE, None)
+    batch = CaptureBatch()
+    result = batch.capture(
+        origin,
+        device,
+        max_payload_bytes=config.max_payload_bytes,
+        max_future_skew=config.max_future_skew,
+    )
+    with conn.transaction():
+        stored = batch.store_by(conn, behaviour, result.refused)
+    return Captured(result, stored, batch)
 
 
 def _rolled_back(refused: list[RefusedItem]) -> Problem:
@@ -201,18 +232,11 @@ def _query_page(
 ) -> EventPage:
     """The page a SimpleEventQuery asks for, as the caller may see it (enterprises their own
     events, the regulator everyone's, financiers none), with the next page's Link header."""
-    if org.role == "financier":
-        raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
+    _no_financiers(org)
     try:
         query = parse_event_query(params)
     except QueryParameterError as exc:
-        raise Problem(
-            400,
-            "query_parameter",
-            exc.detail,
-            type="epcisException:QueryParameterException",
-            parameter=exc.name,
-        ) from None
+        raise _parameter_problem(exc.name, exc.detail) from None
     page = query_events(conn, query, None if org.role == "regulator" else org.id)
     if page.next_cursor is not None:
         following = request.url.remove_query_params(["nextPageToken", "cursor"])
@@ -230,6 +254,17 @@ def _recorded(page: EventPage) -> list[dict[str, Any]]:
     ]
 
 
+def query_recorded(conn: Conn, org: Org, event_id: str) -> list[dict[str, Any]]:
+    """The events (as the REST binding answers them) whose eventID or hash ID is `event_id`,
+    among those the org may see."""
+    page = query_events(
+        conn,
+        parse_event_query([("EQ_eventID", event_id)]),
+        None if org.role == "regulator" else org.id,
+    )
+    return _recorded(page)
+
+
 class DocumentResponse(JSONResponse):
     """JSON of the REST binding's documents, written by orjson: 0.03 ms for a page of 100
     events, against 0.34 ms with the standard library (measured in-process, 2026-12-04).
@@ -240,7 +275,45 @@ class DocumentResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-# How many values a discovery list answers (no paging of these lists yet).
+# GS1-CBV-XML-Format: how an XML answer writes CBV values (Never_Translates and No_Preference:
+# URNs, the form most XML readers expect; the captured form of a CBV value is not kept, since
+# capture stores the JSON binding's bare words).
+_CBV_XML_FORMS: dict[str, CBVForm] = {
+    "no_preference": "urn",
+    "always_urn": "urn",
+    "never_translates": "urn",
+    "always_web_uri": "web",
+}
+
+
+def query_answer(request: Request, document: dict[str, Any], headers: dict[str, str]) -> Response:
+    """An EPCISQueryDocument as the request's Accept asks: JSON (orjson), or the XML binding
+    (valid against GS1's XSD) with CBV values as GS1-CBV-XML-Format says."""
+    if negotiated(request.headers.get("accept", "")) != "xml":
+        return DocumentResponse(document, headers=headers)
+    asked = request.headers.get("gs1-cbv-xml-format", "No_Preference").strip().lower()
+    form = _CBV_XML_FORMS.get(asked)
+    if form is None:
+        raise Problem(
+            400,
+            "invalid_cbv_xml_format",
+            "GS1-CBV-XML-Format is No_Preference, Always_URN, Always_Web_URI or Never_Translates",
+        )
+    try:
+        written = xml_query_document(document, form)
+    except ValueError as exc:
+        raise Problem(406, "not_writable_as_xml", f"ask for JSON: {exc}") from None
+    return Response(written, media_type="application/xml", headers=headers)
+
+
+def json_answer(request: Request, document: dict[str, Any], headers: dict[str, str]) -> Response:
+    """A document that has no XML form here, for a client that accepts JSON (406 otherwise)."""
+    if negotiated(request.headers.get("accept", "")) != "json":
+        raise Problem(406, "not_acceptable", "this resource is answered in JSON only")
+    return DocumentResponse(document, headers=headers)
+
+
+# How many values a page of a discovery list answers, at most and unless perPage says fewer.
 DISCOVERY_LIMIT = 1000
 
 # The REST binding's headers on every answer of its resources.
@@ -259,14 +332,14 @@ _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
     response_class=DocumentResponse,
     summary="EPCIS 2.0 REST binding: the events query, answered as an EPCISQueryDocument",
 )
-def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> JSONResponse:
+def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> Response:
     """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
     EPCISQueryDocument, with the `@context` the events were captured with."""
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
     document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
     headers = {**EPCIS_HEADERS, **dict(response.headers)}
     headers.pop("content-length", None)
-    return DocumentResponse(document, headers=headers)
+    return query_answer(request, document, headers)
 
 
 @router.get(
@@ -277,16 +350,16 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
 )
 def epcis_event(
     request: Request, response: Response, conn: DbConn, org: AnyOrg, event_id: str
-) -> JSONResponse:
+) -> Response:
     page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
     document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
-    return DocumentResponse(document, headers=EPCIS_HEADERS)
+    return query_answer(request, document, EPCIS_HEADERS)
 
 
-# The discovery resources' events: the same query with one filter from the path (GS1 REST
-# binding: /eventTypes/{eventType}/events, /bizSteps/{bizStep}/events, ...).
+# The discovery resources (GS1 REST binding: /eventTypes, /epcs, /bizSteps, ...) and the
+# parameter that selects one value's events (/eventTypes/{eventType}/events, ...).
 _DISCOVERY = {
     "eventTypes": "eventType",
     "epcs": "MATCH_anyEPC",
@@ -295,78 +368,148 @@ _DISCOVERY = {
     "readPoints": "EQ_readPoint",
     "dispositions": "EQ_disposition",
 }
+_COLLECTION: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a Collection (GS1 EPCIS 2.0 REST binding)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "headers": {"Link": {"description": "rel=next: the next page", "schema": {}}},
+    }
+}
 
 
-@router.get(
-    "/epcis/{resource}/{value:path}/events",
-    responses=_QUERY_DOCUMENT,
-    response_class=DocumentResponse,
-    summary="EPCIS 2.0 REST binding: the events of one event type, EPC, bizStep, location or"
-    " disposition (further query parameters narrow them)",
-)
-def epcis_discovered_events(
-    request: Request,
-    response: Response,
-    conn: DbConn,
-    org: AnyOrg,
-    resource: Literal[
-        "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
-    ],
-    value: str,
-) -> JSONResponse:
-    params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
-    page = _query_page(request, response, conn, org, params)
-    document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
-    headers = {**EPCIS_HEADERS, **dict(response.headers)}
-    headers.pop("content-length", None)
-    return DocumentResponse(document, headers=headers)
+def _no_financiers(org: Org) -> None:
+    if org.role == "financier":
+        raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
 
 
-@router.options(
-    "/epcis/events",
-    status_code=204,
-    responses={204: {"description": "the EPCIS and CBV versions this repository speaks"}},
-    summary="EPCIS 2.0 REST binding: the versions and vocabularies of the events resource",
-)
-def epcis_events_options(org: AnyOrg) -> Response:
-    return Response(
-        status_code=204,
-        headers={
-            **EPCIS_HEADERS,
-            "GS1-EPCIS-Min": "2.0.0",
-            "GS1-EPCIS-Max": "2.0.0",
-            "GS1-CBV-Min": "2.0.0",
-            "GS1-CBV-Max": "2.0.0",
-            "Allow": "GET, OPTIONS",
-        },
+def _value_events(resource: str) -> Any:
+    def handler(
+        request: Request, response: Response, conn: DbConn, org: AnyOrg, value: str
+    ) -> Response:
+        params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
+        page = _query_page(request, response, conn, org, params)
+        document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
+        headers = {**EPCIS_HEADERS, **dict(response.headers)}
+        headers.pop("content-length", None)
+        return query_answer(request, document, headers)
+
+    return handler
+
+
+def _value_resource(resource: str) -> Any:
+    def handler(
+        request: Request, response: Response, conn: DbConn, org: AnyOrg, value: str
+    ) -> Response:
+        """The value's sub-resources (only `events`), if any event you may see has it."""
+        _no_financiers(org)
+        if resource == "eventTypes":
+            known = value in EVENT_TYPES
+        else:
+            page = _query_page(
+                request, response, conn, org, [(_DISCOVERY[resource], value), ("perPage", "1")]
+            )
+            known = bool(page.events)
+        if not known:
+            raise Problem(404, "unknown_value", f"no event of yours has that {resource[:-1]}")
+        collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": ["events"]}
+        return json_answer(request, collection, EPCIS_HEADERS)
+
+    return handler
+
+
+def _value_list(resource: str) -> Any:
+    def handler(request: Request, conn: DbConn, org: AnyOrg) -> Response:
+        """The values among the events you may see, in order, a page at a time."""
+        _no_financiers(org)
+        per_page, after = _list_page(request.query_params.multi_items())
+        if resource == "eventTypes":
+            # every type this repository captures and answers
+            found = [t for t in sorted(EVENT_TYPES) if after is None or t > after][: per_page + 1]
+        else:
+            scope = None if org.role == "regulator" else org.id
+            found = distinct_values(conn, resource, scope, per_page + 1, after)
+        members = found[:per_page]
+        headers = dict(EPCIS_HEADERS)
+        if len(found) > per_page:
+            following = request.url.remove_query_params("nextPageToken")
+            following = following.include_query_params(nextPageToken=_list_token(members[-1]))
+            headers["Link"] = f'<{following}>; rel="next"'
+        collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
+        return json_answer(request, collection, headers)
+
+    return handler
+
+
+def _list_token(value: str) -> str:
+    """A discovery list's next page token: the last value it showed, opaque (base64url)."""
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _list_page(params: list[tuple[str, str]]) -> tuple[int, str | None]:
+    """perPage and the value a discovery list's page starts after; any other parameter, a
+    repeated or a malformed one is a QueryParameterException, never ignored."""
+    seen: dict[str, str] = {}
+    for name, value in params:
+        if name not in ("perPage", "nextPageToken") or name in seen:
+            raise _parameter_problem(name, "not a parameter of this list, or given twice")
+        seen[name] = value
+    per_page = DISCOVERY_LIMIT
+    if "perPage" in seen:
+        raw = seen["perPage"]
+        if not raw.isdigit() or not 1 <= int(raw[:6]) <= DISCOVERY_LIMIT or len(raw) > 6:
+            raise _parameter_problem("perPage", f"an integer from 1 to {DISCOVERY_LIMIT}")
+        per_page = int(raw)
+    after = None
+    if "nextPageToken" in seen:
+        token = seen["nextPageToken"]
+        try:
+            after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        except ValueError:
+            raise _parameter_problem("nextPageToken", "not a token this list gave") from None
+        if not token or _list_token(after) != token:
+            raise _parameter_problem("nextPageToken", "not a token this list gave")
+    return per_page, after
+
+
+def _parameter_problem(name: str, detail: str) -> Problem:
+    return Problem(
+        400,
+        "query_parameter",
+        detail,
+        type="epcisException:QueryParameterException",
+        parameter=name,
     )
 
 
-@router.get(
-    "/epcis/{resource}",
-    response_class=DocumentResponse,
-    responses={
-        200: {
-            "description": "a Collection (GS1 EPCIS 2.0 REST binding) of the values found",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
-    summary="EPCIS 2.0 REST binding: the event types, EPCs, bizSteps, locations or dispositions"
-    " of the events you may see (the first 1000, in order)",
-)
-def epcis_discovery(
-    conn: DbConn,
-    org: AnyOrg,
-    resource: Literal[
-        "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
-    ],
-) -> JSONResponse:
-    if org.role == "financier":
-        raise Problem(403, "forbidden_role", "financiers read goods status, not raw events")
-    if resource == "eventTypes":
-        members = sorted(EVENT_TYPES)  # every type this repository captures and answers
-    else:
-        scope = None if org.role == "regulator" else org.id
-        members = distinct_values(conn, resource, scope, DISCOVERY_LIMIT)
-    collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
-    return DocumentResponse(collection, headers=EPCIS_HEADERS)
+# The /events routes first: `{value:path}` would otherwise take ".../events" as a value.
+for _resource in _DISCOVERY:
+    router.add_api_route(
+        f"/epcis/{_resource}/{{value:path}}/events",
+        _value_events(_resource),
+        methods=["GET"],
+        responses=_QUERY_DOCUMENT,
+        response_class=DocumentResponse,
+        summary=f"EPCIS 2.0 REST binding: the events of one of /epcis/{_resource}"
+        " (further query parameters narrow them)",
+        name=f"epcis_{_resource}_events",
+    )
+for _resource in _DISCOVERY:
+    router.add_api_route(
+        f"/epcis/{_resource}",
+        _value_list(_resource),
+        methods=["GET"],
+        responses=_COLLECTION,
+        response_class=DocumentResponse,
+        summary=f"EPCIS 2.0 REST binding: the {_resource} of the events you may see, in order"
+        f" (perPage, at most {DISCOVERY_LIMIT}, and nextPageToken)",
+        name=f"epcis_{_resource}",
+    )
+    router.add_api_route(
+        f"/epcis/{_resource}/{{value:path}}",
+        _value_resource(_resource),
+        methods=["GET"],
+        responses=_COLLECTION,
+        response_class=DocumentResponse,
+        summary=f"EPCIS 2.0 REST binding: one of /epcis/{_resource} (its sub-resources)",
+        name=f"epcis_{_resource}_value",
+    )

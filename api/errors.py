@@ -21,12 +21,16 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    406: "Not acceptable",
     408: "Request timeout",
     409: "Conflict",
     413: "Content too large",
+    414: "URI too long",
+    415: "Unsupported media type",
     422: "Unprocessable content",
     429: "Too many requests",
     500: "Internal server error",
+    501: "Not implemented",
     503: "Service unavailable",
 }
 
@@ -126,11 +130,37 @@ def finance_status(code: FinanceErrorCode, method: str) -> int:
     return 400 if status == 422 and method in _READS else status
 
 
+# The problem types of the EPCIS 2.0 REST binding (GS1's OpenAPI, components/responses): an
+# error under /epcis carries the standard's exception as its type, unless the route names a
+# more precise one (QueryParameterException, CaptureLimitExceededException, ...); `code`
+# stays tracefin's stable, finer-grained reason either way.
+EPCIS_BASE_PATH = "/epcis"
+_EPCIS_EXCEPTIONS = {
+    400: "epcisException:ValidationException",
+    401: "epcisException:SecurityException",
+    403: "epcisException:SecurityException",
+    404: "epcisException:NoSuchResourceException",
+    406: "epcisException:NotAcceptableException",
+    409: "epcisException:ResourceAlreadyExistsException",
+    413: "epcisException:CapturePayloadTooLargeException",
+    414: "epcisException:URITooLongException",
+    415: "epcisException:UnsupportedMediaTypeException",
+    500: "epcisException:ImplementationException",
+    501: "epcisException:ImplementationException",
+}
+
+
+def in_rest_binding(path: str | None) -> bool:
+    """Whether `path` is a resource of the EPCIS 2.0 REST binding (base path /epcis)."""
+    return path is not None and (path == EPCIS_BASE_PATH or path.startswith(EPCIS_BASE_PATH + "/"))
+
+
 def problem_response(
     status: int, code: str, detail: str, instance: str | None = None, **extra: Any
 ) -> JSONResponse:
+    standard = _EPCIS_EXCEPTIONS.get(status) if in_rest_binding(instance) else None
     body: dict[str, Any] = {
-        "type": f"https://tracefin.dev/problems/{code}",
+        "type": standard or f"https://tracefin.dev/problems/{code}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "code": code,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from typing import Literal
 from urllib.parse import unquote
 
 from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response
+from api.errors import in_rest_binding, problem_response
 from epcis.capture import contains_nul
 from epcis.json_input import JsonRefused, loads_guarded
 from ledger.log_store import LogProgress
@@ -89,6 +90,80 @@ class RateLimiter:
 def _nul_in_target(scope: Scope) -> bool:
     query = scope.get("query_string", b"").decode("latin-1")
     return "\x00" in scope.get("path", "") or "\x00" in unquote(query)
+
+
+# A request target longer than this is refused 414 (the EPCIS REST binding's URITooLong): a
+# query naming thousands of values is a query no index serves.
+MAX_TARGET_BYTES = 8192
+# What the EPCIS REST binding answers in: JSON (and its problems in application/problem+json),
+# and XML where a resource has an XML form (api.enterprise: the event queries). An Accept header
+# that allows neither is refused 406 before any route does work.
+JSON_MEDIA = frozenset({"application/json", "application/ld+json", "application/problem+json"})
+XML_MEDIA = frozenset({"application/xml", "text/xml"})
+Representation = Literal["json", "xml"]
+
+
+def negotiated(accept: str) -> Representation | None:
+    """The representation an Accept header prefers (RFC 9110 12.5.1): JSON unless an XML type
+    is asked with a higher quality than any JSON type (wildcards count for both, JSON first);
+    None when it allows neither."""
+    best: dict[Representation, float] = {"json": 0.0, "xml": 0.0}
+    if not accept.strip():
+        return "json"
+    for entry in accept.split(","):
+        media, *params = (part.strip().lower() for part in entry.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media in ("*/*", "application/*"):
+            kinds: tuple[Representation, ...] = ("json", "xml")
+        elif media in JSON_MEDIA:
+            kinds = ("json",)
+        elif media in XML_MEDIA:
+            kinds = ("xml",)
+        else:
+            continue
+        for kind in kinds:
+            best[kind] = max(best[kind], quality)
+    if best["json"] <= 0 and best["xml"] <= 0:
+        return None
+    return "xml" if best["xml"] > best["json"] else "json"
+
+
+# The one EPCIS and CBV version this repository speaks, and the request headers that bound what
+# a client accepts (GS1 REST binding): a range that excludes it is refused 406.
+SPOKEN_VERSION = (2, 0, 0)
+_VERSION_BOUNDS = (
+    (b"gs1-epcis-min", b"gs1-epcis-max", "EPCIS"),
+    (b"gs1-cbv-min", b"gs1-cbv-max", "CBV"),
+)
+
+
+def version_refusal(headers: Mapping[bytes, bytes]) -> tuple[int, str, str] | None:
+    """(status, code, detail) when GS1-EPCIS-Min/-Max or GS1-CBV-Min/-Max exclude 2.0.0 (406)
+    or are not versions (400); None otherwise."""
+    for low_name, high_name, what in _VERSION_BOUNDS:
+        for name, at_least in ((low_name, True), (high_name, False)):
+            raw = headers.get(name)
+            if raw is None:
+                continue
+            text = raw.decode("latin-1").strip()
+            parts = text.split(".")
+            if not 1 <= len(parts) <= 3 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+                shown = text[:20]
+                return 400, "invalid_version", f"{name.decode()}: {shown!r} is not a version"
+            asked = (*(int(p) for p in parts), *(0,) * (3 - len(parts)))
+            # A minimum at or below 2.0.0 and a maximum at or above it admit what is spoken.
+            if (asked <= SPOKEN_VERSION) if at_least else (asked >= SPOKEN_VERSION):
+                continue
+            detail = f"this repository speaks {what} 2.0.0 only ({name.decode()}: {text})"
+            return 406, "unsupported_version", detail
+    return None
 
 
 def _json_refusal(body: bytes) -> tuple[str, str] | None:
@@ -191,6 +266,27 @@ class Guard:
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return self._too_large(path), receive
+        if len(scope.get("raw_path") or path.encode()) + len(scope.get("query_string", b"")) > (
+            MAX_TARGET_BYTES
+        ):
+            return problem_response(
+                414,
+                "uri_too_long",
+                f"request targets are limited to {MAX_TARGET_BYTES} bytes",
+                path,
+            ), receive
+        versions = version_refusal(headers) if in_rest_binding(path) else None
+        if versions is not None:
+            return problem_response(*versions, path), receive
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        if in_rest_binding(path) and negotiated(accept) is None:
+            return problem_response(
+                406,
+                "not_acceptable",
+                "this repository answers application/json, application/ld+json or (the event"
+                " queries) application/xml",
+                path,
+            ), receive
         if _nul_in_target(scope):
             return problem_response(
                 400, "invalid_text", "text must not contain U+0000 (NUL)", path

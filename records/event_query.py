@@ -226,17 +226,20 @@ DISCOVERY_COLUMNS = {
 }
 
 
-def distinct_values(conn: Conn, resource: str, org_id: int | None, limit: int) -> list[str]:
+def distinct_values(
+    conn: Conn, resource: str, org_id: int | None, limit: int, after: str | None = None
+) -> list[str]:
     """The distinct values of a discovery list among the events the org may see (None: all),
-    in order, at most `limit`."""
+    in order, at most `limit`, from the first after `after` (a page's last value)."""
     column = DISCOVERY_COLUMNS[resource]
     value = sql.SQL("unnest(epcs)") if column == "epcs" else sql.Identifier(column)
     rows = conn.execute(
         sql.SQL(
             "SELECT DISTINCT v FROM (SELECT {} AS v FROM events"
             " WHERE %(org)s::bigint IS NULL OR org_id = %(org)s) found"
-            " WHERE v IS NOT NULL ORDER BY v LIMIT %(limit)s"
+            " WHERE v IS NOT NULL AND (%(after)s::text IS NULL OR v > %(after)s)"
+            " ORDER BY v LIMIT %(limit)s"
         ).format(value),
-        {"org": org_id, "limit": limit},
+        {"org": org_id, "limit": limit, "after": after},
     ).fetchall()
     return [str(row[0]) for row in rows]

@@ -1,0 +1,277 @@
+"""The EPCIS 2.0 REST binding's own resources (issue 16 item 1): the top level, OPTIONS on
+every resource, POST /epcis/events, page-token invalidation, the discovery lists' pages and
+sub-resources, content negotiation, and the standard's exception types. Real PostgreSQL; the
+API in process."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import orjson
+import pytest
+from lxml import etree
+
+from epcis.event_hash import event_hash_digest, hash_id_from_digest
+from epcis.query import EPCIS_CONTEXT
+from tests.support.api import Api
+from tests.support.events import make_event
+from tests.support.gs1_examples import FIXTURES
+
+pytestmark = pytest.mark.integration
+XSD = FIXTURES / "XSD" / "EPCglobal-epcis-query-2_0.xsd"
+
+
+def test_the_top_level_lists_the_resources(world: Api) -> None:
+    for path in ("/epcis", "/epcis/"):
+        answer = world.get(path, "maker")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "@context": [EPCIS_CONTEXT],
+            "type": "Collection",
+            "member": [
+                "capture",
+                "events",
+                "eventTypes",
+                "epcs",
+                "bizSteps",
+                "bizLocations",
+                "readPoints",
+                "dispositions",
+                "queries",
+            ],
+        }
+        assert answer.headers["gs1-epcis-version"] == "2.0.0"
+    refused = world.get("/epcis", None)
+    assert (refused.status_code, refused.json()["type"]) == (
+        401,
+        "epcisException:SecurityException",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/epcis", "GET, OPTIONS"),
+        ("/epcis/events", "GET, OPTIONS, POST"),
+        ("/epcis/events/ni:x", "GET, OPTIONS"),
+        ("/epcis/eventTypes", "GET, OPTIONS"),
+        ("/epcis/eventTypes/ObjectEvent", "GET, OPTIONS"),
+        ("/epcis/bizSteps/shipping/events", "GET, OPTIONS"),
+        ("/epcis/nextPageToken/abc", "DELETE, OPTIONS"),
+    ],
+)
+def test_options_names_the_methods_and_versions_of_each_resource(
+    world: Api, path: str, allow: str
+) -> None:
+    answer = world.call("OPTIONS", path, "maker")
+    assert answer.status_code == 204, answer.text
+    assert answer.headers["allow"] == allow
+    for header in ("gs1-epcis-min", "gs1-epcis-max", "gs1-cbv-min", "gs1-cbv-max"):
+        assert answer.headers[header] == "2.0.0"
+
+
+def test_options_and_get_of_an_unknown_resource_are_404(world: Api) -> None:
+    for method in ("OPTIONS", "GET"):
+        answer = world.call(method, "/epcis/gadgets", "maker")
+        assert (answer.status_code, answer.json()["type"]) == (
+            404,
+            "epcisException:NoSuchResourceException",
+        )
+
+
+def test_one_event_is_captured_synchronously_and_found_at_its_location(world: Api) -> None:
+    event = make_event()
+    body = orjson.dumps(event)
+    created = world.call(
+        "POST", "/epcis/events", "maker", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert created.status_code == 201, created.text
+    hash_id = hash_id_from_digest(event_hash_digest(event))
+    assert created.headers["location"] == f"/epcis/events/{quote(hash_id, safe='')}"
+    recorded = created.json()
+    assert (recorded["eventID"], recorded["bizStep"]) == (hash_id, "commissioning")
+    assert recorded["recordTime"].endswith("Z")
+    found = world.get(created.headers["location"], "maker")
+    assert found.status_code == 200, found.text
+    [listed] = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert listed["eventID"] == hash_id
+    # The same event again: it exists (409), and nothing more is stored.
+    again = world.call(
+        "POST", "/epcis/events", "maker", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert (again.status_code, again.json()["type"]) == (
+        409,
+        "epcisException:ResourceAlreadyExistsException",
+    )
+    count = world.conn.execute(
+        "SELECT count(*) FROM events WHERE event_hash = %s", (event_hash_digest(event),)
+    ).fetchone()
+    assert count == (1,)
+
+
+@pytest.mark.parametrize(
+    ("content", "media", "status", "code"),
+    [
+        (orjson.dumps(make_event(action="DANCE")), "application/json", 400, "invalid_vocabulary"),
+        (b"{", "application/json", 400, "not_json"),
+        (orjson.dumps([make_event()]), "application/json", 400, "not_one_event"),
+        (orjson.dumps({"type": "EPCISDocument"}), "application/json", 400, "not_one_event"),
+        (orjson.dumps(make_event()), "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_a_refused_single_event_stores_nothing(
+    world: Api, content: bytes, media: str, status: int, code: str
+) -> None:
+    before = world.conn.execute("SELECT count(*) FROM events").fetchone()
+    answer = world.call(
+        "POST", "/epcis/events", "maker", content=content, headers={"Content-Type": media}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    assert answer.json()["type"].startswith("epcisException:")
+    assert world.conn.execute("SELECT count(*) FROM events").fetchone() == before
+
+
+def test_only_enterprises_capture_single_events(world: Api) -> None:
+    body = orjson.dumps(make_event())
+    for who, status in (("bank", 403), ("regulator", 403), (None, 401)):
+        answer = world.call(
+            "POST", "/epcis/events", who, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == status, (who, answer.text)
+
+
+def test_page_tokens_cannot_be_invalidated_and_say_so(world: Api) -> None:
+    answer = world.call("DELETE", "/epcis/nextPageToken/123", "maker")
+    assert (answer.status_code, answer.json()["type"]) == (
+        501,
+        "epcisException:ImplementationException",
+    )
+
+
+def test_discovery_lists_come_in_pages(world: Api) -> None:
+    whole = world.get("/epcis/bizSteps", "maker").json()["member"]
+    assert len(whole) == 7
+    seen: list[str] = []
+    pages = 0
+    url = "/epcis/bizSteps?perPage=3"
+    while True:
+        answer = world.get(url, "maker")
+        assert answer.status_code == 200, answer.text
+        seen += answer.json()["member"]
+        pages += 1
+        link = answer.headers.get("link")
+        if link is None:
+            break
+        url = link.split(">")[0].lstrip("<").split("testserver", 1)[-1]
+    assert (seen, pages) == (whole, 3)
+    for bad in ({"perPage": "0"}, {"nextPageToken": "%%%"}, {"EQ_bizStep": "x"}):
+        refused = world.get("/epcis/bizSteps", "maker", params=bad)
+        assert (refused.status_code, refused.json()["type"]) == (
+            400,
+            "epcisException:QueryParameterException",
+        ), bad
+
+
+def test_a_discovered_value_has_its_events_sub_resource(world: Api) -> None:
+    for path in ("/epcis/bizSteps/shipping", "/epcis/eventTypes/ObjectEvent"):
+        answer = world.get(path, "maker")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["member"] == ["events"]
+    # A value none of your events has is no resource of yours.
+    for path, who in (
+        ("/epcis/bizSteps/shipping", "rival"),
+        ("/epcis/eventTypes/NoSuchEvent", "maker"),
+        ("/epcis/bizSteps/destroying", "maker"),
+    ):
+        assert world.get(path, who).status_code == 404, (path, who)
+    malformed = world.get("/epcis/bizSteps/no such step", "maker")
+    assert malformed.status_code == 400
+
+
+def test_an_answer_the_client_cannot_accept_is_refused_406(world: Api) -> None:
+    refused = world.get("/epcis/events", "maker", headers={"Accept": "text/html"})
+    assert (refused.status_code, refused.json()["type"]) == (
+        406,
+        "epcisException:NotAcceptableException",
+    )
+    for accept in ("application/ld+json", "application/json;q=0.5, text/html", "*/*"):
+        served = world.get("/epcis/events", "maker", headers={"Accept": accept})
+        assert served.status_code == 200, accept
+        assert served.headers["content-type"].startswith("application/json"), accept
+    # Collections have no XML form here.
+    xml_only = world.get("/epcis/bizSteps", "maker", headers={"Accept": "application/xml"})
+    assert xml_only.status_code == 406
+
+
+def test_events_are_answered_in_xml_valid_against_gs1s_xsd(world: Api) -> None:
+    xsd = etree.XMLSchema(etree.parse(str(XSD)))
+    asked = {"Accept": "application/json;q=0.5, application/xml"}
+    answer = world.get("/epcis/events", "maker", headers=asked)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/xml")
+    assert answer.headers["gs1-epcis-version"] == "2.0.0"
+    document = etree.fromstring(answer.content)
+    assert xsd.validate(document), [str(error) for error in xsd.error_log][:5]
+    steps = [element.text for element in document.iter("bizStep")]
+    assert len(steps) == 14  # the world's every event
+    assert "urn:epcglobal:cbv:bizstep:shipping" in steps
+    # The same events, in the same order, as the JSON answer.
+    json_answer = world.get("/epcis/events", "maker").json()
+    stored = [
+        e["eventID"] for e in json_answer["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    ]
+    assert [element.text for element in document.iter("eventID")] == stored
+    web = world.get(
+        "/epcis/events",
+        "maker",
+        headers={"Accept": "application/xml", "GS1-CBV-XML-Format": "Always_Web_URI"},
+    )
+    assert "https://ref.gs1.org/cbv/BizStep-shipping" in [
+        element.text for element in etree.fromstring(web.content).iter("bizStep")
+    ]
+    one = world.get(
+        f"/epcis/events/{quote(stored[0], safe='')}", "maker", headers={"Accept": "text/xml"}
+    )
+    assert one.status_code == 200, one.text
+    assert [e.text for e in etree.fromstring(one.content).iter("eventID")] == [stored[0]]
+    bad = world.get(
+        "/epcis/events",
+        "maker",
+        headers={"Accept": "application/xml", "GS1-CBV-XML-Format": "Sometimes"},
+    )
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_cbv_xml_format")
+
+
+def test_an_overlong_query_is_refused_414(world: Api) -> None:
+    values = "|".join(f"urn:epc:id:sgtin:0614141.012345.{n}" for n in range(300))
+    refused = world.get("/epcis/events", "maker", params={"MATCH_epc": values})
+    assert (refused.status_code, refused.json()["type"]) == (
+        414,
+        "epcisException:URITooLongException",
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"GS1-EPCIS-Min": "1.0.0", "GS1-EPCIS-Max": "2.0.0"}, 200),
+        ({"GS1-CBV-Min": "2.0", "GS1-CBV-Max": "2.1.0"}, 200),
+        ({"GS1-EPCIS-Max": "1.2.0"}, 406),
+        ({"GS1-EPCIS-Min": "2.1.0"}, 406),
+        ({"GS1-CBV-Max": "1.2.0"}, 406),
+        ({"GS1-EPCIS-Min": "two"}, 400),
+    ],
+)
+def test_a_version_range_that_excludes_2_0_is_refused(
+    world: Api, headers: dict[str, str], status: int
+) -> None:
+    answer = world.get("/epcis/events", "maker", headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 406:
+        assert answer.json()["code"] == "unsupported_version"
+
+
+def test_page_tokens_cannot_be_invalidated_by_anyone(world: Api) -> None:
+    for who in (None, "bank"):
+        answer = world.call("DELETE", "/epcis/nextPageToken/a/b", who)
+        assert answer.status_code == 501, (who, answer.text)
