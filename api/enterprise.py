@@ -262,11 +262,10 @@ def epc_format_of(request: Request) -> EPCFormat:
 
 
 def _answer(
-    request: Request, conn: DbConn, page: EventPage, limit: int | None = None
+    asked: EPCFormat, conn: DbConn, page: EventPage, limit: int | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The EPCISQueryDocument of a page (its first `limit` events) in the GS1-EPC-Format the
-    request asks for, and the header that says which format it is in."""
-    asked = epc_format_of(request)
+    """The EPCISQueryDocument of a page (its first `limit` events) in the GS1-EPC-Format
+    asked for, and the header that says which format it is in."""
     prefixes = all_prefixes(conn) if asked is EPCFormat.ALWAYS_EPC_URN else frozenset()
     events = recorded_events(page, asked, prefixes)[:limit]
     document = query_document(events, page.contexts[:limit], datetime.now(UTC))
@@ -305,8 +304,9 @@ _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
 def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> JSONResponse:
     """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
     EPCISQueryDocument, with the `@context` the events were captured with."""
+    asked = epc_format_of(request)
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
-    document, format_header = _answer(request, conn, page)
+    document, format_header = _answer(asked, conn, page)
     headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
     headers.pop("content-length", None)
     return DocumentResponse(document, headers=headers)
@@ -321,10 +321,11 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
 def epcis_event(
     request: Request, response: Response, conn: DbConn, org: AnyOrg, event_id: str
 ) -> JSONResponse:
+    asked = epc_format_of(request)
     page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
-    document, format_header = _answer(request, conn, page, limit=1)
+    document, format_header = _answer(asked, conn, page, limit=1)
     return DocumentResponse(document, headers={**EPCIS_HEADERS, **format_header})
 
 
@@ -357,9 +358,10 @@ def epcis_discovered_events(
     ],
     value: str,
 ) -> JSONResponse:
+    asked = epc_format_of(request)
     params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
     page = _query_page(request, response, conn, org, params)
-    document, format_header = _answer(request, conn, page)
+    document, format_header = _answer(asked, conn, page)
     headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
     headers.pop("content-length", None)
     return DocumentResponse(document, headers=headers)
