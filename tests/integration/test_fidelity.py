@@ -20,6 +20,8 @@ from epcis.epc_format import EPCFormat, map_epc_fields
 from epcis.event_hash import document_events, event_hash_id
 from epcis.identifiers import canonical_gs1_uri, epc_urn
 from epcis.xml_binding import xml_document
+from finance.audit import full_audit
+from ledger.chain import connect
 from records.registry_store import all_prefixes
 from tests.integration.test_capture_jobs import (
     EXAMPLES,
@@ -30,6 +32,7 @@ from tests.integration.test_capture_jobs import (
     work_all,
 )
 from tests.support.api import Api, SeededWorld, copy_of, serve
+from tests.support.world import JOURNAL
 
 pytestmark = pytest.mark.integration
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "EPCIS-JSON-Schema.json"
@@ -344,3 +347,30 @@ def test_an_unknown_epc_format_is_a_400_naming_the_header(api: Api, path: str) -
         assert response.status_code == 400, (path, bad, response.text)
         problem = response.json()
         assert (problem["code"], problem["header"]) == ("epc_format", "GS1-EPC-Format")
+
+
+def test_the_audit_catches_an_edited_captured_form(world: Api) -> None:
+    """What the REST binding answers is kept beside the hashed event: an edit of it that
+    changes the event is an audit finding, like an edit of the stored event itself."""
+
+    def kinds() -> set[str]:
+        report = full_audit(world.conn, connect(world.chain_rpc_url), JOURNAL)
+        return {finding.kind for finding in report.findings}
+
+    before = kinds()
+    row = world.conn.execute(
+        "SELECT event_hash FROM events WHERE event ? 'epcList' ORDER BY ingest_seq LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    digest = bytes(row[0])
+    # A captured form that hashes as the event does (here: the stored form itself) is intact.
+    world.conn.execute("UPDATE events SET as_captured = event WHERE event_hash = %s", (digest,))
+    assert kinds() == before
+    world.conn.execute(
+        "UPDATE events SET as_captured = jsonb_set(as_captured, '{epcList,0}',"
+        " '\"urn:epc:id:sgtin:0614141.012345.forged\"') WHERE event_hash = %s",
+        (digest,),
+    )
+    assert kinds() - before == {"event_captured_altered"}
+    world.conn.execute("UPDATE events SET as_captured = '[1, 2]' WHERE event_hash = %s", (digest,))
+    assert kinds() - before == {"event_captured_altered"}
