@@ -315,11 +315,15 @@ def as_recorded(
 
     Called with the stored event alone it answers that event with its EPC fields as canonical
     Digital Links (the REST binding's default format)."""
-    answered = translate_event(
-        captured if captured is not None else event,
-        answered_format(epc_format),
-        company_prefixes,
-    )
+    answered_as = answered_format(epc_format)
+    if answered_as is EPCFormat.ALWAYS_GS1_DIGITAL_LINK:
+        # Capture's normalisation is this very translation (event_hash.normalise_event maps
+        # the same EPC fields to the same canonical links): the stored event is the answer.
+        answered = dict(event)
+    else:
+        answered = translate_event(
+            captured if captured is not None else event, answered_as, company_prefixes
+        )
     answered["recordTime"] = received_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     answered.setdefault("eventID", hash_id)
     if declaration is not None:

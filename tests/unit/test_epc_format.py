@@ -23,6 +23,7 @@ from epcis.epc_format import (
 from epcis.event_hash import event_hash_id, normalise_event
 from epcis.identifiers import canonical_gs1_uri, epc_urn
 from epcis.query import as_recorded
+from tests.unit.test_event_hash import ALL_EVENTS
 from tests.unit.test_identifiers import EPC_URNS
 
 PREFIXES = frozenset({"4012345", "0614141"})
@@ -201,6 +202,19 @@ def test_the_hash_of_every_format_is_the_hash_of_the_captured_event() -> None:
     expected = event_hash_id(captured)
     for answered in EPCFormat:
         assert event_hash_id(translate_event(captured, answered, PREFIXES)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "raw", "context", "ignore"),
+    ALL_EVENTS,
+    ids=[f"{name}-{index}" for name, index, *_ in ALL_EVENTS],
+)
+def test_the_stored_form_is_the_digital_link_answer(
+    name: str, index: int, raw: dict[str, Any], context: Any, ignore: frozenset[str]
+) -> None:
+    """Answers in the default format are the stored events themselves (epcis.query
+    .as_recorded): for that, capture's normalisation must be exactly that translation."""
+    assert normalise_event(raw) == translate_event(raw, EPCFormat.ALWAYS_GS1_DIGITAL_LINK)
 
 
 def test_normalisation_rewrites_only_epc_fields() -> None:
