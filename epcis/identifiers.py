@@ -537,6 +537,8 @@ def _urn_of_parts(
     return None
 
 
+# Answers repeat products, places and parties across events; a frozenset caches its hash.
+@lru_cache(maxsize=16384)
 def epc_urn(value: str, company_prefixes: frozenset[str]) -> str | None:
     """The EPC URN of a GS1 identifier (EPC URN or Digital Link on any host), or None when it
     has none here: not a GS1 key, no URN scheme for it, or its key under no prefix given.
