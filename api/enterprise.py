@@ -17,6 +17,7 @@ from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
 from api.middleware import negotiated
 from api.schemas import CaptureItem, CaptureRefusal, CaptureResultPublic, EventsPage
 from epcis.capture import WHOLE_PAYLOAD, CaptureResult, DeviceKey, RefusedItem
+from epcis.epc_format import EPC_FORMAT_HEADER, EPCFormat, answered_format, epc_format
 from epcis.event_hash import hash_id_from_digest
 from epcis.model import EVENT_TYPES
 from epcis.query import (
@@ -31,7 +32,7 @@ from ingest.capture import HTTP_DEVICE, CaptureBatch, Origin, Stored
 from records.capture_job_store import ErrorBehaviour
 from records.db import Conn
 from records.event_query import EventPage, distinct_values, query_events
-from records.registry_store import Org
+from records.registry_store import Org, all_prefixes
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 CAPTURE_TOPIC = "http:/v1/capture"
@@ -245,13 +246,54 @@ def _query_page(
     return page
 
 
-def _recorded(page: EventPage) -> list[dict[str, Any]]:
+def recorded_events(
+    page: EventPage,
+    asked: EPCFormat = EPCFormat.ALWAYS_GS1_DIGITAL_LINK,
+    company_prefixes: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """A page of events as the REST binding answers them (epcis.query.as_recorded): each as
+    captured, its EPC fields in the format asked for, with recordTime, eventID and its recorded
+    errorDeclaration. `company_prefixes` serve `Always_EPC_URN` (records.registry_store
+    .all_prefixes)."""
     return [
-        as_recorded(event, received, hash_id_from_digest(digest), declaration)
-        for event, received, digest, declaration in zip(
-            page.events, page.received, page.digests, page.declarations, strict=True
+        as_recorded(
+            event,
+            received,
+            hash_id_from_digest(digest),
+            declaration,
+            captured=captured,
+            epc_format=asked,
+            company_prefixes=company_prefixes,
+        )
+        for event, received, digest, declaration, captured in zip(
+            page.events,
+            page.received,
+            page.digests,
+            page.declarations,
+            page.captured,
+            strict=True,
         )
     ]
+
+
+def epc_format_of(request: Request) -> EPCFormat:
+    """The GS1-EPC-Format a request asks for (the standard's default without the header); a
+    400 problem naming the header for any other value."""
+    try:
+        return epc_format(request.headers.get(EPC_FORMAT_HEADER))
+    except ValueError as exc:
+        raise Problem(400, "epc_format", str(exc), header=EPC_FORMAT_HEADER) from None
+
+
+def _answer(
+    asked: EPCFormat, conn: DbConn, page: EventPage, limit: int | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The EPCISQueryDocument of a page (its first `limit` events) in the GS1-EPC-Format
+    asked for, and the header that says which format it is in."""
+    prefixes = all_prefixes(conn) if asked is EPCFormat.ALWAYS_EPC_URN else frozenset()
+    events = recorded_events(page, asked, prefixes)[:limit]
+    document = query_document(events, page.contexts[:limit], datetime.now(UTC))
+    return document, {EPC_FORMAT_HEADER: answered_format(asked).value}
 
 
 def query_recorded(conn: Conn, org: Org, event_id: str) -> list[dict[str, Any]]:
@@ -262,7 +304,7 @@ def query_recorded(conn: Conn, org: Org, event_id: str) -> list[dict[str, Any]]:
         parse_event_query([("EQ_eventID", event_id)]),
         None if org.role == "regulator" else org.id,
     )
-    return _recorded(page)
+    return recorded_events(page)
 
 
 class DocumentResponse(JSONResponse):
@@ -335,9 +377,10 @@ _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
 def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg) -> Response:
     """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
     EPCISQueryDocument, with the `@context` the events were captured with."""
+    asked = epc_format_of(request)
     page = _query_page(request, response, conn, org, request.query_params.multi_items())
-    document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
-    headers = {**EPCIS_HEADERS, **dict(response.headers)}
+    document, format_header = _answer(asked, conn, page)
+    headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
     headers.pop("content-length", None)
     return query_answer(request, document, headers)
 
@@ -351,11 +394,12 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
 def epcis_event(
     request: Request, response: Response, conn: DbConn, org: AnyOrg, event_id: str
 ) -> Response:
+    asked = epc_format_of(request)
     page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
-    document = query_document(_recorded(page)[:1], page.contexts[:1], datetime.now(UTC))
-    return query_answer(request, document, EPCIS_HEADERS)
+    document, format_header = _answer(asked, conn, page, limit=1)
+    return query_answer(request, document, {**EPCIS_HEADERS, **format_header})
 
 
 # The discovery resources (GS1 REST binding: /eventTypes, /epcs, /bizSteps, ...) and the
@@ -386,10 +430,11 @@ def _value_events(resource: str) -> Any:
     def handler(
         request: Request, response: Response, conn: DbConn, org: AnyOrg, value: str
     ) -> Response:
+        asked = epc_format_of(request)
         params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
         page = _query_page(request, response, conn, org, params)
-        document = query_document(_recorded(page), page.contexts, datetime.now(UTC))
-        headers = {**EPCIS_HEADERS, **dict(response.headers)}
+        document, format_header = _answer(asked, conn, page)
+        headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
         headers.pop("content-length", None)
         return query_answer(request, document, headers)
 

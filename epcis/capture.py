@@ -157,6 +157,9 @@ class AcceptedEvent:
     # Its errorDeclaration, kept apart: the stored JSON never holds one, so an event reads the
     # same whether it was declared erroneous or not, and the declaration has its own record.
     declaration: Declaration | None = None
+    # The event as captured (its JSON values as the document had them, without the
+    # declaration), for answers; None when it is the stored normalised JSON itself.
+    captured_json: str | None = None
 
     @property
     def hash_id(self) -> str:
@@ -330,6 +333,12 @@ def _accept(
     digest = event_hash_digest(item.raw, context)
     signature = _check_signature(item, digest, device, now)
     normalised.pop("errorDeclaration", None)
+    captured = item.raw
+    if "errorDeclaration" in captured:
+        captured = {key: value for key, value in captured.items() if key != "errorDeclaration"}
+    # normalise_event shares what it leaves unchanged, so this comparison is mostly identity
+    # checks; the captured form is serialised only when it differs (EPC URNs, custom domains).
+    captured_json = None if normalised == captured else orjson.dumps(captured).decode()
     return AcceptedEvent(
         index=index,
         digest=digest,
@@ -339,6 +348,7 @@ def _accept(
         signature=signature,
         columns=columns,
         declaration=declaration_of(event, item.raw),
+        captured_json=captured_json,
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Final
 
+from epcis.epc_format import map_epc_fields
 from epcis.identifiers import canonical_gs1_uri, normalise_epc
 from epcis.vocabulary import (
     BIZ_STEPS,
@@ -746,79 +747,18 @@ def document_hash_ids(document: Mapping[str, Any]) -> list[str]:
 # Identifier normalisation of an event
 # --------------------------------------------------------------------------------------------
 
-_ID_LISTS: Final = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
-_QUANTITY_LISTS: Final = (
-    "quantityList",
-    "childQuantityList",
-    "inputQuantityList",
-    "outputQuantityList",
-)
-_ID_FIELDS: Final = ("parentID", "transformationID", "certificationInfo")
-_LOCATIONS: Final = ("readPoint", "bizLocation")
-_PARTY_LISTS: Final = (
-    ("sourceList", "source"),
-    ("destinationList", "destination"),
-    ("bizTransactionList", "bizTransaction"),
-)
-_SENSOR_IDS: Final = ("deviceID", "deviceMetadata", "rawData", "dataProcessingMethod", "bizRules")
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _normalise_in(holder: Any, key: str) -> None:
-    if not isinstance(holder, dict):
-        return
-    value = holder.get(key)
-    if isinstance(value, str):
-        holder[key] = normalise_epc(value)
-    elif isinstance(value, list):
-        holder[key] = [normalise_epc(v) if isinstance(v, str) else v for v in value]
-
-
-def _each(value: Any) -> Iterable[Any]:
-    if isinstance(value, list):
-        return value
-    return () if value is None else (value,)
-
 
 def normalise_event(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """A deep copy of `event` with every GS1 identifier field in its canonical DL form.
+    """A copy of `event` with every identifier of its EPC fields in its canonical DL form.
 
-    Covers the EPC lists, parentID, epcClass of the quantity lists, readPoint/bizLocation id,
-    source/destination, bizTransaction, transformationID, certificationInfo and the sensor
-    device/metadata/raw-data/method/rules URIs; user extensions and everything else are kept
-    as they are. The hash is unchanged by it. `context` is accepted for symmetry with the hash
-    functions; identifiers do not depend on it. Raises ValueError for a malformed EPC URN.
+    The EPC fields (epc_format.map_epc_fields): the EPC lists, parentID, epcClass of the
+    quantity lists, readPoint/bizLocation id and source/destination. Nothing else is touched:
+    other URLs (sensor deviceID/metadata/rawData/method/rules, bizTransaction,
+    transformationID, certificationInfo, extensions) are kept exactly as captured, since
+    rewriting a URL that is no EPC changes where it points. The hash is unchanged by it.
+    `context` is accepted for symmetry with the hash functions; identifiers do not depend on
+    it. The copy shares the parts it leaves unchanged with `event`, which is not modified.
+    Raises ValueError for a malformed EPC URN.
     """
     del context
-    result: dict[str, Any] = _copy(event)
-    for key in (*_ID_LISTS, *_ID_FIELDS):
-        _normalise_in(result, key)
-    for key in _QUANTITY_LISTS:
-        for element in _each(result.get(key)):
-            _normalise_in(element, "epcClass")
-    for key in _LOCATIONS:
-        location = result.get(key)
-        if isinstance(location, str):
-            _normalise_in(result, key)
-        else:
-            _normalise_in(location, "id")
-    for list_key, item_key in _PARTY_LISTS:
-        for element in _each(result.get(list_key)):
-            _normalise_in(element, item_key)
-    for element in _each(result.get("sensorElementList")):
-        if not isinstance(element, dict):
-            continue
-        for metadata in _each(element.get("sensorMetadata")):
-            for key in _SENSOR_IDS:
-                _normalise_in(metadata, key)
-        for report in _each(element.get("sensorReport")):
-            for key in _SENSOR_IDS:
-                _normalise_in(report, key)
-    return result
+    return map_epc_fields(event, normalise_epc)

@@ -13,6 +13,7 @@ __all__ = [
     "check_digit",
     "check_digit_problem",
     "checked_epc",
+    "epc_urn",
     "gln13",
     "gln_uri",
     "gs1_prefix",
@@ -430,6 +431,138 @@ def canonical_gs1_uri(value: str) -> str | None:
     if value.startswith(("https:", "http:")) and "." in value:
         return _dl_to_canonical(value)
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical GS1 Digital Link -> EPC URN (for answers that ask for URNs: GS1-EPC-Format)
+#
+# A Digital Link does not say where its GS1 Company Prefix ends; the EPC URN does. So the
+# conversion needs the prefixes known to the repository (GS1 allocates them without overlap,
+# and the registry refuses overlapping ones): a key under no known prefix has no URN here.
+# --------------------------------------------------------------------------------------------
+
+# Characters a DL value may carry raw that a TDS GS3A3 component must escape, and the DL
+# escapes of characters the component may carry raw (undone, as TDS writes them).
+_URN_ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in '"<>?'})
+_URN_UNESCAPES = tuple((f"%{ord(c):02X}", c) for c in "!()*+,:")
+
+
+def _urn_component(dl_value: str) -> str:
+    value = dl_value.translate(_URN_ESCAPES)
+    for escaped, raw in _URN_UNESCAPES:
+        value = value.replace(escaped, raw).replace(escaped.lower(), raw)
+    return value
+
+
+def _company(digits: str, prefixes: frozenset[str], lengths: tuple[int, ...]) -> int | None:
+    """How many leading digits of `digits` are a known GS1 Company Prefix (longest first)."""
+    for length in lengths:
+        if length <= len(digits) and digits[:length] in prefixes:
+            return length
+    return None
+
+
+def _urn_of_parts(
+    ai: str, key: str, qualifiers: dict[str, str], prefixes: frozenset[str]
+) -> str | None:
+    lengths = tuple(sorted({len(p) for p in prefixes}, reverse=True))
+    serial = qualifiers.get("21")
+    if ai == "01" and len(key) == 14:
+        n = _company(key[1:13], prefixes, lengths)
+        if n is None:
+            return None
+        gcp, ref = key[1 : 1 + n], key[0] + key[1 + n : 13]
+        if serial is not None:
+            return f"urn:epc:id:sgtin:{gcp}.{ref}.{_urn_component(serial)}"
+        if "10" in qualifiers:
+            return f"urn:epc:class:lgtin:{gcp}.{ref}.{_urn_component(qualifiers['10'])}"
+        if "235" in qualifiers:
+            return f"urn:epc:id:upui:{gcp}.{ref}.{_urn_component(qualifiers['235'])}"
+        return f"urn:epc:idpat:sgtin:{gcp}.{ref}.*"
+    if ai == "8006" and len(key) == 18:
+        n = _company(key[1:13], prefixes, lengths)
+        if n is None:
+            return None
+        head = f"{key[1 : 1 + n]}.{key[0]}{key[1 + n : 13]}.{key[14:16]}.{key[16:18]}"
+        if serial is not None:
+            return f"urn:epc:id:itip:{head}.{_urn_component(serial)}"
+        return f"urn:epc:idpat:itip:{head}.*"
+    if ai == "00" and len(key) == 18:
+        n = _company(key[1:17], prefixes, lengths)
+        return None if n is None else f"urn:epc:id:sscc:{key[1 : 1 + n]}.{key[0]}{key[1 + n : 17]}"
+    if ai in ("414", "417") and len(key) == 13:
+        n = _company(key[:12], prefixes, lengths)
+        if n is None:
+            return None
+        if ai == "417":
+            return f"urn:epc:id:pgln:{key[:n]}.{key[n:12]}"
+        extension = _urn_component(qualifiers.get("254", "0"))
+        return f"urn:epc:id:sgln:{key[:n]}.{key[n:12]}.{extension}"
+    if ai in ("8017", "8018") and len(key) == 18:
+        n = _company(key[:17], prefixes, lengths)
+        scheme = "gsrnp" if ai == "8017" else "gsrn"
+        return None if n is None else f"urn:epc:id:{scheme}:{key[:n]}.{key[n:17]}"
+    if ai == "402" and len(key) == 17:
+        n = _company(key[:16], prefixes, lengths)
+        return None if n is None else f"urn:epc:id:gsin:{key[:n]}.{key[n:16]}"
+    if ai == "8003" and len(key) >= 14 and key[0] == "0":
+        n = _company(key[1:13], prefixes, lengths)
+        if n is None:
+            return None
+        head = f"{key[1 : 1 + n]}.{key[1 + n : 13]}"
+        if len(key) == 14:
+            return f"urn:epc:idpat:grai:{head}.*"
+        return f"urn:epc:id:grai:{head}.{_urn_component(key[14:])}"
+    if ai in ("253", "255") and len(key) >= 13:
+        n = _company(key[:12], prefixes, lengths)
+        if n is None:
+            return None
+        scheme = "gdti" if ai == "253" else "sgcn"
+        if len(key) == 13:
+            return f"urn:epc:idpat:{scheme}:{key[:n]}.{key[n:12]}.*"
+        return f"urn:epc:id:{scheme}:{key[:n]}.{key[n:12]}.{_urn_component(key[13:])}"
+    if ai in ("8004", "401"):
+        n = _company(key, prefixes, lengths)
+        scheme = "giai" if ai == "8004" else "ginc"
+        if n is None or n == len(key):
+            return None
+        return f"urn:epc:id:{scheme}:{key[:n]}.{_urn_component(key[n:])}"
+    if ai == "8010":
+        n = _company(key, prefixes, lengths)
+        if n is None or n == len(key):
+            return None
+        if "8011" in qualifiers:
+            return f"urn:epc:id:cpi:{key[:n]}.{key[n:]}.{qualifiers['8011']}"
+        return f"urn:epc:idpat:cpi:{key[:n]}.{key[n:]}.*"
+    return None
+
+
+# Answers repeat products, places and parties across events; a frozenset caches its hash.
+@lru_cache(maxsize=16384)
+def epc_urn(value: str, company_prefixes: frozenset[str]) -> str | None:
+    """The EPC URN of a GS1 identifier (EPC URN or Digital Link on any host), or None when it
+    has none here: not a GS1 key, no URN scheme for it, or its key under no prefix given.
+
+    The inverse of the URN -> DL conversion above, checked by it: a URN is returned only if it
+    converts back to the same canonical Digital Link. Pure; never raises.
+    """
+    candidate = value.strip()
+    # A Digital Link with %-escapes in a value is not canonicalised from its DL form (the
+    # reference's rule); one on id.gs1.org is taken as it is, and the round trip checks it.
+    canonical = canonical_gs1_uri(candidate) or (
+        candidate if candidate.startswith(CANONICAL_DL_PREFIX) else None
+    )
+    if canonical is None or not company_prefixes:
+        return None
+    segments = canonical[len(CANONICAL_DL_PREFIX) :].split("/")
+    if len(segments) % 2:
+        return None
+    # Values stay in their escaped DL form: `_urn_component` rewrites escapes as TDS wants.
+    qualifiers = {segments[i]: segments[i + 1] for i in range(2, len(segments), 2)}
+    urn = _urn_of_parts(segments[0], segments[1], qualifiers, company_prefixes)
+    if urn is None or canonical_gs1_uri(urn) != canonical:
+        return None
+    return urn
 
 
 def _explain_bad_epc(uri: str) -> str | None:

@@ -18,11 +18,12 @@ not supported yet, by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from epcis.epc_format import DEFAULT_EPC_FORMAT, EPCFormat, answered_format, translate_event
 from epcis.event_hash import digest_from_hash_id
 from epcis.identifiers import checked_epc
 from epcis.model import EVENT_TYPES
@@ -300,15 +301,30 @@ def as_recorded(
     received_at: datetime,
     hash_id: str,
     declaration: dict[str, Any] | None = None,
+    *,
+    captured: dict[str, Any] | None = None,
+    epc_format: EPCFormat = DEFAULT_EPC_FORMAT,
+    company_prefixes: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The event as the repository answers it: its `recordTime` (when it was received, UTC)
-    set, an absent `eventID` filled with its event hash ID (CBV 2.0 hash IDs are valid
-    eventIDs) and its recorded `errorDeclaration` (as captured), if it was declared erroneous;
-    none is part of the event hash, so the hash of the answer is the stored one."""
-    answered = {
-        **event,
-        "recordTime": received_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-    }
+    """The event as the repository answers it: the event as captured (`captured`, when it
+    differs from the stored normalised `event`), its EPC fields in the `epc_format` asked for
+    (`epc_format.translate_event`; every other value as captured), its `recordTime` (when it
+    was received, UTC) set, an absent `eventID` filled with its event hash ID (CBV 2.0 hash IDs
+    are valid eventIDs) and its recorded `errorDeclaration` (as captured), if it was declared
+    erroneous; none is part of the event hash, so the hash of the answer is the stored one.
+
+    Called with the stored event alone it answers that event with its EPC fields as canonical
+    Digital Links (the REST binding's default format)."""
+    answered_as = answered_format(epc_format)
+    if answered_as is EPCFormat.ALWAYS_GS1_DIGITAL_LINK:
+        # Capture's normalisation is this very translation (event_hash.normalise_event maps
+        # the same EPC fields to the same canonical links): the stored event is the answer.
+        answered = dict(event)
+    else:
+        answered = translate_event(
+            captured if captured is not None else event, answered_as, company_prefixes
+        )
+    answered["recordTime"] = received_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     answered.setdefault("eventID", hash_id)
     if declaration is not None:
         answered["errorDeclaration"] = declaration

@@ -11,6 +11,8 @@ Events (the whole store, streamed):
   differ from what the JSON implies. Pages and finance read those columns, so an edit there
   changes what people see without touching the hash. The check is `provenance.row_is_intact`,
   the one the pages use, so the audit and the pages agree on which rows are intact.
+- `event_captured_altered`: the stored JSON is intact, but the event as captured kept beside it
+  (`as_captured`, what the REST binding answers) no longer hashes to the event's identity.
 - `event_missing`: a log position whose event row is gone (deleted or re-keyed).
 - `event_unlogged`: a stored event neither in the log nor queued for it.
 - `alias_dangling`: an earlier id of an event (`event_hash_aliases`, kept when a hash rule
@@ -155,7 +157,8 @@ def _audit_events(conn: Conn) -> tuple[int, list[Finding]]:
     """Check every stored row as the pages do: JSON hashes to its digest, columns follow it."""
     checked = 0
     findings = []
-    for digest, event, context, *values in log_store.stored_event_rows(conn, STORED_COLUMNS):
+    rows = log_store.stored_event_rows(conn, f"{STORED_COLUMNS}, as_captured::text")
+    for digest, event, context, *values, captured in rows:
         checked += 1
         digest = bytes(digest)
         columns = stored_columns(values)
@@ -165,7 +168,25 @@ def _audit_events(conn: Conn) -> tuple[int, list[Finding]]:
             intact = False
         if not intact:
             findings.append(_event_finding(digest, event, context, columns))
+        elif captured is not None and not _hashes_to(digest, captured, context):
+            findings.append(
+                Finding(
+                    "event_captured_altered",
+                    f"{hash_id_from_digest(digest)}: the event as captured (what the REST"
+                    " binding answers) no longer hashes to its identity",
+                )
+            )
     return checked, findings
+
+
+def _hashes_to(digest: bytes, event: str, context: str | None) -> bool:
+    try:
+        found = orjson.loads(event)
+        return isinstance(found, dict) and digest == event_hash_digest(
+            found, orjson.loads(context) if context else None
+        )
+    except Exception:  # junk a tamperer left is simply altered
+        return False
 
 
 def _event_finding(

@@ -27,6 +27,9 @@ class EventPage:
     digests: list[bytes] = field(default_factory=list)
     # Each event's recorded errorDeclaration (as captured), or None, in page order.
     declarations: list[dict[str, Any] | None] = field(default_factory=list)
+    # Each event as captured (events.as_captured), or None where that is `events` itself (or
+    # the event was stored before the captured form was kept), in page order.
+    captured: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
@@ -148,15 +151,18 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         # chunks it can merge in ingest_seq order).
         statement = sql.SQL(
             "WITH matching AS MATERIALIZED"
-            " (SELECT ingest_seq, event, context, received_at, event_hash FROM events WHERE {})"
-            " SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            " (SELECT ingest_seq, event, context, received_at, event_hash, as_captured"
+            " FROM events WHERE {})"
+            " SELECT ingest_seq, event, context, received_at, event_hash, as_captured,"
+            " (SELECT d.declaration"
             " FROM error_declarations d WHERE d.event_hash = matching.event_hash) AS declaration"
             " FROM matching"
             " ORDER BY ingest_seq LIMIT %(limit)s"
         )
     else:
         statement = sql.SQL(
-            "SELECT ingest_seq, event, context, received_at, event_hash, (SELECT d.declaration"
+            "SELECT ingest_seq, event, context, received_at, event_hash, as_captured,"
+            " (SELECT d.declaration"
             " FROM error_declarations d WHERE d.event_hash = events.event_hash) AS declaration"
             " FROM events WHERE {}"
             " ORDER BY ingest_seq LIMIT %(limit)s"
@@ -176,6 +182,7 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         [row.received_at for row in page],
         [bytes(row.event_hash) for row in page],
         [row.declaration for row in page],
+        [row.as_captured for row in page],
     )
 
 
@@ -188,6 +195,7 @@ class _FoundEvent:
     context: Any
     received_at: datetime
     event_hash: bytes
+    as_captured: dict[str, Any] | None
     declaration: dict[str, Any] | None
 
 

@@ -57,6 +57,7 @@ _STAGE_COLUMNS = (
     ("signature", "bytea"),
     ("context", "text"),
     ("event", "text"),
+    ("as_captured", "text"),
 )
 _STAGE_NAMES = ", ".join(name for name, _ in _STAGE_COLUMNS)
 _index_values = attrgetter(*INDEX_COLUMNS)
@@ -70,7 +71,8 @@ _CREATE_STAGE = (
 _COPY_STAGE = f"COPY event_stage ({_STAGE_NAMES}) FROM STDIN (FORMAT BINARY)"
 # Staged as text: binary COPY of jsonb would need its own encoder.
 _STAGE_VALUES = ", ".join(
-    f"{name}::jsonb" if name in ("context", "event") else name for name, _ in _STAGE_COLUMNS
+    f"{name}::jsonb" if name in ("context", "event", "as_captured") else name
+    for name, _ in _STAGE_COLUMNS
 )
 # New events also enter the log queue in the same statement, so the anchor leader sees an
 # event exactly when its row is committed.
@@ -116,6 +118,7 @@ def insert_events(conn: Conn, rows: Sequence[EventToStore]) -> set[bytes]:
                         accepted.signature,
                         accepted.context,
                         accepted.stored_json,
+                        accepted.captured_json,
                     )
                 )
         cursor.execute(_INSERT_FROM_STAGE)

@@ -143,6 +143,13 @@ def org_prefixes(conn: Conn, org_slug: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def all_prefixes(conn: Conn) -> frozenset[str]:
+    """Every GS1 Company Prefix registered, of any org: where a Digital Link's company prefix
+    ends, for answers in EPC URN form (GS1-EPC-Format). Prefixes never overlap (above)."""
+    rows = conn.execute("SELECT prefix FROM org_prefixes").fetchall()
+    return frozenset(str(row[0]) for row in rows)
+
+
 def _org(conn: Conn, slug: str) -> Org:
     org = get_org(conn, slug)
     if org is None:

@@ -139,9 +139,18 @@ def test_normalise_event_rewrites_identifiers_and_nothing_else() -> None:
         "bizStep": "shipping",
         "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
         "sourceList": [{"type": "owning_party", "source": "urn:epc:id:pgln:4012345.00000"}],
+        "bizTransactionList": [
+            {"type": "po", "bizTransaction": "https://example.com/01/4012345111118/21/9"}
+        ],
         "sensorElementList": [
             {
-                "sensorMetadata": {"deviceID": "urn:epc:id:giai:4000001.111"},
+                "sensorMetadata": {
+                    "deviceID": "urn:epc:id:giai:4000001.111",
+                    "deviceMetadata": "https://id.example.org/01/4012345111118/21/7",
+                    "rawData": "https://example.org/8004/401234599999",
+                    "dataProcessingMethod": "https://example.com/gtin/4012345111118/ser/3",
+                    "bizRules": "https://example.org/01/04012345111118",
+                },
                 "sensorReport": [{"type": "Temperature", "value": 4.5, "uom": "CEL"}],
             }
         ],
@@ -159,9 +168,11 @@ def test_normalise_event_rewrites_identifiers_and_nothing_else() -> None:
     }
     assert normalised["readPoint"] == {"id": "https://id.gs1.org/414/4012345000016"}
     assert normalised["sourceList"][0]["source"] == "https://id.gs1.org/417/4012345000009"
-    metadata = normalised["sensorElementList"][0]["sensorMetadata"]
-    assert metadata["deviceID"] == "https://id.gs1.org/8004/4000001111"
-    # Vocabulary, values and user extensions are left exactly as sent.
+    # URLs outside the EPC fields, however much they look like GS1 keys, are kept as sent:
+    # rewriting them would change where they point (issue 16: 77 such URLs were moved to
+    # id.gs1.org). So are the sensor device, vocabulary, values and user extensions.
+    assert normalised["sensorElementList"] == event["sensorElementList"]
+    assert normalised["bizTransactionList"] == event["bizTransactionList"]
     assert normalised["bizStep"] == "shipping"
     assert (
         normalised["sensorElementList"][0]["sensorReport"]
