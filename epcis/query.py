@@ -18,23 +18,31 @@ not supported yet, by name.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from epcis.epc_patterns import PATTERN_PREFIX, pattern_regex
 from epcis.event_hash import digest_from_hash_id
 from epcis.identifiers import checked_epc
 from epcis.model import EVENT_TYPES
 from epcis.rejects import EventRejected
-from epcis.vocabulary import CBVKind, canonical_cbv
+from epcis.vocabulary import CBVKind, canonical_cbv, cbv_spellings
 
 __all__ = [
     "EPCIS_CONTEXT",
     "MAX_PER_PAGE",
     "EventFilter",
+    "PartyMatch",
+    "PatternMatch",
     "QueryParameterError",
+    "QueryTooLargeError",
     "as_recorded",
+    "page_token",
     "parse_event_query",
     "query_document",
 ]
@@ -64,32 +72,20 @@ MATCH_CLASS_FIELDS: Final = {
     ),
 }
 # Parameters of the standard this repository does not answer yet: refused by name, never
-# ignored. (Families: `EQ_`/`EXISTS_` on fields and ILMD, sensor and quantity filters.)
+# ignored. (Families: `EQ_`/`EXISTS_` on fields and ILMD, sensor filters.)
 NOT_YET: Final = frozenset(
     {
-        "WD_readPoint",
-        "WD_bizLocation",
-        "EQ_quantity",
-        "GT_quantity",
-        "GE_quantity",
-        "LT_quantity",
-        "LE_quantity",
-        "orderBy",
-        "orderDirection",
-        "eventCountLimit",
-        "maxEventCount",
+        "EQ_transformationID",
+        "GE_startTime",
+        "LT_startTime",
+        "GE_endTime",
+        "LT_endTime",
     }
 )
 _NOT_YET_PREFIXES: Final = (
-    "EQ_persistentDisposition",
-    "EQ_bizTransaction_",
-    "EQ_source_",
-    "EQ_destination_",
     "EQ_INNER_",
     "EQ_ILMD_",
     "EXISTS_",
-    "HASATTR_",
-    "EQATTR_",
     "EQ_sensor",
     "GT_",
     "GE_",
@@ -98,6 +94,56 @@ _NOT_YET_PREFIXES: Final = (
     "EQ_",
     "MATCH_",
 )
+# Master-data attributes: tracefin keeps no master data (vocabulary elements and their
+# attributes), so these can never be answered truthfully: refused by name, saying why.
+_MASTER_DATA_PREFIXES: Final = ("HASATTR_", "EQATTR_")
+ORDER_KEYS: Final = {"eventTime": "event_time", "recordTime": "received_at"}
+QUANTITY_BOUNDS: Final = {
+    "EQ_quantity": "==",
+    "GT_quantity": ">",
+    "GE_quantity": ">=",
+    "LT_quantity": "<",
+    "LE_quantity": "<=",
+}
+# EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}: the stored list, its
+# element's identifier field, and the vocabulary of the type.
+PARTY_PARAMETERS: Final = {
+    "EQ_bizTransaction_": ("bizTransactionList", "bizTransaction", CBVKind.BIZ_TRANSACTION_TYPE),
+    "EQ_source_": ("sourceList", "source", CBVKind.SOURCE_DEST_TYPE),
+    "EQ_destination_": ("destinationList", "destination", CBVKind.SOURCE_DEST_TYPE),
+}
+# The token of a page under orderBy: the sort key and ingest_seq of the page's last event.
+_TOKEN_PREFIX: Final = "k1."  # noqa: S105 - a format marker, not a secret
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+
+
+class QueryTooLargeError(Exception):
+    """The query would answer more events than its maxEventCount (QueryTooLargeException)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than maxEventCount={limit} events match")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class PartyMatch:
+    """One EQ_bizTransaction_/EQ_source_/EQ_destination_ parameter: an element of `list_field`
+    whose `type` is one of `types` (every spelling) and whose `id_field` is one of `values`."""
+
+    list_field: str
+    id_field: str
+    types: frozenset[str]
+    values: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PatternMatch:
+    """One MATCH_ parameter with EPC patterns: an identifier in `fields` equal to one of `exact`
+    or matching one of `regexes` (epc_patterns.pattern_regex)."""
+
+    fields: tuple[str, ...]
+    exact: frozenset[str]
+    regexes: frozenset[str]
 
 
 class QueryParameterError(ValueError):
@@ -137,6 +183,25 @@ class EventFilter:
     per_page: int = DEFAULT_PER_PAGE
     after: int | None = None
     asked: tuple[str, ...] = field(default=())
+    # MATCH_ parameters with EPC patterns (the others are in match_epcs/match_classes).
+    match_epc_patterns: tuple[PatternMatch, ...] = ()
+    match_class_patterns: tuple[PatternMatch, ...] = ()
+    # orderBy (a column: event_time or received_at; None: ingest order), orderDirection,
+    # and the page token under it: the last event's sort key and ingest_seq.
+    order_by: str | None = None
+    order_descending: bool = True
+    after_key: tuple[datetime, int] | None = None
+    event_count_limit: int | None = None
+    max_event_count: int | None = None
+    # EQ_/GT_/GE_/LT_/LE_quantity: (jsonpath comparison, value), all on one quantity element.
+    quantity: tuple[tuple[str, Decimal], ...] = ()
+    # Every spelling (bare word, web URI, CURIE, URN) of the asked dispositions.
+    persistent_set: frozenset[str] | None = None
+    persistent_unset: frozenset[str] | None = None
+    parties: tuple[PartyMatch, ...] = ()
+    # WD_readPoint/WD_bizLocation: the locations, each also matching its sub-locations.
+    wd_read_points: frozenset[str] | None = None
+    wd_biz_locations: frozenset[str] | None = None
 
 
 def _values(name: str, raw: str) -> list[str]:
@@ -167,16 +232,34 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
+def _epc(name: str, value: str) -> str:
+    try:
+        return checked_epc(value)
+    except ValueError as exc:
+        raise QueryParameterError(name, str(exc)) from None
+
+
 def _epcs(name: str, raw: str) -> frozenset[str]:
     found = set()
     for value in _values(name, raw):
-        if value.startswith("urn:epc:idpat:"):
-            raise QueryParameterError(name, "EPC patterns (urn:epc:idpat:) are not supported yet")
-        try:
-            found.add(checked_epc(value))
-        except ValueError as exc:
-            raise QueryParameterError(name, str(exc)) from None
+        if value.startswith(PATTERN_PREFIX):
+            raise QueryParameterError(name, "EPC patterns (urn:epc:idpat:) match EPCs (MATCH_)")
+        found.add(_epc(name, value))
     return frozenset(found)
+
+
+def _match(name: str, raw: str, fields: tuple[str, ...], classes: bool) -> PatternMatch:
+    """A MATCH_ parameter's identifiers (Digital Link) and patterns (as regexes)."""
+    exact, regexes = set(), set()
+    for value in _values(name, raw):
+        if value.startswith(PATTERN_PREFIX):
+            try:
+                regexes.add(pattern_regex(value, classes=classes))
+            except ValueError as exc:
+                raise QueryParameterError(name, f"{value[:60]!r}: {exc}") from None
+        else:
+            exact.add(_epc(name, value))
+    return PatternMatch(fields, frozenset(exact), frozenset(regexes))
 
 
 def _cbv(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
@@ -186,12 +269,72 @@ def _cbv(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
         raise QueryParameterError(name, exc.detail) from None
 
 
+def _spellings(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
+    return frozenset(
+        spelling for value in _cbv(name, raw, kind) for spelling in cbv_spellings(kind, value)
+    )
+
+
 def _among(name: str, raw: str, allowed: frozenset[str]) -> frozenset[str]:
     values = frozenset(_values(name, raw))
     unknown = sorted(values - allowed)
     if unknown:
         raise QueryParameterError(name, f"{unknown[0][:40]!r} is not one of {sorted(allowed)}")
     return values
+
+
+def _decimal(name: str, raw: str) -> Decimal:
+    if _DECIMAL.fullmatch(raw) is None:
+        raise QueryParameterError(name, f"{raw[:40]!r} is not a decimal number")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise QueryParameterError(name, f"{raw[:40]!r} is not a decimal number") from None
+    return value
+
+
+def _party(name: str, raw: str) -> PartyMatch:
+    prefix = next(p for p in PARTY_PARAMETERS if name.startswith(p))
+    list_field, id_field, kind = PARTY_PARAMETERS[prefix]
+    kind_name = name[len(prefix) :]
+    if not kind_name:
+        raise QueryParameterError(name, f"name the type: {prefix}{{type}}")
+    try:  # the type is one name, not a |-separated list
+        types = cbv_spellings(kind, canonical_cbv(kind, kind_name))
+    except EventRejected as exc:
+        raise QueryParameterError(name, exc.detail) from None
+    values = set()
+    for value in _values(name, raw):
+        if ":" not in value:
+            raise QueryParameterError(name, f"{value[:40]!r} is not a URI")
+        values.add(_epc(name, value))
+    return PartyMatch(list_field, id_field, types, frozenset(values))
+
+
+def page_token(order_by: str, descending: bool, key: datetime, ingest_seq: int) -> str:
+    """The opaque nextPageToken of a page under orderBy: its last event's key and position."""
+    text = f"{order_by}|{'D' if descending else 'A'}|{key.isoformat()}|{ingest_seq}"
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _ordered_token(name: str, raw: str, order_by: str, descending: bool) -> tuple[datetime, int]:
+    """The (key, ingest_seq) of a token `page_token` wrote for this very ordering."""
+    malformed = QueryParameterError(name, "not a page token of this query (ask without it)")
+    if not raw.startswith(_TOKEN_PREFIX) or len(raw) > 200:
+        raise malformed
+    body = raw[len(_TOKEN_PREFIX) :]
+    try:
+        text = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+        by, direction, key, seq = text.split("|")
+        when = datetime.fromisoformat(key)
+        position = int(seq)
+    except ValueError:
+        raise malformed from None
+    if (by, direction) != (order_by, "D" if descending else "A") or when.tzinfo is None:
+        raise malformed
+    if not 0 <= position < 2**63:
+        raise malformed
+    return when, position
 
 
 def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
@@ -204,6 +347,11 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
     kwargs: dict[str, object] = {}
     match_epcs: list[tuple[tuple[str, ...], frozenset[str]]] = []
     match_classes: list[tuple[tuple[str, ...], frozenset[str]]] = []
+    epc_patterns: list[PatternMatch] = []
+    class_patterns: list[PatternMatch] = []
+    quantity: list[tuple[str, Decimal]] = []
+    parties: list[PartyMatch] = []
+    token: tuple[str, str] | None = None
     for name, raw in seen.items():
         if name == "eventType":
             kwargs["event_types"] = _among(name, raw, EVENT_TYPES)
@@ -217,14 +365,29 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["biz_steps"] = _cbv(name, raw, CBVKind.BIZ_STEP)
         elif name == "EQ_disposition":
             kwargs["dispositions"] = _cbv(name, raw, CBVKind.DISPOSITION)
+        elif name in ("EQ_persistentDisposition_set", "EQ_persistentDisposition_unset"):
+            key = "persistent_set" if name.endswith("_set") else "persistent_unset"
+            kwargs[key] = _spellings(name, raw, CBVKind.DISPOSITION)
         elif name == "EQ_readPoint":
             kwargs["read_points"] = _epcs(name, raw)
         elif name == "EQ_bizLocation":
             kwargs["biz_locations"] = _epcs(name, raw)
-        elif name in MATCH_EPC_FIELDS:
-            match_epcs.append((MATCH_EPC_FIELDS[name], _epcs(name, raw)))
-        elif name in MATCH_CLASS_FIELDS:
-            match_classes.append((MATCH_CLASS_FIELDS[name], _epcs(name, raw)))
+        elif name == "WD_readPoint":
+            kwargs["wd_read_points"] = _epcs(name, raw)
+        elif name == "WD_bizLocation":
+            kwargs["wd_biz_locations"] = _epcs(name, raw)
+        elif name in MATCH_EPC_FIELDS or name in MATCH_CLASS_FIELDS:
+            classes = name in MATCH_CLASS_FIELDS
+            fields = MATCH_CLASS_FIELDS[name] if classes else MATCH_EPC_FIELDS[name]
+            found = _match(name, raw, fields, classes)
+            if found.regexes:
+                (class_patterns if classes else epc_patterns).append(found)
+            else:
+                (match_classes if classes else match_epcs).append((fields, found.exact))
+        elif name in QUANTITY_BOUNDS:
+            quantity.append((QUANTITY_BOUNDS[name], _decimal(name, raw)))
+        elif name.startswith(tuple(PARTY_PARAMETERS)):
+            parties.append(_party(name, raw))
         elif name == "EQ_eventID":
             values = _values(name, raw)
             digests = set()
@@ -246,20 +409,61 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["corrective_event_ids"] = frozenset(_values(name, raw))
         elif name in ("GE_errorDeclarationTime", "LT_errorDeclarationTime"):
             kwargs[f"{name[:2].lower()}_declaration_time"] = _time(name, raw)
+        elif name == "orderBy":
+            if raw not in ORDER_KEYS:
+                raise QueryParameterError(
+                    name,
+                    f"{raw[:40]!r}: this repository orders by eventTime or recordTime"
+                    " (not by extension fields)",
+                )
+            kwargs["order_by"] = ORDER_KEYS[raw]
+        elif name == "orderDirection":
+            if raw not in ("ASC", "DESC"):
+                raise QueryParameterError(name, "ASC or DESC")
+            kwargs["order_descending"] = raw == "DESC"
+        elif name == "eventCountLimit":
+            kwargs["event_count_limit"] = _int(name, raw, 1, 2**31 - 1)
+        elif name == "maxEventCount":
+            kwargs["max_event_count"] = _int(name, raw, 0, 2**31 - 1)
         elif name in ("perPage", "limit"):
             kwargs["per_page"] = _int(name, raw, 1, MAX_PER_PAGE)
         elif name in ("nextPageToken", "cursor"):
-            kwargs["after"] = _int(name, raw, 0, 2**63 - 1)
+            token = (name, raw)
+        elif name.startswith(_MASTER_DATA_PREFIXES):
+            raise QueryParameterError(
+                name,
+                "master-data attributes are not kept by this repository (no vocabulary"
+                " master data is captured), so this filter cannot be answered",
+            )
         elif name in NOT_YET or name.startswith(_NOT_YET_PREFIXES):
             raise QueryParameterError(name, "not supported by this repository yet")
         else:
             raise QueryParameterError(name, "not a query parameter of EPCIS 2.0")
     if {"perPage", "limit"} <= seen.keys() or {"nextPageToken", "cursor"} <= seen.keys():
         raise QueryParameterError("perPage", "give perPage/nextPageToken or limit/cursor")
+    order_by = kwargs.get("order_by")
+    if "orderDirection" in seen and order_by is None:
+        raise QueryParameterError("orderDirection", "give orderBy too")
+    if "eventCountLimit" in seen:
+        if "maxEventCount" in seen:
+            raise QueryParameterError("eventCountLimit", "not with maxEventCount")
+        if order_by is None:
+            raise QueryParameterError("eventCountLimit", "give orderBy too")
+    if token is not None:
+        name, raw = token
+        if isinstance(order_by, str):
+            descending = bool(kwargs.get("order_descending", True))
+            kwargs["after_key"] = _ordered_token(name, raw, order_by, descending)
+        else:
+            kwargs["after"] = _int(name, raw, 0, 2**63 - 1)
     return EventFilter(
         **kwargs,  # type: ignore[arg-type]
         match_epcs=tuple(match_epcs),
         match_classes=tuple(match_classes),
+        match_epc_patterns=tuple(epc_patterns),
+        match_class_patterns=tuple(class_patterns),
+        quantity=tuple(quantity),
+        parties=tuple(parties),
         asked=tuple(sorted(seen)),
     )
 
