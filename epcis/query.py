@@ -37,6 +37,7 @@ __all__ = [
     "EPCIS_CONTEXT",
     "MAX_PER_PAGE",
     "EventFilter",
+    "FieldMatch",
     "PartyMatch",
     "PatternMatch",
     "QueryParameterError",
@@ -114,6 +115,25 @@ PARTY_PARAMETERS: Final = {
 }
 # The token of a page under orderBy: the sort key and ingest_seq of the page's last event.
 _TOKEN_PREFIX: Final = "k1."  # noqa: S105 - a format marker, not a secret
+# Extension field names: `namespace#localname` (an absolute IRI, then a local name) or a CURIE.
+# Strict: they are compared with JSON keys (as bind parameters), never spliced into SQL or a
+# jsonpath, and anything else is refused.
+_LOCAL_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}"
+_IRI_FIELD = re.compile(
+    rf"([A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9._~:/%@\-]{{1,200}})#({_LOCAL_NAME})"
+)
+_CURIE_FIELD = re.compile(rf"({_LOCAL_NAME}):({_LOCAL_NAME})")
+# The EQ_/EXISTS_ families on extension fields, longest first.
+_FIELD_FAMILIES: Final = (
+    ("EQ_INNER_ILMD_", True, True, True),
+    ("EXISTS_INNER_ILMD_", False, True, True),
+    ("EQ_ILMD_", True, True, False),
+    ("EXISTS_ILMD_", False, True, False),
+    ("EQ_INNER_", True, False, True),
+    ("EXISTS_INNER_", False, False, True),
+    ("EQ_", True, False, False),
+    ("EXISTS_", False, False, False),
+)
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
 
 
@@ -134,6 +154,21 @@ class PartyMatch:
     id_field: str
     types: frozenset[str]
     values: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FieldMatch:
+    """One EQ_/EXISTS_ parameter on an extension field: in the event (`ilmd` False) or its
+    ILMD, at its top level or nested anywhere below it (`inner`). The name is given as
+    `namespace#localname` (`namespaces`: the IRIs a context may bind a prefix to for it) or as a
+    CURIE (`prefix`: a prefix the event's context must declare). `values` None: it exists."""
+
+    ilmd: bool
+    inner: bool
+    local: str
+    namespaces: frozenset[str]
+    prefix: str | None
+    values: frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -199,6 +234,8 @@ class EventFilter:
     persistent_set: frozenset[str] | None = None
     persistent_unset: frozenset[str] | None = None
     parties: tuple[PartyMatch, ...] = ()
+    # EQ_/EXISTS_ (and _ILMD_, _INNER_) on extension fields, each a filter.
+    fields: tuple[FieldMatch, ...] = ()
     # WD_readPoint/WD_bizLocation: the locations, each also matching its sub-locations.
     wd_read_points: frozenset[str] | None = None
     wd_biz_locations: frozenset[str] | None = None
@@ -311,6 +348,40 @@ def _party(name: str, raw: str) -> PartyMatch:
     return PartyMatch(list_field, id_field, types, frozenset(values))
 
 
+def _field_family(name: str) -> tuple[str, bool, bool, bool] | None:
+    """The family (prefix, is EQ_, in ILMD, inner) of an EQ_/EXISTS_ parameter on an extension
+    field: one whose rest is a namespace#localname or a CURIE; None for any other name."""
+    for family in _FIELD_FAMILIES:
+        rest = name[len(family[0]) :]
+        if name.startswith(family[0]) and ("#" in rest or ":" in rest):
+            return family
+    return None
+
+
+def _field(name: str, raw: str, family: tuple[str, bool, bool, bool]) -> FieldMatch:
+    prefix, equal, ilmd, inner = family
+    field_name = name[len(prefix) :]
+    values = frozenset(_values(name, raw)) if equal else None
+    if not equal and raw not in ("true", "false"):
+        raise QueryParameterError(name, "true or false")
+    if not equal and raw == "false":
+        # The standard's EXISTS_ takes no false; answering "every event" would hide a typo.
+        raise QueryParameterError(name, "EXISTS_ filters on true (leave it out for any event)")
+    iri = _IRI_FIELD.fullmatch(field_name)
+    if iri is not None:
+        namespace, local = iri.groups()
+        # A context may bind the prefix to the namespace with or without its separator.
+        base = namespace.rstrip("/#")
+        forms = frozenset({namespace, base, base + "/", base + "#"})
+        return FieldMatch(ilmd, inner, local, forms, None, values)
+    curie = _CURIE_FIELD.fullmatch(field_name)
+    if curie is not None and not field_name.startswith(("http:", "https:", "urn:")):
+        return FieldMatch(ilmd, inner, curie.group(2), frozenset(), curie.group(1), values)
+    raise QueryParameterError(
+        name, "an extension field is named namespace#localname or prefix:localname"
+    )
+
+
 def page_token(order_by: str, descending: bool, key: datetime, ingest_seq: int) -> str:
     """The opaque nextPageToken of a page under orderBy: its last event's key and position."""
     text = f"{order_by}|{'D' if descending else 'A'}|{key.isoformat()}|{ingest_seq}"
@@ -351,6 +422,7 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
     class_patterns: list[PatternMatch] = []
     quantity: list[tuple[str, Decimal]] = []
     parties: list[PartyMatch] = []
+    field_matches: list[FieldMatch] = []
     token: tuple[str, str] | None = None
     for name, raw in seen.items():
         if name == "eventType":
@@ -429,6 +501,8 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["per_page"] = _int(name, raw, 1, MAX_PER_PAGE)
         elif name in ("nextPageToken", "cursor"):
             token = (name, raw)
+        elif (family := _field_family(name)) is not None:
+            field_matches.append(_field(name, raw, family))
         elif name.startswith(_MASTER_DATA_PREFIXES):
             raise QueryParameterError(
                 name,
@@ -464,6 +538,7 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
         match_class_patterns=tuple(class_patterns),
         quantity=tuple(quantity),
         parties=tuple(parties),
+        fields=tuple(field_matches),
         asked=tuple(sorted(seen)),
     )
 

@@ -137,6 +137,7 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
     if declared is not None:
         clauses.append(declared)
     clauses.extend(_json_filters(query, params))
+    clauses.extend(field_filters(query, params))
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
@@ -413,3 +414,65 @@ def _json_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Co
             exact=sql.Placeholder(f"wd_{column}"),
             sub=sql.Placeholder(f"wd_{column}_sub"),
         )
+
+
+# The event's JSON-LD context entries that bind prefixes, as (prefix, IRI) rows: the stored
+# context is one entry or an array of them (strings, which bind none, and objects).
+_CONTEXT_TERMS = (
+    "SELECT d.key AS prefix, d.value AS iri FROM jsonb_array_elements(CASE jsonb_typeof(context)"
+    " WHEN 'array' THEN context ELSE jsonb_build_array(context) END) c(entry),"
+    " jsonb_each_text(CASE jsonb_typeof(c.entry) WHEN 'object' THEN c.entry"
+    " ELSE '{}'::jsonb END) d"
+)
+
+
+def field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+    """EQ_/EXISTS_ on extension fields. The keys a field may have in an event are worked out
+    from that event's context: `prefix:local` for each prefix bound to the field's namespace
+    (or the one CURIE prefix asked, if the context declares it), and the full IRI. Keys and
+    values are bind parameters; the only jsonpath is a fixed one."""
+    for index, match in enumerate(query.fields):
+        local, names = f"fl{index}", f"fn{index}"
+        params[local] = match.local
+        template: sql.SQL
+        if match.prefix is None:
+            params[names] = sorted(match.namespaces)
+            template = sql.SQL(
+                "ARRAY(SELECT t.prefix || ':' || {local} FROM ({terms}) t"
+                " WHERE t.iri = ANY({names})"
+                " UNION ALL SELECT n || {local} FROM unnest({names}::text[]) n)"
+            )
+        else:
+            params[names] = match.prefix
+            template = sql.SQL(
+                "ARRAY(SELECT t.prefix || ':' || {local} FROM ({terms}) t WHERE t.prefix = {names})"
+            )
+        keys = template.format(
+            local=sql.Placeholder(local),
+            names=sql.Placeholder(names),
+            terms=sql.SQL(_CONTEXT_TERMS),
+        )
+        base = sql.SQL("(event->'ilmd')" if match.ilmd else "event")
+        if match.inner:
+            # Every object nested below the top level (in the extension fields' values).
+            holders = sql.SQL(
+                "(SELECT o.v FROM jsonb_path_query({}, 'strict $.*.**') o(v)"
+                " WHERE jsonb_typeof(o.v) = 'object')"
+            ).format(base)
+        else:
+            holders = sql.SQL("(SELECT {} AS v WHERE jsonb_typeof({}) = 'object')").format(
+                base, base
+            )
+        test: sql.Composable = sql.SQL("true")
+        if match.values is not None:
+            values = f"fv{index}"
+            params[values] = sorted(match.values)
+            # Scalars compared as their text (a JSON string's value, a number's digits).
+            test = sql.SQL(
+                "jsonb_typeof(kv.value) IN ('string', 'number', 'boolean')"
+                " AND kv.value #>> '{{}}' = ANY({})"
+            ).format(sql.Placeholder(values))
+        yield sql.SQL(
+            "EXISTS (SELECT 1 FROM {holders} h, jsonb_each(h.v) kv"
+            " WHERE kv.key = ANY({keys}) AND {test})"
+        ).format(holders=holders, keys=keys, test=test)

@@ -426,3 +426,180 @@ def test_injection_attempts_are_400_or_inert_never_500(gs1: Api, everything: lis
     for name, value in inert.items():
         assert listed(gs1, {name: value}) == [], name
     assert len(listed(gs1, {"perPage": "500"})) == len(everything)
+
+
+# -- 6. EQ_/EXISTS_ on extension fields and ILMD ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def contexts(gs1: Api, everything: list[Event]) -> list[Any]:
+    """Each event's stored context, in the order of `everything` (ingest order)."""
+    rows = gs1.conn.execute("SELECT context FROM events ORDER BY ingest_seq").fetchall()
+    assert len(rows) == len(everything)  # every event is maker's
+    return [row[0] for row in rows]
+
+
+def bound_keys(
+    context: Any, namespaces: set[str] | None, prefix: str | None, local: str
+) -> set[str]:
+    entries = context if isinstance(context, list) else [context]
+    terms = [(k, v) for entry in entries if isinstance(entry, dict) for k, v in entry.items()]
+    if prefix is not None:
+        return {f"{k}:{local}" for k, _ in terms if k == prefix}
+    assert namespaces is not None
+    bound = {f"{k}:{local}" for k, v in terms if isinstance(v, str) and v in namespaces}
+    return bound | {n + local for n in namespaces}
+
+
+def nested_objects(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        yield value
+        for member in value.values():
+            yield from nested_objects(member)
+    elif isinstance(value, list):
+        for member in value:
+            yield from nested_objects(member)
+
+
+def scalar_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+def field_check(
+    gs1: Api,
+    everything: list[Event],
+    contexts: list[Any],
+    name: str,
+    value: str,
+    *,
+    local: str,
+    namespaces: set[str] | None = None,
+    prefix: str | None = None,
+    ilmd: bool = False,
+    inner: bool = False,
+) -> list[Event]:
+    def selects(pair: tuple[Event, Any]) -> bool:
+        event, context = pair
+        keys = bound_keys(context, namespaces, prefix, local)
+        base = event.get("ilmd") if ilmd else event
+        if not isinstance(base, dict):
+            return False
+        if inner:
+            holders = [o for member in base.values() for o in nested_objects(member)]
+        else:
+            holders = [base]
+        for holder in holders:
+            for key in keys & holder.keys():
+                if value == "true" and name.startswith("EXISTS_"):
+                    return True
+                if scalar_text(holder[key]) in value.split("|"):
+                    return True
+        return False
+
+    # By identity: some of GS1's examples give two different events the same eventID.
+    chosen = {
+        id(event) for event, context in zip(everything, contexts) if selects((event, context))
+    }
+    return check(gs1, everything, {name: value}, lambda e: id(e) in chosen)
+
+
+EXAMPLE_NS = {
+    "http://ns.example.com/epcis/",
+    "http://ns.example.com/epcis",
+    "http://ns.example.com/epcis#",
+}
+
+
+def test_extension_fields_by_namespace_or_curie(
+    gs1: Api, everything: list[Event], contexts: list[Any]
+) -> None:
+    mine = "Example of a vendor/user extension"
+    found = field_check(
+        gs1,
+        everything,
+        contexts,
+        "EQ_http://ns.example.com/epcis/#myField",
+        mine,
+        local="myField",
+        namespaces=EXAMPLE_NS,
+    )
+    assert len(found) > 5
+    # The namespace written without its separator, and the CURIE: the same events.
+    assert ids(listed(gs1, {"EQ_http://ns.example.com/epcis#myField": mine})) == ids(found)
+    assert ids(listed(gs1, {"EQ_example:myField": mine})) == ids(found)
+    assert ids(listed(gs1, {"EXISTS_example:myField": "true"})) == ids(found)
+    # Another value, another namespace, an undeclared prefix: nothing.
+    assert listed(gs1, {"EQ_example:myField": "something else"}) == []
+    assert listed(gs1, {"EQ_http://ns.example.org/other#myField": mine}) == []
+    assert listed(gs1, {"EQ_undeclared:myField": mine}) == []
+    field_check(gs1, everything, contexts, "EQ_ext1:float", "20", local="float", prefix="ext1")
+
+
+def test_ilmd_and_inner_fields(gs1: Api, everything: list[Event], contexts: list[Any]) -> None:
+    field_check(
+        gs1,
+        everything,
+        contexts,
+        "EXISTS_ILMD_http://ns.example.com/epcis/#batch",
+        "true",
+        local="batch",
+        namespaces=EXAMPLE_NS,
+        ilmd=True,
+    )
+    field_check(
+        gs1,
+        everything,
+        contexts,
+        "EQ_ILMD_example:batch",
+        "XYZ|nothing",
+        local="batch",
+        prefix="example",
+        ilmd=True,
+    )
+    field_check(
+        gs1,
+        everything,
+        contexts,
+        "EQ_INNER_ILMD_example2:sizeCode",
+        "B-2",
+        local="sizeCode",
+        prefix="example2",
+        ilmd=True,
+        inner=True,
+    )
+    # Nested, so not at the ILMD's top level.
+    assert listed(gs1, {"EQ_ILMD_example2:sizeCode": "B-2"}) == []
+    field_check(
+        gs1,
+        everything,
+        contexts,
+        "EXISTS_INNER_ext2:array",
+        "true",
+        local="array",
+        prefix="ext2",
+        inner=True,
+    )
+    field_check(
+        gs1,
+        everything,
+        contexts,
+        "EQ_INNER_example:procedure",
+        "A-1",
+        local="procedure",
+        prefix="example",
+        inner=True,
+    )
+    for name, value in (
+        ("EXISTS_example:myField", "false"),
+        ("EXISTS_example:myField", "yes"),
+        ("EQ_ILMD_example:", "x"),
+        ("EQ_INNER_http://ns.example.com/#", "x"),
+        ("EQ_ex ample:myField", "x"),
+        ("EXISTS_ilmd", "true"),
+    ):
+        answer = gs1.get("/epcis/events", "maker", params={name: value})
+        assert (answer.status_code, answer.json()["parameter"]) == (400, name), name
