@@ -502,7 +502,9 @@ def field_check(
 
     # By identity: some of GS1's examples give two different events the same eventID.
     chosen = {
-        id(event) for event, context in zip(everything, contexts) if selects((event, context))
+        id(event)
+        for event, context in zip(everything, contexts, strict=True)
+        if selects((event, context))
     }
     return check(gs1, everything, {name: value}, lambda e: id(e) in chosen)
 
