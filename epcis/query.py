@@ -42,6 +42,7 @@ __all__ = [
     "PatternMatch",
     "QueryParameterError",
     "QueryTooLargeError",
+    "SensorMatch",
     "as_recorded",
     "page_token",
     "parse_event_query",
@@ -115,6 +116,29 @@ PARTY_PARAMETERS: Final = {
 }
 # The token of a page under orderBy: the sort key and ingest_seq of the page's last event.
 _TOKEN_PREFIX: Final = "k1."  # noqa: S105 - a format marker, not a secret
+# The sensor parameters (EPCIS 2.0 8.2.7.1) on sensorReport/sensorMetadata members: name ->
+# (member, in sensorMetadata too, kind). Members come from this table only.
+SENSOR_EQUALS: Final = {
+    "EQ_deviceID": ("deviceID", True, "identifier"),
+    "EQ_dataProcessingMethod": ("dataProcessingMethod", True, "identifier"),
+    "EQ_bizRules": ("bizRules", True, "identifier"),
+    "EQ_microorganism": ("microorganism", False, "uri"),
+    "EQ_chemicalSubstance": ("chemicalSubstance", False, "uri"),
+    "EQ_uriValue": ("uriValue", False, "uri"),
+    "EQ_stringValue": ("stringValue", False, "string"),
+    "EQ_hexBinaryValue": ("hexBinaryValue", False, "hex"),
+    "EQ_booleanValue": ("booleanValue", False, "boolean"),
+    "EQ_type": ("type", False, "type"),
+}
+SENSOR_NUMBERS: Final = ("value", "minValue", "maxValue", "meanValue", "sDev", "percValue")
+_BOUNDS: Final = {"EQ": "==", "GT": ">", "GE": ">=", "LT": "<", "LE": "<="}
+# {EQ,GT,GE,LT,LE}_{value,minValue,...}_{uom} (UN/CEFACT Rec 20 codes), and _percRank.
+_SENSOR_NUMBER = re.compile(
+    r"(EQ|GT|GE|LT|LE)_(?:(value|minValue|maxValue|meanValue|sDev|percValue)_([A-Z0-9]{2,3})"
+    r"|(percRank))",
+    re.ASCII,
+)
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+", re.ASCII)
 # Extension field names: `namespace#localname` (an absolute IRI, then a local name) or a CURIE.
 # Strict: they are compared with JSON keys (as bind parameters), never spliced into SQL or a
 # jsonpath, and anything else is refused.
@@ -169,6 +193,21 @@ class FieldMatch:
     namespaces: frozenset[str]
     prefix: str | None
     values: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class SensorMatch:
+    """One sensor parameter: a sensorReport (and, for `metadata_too`, a sensorMetadata) of the
+    event whose `field` compares with `op` to one of `values` (strings or booleans), to
+    `number` (in `uom`, when the parameter names one) or to `when` (a time)."""
+
+    field: str
+    op: str = "=="
+    values: tuple[str | bool, ...] = ()
+    number: Decimal | None = None
+    uom: str | None = None
+    when: datetime | None = None
+    metadata_too: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +275,8 @@ class EventFilter:
     parties: tuple[PartyMatch, ...] = ()
     # EQ_/EXISTS_ (and _ILMD_, _INNER_) on extension fields, each a filter.
     fields: tuple[FieldMatch, ...] = ()
+    # The sensor parameters, each a filter on the event's sensorElementList.
+    sensors: tuple[SensorMatch, ...] = ()
     # WD_readPoint/WD_bizLocation: the locations, each also matching its sub-locations.
     wd_read_points: frozenset[str] | None = None
     wd_biz_locations: frozenset[str] | None = None
@@ -382,6 +423,41 @@ def _field(name: str, raw: str, family: tuple[str, bool, bool, bool]) -> FieldMa
     )
 
 
+def _sensor_equals(name: str, raw: str) -> SensorMatch:
+    member, metadata_too, kind = SENSOR_EQUALS[name]
+    values: list[str | bool] = []
+    for value in _values(name, raw):
+        if kind == "boolean":
+            if value not in ("true", "false"):
+                raise QueryParameterError(name, "true or false")
+            values.append(value == "true")
+        elif kind == "hex":
+            if _HEX.fullmatch(value) is None:
+                raise QueryParameterError(name, f"{value[:40]!r} is not hexBinary")
+            values += [value.upper(), value.lower()]  # hexBinary is case-insensitive
+        elif kind == "type":
+            try:
+                canonical = canonical_cbv(CBVKind.SENSOR_MEASUREMENT_TYPE, value)
+            except EventRejected as exc:
+                raise QueryParameterError(name, exc.detail) from None
+            values += sorted(cbv_spellings(CBVKind.SENSOR_MEASUREMENT_TYPE, canonical))
+        elif kind == "string":
+            values.append(value)
+        else:
+            if ":" not in value:
+                raise QueryParameterError(name, f"{value[:40]!r} is not a URI")
+            # Capture stores GS1 identifiers of these members as Digital Links.
+            values.append(_epc(name, value) if kind == "identifier" else value)
+    return SensorMatch(member, values=tuple(values), metadata_too=metadata_too)
+
+
+def _sensor_number(name: str, raw: str, found: re.Match[str]) -> SensorMatch:
+    bound, member, uom, rank = found.groups()
+    return SensorMatch(
+        rank or member, _BOUNDS[bound], number=_decimal(name, raw), uom=None if rank else uom
+    )
+
+
 def page_token(order_by: str, descending: bool, key: datetime, ingest_seq: int) -> str:
     """The opaque nextPageToken of a page under orderBy: its last event's key and position."""
     text = f"{order_by}|{'D' if descending else 'A'}|{key.isoformat()}|{ingest_seq}"
@@ -423,6 +499,7 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
     quantity: list[tuple[str, Decimal]] = []
     parties: list[PartyMatch] = []
     field_matches: list[FieldMatch] = []
+    sensors: list[SensorMatch] = []
     token: tuple[str, str] | None = None
     for name, raw in seen.items():
         if name == "eventType":
@@ -501,6 +578,12 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["per_page"] = _int(name, raw, 1, MAX_PER_PAGE)
         elif name in ("nextPageToken", "cursor"):
             token = (name, raw)
+        elif name in SENSOR_EQUALS:
+            sensors.append(_sensor_equals(name, raw))
+        elif (found_number := _SENSOR_NUMBER.fullmatch(name)) is not None:
+            sensors.append(_sensor_number(name, raw, found_number))
+        elif name in ("GE_time", "LT_time"):
+            sensors.append(SensorMatch("time", _BOUNDS[name[:2]], when=_time(name, raw)))
         elif (family := _field_family(name)) is not None:
             field_matches.append(_field(name, raw, family))
         elif name.startswith(_MASTER_DATA_PREFIXES):
@@ -539,6 +622,7 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
         quantity=tuple(quantity),
         parties=tuple(parties),
         fields=tuple(field_matches),
+        sensors=tuple(sensors),
         asked=tuple(sorted(seen)),
     )
 

@@ -138,6 +138,7 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         clauses.append(declared)
     clauses.extend(_json_filters(query, params))
     clauses.extend(field_filters(query, params))
+    clauses.extend(sensor_filters(query, params))
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
@@ -476,3 +477,50 @@ def field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Co
             "EXISTS (SELECT 1 FROM {holders} h, jsonb_each(h.v) kv"
             " WHERE kv.key = ANY({keys}) AND {test})"
         ).format(holders=holders, keys=keys, test=test)
+
+
+# EPCIS times as sensor reports carry them (checked by capture); cast only what has this form.
+_TIME_FORM = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+
+
+def sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+    """The sensor parameters, each on the event's sensorElementList: jsonpaths built from
+    epcis/query.py's fixed member names and comparisons, every value a jsonpath variable."""
+    reports = "$.sensorElementList[*].sensorReport[*]"
+    for index, match in enumerate(query.sensors):
+        name = f"sensor{index}"
+        if match.when is not None:
+            params[name] = match.when
+            yield sql.SQL(
+                "EXISTS (SELECT 1 FROM jsonb_path_query(event, {}::jsonpath) t(v)"
+                " WHERE jsonb_typeof(t.v) = 'string' AND t.v #>> '{{}}' ~ {}"
+                " AND (t.v #>> '{{}}')::timestamptz {} {})"
+            ).format(
+                sql.Literal(f"{reports}.time"),
+                sql.Literal(_TIME_FORM),
+                sql.SQL(match.op),
+                sql.Placeholder(name),
+            )
+            continue
+        if match.number is not None:
+            condition = f"@.{match.field} {match.op} $v"
+            # A checked decimal (epcis/query.py), written as a JSON number.
+            variables = f'{{"v": {match.number}'
+            if match.uom is not None:
+                condition += " && @.uom == $u"
+                variables += f', "u": "{match.uom}"'
+            params[name] = variables + "}"
+        else:
+            condition = f"@.{match.field} == $v"
+            params[name] = Jsonb({"v": list(match.values)})
+        paths = [f"{reports} ? ({condition})"]
+        if match.metadata_too:
+            paths.append(f"$.sensorElementList[*].sensorMetadata ? ({condition})")
+        yield sql.SQL("({})").format(
+            sql.SQL(" OR ").join(
+                sql.SQL("jsonb_path_exists(event, {}::jsonpath, {}::jsonb)").format(
+                    sql.Literal(path), sql.Placeholder(name)
+                )
+                for path in paths
+            )
+        )

@@ -605,3 +605,123 @@ def test_ilmd_and_inner_fields(gs1: Api, everything: list[Event], contexts: list
     ):
         answer = gs1.get("/epcis/events", "maker", params={name: value})
         assert (answer.status_code, answer.json()["parameter"]) == (400, name), name
+
+
+# -- 7. sensor parameters ---------------------------------------------------------------------
+
+
+def reports(event: Event) -> list[dict[str, Any]]:
+    return [r for e in event.get("sensorElementList", []) for r in e.get("sensorReport", [])]
+
+
+def metadata(event: Event) -> list[dict[str, Any]]:
+    return [
+        e["sensorMetadata"] for e in event.get("sensorElementList", []) if "sensorMetadata" in e
+    ]
+
+
+def any_report(test: Callable[[dict[str, Any]], bool]) -> Callable[[Event], bool]:
+    return lambda event: any(test(report) for report in reports(event))
+
+
+def test_sensor_equalities(gs1: Api, everything: list[Event]) -> None:
+    temperature = {"Temperature", "gs1:Temperature", "https://gs1.org/voc/Temperature"}
+    check(
+        gs1,
+        everything,
+        {"EQ_type": "Temperature"},
+        any_report(lambda r: r.get("type") in temperature),
+    )
+    check(
+        gs1,
+        everything,
+        {"EQ_type": "https://gs1.org/voc/Illuminance|example:Abc"},
+        any_report(lambda r: r.get("type") in ("Illuminance", "gs1:Illuminance", "example:Abc")),
+    )
+    device = normalise_epc("urn:epc:id:giai:4000001.222")
+    check(
+        gs1,
+        everything,
+        {"EQ_deviceID": "urn:epc:id:giai:4000001.222"},
+        lambda e: any(x.get("deviceID") == device for x in reports(e) + metadata(e)),
+    )
+    check(
+        gs1,
+        everything,
+        {"EQ_booleanValue": "true"},
+        any_report(lambda r: r.get("booleanValue") is True),
+    )
+    check(
+        gs1,
+        everything,
+        {"EQ_hexBinaryValue": "F0F0F0"},
+        any_report(lambda r: str(r.get("hexBinaryValue", "")).upper() == "F0F0F0"),
+    )
+    check(
+        gs1,
+        everything,
+        {"EQ_stringValue": "SomeString"},
+        any_report(lambda r: r.get("stringValue") == "SomeString"),
+    )
+    substance = "https://identifiers.org/inchikey:CZMRCDWAGMRECN-UGDNZRGBSA-N"
+    if any(r.get("chemicalSubstance") == substance for e in everything for r in reports(e)):
+        check(
+            gs1,
+            everything,
+            {"EQ_chemicalSubstance": substance},
+            any_report(lambda r: r.get("chemicalSubstance") == substance),
+        )
+
+
+def test_sensor_values_times_and_ranks(gs1: Api, everything: list[Event]) -> None:
+    def number(r: dict[str, Any], key: str) -> Decimal | None:
+        return Decimal(str(r[key])) if key in r else None
+
+    check(
+        gs1,
+        everything,
+        {"GE_value_CEL": "20"},
+        any_report(lambda r: r.get("uom") == "CEL" and (number(r, "value") or -999) >= 20),
+    )
+    check(
+        gs1,
+        everything,
+        {"LT_maxValue_CEL": "14"},
+        any_report(
+            lambda r: (
+                r.get("uom") == "CEL"
+                and number(r, "maxValue") is not None
+                and number(r, "maxValue") < 14
+            )
+        ),  # type: ignore[operator]
+    )
+    # The unit matters: no conversion, so a bound in KEL matches no CEL reading.
+    assert listed(gs1, {"GE_value_KEL": "-1000"}) == []
+    check(
+        gs1,
+        everything,
+        {"LT_percRank": "60"},
+        any_report(lambda r: number(r, "percRank") is not None and number(r, "percRank") < 60),  # type: ignore[operator]
+    )
+
+    def at(r: dict[str, Any]) -> datetime | None:
+        return datetime.fromisoformat(r["time"].replace("Z", "+00:00")) if "time" in r else None
+
+    since = datetime.fromisoformat("2019-04-02T13:30:00+00:00")
+    check(
+        gs1,
+        everything,
+        {"GE_time": "2019-04-02T14:30:00+01:00"},
+        any_report(lambda r: at(r) is not None and at(r) >= since),  # type: ignore[operator]
+    )
+    for name, value in (
+        ("EQ_booleanValue", "yes"),
+        ("EQ_hexBinaryValue", "f0f"),
+        ("EQ_type", "Temperatur"),
+        ("GE_value_CEL", "warm"),
+        ("GE_value_cel", "1"),
+        ("LT_time", "yesterday"),
+        ("EQ_deviceID", "device-1"),
+    ):
+        answer = gs1.get("/epcis/events", "maker", params={name: value})
+        assert (answer.status_code, answer.json()["parameter"]) == (400, name), name
