@@ -7,13 +7,23 @@ them matches); CBV values are accepted as bare words, web URIs, CURIEs and EPCIS
 identifiers as EPC URNs or GS1 Digital Links (compared in their Digital Link form, as stored).
 
 Supported (docs/api.md lists them with what each matches): `eventType`, `GE_`/`LT_eventTime`,
-`GE_`/`LT_recordTime`, `EQ_action`, `EQ_bizStep`, `EQ_disposition`, `EQ_readPoint`,
-`EQ_bizLocation`, `MATCH_epc`, `MATCH_parentID`, `MATCH_inputEPC`, `MATCH_outputEPC`,
-`MATCH_anyEPC`, `MATCH_epcClass`, `MATCH_inputEPCClass`, `MATCH_outputEPCClass`,
-`MATCH_anyEPCClass`, `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
-`EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `perPage`, `nextPageToken` (and
-tracefin's older `limit`, `cursor`). The standard's other parameters are known and refused as
-not supported yet, by name.
+`GE_`/`LT_recordTime`, `EQ_action`, `EQ_bizStep`, `EQ_disposition`,
+`EQ_persistentDisposition_set`/`_unset`, `EQ_readPoint`, `EQ_bizLocation`, `WD_readPoint`,
+`WD_bizLocation` (a GLN's descendants: the same GLN with an extension; tracefin keeps no master
+data), the `MATCH_` family with identifiers and EPC patterns (`urn:epc:idpat:`, matched as
+regexes over the stored Digital Links: epcis/epc_patterns.py), `EQ_`/`GT_`/`GE_`/`LT_`/
+`LE_quantity`, `EQ_bizTransaction_{type}`, `EQ_source_{type}`, `EQ_destination_{type}`,
+`EQ_`/`EXISTS_` on extension fields (`namespace#localname` or a CURIE; `_ILMD_`, `_INNER_`),
+the sensor parameters (`EQ_type`, `EQ_deviceID`, ..., `{EQ,GT,GE,LT,LE}_{value,...}_{uom}`,
+`_percRank`, `GE_`/`LT_time`), `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
+`EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `orderBy` (eventTime, recordTime),
+`orderDirection`, `eventCountLimit`, `maxEventCount`, `perPage`, `nextPageToken` (and
+tracefin's older `limit`, `cursor`). Refused by name: `HASATTR_`/`EQATTR_` (no master data),
+and the standard's few others not answered yet (`EQ_transformationID`, `GE_`/`LT_startTime`,
+`GE_`/`LT_endTime`, comparisons on extension fields).
+
+Names only ever select from fixed tables or pass strict allow-lists; values are handed to the
+store as bind parameters or jsonpath variables, never spliced into SQL or a jsonpath.
 """
 
 from __future__ import annotations

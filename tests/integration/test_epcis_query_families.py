@@ -414,6 +414,14 @@ def test_injection_attempts_are_400_or_inert_never_500(gs1: Api, everything: lis
         ("MATCH_epc", "urn:epc:idpat:sgtin:0614141.107346.*' OR '1'='1"),
         ("EQ_quantity", "1) || (1 == 1"),
         ("EQ_persistentDisposition_set", "x' OR 1=1 --"),
+        # Extension field names: they become JSON keys compared as bind parameters, and only
+        # after a strict allow-list.
+        ("EQ_example:x') OR ('1'='1", "1"),
+        ("EQ_INNER_$.** ? (@ == 1)#x", "1"),
+        ('EXISTS_ILMD_a:b" || true', "true"),
+        ("EQ_http://x.example/'; DROP TABLE events; --#f", "1"),
+        ("GE_value_C'L", "1"),
+        ("EQ_type", "x y') || true"),
     ):
         answer = gs1.get("/epcis/events", "maker", params={name: value})
         assert answer.status_code == 400, (name, answer.text)
