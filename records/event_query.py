@@ -224,31 +224,39 @@ def _ordered(
     keyset: list[sql.Composable] = []
     if query.after_key is not None:
         params["after_key"], params["after_seq"] = query.after_key
+        # The row comparison is the keyset; the plain bound on the key alone (implied by it)
+        # lets an index on the key (events_org_time_idx, events_received_at_idx) start there.
         keyset.append(
-            sql.SQL("({}, ingest_seq) {} (%(after_key)s, %(after_seq)s)").format(
-                key, sql.SQL("<" if query.order_descending else ">")
-            )
+            sql.SQL(
+                "({key}, ingest_seq) {op} (%(after_key)s, %(after_seq)s)"
+                " AND {key} {op}= %(after_key)s"
+            ).format(key=key, op=sql.SQL("<" if query.order_descending else ">"))
         )
     columns = sql.SQL(
         "ingest_seq, event, context, received_at, event_hash, event_time,"
         " (SELECT d.declaration FROM error_declarations d"
         " WHERE d.event_hash = {}.event_hash) AS declaration"
     )
-    if query.event_count_limit is None:
+    if query.event_count_limit is None and not (query.match_epcs or query.match_classes):
         where = sql.SQL(" AND ").join([*clauses, *keyset]) if clauses or keyset else sql.SQL("true")
         statement = sql.SQL("SELECT {} FROM events WHERE {} ORDER BY {} LIMIT %(limit)s").format(
             columns.format(sql.Identifier("events")), where, order
         )
     else:
-        # The first N of the whole query (eventCountLimit), every page cut from them.
-        params["count_limit"] = query.event_count_limit
+        # The matching events first, then the page cut from them: an item's or a lot's events
+        # found by the GIN indexes (as in ingest order, above), or the first N of the whole
+        # query (eventCountLimit).
+        first: sql.Composable = sql.SQL("")
+        if query.event_count_limit is not None:
+            params["count_limit"] = query.event_count_limit
+            first = sql.SQL(" ORDER BY {} LIMIT %(count_limit)s").format(order)
         where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
         statement = sql.SQL(
-            "WITH matching AS MATERIALIZED (SELECT * FROM events WHERE {} ORDER BY {}"
-            " LIMIT %(count_limit)s) SELECT {} FROM matching WHERE {} ORDER BY {} LIMIT %(limit)s"
+            "WITH matching AS MATERIALIZED (SELECT * FROM events WHERE {}{})"
+            " SELECT {} FROM matching WHERE {} ORDER BY {} LIMIT %(limit)s"
         ).format(
             where,
-            order,
+            first,
             columns.format(sql.Identifier("matching")),
             sql.SQL(" AND ").join(keyset) if keyset else sql.SQL("true"),
             order,

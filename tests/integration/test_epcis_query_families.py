@@ -733,3 +733,26 @@ def test_sensor_values_times_and_ranks(gs1: Api, everything: list[Event]) -> Non
     ):
         answer = gs1.get("/epcis/events", "maker", params={name: value})
         assert (answer.status_code, answer.json()["parameter"]) == (400, name), name
+
+
+def test_ordered_pages_of_an_item_and_of_a_pattern(gs1: Api, everything: list[Event]) -> None:
+    """The indexed path (an exact EPC) and the JSON path (a pattern) page in order too."""
+    position = {id(event): index for index, event in enumerate(everything)}
+    fields = ("epcList", "childEPCs", "parentID", "inputEPCList", "outputEPCList")
+    item = DL + "01/10614141073464/21/2017"
+    for value, selects in (
+        (item, lambda e: item in identifiers(e, *fields)),
+        (
+            "urn:epc:idpat:sgtin:0614141.107346.*",
+            lambda e: any(
+                i.startswith(DL + "01/10614141073464/21/") for i in identifiers(e, *fields)
+            ),
+        ),
+    ):
+        chosen = [e for e in everything if selects(e)]
+        assert len(chosen) > 1, value
+        expected = sorted(chosen, key=lambda e: (when(e, "eventTime"), position[id(e)]))
+        params = {"MATCH_anyEPC": value, "orderBy": "eventTime", "orderDirection": "ASC"}
+        assert ids(listed(gs1, {**params, "perPage": "1"})) == ids(expected), value
+        limited = listed(gs1, {**params, "eventCountLimit": "2", "perPage": "1"})
+        assert ids(limited) == ids(expected[:2]), value
