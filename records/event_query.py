@@ -137,8 +137,8 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
     if declared is not None:
         clauses.append(declared)
     clauses.extend(_json_filters(query, params))
-    clauses.extend(field_filters(query, params))
-    clauses.extend(sensor_filters(query, params))
+    clauses.extend(_field_filters(query, params))
+    clauses.extend(_sensor_filters(query, params))
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
@@ -435,7 +435,7 @@ _CONTEXT_TERMS = (
 )
 
 
-def field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
     """EQ_/EXISTS_ on extension fields. The keys a field may have in an event are worked out
     from that event's context: `prefix:local` for each prefix bound to the field's namespace
     (or the one CURIE prefix asked, if the context declares it), and the full IRI. Keys and
@@ -491,7 +491,7 @@ def field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Co
 _TIME_FORM = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
 
 
-def sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+def _sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
     """The sensor parameters, each on the event's sensorElementList: jsonpaths built from
     epcis/query.py's fixed member names and comparisons, every value a jsonpath variable."""
     reports = "$.sensorElementList[*].sensorReport[*]"
