@@ -23,6 +23,7 @@ from epcis.model import EVENT_TYPES
 from epcis.query import (
     EPCIS_CONTEXT,
     QueryParameterError,
+    QueryTooLargeError,
     as_recorded,
     parse_event_query,
     query_document,
@@ -238,7 +239,15 @@ def _query_page(
         query = parse_event_query(params)
     except QueryParameterError as exc:
         raise _parameter_problem(exc.name, exc.detail) from None
-    page = query_events(conn, query, None if org.role == "regulator" else org.id)
+    try:
+        page = query_events(conn, query, None if org.role == "regulator" else org.id)
+    except QueryTooLargeError as exc:
+        raise Problem(
+            413,
+            "query_too_large",
+            f"more than maxEventCount={exc.limit} events match: narrow the query",
+            type="epcisException:QueryTooLargeException",
+        ) from None
     if page.next_cursor is not None:
         following = request.url.remove_query_params(["nextPageToken", "cursor"])
         following = following.include_query_params(nextPageToken=page.next_cursor)

@@ -235,7 +235,8 @@ class CaptureResultPublic(BaseModel):
 
 class EventsPage(BaseModel):
     events: list[dict[str, Any]]
-    next_cursor: int | None
+    # ingest order: the last event's position; under orderBy: an opaque page token
+    next_cursor: int | str | None
 
 
 class VerifyResult(BaseModel):

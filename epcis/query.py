@@ -7,35 +7,55 @@ them matches); CBV values are accepted as bare words, web URIs, CURIEs and EPCIS
 identifiers as EPC URNs or GS1 Digital Links (compared in their Digital Link form, as stored).
 
 Supported (docs/api.md lists them with what each matches): `eventType`, `GE_`/`LT_eventTime`,
-`GE_`/`LT_recordTime`, `EQ_action`, `EQ_bizStep`, `EQ_disposition`, `EQ_readPoint`,
-`EQ_bizLocation`, `MATCH_epc`, `MATCH_parentID`, `MATCH_inputEPC`, `MATCH_outputEPC`,
-`MATCH_anyEPC`, `MATCH_epcClass`, `MATCH_inputEPCClass`, `MATCH_outputEPCClass`,
-`MATCH_anyEPCClass`, `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
-`EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `perPage`, `nextPageToken` (and
-tracefin's older `limit`, `cursor`). The standard's other parameters are known and refused as
-not supported yet, by name.
+`GE_`/`LT_recordTime`, `EQ_action`, `EQ_bizStep`, `EQ_disposition`,
+`EQ_persistentDisposition_set`/`_unset`, `EQ_readPoint`, `EQ_bizLocation`, `WD_readPoint`,
+`WD_bizLocation` (a GLN's descendants: the same GLN with an extension; tracefin keeps no master
+data), the `MATCH_` family with identifiers and EPC patterns (`urn:epc:idpat:`, matched as
+regexes over the stored Digital Links: epcis/epc_patterns.py), `EQ_`/`GT_`/`GE_`/`LT_`/
+`LE_quantity`, `EQ_bizTransaction_{type}`, `EQ_source_{type}`, `EQ_destination_{type}`,
+`EQ_`/`EXISTS_` on extension fields (`namespace#localname` or a CURIE; `_ILMD_`, `_INNER_`),
+the sensor parameters (`EQ_type`, `EQ_deviceID`, ..., `{EQ,GT,GE,LT,LE}_{value,...}_{uom}`,
+`_percRank`, `GE_`/`LT_time`), `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
+`EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `orderBy` (eventTime, recordTime),
+`orderDirection`, `eventCountLimit`, `maxEventCount`, `perPage`, `nextPageToken` (and
+tracefin's older `limit`, `cursor`). Refused by name: `HASATTR_`/`EQATTR_` (no master data),
+and the standard's few others not answered yet (`EQ_transformationID`, `GE_`/`LT_startTime`,
+`GE_`/`LT_endTime`, comparisons on extension fields).
+
+Names only ever select from fixed tables or pass strict allow-lists; values are handed to the
+store as bind parameters or jsonpath variables, never spliced into SQL or a jsonpath.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from epcis.epc_format import DEFAULT_EPC_FORMAT, EPCFormat, answered_format, translate_event
+from epcis.epc_patterns import PATTERN_PREFIX, pattern_regex
 from epcis.event_hash import digest_from_hash_id
 from epcis.identifiers import checked_epc
 from epcis.model import EVENT_TYPES
 from epcis.rejects import EventRejected
-from epcis.vocabulary import CBVKind, canonical_cbv
+from epcis.vocabulary import CBVKind, canonical_cbv, cbv_spellings
 
 __all__ = [
     "EPCIS_CONTEXT",
     "MAX_PER_PAGE",
     "EventFilter",
+    "FieldMatch",
+    "PartyMatch",
+    "PatternMatch",
     "QueryParameterError",
+    "QueryTooLargeError",
+    "SensorMatch",
     "as_recorded",
+    "page_token",
     "parse_event_query",
     "query_document",
 ]
@@ -65,32 +85,20 @@ MATCH_CLASS_FIELDS: Final = {
     ),
 }
 # Parameters of the standard this repository does not answer yet: refused by name, never
-# ignored. (Families: `EQ_`/`EXISTS_` on fields and ILMD, sensor and quantity filters.)
+# ignored. (Families: `EQ_`/`EXISTS_` on fields and ILMD, sensor filters.)
 NOT_YET: Final = frozenset(
     {
-        "WD_readPoint",
-        "WD_bizLocation",
-        "EQ_quantity",
-        "GT_quantity",
-        "GE_quantity",
-        "LT_quantity",
-        "LE_quantity",
-        "orderBy",
-        "orderDirection",
-        "eventCountLimit",
-        "maxEventCount",
+        "EQ_transformationID",
+        "GE_startTime",
+        "LT_startTime",
+        "GE_endTime",
+        "LT_endTime",
     }
 )
 _NOT_YET_PREFIXES: Final = (
-    "EQ_persistentDisposition",
-    "EQ_bizTransaction_",
-    "EQ_source_",
-    "EQ_destination_",
     "EQ_INNER_",
     "EQ_ILMD_",
     "EXISTS_",
-    "HASATTR_",
-    "EQATTR_",
     "EQ_sensor",
     "GT_",
     "GE_",
@@ -99,6 +107,128 @@ _NOT_YET_PREFIXES: Final = (
     "EQ_",
     "MATCH_",
 )
+# Master-data attributes: tracefin keeps no master data (vocabulary elements and their
+# attributes), so these can never be answered truthfully: refused by name, saying why.
+_MASTER_DATA_PREFIXES: Final = ("HASATTR_", "EQATTR_")
+ORDER_KEYS: Final = {"eventTime": "event_time", "recordTime": "received_at"}
+QUANTITY_BOUNDS: Final = {
+    "EQ_quantity": "==",
+    "GT_quantity": ">",
+    "GE_quantity": ">=",
+    "LT_quantity": "<",
+    "LE_quantity": "<=",
+}
+# EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}: the stored list, its
+# element's identifier field, and the vocabulary of the type.
+PARTY_PARAMETERS: Final = {
+    "EQ_bizTransaction_": ("bizTransactionList", "bizTransaction", CBVKind.BIZ_TRANSACTION_TYPE),
+    "EQ_source_": ("sourceList", "source", CBVKind.SOURCE_DEST_TYPE),
+    "EQ_destination_": ("destinationList", "destination", CBVKind.SOURCE_DEST_TYPE),
+}
+# The token of a page under orderBy: the sort key and ingest_seq of the page's last event.
+_TOKEN_PREFIX: Final = "k1."  # noqa: S105 - a format marker, not a secret
+# The sensor parameters (EPCIS 2.0 8.2.7.1) on sensorReport/sensorMetadata members: name ->
+# (member, in sensorMetadata too, kind). Members come from this table only.
+SENSOR_EQUALS: Final = {
+    "EQ_deviceID": ("deviceID", True, "identifier"),
+    "EQ_dataProcessingMethod": ("dataProcessingMethod", True, "identifier"),
+    "EQ_bizRules": ("bizRules", True, "identifier"),
+    "EQ_microorganism": ("microorganism", False, "uri"),
+    "EQ_chemicalSubstance": ("chemicalSubstance", False, "uri"),
+    "EQ_uriValue": ("uriValue", False, "uri"),
+    "EQ_stringValue": ("stringValue", False, "string"),
+    "EQ_hexBinaryValue": ("hexBinaryValue", False, "hex"),
+    "EQ_booleanValue": ("booleanValue", False, "boolean"),
+    "EQ_type": ("type", False, "type"),
+}
+SENSOR_NUMBERS: Final = ("value", "minValue", "maxValue", "meanValue", "sDev", "percValue")
+_BOUNDS: Final = {"EQ": "==", "GT": ">", "GE": ">=", "LT": "<", "LE": "<="}
+# {EQ,GT,GE,LT,LE}_{value,minValue,...}_{uom} (UN/CEFACT Rec 20 codes), and _percRank.
+_SENSOR_NUMBER = re.compile(
+    r"(EQ|GT|GE|LT|LE)_(?:(value|minValue|maxValue|meanValue|sDev|percValue)_([A-Z0-9]{2,3})"
+    r"|(percRank))",
+    re.ASCII,
+)
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+", re.ASCII)
+# Extension field names: `namespace#localname` (an absolute IRI, then a local name) or a CURIE.
+# Strict: they are compared with JSON keys (as bind parameters), never spliced into SQL or a
+# jsonpath, and anything else is refused.
+_LOCAL_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}"
+_IRI_FIELD = re.compile(
+    rf"([A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9._~:/%@\-]{{1,200}})#({_LOCAL_NAME})"
+)
+_CURIE_FIELD = re.compile(rf"({_LOCAL_NAME}):({_LOCAL_NAME})")
+# The EQ_/EXISTS_ families on extension fields, longest first.
+_FIELD_FAMILIES: Final = (
+    ("EQ_INNER_ILMD_", True, True, True),
+    ("EXISTS_INNER_ILMD_", False, True, True),
+    ("EQ_ILMD_", True, True, False),
+    ("EXISTS_ILMD_", False, True, False),
+    ("EQ_INNER_", True, False, True),
+    ("EXISTS_INNER_", False, False, True),
+    ("EQ_", True, False, False),
+    ("EXISTS_", False, False, False),
+)
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+
+
+class QueryTooLargeError(Exception):
+    """The query would answer more events than its maxEventCount (QueryTooLargeException)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than maxEventCount={limit} events match")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class PartyMatch:
+    """One EQ_bizTransaction_/EQ_source_/EQ_destination_ parameter: an element of `list_field`
+    whose `type` is one of `types` (every spelling) and whose `id_field` is one of `values`."""
+
+    list_field: str
+    id_field: str
+    types: frozenset[str]
+    values: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FieldMatch:
+    """One EQ_/EXISTS_ parameter on an extension field: in the event (`ilmd` False) or its
+    ILMD, at its top level or nested anywhere below it (`inner`). The name is given as
+    `namespace#localname` (`namespaces`: the IRIs a context may bind a prefix to for it) or as a
+    CURIE (`prefix`: a prefix the event's context must declare). `values` None: it exists."""
+
+    ilmd: bool
+    inner: bool
+    local: str
+    namespaces: frozenset[str]
+    prefix: str | None
+    values: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class SensorMatch:
+    """One sensor parameter: a sensorReport (and, for `metadata_too`, a sensorMetadata) of the
+    event whose `field` compares with `op` to one of `values` (strings or booleans), to
+    `number` (in `uom`, when the parameter names one) or to `when` (a time)."""
+
+    field: str
+    op: str = "=="
+    values: tuple[str | bool, ...] = ()
+    number: Decimal | None = None
+    uom: str | None = None
+    when: datetime | None = None
+    metadata_too: bool = False
+
+
+@dataclass(frozen=True)
+class PatternMatch:
+    """One MATCH_ parameter with EPC patterns: an identifier in `fields` equal to one of `exact`
+    or matching one of `regexes` (epc_patterns.pattern_regex)."""
+
+    fields: tuple[str, ...]
+    exact: frozenset[str]
+    regexes: frozenset[str]
 
 
 class QueryParameterError(ValueError):
@@ -138,6 +268,29 @@ class EventFilter:
     per_page: int = DEFAULT_PER_PAGE
     after: int | None = None
     asked: tuple[str, ...] = field(default=())
+    # MATCH_ parameters with EPC patterns (the others are in match_epcs/match_classes).
+    match_epc_patterns: tuple[PatternMatch, ...] = ()
+    match_class_patterns: tuple[PatternMatch, ...] = ()
+    # orderBy (a column: event_time or received_at; None: ingest order), orderDirection,
+    # and the page token under it: the last event's sort key and ingest_seq.
+    order_by: str | None = None
+    order_descending: bool = True
+    after_key: tuple[datetime, int] | None = None
+    event_count_limit: int | None = None
+    max_event_count: int | None = None
+    # EQ_/GT_/GE_/LT_/LE_quantity: (jsonpath comparison, value), all on one quantity element.
+    quantity: tuple[tuple[str, Decimal], ...] = ()
+    # Every spelling (bare word, web URI, CURIE, URN) of the asked dispositions.
+    persistent_set: frozenset[str] | None = None
+    persistent_unset: frozenset[str] | None = None
+    parties: tuple[PartyMatch, ...] = ()
+    # EQ_/EXISTS_ (and _ILMD_, _INNER_) on extension fields, each a filter.
+    fields: tuple[FieldMatch, ...] = ()
+    # The sensor parameters, each a filter on the event's sensorElementList.
+    sensors: tuple[SensorMatch, ...] = ()
+    # WD_readPoint/WD_bizLocation: the locations, each also matching its sub-locations.
+    wd_read_points: frozenset[str] | None = None
+    wd_biz_locations: frozenset[str] | None = None
 
 
 def _values(name: str, raw: str) -> list[str]:
@@ -168,16 +321,46 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
+def _given_and_canonical(value: str) -> tuple[str, ...]:
+    """An identifier as given and, for a GS1 key, as its Digital Link: a field outside the EPC
+    fields is stored as captured (bizTransaction, sensor deviceID, ...), but was stored as its
+    Digital Link before capture kept it (and source/destination ids are EPC fields, stored
+    normalised), so both forms are looked for."""
+    try:
+        canonical = checked_epc(value)
+    except ValueError:
+        return (value,)
+    return (value,) if canonical == value else (value, canonical)
+
+
+def _epc(name: str, value: str) -> str:
+    try:
+        return checked_epc(value)
+    except ValueError as exc:
+        raise QueryParameterError(name, str(exc)) from None
+
+
 def _epcs(name: str, raw: str) -> frozenset[str]:
     found = set()
     for value in _values(name, raw):
-        if value.startswith("urn:epc:idpat:"):
-            raise QueryParameterError(name, "EPC patterns (urn:epc:idpat:) are not supported yet")
-        try:
-            found.add(checked_epc(value))
-        except ValueError as exc:
-            raise QueryParameterError(name, str(exc)) from None
+        if value.startswith(PATTERN_PREFIX):
+            raise QueryParameterError(name, "EPC patterns (urn:epc:idpat:) match EPCs (MATCH_)")
+        found.add(_epc(name, value))
     return frozenset(found)
+
+
+def _match(name: str, raw: str, fields: tuple[str, ...], classes: bool) -> PatternMatch:
+    """A MATCH_ parameter's identifiers (Digital Link) and patterns (as regexes)."""
+    exact, regexes = set(), set()
+    for value in _values(name, raw):
+        if value.startswith(PATTERN_PREFIX):
+            try:
+                regexes.add(pattern_regex(value, classes=classes))
+            except ValueError as exc:
+                raise QueryParameterError(name, f"{value[:60]!r}: {exc}") from None
+        else:
+            exact.add(_epc(name, value))
+    return PatternMatch(fields, frozenset(exact), frozenset(regexes))
 
 
 def _cbv(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
@@ -187,12 +370,140 @@ def _cbv(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
         raise QueryParameterError(name, exc.detail) from None
 
 
+def _spellings(name: str, raw: str, kind: CBVKind) -> frozenset[str]:
+    return frozenset(
+        spelling for value in _cbv(name, raw, kind) for spelling in cbv_spellings(kind, value)
+    )
+
+
 def _among(name: str, raw: str, allowed: frozenset[str]) -> frozenset[str]:
     values = frozenset(_values(name, raw))
     unknown = sorted(values - allowed)
     if unknown:
         raise QueryParameterError(name, f"{unknown[0][:40]!r} is not one of {sorted(allowed)}")
     return values
+
+
+def _decimal(name: str, raw: str) -> Decimal:
+    if _DECIMAL.fullmatch(raw) is None:
+        raise QueryParameterError(name, f"{raw[:40]!r} is not a decimal number")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise QueryParameterError(name, f"{raw[:40]!r} is not a decimal number") from None
+    return value
+
+
+def _party(name: str, raw: str) -> PartyMatch:
+    prefix = next(p for p in PARTY_PARAMETERS if name.startswith(p))
+    list_field, id_field, kind = PARTY_PARAMETERS[prefix]
+    kind_name = name[len(prefix) :]
+    if not kind_name:
+        raise QueryParameterError(name, f"name the type: {prefix}{{type}}")
+    try:  # the type is one name, not a |-separated list
+        types = cbv_spellings(kind, canonical_cbv(kind, kind_name))
+    except EventRejected as exc:
+        raise QueryParameterError(name, exc.detail) from None
+    values: set[str] = set()
+    for value in _values(name, raw):
+        if ":" not in value:
+            raise QueryParameterError(name, f"{value[:40]!r} is not a URI")
+        values.update(_given_and_canonical(value))
+    return PartyMatch(list_field, id_field, types, frozenset(values))
+
+
+def _field_family(name: str) -> tuple[str, bool, bool, bool] | None:
+    """The family (prefix, is EQ_, in ILMD, inner) of an EQ_/EXISTS_ parameter on an extension
+    field: one whose rest is a namespace#localname or a CURIE; None for any other name."""
+    for family in _FIELD_FAMILIES:
+        rest = name[len(family[0]) :]
+        if name.startswith(family[0]) and ("#" in rest or ":" in rest):
+            return family
+    return None
+
+
+def _field(name: str, raw: str, family: tuple[str, bool, bool, bool]) -> FieldMatch:
+    prefix, equal, ilmd, inner = family
+    field_name = name[len(prefix) :]
+    values = frozenset(_values(name, raw)) if equal else None
+    if not equal and raw not in ("true", "false"):
+        raise QueryParameterError(name, "true or false")
+    if not equal and raw == "false":
+        # The standard's EXISTS_ takes no false; answering "every event" would hide a typo.
+        raise QueryParameterError(name, "EXISTS_ filters on true (leave it out for any event)")
+    iri = _IRI_FIELD.fullmatch(field_name)
+    if iri is not None:
+        namespace, local = iri.groups()
+        # A context may bind the prefix to the namespace with or without its separator.
+        base = namespace.rstrip("/#")
+        forms = frozenset({namespace, base, base + "/", base + "#"})
+        return FieldMatch(ilmd, inner, local, forms, None, values)
+    curie = _CURIE_FIELD.fullmatch(field_name)
+    if curie is not None and not field_name.startswith(("http:", "https:", "urn:")):
+        return FieldMatch(ilmd, inner, curie.group(2), frozenset(), curie.group(1), values)
+    raise QueryParameterError(
+        name, "an extension field is named namespace#localname or prefix:localname"
+    )
+
+
+def _sensor_equals(name: str, raw: str) -> SensorMatch:
+    member, metadata_too, kind = SENSOR_EQUALS[name]
+    values: list[str | bool] = []
+    for value in _values(name, raw):
+        if kind == "boolean":
+            if value not in ("true", "false"):
+                raise QueryParameterError(name, "true or false")
+            values.append(value == "true")
+        elif kind == "hex":
+            if _HEX.fullmatch(value) is None:
+                raise QueryParameterError(name, f"{value[:40]!r} is not hexBinary")
+            values += [value.upper(), value.lower()]  # hexBinary is case-insensitive
+        elif kind == "type":
+            try:
+                canonical = canonical_cbv(CBVKind.SENSOR_MEASUREMENT_TYPE, value)
+            except EventRejected as exc:
+                raise QueryParameterError(name, exc.detail) from None
+            values += sorted(cbv_spellings(CBVKind.SENSOR_MEASUREMENT_TYPE, canonical))
+        elif kind == "string":
+            values.append(value)
+        else:
+            if ":" not in value:
+                raise QueryParameterError(name, f"{value[:40]!r} is not a URI")
+            values.extend(_given_and_canonical(value) if kind == "identifier" else (value,))
+    return SensorMatch(member, values=tuple(values), metadata_too=metadata_too)
+
+
+def _sensor_number(name: str, raw: str, found: re.Match[str]) -> SensorMatch:
+    bound, member, uom, rank = found.groups()
+    return SensorMatch(
+        rank or member, _BOUNDS[bound], number=_decimal(name, raw), uom=None if rank else uom
+    )
+
+
+def page_token(order_by: str, descending: bool, key: datetime, ingest_seq: int) -> str:
+    """The opaque nextPageToken of a page under orderBy: its last event's key and position."""
+    text = f"{order_by}|{'D' if descending else 'A'}|{key.isoformat()}|{ingest_seq}"
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _ordered_token(name: str, raw: str, order_by: str, descending: bool) -> tuple[datetime, int]:
+    """The (key, ingest_seq) of a token `page_token` wrote for this very ordering."""
+    malformed = QueryParameterError(name, "not a page token of this query (ask without it)")
+    if not raw.startswith(_TOKEN_PREFIX) or len(raw) > 200:
+        raise malformed
+    body = raw[len(_TOKEN_PREFIX) :]
+    try:
+        text = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+        by, direction, key, seq = text.split("|")
+        when = datetime.fromisoformat(key)
+        position = int(seq)
+    except ValueError:
+        raise malformed from None
+    if (by, direction) != (order_by, "D" if descending else "A") or when.tzinfo is None:
+        raise malformed
+    if not 0 <= position < 2**63:
+        raise malformed
+    return when, position
 
 
 def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
@@ -205,6 +516,13 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
     kwargs: dict[str, object] = {}
     match_epcs: list[tuple[tuple[str, ...], frozenset[str]]] = []
     match_classes: list[tuple[tuple[str, ...], frozenset[str]]] = []
+    epc_patterns: list[PatternMatch] = []
+    class_patterns: list[PatternMatch] = []
+    quantity: list[tuple[str, Decimal]] = []
+    parties: list[PartyMatch] = []
+    field_matches: list[FieldMatch] = []
+    sensors: list[SensorMatch] = []
+    token: tuple[str, str] | None = None
     for name, raw in seen.items():
         if name == "eventType":
             kwargs["event_types"] = _among(name, raw, EVENT_TYPES)
@@ -218,14 +536,29 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["biz_steps"] = _cbv(name, raw, CBVKind.BIZ_STEP)
         elif name == "EQ_disposition":
             kwargs["dispositions"] = _cbv(name, raw, CBVKind.DISPOSITION)
+        elif name in ("EQ_persistentDisposition_set", "EQ_persistentDisposition_unset"):
+            key = "persistent_set" if name.endswith("_set") else "persistent_unset"
+            kwargs[key] = _spellings(name, raw, CBVKind.DISPOSITION)
         elif name == "EQ_readPoint":
             kwargs["read_points"] = _epcs(name, raw)
         elif name == "EQ_bizLocation":
             kwargs["biz_locations"] = _epcs(name, raw)
-        elif name in MATCH_EPC_FIELDS:
-            match_epcs.append((MATCH_EPC_FIELDS[name], _epcs(name, raw)))
-        elif name in MATCH_CLASS_FIELDS:
-            match_classes.append((MATCH_CLASS_FIELDS[name], _epcs(name, raw)))
+        elif name == "WD_readPoint":
+            kwargs["wd_read_points"] = _epcs(name, raw)
+        elif name == "WD_bizLocation":
+            kwargs["wd_biz_locations"] = _epcs(name, raw)
+        elif name in MATCH_EPC_FIELDS or name in MATCH_CLASS_FIELDS:
+            classes = name in MATCH_CLASS_FIELDS
+            fields = MATCH_CLASS_FIELDS[name] if classes else MATCH_EPC_FIELDS[name]
+            found = _match(name, raw, fields, classes)
+            if found.regexes:
+                (class_patterns if classes else epc_patterns).append(found)
+            else:
+                (match_classes if classes else match_epcs).append((fields, found.exact))
+        elif name in QUANTITY_BOUNDS:
+            quantity.append((QUANTITY_BOUNDS[name], _decimal(name, raw)))
+        elif name.startswith(tuple(PARTY_PARAMETERS)):
+            parties.append(_party(name, raw))
         elif name == "EQ_eventID":
             values = _values(name, raw)
             digests = set()
@@ -247,20 +580,71 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             kwargs["corrective_event_ids"] = frozenset(_values(name, raw))
         elif name in ("GE_errorDeclarationTime", "LT_errorDeclarationTime"):
             kwargs[f"{name[:2].lower()}_declaration_time"] = _time(name, raw)
+        elif name == "orderBy":
+            if raw not in ORDER_KEYS:
+                raise QueryParameterError(
+                    name,
+                    f"{raw[:40]!r}: this repository orders by eventTime or recordTime"
+                    " (not by extension fields)",
+                )
+            kwargs["order_by"] = ORDER_KEYS[raw]
+        elif name == "orderDirection":
+            if raw not in ("ASC", "DESC"):
+                raise QueryParameterError(name, "ASC or DESC")
+            kwargs["order_descending"] = raw == "DESC"
+        elif name == "eventCountLimit":
+            kwargs["event_count_limit"] = _int(name, raw, 1, 2**31 - 1)
+        elif name == "maxEventCount":
+            kwargs["max_event_count"] = _int(name, raw, 0, 2**31 - 1)
         elif name in ("perPage", "limit"):
             kwargs["per_page"] = _int(name, raw, 1, MAX_PER_PAGE)
         elif name in ("nextPageToken", "cursor"):
-            kwargs["after"] = _int(name, raw, 0, 2**63 - 1)
+            token = (name, raw)
+        elif name in SENSOR_EQUALS:
+            sensors.append(_sensor_equals(name, raw))
+        elif (found_number := _SENSOR_NUMBER.fullmatch(name)) is not None:
+            sensors.append(_sensor_number(name, raw, found_number))
+        elif name in ("GE_time", "LT_time"):
+            sensors.append(SensorMatch("time", _BOUNDS[name[:2]], when=_time(name, raw)))
+        elif (family := _field_family(name)) is not None:
+            field_matches.append(_field(name, raw, family))
+        elif name.startswith(_MASTER_DATA_PREFIXES):
+            raise QueryParameterError(
+                name,
+                "master-data attributes are not kept by this repository (no vocabulary"
+                " master data is captured), so this filter cannot be answered",
+            )
         elif name in NOT_YET or name.startswith(_NOT_YET_PREFIXES):
             raise QueryParameterError(name, "not supported by this repository yet")
         else:
             raise QueryParameterError(name, "not a query parameter of EPCIS 2.0")
     if {"perPage", "limit"} <= seen.keys() or {"nextPageToken", "cursor"} <= seen.keys():
         raise QueryParameterError("perPage", "give perPage/nextPageToken or limit/cursor")
+    order_by = kwargs.get("order_by")
+    if "orderDirection" in seen and order_by is None:
+        raise QueryParameterError("orderDirection", "give orderBy too")
+    if "eventCountLimit" in seen:
+        if "maxEventCount" in seen:
+            raise QueryParameterError("eventCountLimit", "not with maxEventCount")
+        if order_by is None:
+            raise QueryParameterError("eventCountLimit", "give orderBy too")
+    if token is not None:
+        name, raw = token
+        if isinstance(order_by, str):
+            descending = bool(kwargs.get("order_descending", True))
+            kwargs["after_key"] = _ordered_token(name, raw, order_by, descending)
+        else:
+            kwargs["after"] = _int(name, raw, 0, 2**63 - 1)
     return EventFilter(
         **kwargs,  # type: ignore[arg-type]
         match_epcs=tuple(match_epcs),
         match_classes=tuple(match_classes),
+        match_epc_patterns=tuple(epc_patterns),
+        match_class_patterns=tuple(class_patterns),
+        quantity=tuple(quantity),
+        parties=tuple(parties),
+        fields=tuple(field_matches),
+        sensors=tuple(sensors),
         asked=tuple(sorted(seen)),
     )
 

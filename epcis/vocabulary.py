@@ -21,6 +21,7 @@ __all__ = [
     "CBVKind",
     "Stage",
     "canonical_cbv",
+    "cbv_spellings",
     "cbv_uri",
     "stage_of",
 ]
@@ -308,6 +309,15 @@ def canonical_cbv(kind: CBVKind, value: str) -> str:
             f"{_shown(value)} is neither a {kind.value} nor a URI",
         )
     return value
+
+
+def cbv_spellings(kind: CBVKind, canonical: str) -> frozenset[str]:
+    """Every form a stored field may carry a canonical value in (fields kept as captured, such
+    as persistentDisposition, hold any of them): a standard word bare and in each URI form; any
+    other URI as it is."""
+    if canonical not in _WORDS[kind]:
+        return frozenset({canonical})
+    return frozenset({canonical, *(prefix + canonical for prefix in _PREFIXES[kind])})
 
 
 class Stage(StrEnum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -9,17 +11,19 @@ from typing import Any
 import orjson
 from psycopg import sql
 from psycopg.rows import class_row
-from psycopg.types.json import set_json_loads
+from psycopg.types.json import Jsonb, set_json_loads
 
 from epcis.identifiers import lot_uri, parse_lot
-from epcis.query import EventFilter
+from epcis.query import EventFilter, QueryTooLargeError, page_token
 from records.db import Conn
 
 
 @dataclass(frozen=True)
 class EventPage:
     events: list[dict[str, Any]]
-    next_cursor: int | None
+    # The next page's nextPageToken: the last event's ingest_seq in ingest order, an opaque
+    # string (epcis.query.page_token) under orderBy; None on the last page.
+    next_cursor: int | str | None
     # The @context of the documents the events were captured in, in page order, one each.
     contexts: list[Any] = field(default_factory=list)
     # When the repository received each event (its recordTime) and its digest, in page order.
@@ -135,9 +139,16 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
     declared = _declared(query, params)
     if declared is not None:
         clauses.append(declared)
+    clauses.extend(_json_filters(query, params))
+    clauses.extend(_field_filters(query, params))
+    clauses.extend(_sensor_filters(query, params))
     if org_id is not None:
         clauses.append(sql.SQL("org_id = %(org)s"))
         params["org"] = org_id
+    if query.order_by is not None:
+        return _ordered(conn, query, clauses, params)
+    if query.max_event_count is not None:
+        _check_size(conn, query.max_event_count, clauses, params)
     if query.after is not None:
         clauses.append(sql.SQL("ingest_seq > %(after)s"))
         params["after"] = query.after
@@ -175,15 +186,98 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
         rows = cursor.execute(statement.format(where), params).fetchall()
     page = rows[: params["limit"] - 1]
     more = len(rows) > len(page)
+    return _page(page, page[-1].ingest_seq if more and page else None)
+
+
+def _page(page: Sequence[_FoundEvent], next_cursor: int | str | None) -> EventPage:
     return EventPage(
         [row.event for row in page],
-        page[-1].ingest_seq if more and page else None,
+        next_cursor,
         [row.context for row in page],
         [row.received_at for row in page],
         [bytes(row.event_hash) for row in page],
         [row.declaration for row in page],
         [row.as_captured for row in page],
     )
+
+
+def _check_size(
+    conn: Conn, limit: int, clauses: list[sql.Composable], params: dict[str, Any]
+) -> None:
+    """maxEventCount: QueryTooLargeError if more than `limit` events match (the whole query,
+    not the page); counts at most limit + 1 of them."""
+    where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE {} LIMIT %(max_count)s) matching"
+        ).format(where),
+        {**params, "max_count": limit + 1},
+    ).fetchone()
+    if row is not None and int(row[0]) > limit:
+        raise QueryTooLargeError(limit)
+
+
+def _ordered(
+    conn: Conn, query: EventFilter, clauses: list[sql.Composable], params: dict[str, Any]
+) -> EventPage:
+    """A page under orderBy: keyset on (key, ingest_seq), ingest_seq breaking ties, in the
+    asked direction; eventCountLimit: the first N of that order, paged."""
+    assert query.order_by in ("event_time", "received_at")  # parse_event_query's columns
+    key = sql.Identifier(query.order_by)
+    direction = sql.SQL("DESC" if query.order_descending else "ASC")
+    order = sql.SQL("{} {}, ingest_seq {}").format(key, direction, direction)
+    if query.max_event_count is not None:
+        _check_size(conn, query.max_event_count, clauses, params)
+    keyset: list[sql.Composable] = []
+    if query.after_key is not None:
+        params["after_key"], params["after_seq"] = query.after_key
+        # The row comparison is the keyset; the plain bound on the key alone (implied by it)
+        # lets an index on the key (events_org_time_idx, events_received_at_idx) start there.
+        keyset.append(
+            sql.SQL(
+                "({key}, ingest_seq) {op} (%(after_key)s, %(after_seq)s)"
+                " AND {key} {op}= %(after_key)s"
+            ).format(key=key, op=sql.SQL("<" if query.order_descending else ">"))
+        )
+    columns = sql.SQL(
+        "ingest_seq, event, context, received_at, event_hash, as_captured, event_time,"
+        " (SELECT d.declaration FROM error_declarations d"
+        " WHERE d.event_hash = {}.event_hash) AS declaration"
+    )
+    if query.event_count_limit is None and not (query.match_epcs or query.match_classes):
+        where = sql.SQL(" AND ").join([*clauses, *keyset]) if clauses or keyset else sql.SQL("true")
+        statement = sql.SQL("SELECT {} FROM events WHERE {} ORDER BY {} LIMIT %(limit)s").format(
+            columns.format(sql.Identifier("events")), where, order
+        )
+    else:
+        # The matching events first, then the page cut from them: an item's or a lot's events
+        # found by the GIN indexes (as in ingest order, above), or the first N of the whole
+        # query (eventCountLimit).
+        first: sql.Composable = sql.SQL("")
+        if query.event_count_limit is not None:
+            params["count_limit"] = query.event_count_limit
+            first = sql.SQL(" ORDER BY {} LIMIT %(count_limit)s").format(order)
+        where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+        statement = sql.SQL(
+            "WITH matching AS MATERIALIZED (SELECT * FROM events WHERE {}{})"
+            " SELECT {} FROM matching WHERE {} ORDER BY {} LIMIT %(limit)s"
+        ).format(
+            where,
+            first,
+            columns.format(sql.Identifier("matching")),
+            sql.SQL(" AND ").join(keyset) if keyset else sql.SQL("true"),
+            order,
+        )
+    with conn.cursor(row_factory=class_row(_OrderedEvent)) as cursor:
+        set_json_loads(orjson.loads, cursor)
+        rows = cursor.execute(statement, params).fetchall()
+    page = rows[: params["limit"] - 1]
+    token = None
+    if len(rows) > len(page) and page:
+        last = page[-1]
+        at = last.event_time if query.order_by == "event_time" else last.received_at
+        token = page_token(query.order_by, query.order_descending, at, last.ingest_seq)
+    return _page(page, token)
 
 
 @dataclass(frozen=True)
@@ -197,6 +291,13 @@ class _FoundEvent:
     event_hash: bytes
     as_captured: dict[str, Any] | None
     declaration: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _OrderedEvent(_FoundEvent):
+    """A row of an ordered query: its event_time, the key of orderBy=eventTime, too."""
+
+    event_time: datetime = datetime.min
 
 
 def _declared(query: EventFilter, params: dict[str, Any]) -> sql.Composable | None:
@@ -251,3 +352,194 @@ def distinct_values(
         {"org": org_id, "limit": limit, "after": after},
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+# A location with descendants (WD_): a GLN without an extension; its sub-locations are the
+# same GLN with one (docs/api.md: tracefin keeps no master-data hierarchy).
+_GLN_LOCATION = re.compile(r"https://id\.gs1\.org/414/\d{13}", re.ASCII)
+# The quantity lists of the standard's QuantityElements, for the _quantity filters.
+_QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+def _json_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+    """The filters read from the stored event JSON: EPC patterns, quantities, persistent
+    dispositions, business transactions, sources and destinations, locations with descendants.
+    Field names come from epcis/query.py's fixed tables; every value is a bind parameter."""
+    for index, match in enumerate((*query.match_epc_patterns, *query.match_class_patterns)):
+        exact, regexes = f"pe{index}", f"pr{index}"
+        params[exact], params[regexes] = sorted(match.exact), sorted(match.regexes)
+        classes = index >= len(query.match_epc_patterns)
+        paths = [f"$.{f}[*].epcClass" if classes else f"$.{f}[*]" for f in match.fields]
+        # Every identifier of the asked fields, compared with the values and the patterns:
+        # no index serves a pattern, so this reads each candidate event's JSON.
+        yield sql.SQL(
+            "EXISTS (SELECT 1 FROM ({}) ids(v) WHERE ids.v = ANY({}) OR ids.v ~ ANY({}))"
+        ).format(
+            sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT jsonb_path_query(event, {}::jsonpath) #>> '{{}}'").format(
+                    sql.Literal(path)
+                )
+                for path in paths
+            ),
+            sql.Placeholder(exact),
+            sql.Placeholder(regexes),
+        )
+    if query.quantity:
+        condition = " && ".join(
+            f"@.quantity {op} $q{index}" for index, (op, _) in enumerate(query.quantity)
+        )
+        path = (
+            "$ ? ("
+            + " || ".join(f"exists(@.{name}[*] ? ({condition}))" for name in _QUANTITY_LISTS)
+            + ")"
+        )
+        # The values are checked decimals (epcis/query.py), written as JSON numbers.
+        params["quantity_vars"] = (
+            "{"
+            + ", ".join(f'"q{index}": {value}' for index, (_, value) in enumerate(query.quantity))
+            + "}"
+        )
+        params["quantity_path"] = path
+        yield sql.SQL(
+            "jsonb_path_exists(event, %(quantity_path)s::jsonpath, %(quantity_vars)s::jsonb)"
+        )
+    for key, values in (("set", query.persistent_set), ("unset", query.persistent_unset)):
+        if values is not None:
+            params[f"persistent_{key}"] = sorted(values)
+            yield sql.SQL("(event->'persistentDisposition'->{}) ?| {}::text[]").format(
+                sql.Literal(key), sql.Placeholder(f"persistent_{key}")
+            )
+    for index, party in enumerate(query.parties):
+        params[f"party{index}"] = Jsonb({"t": sorted(party.types), "v": sorted(party.values)})
+        # In lax mode `==` with an array variable holds if any of its members is equal.
+        path = f"$.{party.list_field}[*] ? (@.type == $t && @.{party.id_field} == $v)"
+        yield sql.SQL("jsonb_path_exists(event, {}::jsonpath, {})").format(
+            sql.Literal(path), sql.Placeholder(f"party{index}")
+        )
+    for column, values in (
+        ("read_point", query.wd_read_points),
+        ("biz_location", query.wd_biz_locations),
+    ):
+        if values is None:
+            continue
+        params[f"wd_{column}"] = sorted(values)
+        params[f"wd_{column}_sub"] = sorted(
+            f"{value}/254/" for value in values if _GLN_LOCATION.fullmatch(value)
+        )
+        yield sql.SQL(
+            "({column} = ANY({exact}) OR EXISTS (SELECT 1 FROM unnest({sub}::text[]) p(prefix)"
+            " WHERE starts_with({column}, p.prefix)))"
+        ).format(
+            column=sql.Identifier(column),
+            exact=sql.Placeholder(f"wd_{column}"),
+            sub=sql.Placeholder(f"wd_{column}_sub"),
+        )
+
+
+# The event's JSON-LD context entries that bind prefixes, as (prefix, IRI) rows: the stored
+# context is one entry or an array of them (strings, which bind none, and objects).
+_CONTEXT_TERMS = (
+    "SELECT d.key AS prefix, d.value AS iri FROM jsonb_array_elements(CASE jsonb_typeof(context)"
+    " WHEN 'array' THEN context ELSE jsonb_build_array(context) END) c(entry),"
+    " jsonb_each_text(CASE jsonb_typeof(c.entry) WHEN 'object' THEN c.entry"
+    " ELSE '{}'::jsonb END) d"
+)
+
+
+def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+    """EQ_/EXISTS_ on extension fields. The keys a field may have in an event are worked out
+    from that event's context: `prefix:local` for each prefix bound to the field's namespace
+    (or the one CURIE prefix asked, if the context declares it), and the full IRI. Keys and
+    values are bind parameters; the only jsonpath is a fixed one."""
+    for index, match in enumerate(query.fields):
+        local, names = f"fl{index}", f"fn{index}"
+        params[local] = match.local
+        template: sql.SQL
+        if match.prefix is None:
+            params[names] = sorted(match.namespaces)
+            template = sql.SQL(
+                "ARRAY(SELECT t.prefix || ':' || {local} FROM ({terms}) t"
+                " WHERE t.iri = ANY({names})"
+                " UNION ALL SELECT n || {local} FROM unnest({names}::text[]) n)"
+            )
+        else:
+            params[names] = match.prefix
+            template = sql.SQL(
+                "ARRAY(SELECT t.prefix || ':' || {local} FROM ({terms}) t WHERE t.prefix = {names})"
+            )
+        keys = template.format(
+            local=sql.Placeholder(local),
+            names=sql.Placeholder(names),
+            terms=sql.SQL(_CONTEXT_TERMS),
+        )
+        base = sql.SQL("(event->'ilmd')" if match.ilmd else "event")
+        if match.inner:
+            # Every object nested below the top level (in the extension fields' values).
+            holders = sql.SQL(
+                "(SELECT o.v FROM jsonb_path_query({}, 'strict $.*.**') o(v)"
+                " WHERE jsonb_typeof(o.v) = 'object')"
+            ).format(base)
+        else:
+            holders = sql.SQL("(SELECT {} AS v WHERE jsonb_typeof({}) = 'object')").format(
+                base, base
+            )
+        test: sql.Composable = sql.SQL("true")
+        if match.values is not None:
+            values = f"fv{index}"
+            params[values] = sorted(match.values)
+            # Scalars compared as their text (a JSON string's value, a number's digits).
+            test = sql.SQL(
+                "jsonb_typeof(kv.value) IN ('string', 'number', 'boolean')"
+                " AND kv.value #>> '{{}}' = ANY({})"
+            ).format(sql.Placeholder(values))
+        yield sql.SQL(
+            "EXISTS (SELECT 1 FROM {holders} h, jsonb_each(h.v) kv"
+            " WHERE kv.key = ANY({keys}) AND {test})"
+        ).format(holders=holders, keys=keys, test=test)
+
+
+# EPCIS times as sensor reports carry them (checked by capture); cast only what has this form.
+_TIME_FORM = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+
+
+def _sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:
+    """The sensor parameters, each on the event's sensorElementList: jsonpaths built from
+    epcis/query.py's fixed member names and comparisons, every value a jsonpath variable."""
+    reports = "$.sensorElementList[*].sensorReport[*]"
+    for index, match in enumerate(query.sensors):
+        name = f"sensor{index}"
+        if match.when is not None:
+            params[name] = match.when
+            yield sql.SQL(
+                "EXISTS (SELECT 1 FROM jsonb_path_query(event, {}::jsonpath) t(v)"
+                " WHERE jsonb_typeof(t.v) = 'string' AND t.v #>> '{{}}' ~ {}"
+                " AND (t.v #>> '{{}}')::timestamptz {} {})"
+            ).format(
+                sql.Literal(f"{reports}.time"),
+                sql.Literal(_TIME_FORM),
+                sql.SQL(match.op),
+                sql.Placeholder(name),
+            )
+            continue
+        if match.number is not None:
+            condition = f"@.{match.field} {match.op} $v"
+            # A checked decimal (epcis/query.py), written as a JSON number.
+            variables = f'{{"v": {match.number}'
+            if match.uom is not None:
+                condition += " && @.uom == $u"
+                variables += f', "u": "{match.uom}"'
+            params[name] = variables + "}"
+        else:
+            condition = f"@.{match.field} == $v"
+            params[name] = Jsonb({"v": list(match.values)})
+        paths = [f"{reports} ? ({condition})"]
+        if match.metadata_too:
+            paths.append(f"$.sensorElementList[*].sensorMetadata ? ({condition})")
+        yield sql.SQL("({})").format(
+            sql.SQL(" OR ").join(
+                sql.SQL("jsonb_path_exists(event, {}::jsonpath, {}::jsonb)").format(
+                    sql.Literal(path), sql.Placeholder(name)
+                )
+                for path in paths
+            )
+        )

@@ -665,8 +665,14 @@ def test_event_query_is_scoped_filtered_and_paginated(world: Api) -> None:
     assert steps(EQ_disposition="in_transit", eventType="ObjectEvent") == ["shipping", "shipping"]
     assert steps(eventType="AggregationEvent", EQ_action="ADD") == ["packing", "packing"]
     assert steps(eventType="AggregationEvent", EQ_action="DELETE") == []
-    # An unknown or unsupported parameter is refused by name, never ignored.
-    for name, value in (("perpage", "2"), ("orderBy", "eventTime"), ("EQ_quantity", "3")):
+    # An unknown or unsupported parameter, or a malformed value, is refused by name, never
+    # ignored.
+    for name, value in (
+        ("perpage", "2"),
+        ("orderBy", "quantity"),
+        ("EQ_quantity", "three"),
+        ("HASATTR_readPoint", "urn:x:attr"),
+    ):
         refused = world.get("/v1/events", "maker", params={name: value})  # type: ignore[attr-defined]
         assert refused.status_code == 400, name
         body = refused.json()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,25 @@ import pytest
 
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from ingest.capture import CAPTURE_JOBS_TOPIC
-from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
+from ingest.capture_jobs import CaptureJobWorker
 from records.db import Conn
 from tests.support.api import Api, SeededWorld, copy_of, serve
 from tests.support.events import make_event
-from tests.support.gs1_examples import EXAMPLES, OPENAPI, XML_EXAMPLES, own_the_examples
+from tests.support.gs1_examples import (
+    CAPTURE_JOB_CONFIG,
+    EXAMPLES,
+    OPENAPI,
+    XML_EXAMPLES,
+    XML_WITHOUT_EVENTS,
+    own_the_examples,
+    post_capture,
+    work_all,
+)
 from tests.support.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-CONFIG = CaptureJobConfig(max_payload_bytes=256 * 1024, max_future_skew=timedelta(minutes=10))
+CONFIG = CAPTURE_JOB_CONFIG
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -60,35 +68,12 @@ def hash_id(event: dict[str, object]) -> str:
     return hash_id_from_digest(event_hash_digest(event))
 
 
-def post(api: Api, body: object, who: str = "maker", **headers: str) -> httpx.Response:
-    content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return api.call(
-        "POST",
-        "/epcis/capture",
-        who,
-        content=content,
-        headers={"Content-Type": "application/json", **headers},
-    )
-
-
 def job_of(api: Api, response: httpx.Response, who: str = "maker") -> dict[str, Any]:
     assert response.status_code == 202, response.text
     answer = api.get(response.headers["Location"], who)
     assert answer.status_code == 200, answer.text
     job: dict[str, Any] = answer.json()
     return job
-
-
-def work_all(database_url: str) -> int:
-    """Work every waiting job with the worker's own code, in process; how many it finished."""
-    worker = CaptureJobWorker(database_url, CONFIG)
-    with (
-        psycopg.connect(database_url, autocommit=True) as conn,
-        psycopg.connect(database_url, autocommit=True) as side,
-    ):
-        while worker.work_next(conn, side):
-            pass
-    return worker.finished
 
 
 def stored(conn: Conn, *events: dict[str, object]) -> int:
@@ -102,7 +87,7 @@ def stored(conn: Conn, *events: dict[str, object]) -> int:
 
 def test_a_document_is_queued_202_then_captured_event_by_event(api: Api, mine: SeededWorld) -> None:
     first, second = make_event(), make_event()
-    response = post(api, document(first, second))
+    response = post_capture(api, document(first, second))
     assert response.status_code == 202, response.text
     assert response.content == b""  # the standard's 202 has no body: the job is at Location
     location = response.headers["Location"]
@@ -138,7 +123,7 @@ def test_a_document_is_queued_202_then_captured_event_by_event(api: Api, mine: S
 
     # The same event again, with a new one: a duplicate, stored once, and the new one accepted.
     third = make_event()
-    again = post(api, document(first, third))
+    again = post_capture(api, document(first, third))
     work_all(mine.database_url)
     assert [(e["eventID"], e["status"]) for e in job_of(api, again)["events"]] == [
         (hash_id(first), "duplicate"),
@@ -170,8 +155,8 @@ def capture_job_schema() -> jsonschema_rs.Validator:
 
 def test_jobs_are_the_standards_capture_jobs(api: Api, mine: SeededWorld) -> None:
     schema = capture_job_schema()
-    waiting = post(api, document(make_event()))
-    failing = post(api, document(make_event(), make_event(bizStep="teleporting")))
+    waiting = post_capture(api, document(make_event()))
+    failing = post_capture(api, document(make_event(), make_event(bizStep="teleporting")))
     queued = job_of(api, waiting)
     work_all(mine.database_url)
     jobs = [queued, job_of(api, waiting), job_of(api, failing)]
@@ -190,8 +175,8 @@ def test_rollback_stores_nothing_of_a_failing_job_and_proceed_stores_the_good_ev
     api: Api, mine: SeededWorld
 ) -> None:
     good, bad = make_event(), make_event(bizStep="teleporting")
-    rolled_back = post(api, document(good, bad))  # rollback: the default
-    proceeded = post(api, document(good, bad), **{"GS1-Capture-Error-Behaviour": "proceed"})
+    rolled_back = post_capture(api, document(good, bad))  # rollback: the default
+    proceeded = post_capture(api, document(good, bad), **{"GS1-Capture-Error-Behaviour": "proceed"})
     assert work_all(mine.database_url) == 2
 
     job = job_of(api, rolled_back)
@@ -225,7 +210,7 @@ def test_rollback_stores_nothing_of_a_failing_job_and_proceed_stores_the_good_ev
 
 def test_rollback_with_every_event_valid_stores_them_all(api: Api, mine: SeededWorld) -> None:
     events = [make_event() for _ in range(3)]
-    response = post(api, document(*events), **{"GS1-Capture-Error-Behaviour": "rollback"})
+    response = post_capture(api, document(*events), **{"GS1-Capture-Error-Behaviour": "rollback"})
     work_all(mine.database_url)
     job = job_of(api, response)
     assert (job["success"], [e["status"] for e in job["events"]]) == (True, ["accepted"] * 3)
@@ -244,14 +229,14 @@ def test_only_an_unreadable_body_is_refused_400(api: Api) -> None:
         (b'"just a string"', "not_an_event"),
         (orjson.dumps(make_event(**{"example:note": "a\x00"})), "invalid_text"),
     ):
-        refused = post(api, body)
+        refused = post_capture(api, body)
         assert refused.status_code == 400, (body, refused.text)
         assert refused.headers["Content-Type"] == PROBLEM_JSON
         problem = refused.json()
         assert (problem["code"], problem["status"]) == (code, 400)
         assert problem["type"] == "epcisException:ValidationException"
         assert "Traceback" not in refused.text
-    odd = post(api, document(make_event()), **{"GS1-Capture-Error-Behaviour": "maybe"})
+    odd = post_capture(api, document(make_event()), **{"GS1-Capture-Error-Behaviour": "maybe"})
     assert (odd.status_code, odd.json()["code"]) == (400, "invalid_capture_error_behaviour")
     assert jobs() == 0
     # Dead-lettered like any refused payload (the odd header refused the request, not a payload).
@@ -260,7 +245,7 @@ def test_only_an_unreadable_body_is_refused_400(api: Api) -> None:
     ).fetchall()
     assert [row[0] for row in kept] == ["not_json", "not_an_event", "not_an_event", "invalid_text"]
     # A document that parses but holds only invalid events is a job, whose result says why.
-    accepted = post(api, document(make_event(bizStep="teleporting")))
+    accepted = post_capture(api, document(make_event(bizStep="teleporting")))
     assert accepted.status_code == 202, accepted.text
     assert jobs() == 1
 
@@ -268,10 +253,10 @@ def test_only_an_unreadable_body_is_refused_400(api: Api) -> None:
 def test_over_the_capture_limits_is_413_with_the_limits_announced(mine: SeededWorld) -> None:
     with serve(mine, public_rate_per_minute=10_000, capture_max_events=2) as api:
         limits = {"GS1-EPCIS-Capture-Limit": "2", "GS1-EPCIS-Capture-File-Size-Limit": "262144"}
-        too_many = post(api, document(make_event(), make_event(), make_event()))
-        too_large = post(api, b"[" + b" " * 300_000 + b"]")
+        too_many = post_capture(api, document(make_event(), make_event(), make_event()))
+        too_large = post_capture(api, b"[" + b" " * 300_000 + b"]")
         # Larger than any body the server reads: refused before the route, the limits named.
-        huge = post(api, b"[" + b" " * 2_000_000 + b"]")
+        huge = post_capture(api, b"[" + b" " * 2_000_000 + b"]")
         for response, code in (
             (too_many, "capture_limit_exceeded"),
             (too_large, "payload_too_large"),
@@ -284,7 +269,7 @@ def test_over_the_capture_limits_is_413_with_the_limits_announced(mine: SeededWo
         for response in (too_many, too_large):
             assert response.json()["type"] == "epcisException:CaptureLimitExceededException"
         assert "3 events" in too_many.json()["detail"]
-        at_the_limit = post(api, document(make_event(), make_event()))
+        at_the_limit = post_capture(api, document(make_event(), make_event()))
         assert at_the_limit.status_code == 202, at_the_limit.text
         options = api.call("OPTIONS", "/epcis/capture", "maker")
         assert {name: options.headers.get(name) for name in limits} == limits
@@ -302,15 +287,15 @@ def test_options_announce_versions_limits_and_error_behaviours(api: Api) -> None
         "2.0.0",
     )
     assert options.headers["GS1-CBV-Version"] == "2.0.0"
-    location = post(api, document(make_event())).headers["Location"]
+    location = post_capture(api, document(make_event())).headers["Location"]
     own = api.call("OPTIONS", location, "maker")
     assert (own.status_code, own.headers["Allow"]) == (204, "OPTIONS, GET")
     assert api.call("OPTIONS", location, "rival").status_code == 404
 
 
 def test_an_org_sees_only_its_own_jobs(api: Api, mine: SeededWorld) -> None:
-    location = post(api, document(make_event())).headers["Location"]
-    theirs = post(api, document(make_event()), who="rival").headers["Location"]
+    location = post_capture(api, document(make_event())).headers["Location"]
+    theirs = post_capture(api, document(make_event()), who="rival").headers["Location"]
     work_all(mine.database_url)
     assert api.get(location, "maker").status_code == 200
     other = api.get(location, "rival")
@@ -324,15 +309,16 @@ def test_an_org_sees_only_its_own_jobs(api: Api, mine: SeededWorld) -> None:
     listed = api.get("/epcis/capture", "rival").json()
     assert [job["captureID"] for job in listed] == [theirs.rsplit("/", 1)[1]]
     # Who may capture: the enterprises, as at /v1/capture; a key is needed to look.
-    assert post(api, document(make_event()), who="regulator").status_code == 403
-    assert post(api, document(make_event()), who="bank").status_code == 403
+    assert post_capture(api, document(make_event()), who="regulator").status_code == 403
+    assert post_capture(api, document(make_event()), who="bank").status_code == 403
     assert api.get(location).status_code == 401
     assert api.get("/epcis/capture").status_code == 401
 
 
 def test_the_jobs_list_is_paged_newest_first(api: Api) -> None:
     ids = [
-        post(api, document(make_event())).headers["Location"].rsplit("/", 1)[1] for _ in range(3)
+        post_capture(api, document(make_event())).headers["Location"].rsplit("/", 1)[1]
+        for _ in range(3)
     ]
     first = api.get("/epcis/capture", "maker", params={"perPage": 2})
     assert first.status_code == 200, first.text
@@ -351,7 +337,7 @@ def test_the_jobs_list_is_paged_newest_first(api: Api) -> None:
 def test_a_job_survives_a_restart_of_the_api(mine: SeededWorld) -> None:
     event = make_event()
     with serve(mine, public_rate_per_minute=10_000) as before:
-        location = post(before, document(event)).headers["Location"]
+        location = post_capture(before, document(event)).headers["Location"]
     # The API is gone; the job is a row, so a new API process knows it, and the worker works it.
     with serve(mine, public_rate_per_minute=10_000) as after:
         assert after.get(location, "maker").json()["running"] is True
@@ -363,7 +349,7 @@ def test_a_job_survives_a_restart_of_the_api(mine: SeededWorld) -> None:
 
 def test_workers_share_the_queue_and_work_each_job_once(api: Api, mine: SeededWorld) -> None:
     batches = [[make_event() for _ in range(3)] for _ in range(12)]
-    locations = [post(api, document(*events)).headers["Location"] for events in batches]
+    locations = [post_capture(api, document(*events)).headers["Location"] for events in batches]
     workers = [CaptureJobWorker(mine.database_url, CONFIG) for _ in range(3)]
 
     def drain(worker: CaptureJobWorker) -> None:
@@ -389,7 +375,7 @@ def test_workers_share_the_queue_and_work_each_job_once(api: Api, mine: SeededWo
 
 def test_a_job_that_killed_its_worker_three_times_is_given_up(api: Api, mine: SeededWorld) -> None:
     event = make_event()
-    response = post(api, document(event))
+    response = post_capture(api, document(event))
     capture_id = response.headers["Location"].rsplit("/", 1)[1]
     # What three workers that died on it leave behind: three attempts, the job still waiting.
     for _ in range(3):
@@ -430,7 +416,7 @@ def test_a_worker_killed_mid_job_leaves_it_whole_and_the_next_completes_it_once(
         # Hold the events table: the worker claims the job, then waits inside its transaction
         # to insert, which is where it is killed.
         blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-        location = post(api, document(*events)).headers["Location"]
+        location = post_capture(api, document(*events)).headers["Location"]
         worker = _capture_worker(mine, tmp_path)
         try:
 
@@ -488,10 +474,10 @@ def test_a_poison_job_is_marked_failed_and_the_worker_goes_on(
     )
     poison = make_event(**{"example:note": "poison"})
     good = make_event()
-    poisoned = post(
+    poisoned = post_capture(
         api, document(poison, make_event()), **{"GS1-Capture-Error-Behaviour": "proceed"}
     )
-    following = post(api, document(good))
+    following = post_capture(api, document(good))
     worker = _capture_worker(mine, tmp_path)
     try:
         _wait_for(
@@ -525,7 +511,7 @@ def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
     assert len(examples) == 47  # GS1's examples: 47 documents
     locations = {}
     for example in examples:
-        response = post(api, example.read_bytes())  # rollback: every event must be good
+        response = post_capture(api, example.read_bytes())  # rollback: every event must be good
         assert response.status_code == 202, (example.name, response.text)
         locations[example.name] = response.headers["Location"]
     assert work_all(mine.database_url) == len(examples)
@@ -558,7 +544,6 @@ def test_every_gs1_json_example_is_captured_as_a_job_and_found_again(
 
 # Examples without events (capture jobs, master data, a CBV illustration): tests/unit/
 # test_xml_binding.py reads them; here only documents of events are captured.
-XML_WITHOUT_EVENTS = ("CaptureJob/", "masterData", "masterdata", "CBV-11.4")
 
 
 def test_every_gs1_xml_example_is_captured_as_a_job_and_found_again(
@@ -618,14 +603,14 @@ def test_a_job_records_an_error_declaration_only_from_a_party_entitled_to_it(
     api: Api, mine: SeededWorld
 ) -> None:
     event = make_event(biz_step="inspecting", disposition="conformant")
-    assert job_of(api, post(api, document(event)))["running"] is True
+    assert job_of(api, post_capture(api, document(event)))["running"] is True
     work_all(mine.database_url)
     declared = {
         **event,
         "errorDeclaration": {"declarationTime": "2026-12-01T00:00:00Z", "reason": "incorrect_data"},
     }
     # Another organisation's key, rollback (the default): refused once judged, nothing kept.
-    refused = post(api, document(declared), "rival")
+    refused = post_capture(api, document(declared), "rival")
     work_all(mine.database_url)
     job = api.get(refused.headers["Location"], "rival").json()
     assert (job["success"], job["events"]) == (False, [])
@@ -633,7 +618,7 @@ def test_a_job_records_an_error_declaration_only_from_a_party_entitled_to_it(
     with psycopg.connect(mine.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM error_declarations").fetchone() == (0,)
     # The party whose event it is: recorded, answered as such.
-    recorded = post(api, document(declared))
+    recorded = post_capture(api, document(declared))
     work_all(mine.database_url)
     job = api.get(recorded.headers["Location"], "maker").json()
     assert (job["success"], job["errors"]) == (True, [])

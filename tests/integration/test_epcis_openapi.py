@@ -12,22 +12,19 @@ objects with their status and a stable code; the media types and bodies the docu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import orjson
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 
-from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
 from tests.support.api import SeededWorld, copy_of
 from tests.support.examples import examples
-from tests.support.gs1_examples import EXAMPLES, OPENAPI, own_the_examples
+from tests.support.gs1_examples import EXAMPLES, OPENAPI, own_the_examples, work_all
 from tests.support.processes import ApiProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -74,16 +71,7 @@ def capture_the_examples(url: str, world: SeededWorld) -> None:
             timeout=30,
         )
         assert queued.status_code == 202, (example.name, queued.text)
-    worker = CaptureJobWorker(
-        world.database_url,
-        CaptureJobConfig(max_payload_bytes=1_048_576, max_future_skew=timedelta(minutes=10)),
-    )
-    with (
-        psycopg.connect(world.database_url, autocommit=True) as conn,
-        psycopg.connect(world.database_url, autocommit=True) as side,
-    ):
-        while worker.work_next(conn, side):
-            pass
+    work_all(world.database_url)
     found = httpx.get(f"{url}/epcis/events", params={"perPage": "500"}, headers=auth, timeout=30)
     listed = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert len(listed) > 50, found.text[:500]  # the examples' 56 events, less repeats, and more

@@ -23,15 +23,15 @@ from epcis.xml_binding import xml_document
 from finance.audit import full_audit
 from ledger.chain import connect
 from records.registry_store import all_prefixes
-from tests.integration.test_capture_jobs import (
+from tests.support.api import Api, SeededWorld, copy_of, serve
+from tests.support.gs1_examples import (
     EXAMPLES,
     XML_EXAMPLES,
     XML_WITHOUT_EVENTS,
     own_the_examples,
-    post,
+    post_capture,
     work_all,
 )
-from tests.support.api import Api, SeededWorld, copy_of, serve
 from tests.support.world import JOURNAL
 
 pytestmark = pytest.mark.integration
@@ -173,7 +173,7 @@ def test_every_gs1_json_example_is_answered_as_captured_or_translated(
     own_the_examples(mine.database_url)
     paths = sorted(EXAMPLES.rglob("*.jsonld"))
     for path in paths:
-        assert post(api, path.read_bytes()).status_code == 202, path.name
+        assert post_capture(api, path.read_bytes()).status_code == 202, path.name
     assert work_all(mine.database_url) == len(paths)
     captured = captured_first([orjson.loads(path.read_bytes()) for path in paths])
     assert len(captured) > 40
@@ -302,7 +302,7 @@ CUSTOM_DOCUMENT = {
 def test_urls_that_are_not_gs1_keys_come_back_byte_for_byte(
     api: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
 ) -> None:
-    assert post(api, CUSTOM_DOCUMENT).status_code == 202
+    assert post_capture(api, CUSTOM_DOCUMENT).status_code == 202
     assert work_all(mine.database_url) == 1
     hash_id = event_hash_id(CUSTOM_EVENT, CUSTOM_DOCUMENT["@context"])
     urls = [*NOT_GS1_KEYS.values(), "https://erp.example.com/01/00614141123452/21/po-77"]

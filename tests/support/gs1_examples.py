@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import orjson
 import psycopg
 
@@ -14,7 +15,9 @@ from epcis.event_hash import document_events
 from epcis.model import parse_event
 from epcis.rejects import EventRejected
 from epcis.xml_binding import xml_document
+from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
 from records import registry_store
+from tests.support.api import Api
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "epcis-2.0"
 EXAMPLES = FIXTURES / "JSON"
@@ -24,6 +27,11 @@ OPENAPI = FIXTURES / "rest-binding" / "openapi.json"
 # examples carry an errorDeclaration: capturing one records it (declared from the start), which
 # only a party entitled to attest the event may do, so the examples are captured by the owner of
 # their goods and the operator of their sites.
+# Examples without events (capture jobs, master data, a CBV illustration).
+XML_WITHOUT_EVENTS = ("CaptureJob/", "masterData", "masterdata", "CBV-11.4")
+CAPTURE_JOB_CONFIG = CaptureJobConfig(
+    max_payload_bytes=256 * 1024, max_future_skew=timedelta(minutes=10)
+)
 EXAMPLE_PREFIXES = ("4012345", "4023333", "4000001", "5012345", "0353579", "0012345", "0037000")
 
 
@@ -51,3 +59,28 @@ def own_the_examples(database_url: str, slug: str = "maker") -> None:
             registry_store.add_prefix(conn, slug, prefix)
         for gln in sorted(sites):
             registry_store.add_site(conn, slug, gln, "A site of GS1's examples", grant=True)
+
+
+def post_capture(api: Api, body: object, who: str = "maker", **headers: str) -> httpx.Response:
+    """POST /epcis/capture of a document (bytes as they are, anything else as JSON)."""
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return api.call(
+        "POST",
+        "/epcis/capture",
+        who,
+        content=content,
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+def work_all(database_url: str, config: CaptureJobConfig = CAPTURE_JOB_CONFIG) -> int:
+    """Work every waiting capture job with the worker's own code, in process; how many it
+    finished."""
+    worker = CaptureJobWorker(database_url, config)
+    with (
+        psycopg.connect(database_url, autocommit=True) as conn,
+        psycopg.connect(database_url, autocommit=True) as side,
+    ):
+        while worker.work_next(conn, side):
+            pass
+    return worker.finished
