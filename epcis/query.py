@@ -15,12 +15,12 @@ regexes over the stored Digital Links: epcis/epc_patterns.py), `EQ_`/`GT_`/`GE_`
 `LE_quantity`, `EQ_bizTransaction_{type}`, `EQ_source_{type}`, `EQ_destination_{type}`,
 `EQ_`/`EXISTS_` on extension fields (`namespace#localname` or a CURIE; `_ILMD_`, `_INNER_`),
 the sensor parameters (`EQ_type`, `EQ_deviceID`, ..., `{EQ,GT,GE,LT,LE}_{value,...}_{uom}`,
-`_percRank`, `GE_`/`LT_time`), `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
+`_percRank`, `GE_`/`LT_time`, `GE_`/`LT_startTime`, `GE_`/`LT_endTime`), `EQ_transformationID`,
+`EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
 `EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `orderBy` (eventTime, recordTime),
 `orderDirection`, `eventCountLimit`, `maxEventCount`, `perPage`, `nextPageToken` (and
 tracefin's older `limit`, `cursor`). Refused by name: `HASATTR_`/`EQATTR_` (no master data),
-and the standard's few others not answered yet (`EQ_transformationID`, `GE_`/`LT_startTime`,
-`GE_`/`LT_endTime`, comparisons on extension fields).
+and comparisons on extension fields, not answered yet.
 
 Names only ever select from fixed tables or pass strict allow-lists; values are handed to the
 store as bind parameters or jsonpath variables, never spliced into SQL or a jsonpath.
@@ -84,17 +84,12 @@ MATCH_CLASS_FIELDS: Final = {
         "outputQuantityList",
     ),
 }
-# Parameters of the standard this repository does not answer yet: refused by name, never
-# ignored. (Families: `EQ_`/`EXISTS_` on fields and ILMD, sensor filters.)
-NOT_YET: Final = frozenset(
-    {
-        "EQ_transformationID",
-        "GE_startTime",
-        "LT_startTime",
-        "GE_endTime",
-        "LT_endTime",
-    }
+# The sensor times: a sensorReport's `time`, a sensorMetadata's `startTime` / `endTime`.
+_SENSOR_TIMES: Final = frozenset(
+    f"{bound}_{field}" for bound in ("GE", "LT") for field in ("time", "startTime", "endTime")
 )
+# Forms of the standard's parameters this repository does not answer yet (comparisons on
+# extension fields, ...): refused by name, never ignored.
 _NOT_YET_PREFIXES: Final = (
     "EQ_INNER_",
     "EQ_ILMD_",
@@ -258,6 +253,8 @@ class EventFilter:
     match_epcs: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()
     match_classes: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()
     event_ids: frozenset[str] | None = None
+    # EQ_transformationID: each value as given and, for a GS1 key, as its Digital Link.
+    transformation_ids: frozenset[str] | None = None
     event_digests: frozenset[bytes] | None = None
     # Error declarations: any of these narrows to declared events (EXISTS_errorDeclaration).
     declared: bool = False
@@ -604,8 +601,13 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
             sensors.append(_sensor_equals(name, raw))
         elif (found_number := _SENSOR_NUMBER.fullmatch(name)) is not None:
             sensors.append(_sensor_number(name, raw, found_number))
-        elif name in ("GE_time", "LT_time"):
-            sensors.append(SensorMatch("time", _BOUNDS[name[:2]], when=_time(name, raw)))
+        elif name in _SENSOR_TIMES:
+            bound, field_name = name.split("_", 1)
+            sensors.append(SensorMatch(field_name, _BOUNDS[bound], when=_time(name, raw)))
+        elif name == "EQ_transformationID":
+            kwargs["transformation_ids"] = frozenset(
+                form for value in _values(name, raw) for form in _given_and_canonical(value)
+            )
         elif (family := _field_family(name)) is not None:
             field_matches.append(_field(name, raw, family))
         elif name.startswith(_MASTER_DATA_PREFIXES):
@@ -614,7 +616,7 @@ def parse_event_query(params: Iterable[tuple[str, str]]) -> EventFilter:
                 "master-data attributes are not kept by this repository (no vocabulary"
                 " master data is captured), so this filter cannot be answered",
             )
-        elif name in NOT_YET or name.startswith(_NOT_YET_PREFIXES):
+        elif name.startswith(_NOT_YET_PREFIXES):
             raise QueryParameterError(name, "not supported by this repository yet")
         else:
             raise QueryParameterError(name, "not a query parameter of EPCIS 2.0")

@@ -124,6 +124,9 @@ def query_events(conn: Conn, query: EventFilter, org_id: int | None) -> EventPag
             for f in fields
         ]
         clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(tests)))
+    if query.transformation_ids is not None:
+        params["transformation_ids"] = sorted(query.transformation_ids)
+        clauses.append(sql.SQL("event->>'transformationID' = ANY(%(transformation_ids)s)"))
     if query.event_ids is not None or query.event_digests is not None:
         params["event_ids"] = sorted(query.event_ids or ())
         params["event_digests"] = sorted(query.event_digests or ())
@@ -515,7 +518,12 @@ def _sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.
                 " WHERE jsonb_typeof(t.v) = 'string' AND t.v #>> '{{}}' ~ {}"
                 " AND (t.v #>> '{{}}')::timestamptz {} {})"
             ).format(
-                sql.Literal(f"{reports}.time"),
+                # A report's time, or its element's metadata startTime / endTime.
+                sql.Literal(
+                    f"{reports}.time"
+                    if match.field == "time"
+                    else f"$.sensorElementList[*].sensorMetadata.{match.field}"
+                ),
                 sql.Literal(_TIME_FORM),
                 sql.SQL(match.op),
                 sql.Placeholder(name),

@@ -758,3 +758,40 @@ def test_ordered_pages_of_an_item_and_of_a_pattern(gs1: Api, everything: list[Ev
         assert ids(listed(gs1, {**params, "perPage": "1"})) == ids(expected), value
         limited = listed(gs1, {**params, "eventCountLimit": "2", "perPage": "1"})
         assert ids(limited) == ids(expected[:2]), value
+
+
+def test_sensor_metadata_start_and_end_times(gs1: Api, everything: list[Event]) -> None:
+    def times(event: Event, field: str) -> list[datetime]:
+        return [
+            datetime.fromisoformat(m[field].replace("Z", "+00:00"))
+            for m in metadata(event)
+            if field in m
+        ]
+
+    since = datetime.fromisoformat("2019-04-02T00:00:00+00:00")
+    check(
+        gs1,
+        everything,
+        {"GE_startTime": "2019-04-02T00:00:00Z"},
+        lambda e: any(t >= since for t in times(e, "startTime")),
+    )
+    check(
+        gs1,
+        everything,
+        {"LT_endTime": "2019-04-02T13:59:00Z"},
+        lambda e: any(
+            t < datetime.fromisoformat("2019-04-02T13:59:00+00:00") for t in times(e, "endTime")
+        ),
+    )
+
+
+def test_transformation_ids(gs1: Api, everything: list[Event]) -> None:
+    # Kept as captured (a URN in GS1's example); found as given and as its Digital Link.
+    given = "urn:epc:id:gdti:0614141.12345.400"
+    forms = {given, normalise_epc(given)}
+    check(
+        gs1,
+        everything,
+        {"EQ_transformationID": f"{given}|urn:example:no-such-transformation"},
+        lambda e: e.get("transformationID") in forms,
+    )

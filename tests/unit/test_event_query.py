@@ -51,7 +51,7 @@ def test_values_in_any_form_are_normalised_and_any_of() -> None:
             "not with maxEventCount",
         ),
         ((("EQ_quantity", "three"),), "EQ_quantity", "not a decimal"),
-        ((("EQ_transformationID", "urn:x:1"),), "EQ_transformationID", "not supported"),
+        ((("GT_temperature", "1"),), "GT_temperature", "not supported"),
         ((("HASATTR_readPoint", "urn:x:a"),), "HASATTR_readPoint", "master-data"),
         ((("EQATTR_bizLocation_x", "1"),), "EQATTR_bizLocation_x", "master-data"),
         ((("EQ_bizStep", "a"), ("EQ_bizStep", "b")), "EQ_bizStep", "more than once"),
