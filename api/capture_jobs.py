@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field
 
 from api.config import ApiConfig
 from api.deps import AnyOrg, Config, DbConn, Enterprise
-from api.enterprise import EPCIS_HEADERS, MAX_KEPT_PAYLOAD, api_user_of, error_behaviour_of
+from api.enterprise import (
+    EPCIS_HEADERS,
+    MAX_KEPT_PAYLOAD,
+    VERSION_HEADERS,
+    api_user_of,
+    error_behaviour_of,
+)
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
 from api.middleware import MAX_BODY_BYTES
 from epcis.capture import WHOLE_PAYLOAD, RefusedItem, count_events
@@ -292,15 +298,6 @@ def _own_job(conn: Conn, org_id: int, capture_id: str) -> CaptureJob:
     return job
 
 
-_DISCOVERY_HEADERS = {
-    **EPCIS_HEADERS,
-    "GS1-EPCIS-Min": "2.0.0",
-    "GS1-EPCIS-Max": "2.0.0",
-    "GS1-CBV-Min": "2.0.0",
-    "GS1-CBV-Max": "2.0.0",
-}
-
-
 @router.options(
     "/epcis/capture",
     status_code=204,
@@ -316,7 +313,7 @@ def capture_options(config: Config, org: AnyOrg) -> Response:
     return Response(
         status_code=204,
         headers={
-            **_DISCOVERY_HEADERS,
+            **VERSION_HEADERS,
             **limit_headers(config),
             # Both behaviours are supported (the standard's way of saying so).
             "GS1-Capture-Error-Behaviour": "all",
@@ -333,4 +330,4 @@ def capture_options(config: Config, org: AnyOrg) -> Response:
 )
 def capture_job_options(conn: DbConn, org: AnyOrg, capture_id: str) -> Response:
     _own_job(conn, org.id, capture_id)
-    return Response(status_code=204, headers={**_DISCOVERY_HEADERS, "Allow": "OPTIONS, GET"})
+    return Response(status_code=204, headers={**VERSION_HEADERS, "Allow": "OPTIONS, GET"})

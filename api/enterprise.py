@@ -369,6 +369,14 @@ DISCOVERY_LIMIT = 1000
 
 # The REST binding's headers on every answer of its resources.
 EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+# What OPTIONS announces on every resource of the binding: the one version spoken.
+VERSION_HEADERS = {
+    **EPCIS_HEADERS,
+    "GS1-EPCIS-Min": "2.0.0",
+    "GS1-EPCIS-Max": "2.0.0",
+    "GS1-CBV-Min": "2.0.0",
+    "GS1-CBV-Max": "2.0.0",
+}
 _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "an EPCISQueryDocument (GS1 EPCIS 2.0 JSON binding)",

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from api.deps import AnyOrg, Config, DbConn, Enterprise
 from api.enterprise import (
     EPCIS_HEADERS,
+    VERSION_HEADERS,
     DocumentResponse,
     capture_now,
     json_answer,
@@ -40,15 +41,6 @@ TOP_LEVEL = (
     "dispositions",
     "queries",
 )
-# What OPTIONS announces on every resource (GS1-EPCIS-Min/Max, GS1-CBV-Min/Max: the one
-# version this repository speaks).
-VERSION_HEADERS = {
-    **EPCIS_HEADERS,
-    "GS1-EPCIS-Min": "2.0.0",
-    "GS1-EPCIS-Max": "2.0.0",
-    "GS1-CBV-Min": "2.0.0",
-    "GS1-CBV-Max": "2.0.0",
-}
 JSON_MEDIA = ("application/json", "application/ld+json")
 
 
