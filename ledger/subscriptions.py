@@ -110,8 +110,9 @@ def start_position(conn: Conn, initial_record_time: datetime | None) -> int:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    # How long a claimed subscription is not claimed again: longer than one send takes.
-    lease: timedelta = timedelta(seconds=60)
+    # How long a claimed subscription is not claimed again: longer than one send takes (the
+    # sender's timeout), short enough that a worker killed mid-send delays it only this much.
+    lease: timedelta = timedelta(seconds=20)
     # Backoff after the n-th failure in a row: 2^n seconds, at most this.
     max_backoff: timedelta = timedelta(minutes=10)
     # A subscription failing longer than this is suspended: no more tries.

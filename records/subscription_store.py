@@ -172,13 +172,17 @@ def unsubscribe(conn: Conn, subscription_id: int) -> None:
 
 
 def claim_due(conn: Conn, now: datetime, lease_until: datetime, limit: int) -> list[Subscription]:
-    """Claim up to `limit` subscriptions due at `now` (not suspended, no live lease), oldest
-    due first, leased until `lease_until`: no other worker takes them meanwhile, and a worker
-    killed mid-send leaves the lease to expire, so they are sent again (at least once)."""
+    """Claim up to `limit` subscriptions due at `now` (not suspended, no live lease, behind the
+    log's end), oldest due first, leased until `lease_until`: no other worker takes them
+    meanwhile, and a worker killed mid-send leaves the lease to expire, so they are sent
+    again (at least once)."""
     with conn.transaction():
         rows = conn.execute(
             "SELECT id FROM query_subscriptions WHERE NOT suspended AND next_attempt_at <= %s"
             " AND (claimed_until IS NULL OR claimed_until <= %s)"
+            # Only those the log has gone past: an idle one is never leased, so a worker
+            # killed while idle leaves nothing to wait for.
+            " AND position < (SELECT coalesce(max(log_index), -1) FROM log_entries)"
             " ORDER BY next_attempt_at LIMIT %s FOR NO KEY UPDATE SKIP LOCKED",
             (now, now, limit),
         ).fetchall()

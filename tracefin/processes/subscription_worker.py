@@ -30,6 +30,7 @@ def run_subscription_worker(settings: Settings) -> None:
         render,
         webhook_sender(settings.subscription_loopback_dest, settings.subscription_timeout_s),
         DeliveryConfig(
+            lease=timedelta(seconds=settings.subscription_timeout_s * 2 + 10),
             max_backoff=timedelta(seconds=settings.subscription_max_backoff_s),
             suspend_after=timedelta(seconds=settings.subscription_suspend_after_s),
             senders=settings.subscription_senders,
