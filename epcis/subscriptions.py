@@ -22,6 +22,7 @@ _NOT_STORED = frozenset({"perPage", "nextPageToken", "limit", "cursor"})
 MAX_NAME_LENGTH: Final = 200
 MAX_DEST_LENGTH: Final = 2048
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def query_params(query: object) -> list[tuple[str, str]]:
@@ -69,10 +70,13 @@ def address_allowed(address: str, loopback: bool) -> bool:
     """Whether a webhook may reach `address`: a public (global unicast) address; loopback too
     when `loopback` (development and tests). Never private, link-local (the cloud metadata
     service, 169.254.169.254), shared, reserved, multicast or unspecified; an IPv6 address that
-    embeds an IPv4 one is judged by that one."""
+    embeds an IPv4 one (mapped, 6to4, Teredo, NAT64) is judged by that one."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            # A NAT64 gateway would carry it to the IPv4 address in its last 32 bits.
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             ip = embedded
     if ip.is_loopback:
