@@ -31,9 +31,12 @@ from epcis.query import QueryParameterError, parse_event_query, query_document
 from epcis.subscriptions import (
     MAX_NAME_LENGTH,
     DestRefused,
+    ScheduleRefused,
     address_allowed,
     check_dest,
     named_results,
+    next_time,
+    parse_schedule,
     query_params,
 )
 from ledger import log_store
@@ -524,7 +527,6 @@ def subscription_body(subscription: Subscription) -> dict[str, Any]:
         "dest": subscription.dest,
         "createdAt": _utc(subscription.created_at),
         "reportIfEmpty": subscription.report_if_empty,
-        "stream": True,
         "signed": subscription.signature_token is not None,
         "status": "suspended"
         if subscription.suspended
@@ -532,6 +534,10 @@ def subscription_body(subscription: Subscription) -> dict[str, Any]:
         if subscription.failing_since is not None
         else "active",
     }
+    if subscription.schedule is not None:
+        body["schedule"] = subscription.schedule
+    else:
+        body["stream"] = True
     if subscription.last_notified_at is not None:
         body["lastNotifiedAt"] = _utc(subscription.last_notified_at)
     if subscription.initial_record_time is not None:
@@ -589,7 +595,7 @@ def list_subscriptions(
     "/epcis/queries/{query_name}/subscriptions",
     status_code=201,
     summary="EPCIS 2.0 REST binding: subscribe a webhook (dest, signatureToken, reportIfEmpty,"
-    " initialRecordTime, stream: true) to the named query",
+    " initialRecordTime, and stream: true or a schedule) to the named query",
     responses={
         201: {
             "description": "the subscription",
@@ -625,13 +631,20 @@ def _subscribe(
     )
     if unknown:
         raise _refusal("subscription_controls", f"{unknown[0]!r} is not a subscription member")
-    if "schedule" in body:
-        raise _refusal(
-            "subscription_controls",
-            "scheduled subscriptions are not supported yet: subscribe with stream: true",
-        )
-    if body.get("stream") is not True:
-        raise _refusal("subscription_controls", "give stream: true (or a schedule)")
+    schedule = body.get("schedule")
+    stream = body.get("stream")
+    if (schedule is None) == (stream is None) or stream not in (None, True):
+        raise _refusal("subscription_controls", "give either stream: true or a schedule, not both")
+    first_time = datetime.now(UTC)
+    if schedule is not None:
+        try:
+            parsed = parse_schedule(schedule)
+        except ScheduleRefused as exc:
+            raise _refusal("subscription_controls", str(exc)) from None
+        found = next_time(parsed, first_time)
+        if found is None:
+            raise _refusal("subscription_controls", "the schedule matches no time")
+        first_time = found
     dest = body.get("dest")
     try:
         check_dest(dest, loopback)
@@ -651,7 +664,15 @@ def _subscribe(
     since = _time("initialRecordTime", initial) if initial is not None else None
     with pool.connection() as conn, conn.transaction():
         subscription = subscription_store.subscribe(
-            conn, named.id, dest, token, report, since, start_position(conn, since)
+            conn,
+            named.id,
+            dest,
+            token,
+            report,
+            schedule,
+            since,
+            start_position(conn, since),
+            first_time,
         )
     from urllib.parse import quote
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -129,3 +130,90 @@ def named_results(
         results["subscriptionID"] = subscription_id
     results[POSITION_KEY] = str(position)
     return document
+
+
+# The fields of a QuerySchedule and the values each may take (dayOfWeek: 1 is Monday).
+SCHEDULE_FIELDS: Final = {
+    "second": (0, 59),
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "dayOfMonth": (1, 31),
+    "month": (1, 12),
+    "dayOfWeek": (1, 7),
+}
+# How many candidate times next_time() looks at before it says the schedule never matches.
+_SCHEDULE_STEPS = 200_000
+
+
+class ScheduleRefused(ValueError):
+    """A query schedule that does not follow the standard's grammar or never matches."""
+
+
+Schedule = dict[str, frozenset[int]]
+
+
+def parse_schedule(schedule: object) -> Schedule:
+    """A QuerySchedule (`{"hour": "1", "minute": "5"}`): each field `Element ("," Element)*`,
+    an Element a number or a range `[a-b]` within the field's bounds; an omitted field matches
+    every value. ScheduleRefused for anything else (the standard's
+    SubscriptionControlsException)."""
+    if not isinstance(schedule, dict) or not schedule:
+        raise ScheduleRefused("schedule is an object of second, minute, hour, ... fields")
+    parsed: Schedule = {}
+    for name, raw in schedule.items():
+        if name not in SCHEDULE_FIELDS:
+            raise ScheduleRefused(f"{name!r} is not a schedule field")
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str) or not raw or len(raw) > 200:
+            raise ScheduleRefused(f'{name} is a string such as "5", "0,30" or "[1-5]"')
+        low, high = SCHEDULE_FIELDS[name]
+        values: set[int] = set()
+        for element in raw.split(","):
+            if element.startswith("[") and element.endswith("]") and "-" in element:
+                first, _, last = element[1:-1].partition("-")
+                bounds = (_number(name, first, low, high), _number(name, last, low, high))
+                if bounds[0] > bounds[1]:
+                    raise ScheduleRefused(f"{name}: the range {element} runs backwards")
+                values.update(range(bounds[0], bounds[1] + 1))
+            else:
+                values.add(_number(name, element, low, high))
+        parsed[name] = frozenset(values)
+    return parsed
+
+
+def _number(name: str, raw: str, low: int, high: int) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 4:
+        raise ScheduleRefused(f"{name}: {raw[:20]!r} is not a number")
+    value = int(raw)
+    if not low <= value <= high:
+        raise ScheduleRefused(f"{name}: {value} is not within {low}-{high}")
+    return value
+
+
+def next_time(schedule: Schedule, after: datetime) -> datetime | None:
+    """The first whole second after `after` (UTC, the service's time zone) that the schedule
+    matches; None if it matches none within years (30 February)."""
+    at = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    for _ in range(_SCHEDULE_STEPS):
+        if not _matches(schedule, "month", at.month):
+            following = at.replace(day=1, hour=0, minute=0, second=0)
+            at = (following + timedelta(days=32)).replace(day=1)
+        elif not _matches(schedule, "dayOfMonth", at.day) or not _matches(
+            schedule, "dayOfWeek", at.isoweekday()
+        ):
+            at = at.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+        elif not _matches(schedule, "hour", at.hour):
+            at = at.replace(minute=0, second=0) + timedelta(hours=1)
+        elif not _matches(schedule, "minute", at.minute):
+            at = at.replace(second=0) + timedelta(minutes=1)
+        elif not _matches(schedule, "second", at.second):
+            at += timedelta(seconds=1)
+        else:
+            return at
+    return None
+
+
+def _matches(schedule: Schedule, name: str, value: int) -> bool:
+    allowed = schedule.get(name)
+    return allowed is None or value in allowed

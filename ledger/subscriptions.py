@@ -29,7 +29,14 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from epcis.query import MAX_PER_PAGE, EventFilter, QueryParameterError, parse_event_query
-from epcis.subscriptions import SIGNATURE_HEADER, named_results, signature
+from epcis.subscriptions import (
+    SIGNATURE_HEADER,
+    ScheduleRefused,
+    named_results,
+    next_time,
+    parse_schedule,
+    signature,
+)
 from records import subscription_store
 from records.db import Conn
 from records.event_query import EventPage, query_events
@@ -199,14 +206,21 @@ class DeliveryWorker:
 def deliver(
     conn: Conn, subscription: Subscription, render: Render, send: Sender, config: DeliveryConfig
 ) -> int:
-    """Send a claimed subscription's next batch, and record the outcome; 1 if delivered."""
+    """Send a claimed subscription's next batch, and record the outcome; 1 if delivered.
+
+    A stream sends whenever the log has new positions; a schedule at its times sends what
+    the log gained since (batch after batch, at once, while they are full), or with
+    reportIfEmpty an empty document when nothing matched, then waits for its next time."""
     now = datetime.now(UTC)
     named = subscription_store.query_by_id(conn, subscription.query_id)
     if named is None:  # deleted meanwhile, and the subscription with it
         return 0
     try:
         query = parse_event_query(named.pairs)
-    except QueryParameterError as exc:  # checked when stored; a rule changed since
+        schedule = (
+            parse_schedule(subscription.schedule) if subscription.schedule is not None else None
+        )
+    except (QueryParameterError, ScheduleRefused) as exc:  # checked when stored; rules changed
         subscription_store.failed(conn, subscription.id, str(exc), now, now, now)
         return 0
     batch = next_batch(
@@ -216,10 +230,19 @@ def deliver(
         subscription.position,
         config.batch_size,
     )
-    if batch is None:
-        subscription_store.release(conn, subscription.id, now + config.idle_recheck)
+
+    def following(full: bool) -> datetime:
+        """When the subscription is due next, after a batch (`full`: more may wait)."""
+        if full:
+            return now
+        if schedule is None:
+            return now + config.idle_recheck
+        return next_time(schedule, now) or now + timedelta(days=365)
+
+    if batch is None and not (schedule is not None and subscription.report_if_empty):
+        subscription_store.release(conn, subscription.id, following(False))
         return 0
-    if not batch.page.events and not subscription.report_if_empty:
+    if batch is not None and not batch.page.events and not subscription.report_if_empty:
         # Nothing of these positions matches: passed over, nothing to send.
         subscription_store.delivered(
             conn,
@@ -228,12 +251,12 @@ def deliver(
             batch.position,
             False,
             now,
-            now if batch.full else now + config.idle_recheck,
+            following(batch.full),
         )
         return 0
-    document = named_results(
-        render(batch.page), named.name, str(subscription.subscription_id), batch.position
-    )
+    page = batch.page if batch is not None else EventPage([], None)
+    position = batch.position if batch is not None else subscription.position
+    document = named_results(render(page), named.name, str(subscription.subscription_id), position)
     body = orjson.dumps(document)
     headers = {"Content-Type": "application/json", "GS1-EPCIS-Version": "2.0.0"}
     if subscription.signature_token:
@@ -262,9 +285,9 @@ def deliver(
         conn,
         subscription.id,
         subscription.position,
-        batch.position,
+        position,
         True,
         now,
-        now if batch.full else now + config.idle_recheck,
+        following(batch is not None and batch.full),
     )
     return 1

@@ -40,6 +40,7 @@ class Subscription:
     dest: str
     signature_token: str | None
     report_if_empty: bool
+    schedule: dict[str, Any] | None
     initial_record_time: datetime | None
     created_at: datetime
     position: int
@@ -115,7 +116,8 @@ def delete_query(conn: Conn, query_id: int) -> None:
 
 _SUBSCRIPTION_COLUMNS = (
     "s.id, s.subscription_id, s.query_id, q.name AS query_name, q.org_id, o.role AS org_role,"
-    " s.dest, s.signature_token, s.report_if_empty, s.initial_record_time, s.created_at,"
+    " s.dest, s.signature_token, s.report_if_empty, s.schedule, s.initial_record_time,"
+    " s.created_at,"
     " s.position, s.last_notified_at, s.attempts, s.failing_since, s.last_error, s.suspended"
 )
 _SUBSCRIPTION_FROM = (
@@ -130,13 +132,25 @@ def subscribe(
     dest: str,
     signature_token: str | None,
     report_if_empty: bool,
+    schedule: dict[str, Any] | None,
     initial_record_time: datetime | None,
     position: int,
+    first_attempt_at: datetime,
 ) -> Subscription:
     row = conn.execute(
         "INSERT INTO query_subscriptions (query_id, dest, signature_token, report_if_empty,"
-        " initial_record_time, position) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (query_id, dest, signature_token, report_if_empty, initial_record_time, position),
+        " schedule, initial_record_time, position, next_attempt_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            query_id,
+            dest,
+            signature_token,
+            report_if_empty,
+            Jsonb(schedule) if schedule is not None else None,
+            initial_record_time,
+            position,
+            first_attempt_at,
+        ),
     ).fetchone()
     assert row is not None
     found = _subscription_where(conn, "s.id = %s", (row[0],))
@@ -180,9 +194,10 @@ def claim_due(conn: Conn, now: datetime, lease_until: datetime, limit: int) -> l
         rows = conn.execute(
             "SELECT id FROM query_subscriptions WHERE NOT suspended AND next_attempt_at <= %s"
             " AND (claimed_until IS NULL OR claimed_until <= %s)"
-            # Only those the log has gone past: an idle one is never leased, so a worker
-            # killed while idle leaves nothing to wait for.
-            " AND position < (SELECT coalesce(max(log_index), -1) FROM log_entries)"
+            # A stream only when the log has gone past it: an idle one is never leased, so a
+            # worker killed while idle leaves nothing to wait for. A schedule at its times.
+            " AND (schedule IS NOT NULL"
+            "  OR position < (SELECT coalesce(max(log_index), -1) FROM log_entries))"
             " ORDER BY next_attempt_at LIMIT %s FOR NO KEY UPDATE SKIP LOCKED",
             (now, now, limit),
         ).fetchall()
@@ -218,10 +233,10 @@ def delivered(
 
 
 def wake_idle(conn: Conn, now: datetime) -> None:
-    """New log positions: every subscription that is not failing is due at once."""
+    """New log positions: every stream that is not failing is due at once."""
     conn.execute(
         "UPDATE query_subscriptions SET next_attempt_at = %s"
-        " WHERE NOT suspended AND attempts = 0 AND next_attempt_at > %s",
+        " WHERE NOT suspended AND schedule IS NULL AND attempts = 0 AND next_attempt_at > %s",
         (now, now),
     )
 

@@ -23,6 +23,9 @@ CREATE TABLE query_subscriptions (
     -- The subscriber's secret: every delivery is signed with it (GS1-Signature), never shown.
     signature_token     text,
     report_if_empty     boolean NOT NULL DEFAULT false,
+    -- A QuerySchedule ({"hour": "1", "minute": "5"}): delivered at its times; NULL: a stream,
+    -- delivered as soon as the log has new positions.
+    schedule            jsonb,
     initial_record_time timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     -- The last log position delivered (or passed over as not matching); -1: none yet.

@@ -541,3 +541,39 @@ def test_a_subscription_of_another_org_is_unknown(served: Served) -> None:
     assert [s["subscriptionID"] for s in listed] == [shown["subscriptionID"]]
     assert served.call("DELETE", path, "maker").status_code == 204
     assert served.call("GET", path, "maker").status_code == 404
+
+
+def test_a_scheduled_subscription_reports_at_its_times(served: Served) -> None:
+    _named(served)
+    with receiver() as got:
+        made = served.call(
+            "POST",
+            "/epcis/queries/shipped/subscriptions",
+            "maker",
+            json={
+                "dest": f"http://127.0.0.1:{got.port}/hook",
+                "schedule": {"second": "[0-59]"},  # every second
+                "reportIfEmpty": True,
+            },
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["schedule"] == {"second": "[0-59]"}
+        assert "stream" not in made.json()
+        for body in (
+            {"dest": f"http://127.0.0.1:{got.port}/", "schedule": {"hour": "25"}},
+            {"dest": f"http://127.0.0.1:{got.port}/", "schedule": {"second": "0"}, "stream": True},
+            {"dest": f"http://127.0.0.1:{got.port}/"},
+            {"dest": f"http://127.0.0.1:{got.port}/", "stream": False},
+        ):
+            refused = served.call(
+                "POST", "/epcis/queries/shipped/subscriptions", "maker", json=body
+            )
+            assert refused.status_code == 400, body
+            assert refused.json()["type"] == "epcisException:SubscriptionControlsException"
+        with delivery_worker(served.database_url):
+            # Nothing new yet: reportIfEmpty sends an empty document at a scheduled time.
+            wait_until(lambda: bool(got.bodies), what="the empty report")
+            assert events_of(orjson.loads(got.bodies[0])) == []
+            shipped = shipping()
+            served.capture(shipped)
+            wait_until(lambda: hash_id(shipped) in received_ids(got), what="the scheduled report")

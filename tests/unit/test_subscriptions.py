@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,9 +13,12 @@ from epcis.query import QueryParameterError, parse_event_query
 from epcis.subscriptions import (
     POSITION_KEY,
     DestRefused,
+    ScheduleRefused,
     address_allowed,
     check_dest,
     named_results,
+    next_time,
+    parse_schedule,
     query_params,
     signature,
 )
@@ -129,3 +133,63 @@ def test_a_delivery_names_the_query_and_carries_its_position() -> None:
     document = {"epcisBody": {"queryResults": {"queryName": "SimpleEventQuery"}}}
     results = named_results(document, "shipped", "id-1", 41)["epcisBody"]["queryResults"]
     assert results == {"queryName": "shipped", "subscriptionID": "id-1", POSITION_KEY: "41"}
+
+
+def test_a_schedule_follows_the_standard_grammar() -> None:
+    assert parse_schedule({"hour": "1", "minute": "5"}) == {
+        "hour": frozenset({1}),
+        "minute": frozenset({5}),
+    }
+    assert parse_schedule({"dayOfWeek": "[1-3],5", "second": 0}) == {
+        "dayOfWeek": frozenset({1, 2, 3, 5}),
+        "second": frozenset({0}),
+    }
+    for schedule in (
+        {},
+        {"hour": "24"},
+        {"minute": "[30-10]"},
+        {"second": "0/30"},  # cron's step is not the standard's grammar
+        {"dayOfMonth": "0"},
+        {"month": ""},
+        {"week": "1"},
+        {"hour": True},
+        "hourly",
+    ):
+        with pytest.raises(ScheduleRefused):
+            parse_schedule(schedule)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "expected"),
+    [
+        # "once per day at 1:05" (every second of 1:05, the first of them)
+        ({"hour": "1", "minute": "5"}, "2026-12-04T16:00:00", "2026-12-05T01:05:00"),
+        (
+            {"second": "0", "minute": "30", "hour": "2"},
+            "2026-12-04T02:30:00",
+            "2026-12-05T02:30:00",
+        ),
+        # the top of each hour on weekdays: Friday 23:30 -> Monday 00:00
+        (
+            {"second": "0", "minute": "0", "dayOfWeek": "[1-5]"},
+            "2026-12-04T23:30:00",
+            "2026-12-07T00:00:00",
+        ),
+        ({"second": "[0-59]"}, "2026-12-04T23:59:59.5", "2026-12-05T00:00:00"),
+        (
+            {"dayOfMonth": "29", "month": "2", "second": "0", "minute": "0", "hour": "0"},
+            "2026-12-04T00:00:00",
+            "2028-02-29T00:00:00",
+        ),
+    ],
+)
+def test_the_next_time_a_schedule_matches(
+    schedule: dict[str, str], after: str, expected: str
+) -> None:
+    found = next_time(parse_schedule(schedule), datetime.fromisoformat(after + "+00:00"))
+    assert found == datetime.fromisoformat(expected + "+00:00")
+
+
+def test_a_schedule_that_never_matches_has_no_next_time() -> None:
+    never = parse_schedule({"dayOfMonth": "30", "month": "2"})
+    assert next_time(never, datetime(2026, 12, 4, tzinfo=UTC)) is None
