@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import orjson
 import psycopg
 import pytest
@@ -44,6 +45,14 @@ from tracefin.settings import Settings
 from tracefin.simulate import DEVICES, signed_publications, sim_devices
 
 pytestmark = pytest.mark.integration
+SCHEMA = Path(__file__).parents[1] / "fixtures" / "epcis-2.0" / "EPCIS-JSON-Schema.json"
+GS1_SCHEMA = jsonschema_rs.Draft7Validator(orjson.loads(SCHEMA.read_bytes()))
+
+
+def valid(document: dict[str, Any]) -> dict[str, Any]:
+    """`document`, once GS1's JSON Schema finds nothing wrong with it."""
+    assert [error.message for error in GS1_SCHEMA.iter_errors(document)] == []
+    return document
 
 
 def shipping() -> dict[str, object]:
@@ -351,7 +360,7 @@ def test_a_websocket_subscriber_gets_a_new_matching_event_within_a_second(
             began = time.monotonic()
             message = await asyncio.wait_for(ws.recv(), timeout=1.0)
             print(f"delivered {time.monotonic() - began:.3f} s after its capture returned")
-            document = orjson.loads(message)
+            document = valid(orjson.loads(message))
             assert [e["eventID"] for e in events_of(document)] == [hash_id(shipped)]
             assert document["epcisBody"]["queryResults"]["queryName"] == "shipped"
             token = document["epcisBody"]["queryResults"][POSITION_KEY]
@@ -482,7 +491,7 @@ def test_a_webhook_gets_the_event_after_its_receiver_was_down(served: Served) ->
     body, headers = got.bodies[0], got.headers[0]
     expected = "sha256=" + hmac.new(b"s3cret-token", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["gs1-signature"], expected)
-    document = orjson.loads(body)
+    document = valid(orjson.loads(body))
     assert document["epcisBody"]["queryResults"]["subscriptionID"] == shown["subscriptionID"]
 
 
