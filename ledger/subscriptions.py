@@ -37,6 +37,7 @@ from epcis.subscriptions import (
     parse_schedule,
     signature,
 )
+from ledger import log_store
 from records import subscription_store
 from records.db import Conn
 from records.event_query import EventPage, query_events
@@ -44,8 +45,8 @@ from records.subscription_store import Subscription
 
 log = logging.getLogger(__name__)
 
-# Migration 0006's triggers notify this channel, with the table's name, when positions are given.
-LOG_CHANNEL = "tracefin_pages"
+# Migration 0006's triggers notify log_store.PAGE_CHANGES_CHANNEL with this payload (the table's
+# name) when positions are given.
 LOG_PAYLOAD = "log_entries"
 
 # An EventPage's matching events as a query document (the API's rendering, injected).
@@ -165,7 +166,7 @@ class DeliveryWorker:
             while not self._stop.is_set():
                 try:
                     with psycopg.connect(self._database_url, autocommit=True) as listener:
-                        listener.execute(f"LISTEN {LOG_CHANNEL}")
+                        log_store.listen_for_page_changes(listener)
                         self._loop(listener, pool, senders)
                 except psycopg.OperationalError as exc:
                     log.warning("subscriptions: database unavailable (%s); retrying", exc)
