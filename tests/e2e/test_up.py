@@ -111,7 +111,7 @@ def test_up_demo_serves_an_anchored_verifiable_page_and_stops_cleanly(
         text = (tmp_path / "up.out").read_text()
         # Every worker runs, the capture-job worker (POST /epcis/capture) and the subscription
         # worker (webhooks of named queries) among them.
-        for worker in ("ingest", "anchor", "finance", "capture", "subscriptions", "api"):
+        for worker in ("ingest", "anchor", "finance", "capture", "webhooks", "api"):
             assert re.search(rf"^\[tracefin\] {worker} +started \(pid \d+\)", text, re.M), text
         # A worker that dies is said so and restarted.
         anchor_pid = re.search(r"anchor +started \(pid (\d+)\)", text)
