@@ -627,7 +627,15 @@ def _subscribe(
         raise _refusal("subscription_controls", "the body is a JSON object")
     unknown = sorted(
         set(body)
-        - {"dest", "signatureToken", "reportIfEmpty", "initialRecordTime", "stream", "schedule"}
+        - {
+            "dest",
+            "signatureToken",
+            "secret",
+            "reportIfEmpty",
+            "initialRecordTime",
+            "stream",
+            "schedule",
+        }
     )
     if unknown:
         raise _refusal("subscription_controls", f"{unknown[0]!r} is not a subscription member")
@@ -652,7 +660,11 @@ def _subscribe(
         _resolves_allowed(dest, loopback)
     except DestRefused as exc:
         raise _refusal("dest_refused", str(exc)) from None
-    token = body.get("signatureToken")
+    # GS1's schema requires `secret` where its examples and description say signatureToken:
+    # either names the token (both: the same one).
+    token = body.get("signatureToken", body.get("secret"))
+    if "secret" in body and "signatureToken" in body and body["secret"] != token:
+        raise _refusal("subscription_controls", "secret and signatureToken differ")
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 1024):
         raise _refusal("subscription_controls", "signatureToken is a string (1-1024 characters)")
     report = body.get("reportIfEmpty", False)

@@ -428,10 +428,12 @@ def wait_until(check: Callable[[], bool], timeout: float = 30, what: str = "") -
         time.sleep(0.05)
 
 
-def subscribe(served: Served, dest: str, token: str | None = "s3cret-token") -> dict[str, Any]:
+def subscribe(
+    served: Served, dest: str, token: str | None = "s3cret-token", name: str = "signatureToken"
+) -> dict[str, Any]:
     body: dict[str, Any] = {"dest": dest, "stream": True}
     if token is not None:
-        body["signatureToken"] = token
+        body[name] = token  # the standard's name, or `secret`, which GS1's schema requires
     made = served.call("POST", "/epcis/queries/shipped/subscriptions", "maker", json=body)
     assert made.status_code == 201, made.text
     shown: dict[str, Any] = made.json()
@@ -498,7 +500,7 @@ def test_a_webhook_gets_the_event_after_its_receiver_was_down(served: Served) ->
 def test_a_dead_receiver_does_not_hold_up_a_live_one(served: Served) -> None:
     _named(served)
     with receiver(hang=True) as stuck, receiver() as live:
-        subscribe(served, f"http://127.0.0.1:{stuck.port}/hook")
+        subscribe(served, f"http://127.0.0.1:{stuck.port}/hook", name="secret")
         subscribe(served, f"http://127.0.0.1:{free_port()}/refused")
         subscribe(served, f"http://127.0.0.1:{live.port}/hook", token=None)
         shipped = shipping()
@@ -542,7 +544,8 @@ def test_a_killed_worker_resumes_without_losing_an_event(served: Served, tmp_pat
 def test_a_subscription_of_another_org_is_unknown(served: Served) -> None:
     _named(served)
     with receiver() as got:
-        shown = subscribe(served, f"http://127.0.0.1:{got.port}/hook")
+        shown = subscribe(served, f"http://127.0.0.1:{got.port}/hook", name="secret")
+    assert shown["signed"] is True  # `secret` names the token as signatureToken does
     path = f"/epcis/queries/shipped/subscriptions/{shown['subscriptionID']}"
     assert served.call("GET", path, "rival").status_code == 404
     assert served.call("DELETE", path, "rival").status_code == 404
