@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,26 +174,39 @@ class DeliveryWorker:
                     self._stop.wait(1.0)
 
     def _loop(self, listener: Conn, pool: ConnectionPool, senders: ThreadPoolExecutor) -> None:
-        while not self._stop.is_set():
-            now = datetime.now(UTC)
-            with pool.connection() as conn:
-                claimed = subscription_store.claim_due(
-                    conn, now, now + self._config.lease, self._config.senders * 4
-                )
-            if claimed:
-                work = [(pool, subscription) for subscription in claimed]
-                for done in senders.map(self._deliver_one, *zip(*work, strict=True)):
-                    self.deliveries += done
-                continue
-            # Woken when the anchor worker gives positions (then every subscription that is
-            # not failing is due at once); polled every second otherwise.
-            woken = False
-            for _ in listener.notifies(timeout=self._config.idle_recheck.total_seconds()):
-                woken = True
-                break
-            if woken:
-                with pool.connection() as conn:
-                    subscription_store.wake_idle(conn, datetime.now(UTC))
+        """Claim as many due subscriptions as there are free senders, as soon as there are:
+        a receiver that hangs until its timeout holds its own sender only, never a round of
+        the others'."""
+        in_flight: set[Future[int]] = set()
+        try:
+            while not self._stop.is_set():
+                finished = {future for future in in_flight if future.done()}
+                for future in finished:
+                    self.deliveries += future.result()
+                in_flight -= finished
+                free = self._config.senders - len(in_flight)
+                if free > 0:
+                    now = datetime.now(UTC)
+                    with pool.connection() as conn:
+                        claimed = subscription_store.claim_due(
+                            conn, now, now + self._config.lease, free
+                        )
+                    for subscription in claimed:
+                        in_flight.add(senders.submit(self._deliver_one, pool, subscription))
+                    if claimed:
+                        continue
+                # Woken when the anchor worker gives positions (then every stream that is not
+                # failing is due at once); else polled every second, or sooner while sending.
+                wait = 0.1 if in_flight else self._config.idle_recheck.total_seconds()
+                woken = False
+                for _ in listener.notifies(timeout=wait):
+                    woken = True
+                    break
+                if woken:
+                    with pool.connection() as conn:
+                        subscription_store.wake_idle(conn, datetime.now(UTC))
+        finally:
+            wait_for(in_flight)
 
     def _deliver_one(self, pool: ConnectionPool, subscription: Subscription) -> int:
         """Send one subscription's next batch; 1 if a document was delivered."""

@@ -507,6 +507,10 @@ def test_a_dead_receiver_does_not_hold_up_a_live_one(served: Served) -> None:
         served.capture(shipped)
         with delivery_worker(served.database_url, timeout=20):
             wait_until(lambda: hash_id(shipped) in received_ids(live), timeout=15)
+            # The stuck receiver still holds its sender (20 s): the live one gets the next too.
+            later = shipping()
+            served.capture(later)
+            wait_until(lambda: hash_id(later) in received_ids(live), timeout=15)
         assert "gs1-signature" not in live.headers[0]  # no token, no signature
         assert stuck.bodies == []
 
