@@ -17,6 +17,7 @@ from api import (
     oversight,
     programme,
     public,
+    queries,
     receivables,
     registry,
     requests,
@@ -35,6 +36,7 @@ def create_app(
     asks only the database)."""
     conninfo = pool.conninfo
     page_cache = PageCache(conninfo() if callable(conninfo) else conninfo)
+    log_wakeups = queries.LogWakeups(conninfo() if callable(conninfo) else conninfo)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +45,7 @@ def create_app(
             yield
         finally:
             page_cache.stop()
+            log_wakeups.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -57,6 +60,7 @@ def create_app(
     app.state.probes = probes or ReadinessProbes()
     app.state.readiness_cache = health.ReadinessCache(config.readiness_cache)
     app.state.page_cache = page_cache
+    app.state.log_wakeups = log_wakeups
     app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()
     errors.install(app)
@@ -71,8 +75,10 @@ def create_app(
     for router in (
         health.router,
         public.router,
-        # Before enterprise's /epcis/{resource}, which would take /epcis/capture for its own.
+        # Before enterprise's /epcis/{resource}, which would take /epcis/capture (and
+        # /epcis/queries) for its own.
         capture_jobs.router,
+        queries.router,
         enterprise.router,
         oversight.router,
         operations.router,

@@ -248,8 +248,8 @@ def capture_jobs(
     per_page: Annotated[str | None, Query(alias="perPage")] = None,
     next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
 ) -> JSONResponse:
-    limit = min(_positive(per_page, "perPage") or DEFAULT_PER_PAGE, MAX_PER_PAGE)
-    before = _positive(next_page_token, "nextPageToken")
+    limit = min(positive_parameter(per_page, "perPage") or DEFAULT_PER_PAGE, MAX_PER_PAGE)
+    before = positive_parameter(next_page_token, "nextPageToken")
     # One more than asked: whether a next page exists, without counting.
     jobs = capture_job_store.own_jobs(conn, org.id, before, limit + 1)
     headers = dict(EPCIS_HEADERS)
@@ -261,7 +261,7 @@ def capture_jobs(
     return JSONResponse([job_document(job) for job in jobs], headers=headers)
 
 
-def _positive(raw: str | None, name: str) -> int | None:
+def positive_parameter(raw: str | None, name: str) -> int | None:
     """A query parameter's positive integer (None if absent); else a 400 naming it."""
     if raw is None:
         return None

@@ -33,6 +33,9 @@ class ApiConfig:
     readiness_cache: timedelta = timedelta(seconds=2)
     # The bearer token /metrics asks for; None: it answers loopback clients only.
     metrics_token: str | None = field(default=None, repr=False)
+    # Whether webhook subscriptions may point at this machine (http://127.0.0.1, localhost):
+    # development and tests only.
+    subscription_loopback: bool = False
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def events(
     """Enterprises see their own events, regulators everyone's; financiers have no access.
     An unknown, repeated, unsupported or malformed parameter is a 400 problem of type
     `epcisException:QueryParameterException` naming the parameter: never ignored."""
-    page = _query_page(request, response, conn, org, request.query_params.multi_items())
+    page = query_page(request, response, conn, org, request.query_params.multi_items())
     events = [
         event if declaration is None else {**event, "errorDeclaration": declaration}
         for event, declaration in zip(page.events, page.declarations, strict=True)
@@ -225,7 +225,7 @@ def events(
     return EventsPage(events=events, next_cursor=page.next_cursor)
 
 
-def _query_page(
+def query_page(
     request: Request,
     response: Response,
     conn: DbConn,
@@ -294,7 +294,7 @@ def epc_format_of(request: Request) -> EPCFormat:
         raise Problem(400, "epc_format", str(exc), header=EPC_FORMAT_HEADER) from None
 
 
-def _answer(
+def answer_document(
     asked: EPCFormat, conn: DbConn, page: EventPage, limit: int | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The EPCISQueryDocument of a page (its first `limit` events) in the GS1-EPC-Format
@@ -395,8 +395,8 @@ def epcis_events(request: Request, response: Response, conn: DbConn, org: AnyOrg
     """The same strict query as `/v1/events` (docs/api.md), answered as the standard's
     EPCISQueryDocument, with the `@context` the events were captured with."""
     asked = epc_format_of(request)
-    page = _query_page(request, response, conn, org, request.query_params.multi_items())
-    document, format_header = _answer(asked, conn, page)
+    page = query_page(request, response, conn, org, request.query_params.multi_items())
+    document, format_header = answer_document(asked, conn, page)
     headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
     headers.pop("content-length", None)
     return query_answer(request, document, headers)
@@ -412,10 +412,10 @@ def epcis_event(
     request: Request, response: Response, conn: DbConn, org: AnyOrg, event_id: str
 ) -> Response:
     asked = epc_format_of(request)
-    page = _query_page(request, response, conn, org, [("EQ_eventID", event_id)])
+    page = query_page(request, response, conn, org, [("EQ_eventID", event_id)])
     if not page.events:
         raise Problem(404, "unknown_event", "no event of yours has that eventID or hash ID")
-    document, format_header = _answer(asked, conn, page, limit=1)
+    document, format_header = answer_document(asked, conn, page, limit=1)
     return query_answer(request, document, {**EPCIS_HEADERS, **format_header})
 
 
@@ -449,8 +449,8 @@ def _value_events(resource: str) -> Any:
     ) -> Response:
         asked = epc_format_of(request)
         params = [(_DISCOVERY[resource], value), *request.query_params.multi_items()]
-        page = _query_page(request, response, conn, org, params)
-        document, format_header = _answer(asked, conn, page)
+        page = query_page(request, response, conn, org, params)
+        document, format_header = answer_document(asked, conn, page)
         headers = {**EPCIS_HEADERS, **format_header, **dict(response.headers)}
         headers.pop("content-length", None)
         return query_answer(request, document, headers)
@@ -467,7 +467,7 @@ def _value_resource(resource: str) -> Any:
         if resource == "eventTypes":
             known = value in EVENT_TYPES
         else:
-            page = _query_page(
+            page = query_page(
                 request, response, conn, org, [(_DISCOVERY[resource], value), ("perPage", "1")]
             )
             known = bool(page.events)

@@ -35,6 +35,19 @@ class EventPage:
     # the event was stored before the captured form was kept), in page order.
     captured: list[dict[str, Any] | None] = field(default_factory=list)
 
+    def picked(self, indices: list[int]) -> EventPage:
+        """The page's events at `indices`, in that order, with everything that goes with
+        each (no next page)."""
+        return EventPage(
+            [self.events[i] for i in indices],
+            None,
+            [self.contexts[i] for i in indices],
+            [self.received[i] for i in indices],
+            [self.digests[i] for i in indices],
+            [self.declarations[i] for i in indices],
+            [self.captured[i] for i in indices],
+        )
+
 
 def _any_of(column: str, values: frozenset[str], params: dict[str, Any]) -> sql.Composable:
     if len(values) == 1:

@@ -615,6 +615,13 @@ def cmd_capture_worker(args: argparse.Namespace, settings: Settings) -> None:
     run_capture_worker(settings)
 
 
+def cmd_subscription_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from tracefin.processes.subscription_worker import run_subscription_worker
+
+    _database_url(settings)
+    run_subscription_worker(settings)
+
+
 def cmd_finance_op(args: argparse.Namespace, settings: Settings) -> None:
     from finance import four_eyes, service
 
@@ -1178,6 +1185,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "capture-worker", help="work the EPCIS capture jobs of POST /epcis/capture"
     ).set_defaults(handler=cmd_capture_worker)
+    commands.add_parser(
+        "subscription-worker",
+        help="deliver the webhook subscriptions of named queries (POST /epcis/queries/…)",
+    ).set_defaults(handler=cmd_subscription_worker)
     _finance_commands(commands)
 
     simulate = commands.add_parser("simulate", help="publish a simulated factory's events")

@@ -161,6 +161,20 @@ class Settings(BaseSettings):
     # Events one POST /epcis/capture may carry (GS1-EPCIS-Capture-Limit; its byte limit is
     # ingest_max_payload_bytes): a larger document is refused 413, to be split by its sender.
     capture_max_events: int = Field(default=10_000, ge=1)
+    # Webhook subscriptions to named queries (tracefin subscription-worker). Whether a dest may
+    # be this machine (http://127.0.0.1, localhost): development and tests only, refused in
+    # production (anyone with a key could make the worker POST to the host's own services).
+    subscription_loopback_dest: bool = False
+    # Receivers sent to at once: a slow or dead one holds one of these, not the others.
+    subscription_senders: int = Field(default=8, ge=1, le=256)
+    # Log positions one delivery covers, at most (its events: at most as many).
+    subscription_batch_size: int = Field(default=100, ge=1, le=500)
+    # A receiver must answer within this many seconds.
+    subscription_timeout_s: float = Field(default=5, gt=0, le=120)
+    # Retries back off 2^n seconds, at most this; failing longer than `suspend_after`, a
+    # subscription is suspended (no more tries; its state says so).
+    subscription_max_backoff_s: int = Field(default=600, ge=1)
+    subscription_suspend_after_s: int = Field(default=86_400, ge=60)
 
     # Anchoring: a batch closes at `anchor_batch_size` positions or when its oldest position has
     # waited `anchor_batch_max_wait_ms`; sized so lag stays under 2 s at 10 000 events/s.
@@ -217,6 +231,11 @@ class Settings(BaseSettings):
                     "TRACEFIN_API_METRICS_TOKEN must be 32+ characters of a random secret"
                     " (e.g. secrets.token_urlsafe(32))"
                 )
+        if self.subscription_loopback_dest:
+            raise ValueError(
+                "TRACEFIN_SUBSCRIPTION_LOOPBACK_DEST is for development and tests: in production"
+                " a webhook subscription could make the worker POST to the host's own services"
+            )
         if self.database_url is None:
             raise ValueError("TRACEFIN_DATABASE_URL must be set in production")
         return self

@@ -205,6 +205,7 @@ def up(settings: Settings, *, demo: bool, say: Say) -> None:
         supervisor.start(Worker("anchor", ["anchor"]))
         supervisor.start(Worker("finance", ["finance"]))
         supervisor.start(Worker("capture", ["capture-worker"]))
+        supervisor.start(Worker("webhooks", ["subscription-worker"]))
         api = supervisor.start(Worker("api", ["api"]))
         base = f"http://{settings.api_host}:{settings.api_port}"
         if not _wait_until_ready(f"{base}/healthz", api, timeout=60):

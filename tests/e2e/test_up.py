@@ -109,8 +109,9 @@ def test_up_demo_serves_an_anchored_verifiable_page_and_stops_cleanly(
         assert 'class="event anchored ' in html  # then its evidence: counts or unattested
         assert _ours(home), "no process of this run was found: the check below proves nothing"
         text = (tmp_path / "up.out").read_text()
-        # Every worker runs, the capture-job worker (POST /epcis/capture) among them.
-        for worker in ("ingest", "anchor", "finance", "capture", "api"):
+        # Every worker runs, the capture-job worker (POST /epcis/capture) and the subscription
+        # worker (webhooks of named queries) among them.
+        for worker in ("ingest", "anchor", "finance", "capture", "webhooks", "api"):
             assert re.search(rf"^\[tracefin\] {worker} +started \(pid \d+\)", text, re.M), text
         # A worker that dies is said so and restarted.
         anchor_pid = re.search(r"anchor +started \(pid (\d+)\)", text)

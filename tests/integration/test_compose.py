@@ -77,6 +77,7 @@ SECRETS_USED = {
     "cmd_anchor": {"CHAIN_PRIVATE_KEY"},
     "cmd_finance": {"JOURNAL_KEY", "MQTT_FINANCE_PASSWORD"},
     "cmd_capture_worker": set(),
+    "cmd_subscription_worker": set(),
     "cmd_api": {"CHAIN_PRIVATE_KEY", "JOURNAL_KEY", "METRICS_TOKEN"},
 }
 

@@ -40,6 +40,7 @@ def api_config(settings: Settings) -> ApiConfig:
         capture_max_events=settings.capture_max_events,
         readiness_cache=timedelta(seconds=settings.api_readiness_cache_s),
         metrics_token=settings.metrics_token(),
+        subscription_loopback=settings.subscription_loopback_dest,
     )
 
 
