@@ -35,7 +35,7 @@ from api.enterprise import (
     query_page,
     recorded_events,
 )
-from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem
+from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
 from epcis.query import QueryParameterError, parse_event_query, query_document
 from epcis.subscriptions import (
     MAX_NAME_LENGTH,
@@ -472,8 +472,15 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
             websocket.query_params.multi_items(),
         )
     except Problem as exc:
-        # Refused in the handshake: the server answers it 403, with the reason logged only.
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+        # Refused in the handshake: answered as an HTTP problem (the ASGI denial response,
+        # which uvicorn offers), like the same request without the upgrade; a server without
+        # it gets a close with the policy code, which it answers 403.
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(
+                problem_response(exc.status, exc.code, exc.detail, websocket.url.path, **exc.extra)
+            )
+        else:
+            await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
         return
     wakeups: LogWakeups = websocket.app.state.log_wakeups
     wake = wakeups.register()

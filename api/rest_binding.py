@@ -156,17 +156,19 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def _options(request: Request, org: AnyOrg) -> Response:
-    """The methods and the EPCIS and CBV versions of the resource (GS1 REST binding)."""
+def _options(request: Request) -> Response:
+    """The methods and the EPCIS and CBV versions of the resource (GS1 REST binding), to
+    anyone: they are the public API's, as the OpenAPI document shows them (and a browser's
+    CORS preflight carries no key)."""
     allowed = _allowed_methods(request)
     if allowed == ["OPTIONS"]:
         raise Problem(404, "not_found", "no such resource")
     return Response(status_code=204, headers={**VERSION_HEADERS, "Allow": ", ".join(allowed)})
 
 
-def _options_endpoint() -> Callable[[Request, AnyOrg], Coroutine[Any, Any, Response]]:
-    async def endpoint(request: Request, org: AnyOrg) -> Response:
-        return _options(request, org)
+def _options_endpoint() -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def endpoint(request: Request) -> Response:
+        return _options(request)
 
     return endpoint
 

@@ -66,6 +66,8 @@ def test_options_names_the_methods_and_versions_of_each_resource(
     answer = world.call("OPTIONS", path, "maker")
     assert answer.status_code == 204, answer.text
     assert answer.headers["allow"] == allow
+    # What a resource offers is public, as the OpenAPI document is (and preflights have no key).
+    assert world.call("OPTIONS", path, None).headers["allow"] == allow
     for header in ("gs1-epcis-min", "gs1-epcis-max", "gs1-cbv-min", "gs1-cbv-max"):
         assert answer.headers[header] == "2.0.0"
 

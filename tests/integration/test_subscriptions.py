@@ -348,11 +348,13 @@ def test_a_websocket_subscriber_gets_a_new_matching_event_within_a_second(
     auth = {"Authorization": f"Bearer {served.keys['maker']}"}
 
     async def scenario() -> None:
-        # A bad key: the handshake is refused (policy), no stream.
+        # A bad key: the handshake is refused with the API's problem (401), no stream.
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
             async with websockets.connect(url, additional_headers={"Authorization": "Bearer x"}):
                 pass
-        assert refused.value.response.status_code == 403
+        assert refused.value.response.status_code == 401
+        problem = orjson.loads(refused.value.response.body or b"{}")
+        assert (problem["status"], problem["type"]) == (401, "epcisException:SecurityException")
         async with websockets.connect(url, additional_headers=auth) as ws:
             commissioned, shipped = make_event(), shipping()
             await asyncio.to_thread(served.capture, commissioned)  # does not match
