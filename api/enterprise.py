@@ -30,6 +30,7 @@ from epcis.query import (
 )
 from epcis.xml_binding import CBVForm, xml_query_document
 from ingest.capture import HTTP_DEVICE, CaptureBatch, Origin, Stored
+from records import page_token_store
 from records.capture_job_store import ErrorBehaviour
 from records.db import Conn
 from records.event_query import EventPage, distinct_values, query_events
@@ -239,6 +240,9 @@ def query_page(
         query = parse_event_query(params)
     except QueryParameterError as exc:
         raise _parameter_problem(exc.name, exc.detail) from None
+    for name, value in params:
+        if name in ("nextPageToken", "cursor"):
+            refuse_invalidated_token(conn, org, name, value)
     try:
         page = query_events(conn, query, None if org.role == "regulator" else org.id)
     except QueryTooLargeError as exc:
@@ -483,7 +487,11 @@ def _value_list(resource: str) -> Any:
     def handler(request: Request, conn: DbConn, org: AnyOrg) -> Response:
         """The values among the events you may see, in order, a page at a time."""
         _no_financiers(org)
-        per_page, after = _list_page(request.query_params.multi_items())
+        params = request.query_params.multi_items()
+        per_page, after = _list_page(params)
+        for name, value in params:
+            if name == "nextPageToken":
+                refuse_invalidated_token(conn, org, name, value)
         if resource == "eventTypes":
             # every type this repository captures and answers
             found = [t for t in sorted(EVENT_TYPES) if after is None or t > after][: per_page + 1]
@@ -531,6 +539,13 @@ def _list_page(params: list[tuple[str, str]]) -> tuple[int, str | None]:
         if not token or _list_token(after) != token:
             raise _parameter_problem("nextPageToken", "not a token this list gave")
     return per_page, after
+
+
+def refuse_invalidated_token(conn: Conn, org: Org, name: str, token: str) -> None:
+    """A 400 QueryParameterException for a page token the org invalidated (DELETE
+    /epcis/nextPageToken/{token})."""
+    if page_token_store.is_revoked(conn, org.id, token):
+        raise _parameter_problem(name, "this page token was invalidated (DELETE nextPageToken)")
 
 
 def _parameter_problem(name: str, detail: str) -> Problem:

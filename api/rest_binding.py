@@ -26,6 +26,7 @@ from api.enterprise import (
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, EPCIS_BASE_PATH, Problem, problems
 from epcis.model import EVENT_TYPES
 from epcis.query import EPCIS_CONTEXT
+from records import page_token_store
 
 router = APIRouter(responses={**COMMON_PROBLEMS, **AUTH_PROBLEMS})
 EVENTS_TOPIC = "http:/epcis/events"
@@ -42,6 +43,8 @@ TOP_LEVEL = (
     "queries",
 )
 JSON_MEDIA = ("application/json", "application/ld+json")
+# Longer than any token this repository gives (page_token_revocations allows 512).
+MAX_TOKEN_LENGTH = 512
 
 
 @router.get(
@@ -57,22 +60,21 @@ def top_level(request: Request, org: AnyOrg) -> Response:
 
 @router.delete(
     EPCIS_BASE_PATH + "/nextPageToken/{token:path}",
-    status_code=501,
-    responses=problems(501),
-    openapi_extra={"security": []},
-    summary="EPCIS 2.0 REST binding: invalidate a page token (not supported: tokens are"
-    " positions, not server state)",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "invalidated: the queries and lists refuse it from now on"}},
+    summary="EPCIS 2.0 REST binding: invalidate a page token (for your organisation)",
 )
-def forget_page_token(token: str) -> Response:
-    """A page token here is a position in the event order, kept by no one: there is nothing
-    to invalidate, and it cannot be made to stop working, so this says so (501), to anyone
-    (it reads and changes nothing; GS1's document declares only 204 and 501 here)."""
-    raise Problem(
-        501,
-        "page_tokens_are_positions",
-        "page tokens are positions in the event order, not server state: there is nothing"
-        " to invalidate",
-    )
+def forget_page_token(conn: DbConn, org: AnyOrg, token: str) -> Response:
+    """A page token here is a position, which would work forever: once deleted, every query
+    and list refuses it for the caller's organisation (a 400 QueryParameterException); the
+    same token is another organisation's own to keep."""
+    if not 1 <= len(token) <= MAX_TOKEN_LENGTH:
+        raise Problem(
+            400, "invalid_page_token", f"a page token has 1 to {MAX_TOKEN_LENGTH} characters"
+        )
+    page_token_store.revoke(conn, org.id, token)
+    return Response(status_code=204)
 
 
 @router.post(

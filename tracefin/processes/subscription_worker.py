@@ -3,10 +3,12 @@ of named-query subscriptions (ledger/subscriptions.py), with an SSRF-safe HTTP s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -51,8 +53,9 @@ def webhook_sender(loopback: bool, timeout: float) -> Sender:
     when `loopback`), and the connection goes to the checked address itself (the name is not
     resolved again, so a DNS answer that changes in between, rebinding, reaches nothing
     else), with the name as Host and as TLS server name (the certificate is checked against
-    it). No proxy from the environment, no redirect followed, the answer's body not read."""
-    client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
+    it). No proxy from the environment, no redirect followed, the answer's body not read.
+    `timeout` bounds the whole send, not each read: a receiver that dribbles its answer a byte
+    at a time would otherwise hold a sender (and, past its lease, the next) indefinitely."""
 
     def post(url: str, body: bytes, headers: Mapping[str, str]) -> None:
         scheme, host, port = check_dest(url, loopback)
@@ -73,14 +76,30 @@ def webhook_sender(loopback: bool, timeout: float) -> Sender:
         if ":" in host and not host.startswith("["):
             host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         extensions = {"sni_hostname": host} if scheme == "https" else {}
-        with client.stream(
-            "POST",
-            target,
-            content=body,
-            headers={**headers, "Host": host_header},
-            extensions=extensions,
-        ) as response:
-            if not 200 <= response.status_code < 300:
-                raise OSError(f"HTTP {response.status_code}")
+        asyncio.run(
+            _post_within(timeout, target, body, {**headers, "Host": host_header}, extensions)
+        )
 
     return post
+
+
+async def _post_within(
+    timeout: float,
+    target: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    extensions: dict[str, Any],
+) -> None:
+    """The POST, cancelled once `timeout` seconds have passed in all (TimeoutError, an OSError,
+    which counts as a failed delivery)."""
+    async with (
+        asyncio.timeout(timeout),
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
+        ) as client,
+        client.stream(
+            "POST", target, content=body, headers=headers, extensions=extensions
+        ) as response,
+    ):
+        if not 200 <= response.status_code < 300:
+            raise OSError(f"HTTP {response.status_code}")
