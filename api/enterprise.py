@@ -536,7 +536,7 @@ def _list_page(params: list[tuple[str, str]]) -> tuple[int, str | None]:
             after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         except ValueError:
             raise _parameter_problem("nextPageToken", "not a token this list gave") from None
-        if not token or _list_token(after) != token:
+        if not token or _list_token(after) != token or "\x00" in after:
             raise _parameter_problem("nextPageToken", "not a token this list gave")
     return per_page, after
 

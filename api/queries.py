@@ -36,6 +36,7 @@ from api.enterprise import (
     recorded_events,
 )
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
+from api.middleware import MAX_TARGET_BYTES
 from epcis.query import QueryParameterError, parse_event_query, query_document
 from epcis.subscriptions import (
     MAX_NAME_LENGTH,
@@ -384,7 +385,15 @@ def _open_stream(
 ) -> _Stream:
     """Authenticate the handshake as the HTTP API does (the API key), find the caller's named
     query and where the stream starts: after `nextPageToken` (a position a delivery carried),
-    else before the first event recorded since `initialRecordTime`, else at the log's end."""
+    else before the first event recorded since `initialRecordTime`, else at the log's end.
+    The Guard middleware sees no WebSocket, so its checks of the target are made here."""
+    texts = [query_name, *(part for pair in asked for part in pair)]
+    if any("\x00" in text for text in texts):
+        raise Problem(400, "invalid_text", "text must not contain U+0000 (NUL)")
+    if sum(map(len, texts)) > MAX_TARGET_BYTES:
+        raise Problem(
+            414, "uri_too_long", f"request targets are limited to {MAX_TARGET_BYTES} bytes"
+        )
     scheme, _, key = authorization.partition(" ")
     credentials = (
         HTTPAuthorizationCredentials(scheme=scheme, credentials=key.strip())
@@ -716,7 +725,8 @@ def _resolves_allowed(dest: str, loopback: bool) -> None:
         raise DestRefused(f"dest host {host} does not resolve") from None
     for *_, sockaddr in found:
         if not address_allowed(str(sockaddr[0]), loopback):
-            raise DestRefused(f"dest host {host} resolves to {sockaddr[0]}, not a public address")
+            # Which address is not said: the answer would map the operator's internal names.
+            raise DestRefused(f"dest host {host} resolves to an address that is not public")
 
 
 @router.get(

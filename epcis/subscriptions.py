@@ -20,10 +20,23 @@ POSITION_KEY: Final = "https://tracefin.dev/epcis/nextPageToken"
 SIGNATURE_HEADER: Final = "GS1-Signature"
 # Paging belongs to the request, not to a stored query.
 _NOT_STORED = frozenset({"perPage", "nextPageToken", "limit", "cursor"})
+# What cuts or orders a whole answer has no meaning for a subscription, which delivers the
+# events in log order as they come: applied to each batch, eventCountLimit would skip the rest
+# of the batch for good and maxEventCount would stop the subscription at its first large one.
+_NOT_FOR_A_LOG = frozenset({"orderBy", "orderDirection", "eventCountLimit", "maxEventCount"})
 MAX_NAME_LENGTH: Final = 200
 MAX_DEST_LENGTH: Final = 2048
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 ranges Python 3.11 calls global that no webhook needs: IPv4-compatible (::a.b.c.d) and
+# SIIT-translated (::ffff:0:a.b.c.d) addresses, local-use NAT64 (64:ff9b:1::/48) and the
+# deprecated site-local range (fec0::/10).
+_NOT_FOR_WEBHOOKS = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
 
 
 def query_params(query: object) -> list[tuple[str, str]]:
@@ -37,6 +50,10 @@ def query_params(query: object) -> list[tuple[str, str]]:
     for name, value in query.items():
         if name in _NOT_STORED:
             raise QueryParameterError(name, "paging is asked when the query is run, not stored")
+        if name in _NOT_FOR_A_LOG:
+            raise QueryParameterError(
+                name, "a named query feeds subscriptions, in log order: give this when asking"
+            )
         pairs.append((name, _value(name, value)))
     return pairs
 
@@ -73,6 +90,10 @@ def address_allowed(address: str, loopback: bool) -> bool:
     service, 169.254.169.254), shared, reserved, multicast or unspecified; an IPv6 address that
     embeds an IPv4 one (mapped, 6to4, Teredo, NAT64) is judged by that one."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.is_loopback:
+        return loopback
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in _NOT_FOR_WEBHOOKS):
+        return False
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is None and ip in _NAT64:

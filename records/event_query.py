@@ -515,7 +515,9 @@ def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.C
 
 
 # EPCIS times as sensor reports carry them (checked by capture); cast only what has this form.
-_TIME_FORM = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
+# The offset at most 14:00 (RFC 3339 time zones; PostgreSQL refuses past 15:59): a reading with
+# another is not compared, rather than failing the whole query.
+_TIME_FORM = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)$"
 
 
 def _sensor_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.Composable]:

@@ -293,3 +293,39 @@ def test_a_version_range_that_excludes_2_0_is_refused(
 def test_only_a_known_caller_invalidates_page_tokens(world: Api) -> None:
     assert world.call("DELETE", "/epcis/nextPageToken/7", None).status_code == 401
     assert world.call("DELETE", "/epcis/nextPageToken/" + "x" * 600, "maker").status_code == 400
+
+
+def test_a_reading_with_an_offset_postgresql_cannot_read_fails_no_query(world: Api) -> None:
+    """Capture takes any RFC 3339 offset Python parses (+20:00); a sensor-time filter skips
+    such a reading instead of failing everyone's query (the regulator's included)."""
+    event = make_event(
+        sensorElementList=[
+            {
+                "sensorReport": [
+                    {
+                        "type": "Temperature",
+                        "value": 4,
+                        "uom": "CEL",
+                        "time": "2024-01-01T00:00:00+20:00",
+                    }
+                ]
+            }
+        ]
+    )
+    created = world.call(
+        "POST",
+        "/epcis/events",
+        "maker",
+        content=orjson.dumps(event),
+        headers={"Content-Type": "application/json"},
+    )
+    assert created.status_code == 201, created.text
+    for who in ("maker", "regulator"):
+        answer = world.get("/epcis/events", who, params={"GE_time": "2000-01-01T00:00:00Z"})
+        assert answer.status_code == 200, (who, answer.text)
+
+
+def test_a_list_token_that_decodes_to_nul_is_refused(world: Api) -> None:
+    for path in ("/epcis/epcs", "/epcis/bizSteps"):
+        answer = world.get(path, "maker", params={"nextPageToken": "AA"})
+        assert (answer.status_code, answer.json()["parameter"]) == (400, "nextPageToken"), path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,6 +188,33 @@ def test_the_sender_refuses_a_non_public_address_when_sending() -> None:
     assert live.bodies == []
 
 
+def test_a_receiver_that_dribbles_its_answer_is_cut_off_at_the_timeout() -> None:
+    """The timeout bounds the whole send, not each read: a receiver answering a byte at a time
+    would otherwise hold the sender as long as it likes (and, past its lease, the next)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def dribble() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                for byte in b"HTTP/1.1 204 No Content\r\nX-Slow: " + b"a" * 40:
+                    if stop.wait(0.25):
+                        return
+                    connection.sendall(bytes([byte]))
+
+        thread = threading.Thread(target=dribble, daemon=True)
+        thread.start()
+        send = webhook_sender(loopback=True, timeout=1)
+        with pytest.raises(TimeoutError):
+            send(f"http://127.0.0.1:{port}/hook", b"{}", {})
+        stop.set()
+        thread.join(5)
+
+
 # ---- the log, followed by position -----------------------------------------------------------
 
 
@@ -338,6 +366,22 @@ def _named(served: Served, name: str = "shipped") -> None:
         "POST", "/epcis/queries", "maker", json={"name": name, "query": {"EQ_bizStep": "shipping"}}
     )
     assert made.status_code == 201, made.text
+
+
+def test_a_websocket_handshake_is_checked_as_an_http_request_is(served: Served) -> None:
+    """The Guard middleware sees no WebSocket: NUL in the target is still a 400 problem (the
+    database would fail on it), never an unhandled error."""
+    base = served.base.replace("http://", "ws://")
+    auth = {"Authorization": f"Bearer {served.keys['maker']}"}
+
+    async def refused(path: str) -> int:
+        with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
+            async with websockets.connect(base + path, additional_headers=auth):
+                pass
+        return caught.value.response.status_code
+
+    assert asyncio.run(refused("/epcis/queries/q%00/events?stream=true")) == 400
+    assert asyncio.run(refused("/epcis/queries/unknown/events?stream=true")) == 404
 
 
 def test_a_websocket_subscriber_gets_a_new_matching_event_within_a_second(

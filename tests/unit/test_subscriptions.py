@@ -56,6 +56,11 @@ def test_a_query_in_json_becomes_the_parameters_the_events_query_reads() -> None
         {"EQ_bizStep": "shipping|receiving"},  # a list says "any of"; no hidden separators
         {"perPage": 10},
         {"nextPageToken": "12"},
+        # Cuts and orders of a whole answer: per batch of the log they would skip events for
+        # good (eventCountLimit) or stop the subscription (maxEventCount).
+        {"orderBy": "eventTime", "eventCountLimit": 1},
+        {"maxEventCount": 0},
+        {"orderDirection": "ASC"},
     ],
 )
 def test_a_query_that_is_not_parameters_is_refused(query: object) -> None:
@@ -85,6 +90,11 @@ def test_a_query_that_is_not_parameters_is_refused(query: object) -> None:
         ("2002:a9fe:a9fe::1", False, False),  # 6to4 around 169.254.169.254
         ("64:ff9b::a9fe:a9fe", False, False),  # NAT64 to 169.254.169.254
         ("64:ff9b::5db8:d70e", False, True),  # NAT64 to a public address
+        # Python 3.11 calls these global; none is a webhook's.
+        ("::7f00:1", False, False),  # IPv4-compatible ::127.0.0.1
+        ("::ffff:0:7f00:1", False, False),  # SIIT-translated 127.0.0.1
+        ("64:ff9b:1::a9fe:a9fe", False, False),  # local-use NAT64
+        ("fec0::1", False, False),  # site-local
     ],
 )
 def test_only_public_addresses_are_reached(address: str, loopback: bool, allowed: bool) -> None:

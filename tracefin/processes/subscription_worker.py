@@ -64,7 +64,8 @@ def webhook_sender(loopback: bool, timeout: float) -> Sender:
         ]
         for address in addresses:
             if not address_allowed(address, loopback):
-                raise DestRefused(f"{host} resolves to {address}, not a public address")
+                # Which address is not said: lastError is shown to the subscriber.
+                raise DestRefused(f"{host} resolves to an address that is not public")
         if not addresses:
             raise DestRefused(f"{host} does not resolve")
         pinned = addresses[0].split("%", 1)[0]
