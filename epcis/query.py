@@ -662,12 +662,26 @@ def query_document(
 ) -> dict[str, Any]:
     """An EPCISQueryDocument of SimpleEventQuery results: the standard context first, then
     every other context entry the events were captured with (once each, in order), so the
-    extensions the events use are defined where a reader meets them."""
+    extensions the events use are defined where a reader meets them. An event captured with a
+    prefix that an earlier event's context binds to another IRI (two organisations' `ex:`,
+    in a regulator's answer) carries its own `@context` instead: merged, the later binding
+    would silently re-home the other's extensions."""
     merged: list[object] = [EPCIS_CONTEXT]
-    for context in contexts:
-        for entry in _context_entries(context):
+    bound: dict[str, object] = {}
+    answered: list[dict[str, Any]] = []
+    for event, context in zip(events, contexts, strict=True):
+        entries = _context_entries(context)
+        declared = [entry for entry in entries if isinstance(entry, dict)]
+        if any(bound.get(k, v) != v for entry in declared for k, v in entry.items()):
+            own = [*entries, *_context_entries(event.get("@context"))]
+            answered.append({**event, "@context": own})
+            continue
+        for entry in entries:
             if entry not in merged:
                 merged.append(entry)
+        for entry in declared:
+            bound.update(entry)
+        answered.append(event)
     return {
         "@context": merged,
         "type": "EPCISQueryDocument",
@@ -676,7 +690,7 @@ def query_document(
         "epcisBody": {
             "queryResults": {
                 "queryName": "SimpleEventQuery",
-                "resultsBody": {"eventList": events},
+                "resultsBody": {"eventList": answered},
             }
         },
     }

@@ -551,8 +551,19 @@ class _Writer:
                 element.text = _text(item)
 
     def event(self, event: dict[str, Any]) -> Any:
+        # An event with a context of its own (a prefix the document binds otherwise) declares
+        # its prefixes on its own element and resolves its names with them.
+        own = _declared_prefixes(event.get("@context")) if "@context" in event else {}
+        if own:
+            writer = _Writer({**self.prefixes, **own}, self.form)
+            element = writer.event_element(event, nsmap=own)
+            self.used |= {namespace for namespace in writer.used if namespace not in own.values()}
+            return element
+        return self.event_element(event)
+
+    def event_element(self, event: dict[str, Any], nsmap: dict[str, str] | None = None) -> Any:
         kind = str(event["type"])
-        element = etree.Element(kind)
+        element = etree.Element(kind, nsmap=nsmap)
         for field in (*_BASE_FIELDS, *_EVENT_FIELDS[kind]):
             if field in event:
                 self.field(element, field, event[field])

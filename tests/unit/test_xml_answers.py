@@ -68,7 +68,7 @@ def test_every_example_written_as_xml_is_valid_and_reads_back_to_the_same_hashes
 ) -> None:
     events = [dict(event) for event in document_events(document)]
     context = document.get("@context")
-    answer = query_document(events, [context], NOW)
+    answer = query_document(events, [context] * len(events), NOW)
     written = xml_query_document(answer, "urn" if form == "urn" else "web")
     parsed = etree.fromstring(written)
     assert parsed.tag == f"{{{EPCIS_QUERY_XML_NAMESPACE}}}EPCISQueryDocument"
@@ -120,3 +120,35 @@ def test_an_extension_without_a_namespace_cannot_be_written() -> None:
         query_document([event], [[{"acme": "https://acme.example/ns#"}]], NOW)
     )
     assert etree.fromstring(written).findtext(".//{https://acme.example/ns#}colour") == "red"
+
+
+def test_two_organisations_binding_one_prefix_keep_their_own_namespaces(
+    xsd: etree.XMLSchema,
+) -> None:
+    """A regulator's page holds both: merged, the later `ex` would re-home the other's
+    extensions; the clashing event carries its own @context (JSON) and its own namespace
+    declaration (XML), and every event keeps its hash."""
+    base = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-12-01T00:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE",
+    }
+    maker = {**base, "ex:note": "from maker"}
+    rival = {**base, "eventTime": "2026-12-01T00:00:01Z", "ex:note": "from rival"}
+    contexts = [[{"ex": "https://maker.example/ns/"}], [{"ex": "https://rival.example/ns/"}]]
+    originals = [
+        event_hash_digest(event, context)
+        for event, context in zip([maker, rival], contexts, strict=True)
+    ]
+    document = query_document([maker, rival], contexts, NOW)
+    listed = document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert "@context" not in listed[0]
+    assert listed[1]["@context"] == [{"ex": "https://rival.example/ns/"}]
+    assert [event_hash_digest(e, document["@context"]) for e in listed] == originals
+    written = etree.fromstring(xml_query_document(document))
+    assert xsd.validate(written), [str(error) for error in xsd.error_log][:5]
+    assert [e.text for e in written.iter("{https://maker.example/ns/}note")] == ["from maker"]
+    assert [e.text for e in written.iter("{https://rival.example/ns/}note")] == ["from rival"]
+    read = _read_back(etree.tostring(written))
+    assert [event_hash_digest(e, read["@context"]) for e in document_events(read)] == originals
