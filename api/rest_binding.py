@@ -3,8 +3,6 @@ synchronous capture of one event (POST /epcis/events) and page-token invalidatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -168,21 +166,27 @@ def _options(request: Request) -> Response:
     return Response(status_code=204, headers={**VERSION_HEADERS, "Allow": ", ".join(allowed)})
 
 
-def _options_endpoint() -> Callable[[Request], Coroutine[Any, Any, Response]]:
-    async def endpoint(request: Request) -> Response:
-        return _options(request)
-
-    return endpoint
+async def _options_of_the_top(request: Request) -> Response:
+    return _options(request)
 
 
-for _path in (EPCIS_BASE_PATH, EPCIS_BASE_PATH + "/", EPCIS_BASE_PATH + "/{resource:path}"):
+async def _options_of_a_resource(request: Request, resource: str) -> Response:
+    """`resource`: the path under /epcis (read off the request, as every route's is)."""
+    return _options(request)
+
+
+for _path, _endpoint, _listed in (
+    (EPCIS_BASE_PATH, _options_of_the_top, False),
+    (EPCIS_BASE_PATH + "/", _options_of_the_top, False),
+    (EPCIS_BASE_PATH + "/{resource:path}", _options_of_a_resource, True),
+):
     options_router.add_api_route(
         _path,
-        _options_endpoint(),
+        _endpoint,
         methods=["OPTIONS"],
         status_code=204,
         response_class=Response,
         responses={204: {"description": "Allow and the GS1-EPCIS/GS1-CBV version headers"}},
         summary="EPCIS 2.0 REST binding: the methods and versions of a resource",
-        include_in_schema=_path == EPCIS_BASE_PATH + "/{resource:path}",
+        include_in_schema=_listed,
     )
