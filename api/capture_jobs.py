@@ -21,6 +21,7 @@ from api.enterprise import (
     VERSION_HEADERS,
     api_user_of,
     error_behaviour_of,
+    next_page_link,
 )
 from api.errors import AUTH_PROBLEMS, COMMON_PROBLEMS, Problem, problem_response
 from api.middleware import MAX_BODY_BYTES
@@ -255,9 +256,7 @@ def capture_jobs(
     headers = dict(EPCIS_HEADERS)
     if len(jobs) > limit:
         jobs = jobs[:limit]
-        following = request.url.remove_query_params(["nextPageToken"])
-        following = following.include_query_params(nextPageToken=str(jobs[-1].id))
-        headers["Link"] = f'<{following}>; rel="next"'
+        headers["Link"] = next_page_link(request, jobs[-1].id)
     return JSONResponse([job_document(job) for job in jobs], headers=headers)
 
 

@@ -253,9 +253,7 @@ def query_page(
             type="epcisException:QueryTooLargeException",
         ) from None
     if page.next_cursor is not None:
-        following = request.url.remove_query_params(["nextPageToken", "cursor"])
-        following = following.include_query_params(nextPageToken=page.next_cursor)
-        response.headers["Link"] = f'<{following}>; rel="next"'
+        response.headers["Link"] = next_page_link(request, page.next_cursor)
     return page
 
 
@@ -501,9 +499,7 @@ def _value_list(resource: str) -> Any:
         members = found[:per_page]
         headers = dict(EPCIS_HEADERS)
         if len(found) > per_page:
-            following = request.url.remove_query_params("nextPageToken")
-            following = following.include_query_params(nextPageToken=_list_token(members[-1]))
-            headers["Link"] = f'<{following}>; rel="next"'
+            headers["Link"] = next_page_link(request, _list_token(members[-1]))
         collection = {"@context": [EPCIS_CONTEXT], "type": "Collection", "member": members}
         return json_answer(request, collection, headers)
 
@@ -539,6 +535,14 @@ def _list_page(params: list[tuple[str, str]]) -> tuple[int, str | None]:
         if not token or _list_token(after) != token or "\x00" in after:
             raise _parameter_problem("nextPageToken", "not a token this list gave")
     return per_page, after
+
+
+def next_page_link(request: Request, token: int | str) -> str:
+    """The `Link` header of the page after this one: the request with `token` as its
+    nextPageToken (in place of the one it had, or of the older `cursor`)."""
+    following = request.url.remove_query_params(["nextPageToken", "cursor"])
+    following = following.include_query_params(nextPageToken=token)
+    return f'<{following}>; rel="next"'
 
 
 def refuse_invalidated_token(conn: Conn, org: Org, name: str, token: str) -> None:

@@ -31,6 +31,7 @@ from api.enterprise import (
     DocumentResponse,
     answer_document,
     epc_format_of,
+    next_page_link,
     query_answer,
     query_page,
     recorded_events,
@@ -143,9 +144,7 @@ def list_queries(
     headers = dict(EPCIS_HEADERS)
     if len(found) > limit:
         found = found[:limit]
-        following = request.url.remove_query_params(["nextPageToken"])
-        following = following.include_query_params(nextPageToken=str(found[-1].id))
-        headers["Link"] = f'<{following}>; rel="next"'
+        headers["Link"] = next_page_link(request, found[-1].id)
     return JSONResponse([_query_body(named) for named in found], headers=headers)
 
 
@@ -602,9 +601,7 @@ def list_subscriptions(
     headers = dict(EPCIS_HEADERS)
     if len(found) > limit:
         found = found[:limit]
-        following = request.url.remove_query_params(["nextPageToken"])
-        following = following.include_query_params(nextPageToken=str(found[-1].id))
-        headers["Link"] = f'<{following}>; rel="next"'
+        headers["Link"] = next_page_link(request, found[-1].id)
     return JSONResponse([subscription_body(s) for s in found], headers=headers)
 
 
