@@ -132,7 +132,14 @@ def seeded_world() -> Iterator[SeededWorld]:
 
 
 @pytest.fixture
-def world(seeded_world: SeededWorld) -> Iterator[Api]:
-    """The API's seeded world, a copy of this test's own (database and chain), to change at will."""
-    with copy_of(seeded_world) as mine, serve(mine, public_rate_per_minute=10_000) as api:
+def mine(seeded_world: SeededWorld) -> Iterator[SeededWorld]:
+    """The seeded world, a copy of this test's own (database and chain), to change at will."""
+    with copy_of(seeded_world) as copy:
+        yield copy
+
+
+@pytest.fixture
+def world(mine: SeededWorld) -> Iterator[Api]:
+    """The API in process over `mine` (a test may also serve `mine` another way, or restart)."""
+    with serve(mine, public_rate_per_minute=10_000) as api:
         yield api

@@ -37,11 +37,11 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 import pytest
-import uvicorn
 import websockets.sync.client
 from psycopg_pool import ConnectionPool
 
 from api.i18n import TEXTS
+from tests.support.api import app_in_thread
 from tests.support.cold_lot import (
     EXCURSION_MINUTES,
     PRODUCER_NAME,
@@ -128,37 +128,13 @@ def served(fresh_database_url: str, chain_rpc_url: str) -> Iterator[Served]:
         # What the page's "check it yourself" asks by default: the same anvil, over CORS.
         chain_public_rpc_url=chain_rpc_url,
     )
-    pool = ConnectionPool(
-        fresh_database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(settings, pool),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(15)
-
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited before it started (port taken?)"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield Served(f"http://127.0.0.1:{port}", chain_rpc_url, stop)
-    finally:
-        stop()
-        pool.close()
-    assert not thread.is_alive(), "uvicorn did not shut down within 15 s"
+    with (
+        ConnectionPool(
+            fresh_database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
+        ) as pool,
+        app_in_thread(build_app(settings, pool), port) as app,
+    ):
+        yield Served(app.url, chain_rpc_url, app.stop)
 
 
 @dataclass

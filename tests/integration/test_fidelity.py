@@ -7,7 +7,7 @@ binding's forms. URLs that are not GS1 keys come back byte for byte. Real Postgr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from epcis.xml_binding import xml_document
 from finance.audit import full_audit
 from ledger.chain import connect
 from records.registry_store import all_prefixes
-from tests.support.api import Api, SeededWorld, copy_of, serve
+from tests.support.api import Api, SeededWorld
 from tests.support.gs1_examples import (
     EXAMPLES,
     XML_EXAMPLES,
@@ -46,21 +46,9 @@ def gs1_schema() -> jsonschema_rs.Draft7Validator:
     return jsonschema_rs.Draft7Validator(orjson.loads(SCHEMA.read_bytes()))
 
 
-@pytest.fixture
-def mine(seeded_world: SeededWorld) -> Iterator[SeededWorld]:
-    with copy_of(seeded_world) as world:
-        yield world
-
-
-@pytest.fixture
-def api(mine: SeededWorld) -> Iterator[Api]:
-    with serve(mine, public_rate_per_minute=10_000) as served:
-        yield served
-
-
-def answer(api: Api, hash_id: str, header: str | None) -> httpx.Response:
+def answer(world: Api, hash_id: str, header: str | None) -> httpx.Response:
     headers = {} if header is None else {"GS1-EPC-Format": header}
-    return api.get("/epcis/events", "maker", params={"EQ_eventID": hash_id}, headers=headers)
+    return world.get("/epcis/events", "maker", params={"EQ_eventID": hash_id}, headers=headers)
 
 
 def the_event(response: httpx.Response) -> dict[str, Any]:
@@ -103,7 +91,7 @@ def captured_first(
 
 
 def check_answers(
-    api: Api,
+    world: Api,
     captured: dict[str, tuple[dict[str, Any], Any]],
     gs1_schema: jsonschema_rs.Draft7Validator,
     also: Callable[[dict[str, Any]], None] = lambda _: None,
@@ -112,10 +100,10 @@ def check_answers(
     """Every captured event answered in each format as the format says; how many EPC values
     each translating format changed (so the test sees translations happen)."""
     translated = {"Always_GS1_Digital_Link": 0, "Always_EPC_URN": 0}
-    registered = all_prefixes(api.conn)
+    registered = all_prefixes(world.conn)
     for hash_id, (raw, context) in captured.items():
         responses = {
-            header: answer(api, hash_id, header)
+            header: answer(world, hash_id, header)
             for header in (None, *(member.value for member in EPCFormat))
         }
         for header, response in responses.items():
@@ -168,21 +156,21 @@ def check_answers(
 
 
 def test_every_gs1_json_example_is_answered_as_captured_or_translated(
-    api: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
+    world: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
 ) -> None:
     own_the_examples(mine.database_url)
     paths = sorted(EXAMPLES.rglob("*.jsonld"))
     for path in paths:
-        assert post_capture(api, path.read_bytes()).status_code == 202, path.name
+        assert post_capture(world, path.read_bytes()).status_code == 202, path.name
     assert work_all(mine.database_url) == len(paths)
     captured = captured_first([orjson.loads(path.read_bytes()) for path in paths])
     assert len(captured) > 40
-    translated = check_answers(api, captured, gs1_schema)
+    translated = check_answers(world, captured, gs1_schema)
     # GS1's examples write EPCs both as URNs and as Digital Links: each format rewrote some.
     assert translated["Always_GS1_Digital_Link"] > 100, translated
     assert translated["Always_EPC_URN"] > 10, translated
     # Only events that normalisation rewrote keep a captured copy.
-    row = api.conn.execute(
+    row = world.conn.execute(
         "SELECT count(*) FILTER (WHERE as_captured IS NOT NULL), count(*) FROM events"
         " WHERE event_hash = ANY(%s)",
         ([bytes.fromhex(h.split(";")[1][:64]) for h in captured],),
@@ -194,7 +182,7 @@ def test_every_gs1_json_example_is_answered_as_captured_or_translated(
 
 
 def test_xml_examples_come_back_in_the_json_bindings_forms(
-    api: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
+    world: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
 ) -> None:
     own_the_examples(mine.database_url)
     paths = [
@@ -204,7 +192,7 @@ def test_xml_examples_come_back_in_the_json_bindings_forms(
     ]
     for path in paths:
         behaviour = "proceed" if path.name == "SensorDataExamples.xml" else "rollback"
-        response = api.call(
+        response = world.call(
             "POST",
             "/epcis/capture",
             "maker",
@@ -215,7 +203,7 @@ def test_xml_examples_come_back_in_the_json_bindings_forms(
     work_all(mine.database_url)
     documents = [xml_document(path.read_bytes()) for path in paths]
     stored = {
-        digest.hex() for (digest,) in api.conn.execute("SELECT event_hash FROM events").fetchall()
+        digest.hex() for (digest,) in world.conn.execute("SELECT event_hash FROM events").fetchall()
     }
     captured = {
         hash_id: found
@@ -250,7 +238,7 @@ def test_xml_examples_come_back_in_the_json_bindings_forms(
         )
 
     assert sum(map(schema_gap, (raw for raw, _ in captured.values()))) == 3
-    check_answers(api, captured, gs1_schema, also=json_forms, schema_exempt=schema_gap)
+    check_answers(world, captured, gs1_schema, also=json_forms, schema_exempt=schema_gap)
     # GS1's XML examples write CBV URNs (urn:epcglobal:cbv:bizstep:shipping): bare words here.
     assert {"shipping", "receiving", "commissioning"} <= set(steps)
 
@@ -300,15 +288,15 @@ CUSTOM_DOCUMENT = {
 
 
 def test_urls_that_are_not_gs1_keys_come_back_byte_for_byte(
-    api: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
+    world: Api, mine: SeededWorld, gs1_schema: jsonschema_rs.Draft7Validator
 ) -> None:
-    assert post_capture(api, CUSTOM_DOCUMENT).status_code == 202
+    assert post_capture(world, CUSTOM_DOCUMENT).status_code == 202
     assert work_all(mine.database_url) == 1
     hash_id = event_hash_id(CUSTOM_EVENT, CUSTOM_DOCUMENT["@context"])
     urls = [*NOT_GS1_KEYS.values(), "https://erp.example.com/01/00614141123452/21/po-77"]
     urls.append("https://id.gs1.org/253/0614141000015INV-9")
     for header in (None, "Never_Translates", "Always_GS1_Digital_Link", "Always_EPC_URN"):
-        response = answer(api, hash_id, header)
+        response = answer(world, hash_id, header)
         assert [e.message for e in gs1_schema.iter_errors(response.json())] == []
         for url in urls:
             # In the answer's bytes exactly as captured, as often as captured (twice each).
@@ -317,18 +305,18 @@ def test_urls_that_are_not_gs1_keys_come_back_byte_for_byte(
         assert event["example:ref"] == CUSTOM_EVENT["example:ref"]
         assert event_hash_id(event, response.json()["@context"]) == hash_id
     # The EPC fields: as captured, or translated.
-    as_captured = the_event(answer(api, hash_id, "Never_Translates"))
+    as_captured = the_event(answer(world, hash_id, "Never_Translates"))
     assert as_captured["epcList"] == CUSTOM_EVENT["epcList"]
-    assert the_event(answer(api, hash_id, "Always_GS1_Digital_Link"))["epcList"] == [
+    assert the_event(answer(world, hash_id, "Always_GS1_Digital_Link"))["epcList"] == [
         "https://id.gs1.org/01/00614141123452/21/fidelity-1",
         "https://id.gs1.org/01/00614141123452/21/fidelity-2",
     ]
-    assert the_event(answer(api, hash_id, "Always_EPC_URN"))["epcList"] == [
+    assert the_event(answer(world, hash_id, "Always_EPC_URN"))["epcList"] == [
         "urn:epc:id:sgtin:0614141.012345.fidelity-1",
         "urn:epc:id:sgtin:0614141.012345.fidelity-2",
     ]
     # The stored normalised event (what pages and finance read) rewrote only the EPC fields.
-    row = api.conn.execute(
+    row = world.conn.execute(
         "SELECT event, as_captured FROM events WHERE event_hash = %s",
         (bytes.fromhex(hash_id.split(";")[1][:64]),),
     ).fetchone()
@@ -342,16 +330,16 @@ def test_urls_that_are_not_gs1_keys_come_back_byte_for_byte(
     assert stored["bizTransactionList"] == CUSTOM_EVENT["bizTransactionList"]
     assert kept == CUSTOM_EVENT
     # An event stored before the captured form was kept is answered in its stored form.
-    api.conn.execute("UPDATE events SET as_captured = NULL")
-    before = the_event(answer(api, hash_id, "Never_Translates"))
+    world.conn.execute("UPDATE events SET as_captured = NULL")
+    before = the_event(answer(world, hash_id, "Never_Translates"))
     assert before["epcList"] == stored["epcList"]
     assert event_hash_id(before, CUSTOM_DOCUMENT["@context"]) == hash_id
 
 
 @pytest.mark.parametrize("path", ["/epcis/events", "/epcis/events/x", "/epcis/bizSteps/a/events"])
-def test_an_unknown_epc_format_is_a_400_naming_the_header(api: Api, path: str) -> None:
+def test_an_unknown_epc_format_is_a_400_naming_the_header(world: Api, path: str) -> None:
     for bad in ("always_epc_urn", "URN", ""):
-        response = api.get(path, "maker", headers={"GS1-EPC-Format": bad})
+        response = world.get(path, "maker", headers={"GS1-EPC-Format": bad})
         assert response.status_code == 400, (path, bad, response.text)
         problem = response.json()
         assert (problem["code"], problem["header"]) == ("epc_format", "GS1-EPC-Format")

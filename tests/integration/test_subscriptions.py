@@ -25,7 +25,6 @@ import jsonschema_rs
 import orjson
 import psycopg
 import pytest
-import uvicorn
 import websockets
 from psycopg_pool import ConnectionPool
 
@@ -36,7 +35,7 @@ from ingest.capture import CaptureBatch, Origin
 from ledger import log_store
 from ledger.subscriptions import DeliveryConfig, DeliveryWorker, next_batch
 from records import registry_store, subscription_store
-from tests.support.api import Api, SeededWorld, copy_of
+from tests.support.api import Api, SeededWorld, app_in_thread, copy_of
 from tests.support.events import make_event, store_events
 from tests.support.processes import WorkerProcess
 from tracefin.embedded import free_port
@@ -332,33 +331,14 @@ def served(seeded_world: SeededWorld) -> Iterator[Served]:
             api_public_rate_per_minute=10_000,
             subscription_loopback_dest=True,
         )
-        pool = ConnectionPool(
-            mine.database_url, min_size=1, max_size=6, kwargs={"autocommit": True}, open=True
-        )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                build_app(settings, pool),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-            )
-        )
-        thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert thread.is_alive(), "uvicorn exited before it started"
-                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-                time.sleep(0.02)
-            with positioner(mine.database_url):
-                yield Served(f"http://127.0.0.1:{port}", mine.keys, mine.database_url)
-        finally:
-            server.should_exit = True
-            thread.join(15)
-            pool.close()
+        with (
+            ConnectionPool(
+                mine.database_url, min_size=1, max_size=6, kwargs={"autocommit": True}
+            ) as pool,
+            app_in_thread(build_app(settings, pool), port) as app,
+            positioner(mine.database_url),
+        ):
+            yield Served(app.url, mine.keys, mine.database_url)
 
 
 def _named(served: Served, name: str = "shipped") -> None:

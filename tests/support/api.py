@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +12,8 @@ from typing import Any
 
 import httpx
 import psycopg
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg_pool import ConnectionPool
@@ -131,3 +135,40 @@ def seeded_api(chain_rpc_url: str) -> Iterator[Api]:
         serve_world(url, chain_rpc_url, public_rate_per_minute=1_000_000) as api,
     ):
         yield api
+
+
+@dataclass
+class ThreadedApp:
+    """An app served by uvicorn in a thread of the test process, on 127.0.0.1."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@contextmanager
+def app_in_thread(app: FastAPI, port: int) -> Iterator[ThreadedApp]:
+    """`app` under uvicorn on `port` (lifespan on: its page cache and listeners run) until the
+    block ends; started (or failed) before the block begins, shut down after it."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    running = ThreadedApp(f"http://127.0.0.1:{port}", server, thread)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "uvicorn exited before it started (port taken?)"
+            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+            time.sleep(0.02)
+        yield running
+    finally:
+        running.stop()
+    assert not thread.is_alive(), "uvicorn did not shut down within 15 s"
