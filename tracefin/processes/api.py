@@ -20,6 +20,7 @@ from ledger.chain import connect
 from ledger.deployment import is_live
 from ledger.log_store import Deployment
 from tracefin.embedded import port_open
+from tracefin.process import freeze_startup_heap
 from tracefin.settings import MissingProductionSetting, Settings
 
 
@@ -104,8 +105,10 @@ def run_api(settings: Settings) -> None:
     )
     pool.open(wait=True, timeout=30)
     try:
+        app = build_app(settings, pool)
+        freeze_startup_heap()
         uvicorn.run(
-            build_app(settings, pool),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             log_level="info",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
-from tracefin.process import stop_on_signals
+from tracefin.process import freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def run_capture_worker(settings: Settings) -> None:
         ),
     )
     stop_on_signals(worker.request_stop, "stopping after the job in hand")
+    freeze_startup_heap()
     log.info("capture worker running")
     worker.run()
     log.info("capture worker stopped after %d jobs", worker.finished)
