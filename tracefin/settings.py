@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_public_rate_per_minute: int = Field(default=600, ge=1)
     api_db_pool_size: int = Field(default=8, ge=1, le=128)
+    # The longest one SQL statement of an API request may run (or wait for a lock): past it the
+    # statement is cancelled and the request answered 413 query_too_complex (a read) or 503
+    # (a write), so one unindexed filter cannot hold a connection and a core for minutes.
+    api_statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
     # The proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDR
     # networks). None by default: then the header is ignored and the peer is the client, so a
     # forged header dodges no rate limit (uvicorn itself would trust 127.0.0.1).
