@@ -8,7 +8,7 @@ import contextlib
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -373,6 +373,8 @@ class _Stream:
     scope: int | None
     position: int
     report_if_empty: bool
+    # Asked again at every step: a stream lives as long as its key does, not its handshake.
+    credentials: HTTPAuthorizationCredentials | None = field(repr=False)
 
 
 def _refusal(code: str, detail: str) -> Problem:
@@ -428,7 +430,12 @@ def _open_stream(
             since = _time("initialRecordTime", initial) if initial is not None else None
             position = start_position(conn, since)
     return _Stream(
-        named.id, named.name, scope_of(person.id, person.role), position, report == "true"
+        named.id,
+        named.name,
+        scope_of(person.id, person.role),
+        position,
+        report == "true",
+        credentials,
     )
 
 
@@ -445,6 +452,7 @@ def _time(name: str, raw: str) -> datetime:
 @dataclass(frozen=True)
 class _Step:
     gone: bool = False
+    revoked: bool = False
     message: str | None = None
     position: int | None = None
     full: bool = False
@@ -452,8 +460,12 @@ class _Step:
 
 def _stream_step(pool: ConnectionPool, stream: _Stream, position: int) -> _Step:
     """What follows `position` for the stream (run in a worker thread: it waits on the
-    database); `gone` once the named query was deleted."""
+    database); `gone` once the named query was deleted, `revoked` once the key was."""
     with pool.connection() as conn:
+        try:
+            auth.caller(conn, stream.credentials, "GET")
+        except Problem:
+            return _Step(revoked=True)
         named = subscription_store.query_by_id(conn, stream.query_id)
         if named is None:
             return _Step(gone=True)
@@ -512,6 +524,9 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
             step = await run_in_threadpool(_stream_step, pool, stream, position)
             if step.gone:
                 await websocket.close(code=GOING_AWAY, reason="query deleted")
+                break
+            if step.revoked:
+                await websocket.close(code=POLICY_VIOLATION, reason="invalid_api_key")
                 break
             if step.message is not None:
                 await websocket.send_text(step.message)

@@ -26,7 +26,6 @@ import orjson
 import psycopg
 import pytest
 import websockets
-from psycopg_pool import ConnectionPool
 
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from epcis.query import parse_event_query
@@ -39,7 +38,7 @@ from tests.support.api import Api, SeededWorld, app_in_thread, copy_of
 from tests.support.events import make_event, store_events
 from tests.support.processes import WorkerProcess
 from tracefin.embedded import free_port
-from tracefin.processes.api import build_app
+from tracefin.processes.api import api_pool, build_app
 from tracefin.processes.subscription_worker import render, webhook_sender
 from tracefin.settings import Settings
 from tracefin.simulate import DEVICES, signed_publications, sim_devices
@@ -332,9 +331,7 @@ def served(seeded_world: SeededWorld) -> Iterator[Served]:
             subscription_loopback_dest=True,
         )
         with (
-            ConnectionPool(
-                mine.database_url, min_size=1, max_size=6, kwargs={"autocommit": True}
-            ) as pool,
+            api_pool(settings) as pool,
             app_in_thread(build_app(settings, pool), port) as app,
             positioner(mine.database_url),
         ):
@@ -398,6 +395,31 @@ def test_a_websocket_subscriber_gets_a_new_matching_event_at_once(served: Served
         async with websockets.connect(resumed, additional_headers=auth) as ws:
             document = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=10))
             assert [e["eventID"] for e in events_of(document)] == [hash_id(missed)]
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_ends_when_its_key_is_revoked(served: Served) -> None:
+    """The key is asked again at every step of a stream, so revoking it (`tracefin org
+    revoke-key --reissue`) closes the stream (1008 invalid_api_key) before anything captured
+    afterwards is sent on it."""
+    _named(served)
+    url = served.base.replace("http://", "ws://") + "/epcis/queries/shipped/events?stream=true"
+    auth = {"Authorization": f"Bearer {served.keys['maker']}"}
+
+    async def scenario() -> None:
+        async with websockets.connect(url, additional_headers=auth) as ws:
+            with psycopg.connect(served.database_url, autocommit=True) as conn:
+                assert registry_store.revoke_keys(conn, "maker") == 1
+                org = registry_store.get_org(conn, "maker")
+                assert org is not None
+                fresh = registry_store.issue_api_key(conn, org.id)
+            new_key = Served(served.base, {"maker": fresh}, served.database_url)
+            await asyncio.to_thread(new_key.capture, shipping())
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=30)  # the event, were it sent
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "invalid_api_key")
 
     asyncio.run(scenario())
 
