@@ -42,6 +42,9 @@ def api_config(settings: Settings) -> ApiConfig:
         readiness_cache=timedelta(seconds=settings.api_readiness_cache_s),
         metrics_token=settings.metrics_token(),
         subscription_loopback=settings.subscription_loopback_dest,
+        max_named_queries=settings.api_max_named_queries_per_org,
+        max_subscriptions=settings.api_max_subscriptions_per_org,
+        max_streams=settings.api_max_streams_per_org,
     )
 
 
