@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     # Events one POST /epcis/capture may carry (GS1-EPCIS-Capture-Limit; its byte limit is
     # ingest_max_payload_bytes): a larger document is refused 413, to be split by its sender.
     capture_max_events: int = Field(default=10_000, ge=1)
+    # Finished capture jobs (GET /epcis/capture/{id}) are kept this many days, then deleted by
+    # the capture worker; their events stay.
+    capture_job_retention_days: int = Field(default=30, ge=1, le=3650)
     # Webhook subscriptions to named queries (tracefin subscription-worker). Whether a dest may
     # be this machine (http://127.0.0.1, localhost): development and tests only, refused in
     # production (anyone with a key could make the worker POST to the host's own services).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
 from tracefin.process import freeze_startup_heap, stop_on_signals
@@ -21,6 +22,7 @@ def run_capture_worker(settings: Settings) -> None:
         CaptureJobConfig(
             max_payload_bytes=settings.ingest_max_payload_bytes,
             max_future_skew=settings.max_future_skew,
+            retention=timedelta(days=settings.capture_job_retention_days),
         ),
     )
     stop_on_signals(worker.request_stop, "stopping after the job in hand")
