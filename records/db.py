@@ -52,6 +52,12 @@ def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 4) -> Con
     return pool
 
 
+def set_statement_timeout(conn: Conn, milliseconds: int) -> None:
+    """Bound every later statement of `conn`'s session (lock waits included): past it,
+    PostgreSQL cancels the statement (psycopg raises QueryCanceled)."""
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
+
+
 def load_migrations(packages: Sequence[str]) -> list[Migration]:
     """The migrations each package ships in its `migrations` folder, in one version order.
 

@@ -19,6 +19,7 @@ from ingest.mqtt_link import parse_mqtt_url
 from ledger.chain import connect
 from ledger.deployment import is_live
 from ledger.log_store import Deployment
+from records.db import set_statement_timeout
 from tracefin.embedded import port_open
 from tracefin.process import freeze_startup_heap
 from tracefin.settings import MissingProductionSetting, Settings
@@ -94,13 +95,13 @@ def api_pool(settings: Settings) -> ConnectionPool:
     faster), and every statement bounded by `api_statement_timeout_ms`."""
     if settings.database_url is None:
         raise SystemExit("tracefin api needs TRACEFIN_DATABASE_URL")
-    timeout_ms = str(settings.api_statement_timeout_ms)
+    timeout_ms = settings.api_statement_timeout_ms
 
     def configure(conn: Connection[Any]) -> None:
         set_json_loads(orjson.loads, conn)
         # A session setting, so it costs nothing per request; set here rather than in the
         # URL's `options`, which an operator's own URL may already use.
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+        set_statement_timeout(conn, timeout_ms)
 
     return ConnectionPool(
         settings.database_url,
