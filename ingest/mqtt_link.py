@@ -17,6 +17,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
+# How often `MqttLink.publish` drops the answers already sent from its count: at most this many
+# sent ones are still held, and their MQTTMessageInfo is asked about once each.
+_PRUNE_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,12 @@ class MqttLink:
             unsent = self._unsent
             # Written out in order (QoS 0), acked about in order (QoS 1): one left unacked
             # holds the later ones in the count, which errs on the side of dropping answers.
-            while unsent and unsent[0].is_published():
-                unsent.popleft()
-            if len(unsent) >= self._max_unsent:
-                return False
+            # Pruned every _PRUNE_EVERY answers (and at the limit), not on each one.
+            if len(unsent) % _PRUNE_EVERY == 0 or len(unsent) >= self._max_unsent:
+                while unsent and unsent[0].is_published():
+                    unsent.popleft()
+                if len(unsent) >= self._max_unsent:
+                    return False
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             with self._unsent_lock:
