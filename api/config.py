@@ -36,6 +36,10 @@ class ApiConfig:
     # Whether webhook subscriptions may point at this machine (http://127.0.0.1, localhost):
     # development and tests only.
     subscription_loopback: bool = False
+    # Per organisation: named queries, webhook subscriptions, and streams open on this process.
+    max_named_queries: int = 100
+    max_subscriptions: int = 100
+    max_streams: int = 10
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import QueryCanceled
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -203,6 +204,29 @@ def install(app: FastAPI) -> None:
         response = problem_response(exc.status_code, code, str(exc.detail), request.url.path)
         for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405 (RFC 9110)
             response.headers[name] = value
+        return response
+
+    @app.exception_handler(QueryCanceled)
+    async def on_statement_timeout(request: Request, exc: QueryCanceled) -> JSONResponse:
+        # PostgreSQL cancelled a statement past the API's statement_timeout; its transaction
+        # rolled back, so nothing of the request is stored.
+        path = request.url.path
+        if request.method in _READS:
+            extra = (
+                {"type": "epcisException:QueryTooComplexException"} if in_rest_binding(path) else {}
+            )
+            return problem_response(
+                413,
+                "query_too_complex",
+                "the query ran longer than this server allows; narrow it (a time window, an"
+                " identifier, a bizStep) or ask for smaller pages",
+                path,
+                **extra,
+            )
+        response = problem_response(
+            503, "statement_timeout", "the database took too long; try again later", path
+        )
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(Exception)

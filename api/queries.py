@@ -8,9 +8,10 @@ import contextlib
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 import orjson
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from api import auth
 from api.capture_jobs import positive_parameter
+from api.config import ApiConfig
 from api.deps import AnyOrg, Config, DbConn
 from api.enterprise import (
     EPCIS_HEADERS,
@@ -185,19 +187,29 @@ def _json_body(raw: bytes, content_type: str) -> Any:
         }
     },
 )
-async def create_query(request: Request, org: AnyOrg) -> Response:
+async def create_query(request: Request, conn: DbConn, org: AnyOrg, config: Config) -> Response:
+    # The body was read by the Guard before any connection was taken; the request's one
+    # connection (the key check's) does the work: a second one per request could exhaust
+    # the pool with every request waiting for another.
     body = _json_body(await request.body(), request.headers.get("content-type", ""))
-    pool: ConnectionPool = request.app.state.pool
-    return await run_in_threadpool(_create_query, pool, org, body)
+    return await run_in_threadpool(_create_query, conn, org, body, config.max_named_queries)
 
 
-def _create_query(pool: ConnectionPool, org: Person, body: Any) -> Response:
+def _create_query(conn: Conn, org: Person, body: Any, limit: int) -> Response:
     _reader(org)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise _query_problem("name", 'the body is {"name": ..., "query": {...}}')
     name = body["name"]
-    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable() or "/" in name:
-        raise _query_problem("name", f"a name of 1 to {MAX_NAME_LENGTH} printable characters, no /")
+    if (
+        not name
+        or len(name) > MAX_NAME_LENGTH
+        or not name.isprintable()
+        or "/" in name
+        or name in (".", "..")  # a path segment a client or proxy would resolve away
+    ):
+        raise _query_problem(
+            "name", f"a name of 1 to {MAX_NAME_LENGTH} printable characters, no /, not . or .."
+        )
     query = body.get("query")
     try:
         params = query_params(query)
@@ -205,21 +217,29 @@ def _create_query(pool: ConnectionPool, org: Person, body: Any) -> Response:
     except QueryParameterError as exc:
         raise _query_problem(exc.name, exc.detail) from None
     assert isinstance(query, dict)
-    with pool.connection() as conn:
-        try:
-            subscription_store.create_query(conn, org.id, name, query, params)
-        except subscription_store.DuplicateName:
-            raise Problem(
-                409,
-                "query_exists",
-                "you have a named query of that name",
-                type="epcisException:ResourceAlreadyExistsException",
-            ) from None
-    from urllib.parse import quote
-
+    try:
+        subscription_store.create_query(conn, org.id, name, query, params, limit)
+    except subscription_store.LimitReached as exc:
+        raise _limit_reached("named queries", exc.limit) from None
+    except subscription_store.DuplicateName:
+        raise Problem(
+            409,
+            "query_exists",
+            "you have a named query of that name",
+            type="epcisException:ResourceAlreadyExistsException",
+        ) from None
     return Response(
         status_code=201,
         headers={"Location": f"/epcis/queries/{quote(name, safe='')}", **EPCIS_HEADERS},
+    )
+
+
+def _limit_reached(what: str, limit: int) -> Problem:
+    return Problem(
+        403,
+        "limit_reached",
+        f"an organisation may hold {limit} {what} at most; delete one first",
+        limit=limit,
     )
 
 
@@ -366,13 +386,35 @@ class LogWakeups:
                 self._stop.wait(1.0)
 
 
+class OpenStreams:
+    """How many WebSocket streams each org has open on this process (the event loop's thread
+    alone counts them, so no lock), bounded by `ApiConfig.max_streams`."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, int] = {}
+
+    def try_open(self, org_id: int, limit: int) -> bool:
+        if self._open.get(org_id, 0) >= limit:
+            return False
+        self._open[org_id] = self._open.get(org_id, 0) + 1
+        return True
+
+    def close(self, org_id: int) -> None:
+        left = self._open.pop(org_id, 1) - 1
+        if left > 0:
+            self._open[org_id] = left
+
+
 @dataclass(frozen=True)
 class _Stream:
+    org_id: int
     query_id: int
     name: str
     scope: int | None
     position: int
     report_if_empty: bool
+    # Asked again at every step: a stream lives as long as its key does, not its handshake.
+    credentials: HTTPAuthorizationCredentials | None = field(repr=False)
 
 
 def _refusal(code: str, detail: str) -> Problem:
@@ -428,7 +470,13 @@ def _open_stream(
             since = _time("initialRecordTime", initial) if initial is not None else None
             position = start_position(conn, since)
     return _Stream(
-        named.id, named.name, scope_of(person.id, person.role), position, report == "true"
+        person.id,
+        named.id,
+        named.name,
+        scope_of(person.id, person.role),
+        position,
+        report == "true",
+        credentials,
     )
 
 
@@ -445,6 +493,7 @@ def _time(name: str, raw: str) -> datetime:
 @dataclass(frozen=True)
 class _Step:
     gone: bool = False
+    revoked: bool = False
     message: str | None = None
     position: int | None = None
     full: bool = False
@@ -452,8 +501,12 @@ class _Step:
 
 def _stream_step(pool: ConnectionPool, stream: _Stream, position: int) -> _Step:
     """What follows `position` for the stream (run in a worker thread: it waits on the
-    database); `gone` once the named query was deleted."""
+    database); `gone` once the named query was deleted, `revoked` once the key was."""
     with pool.connection() as conn:
+        try:
+            auth.caller(conn, stream.credentials, "GET")
+        except Problem:
+            return _Step(revoked=True)
         named = subscription_store.query_by_id(conn, stream.query_id)
         if named is None:
             return _Step(gone=True)
@@ -480,16 +533,32 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
             websocket.query_params.multi_items(),
         )
     except Problem as exc:
-        # Refused in the handshake: answered as an HTTP problem (the ASGI denial response,
-        # which uvicorn offers), like the same request without the upgrade; a server without
-        # it gets a close with the policy code, which it answers 403.
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(
-                problem_response(exc.status, exc.code, exc.detail, websocket.url.path, **exc.extra)
-            )
-        else:
-            await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+        await _refuse_handshake(websocket, exc)
         return
+    open_streams: OpenStreams = websocket.app.state.open_streams
+    config: ApiConfig = websocket.app.state.config
+    if not open_streams.try_open(stream.org_id, config.max_streams):
+        await _refuse_handshake(websocket, _limit_reached("open streams", config.max_streams))
+        return
+    try:
+        await _serve_stream(websocket, pool, stream)
+    finally:
+        open_streams.close(stream.org_id)
+
+
+async def _refuse_handshake(websocket: WebSocket, exc: Problem) -> None:
+    """Answered as an HTTP problem (the ASGI denial response, which uvicorn offers), like the
+    same request without the upgrade; a server without it gets a close with the policy code,
+    which it answers 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            problem_response(exc.status, exc.code, exc.detail, websocket.url.path, **exc.extra)
+        )
+    else:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+
+
+async def _serve_stream(websocket: WebSocket, pool: ConnectionPool, stream: _Stream) -> None:
     wakeups: LogWakeups = websocket.app.state.log_wakeups
     wake = wakeups.register()
     closed = asyncio.Event()
@@ -512,6 +581,9 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
             step = await run_in_threadpool(_stream_step, pool, stream, position)
             if step.gone:
                 await websocket.close(code=GOING_AWAY, reason="query deleted")
+                break
+            if step.revoked:
+                await websocket.close(code=POLICY_VIOLATION, reason="invalid_api_key")
                 break
             if step.message is not None:
                 await websocket.send_text(step.message)
@@ -624,19 +696,25 @@ def list_subscriptions(
         }
     },
 )
-async def subscribe(request: Request, org: AnyOrg, config: Config, query_name: str) -> Response:
-    body = _json_body(await request.body(), request.headers.get("content-type", ""))
-    pool: ConnectionPool = request.app.state.pool
+async def subscribe(
+    request: Request, conn: DbConn, org: AnyOrg, config: Config, query_name: str
+) -> Response:
+    body = _json_body(await request.body(), request.headers.get("content-type", ""))  # as above
     return await run_in_threadpool(
-        _subscribe, pool, org, query_name, body, config.subscription_loopback
+        _subscribe,
+        conn,
+        org,
+        query_name,
+        body,
+        config.subscription_loopback,
+        config.max_subscriptions,
     )
 
 
 def _subscribe(
-    pool: ConnectionPool, org: Person, query_name: str, body: Any, loopback: bool
+    conn: Conn, org: Person, query_name: str, body: Any, loopback: bool, limit: int
 ) -> Response:
-    with pool.connection() as conn:
-        named = _own_query(conn, _reader(org), query_name)
+    named = _own_query(conn, _reader(org), query_name)
     if not isinstance(body, dict):
         raise _refusal("subscription_controls", "the body is a JSON object")
     unknown = sorted(
@@ -688,20 +766,22 @@ def _subscribe(
     if initial is not None and not isinstance(initial, str):
         raise _refusal("subscription_controls", "initialRecordTime is an RFC 3339 time")
     since = _time("initialRecordTime", initial) if initial is not None else None
-    with pool.connection() as conn, conn.transaction():
-        subscription = subscription_store.subscribe(
-            conn,
-            named.id,
-            dest,
-            token,
-            report,
-            schedule,
-            since,
-            start_position(conn, since),
-            first_time,
-        )
-    from urllib.parse import quote
-
+    with conn.transaction():
+        try:
+            subscription = subscription_store.subscribe(
+                conn,
+                named.id,
+                dest,
+                token,
+                report,
+                schedule,
+                since,
+                start_position(conn, since),
+                first_time,
+                limit,
+            )
+        except subscription_store.LimitReached as exc:
+            raise _limit_reached("webhook subscriptions", exc.limit) from None
     location = (
         f"/epcis/queries/{quote(named.name, safe='')}/subscriptions/{subscription.subscription_id}"
     )

@@ -9,8 +9,12 @@ at `--rate` events/s in total for `--minutes`, while `tracefin ingest`
 
 - throughput: offered (publish) rate, and stored rate from the start of the load until every
   published event was committed (counted each second once the publishers are done);
-- anchoring lag per event (ingest receipt to its batch recorded): p50 / p99 / max;
-- finance lag, sampled every second (age of the oldest event finance has not applied yet);
+- anchoring lag per event, from the time the event was due to be published (its publisher's
+  start plus its place in the pace: the load generator's clock, not a worker's) to its batch
+  recorded: p50 / p99 / max;
+- finance lag, sampled every second, from the same publish times: how long ago the oldest
+  published event that finance has not applied yet was due (an event still in the broker, or
+  queued in a worker, counts);
 - RSS of each worker after warm-up and at the end of the load (growth %), and peak RSS;
 - the exactly-once check (published digests vs. the events table), the audit, and whether any
   worker died or the API stopped answering /readyz.
@@ -148,6 +152,8 @@ def publish_share(
     go.wait()
     interval = 1 / rate
     began = time.monotonic()
+    # Message k is due at began_wall + k * interval: the publish time lags are measured from.
+    began_wall = time.time()
     sent = 0
     while sent < len(messages):
         # Everything due by now, written in one go per topic; then sleep until the next is due.
@@ -171,7 +177,15 @@ def publish_share(
         process.stdin.close()
     clean = all(process.wait(DRAIN_TIMEOUT_S) == 0 for process in pipes.values())
     Path(result_path).write_bytes(
-        orjson.dumps({"sent": sent, "acked": sent if clean else -1, "publishing_s": publishing_s})
+        orjson.dumps(
+            {
+                "sent": sent,
+                "acked": sent if clean else -1,
+                "publishing_s": publishing_s,
+                "began_wall": began_wall,
+                "interval_s": interval,
+            }
+        )
     )
 
 
@@ -298,16 +312,50 @@ class AutovacuumStandIn(threading.Thread):
         self.join(60)
 
 
-def oldest_age(conn: Conn, log_index: int) -> float:
-    """Seconds since ingest received the oldest event not yet past `log_index` (queue included)."""
-    row = conn.execute(
-        "SELECT extract(epoch FROM now() - min(e.received_at)) FROM events e"
-        " WHERE e.event_hash IN ("
-        "  (SELECT event_hash FROM log_queue ORDER BY ingest_seq LIMIT 1),"
-        "  (SELECT event_hash FROM log_entries WHERE log_index = %s))",
-        (log_index,),
-    ).fetchone()
-    return float(row[0]) if row and row[0] is not None else 0.0
+class PublishClock:
+    """When each published event was due (its publisher's start + its place in the pace), and
+    how far behind those times a worker is: the age of the oldest due event it has not passed.
+
+    Publishers write their digests in publishing order, so one pointer per publisher and per
+    worker walks forward over the ones the worker has passed (log position below its
+    boundary); an event not yet stored (still in the broker or a worker's queue) stops it."""
+
+    BATCH = 20_000
+
+    def __init__(self, digest_files: list[Path], interval_s: float, start_wall: float) -> None:
+        self._digests = [path.read_bytes() for path in digest_files]
+        self._interval = interval_s
+        self._start = start_wall
+        self._passed: dict[str, list[int]] = {}
+
+    def behind(self, conn: Conn, worker: str, boundary: int) -> float:
+        """Seconds since the oldest due event `worker` has not passed was due (0: none)."""
+        now = time.time()
+        passed = self._passed.setdefault(worker, [0] * len(self._digests))
+        worst = 0.0
+        for i, data in enumerate(self._digests):
+            total = len(data) // 32
+            k = passed[i]
+            while k < total:
+                chunk = [
+                    data[o : o + 32] for o in range(k * 32, min(total, k + self.BATCH) * 32, 32)
+                ]
+                done = {
+                    bytes(row[0])
+                    for row in conn.execute(
+                        "SELECT event_hash FROM log_entries"
+                        " WHERE event_hash = ANY(%s) AND log_index < %s",
+                        (chunk, boundary),
+                    )
+                }
+                advanced = next((n for n, d in enumerate(chunk) if d not in done), len(chunk))
+                k += advanced
+                if advanced < len(chunk):
+                    break
+            passed[i] = k
+            if k < total:
+                worst = max(worst, now - (self._start + k * self._interval))
+        return worst
 
 
 def finance_cursor(conn: Conn) -> int:
@@ -320,14 +368,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
 
 
-def exactly_once(conn: Conn, digest_files: list[Path]) -> dict[str, int]:
-    """Published digests against the events table, in SQL (millions do not fit a Python set)."""
-    conn.execute("CREATE TEMP TABLE published (event_hash bytea NOT NULL)")
-    with conn.cursor().copy("COPY published (event_hash) FROM STDIN") as copy:
-        for path in digest_files:
+def exactly_once(
+    conn: Conn, digest_files: list[Path], publishers: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Published digests against the events table, in SQL (millions do not fit a Python set).
+    Leaves them in the temp table `published` with the time each was due (`due_at`)."""
+    conn.execute(
+        "CREATE TEMP TABLE published (event_hash bytea NOT NULL, due_at timestamptz NOT NULL)"
+    )
+    with conn.cursor().copy("COPY published (event_hash, due_at) FROM STDIN") as copy:
+        for path, publisher in zip(digest_files, publishers, strict=True):
             data = path.read_bytes()
-            for offset in range(0, len(data), 32):
-                copy.write_row((data[offset : offset + 32],))
+            start, interval = float(publisher["began_wall"]), float(publisher["interval_s"])
+            for k, offset in enumerate(range(0, len(data), 32)):
+                due = datetime.fromtimestamp(start + k * interval, UTC)
+                copy.write_row((data[offset : offset + 32], due))
     conn.execute("CREATE INDEX ON published (event_hash)")
     conn.execute("ANALYZE published")
     row = conn.execute(
@@ -350,12 +405,13 @@ def exactly_once(conn: Conn, digest_files: list[Path]) -> dict[str, int]:
 
 
 def anchoring_lags(conn: Conn, deployment_id: int) -> tuple[float, float, float]:
-    """p50, p99, max of ingest receipt → batch recorded, over every anchored event."""
+    """p50, p99, max of due to be published → batch recorded, over every anchored event
+    (`published` as exactly_once left it)."""
     row = conn.execute(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
         " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM ("
-        "  SELECT extract(epoch FROM b.anchored_at - e.received_at) AS lag"
-        "  FROM log_entries l JOIN events e ON e.event_hash = l.event_hash"
+        "  SELECT extract(epoch FROM b.anchored_at - p.due_at) AS lag"
+        "  FROM log_entries l JOIN published p ON p.event_hash = l.event_hash"
         "  JOIN LATERAL (SELECT anchored_at FROM anchor_batches b WHERE b.deployment_id = %s"
         "   AND b.first_index <= l.log_index ORDER BY b.first_index DESC LIMIT 1) b ON true) x",
         (deployment_id,),
@@ -469,6 +525,9 @@ def measure(
     print(f"pre-signed the load in {time.perf_counter() - began:.0f}s", flush=True)
     stand_in = AutovacuumStandIn(database_url)
     stand_in.start()
+    # Live samples count from the go signal (each publisher starts within milliseconds of it;
+    # the per-event anchoring lags at the end use each publisher's own start).
+    clock = PublishClock(digest_files, args.publishers / args.rate, time.time())
     load_began = time.monotonic()
     go.set()
     warm_at = load_began + min(60.0, seconds * 0.25)
@@ -487,15 +546,15 @@ def measure(
             size = log_store.log_size(conn)
             anchored = log_store.anchored_end(conn, deployment.id)
             cursor = finance_cursor(conn)
-            finance_lags.append(oldest_age(conn, cursor))
-            anchor_ages.append(oldest_age(conn, anchored))
+            finance_lags.append(clock.behind(conn, "finance", cursor))
+            anchor_ages.append(clock.behind(conn, "anchor", anchored))
             if "warm" not in workers[0].rss and now >= warm_at:
                 for worker in workers:
                     worker.rss["warm"] = worker.memory("VmRSS")
             if int(now - load_began) % 5 == 0:
                 try:
-                    ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
-                    not_ready += ready.status_code != 200
+                    probe = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
+                    not_ready += probe.status_code != 200
                 except httpx.HTTPError:
                     not_ready += 1
             if now - last_print >= 15:
@@ -530,14 +589,14 @@ def measure(
                 and finance_cursor(conn) == size
             ):
                 break
-            finance_lags.append(oldest_age(conn, finance_cursor(conn)))
+            finance_lags.append(clock.behind(conn, "finance", finance_cursor(conn)))
             time.sleep(1)
         drained_s = time.monotonic() - load_began
         # Committed, not received: `received_at` is when a worker read the message, which can be
         # long before its commit when the worker falls behind.
         storing_s = stored_all_s if stored_all_s is not None else drained_s
         stand_in.stop()
-        check = exactly_once(conn, digest_files)
+        check = exactly_once(conn, digest_files, sent)
         lag_p50, lag_p99, lag_max = anchoring_lags(conn, deployment.id)
         report = None
         audit_s = 0.0
@@ -561,12 +620,13 @@ def measure(
     )
     print(f"drained          : {drained_s:8.0f}s after the load began (stored, anchored, applied)")
     print(
-        f"anchoring lag    : p50 {lag_p50:.2f}s  p99 {lag_p99:.2f}s  max {lag_max:.2f}s (per event)"
+        f"anchoring lag    : p50 {lag_p50:.2f}s  p99 {lag_p99:.2f}s  max {lag_max:.2f}s"
+        " (per event, from when it was due to be published)"
     )
     print(
         f"finance lag      : p50 {statistics.median(finance_lags or [0]):.2f}s"
         f"  p99 {percentile(finance_lags, 0.99):.2f}s  max {max(finance_lags or [0]):.2f}s"
-        " (sampled each second)"
+        " (sampled each second, from publish times)"
     )
     for worker in workers:
         growth = 100 * (worker.rss.get("end", float("nan")) / worker.rss["warm"] - 1)

@@ -13,14 +13,14 @@ Supported (docs/api.md lists them with what each matches): `eventType`, `GE_`/`L
 data), the `MATCH_` family with identifiers and EPC patterns (`urn:epc:idpat:`, matched as
 regexes over the stored Digital Links: epcis/epc_patterns.py), `EQ_`/`GT_`/`GE_`/`LT_`/
 `LE_quantity`, `EQ_bizTransaction_{type}`, `EQ_source_{type}`, `EQ_destination_{type}`,
-`EQ_`/`EXISTS_` on extension fields (`namespace#localname` or a CURIE; `_ILMD_`, `_INNER_`),
+`EQ_`/`EXISTS_`/`GT_`/`GE_`/`LT_`/`LE_` on extension fields (`namespace#localname` or a
+CURIE; `_ILMD_`, `_INNER_`; comparisons with a number or a time),
 the sensor parameters (`EQ_type`, `EQ_deviceID`, ..., `{EQ,GT,GE,LT,LE}_{value,...}_{uom}`,
 `_percRank`, `GE_`/`LT_time`, `GE_`/`LT_startTime`, `GE_`/`LT_endTime`), `EQ_transformationID`,
 `EQ_eventID`, `EXISTS_errorDeclaration`, `EQ_errorReason`,
 `EQ_correctiveEventID`, `GE_`/`LT_errorDeclarationTime`, `orderBy` (eventTime, recordTime),
 `orderDirection`, `eventCountLimit`, `maxEventCount`, `perPage`, `nextPageToken` (and
-tracefin's older `limit`, `cursor`). Refused by name: `HASATTR_`/`EQATTR_` (no master data),
-and comparisons on extension fields, not answered yet.
+tracefin's older `limit`, `cursor`). Refused by name: `HASATTR_`/`EQATTR_` (no master data).
 
 Names only ever select from fixed tables or pass strict allow-lists; values are handed to the
 store as bind parameters or jsonpath variables, never spliced into SQL or a jsonpath.
@@ -88,8 +88,8 @@ MATCH_CLASS_FIELDS: Final = {
 _SENSOR_TIMES: Final = frozenset(
     f"{bound}_{field}" for bound in ("GE", "LT") for field in ("time", "startTime", "endTime")
 )
-# Forms of the standard's parameters this repository does not answer yet (comparisons on
-# extension fields, ...): refused by name, never ignored.
+# Prefixes of the standard's families, with a rest this repository does not answer (no
+# namespace#localname or CURIE, an unknown sensor member, ...): refused by name, never ignored.
 _NOT_YET_PREFIXES: Final = (
     "EQ_INNER_",
     "EQ_ILMD_",
@@ -153,16 +153,18 @@ _IRI_FIELD = re.compile(
     rf"([A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9._~:/%@\-]{{1,200}})#({_LOCAL_NAME})"
 )
 _CURIE_FIELD = re.compile(rf"({_LOCAL_NAME}):({_LOCAL_NAME})")
-# The EQ_/EXISTS_ families on extension fields, longest first.
-_FIELD_FAMILIES: Final = (
-    ("EQ_INNER_ILMD_", True, True, True),
-    ("EXISTS_INNER_ILMD_", False, True, True),
-    ("EQ_ILMD_", True, True, False),
-    ("EXISTS_ILMD_", False, True, False),
-    ("EQ_INNER_", True, False, True),
-    ("EXISTS_INNER_", False, False, True),
-    ("EQ_", True, False, False),
-    ("EXISTS_", False, False, False),
+# The families on extension fields: (parameter prefix, kind, in ILMD, inner), longest
+# prefixes first so `EQ_INNER_ILMD_` is not read as `EQ_` of a field `INNER_ILMD_...`.
+_FIELD_FAMILIES: Final = tuple(
+    sorted(
+        (
+            (f"{kind}_{'INNER_' * inner}{'ILMD_' * ilmd}", kind, ilmd, inner)
+            for kind in ("EQ", "EXISTS", "GT", "GE", "LT", "LE")
+            for ilmd in (True, False)
+            for inner in (True, False)
+        ),
+        key=lambda family: -len(family[0]),
+    )
 )
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
 
@@ -188,10 +190,12 @@ class PartyMatch:
 
 @dataclass(frozen=True)
 class FieldMatch:
-    """One EQ_/EXISTS_ parameter on an extension field: in the event (`ilmd` False) or its
-    ILMD, at its top level or nested anywhere below it (`inner`). The name is given as
+    """One parameter on an extension field: in the event (`ilmd` False) or its ILMD, at its
+    top level or nested anywhere below it (`inner`). The name is given as
     `namespace#localname` (`namespaces`: the IRIs a context may bind a prefix to for it) or as a
-    CURIE (`prefix`: a prefix the event's context must declare). `values` None: it exists."""
+    CURIE (`prefix`: a prefix the event's context must declare). EQ_: `values`; GT_/GE_/LT_/
+    LE_: `op` and `bound`, a number (the field's value a JSON number or a decimal string) or a
+    time (the field's value an RFC 3339 time string); EXISTS_: neither."""
 
     ilmd: bool
     inner: bool
@@ -199,6 +203,8 @@ class FieldMatch:
     namespaces: frozenset[str]
     prefix: str | None
     values: frozenset[str] | None
+    op: str | None = None
+    bound: Decimal | datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -409,9 +415,9 @@ def _party(name: str, raw: str) -> PartyMatch:
     return PartyMatch(list_field, id_field, types, frozenset(values))
 
 
-def _field_family(name: str) -> tuple[str, bool, bool, bool] | None:
-    """The family (prefix, is EQ_, in ILMD, inner) of an EQ_/EXISTS_ parameter on an extension
-    field: one whose rest is a namespace#localname or a CURIE; None for any other name."""
+def _field_family(name: str) -> tuple[str, str, bool, bool] | None:
+    """The family (prefix, kind, in ILMD, inner) of a parameter on an extension field: one
+    whose rest is a namespace#localname or a CURIE; None for any other name."""
     for family in _FIELD_FAMILIES:
         rest = name[len(family[0]) :]
         if name.startswith(family[0]) and ("#" in rest or ":" in rest):
@@ -419,25 +425,40 @@ def _field_family(name: str) -> tuple[str, bool, bool, bool] | None:
     return None
 
 
-def _field(name: str, raw: str, family: tuple[str, bool, bool, bool]) -> FieldMatch:
-    prefix, equal, ilmd, inner = family
+def _field(name: str, raw: str, family: tuple[str, str, bool, bool]) -> FieldMatch:
+    prefix, kind, ilmd, inner = family
     field_name = name[len(prefix) :]
-    values = frozenset(_values(name, raw)) if equal else None
-    if not equal and raw not in ("true", "false"):
+    values = frozenset(_values(name, raw)) if kind == "EQ" else None
+    op: str | None = None
+    bound: Decimal | datetime | None = None
+    if kind == "EXISTS" and raw not in ("true", "false"):
         raise QueryParameterError(name, "true or false")
-    if not equal and raw == "false":
+    if kind == "EXISTS" and raw == "false":
         # The standard's EXISTS_ takes no false; answering "every event" would hide a typo.
         raise QueryParameterError(name, "EXISTS_ filters on true (leave it out for any event)")
+    if kind in ("GT", "GE", "LT", "LE"):
+        op = _BOUNDS[kind]
+        if _DECIMAL.fullmatch(raw) is not None:
+            bound = _decimal(name, raw)
+        else:
+            try:
+                bound = _time(name, raw)
+            except QueryParameterError:
+                raise QueryParameterError(
+                    name, f"{raw[:40]!r}: a comparison takes one number or one time"
+                ) from None
     iri = _IRI_FIELD.fullmatch(field_name)
     if iri is not None:
         namespace, local = iri.groups()
         # A context may bind the prefix to the namespace with or without its separator.
         base = namespace.rstrip("/#")
         forms = frozenset({namespace, base, base + "/", base + "#"})
-        return FieldMatch(ilmd, inner, local, forms, None, values)
+        return FieldMatch(ilmd, inner, local, forms, None, values, op, bound)
     curie = _CURIE_FIELD.fullmatch(field_name)
     if curie is not None and not field_name.startswith(("http:", "https:", "urn:")):
-        return FieldMatch(ilmd, inner, curie.group(2), frozenset(), curie.group(1), values)
+        return FieldMatch(
+            ilmd, inner, curie.group(2), frozenset(), curie.group(1), values, op, bound
+        )
     raise QueryParameterError(
         name, "an extension field is named namespace#localname or prefix:localname"
     )

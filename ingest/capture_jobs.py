@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,11 @@ class CaptureJobConfig:
     poll_interval: timedelta = timedelta(seconds=1)
     # Attempts at one job at most: one that killed its worker this often is given up.
     max_attempts: int = 3
+    # How long a finished job (its document, results and errors) is kept, then deleted; how
+    # often the worker looks for such jobs, and how many it deletes per transaction.
+    retention: timedelta = timedelta(days=30)
+    expiry_interval: timedelta = timedelta(minutes=10)
+    expiry_batch: int = 1000
 
 
 def problem(code: str, detail: str, index: int, *, status: int = 400) -> dict[str, Any]:
@@ -117,6 +123,8 @@ class CaptureJobWorker:
         self._config = config
         self._stop = threading.Event()
         self.finished = 0
+        self.expired = 0
+        self._next_expiry = 0.0  # time.monotonic() of the next look for expired jobs
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -131,11 +139,31 @@ class CaptureJobWorker:
             while not self._stop.is_set():
                 while not self._stop.is_set() and self.work_next(conn, side):
                     pass
+                if time.monotonic() >= self._next_expiry:
+                    self.delete_expired(conn)
+                    self._next_expiry = (
+                        time.monotonic() + self._config.expiry_interval.total_seconds()
+                    )
                 # Notices that came while working are queued: one wakes us at once.
                 for _ in listener.notifies(
                     timeout=self._config.poll_interval.total_seconds(), stop_after=1
                 ):
                     pass
+
+    def delete_expired(self, conn: Conn) -> int:
+        """Delete the jobs finished longer ago than the retention, a batch per transaction (so
+        a long backlog holds no lock for long); how many went."""
+        before = datetime.now(UTC) - self._config.retention
+        deleted = 0
+        while not self._stop.is_set():
+            batch = capture_job_store.delete_finished(conn, before, self._config.expiry_batch)
+            deleted += batch
+            if batch < self._config.expiry_batch:
+                break
+        if deleted:
+            log.info("deleted %d capture jobs finished before %s", deleted, before.isoformat())
+        self.expired += deleted
+        return deleted
 
     def work_next(self, conn: Conn, side: Conn) -> bool:
         """Work the oldest waiting job on `conn`, its attempt recorded on `side` (another

@@ -133,6 +133,24 @@ def finish_job(
     return cursor.rowcount == 1
 
 
+def delete_finished(conn: Conn, finished_before: datetime, limit: int) -> int:
+    """Delete at most `limit` jobs finished before `finished_before`, with their attempts, in
+    one transaction (the caller's, if open); how many went. Waiting jobs are never deleted."""
+    with conn.transaction():
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM capture_jobs WHERE finished_at < %s ORDER BY finished_at"
+                " LIMIT %s FOR UPDATE SKIP LOCKED",
+                (finished_before, limit),
+            )
+        ]
+        if ids:
+            conn.execute("DELETE FROM capture_job_attempts WHERE job_id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM capture_jobs WHERE id = ANY(%s)", (ids,))
+    return len(ids)
+
+
 def listen_for_jobs(conn: Conn) -> None:
     """Subscribe `conn` (autocommit) to queued-job notices; read them with conn.notifies()."""
     conn.execute(f"LISTEN {CAPTURE_JOBS_CHANNEL}")

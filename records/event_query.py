@@ -500,7 +500,24 @@ def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.C
                 base, base
             )
         test: sql.Composable = sql.SQL("true")
-        if match.values is not None:
+        if match.op is not None:
+            bound = f"fb{index}"
+            params[bound] = match.bound
+            # CASE, so a value of another form is never cast (AND does not promise an order).
+            if isinstance(match.bound, datetime):
+                value = sql.SQL(
+                    "CASE WHEN jsonb_typeof(kv.value) = 'string' AND kv.value #>> '{{}}' ~ {form}"
+                    " THEN (kv.value #>> '{{}}')::timestamptz END"
+                ).format(form=sql.Literal(_TIME_FORM))
+            else:
+                value = sql.SQL(
+                    "CASE WHEN jsonb_typeof(kv.value) = 'number'"
+                    " THEN (kv.value #>> '{{}}')::numeric"
+                    " WHEN jsonb_typeof(kv.value) = 'string' AND kv.value #>> '{{}}' ~ {form}"
+                    " THEN (kv.value #>> '{{}}')::numeric END"
+                ).format(form=sql.Literal(_DECIMAL_FORM))
+            test = sql.SQL("{} {} {}").format(value, sql.SQL(match.op), sql.Placeholder(bound))
+        elif match.values is not None:
             values = f"fv{index}"
             params[values] = sorted(match.values)
             # Scalars compared as their text (a JSON string's value, a number's digits).
@@ -514,6 +531,9 @@ def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.C
         ).format(holders=holders, keys=keys, test=test)
 
 
+# A decimal string (an extension value from XML, say): compared as a number; the exponent
+# bounded so the cast cannot fail.
+_DECIMAL_FORM = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
 # EPCIS times as sensor reports carry them (checked by capture); cast only what has this form.
 # The offset at most 14:00 (RFC 3339 time zones; PostgreSQL refuses past 15:59): a reading with
 # another is not compared, rather than failing the whole query.

@@ -63,15 +63,45 @@ class DuplicateName(Exception):
     """The org already has a named query of that name."""
 
 
+class LimitReached(Exception):
+    """The org already holds as many as it may (named queries or subscriptions)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+# pg_advisory_xact_lock's first key for counting an org's holdings; the second is the org id.
+_HOLDINGS_LOCK = 0x7366_7173  # "sfqs"
+
+
+def _lock_holdings(conn: Conn, org_id: int) -> None:
+    """Serialise one org's creations (count, then insert) until the transaction ends, so two
+    at once cannot both pass the limit; other orgs are not held up."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_HOLDINGS_LOCK, org_id))
+
+
 _QUERY_COLUMNS = "id, org_id, name, query, params, created_at"
 
 
 def create_query(
-    conn: Conn, org_id: int, name: str, query: dict[str, Any], params: list[tuple[str, str]]
+    conn: Conn,
+    org_id: int,
+    name: str,
+    query: dict[str, Any],
+    params: list[tuple[str, str]],
+    limit: int,
 ) -> NamedQuery:
-    """Keep a named query (its parameters already checked); DuplicateName if the org has one."""
+    """Keep a named query (its parameters already checked); DuplicateName if the org has one
+    of that name, LimitReached if it has `limit` already."""
     try:
         with conn.transaction(), conn.cursor(row_factory=class_row(NamedQuery)) as cursor:
+            _lock_holdings(conn, org_id)
+            held = conn.execute(
+                "SELECT count(*) FROM named_queries WHERE org_id = %s", (org_id,)
+            ).fetchone()
+            if held is not None and held[0] >= limit:
+                raise LimitReached(limit)
             created = cursor.execute(
                 "INSERT INTO named_queries (org_id, name, query, params)"  # noqa: S608
                 f" VALUES (%s, %s, %s, %s) RETURNING {_QUERY_COLUMNS}",
@@ -136,7 +166,20 @@ def subscribe(
     initial_record_time: datetime | None,
     position: int,
     first_attempt_at: datetime,
+    limit: int,
 ) -> Subscription:
+    """Keep a webhook subscription (in the caller's transaction); LimitReached if the query's
+    org has `limit` subscriptions already, over all its named queries."""
+    owner = conn.execute("SELECT org_id FROM named_queries WHERE id = %s", (query_id,)).fetchone()
+    assert owner is not None
+    _lock_holdings(conn, owner[0])
+    held = conn.execute(
+        "SELECT count(*) FROM query_subscriptions s JOIN named_queries q ON q.id = s.query_id"
+        " WHERE q.org_id = %s",
+        (owner[0],),
+    ).fetchone()
+    if held is not None and held[0] >= limit:
+        raise LimitReached(limit)
     row = conn.execute(
         "INSERT INTO query_subscriptions (query_id, dest, signature_token, report_if_empty,"
         " schedule, initial_record_time, position, next_attempt_at)"

@@ -1,7 +1,9 @@
-"""What every long-running tracefin process shares: stopping cleanly on SIGTERM and SIGINT."""
+"""What every long-running tracefin process shares: stopping cleanly on SIGTERM and SIGINT, and a
+collector that does not walk the start-up heap."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -18,3 +20,12 @@ def stop_on_signals(request_stop: Callable[[], None], what_happens: str) -> None
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive now (modules, models, routes, schemas) out of the collector's
+    generations: they live as long as the process, yet each full collection would walk all of
+    them (about 200 000 in the API) in the middle of some request; measured, those pauses were
+    the API's p99."""
+    gc.collect()
+    gc.freeze()

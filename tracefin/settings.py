@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_public_rate_per_minute: int = Field(default=600, ge=1)
     api_db_pool_size: int = Field(default=8, ge=1, le=128)
+    # The longest one SQL statement of an API request may run (or wait for a lock): past it the
+    # statement is cancelled and the request answered 413 query_too_complex (a read) or 503
+    # (a write), so one unindexed filter cannot hold a connection and a core for minutes.
+    api_statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
     # The proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDR
     # networks). None by default: then the header is ignored and the peer is the client, so a
     # forged header dodges no rate limit (uvicorn itself would trust 127.0.0.1).
@@ -161,6 +165,9 @@ class Settings(BaseSettings):
     # Events one POST /epcis/capture may carry (GS1-EPCIS-Capture-Limit; its byte limit is
     # ingest_max_payload_bytes): a larger document is refused 413, to be split by its sender.
     capture_max_events: int = Field(default=10_000, ge=1)
+    # Finished capture jobs (GET /epcis/capture/{id}) are kept this many days, then deleted by
+    # the capture worker; their events stay.
+    capture_job_retention_days: int = Field(default=30, ge=1, le=3650)
     # Webhook subscriptions to named queries (tracefin subscription-worker). Whether a dest may
     # be this machine (http://127.0.0.1, localhost): development and tests only, refused in
     # production (anyone with a key could make the worker POST to the host's own services).
@@ -175,6 +182,12 @@ class Settings(BaseSettings):
     # subscription is suspended (no more tries; its state says so).
     subscription_max_backoff_s: int = Field(default=600, ge=1)
     subscription_suspend_after_s: int = Field(default=86_400, ge=60)
+    # What one organisation may hold: named queries, webhook subscriptions, and WebSocket
+    # streams open at once on one API process; beyond, 403 limit_reached (each costs the
+    # database work on every log move, so a key must not make that unbounded).
+    api_max_named_queries_per_org: int = Field(default=100, ge=1, le=100_000)
+    api_max_subscriptions_per_org: int = Field(default=100, ge=1, le=100_000)
+    api_max_streams_per_org: int = Field(default=10, ge=1, le=10_000)
 
     # Anchoring: a batch closes at `anchor_batch_size` positions or when its oldest position has
     # waited `anchor_batch_max_wait_ms`; sized so lag stays under 2 s at 10 000 events/s.

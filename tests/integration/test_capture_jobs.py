@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +305,38 @@ def test_an_org_sees_only_its_own_jobs(world: Api, mine: SeededWorld) -> None:
     assert post_capture(world, document(make_event()), who="bank").status_code == 403
     assert world.get(location).status_code == 401
     assert world.get("/epcis/capture").status_code == 401
+
+
+def test_finished_jobs_are_deleted_after_the_retention_and_their_events_stay(
+    world: Api, mine: SeededWorld
+) -> None:
+    old_event, recent_event = make_event(), make_event()
+    old = post_capture(world, document(old_event)).headers["Location"]
+    recent = post_capture(world, document(recent_event)).headers["Location"]
+    work_all(mine.database_url)
+    waiting = post_capture(world, document(make_event())).headers["Location"]  # not worked
+    ids = {loc: loc.rsplit("/", 1)[1] for loc in (old, recent, waiting)}
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    world.conn.execute(
+        "UPDATE capture_jobs SET finished_at = %s WHERE capture_id = %s", (long_ago, ids[old])
+    )
+    world.conn.execute(  # a job waiting this long (no worker ran) is never deleted
+        "UPDATE capture_jobs SET created_at = %s WHERE capture_id = %s", (long_ago, ids[waiting])
+    )
+    worker = CaptureJobWorker(mine.database_url, replace(CONFIG, retention=timedelta(days=30)))
+    with psycopg.connect(mine.database_url, autocommit=True) as conn:
+        assert worker.delete_expired(conn) == 1
+        assert worker.delete_expired(conn) == 0
+    gone = world.get(old, "maker")
+    assert (gone.status_code, gone.json()["code"]) == (404, "unknown_capture_job")
+    assert world.get(recent, "maker").json()["running"] is False
+    assert world.get(waiting, "maker").json()["running"] is True
+    assert stored(world.conn, old_event, recent_event) == 2  # the receipt went, not the events
+    attempts = world.conn.execute(
+        "SELECT count(*) FROM capture_job_attempts a LEFT JOIN capture_jobs j ON j.id = a.job_id"
+        " WHERE j.id IS NULL"
+    ).fetchone()
+    assert attempts == (0,)
 
 
 def test_the_jobs_list_is_paged_newest_first(world: Api) -> None:

@@ -490,6 +490,7 @@ def field_check(
     prefix: str | None = None,
     ilmd: bool = False,
     inner: bool = False,
+    compare: Callable[[Any], bool] | None = None,
 ) -> list[Event]:
     def selects(pair: tuple[Event, Any]) -> bool:
         event, context = pair
@@ -503,9 +504,13 @@ def field_check(
             holders = [base]
         for holder in holders:
             for key in keys & holder.keys():
-                if value == "true" and name.startswith("EXISTS_"):
-                    return True
-                if scalar_text(holder[key]) in value.split("|"):
+                if compare is not None:
+                    matched = compare(holder[key])
+                elif value == "true" and name.startswith("EXISTS_"):
+                    matched = True
+                else:
+                    matched = scalar_text(holder[key]) in value.split("|")
+                if matched:
                     return True
         return False
 
@@ -614,6 +619,80 @@ def test_ilmd_and_inner_fields(gs1: Api, everything: list[Event], contexts: list
     ):
         answer = gs1.get("/epcis/events", "maker", params={name: value})
         assert (answer.status_code, answer.json()["parameter"]) == (400, name), name
+
+
+def as_number(value: Any) -> Decimal | None:
+    """An extension value as the comparisons read it: a JSON number or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    text = str(value)
+    return (
+        Decimal(text)
+        if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?", text)
+        else None
+    )
+
+
+def as_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def test_comparisons_on_extension_fields(
+    gs1: Api, everything: list[Event], contexts: list[Any]
+) -> None:
+    """GT_/GE_/LT_/LE_ on extension fields, against GS1's examples (whose values there are
+    strings, as XML gives them): numbers compare as numbers ("10" < "9" as text), times as
+    times, and a value of another form never matches."""
+
+    def number_check(
+        name: str, local: str, prefix: str, test: Callable[[Decimal], bool], inner: bool = False
+    ) -> int:
+        bound = name.split("=")[1]
+        found = field_check(
+            gs1,
+            everything,
+            contexts,
+            name.split("=")[0],
+            bound,
+            local=local,
+            prefix=prefix,
+            inner=inner,
+            compare=lambda v: (n := as_number(v)) is not None and test(n),
+        )
+        return len(found)
+
+    assert number_check("GT_ext1:float=19.5", "float", "ext1", lambda n: n > Decimal("19.5")) > 0
+    assert number_check("GE_ext1:int=10", "int", "ext1", lambda n: n >= 10) > 0
+    assert listed(gs1, {"LT_ext1:int": "9"}) == []  # 10 is not < 9, though "10" < "9" as text
+    assert listed(gs1, {"LT_ext1:int": "10.5"})  # and 10 < 10.5
+    assert number_check("LE_INNER_ext2:int=13.0", "int", "ext2", lambda n: n <= 13, True) > 0
+    assert listed(gs1, {"LE_ext2:int": "13.0"}) == []  # nested, so not at the top level
+    at = datetime.fromisoformat("2013-06-08T14:58:56.591+00:00")
+    found = field_check(
+        gs1,
+        everything,
+        contexts,
+        "GE_ext1:time",
+        "2013-06-08T16:58:56.591+02:00",  # the same instant in another zone
+        local="time",
+        prefix="ext1",
+        compare=lambda v: (t := as_time(v)) is not None and t >= at,
+    )
+    assert found
+    assert listed(gs1, {"LT_ext1:time": "2013-06-08T14:58:56.591Z"}) == []
+    # A number bound against a time value, a time bound against a number: no match, no error.
+    assert listed(gs1, {"GT_ext1:time": "0"}) == []
+    assert listed(gs1, {"GT_ext1:int": "2000-01-01T00:00:00Z"}) == []
+    # The namespace form selects what the CURIE does.
+    by_curie = listed(gs1, {"GE_ext1:int": "10"})
+    assert by_curie
+    assert ids(listed(gs1, {"GE_http://example.com/ext1/#int": "10"})) == ids(by_curie)
 
 
 # -- 7. sensor parameters ---------------------------------------------------------------------

@@ -5,15 +5,17 @@ API in process."""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import orjson
+import psycopg
 import pytest
 from lxml import etree
 
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from epcis.query import EPCIS_CONTEXT
-from tests.support.api import Api
+from tests.support.api import Api, SeededWorld, serve
 from tests.support.events import make_event
 from tests.support.gs1_examples import FIXTURES
 
@@ -329,3 +331,45 @@ def test_a_list_token_that_decodes_to_nul_is_refused(world: Api) -> None:
     for path in ("/epcis/epcs", "/epcis/bizSteps"):
         answer = world.get(path, "maker", params={"nextPageToken": "AA"})
         assert (answer.status_code, answer.json()["parameter"]) == (400, "nextPageToken"), path
+
+
+def test_a_statement_past_the_timeout_is_cancelled_and_answered_as_a_problem(
+    mine: SeededWorld,
+) -> None:
+    """A query that runs (here: waits on a lock) past api_statement_timeout_ms is cancelled by
+    PostgreSQL: reads get 413 query_too_complex, a capture 503 with nothing stored; the
+    server goes on answering once the cause is gone."""
+    event = make_event()
+    with serve(mine, public_rate_per_minute=10_000, api_statement_timeout_ms=200) as api:
+        assert api.get("/epcis/events", "maker").status_code == 200
+        with psycopg.connect(mine.database_url) as locker:  # holds the lock until it ends
+            # Should the timeout not work, the lock goes after 10 s and the asserts fail.
+            locker.execute("SET idle_in_transaction_session_timeout = '10s'")
+            locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            began = time.monotonic()
+            epcis = api.get("/epcis/events", "maker")
+            waited = time.monotonic() - began
+            own = api.get("/v1/events", "maker")
+            captured = api.call(
+                "POST",
+                "/epcis/events",
+                "maker",
+                content=orjson.dumps(event),
+                headers={"Content-Type": "application/json"},
+            )
+        assert (epcis.status_code, epcis.json()["code"], epcis.json()["type"]) == (
+            413,
+            "query_too_complex",
+            "epcisException:QueryTooComplexException",
+        )
+        assert waited < 5  # cancelled at the timeout, not after the lock went away
+        assert (own.status_code, own.json()["code"]) == (413, "query_too_complex")
+        assert own.json()["type"] == "https://tracefin.dev/problems/query_too_complex"
+        assert (captured.status_code, captured.json()["code"]) == (503, "statement_timeout")
+        assert captured.headers["retry-after"] == "5"
+        assert "Traceback" not in captured.text
+        stored = api.conn.execute(
+            "SELECT count(*) FROM events WHERE event_hash = %s", (event_hash_digest(event),)
+        ).fetchone()
+        assert stored == (0,)
+        assert api.get("/epcis/events", "maker").status_code == 200

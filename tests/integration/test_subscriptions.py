@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,6 @@ import orjson
 import psycopg
 import pytest
 import websockets
-from psycopg_pool import ConnectionPool
 
 from epcis.event_hash import event_hash_digest, hash_id_from_digest
 from epcis.query import parse_event_query
@@ -35,11 +35,11 @@ from ingest.capture import CaptureBatch, Origin
 from ledger import log_store
 from ledger.subscriptions import DeliveryConfig, DeliveryWorker, next_batch
 from records import registry_store, subscription_store
-from tests.support.api import Api, SeededWorld, app_in_thread, copy_of
+from tests.support.api import Api, SeededWorld, app_in_thread, copy_of, serve
 from tests.support.events import make_event, store_events
 from tests.support.processes import WorkerProcess
 from tracefin.embedded import free_port
-from tracefin.processes.api import build_app
+from tracefin.processes.api import api_pool, build_app
 from tracefin.processes.subscription_worker import render, webhook_sender
 from tracefin.settings import Settings
 from tracefin.simulate import DEVICES, signed_publications, sim_devices
@@ -124,6 +124,9 @@ def test_named_query_refusals(world: Api) -> None:
         "POST", "/epcis/queries", "maker", content=b"name=x", headers={"Content-Type": "text/plain"}
     )
     assert unsupported.status_code == 415
+    for name in (".", "..", "a/b", "", "x" * 300):  # "." and "..": clients resolve them away
+        refused = post({"name": name, "query": {}})
+        assert (refused.status_code, refused.json()["parameter"]) == (400, "name"), name
     assert post({"name": "mine", "query": {"EQ_bizStep": ["shipping"]}}).status_code == 201
     # Another org's query and subscriptions answer as unknown ones.
     for method, path in (
@@ -139,6 +142,92 @@ def test_named_query_refusals(world: Api) -> None:
     streamless = world.get("/epcis/queries/mine/events", "maker", params={"stream": "true"})
     assert streamless.status_code == 400
     assert streamless.json()["type"] == "epcisException:SubscriptionControlsException"
+
+
+def test_an_organisation_holds_named_queries_and_subscriptions_up_to_its_limits(
+    mine: SeededWorld,
+) -> None:
+    """Each named query and subscription costs database work on every log move: an org may
+    hold so many (403 limit_reached beyond), other orgs unaffected, and parallel requests
+    cannot all slip under the limit."""
+    with serve(
+        mine,
+        public_rate_per_minute=10_000,
+        api_max_named_queries_per_org=3,
+        api_max_subscriptions_per_org=2,
+        subscription_loopback_dest=True,
+    ) as world:
+
+        def make(name: str, who: str = "maker") -> httpx.Response:
+            return world.call(
+                "POST",
+                "/epcis/queries",
+                who,
+                json={"name": name, "query": {"EQ_bizStep": "shipping"}},
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = sorted(a.status_code for a in pool.map(make, [f"q{n}" for n in range(8)]))
+        assert statuses == [201] * 3 + [403] * 5
+        refused = make("one-more")
+        assert (refused.status_code, refused.json()["code"], refused.json()["limit"]) == (
+            403,
+            "limit_reached",
+            3,
+        )
+        assert make("q0", "rival").status_code == 201  # another org: its own count
+        held = [q["name"] for q in world.get("/epcis/queries", "maker").json()]
+        assert len(held) == 3
+        assert world.call("DELETE", f"/epcis/queries/{held[0]}", "maker").status_code == 204
+        assert make("after-delete").status_code == 201
+
+        def subscribe(name: str) -> httpx.Response:
+            return world.call(
+                "POST",
+                f"/epcis/queries/{name}/subscriptions",
+                "maker",
+                json={"dest": "http://127.0.0.1:9/hook", "stream": True},
+            )
+
+        assert subscribe(held[1]).status_code == 201
+        assert subscribe(held[2]).status_code == 201
+        over = subscribe("after-delete")  # counted over all the org's queries
+        assert (over.status_code, over.json()["code"]) == (403, "limit_reached")
+        count = world.conn.execute("SELECT count(*) FROM query_subscriptions").fetchone()
+        assert count == (2,)
+
+
+def test_an_organisation_opens_streams_up_to_its_limit(seeded_world: SeededWorld) -> None:
+    with served_app(seeded_world, api_max_streams_per_org=2) as served:
+        _named(served)
+        url = served.base.replace("http://", "ws://") + "/epcis/queries/shipped/events?stream=true"
+        auth = {"Authorization": f"Bearer {served.keys['maker']}"}
+
+        async def scenario() -> None:
+            async with (
+                websockets.connect(url, additional_headers=auth),
+                websockets.connect(url, additional_headers=auth),
+            ):
+                with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                    async with websockets.connect(url, additional_headers=auth):
+                        pass
+                problem = orjson.loads(refused.value.response.body or b"{}")
+                assert (refused.value.response.status_code, problem["code"]) == (
+                    403,
+                    "limit_reached",
+                )
+            # Both closed: their places are free again (the server notices within a poll).
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    async with websockets.connect(url, additional_headers=auth):
+                        return
+                except websockets.exceptions.InvalidStatus:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+
+        asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(
@@ -318,27 +407,32 @@ def positioner(database_url: str) -> Iterator[None]:
         thread.join(5)
 
 
-@pytest.fixture
-def served(seeded_world: SeededWorld) -> Iterator[Served]:
+@contextmanager
+def served_app(seeded_world: SeededWorld, **settings: Any) -> Iterator[Served]:
     """The seeded world (a copy of its own) behind the real app under uvicorn, on a free port,
-    with loopback webhooks allowed (development)."""
+    with loopback webhooks allowed (development); `settings`: further Settings fields."""
     with copy_of(seeded_world) as mine:
         port = free_port()
-        settings = Settings(
+        app_settings = Settings(
             _env_file=None,
             database_url=mine.database_url,  # type: ignore[call-arg]
             chain_rpc_url=mine.chain_rpc_url,
             api_public_rate_per_minute=10_000,
             subscription_loopback_dest=True,
+            **settings,
         )
         with (
-            ConnectionPool(
-                mine.database_url, min_size=1, max_size=6, kwargs={"autocommit": True}
-            ) as pool,
-            app_in_thread(build_app(settings, pool), port) as app,
+            api_pool(app_settings) as pool,
+            app_in_thread(build_app(app_settings, pool), port) as app,
             positioner(mine.database_url),
         ):
             yield Served(app.url, mine.keys, mine.database_url)
+
+
+@pytest.fixture
+def served(seeded_world: SeededWorld) -> Iterator[Served]:
+    with served_app(seeded_world) as served:
+        yield served
 
 
 def _named(served: Served, name: str = "shipped") -> None:
@@ -398,6 +492,31 @@ def test_a_websocket_subscriber_gets_a_new_matching_event_at_once(served: Served
         async with websockets.connect(resumed, additional_headers=auth) as ws:
             document = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=10))
             assert [e["eventID"] for e in events_of(document)] == [hash_id(missed)]
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_ends_when_its_key_is_revoked(served: Served) -> None:
+    """The key is asked again at every step of a stream, so revoking it (`tracefin org
+    revoke-key --reissue`) closes the stream (1008 invalid_api_key) before anything captured
+    afterwards is sent on it."""
+    _named(served)
+    url = served.base.replace("http://", "ws://") + "/epcis/queries/shipped/events?stream=true"
+    auth = {"Authorization": f"Bearer {served.keys['maker']}"}
+
+    async def scenario() -> None:
+        async with websockets.connect(url, additional_headers=auth) as ws:
+            with psycopg.connect(served.database_url, autocommit=True) as conn:
+                assert registry_store.revoke_keys(conn, "maker") == 1
+                org = registry_store.get_org(conn, "maker")
+                assert org is not None
+                fresh = registry_store.issue_api_key(conn, org.id)
+            new_key = Served(served.base, {"maker": fresh}, served.database_url)
+            await asyncio.to_thread(new_key.capture, shipping())
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=30)  # the event, were it sent
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "invalid_api_key")
 
     asyncio.run(scenario())
 

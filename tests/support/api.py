@@ -16,13 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from ledger.chain import connect
 from records.db import Conn
 from tests.support.postgres import admin_url
 from tests.support.world import seed_world
-from tracefin.processes.api import build_app
+from tracefin.processes.api import api_pool, build_app
 from tracefin.schema import scratch_database
 from tracefin.settings import Settings
 
@@ -88,9 +87,7 @@ def serve(world: SeededWorld, *, public_rate_per_minute: int, **settings: Any) -
     )
     with (
         psycopg.connect(world.database_url, autocommit=True) as conn,
-        ConnectionPool(
-            world.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}
-        ) as pool,
+        api_pool(app_settings) as pool,
         TestClient(build_app(app_settings, pool), raise_server_exceptions=False) as client,
     ):
         yield Api(client, world.keys, conn, world.digests, world.chain_rpc_url)

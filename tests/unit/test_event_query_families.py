@@ -216,8 +216,40 @@ def test_extension_fields() -> None:
         ('EQ_https://x.example/"a#b', "1"),
         ("EQ_INNER_$.a ? (@ == 1)#b", "1"),
         ("EQ_ILMD_a:b) || (true", "1"),
+        ("GT_example:weight", "heavy"),  # neither a number nor a time
+        ("GT_example:weight", "1|2"),  # one bound, not a choice
+        ("LE_example:when", "2026-01-01T00:00:00"),  # a time without its zone
+        ("GE_INNER_ILMD_example:a b", "1"),
     ):
         assert refused((name, value)).name == name, name
+
+
+def test_comparisons_on_extension_fields() -> None:
+    query = parse_event_query(
+        [
+            ("GT_example:weight", "2.5"),
+            ("LE_INNER_ILMD_http://ns.example.com/epcis/#when", "2026-01-01T00:00:00Z"),
+        ]
+    )
+    by_local = {match.local: match for match in query.fields}
+    weight, when = by_local["weight"], by_local["when"]
+    assert (weight.op, weight.bound, weight.prefix, weight.ilmd, weight.inner) == (
+        ">",
+        Decimal("2.5"),
+        "example",
+        False,
+        False,
+    )
+    assert (when.op, when.bound, when.ilmd, when.inner) == (
+        "<=",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        True,
+        True,
+    )
+    assert weight.values is None
+    assert when.values is None
+    # A standard parameter of the same prefix is still itself, not an extension field.
+    assert parse_event_query([("GE_eventTime", "2026-01-01T00:00:00Z")]).fields == ()
 
 
 def test_sensor_parameters() -> None:

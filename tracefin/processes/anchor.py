@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from ledger.anchoring import AnchorConfig, AnchorWorker
-from tracefin.process import stop_on_signals
+from tracefin.process import freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ def run_anchor(settings: Settings) -> None:
     )
 
     stop_on_signals(worker.request_stop, "stopping after the batch in hand")
+    freeze_startup_heap()
+
     log.info("anchor worker running (waiting for leadership)")
     worker.run()
     log.info("anchor worker stopped after %d batches", worker.batches_anchored)

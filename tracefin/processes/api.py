@@ -20,6 +20,7 @@ from ledger.chain import connect
 from ledger.deployment import is_live
 from ledger.log_store import Deployment
 from tracefin.embedded import port_open
+from tracefin.process import freeze_startup_heap
 from tracefin.settings import MissingProductionSetting, Settings
 
 
@@ -41,6 +42,9 @@ def api_config(settings: Settings) -> ApiConfig:
         readiness_cache=timedelta(seconds=settings.api_readiness_cache_s),
         metrics_token=settings.metrics_token(),
         subscription_loopback=settings.subscription_loopback_dest,
+        max_named_queries=settings.api_max_named_queries_per_org,
+        max_subscriptions=settings.api_max_subscriptions_per_org,
+        max_streams=settings.api_max_streams_per_org,
     )
 
 
@@ -85,27 +89,39 @@ def build_app(settings: Settings, pool: ConnectionPool) -> FastAPI:
     return create_app(api_config(settings), pool, readiness_probes(settings))
 
 
-def _configure(conn: Connection[Any]) -> None:
-    set_json_loads(orjson.loads, conn)  # event bodies: orjson is several times faster
-
-
-def run_api(settings: Settings) -> None:
+def api_pool(settings: Settings) -> ConnectionPool:
+    """The API's connections, not yet open: autocommit, orjson for event bodies (several times
+    faster), and every statement bounded by `api_statement_timeout_ms`."""
     if settings.database_url is None:
         raise SystemExit("tracefin api needs TRACEFIN_DATABASE_URL")
-    pool = ConnectionPool(
+    timeout_ms = str(settings.api_statement_timeout_ms)
+
+    def configure(conn: Connection[Any]) -> None:
+        set_json_loads(orjson.loads, conn)
+        # A session setting, so it costs nothing per request; set here rather than in the
+        # URL's `options`, which an operator's own URL may already use.
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+
+    return ConnectionPool(
         settings.database_url,
         min_size=1,
         max_size=settings.api_db_pool_size,
         kwargs={"autocommit": True},
         # No check on checkout: it costs a round trip per request; a connection that broke is
         # discarded by the pool when its query fails, and the next request gets a fresh one.
-        configure=_configure,
+        configure=configure,
         open=False,
     )
+
+
+def run_api(settings: Settings) -> None:
+    pool = api_pool(settings)
     pool.open(wait=True, timeout=30)
     try:
+        app = build_app(settings, pool)
+        freeze_startup_heap()
         uvicorn.run(
-            build_app(settings, pool),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             log_level="info",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from ingest.capture_jobs import CaptureJobConfig, CaptureJobWorker
-from tracefin.process import stop_on_signals
+from tracefin.process import freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,11 @@ def run_capture_worker(settings: Settings) -> None:
         CaptureJobConfig(
             max_payload_bytes=settings.ingest_max_payload_bytes,
             max_future_skew=settings.max_future_skew,
+            retention=timedelta(days=settings.capture_job_retention_days),
         ),
     )
     stop_on_signals(worker.request_stop, "stopping after the job in hand")
+    freeze_startup_heap()
     log.info("capture worker running")
     worker.run()
     log.info("capture worker stopped after %d jobs", worker.finished)

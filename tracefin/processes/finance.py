@@ -19,7 +19,7 @@ from finance.alerts import AlertDispatcher, Sender
 from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.mqtt_link import new_client
-from tracefin.process import stop_on_signals
+from tracefin.process import freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def run_finance(settings: Settings) -> None:
         worker.request_stop()
 
     stop_on_signals(stop, "stopping after the chunk in hand")
+    freeze_startup_heap()
+
     log.info("finance worker running")
     alerts.start()
     worker.run()

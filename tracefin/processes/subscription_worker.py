@@ -16,7 +16,7 @@ import httpx
 from api.queries import render
 from epcis.subscriptions import DestRefused, address_allowed, check_dest
 from ledger.subscriptions import DeliveryConfig, DeliveryWorker, Sender
-from tracefin.process import stop_on_signals
+from tracefin.process import freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def run_subscription_worker(settings: Settings) -> None:
         ),
     )
     stop_on_signals(worker.request_stop, "stopping after the deliveries in hand")
+    freeze_startup_heap()
     log.info("subscription worker running")
     worker.run()
     log.info("subscription worker stopped after %d deliveries", worker.deliveries)
