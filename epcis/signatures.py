@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import coincurve
@@ -12,10 +13,9 @@ from epcis.rejects import EventRejected, RejectCode
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 _SIG_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-# Recovered public key -> its address. A device signs every event with the same key, so this
-# turns the second Keccak of each recovery into a dict lookup; bounded, emptied when full.
-_ADDRESS_OF_KEY: dict[bytes, str] = {}
-_ADDRESS_CACHE_SIZE = 4096
+# Public keys whose address is remembered: a device signs every event with the same key, so
+# the second Keccak of each recovery becomes a lookup; least recently used ones go first.
+ADDRESS_CACHE_SIZE = 4096
 
 
 def personal_message_hash(digest: bytes) -> bytes:
@@ -44,16 +44,10 @@ def recover_address(digest: bytes, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises bare Exception for unrecoverable points
         raise EventRejected(RejectCode.SIGNATURE_MALFORMED, "sig does not recover a key") from exc
-    key = public_key.format(compressed=False)
-    address = _ADDRESS_OF_KEY.get(key)
-    if address is None:
-        address = _address_of_public_key(key)
-        if len(_ADDRESS_OF_KEY) >= _ADDRESS_CACHE_SIZE:
-            _ADDRESS_OF_KEY.clear()
-        _ADDRESS_OF_KEY[key] = address
-    return address
+    return _address_of_public_key(public_key.format(compressed=False))
 
 
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def _address_of_public_key(uncompressed: bytes) -> str:
     """The lower-case 0x address of a 65-byte uncompressed secp256k1 public key."""
     return "0x" + keccak(uncompressed[1:])[-20:].hex()
