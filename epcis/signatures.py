@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import coincurve
@@ -12,6 +13,9 @@ from epcis.rejects import EventRejected, RejectCode
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 _SIG_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Public keys whose address is remembered: a device signs every event with the same key, so
+# the second Keccak of each recovery becomes a lookup; least recently used ones go first.
+ADDRESS_CACHE_SIZE = 4096
 
 
 def personal_message_hash(digest: bytes) -> bytes:
@@ -40,7 +44,13 @@ def recover_address(digest: bytes, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises bare Exception for unrecoverable points
         raise EventRejected(RejectCode.SIGNATURE_MALFORMED, "sig does not recover a key") from exc
-    return "0x" + keccak(public_key.format(compressed=False)[1:])[-20:].hex()
+    return _address_of_public_key(public_key.format(compressed=False))
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def _address_of_public_key(uncompressed: bytes) -> str:
+    """The lower-case 0x address of a 65-byte uncompressed secp256k1 public key."""
+    return "0x" + keccak(uncompressed[1:])[-20:].hex()
 
 
 def sign_digest(private_key: bytes, digest: bytes) -> str:
@@ -53,8 +63,9 @@ def sign_digest(private_key: bytes, digest: bytes) -> str:
 
 def address_of(private_key: bytes) -> str:
     """The lower-case 0x address of a secp256k1 private key."""
-    public_key = coincurve.PrivateKey(private_key).public_key.format(compressed=False)
-    return "0x" + keccak(public_key[1:])[-20:].hex()
+    return _address_of_public_key(
+        coincurve.PrivateKey(private_key).public_key.format(compressed=False)
+    )
 
 
 def normalise_address(value: str) -> str:

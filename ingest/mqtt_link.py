@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
+# How often `MqttLink.publish` drops the answers already sent from its count: at most this many
+# sent ones are still held, and their MQTTMessageInfo is asked about once each.
+_PRUNE_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -121,11 +125,12 @@ class MqttLink:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_subscribe = self._handle_subscribe
-        self._client.on_publish = self._handle_publish
-        # Answers handed to paho and not yet written out (or acked, at QoS 1): paho buffers them
-        # without limit when the broker reads slower than ingest writes.
+        # Answers handed to paho and not yet written out (or acked, at QoS 1), oldest first:
+        # paho buffers them without limit when the broker reads slower than ingest writes.
+        # Counted from their MQTTMessageInfo rather than an on_publish callback, for which paho
+        # builds an MQTT v5 Properties object per answer (about 3% of a worker's CPU).
         self._max_unsent = max_unsent_answers
-        self._unsent = 0
+        self._unsent: deque[mqtt.MQTTMessageInfo] = deque()
         self._unsent_lock = threading.Lock()
 
     @property
@@ -168,25 +173,20 @@ class MqttLink:
         answered `duplicate`): dropping some beats growing without bound.
         """
         with self._unsent_lock:
-            if self._unsent >= self._max_unsent:
-                return False
-            self._unsent += 1
+            unsent = self._unsent
+            # Written out in order (QoS 0), acked about in order (QoS 1): one left unacked
+            # holds the later ones in the count, which errs on the side of dropping answers.
+            # Pruned every _PRUNE_EVERY answers (and at the limit), not on each one.
+            if len(unsent) % _PRUNE_EVERY == 0 or len(unsent) >= self._max_unsent:
+                while unsent and unsent[0].is_published():
+                    unsent.popleft()
+                if len(unsent) >= self._max_unsent:
+                    return False
         info = self._client.publish(topic, payload, qos=qos)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
             with self._unsent_lock:
-                self._unsent = max(0, self._unsent - 1)
+                self._unsent.append(info)
         return True
-
-    def _handle_publish(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        with self._unsent_lock:
-            self._unsent = max(0, self._unsent - 1)
 
     def stop(self) -> None:
         self._stopping = True
@@ -207,7 +207,7 @@ class MqttLink:
         with self._lock:
             self._generation += 1
         with self._unsent_lock:
-            self._unsent = 0  # answers queued on the lost connection are gone with it
+            self._unsent.clear()  # answers queued on the lost connection are gone with it
         # Subscribing on every connect keeps the subscription even if the broker lost the session.
         client.subscribe([(topic, 1) for topic in self._subscriptions])
         self._connected.set()

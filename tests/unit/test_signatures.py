@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from epcis import signatures
 from epcis.rejects import EventRejected, RejectCode
 from epcis.signatures import (
     address_of,
@@ -59,3 +60,19 @@ def test_addresses_are_normalised_to_lower_case() -> None:
     assert normalise_address("0x" + "AB" * 20) == "0x" + "ab" * 20
     with pytest.raises(ValueError):
         normalise_address("0x1234")
+
+
+def test_recovery_answers_the_same_from_its_address_cache_and_past_its_bound() -> None:
+    # More keys than the public key -> address cache holds, each recovered twice (the second
+    # time from the cache, unless the bound emptied it): every answer is eth-account's.
+    keys = [secrets.token_bytes(32) for _ in range(signatures.ADDRESS_CACHE_SIZE + 3)]
+    for _ in range(2):
+        for key in keys:
+            digest = secrets.token_bytes(32)
+            signature = parse_signature(sign_digest(key, digest))
+            assert recover_address(digest, signature) == address_of(key)
+    cached = signatures._address_of_public_key.cache_info()
+    assert cached.hits > 0
+    assert cached.currsize <= signatures.ADDRESS_CACHE_SIZE
+    for key in keys[:3]:
+        assert address_of(key) == Account.from_key(key).address.lower()
