@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
+import httpx
 import orjson
 import psycopg
 import pytest
@@ -20,6 +21,19 @@ from tests.support.events import make_event
 from tests.support.gs1_examples import FIXTURES
 
 pytestmark = pytest.mark.integration
+
+
+def post_event(api: Api, event: dict[str, object], who: str | None = "maker") -> httpx.Response:
+    """POST /epcis/events with the event as JSON (the synchronous single-event capture)."""
+    return api.call(
+        "POST",
+        "/epcis/events",
+        who,
+        content=orjson.dumps(event),
+        headers={"Content-Type": "application/json"},
+    )
+
+
 XSD = FIXTURES / "XSD" / "EPCglobal-epcis-query-2_0.xsd"
 
 
@@ -85,10 +99,7 @@ def test_options_and_get_of_an_unknown_resource_are_404(world: Api) -> None:
 
 def test_one_event_is_captured_synchronously_and_found_at_its_location(world: Api) -> None:
     event = make_event()
-    body = orjson.dumps(event)
-    created = world.call(
-        "POST", "/epcis/events", "maker", content=body, headers={"Content-Type": "application/json"}
-    )
+    created = post_event(world, event)
     assert created.status_code == 201, created.text
     hash_id = hash_id_from_digest(event_hash_digest(event))
     assert created.headers["location"] == f"/epcis/events/{quote(hash_id, safe='')}"
@@ -100,9 +111,7 @@ def test_one_event_is_captured_synchronously_and_found_at_its_location(world: Ap
     [listed] = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert listed["eventID"] == hash_id
     # The same event again: it exists (409), and nothing more is stored.
-    again = world.call(
-        "POST", "/epcis/events", "maker", content=body, headers={"Content-Type": "application/json"}
-    )
+    again = post_event(world, event)
     assert (again.status_code, again.json()["type"]) == (
         409,
         "epcisException:ResourceAlreadyExistsException",
@@ -136,11 +145,9 @@ def test_a_refused_single_event_stores_nothing(
 
 
 def test_only_enterprises_capture_single_events(world: Api) -> None:
-    body = orjson.dumps(make_event())
+    event = make_event()
     for who, status in (("bank", 403), ("regulator", 403), (None, 401)):
-        answer = world.call(
-            "POST", "/epcis/events", who, content=body, headers={"Content-Type": "application/json"}
-        )
+        answer = post_event(world, event, who)
         assert answer.status_code == status, (who, answer.text)
 
 
@@ -314,13 +321,7 @@ def test_a_reading_with_an_offset_postgresql_cannot_read_fails_no_query(world: A
             }
         ]
     )
-    created = world.call(
-        "POST",
-        "/epcis/events",
-        "maker",
-        content=orjson.dumps(event),
-        headers={"Content-Type": "application/json"},
-    )
+    created = post_event(world, event)
     assert created.status_code == 201, created.text
     for who in ("maker", "regulator"):
         answer = world.get("/epcis/events", who, params={"GE_time": "2000-01-01T00:00:00Z"})
@@ -350,13 +351,7 @@ def test_a_statement_past_the_timeout_is_cancelled_and_answered_as_a_problem(
             epcis = api.get("/epcis/events", "maker")
             waited = time.monotonic() - began
             own = api.get("/v1/events", "maker")
-            captured = api.call(
-                "POST",
-                "/epcis/events",
-                "maker",
-                content=orjson.dumps(event),
-                headers={"Content-Type": "application/json"},
-            )
+            captured = post_event(api, event)
         assert (epcis.status_code, epcis.json()["code"], epcis.json()["type"]) == (
             413,
             "query_too_complex",
