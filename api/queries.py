@@ -770,7 +770,7 @@ def _subscribe(
         try:
             subscription = subscription_store.subscribe(
                 conn,
-                named.id,
+                named,
                 dest,
                 token,
                 report,

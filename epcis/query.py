@@ -166,7 +166,10 @@ _FIELD_FAMILIES: Final = tuple(
         key=lambda family: -len(family[0]),
     )
 )
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+# A decimal number as a query value may give it; records/event_query.py matches stored strings
+# with the same form in SQL, so a string compares as a number exactly where a value would parse.
+DECIMAL_FORM = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"
+_DECIMAL = re.compile(DECIMAL_FORM)
 
 
 class QueryTooLargeError(Exception):

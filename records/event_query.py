@@ -14,7 +14,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from epcis.identifiers import lot_uri, parse_lot
-from epcis.query import EventFilter, QueryTooLargeError, page_token
+from epcis.query import DECIMAL_FORM, EventFilter, QueryTooLargeError, page_token
 from records.db import Conn
 
 
@@ -533,7 +533,7 @@ def _field_filters(query: EventFilter, params: dict[str, Any]) -> Iterator[sql.C
 
 # A decimal string (an extension value from XML, say): compared as a number; the exponent
 # bounded so the cast cannot fail.
-_DECIMAL_FORM = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
+_DECIMAL_FORM = f"^{DECIMAL_FORM}$"
 # EPCIS times as sensor reports carry them (checked by capture); cast only what has this form.
 # The offset at most 14:00 (RFC 3339 time zones; PostgreSQL refuses past 15:59): a reading with
 # another is not compared, rather than failing the whole query.

@@ -158,7 +158,7 @@ _SUBSCRIPTION_FROM = (
 
 def subscribe(
     conn: Conn,
-    query_id: int,
+    query: NamedQuery,
     dest: str,
     signature_token: str | None,
     report_if_empty: bool,
@@ -170,13 +170,11 @@ def subscribe(
 ) -> Subscription:
     """Keep a webhook subscription (in the caller's transaction); LimitReached if the query's
     org has `limit` subscriptions already, over all its named queries."""
-    owner = conn.execute("SELECT org_id FROM named_queries WHERE id = %s", (query_id,)).fetchone()
-    assert owner is not None
-    _lock_holdings(conn, owner[0])
+    _lock_holdings(conn, query.org_id)
     held = conn.execute(
         "SELECT count(*) FROM query_subscriptions s JOIN named_queries q ON q.id = s.query_id"
         " WHERE q.org_id = %s",
-        (owner[0],),
+        (query.org_id,),
     ).fetchone()
     if held is not None and held[0] >= limit:
         raise LimitReached(limit)
@@ -185,7 +183,7 @@ def subscribe(
         " schedule, initial_record_time, position, next_attempt_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (
-            query_id,
+            query.id,
             dest,
             signature_token,
             report_if_empty,
