@@ -269,6 +269,15 @@ def shapes(
                 for site in range(SITES_PER_ORG)
             ],
         ),
+        Shape(
+            "readPoint, regulator",
+            "regulator",
+            [
+                [("EQ_readPoint", _site_uri(org, site)), *page]
+                for org in range(ORGS + 1)
+                for site in range(SITES_PER_ORG)
+            ],
+        ),
     ]
 
 
