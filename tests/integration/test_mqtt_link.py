@@ -1,0 +1,160 @@
+"""The buffered paho client delivers every packet intact across chunk edges and reconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from ingest.mqtt_link import BufferedClient, new_client, parse_mqtt_url
+from tracefin.embedded import start_mosquitto
+
+pytestmark = pytest.mark.integration
+
+# Sizes around and beyond the client's 64 KiB read chunk, between small ones, so packets
+# start, and their length bytes fall, at every kind of place in a chunk.
+SIZES = [1, 600, 65_535, 3, 65_536, 70_000, 2, 200_000, 127, 128, 16_383, 16_384]
+
+
+def payload(number: int) -> bytes:
+    size = SIZES[number % len(SIZES)] if number % 5 == 0 else 500 + number % 97
+    return (f"{number}:".encode() * (size // 4 + 1))[:size] or b"-"
+
+
+class Receiver:
+    def __init__(self, url: str) -> None:
+        self.client, self.address = new_client(url, "link-receiver")
+        assert isinstance(self.client, BufferedClient)
+        self.received: list[bytes] = []
+        self.arrived = threading.Condition()
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        client.subscribe("link/#", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.received.append(bytes(msg.payload))
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int) -> list[bytes]:
+        deadline = time.monotonic() + 60
+        with self.arrived:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{len(self.received)} of {count} arrived"
+                self.arrived.wait(left)
+            return list(self.received)
+
+
+def publish_all(url: str, numbers: range) -> None:
+    publisher, address = new_client(url, "link-publisher")
+    publisher.connect(address.host, address.port)
+    publisher.loop_start()
+    try:
+        infos = [publisher.publish("link/t", payload(n), qos=1) for n in numbers]
+        deadline = time.monotonic() + 60
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        assert all(info.is_published() for info in infos), "the broker did not take them all"
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+
+
+def test_every_packet_arrives_intact_and_in_order_across_chunks_and_a_reconnect(
+    tmp_path: Path,
+) -> None:
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    receiver = Receiver(broker.url)
+    receiver.client.connect(receiver.address.host, receiver.address.port)
+    receiver.client.loop_start()
+    try:
+        time.sleep(0.5)  # subscribed
+        first = range(0, 600)
+        publish_all(broker.url, first)
+        assert receiver.wait_for(len(first)) == [payload(n) for n in first]
+
+        # The broker goes away and comes back on the same port: nothing read from the old
+        # connection may be taken for the new one's bytes.
+        port = parse_mqtt_url(broker.url).port
+        broker.stop()
+        broker = start_mosquitto(tmp_path / "mosquitto-again", port=port)
+        deadline = time.monotonic() + 30
+        while not receiver.client.is_connected():
+            assert time.monotonic() < deadline, "the receiver did not reconnect"
+            time.sleep(0.05)
+        time.sleep(0.5)  # subscribed again (the new broker kept no session)
+        second = range(600, 900)
+        publish_all(broker.url, second)
+        assert receiver.wait_for(900)[600:] == [payload(n) for n in second]
+    finally:
+        receiver.client.disconnect()
+        receiver.client.loop_stop()
+        broker.stop()
+
+
+class ReadCountingClient(BufferedClient):
+    """Counts, per `loop_read` call, how often the socket itself was read."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads_in_call = 0
+        self.most_reads_in_a_call = 0
+        self.calls = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._taken >= self._filled and not self._draining:
+            self.reads_in_call += 1
+        return super()._sock_recv(bufsize)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        self.reads_in_call = 0
+        rc = super().loop_read(max_packets)
+        self.calls += 1
+        self.most_reads_in_a_call = max(self.most_reads_in_a_call, self.reads_in_call)
+        return rc
+
+
+def test_a_backlog_is_read_a_chunk_per_loop_so_writes_are_not_starved(tmp_path: Path) -> None:
+    """paho writes (acks, answers) only between `loop_read` calls: one call must drain what it
+    buffered, not refill from a backlog until the backlog is gone."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    address = parse_mqtt_url(broker.url)
+    total = 5_000
+    try:
+        receiver = ReadCountingClient(
+            CallbackAPIVersion.VERSION2, client_id="link-backlog", protocol=mqtt.MQTTv5
+        )
+        received: list[bytes] = []
+        receiver.on_message = lambda client, userdata, msg: received.append(bytes(msg.payload))
+        receiver.connect(address.host, address.port)
+        receiver.subscribe("link/#", qos=1)
+        while receiver.loop(0.1) == MQTTErrorCode.MQTT_ERR_SUCCESS and not receiver.is_connected():
+            pass
+        receiver.loop(0.5)  # the SUBACK
+        # A backlog: all published before the receiver reads any of it.
+        publisher, _ = new_client(broker.url, "link-backlog-publisher")
+        publisher.connect(address.host, address.port)
+        publisher.loop_start()
+        infos = [publisher.publish("link/t", b"x" * 600, qos=1) for _ in range(total)]
+        for info in infos:
+            info.wait_for_publish(60)
+        publisher.disconnect()
+        publisher.loop_stop()
+        deadline = time.monotonic() + 60
+        while len(received) < total:
+            assert time.monotonic() < deadline, f"{len(received)} of {total} arrived"
+            assert receiver.loop(0.5) == MQTTErrorCode.MQTT_ERR_SUCCESS
+        receiver.disconnect()
+        # 600-byte messages: a call reads one chunk, and a second only where its first packet
+        # straddled the chunk's end. Many calls, not one long one.
+        assert receiver.most_reads_in_a_call <= 2
+        assert receiver.calls >= total * 600 // (64 * 1024)
+    finally:
+        broker.stop()
