@@ -63,7 +63,6 @@ from ledger.deployment import ensure_deployment
 from records import registry_store
 from records.db import Conn
 from tracefin.embedded import free_port, start_anvil, start_mosquitto
-from tracefin.process import freeze_startup_heap
 from tracefin.schema import scratch_database
 from tracefin.settings import DEVNET_PRIVATE_KEY
 from tracefin.simulate import (
@@ -136,9 +135,6 @@ def publish_share(
                 )
                 messages.append((device.events_topic, payload + b"\n"))
                 digests.write(digest)
-    # The signed load lives as long as the process: without this every full collection walks
-    # its millions of objects while feeding (seen: a feeder at 30-45 % of a core for 2 500 lines/s).
-    freeze_startup_heap()
     address = parse_mqtt_url(mqtt_url)
     topics = sorted({topic for topic, _ in messages})
     pipes = {
