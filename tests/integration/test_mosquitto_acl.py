@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest.mqtt_link import BufferedClient
 from ingest.topics import DEFAULT_SHARE_GROUP, subscriptions
 from tests.support import mosquitto_release
 from tracefin.broker_auth import (
@@ -196,7 +197,10 @@ def broker(
 
 
 class Client:
-    """A paho MQTT v5 client that reports CONNACK, SUBACK and PUBACK reason codes and messages."""
+    """A paho MQTT v5 client that reports CONNACK, SUBACK and PUBACK reason codes and messages.
+
+    The client tracefin's processes use (`BufferedClient`), so its reads are tried over TLS too.
+    """
 
     def __init__(
         self,
@@ -208,7 +212,7 @@ class Client:
         ca: Path | None = None,
     ) -> None:
         self.port = port
-        self.mqtt = mqtt.Client(
+        self.mqtt = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-{secrets.token_hex(4)}",
             protocol=mqtt.MQTTv5,
