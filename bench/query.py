@@ -260,23 +260,17 @@ def shapes(
         ),
         Shape("small org: first page", "small", [page]),
         Shape("small org: bizStep", "small", steps),
-        Shape(
-            "bizLocation, regulator",
-            "regulator",
-            [
-                [("EQ_bizLocation", _site_uri(org, site)), *page]
-                for org in range(ORGS + 1)
-                for site in range(SITES_PER_ORG)
-            ],
-        ),
-        Shape(
-            "readPoint, regulator",
-            "regulator",
-            [
-                [("EQ_readPoint", _site_uri(org, site)), *page]
-                for org in range(ORGS + 1)
-                for site in range(SITES_PER_ORG)
-            ],
+        *(
+            Shape(
+                f"{field}, regulator",
+                "regulator",
+                [
+                    [(f"EQ_{field}", _site_uri(org, site)), *page]
+                    for org in range(ORGS + 1)
+                    for site in range(SITES_PER_ORG)
+                ],
+            )
+            for field in ("bizLocation", "readPoint")
         ),
     ]
 
