@@ -76,9 +76,10 @@ class BufferedClient(mqtt.Client):
     `loop_read` then goes on with the packets already buffered, since `select` cannot see them,
     but reads nothing more from the socket while it does: paho's loop writes (acks, answers)
     only between two `loop_read` calls, and a drain that refilled itself from a backlog kept
-    them waiting for the whole backlog (a worker's peak RSS went from 95 to 159 MiB, its
-    answers held or dropped). The broker's flow control is unchanged: it still sends at most
-    Receive Maximum unacknowledged messages, whoever holds their bytes.
+    them waiting for the whole backlog (a worker's peak RSS went from 95 to 159 MiB; past
+    `max_unsent_answers`, `MqttLink.publish` drops answers). The broker's flow control is
+    unchanged: it still sends at most Receive Maximum unacknowledged messages, whoever holds
+    their bytes.
 
     It overrides paho's private `_sock_recv` and `_sock_close` (paho-mqtt is pinned at 2.2.0;
     tests/integration/test_mqtt_link.py checks packets across chunk edges and a reconnect).
