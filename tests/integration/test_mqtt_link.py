@@ -31,11 +31,17 @@ class Receiver:
         assert isinstance(self.client, BufferedClient)
         self.received: list[bytes] = []
         self.arrived = threading.Condition()
+        self.subscribed = threading.Event()  # set at each SUBACK
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
 
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        self.subscribed.clear()
         client.subscribe("link/#", qos=1)
+
+    def wait_subscribed(self) -> None:
+        assert self.subscribed.wait(30), "no SUBACK"
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self.arrived:
@@ -75,7 +81,7 @@ def test_every_packet_arrives_intact_and_in_order_across_chunks_and_a_reconnect(
     receiver.client.connect(receiver.address.host, receiver.address.port)
     receiver.client.loop_start()
     try:
-        time.sleep(0.5)  # subscribed
+        receiver.wait_subscribed()
         first = range(0, 600)
         publish_all(broker.url, first)
         assert receiver.wait_for(len(first)) == [payload(n) for n in first]
@@ -84,12 +90,9 @@ def test_every_packet_arrives_intact_and_in_order_across_chunks_and_a_reconnect(
         # connection may be taken for the new one's bytes.
         port = parse_mqtt_url(broker.url).port
         broker.stop()
+        receiver.subscribed.clear()  # the first connection's SUBACK
         broker = start_mosquitto(tmp_path / "mosquitto-again", port=port)
-        deadline = time.monotonic() + 30
-        while not receiver.client.is_connected():
-            assert time.monotonic() < deadline, "the receiver did not reconnect"
-            time.sleep(0.05)
-        time.sleep(0.5)  # subscribed again (the new broker kept no session)
+        receiver.wait_subscribed()  # again: the new broker kept no session
         second = range(600, 900)
         publish_all(broker.url, second)
         assert receiver.wait_for(900)[600:] == [payload(n) for n in second]
@@ -132,12 +135,15 @@ def test_a_backlog_is_read_a_chunk_per_loop_so_writes_are_not_starved(tmp_path: 
             CallbackAPIVersion.VERSION2, client_id="link-backlog", protocol=mqtt.MQTTv5
         )
         received: list[bytes] = []
+        subacks: list[object] = []
         receiver.on_message = lambda client, userdata, msg: received.append(bytes(msg.payload))
+        receiver.on_subscribe = lambda *answer: subacks.append(answer)
         receiver.connect(address.host, address.port)
         receiver.subscribe("link/#", qos=1)
-        while receiver.loop(0.1) == MQTTErrorCode.MQTT_ERR_SUCCESS and not receiver.is_connected():
-            pass
-        receiver.loop(0.5)  # the SUBACK
+        deadline = time.monotonic() + 30
+        while not subacks:
+            assert time.monotonic() < deadline, "no SUBACK"
+            assert receiver.loop(0.1) == MQTTErrorCode.MQTT_ERR_SUCCESS
         # A backlog: all published before the receiver reads any of it.
         publisher, _ = new_client(broker.url, "link-backlog-publisher")
         publisher.connect(address.host, address.port)
