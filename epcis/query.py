@@ -442,7 +442,7 @@ def _field(name: str, raw: str, family: tuple[str, str, bool, bool]) -> FieldMat
     if kind in ("GT", "GE", "LT", "LE"):
         op = _BOUNDS[kind]
         if _DECIMAL.fullmatch(raw) is not None:
-            bound = _decimal(name, raw)
+            bound = Decimal(raw)  # the pattern admits only what Decimal reads
         else:
             try:
                 bound = _time(name, raw)
