@@ -164,3 +164,94 @@ def test_a_backlog_is_read_a_chunk_per_loop_so_writes_are_not_starved(tmp_path: 
         assert receiver.calls >= total * 600 // (64 * 1024)
     finally:
         broker.stop()
+
+
+class Collector:
+    """Every message a client receives, by topic, as its callback saw it."""
+
+    def __init__(self, client: mqtt.Client, address_url: str) -> None:
+        self.client = client
+        self.address = parse_mqtt_url(address_url)
+        self.messages: dict[str, mqtt.MQTTMessage] = {}
+        self.arrived = threading.Condition()
+        self.subscribed = threading.Event()
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.messages[msg.topic] = msg
+            self.arrived.notify_all()
+
+    def start(self) -> None:
+        self.client.connect(self.address.host, self.address.port)
+        self.client.loop_start()
+        self.client.subscribe("kinds/#", qos=2)
+        assert self.subscribed.wait(30), "no SUBACK"
+
+    def wait_for(self, topics: set[str]) -> dict[str, mqtt.MQTTMessage]:
+        deadline = time.monotonic() + 30
+        with self.arrived:
+            while not topics <= self.messages.keys():
+                left = deadline - time.monotonic()
+                assert left > 0, f"missing {sorted(topics - self.messages.keys())}"
+                self.arrived.wait(left)
+            return dict(self.messages)
+
+
+def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: Path) -> None:
+    """The buffered client reads a PUBLISH without properties (QoS 0 and 1) itself: topic,
+    payload, QoS and retain flag as paho's own client gets them; one with properties, or of
+    QoS 2, is paho's, properties included."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    publisher, address = new_client(broker.url, "kinds-publisher")
+    publisher.connect(address.host, address.port)
+    publisher.loop_start()
+    ours_client, _ = new_client(broker.url, "kinds-ours")
+    assert isinstance(ours_client, BufferedClient)
+    ours = Collector(ours_client, broker.url)
+    theirs = Collector(
+        mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kinds-theirs", protocol=mqtt.MQTTv5),
+        broker.url,
+    )
+    with_properties = mqtt.Properties(mqtt.PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    with_properties.UserProperty = ("k", "v")
+    with_properties.ResponseTopic = "r/t"
+    sent = {  # topic: (payload, qos, retain, properties)
+        "kinds/retained": (b"kept", 1, True, None),
+        "kinds/q0": (b"zero", 0, False, None),
+        "kinds/q1": (b"one" * 300, 1, False, None),
+        "kinds/q2": (b"two", 2, False, None),
+        "kinds/q1-empty": (b"", 1, False, None),
+        "kinds/q1-properties": (b"with", 1, False, with_properties),
+        "kinds/q0-properties": (b"with0", 0, False, with_properties),
+    }
+    try:
+        # Retained before anyone subscribes, so it arrives with the retain flag.
+        publisher.publish("kinds/retained", b"kept", qos=1, retain=True).wait_for_publish(30)
+        ours.start()
+        theirs.start()
+        for topic, (body, qos, retain, properties) in sent.items():
+            if topic != "kinds/retained":
+                publisher.publish(topic, body, qos=qos, retain=retain, properties=properties)
+        got_ours = ours.wait_for(set(sent))
+        got_theirs = theirs.wait_for(set(sent))
+    finally:
+        for client in (publisher, ours.client, theirs.client):
+            client.disconnect()
+            client.loop_stop()
+        broker.stop()
+    for topic, (body, qos, retain, properties) in sent.items():
+        mine, paho = got_ours[topic], got_theirs[topic]
+        seen = (mine.topic, mine.payload, mine.qos, mine.retain, mine.dup)
+        assert seen == (paho.topic, paho.payload, paho.qos, paho.retain, paho.dup), topic
+        assert (mine.payload, mine.qos, mine.retain) == (body, qos, retain), topic
+        assert (mine.mid > 0) == (qos > 0), topic
+        if properties is None and qos < 2:
+            assert mine.properties is None, topic  # read here, not by paho
+        else:
+            assert mine.properties is not None, topic
+            assert mine.properties.json() == paho.properties.json(), topic
+        if properties is not None:
+            assert mine.properties.UserProperty == [("k", "v")], topic
+            assert mine.properties.ResponseTopic == "r/t", topic
