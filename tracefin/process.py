@@ -1,5 +1,5 @@
 """What every long-running tracefin process shares: stopping cleanly on SIGTERM and SIGINT, and a
-collector that does not walk the start-up heap."""
+collector that does not walk the start-up heap (nor, in the batch workers, each batch)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def freeze_startup_heap() -> None:
     the API's p99."""
     gc.collect()
     gc.freeze()
+
+
+# The collector's thresholds for a worker that holds a batch of thousands of short-lived objects.
+BATCH_WORKER_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def collect_for_batches() -> None:
+    """Run the cyclic collector less often, for a worker that builds a batch's objects at a time
+    (ingest, finance): with the default thresholds (700, 10, 10) it walks each batch over and
+    over. Measured in one ingest worker over 100 000 events, the collections took 3.3 s of its
+    50.4 CPU s by default and 1.0 s with these; finance's profile showed a third of its time.
+    Nothing relies on prompt cycle collection (reference counting frees the rest), and memory
+    stays bounded by the batch size."""
+    gc.set_threshold(*BATCH_WORKER_GC_THRESHOLDS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import logging
 import socket
@@ -19,7 +18,7 @@ from finance.alerts import AlertDispatcher, Sender
 from finance.store.journal import Journal
 from finance.worker import FinanceConfig, FinanceWorker
 from ingest.mqtt_link import new_client
-from tracefin.process import freeze_startup_heap, stop_on_signals
+from tracefin.process import collect_for_batches, freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,10 +30,7 @@ def run_finance(settings: Settings) -> None:
         raise SystemExit("tracefin finance needs TRACEFIN_DATABASE_URL")
     journal = Journal(settings.journal_seal_key())
     worker = FinanceWorker(settings.database_url, FinanceConfig(), journal)
-    # A chunk holds thousands of decoded event bodies; with the default thresholds the cyclic
-    # collector walks them over and over (a third of the worker's time in a profile). Nothing
-    # here relies on prompt cycle collection, and memory is bounded by the chunk size.
-    gc.set_threshold(50_000, 20, 100)
+    collect_for_batches()  # a chunk holds thousands of decoded event bodies
 
     senders: dict[str, Sender] = {"webhook": webhook_sender(settings.webhook_private_hosts())}
     mqtt_alerts = None

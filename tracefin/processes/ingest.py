@@ -19,7 +19,7 @@ from ingest.mqtt_link import Inbound, MqttLink
 from ingest.topics import subscriptions
 from ingest.worker import IngestWorker, WorkerConfig
 from records.db import open_pool
-from tracefin.process import freeze_startup_heap, stop_on_signals
+from tracefin.process import collect_for_batches, freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 from tracefin.supervisor import Supervisor, Worker, say_to
 
@@ -107,6 +107,7 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
 
     stop_on_signals(worker.request_stop, "finishing the batch in hand, then stopping")
     freeze_startup_heap()
+    collect_for_batches()
 
     link.start()
     reporter = threading.Thread(target=_report, args=(worker,), daemon=True)
