@@ -272,3 +272,59 @@ def loans_terms(loan: credit.Loan) -> credit.StoredTerms:
         penalty_rate=loan.penalty_rate,
         default_after_days=loan.default_after_days,
     )
+
+
+LOCATION_INDEXES = ("events_biz_location_seq_idx", "events_read_point_seq_idx")
+
+
+def _index_oids(conn: Conn) -> dict[str, int]:
+    return {
+        name: oid
+        for name, oid in conn.execute(
+            "SELECT relname, oid::int FROM pg_class WHERE relname = ANY(%s)",
+            (["events_biz_location_idx", *LOCATION_INDEXES],),
+        )
+    }
+
+
+def test_location_indexes_built_concurrently_beforehand_are_kept(empty_database_url: str) -> None:
+    """0047 finds the indexes an operator built with CREATE INDEX CONCURRENTLY (no write lock
+    on a large events table) and only drops the one they replace (docs/operations.md)."""
+    migrate(empty_database_url, until=46)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE INDEX CONCURRENTLY events_biz_location_seq_idx"
+            " ON events (biz_location, ingest_seq)"
+        )
+        conn.execute(
+            "CREATE INDEX CONCURRENTLY events_read_point_seq_idx ON events (read_point, ingest_seq)"
+        )
+        built = _index_oids(conn)
+    assert built.keys() == {"events_biz_location_idx", *LOCATION_INDEXES}
+    assert migrate(empty_database_url)[0] == "0047_location_indexes"
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        after = _index_oids(conn)
+    assert after == {name: built[name] for name in LOCATION_INDEXES}  # the same, not rebuilt
+
+
+def test_an_invalid_index_left_by_a_failed_concurrent_build_stops_the_migration(
+    empty_database_url: str,
+) -> None:
+    """IF NOT EXISTS alone would keep an index whose concurrent build failed (invalid: never
+    used by a query); 0047 refuses it by name and leaves the schema as it was."""
+    migrate(empty_database_url, until=46)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE INDEX CONCURRENTLY events_read_point_seq_idx ON events (read_point, ingest_seq)"
+        )
+        # What a failed CONCURRENTLY build leaves behind (the server's own flag, set by hand).
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false"
+            " WHERE indexrelid = 'events_read_point_seq_idx'::regclass"
+        )
+        before = _index_oids(conn)
+    with pytest.raises(psycopg.errors.RaiseException, match="events_read_point_seq_idx is invalid"):
+        migrate(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        assert _index_oids(conn) == before
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (46,)
