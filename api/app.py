@@ -61,7 +61,6 @@ def create_app(
     app.state.readiness_cache = health.ReadinessCache(config.readiness_cache)
     app.state.page_cache = page_cache
     app.state.log_wakeups = log_wakeups
-    app.state.open_streams = queries.OpenStreams()
     app.state.batch_confirmations = BatchConfirmations(config.chain_rpc_url, config.trusted_anchors)
     app.state.metrics = Metrics()
     errors.install(app)

@@ -36,7 +36,7 @@ class ApiConfig:
     # Whether webhook subscriptions may point at this machine (http://127.0.0.1, localhost):
     # development and tests only.
     subscription_loopback: bool = False
-    # Per organisation: named queries, webhook subscriptions, and streams open on this process.
+    # Per organisation: named queries, webhook subscriptions, and streams open (all processes).
     max_named_queries: int = 100
     max_subscriptions: int = 100
     max_streams: int = 10

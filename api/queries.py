@@ -8,8 +8,9 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
@@ -82,10 +83,11 @@ _SUBSCRIPTION_PARAMS = frozenset(
     }
 )
 _SCHEDULE = frozenset({"second", "minute", "hour", "dayOfMonth", "month", "dayOfWeek"})
-# WebSocket close codes: the handshake refused (bad key, unknown query, bad parameter), and
-# the named query deleted while streaming.
+# WebSocket close codes: the handshake refused (bad key, unknown query, bad parameter), the
+# named query deleted while streaming, and a stream no longer counted (reconnect).
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
 
 
 def render(page: EventPage) -> dict[str, Any]:
@@ -386,23 +388,23 @@ class LogWakeups:
                 self._stop.wait(1.0)
 
 
-class OpenStreams:
-    """How many WebSocket streams each org has open on this process (the event loop's thread
-    alone counts them, so no lock), bounded by `ApiConfig.max_streams`."""
+# How long an open stream counts against its org's cap without being renewed, and how often a
+# living stream renews it: a process that dies stops counting within the lease.
+STREAM_LEASE = timedelta(seconds=30)
+_STREAM_RENEW_EVERY_S = 10.0
 
-    def __init__(self) -> None:
-        self._open: dict[int, int] = {}
 
-    def try_open(self, org_id: int, limit: int) -> bool:
-        if self._open.get(org_id, 0) >= limit:
-            return False
-        self._open[org_id] = self._open.get(org_id, 0) + 1
-        return True
+def _count_stream(pool: ConnectionPool, org_id: int, limit: int) -> int | None:
+    with pool.connection() as conn:
+        return subscription_store.open_stream(conn, org_id, limit, STREAM_LEASE)
 
-    def close(self, org_id: int) -> None:
-        left = self._open.pop(org_id, 1) - 1
-        if left > 0:
-            self._open[org_id] = left
+
+def _uncount_stream(pool: ConnectionPool, stream_id: int) -> None:
+    try:
+        with pool.connection() as conn:
+            subscription_store.close_stream(conn, stream_id)
+    except psycopg.Error as exc:  # its lease lapses instead
+        log.warning("stream %d not uncounted (%s); it stops counting at its lease", stream_id, exc)
 
 
 @dataclass(frozen=True)
@@ -494,19 +496,25 @@ def _time(name: str, raw: str) -> datetime:
 class _Step:
     gone: bool = False
     revoked: bool = False
+    lapsed: bool = False  # its lease ran out and its place was taken: it no longer counts
     message: str | None = None
     position: int | None = None
     full: bool = False
 
 
-def _stream_step(pool: ConnectionPool, stream: _Stream, position: int) -> _Step:
+def _stream_step(
+    pool: ConnectionPool, stream: _Stream, position: int, renew: int | None = None
+) -> _Step:
     """What follows `position` for the stream (run in a worker thread: it waits on the
-    database); `gone` once the named query was deleted, `revoked` once the key was."""
+    database); `gone` once the named query was deleted, `revoked` once the key was. With
+    `renew`, the lease of that open stream is renewed first (`lapsed` if it no longer counts)."""
     with pool.connection() as conn:
         try:
             auth.caller(conn, stream.credentials, "GET")
         except Problem:
             return _Step(revoked=True)
+        if renew is not None and not subscription_store.renew_stream(conn, renew, STREAM_LEASE):
+            return _Step(lapsed=True)
         named = subscription_store.query_by_id(conn, stream.query_id)
         if named is None:
             return _Step(gone=True)
@@ -535,15 +543,16 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
     except Problem as exc:
         await _refuse_handshake(websocket, exc)
         return
-    open_streams: OpenStreams = websocket.app.state.open_streams
     config: ApiConfig = websocket.app.state.config
-    if not open_streams.try_open(stream.org_id, config.max_streams):
+    # Counted across every API process (open_streams), not in this one's memory.
+    stream_id = await run_in_threadpool(_count_stream, pool, stream.org_id, config.max_streams)
+    if stream_id is None:
         await _refuse_handshake(websocket, _limit_reached("open streams", config.max_streams))
         return
     try:
-        await _serve_stream(websocket, pool, stream)
+        await _serve_stream(websocket, pool, stream, stream_id)
     finally:
-        open_streams.close(stream.org_id)
+        await run_in_threadpool(_uncount_stream, pool, stream_id)
 
 
 async def _refuse_handshake(websocket: WebSocket, exc: Problem) -> None:
@@ -558,7 +567,9 @@ async def _refuse_handshake(websocket: WebSocket, exc: Problem) -> None:
         await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
 
 
-async def _serve_stream(websocket: WebSocket, pool: ConnectionPool, stream: _Stream) -> None:
+async def _serve_stream(
+    websocket: WebSocket, pool: ConnectionPool, stream: _Stream, stream_id: int
+) -> None:
     wakeups: LogWakeups = websocket.app.state.log_wakeups
     wake = wakeups.register()
     closed = asyncio.Event()
@@ -575,12 +586,19 @@ async def _serve_stream(websocket: WebSocket, pool: ConnectionPool, stream: _Str
     await websocket.accept(headers=[(k.encode(), v.encode()) for k, v in EPCIS_HEADERS.items()])
     watcher = asyncio.create_task(watch())
     position = stream.position
+    renewed = time.monotonic()
     try:
         while not closed.is_set():
             wake.clear()  # before reading: a wake-up during the read is kept for the next
-            step = await run_in_threadpool(_stream_step, pool, stream, position)
+            renew = stream_id if time.monotonic() - renewed >= _STREAM_RENEW_EVERY_S else None
+            step = await run_in_threadpool(_stream_step, pool, stream, position, renew)
+            if renew is not None:
+                renewed = time.monotonic()
             if step.gone:
                 await websocket.close(code=GOING_AWAY, reason="query deleted")
+                break
+            if step.lapsed:
+                await websocket.close(code=TRY_AGAIN_LATER, reason="stream lease lapsed")
                 break
             if step.revoked:
                 await websocket.close(code=POLICY_VIOLATION, reason="invalid_api_key")

@@ -1,9 +1,10 @@
-"""SQL of named queries, their webhook subscriptions and the log positions they follow."""
+"""SQL of named queries, their webhook subscriptions, the streams open on them, and the log
+positions they follow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -111,6 +112,41 @@ def create_query(
         raise DuplicateName(name) from None
     assert created is not None
     return created
+
+
+def open_stream(conn: Conn, org_id: int, limit: int, lease: timedelta) -> int | None:
+    """Count a new WebSocket stream of the org, across every API process; its id, or None when
+    the org has `limit` open already. Streams whose lease lapsed (their process died) are
+    dropped first."""
+    with conn.transaction():
+        _lock_holdings(conn, org_id)
+        conn.execute(
+            "DELETE FROM open_streams WHERE org_id = %s AND lease_until < now()", (org_id,)
+        )
+        held = conn.execute(
+            "SELECT count(*) FROM open_streams WHERE org_id = %s", (org_id,)
+        ).fetchone()
+        if held is not None and held[0] >= limit:
+            return None
+        row = conn.execute(
+            "INSERT INTO open_streams (org_id, lease_until) VALUES (%s, now() + %s) RETURNING id",
+            (org_id, lease),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def renew_stream(conn: Conn, stream_id: int, lease: timedelta) -> bool:
+    """Extend a stream's lease; False if its row is gone (the lease lapsed and another
+    stream's opening dropped it, so it no longer counts)."""
+    renewed = conn.execute(
+        "UPDATE open_streams SET lease_until = now() + %s WHERE id = %s", (lease, stream_id)
+    )
+    return renewed.rowcount == 1
+
+
+def close_stream(conn: Conn, stream_id: int) -> None:
+    conn.execute("DELETE FROM open_streams WHERE id = %s", (stream_id,))
 
 
 def own_query(conn: Conn, org_id: int, name: str) -> NamedQuery | None:

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     subscription_max_backoff_s: int = Field(default=600, ge=1)
     subscription_suspend_after_s: int = Field(default=86_400, ge=60)
     # What one organisation may hold: named queries, webhook subscriptions, and WebSocket
-    # streams open at once on one API process; beyond, 403 limit_reached (each costs the
+    # streams open at once across every API process; beyond, 403 limit_reached (each costs the
     # database work on every log move, so a key must not make that unbounded).
     api_max_named_queries_per_org: int = Field(default=100, ge=1, le=100_000)
     api_max_subscriptions_per_org: int = Field(default=100, ge=1, le=100_000)

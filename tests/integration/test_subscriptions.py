@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -230,6 +230,56 @@ def test_an_organisation_opens_streams_up_to_its_limit(seeded_world: SeededWorld
         asyncio.run(scenario())
 
 
+def test_the_stream_cap_holds_across_api_processes_and_a_dead_one_s_streams_lapse(
+    seeded_world: SeededWorld,
+) -> None:
+    """Two API apps (each its own pool and state, as two processes) on one database share an
+    org's cap; streams whose lease lapsed (their process died without closing them) stop
+    counting, and a stream found no longer counted is closed with 1013, try again later."""
+    with served_apps(seeded_world, 2, api_max_streams_per_org=2) as (one, two):
+        _named(one)
+        path = "/epcis/queries/shipped/events?stream=true"
+        urls = [served.base.replace("http://", "ws://") + path for served in (one, two)]
+        auth = {"Authorization": f"Bearer {one.keys['maker']}"}
+
+        def counted() -> int:
+            with psycopg.connect(one.database_url, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM open_streams").fetchone()
+            assert row is not None
+            return int(row[0])
+
+        async def scenario() -> None:
+            async with (
+                websockets.connect(urls[0], additional_headers=auth) as first,
+                websockets.connect(urls[1], additional_headers=auth),
+            ):
+                assert counted() == 2
+                with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                    async with websockets.connect(urls[1], additional_headers=auth):
+                        pass
+                problem = orjson.loads(refused.value.response.body or b"{}")
+                assert (refused.value.response.status_code, problem["code"]) == (
+                    403,
+                    "limit_reached",
+                )
+                # As if the process holding both had died: their leases lapse.
+                with psycopg.connect(one.database_url, autocommit=True) as conn:
+                    conn.execute("UPDATE open_streams SET lease_until = now() - interval '1 s'")
+                async with websockets.connect(urls[1], additional_headers=auth):
+                    assert counted() == 1  # the lapsed two dropped, this one counted
+                    # The first, still connected, finds itself uncounted at its next renewal.
+                    with pytest.raises(websockets.exceptions.ConnectionClosed) as ended:
+                        await asyncio.wait_for(first.recv(), timeout=30)
+                    assert ended.value.rcvd is not None
+                    assert ended.value.rcvd.code == 1013
+            deadline = time.monotonic() + 10  # every stream closed: none counts
+            while counted() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert counted() == 0
+
+        asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     "dest",
     [
@@ -408,11 +458,11 @@ def positioner(database_url: str) -> Iterator[None]:
 
 
 @contextmanager
-def served_app(seeded_world: SeededWorld, **settings: Any) -> Iterator[Served]:
-    """The seeded world (a copy of its own) behind the real app under uvicorn, on a free port,
+def served_apps(seeded_world: SeededWorld, count: int, **settings: Any) -> Iterator[list[Served]]:
+    """The seeded world (a copy of its own) behind `count` instances of the real app under
+    uvicorn, each on a free port with its own pool and state (as separate API processes have),
     with loopback webhooks allowed (development); `settings`: further Settings fields."""
-    with copy_of(seeded_world) as mine:
-        port = free_port()
+    with copy_of(seeded_world) as mine, ExitStack() as stack:
         app_settings = Settings(
             _env_file=None,
             database_url=mine.database_url,  # type: ignore[call-arg]
@@ -421,12 +471,20 @@ def served_app(seeded_world: SeededWorld, **settings: Any) -> Iterator[Served]:
             subscription_loopback_dest=True,
             **settings,
         )
-        with (
-            api_pool(app_settings) as pool,
-            app_in_thread(build_app(app_settings, pool), port) as app,
-            positioner(mine.database_url),
-        ):
-            yield Served(app.url, mine.keys, mine.database_url)
+        served = []
+        for _ in range(count):
+            pool = stack.enter_context(api_pool(app_settings))
+            app = stack.enter_context(app_in_thread(build_app(app_settings, pool), free_port()))
+            served.append(Served(app.url, mine.keys, mine.database_url))
+        stack.enter_context(positioner(mine.database_url))
+        yield served
+
+
+@contextmanager
+def served_app(seeded_world: SeededWorld, **settings: Any) -> Iterator[Served]:
+    """One app (`served_apps`)."""
+    with served_apps(seeded_world, 1, **settings) as (served,):
+        yield served
 
 
 @pytest.fixture
