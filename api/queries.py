@@ -8,7 +8,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -399,6 +398,18 @@ def _count_stream(pool: ConnectionPool, org_id: int, limit: int) -> int | None:
         return subscription_store.open_stream(conn, org_id, limit, STREAM_LEASE)
 
 
+def _still_counted(pool: ConnectionPool, stream_id: int) -> bool:
+    """Renew the stream's lease; False once its row is gone (the lease lapsed and an opening
+    dropped it). A database that does not answer is not the stream's fault: True, and the lease
+    runs on (if it lapses meanwhile, a later renewal finds out)."""
+    try:
+        with pool.connection() as conn:
+            return subscription_store.renew_stream(conn, stream_id, STREAM_LEASE)
+    except psycopg.Error as exc:
+        log.warning("stream %d: lease not renewed (%s)", stream_id, exc)
+        return True
+
+
 def _uncount_stream(pool: ConnectionPool, stream_id: int) -> None:
     try:
         with pool.connection() as conn:
@@ -496,25 +507,19 @@ def _time(name: str, raw: str) -> datetime:
 class _Step:
     gone: bool = False
     revoked: bool = False
-    lapsed: bool = False  # its lease ran out and its place was taken: it no longer counts
     message: str | None = None
     position: int | None = None
     full: bool = False
 
 
-def _stream_step(
-    pool: ConnectionPool, stream: _Stream, position: int, renew: int | None = None
-) -> _Step:
+def _stream_step(pool: ConnectionPool, stream: _Stream, position: int) -> _Step:
     """What follows `position` for the stream (run in a worker thread: it waits on the
-    database); `gone` once the named query was deleted, `revoked` once the key was. With
-    `renew`, the lease of that open stream is renewed first (`lapsed` if it no longer counts)."""
+    database); `gone` once the named query was deleted, `revoked` once the key was."""
     with pool.connection() as conn:
         try:
             auth.caller(conn, stream.credentials, "GET")
         except Problem:
             return _Step(revoked=True)
-        if renew is not None and not subscription_store.renew_stream(conn, renew, STREAM_LEASE):
-            return _Step(lapsed=True)
         named = subscription_store.query_by_id(conn, stream.query_id)
         if named is None:
             return _Step(gone=True)
@@ -583,37 +588,47 @@ async def _serve_stream(
         finally:
             closed.set()
 
+    async def serve() -> None:
+        position = stream.position
+        try:
+            while not closed.is_set():
+                wake.clear()  # before reading: a wake-up during the read is kept for the next
+                step = await run_in_threadpool(_stream_step, pool, stream, position)
+                if step.gone:
+                    await websocket.close(code=GOING_AWAY, reason="query deleted")
+                    return
+                if step.revoked:
+                    await websocket.close(code=POLICY_VIOLATION, reason="invalid_api_key")
+                    return
+                if step.message is not None:
+                    await websocket.send_text(step.message)
+                if step.position is not None:
+                    position = step.position
+                if step.full:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=1.0)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client left
+
     await websocket.accept(headers=[(k.encode(), v.encode()) for k, v in EPCIS_HEADERS.items()])
     watcher = asyncio.create_task(watch())
-    position = stream.position
-    renewed = time.monotonic()
+    serving = asyncio.create_task(serve())
     try:
-        while not closed.is_set():
-            wake.clear()  # before reading: a wake-up during the read is kept for the next
-            renew = stream_id if time.monotonic() - renewed >= _STREAM_RENEW_EVERY_S else None
-            step = await run_in_threadpool(_stream_step, pool, stream, position, renew)
-            if renew is not None:
-                renewed = time.monotonic()
-            if step.gone:
-                await websocket.close(code=GOING_AWAY, reason="query deleted")
-                break
-            if step.lapsed:
-                await websocket.close(code=TRY_AGAIN_LATER, reason="stream lease lapsed")
-                break
-            if step.revoked:
-                await websocket.close(code=POLICY_VIOLATION, reason="invalid_api_key")
-                break
-            if step.message is not None:
-                await websocket.send_text(step.message)
-            if step.position is not None:
-                position = step.position
-            if step.full:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=1.0)
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the client left
+        # The lease is renewed beside the serving, not between its steps: a stream counts for
+        # as long as it is served (a send held up by a client that does not read included),
+        # and is no longer served once it does not count.
+        while not (await asyncio.wait({serving}, timeout=_STREAM_RENEW_EVERY_S))[0]:
+            if not await run_in_threadpool(_still_counted, pool, stream_id):
+                serving.cancel()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        websocket.close(code=TRY_AGAIN_LATER, reason="stream lease lapsed"), 5
+                    )
+                return
+        serving.result()  # a failure of the serving is the handler's, as it always was
     finally:
+        serving.cancel()
         wakeups.unregister(wake)
         watcher.cancel()
 

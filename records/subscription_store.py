@@ -117,12 +117,10 @@ def create_query(
 def open_stream(conn: Conn, org_id: int, limit: int, lease: timedelta) -> int | None:
     """Count a new WebSocket stream of the org, across every API process; its id, or None when
     the org has `limit` open already. Streams whose lease lapsed (their process died) are
-    dropped first."""
+    dropped first, every org's: rows of an org that never streams again do not stay."""
     with conn.transaction():
         _lock_holdings(conn, org_id)
-        conn.execute(
-            "DELETE FROM open_streams WHERE org_id = %s AND lease_until < now()", (org_id,)
-        )
+        conn.execute("DELETE FROM open_streams WHERE lease_until < now()")
         held = conn.execute(
             "SELECT count(*) FROM open_streams WHERE org_id = %s", (org_id,)
         ).fetchone()

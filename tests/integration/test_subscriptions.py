@@ -262,10 +262,19 @@ def test_the_stream_cap_holds_across_api_processes_and_a_dead_one_s_streams_laps
                     403,
                     "limit_reached",
                 )
-                # As if the process holding both had died: their leases lapse.
-                with psycopg.connect(one.database_url, autocommit=True) as conn:
-                    conn.execute("UPDATE open_streams SET lease_until = now() - interval '1 s'")
-                async with websockets.connect(urls[1], additional_headers=auth):
+                # As if the process holding both had died: their leases lapse. (A renewal, every
+                # 10 s, may land between the lapse and the handshake: then lapse them again.)
+                for _ in range(3):
+                    with psycopg.connect(one.database_url, autocommit=True) as conn:
+                        conn.execute("UPDATE open_streams SET lease_until = now() - interval '1 s'")
+                    try:
+                        third = await websockets.connect(urls[1], additional_headers=auth)
+                        break
+                    except websockets.exceptions.InvalidStatus:
+                        continue
+                else:
+                    raise AssertionError("lapsed streams kept counting")
+                async with third:
                     assert counted() == 1  # the lapsed two dropped, this one counted
                     # The first, still connected, finds itself uncounted at its next renewal.
                     with pytest.raises(websockets.exceptions.ConnectionClosed) as ended:
@@ -278,6 +287,39 @@ def test_the_stream_cap_holds_across_api_processes_and_a_dead_one_s_streams_laps
             assert counted() == 0
 
         asyncio.run(scenario())
+
+
+def test_a_stream_is_counted_under_its_org_s_lock(mine: SeededWorld) -> None:
+    """Count, then insert, under the org's advisory lock: an opening waits while another holds
+    it (two API processes opening at once cannot both pass the cap)."""
+    with psycopg.connect(mine.database_url, autocommit=True) as holder:
+        first = holder.execute("SELECT min(id) FROM orgs").fetchone()
+        assert first is not None
+        org_id = int(first[0])
+        holder.execute("BEGIN")
+        subscription_store.open_stream(holder, org_id, 5, timedelta(seconds=30))  # holds it
+        opened: list[int | None] = []
+        opener = threading.Thread(
+            target=lambda: opened.append(_open_one(mine.database_url, org_id)), daemon=True
+        )
+        opener.start()
+        deadline = time.monotonic() + 30
+        waiting = None
+        while waiting is None and time.monotonic() < deadline:
+            waiting = holder.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+        assert waiting is not None, "the second opening did not wait for the org's lock"
+        assert opened == []
+        holder.execute("COMMIT")
+        opener.join(30)
+    assert len(opened) == 1
+    assert opened[0] is not None
+
+
+def _open_one(database_url: str, org_id: int) -> int | None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return subscription_store.open_stream(conn, org_id, 5, timedelta(seconds=30))
 
 
 @pytest.mark.parametrize(
