@@ -7,20 +7,26 @@
 -- is the one every page and subscription uses, so it has the index.
 --
 -- Migrations run in a transaction, where CREATE INDEX locks writes to events while it builds.
--- On a large live table, build both beforehand with CREATE INDEX CONCURRENTLY and the names
--- and columns below (docs/operations.md): this then finds them. A concurrent build that failed
--- leaves an invalid index of that name, which IF NOT EXISTS would keep: refused here.
+-- On a large live table, build both beforehand with CREATE INDEX CONCURRENTLY, with the names
+-- and columns below (docs/operations.md): this then finds them. An index of one of these names
+-- that is not valid (a concurrent build failed, or is still running) or not this definition
+-- would be kept by IF NOT EXISTS: refused here instead.
 DO $$
 DECLARE
-    invalid text;
+    refused text;
 BEGIN
-    SELECT string_agg(c.relname, ', ') INTO invalid
-    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-    WHERE c.relname IN ('events_biz_location_seq_idx', 'events_read_point_seq_idx')
-      AND c.relnamespace = current_schema()::regnamespace
-      AND NOT i.indisvalid;
-    IF invalid IS NOT NULL THEN
-        RAISE EXCEPTION 'index % is invalid (a concurrent build failed): DROP INDEX it and build it again', invalid;
+    SELECT string_agg(format('%s: %s', c.relname, pg_get_indexdef(c.oid)), '; ') INTO refused
+    FROM pg_class c
+    JOIN pg_index i ON i.indexrelid = c.oid
+    JOIN (VALUES ('events_biz_location_seq_idx', ' USING btree (biz_location, ingest_seq)'),
+                 ('events_read_point_seq_idx', ' USING btree (read_point, ingest_seq)'))
+        AS wanted (name, definition) ON wanted.name = c.relname
+    WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'events'::regclass)
+      AND NOT (i.indisvalid AND i.indrelid = 'events'::regclass AND NOT i.indisunique
+               AND i.indpred IS NULL
+               AND substring(pg_get_indexdef(c.oid) FROM ' USING .*$') = wanted.definition);
+    IF refused IS NOT NULL THEN
+        RAISE EXCEPTION 'not valid (a concurrent build failed or is still running) or not the index this migration builds: %; let a running build finish, else DROP INDEX CONCURRENTLY it and build it again', refused;
     END IF;
 END $$;
 DROP INDEX IF EXISTS events_biz_location_idx;

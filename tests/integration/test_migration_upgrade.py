@@ -287,10 +287,17 @@ def _index_oids(conn: Conn) -> dict[str, int]:
     }
 
 
+def _migrate_until_46(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        if db.timescaledb_available(conn):  # events would be a hypertable: no CONCURRENTLY
+            pytest.skip("CREATE INDEX CONCURRENTLY does not apply to a TimescaleDB hypertable")
+    migrate(url, until=46)
+
+
 def test_location_indexes_built_concurrently_beforehand_are_kept(empty_database_url: str) -> None:
     """0047 finds the indexes an operator built with CREATE INDEX CONCURRENTLY (no write lock
     on a large events table) and only drops the one they replace (docs/operations.md)."""
-    migrate(empty_database_url, until=46)
+    _migrate_until_46(empty_database_url)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         conn.execute(
             "CREATE INDEX CONCURRENTLY events_biz_location_seq_idx"
@@ -307,23 +314,34 @@ def test_location_indexes_built_concurrently_beforehand_are_kept(empty_database_
     assert after == {name: built[name] for name in LOCATION_INDEXES}  # the same, not rebuilt
 
 
-def test_an_invalid_index_left_by_a_failed_concurrent_build_stops_the_migration(
-    empty_database_url: str,
+_BUILD = "CREATE INDEX CONCURRENTLY events_read_point_seq_idx ON events "
+
+
+@pytest.mark.parametrize(
+    ("built", "invalid"),
+    [
+        (_BUILD + "(read_point, ingest_seq)", True),
+        (_BUILD + "(read_point)", False),
+        (_BUILD + "(read_point, ingest_seq) WHERE read_point IS NOT NULL", False),
+    ],
+    ids=["failed build", "other columns", "partial"],
+)
+def test_a_prebuilt_index_that_is_invalid_or_another_stops_the_migration(
+    empty_database_url: str, built: str, invalid: bool
 ) -> None:
-    """IF NOT EXISTS alone would keep an index whose concurrent build failed (invalid: never
-    used by a query); 0047 refuses it by name and leaves the schema as it was."""
-    migrate(empty_database_url, until=46)
+    """IF NOT EXISTS alone would keep an index of that name whose concurrent build failed (or
+    is still running: invalid, never used by a query) or that is some other index; 0047
+    refuses it by name and leaves the schema as it was."""
+    _migrate_until_46(empty_database_url)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE INDEX CONCURRENTLY events_read_point_seq_idx ON events (read_point, ingest_seq)"
-        )
-        # What a failed CONCURRENTLY build leaves behind (the server's own flag, set by hand).
-        conn.execute(
-            "UPDATE pg_index SET indisvalid = false"
-            " WHERE indexrelid = 'events_read_point_seq_idx'::regclass"
-        )
+        conn.execute(built)
+        if invalid:  # what a failed CONCURRENTLY build leaves (the server's own flag, by hand)
+            conn.execute(
+                "UPDATE pg_index SET indisvalid = false"
+                " WHERE indexrelid = 'events_read_point_seq_idx'::regclass"
+            )
         before = _index_oids(conn)
-    with pytest.raises(psycopg.errors.RaiseException, match="events_read_point_seq_idx is invalid"):
+    with pytest.raises(psycopg.errors.RaiseException, match="events_read_point_seq_idx: CREATE"):
         migrate(empty_database_url)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         assert _index_oids(conn) == before
