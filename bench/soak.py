@@ -84,7 +84,7 @@ WAREHOUSE = f"https://id.gs1.org/414/{WAREHOUSE_GLN}"
 EVENTS_PER_PRODUCT = 7
 PLEDGED_LOTS = 20
 DRAIN_TIMEOUT_S = 900
-# The publishers write what is due every tick (10 ms: 50 messages a publisher at 5 000/s).
+# The publishers write what is due every tick (10 ms: 25 messages each of two at 5 000/s).
 PUBLISH_TICK_S = 0.01
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
