@@ -82,9 +82,10 @@ class BufferedClient(mqtt.Client):
     their bytes.
 
     It also reads a PUBLISH of QoS 0 or 1 that carries no v5 properties (every device
-    message) itself: paho builds a `Properties` object for each, whose constructor alone costs
-    about 18 µs (its tables are built per object), some 6% of an ingest worker's CPU per
-    event. Such a message's `properties` is None; one with properties, or of QoS 2, is paho's.
+    message) itself: paho builds a `Properties` object for each, whose constructor alone took
+    about 18 µs in `timeit` (its tables are built per object); a subscriber that only counts
+    went from 45-70 to 20-28 µs of CPU per message (docs/benchmarks.md). Such a message's
+    `properties` is None; one with properties, of QoS 2 or with a topic alias, is paho's.
 
     It overrides paho's private `_sock_recv`, `_sock_close` and `_handle_publish` (paho-mqtt is
     pinned at 2.2.0; tests/integration/test_mqtt_link.py checks packets across chunk edges and
