@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -26,36 +27,55 @@ def payload(number: int) -> bytes:
 
 
 class Receiver:
-    def __init__(self, url: str) -> None:
-        self.client, self.address = new_client(url, "link-receiver")
-        assert isinstance(self.client, BufferedClient)
-        self.received: list[bytes] = []
+    """A client that subscribes to `topic_filter` at each connection and keeps every message
+    as its callback saw it."""
+
+    def __init__(self, client: mqtt.Client, url: str, topic_filter: str, qos: int = 1) -> None:
+        self.client = client
+        self.address = parse_mqtt_url(url)
+        self.messages: list[mqtt.MQTTMessage] = []
         self.arrived = threading.Condition()
         self.subscribed = threading.Event()  # set at each SUBACK
-        self.client.on_message = self._on_message
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        client.on_message = self._on_message
+        client.on_connect = lambda client, *_: self._subscribe(client, topic_filter, qos)
+        client.on_subscribe = lambda *_: self.subscribed.set()
 
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+    def _subscribe(self, client: mqtt.Client, topic_filter: str, qos: int) -> None:
         self.subscribed.clear()
-        client.subscribe("link/#", qos=1)
+        client.subscribe(topic_filter, qos=qos)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.messages.append(msg)
+            self.arrived.notify_all()
+
+    def start(self) -> None:
+        self.client.connect(self.address.host, self.address.port)
+        self.client.loop_start()
+        self.wait_subscribed()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def wait_subscribed(self) -> None:
         assert self.subscribed.wait(30), "no SUBACK"
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+    def wait_until(
+        self, done: Callable[[list[mqtt.MQTTMessage]], bool], timeout: float = 60
+    ) -> list[mqtt.MQTTMessage]:
+        deadline = time.monotonic() + timeout
         with self.arrived:
-            self.received.append(bytes(msg.payload))
-            self.arrived.notify_all()
-
-    def wait_for(self, count: int) -> list[bytes]:
-        deadline = time.monotonic() + 60
-        with self.arrived:
-            while len(self.received) < count:
+            while not done(self.messages):
                 left = deadline - time.monotonic()
-                assert left > 0, f"{len(self.received)} of {count} arrived"
+                assert left > 0, f"{len(self.messages)} arrived, not what was awaited"
                 self.arrived.wait(left)
-            return list(self.received)
+            return list(self.messages)
+
+    def payloads(self, count: int) -> list[bytes]:
+        """The payloads of the first `count` messages, once that many arrived."""
+        arrived = self.wait_until(lambda messages: len(messages) >= count)
+        return [bytes(message.payload) for message in arrived[:count]]
 
 
 def publish_all(url: str, numbers: range) -> None:
@@ -77,14 +97,14 @@ def test_every_packet_arrives_intact_and_in_order_across_chunks_and_a_reconnect(
     tmp_path: Path,
 ) -> None:
     broker = start_mosquitto(tmp_path / "mosquitto")
-    receiver = Receiver(broker.url)
-    receiver.client.connect(receiver.address.host, receiver.address.port)
-    receiver.client.loop_start()
+    client, _ = new_client(broker.url, "link-receiver")
+    assert isinstance(client, BufferedClient)
+    receiver = Receiver(client, broker.url, "link/#")
     try:
-        receiver.wait_subscribed()
+        receiver.start()
         first = range(0, 600)
         publish_all(broker.url, first)
-        assert receiver.wait_for(len(first)) == [payload(n) for n in first]
+        assert receiver.payloads(len(first)) == [payload(n) for n in first]
 
         # The broker goes away and comes back on the same port: nothing read from the old
         # connection may be taken for the new one's bytes.
@@ -95,10 +115,9 @@ def test_every_packet_arrives_intact_and_in_order_across_chunks_and_a_reconnect(
         receiver.wait_subscribed()  # again: the new broker kept no session
         second = range(600, 900)
         publish_all(broker.url, second)
-        assert receiver.wait_for(900)[600:] == [payload(n) for n in second]
+        assert receiver.payloads(900)[600:] == [payload(n) for n in second]
     finally:
-        receiver.client.disconnect()
-        receiver.client.loop_stop()
+        receiver.stop()
         broker.stop()
 
 
@@ -166,39 +185,6 @@ def test_a_backlog_is_read_a_chunk_per_loop_so_writes_are_not_starved(tmp_path: 
         broker.stop()
 
 
-class Collector:
-    """Every message a client receives, by topic, as its callback saw it."""
-
-    def __init__(self, client: mqtt.Client, address_url: str) -> None:
-        self.client = client
-        self.address = parse_mqtt_url(address_url)
-        self.messages: dict[str, mqtt.MQTTMessage] = {}
-        self.arrived = threading.Condition()
-        self.subscribed = threading.Event()
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *_: self.subscribed.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        with self.arrived:
-            self.messages[msg.topic] = msg
-            self.arrived.notify_all()
-
-    def start(self) -> None:
-        self.client.connect(self.address.host, self.address.port)
-        self.client.loop_start()
-        self.client.subscribe("kinds/#", qos=2)
-        assert self.subscribed.wait(30), "no SUBACK"
-
-    def wait_for(self, topics: set[str]) -> dict[str, mqtt.MQTTMessage]:
-        deadline = time.monotonic() + 30
-        with self.arrived:
-            while not topics <= self.messages.keys():
-                left = deadline - time.monotonic()
-                assert left > 0, f"missing {sorted(topics - self.messages.keys())}"
-                self.arrived.wait(left)
-            return dict(self.messages)
-
-
 def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: Path) -> None:
     """The buffered client reads a PUBLISH without properties (QoS 0 and 1) itself: topic,
     payload, QoS and retain flag as paho's own client gets them; one with properties, or of
@@ -209,10 +195,12 @@ def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: 
     publisher.loop_start()
     ours_client, _ = new_client(broker.url, "kinds-ours")
     assert isinstance(ours_client, BufferedClient)
-    ours = Collector(ours_client, broker.url)
-    theirs = Collector(
+    ours = Receiver(ours_client, broker.url, "kinds/#", qos=2)
+    theirs = Receiver(
         mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kinds-theirs", protocol=mqtt.MQTTv5),
         broker.url,
+        "kinds/#",
+        qos=2,
     )
     with_properties = mqtt.Properties(mqtt.PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     with_properties.UserProperty = ("k", "v")
@@ -226,6 +214,10 @@ def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: 
         "kinds/q1-properties": (b"with", 1, False, with_properties),
         "kinds/q0-properties": (b"with0", 0, False, with_properties),
     }
+
+    def has_every_topic(messages: list[mqtt.MQTTMessage]) -> bool:
+        return {message.topic for message in messages} >= sent.keys()
+
     try:
         # Retained before anyone subscribes, so it arrives with the retain flag.
         publisher.publish("kinds/retained", b"kept", qos=1, retain=True).wait_for_publish(30)
@@ -234,12 +226,15 @@ def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: 
         for topic, (body, qos, retain, properties) in sent.items():
             if topic != "kinds/retained":
                 publisher.publish(topic, body, qos=qos, retain=retain, properties=properties)
-        got_ours = ours.wait_for(set(sent))
-        got_theirs = theirs.wait_for(set(sent))
+        got_ours, got_theirs = (
+            {message.topic: message for message in receiver.wait_until(has_every_topic, 30)}
+            for receiver in (ours, theirs)
+        )
     finally:
-        for client in (publisher, ours.client, theirs.client):
-            client.disconnect()
-            client.loop_stop()
+        for receiver in (ours, theirs):
+            receiver.stop()
+        publisher.disconnect()
+        publisher.loop_stop()
         broker.stop()
     for topic, (body, qos, retain, properties) in sent.items():
         mine, paho = got_ours[topic], got_theirs[topic]
