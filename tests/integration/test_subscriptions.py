@@ -306,9 +306,15 @@ def test_a_stream_is_counted_under_its_org_s_lock(mine: SeededWorld) -> None:
         deadline = time.monotonic() + 30
         waiting = None
         while waiting is None and time.monotonic() < deadline:
+            # This org's holdings lock in this database (two-key form: objsubid 2), not some
+            # other test's advisory lock on the shared server.
             waiting = holder.execute(
                 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objsubid = 2 AND objid = %s AND database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (org_id,),
             ).fetchone()
+            time.sleep(0.01)
         assert waiting is not None, "the second opening did not wait for the org's lock"
         assert opened == []
         holder.execute("COMMIT")
