@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +64,11 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
 
 # Bytes asked of the socket at once by `BufferedClient`.
 _READ_CHUNK = 64 * 1024
+# Bytes of queued packets that `BufferedClient` hands to one `send` (at least one packet).
+_WRITE_CHUNK = 64 * 1024
+# MQTT control packet types, as paho compares them (the high nibble of the first byte).
+_PUBLISH = 0x30
+_DISCONNECT = 0xE0
 
 
 class BufferedClient(mqtt.Client):
@@ -87,10 +93,19 @@ class BufferedClient(mqtt.Client):
     went from 45-70 to 20-28 µs of CPU per message (docs/benchmarks.md). Such a message's
     `properties` is None; one with properties, of QoS 2 or with a topic alias, is paho's.
 
-    It overrides paho's private `_sock_recv`, `_sock_close` and `_handle_publish` (paho-mqtt is
-    pinned at 2.2.0; tests/integration/test_mqtt_link.py checks packets across chunk edges and
-    a reconnect, and that PUBLISH packets of each QoS, retained, empty, with and without
-    properties, arrive as they do at paho's own client).
+    On the way out, paho writes each queued packet (a PUBACK, an answer) with its own `send`,
+    and wakes its network thread through a socket pair once per packet queued from another
+    thread: four system calls per acknowledged message with its receipt. This client writes
+    the queued packets that need nothing done once written (all but a DISCONNECT, and a QoS 0
+    PUBLISH while `on_publish` is set) up to 64 KiB per `send`, in order; and packets queued
+    inside `queued_together()` wake the network thread once, at the block's end.
+
+    It overrides paho's private `_sock_recv`, `_sock_close`, `_handle_publish`,
+    `_packet_queue` and `_packet_write` (paho-mqtt is pinned at 2.2.0;
+    tests/integration/test_mqtt_link.py checks packets across chunk edges and a reconnect,
+    that PUBLISH packets of each QoS, retained, empty, with and without properties, arrive as
+    they do at paho's own client, and that packets queued together and written together
+    arrive whole and in order).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -100,6 +115,7 @@ class BufferedClient(mqtt.Client):
         self._filled = 0
         self._taken = 0
         self._draining = False
+        self._queueing_together = threading.local()
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._taken >= self._filled:
@@ -158,6 +174,105 @@ class BufferedClient(mqtt.Client):
             return self._send_puback(message.mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    @contextlib.contextmanager
+    def queued_together(self) -> Iterator[None]:
+        """Packets this thread queues in the block wake the network thread once, at its end."""
+        self._queueing_together.active = True
+        try:
+            yield
+        finally:
+            self._queueing_together.active = False
+            self._wake_network_thread()
+
+    def _wake_network_thread(self) -> None:
+        # As paho does per packet: one byte that its `select` sees on the socket pair.
+        pair = self._sockpairW
+        if pair is not None:
+            with contextlib.suppress(BlockingIOError):
+                pair.send(b"0")
+
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: mqtt.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        # Without a network thread (no loop_start) paho writes from the caller's: its own way.
+        if self._thread is None or not getattr(self._queueing_together, "active", False):
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_write(self) -> MQTTErrorCode:
+        out = self._out_packet
+        while out:
+            run = self._plain_run()
+            if not run:
+                # A packet with something to do once written heads the queue: paho's own loop.
+                return super()._packet_write()
+            data = run[0]["packet"] if len(run) == 1 else b"".join(p["packet"] for p in run)
+            if run[0]["pos"]:  # the rest of a partly written packet (rare: copied, as paho does)
+                data = data[run[0]["pos"] :]
+            # The exceptions as paho's own _packet_write handles them, the run put back whole.
+            try:
+                written = self._sock_send(data)
+            except (AttributeError, ValueError):
+                out.extendleft(reversed(run))
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            except BlockingIOError:
+                out.extendleft(reversed(run))
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                out.extendleft(reversed(run))
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to send on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if written <= 0:
+                out.extendleft(reversed(run))
+                break
+            for index, packet in enumerate(run):
+                if written < packet["to_process"]:
+                    # Partly written: it and the rest go back, paho's loop sends on later.
+                    packet["pos"] += written
+                    packet["to_process"] -= written
+                    out.extendleft(reversed(run[index:]))
+                    break
+                written -= packet["to_process"]
+                packet["pos"] += packet["to_process"]
+                packet["to_process"] = 0
+                if packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0:
+                    packet["info"]._set_as_published()  # type: ignore[union-attr]
+        with self._msgtime_mutex:
+            self._last_msg_out = mqtt.time_func()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _plain_run(self) -> list[mqtt._OutPacket]:
+        """Packets from the queue's head that need nothing done once written, up to 64 KiB."""
+        out = self._out_packet
+        run: list[mqtt._OutPacket] = []
+        size = 0
+        while out and size < _WRITE_CHUNK:
+            head = out[0]
+            kind = head["command"] & 0xF0
+            if kind == _DISCONNECT or (
+                kind == _PUBLISH and head["qos"] == 0 and self.on_publish is not None
+            ):
+                break
+            run.append(out.popleft())
+            size += head["to_process"]
+        return run
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         self._draining = True
@@ -175,7 +290,7 @@ class BufferedClient(mqtt.Client):
 
 def new_client(
     url: str, client_id: str, *, manual_ack: bool = False, max_inflight: int = 1000
-) -> tuple[mqtt.Client, BrokerAddress]:
+) -> tuple[BufferedClient, BrokerAddress]:
     """A paho v5 client configured from an MQTT URL (credentials and TLS included)."""
     address = parse_mqtt_url(url)
     client = BufferedClient(
@@ -280,6 +395,10 @@ class MqttLink:
                     self._client.ack(message.mid, message.qos)
                     sent += 1
         return sent
+
+    def sending_together(self) -> contextlib.AbstractContextManager[None]:
+        """Acks and answers sent from this thread in the block go out together at its end."""
+        return self._client.queued_together()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
         """Send an answer; False (dropped) while `max_unsent_answers` still wait to go out.

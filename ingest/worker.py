@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, TypeVar
@@ -36,6 +37,8 @@ class Link(Protocol):
     def ack(self, messages: Sequence[Inbound]) -> int: ...
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool: ...
+
+    def sending_together(self) -> AbstractContextManager[None]: ...
 
 
 class Stopping(Exception):
@@ -214,16 +217,18 @@ class IngestWorker:
             self._validate(message, topic, devices, unknown_orgs, outcome)
             outcomes.append(outcome)
         merged = _Outcome.merge(outcomes)
-        try:
-            new_digests = self._with_db(merged.rows.store)
-            self._answer(merged, new_digests)
-        except psycopg.Error as exc:
-            # Something in the batch the database refuses (not an outage: those are retried
-            # above). One message at a time, so one poison message cannot block the stream.
-            log.error("batch refused by the database (%s); storing message by message", exc)
-            for message, outcome in zip(batch, outcomes, strict=True):
-                self._write_alone(message, outcome)
-        self._link.ack(batch)
+        # The batch's answers and acks wake the MQTT network thread once, not once per packet.
+        with self._link.sending_together():
+            try:
+                new_digests = self._with_db(merged.rows.store)
+                self._answer(merged, new_digests)
+            except psycopg.Error as exc:
+                # Something in the batch the database refuses (not an outage: those are retried
+                # above). One message at a time, so one poison message cannot block the stream.
+                log.error("batch refused by the database (%s); storing message by message", exc)
+                for message, outcome in zip(batch, outcomes, strict=True):
+                    self._write_alone(message, outcome)
+            self._link.ack(batch)
         self.metrics["messages"] += len(batch)
         self.metrics["batches"] += 1
 

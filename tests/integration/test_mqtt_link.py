@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -79,11 +80,15 @@ class Receiver:
 
 
 def publish_all(url: str, numbers: range) -> None:
+    publish_all_to(url, "link/t", [payload(n) for n in numbers])
+
+
+def publish_all_to(url: str, topic: str, payloads: list[bytes]) -> None:
     publisher, address = new_client(url, "link-publisher")
     publisher.connect(address.host, address.port)
     publisher.loop_start()
     try:
-        infos = [publisher.publish("link/t", payload(n), qos=1) for n in numbers]
+        infos = [publisher.publish(topic, body, qos=1) for body in payloads]
         deadline = time.monotonic() + 60
         for info in infos:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
@@ -250,3 +255,99 @@ def test_publish_packets_of_every_kind_arrive_as_at_paho_s_own_client(tmp_path: 
         if properties is not None:
             assert mine.properties.UserProperty == [("k", "v")], topic
             assert mine.properties.ResponseTopic == "r/t", topic
+
+
+class WakeCounter:
+    """Stands in for the write end of paho's wake-up socket pair, counting the sends."""
+
+    def __init__(self, sock: object) -> None:
+        self.sock = sock
+        self.sends = 0
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        result: int = self.sock.send(data)  # type: ignore[attr-defined]
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+def test_packets_queued_together_wake_the_network_thread_once_and_arrive_whole_in_order(
+    tmp_path: Path,
+) -> None:
+    """Queued from another thread inside `queued_together`, packets wake paho's network thread
+    once, at the block's end, and are written several to a `send`: every one arrives whole, in
+    order, and a QoS 0 one counts as published once written."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    receiver_client, _ = new_client(broker.url, "together-receiver")
+    receiver = Receiver(receiver_client, broker.url, "together/#")
+    sender, address = new_client(broker.url, "together-sender")
+    sender.connect(address.host, address.port)
+    sender.loop_start()
+    try:
+        receiver.start()
+        # A small send buffer: large runs go out in parts, resumed mid-packet.
+        sender_socket = sender.socket()
+        assert isinstance(sender_socket, socket.socket)
+        sender_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        wakes = WakeCounter(sender._sockpairW)
+        sender._sockpairW = wakes  # type: ignore[assignment]
+        numbers = range(400)
+        with sender.queued_together():
+            infos = [sender.publish(f"together/q{n % 2}", payload(n), qos=n % 2) for n in numbers]
+            wakes_inside = wakes.sends
+        assert (wakes_inside, wakes.sends) == (0, 1)
+        arrived = receiver.wait_until(lambda messages: len(messages) >= len(numbers))
+        for qos in (0, 1):
+            got = [bytes(m.payload) for m in arrived if m.topic == f"together/q{qos}"]
+            assert got == [payload(n) for n in numbers if n % 2 == qos]
+        deadline = time.monotonic() + 30
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        assert all(info.is_published() for info in infos)
+        # Outside the block, paho's own way: one wake per packet queued.
+        sender.publish("together/q0", b"after", qos=0).wait_for_publish(30)
+        assert wakes.sends == 2
+    finally:
+        receiver.stop()
+        sender.disconnect()
+        sender.loop_stop()
+        broker.stop()
+
+
+def test_acks_queued_together_reach_the_broker_before_a_disconnect(tmp_path: Path) -> None:
+    """Manual PUBACKs queued together go out, in order, ahead of the DISCONNECT queued after
+    them: on resuming the session the broker redelivers exactly the messages left unacked."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    address = parse_mqtt_url(broker.url)
+    session = mqtt.Properties(mqtt.PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    session.SessionExpiryInterval = 300
+
+    def connect(clean_start: bool) -> Receiver:
+        client, _ = new_client(broker.url, "together-acker", manual_ack=True)
+        receiver = Receiver(client, broker.url, "acks/#")
+        client.connect(address.host, address.port, clean_start=clean_start, properties=session)
+        client.loop_start()
+        receiver.wait_subscribed()
+        return receiver
+
+    first = connect(clean_start=True)
+    try:
+        publish_all_to(broker.url, "acks/t", [f"m{n}".encode() for n in range(60)])
+        delivered = first.wait_until(lambda messages: len(messages) >= 60)
+        assert isinstance(first.client, BufferedClient)
+        with first.client.queued_together():
+            for message in delivered[:35]:  # in the order they came, as MQTT asks
+                first.client.ack(message.mid, 1)
+        first.stop()  # the DISCONNECT is queued after the acks
+        second = connect(clean_start=False)
+        publish_all_to(broker.url, "acks/t", [b"marker"])
+        again = second.wait_until(lambda messages: any(m.payload == b"marker" for m in messages))
+        second.stop()
+        assert [bytes(m.payload) for m in again] == [f"m{n}".encode() for n in range(35, 60)] + [
+            b"marker"
+        ]
+        assert all(m.dup for m in again[:-1])
+    finally:
+        broker.stop()
