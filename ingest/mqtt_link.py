@@ -176,13 +176,19 @@ class BufferedClient(mqtt.Client):
 
     @contextlib.contextmanager
     def queued_together(self) -> Iterator[None]:
-        """Packets this thread queues in the block wake the network thread once, at its end."""
-        self._queueing_together.active = True
+        """Packets this thread queues in the block wake the network thread once, at its end
+        (not at all if it queued none; a block inside another leaves the waking to it)."""
+        state = self._queueing_together
+        if getattr(state, "queued", None) is not None:
+            yield
+            return
+        state.queued = 0
         try:
             yield
         finally:
-            self._queueing_together.active = False
-            self._wake_network_thread()
+            queued, state.queued = state.queued, None
+            if queued:
+                self._wake_network_thread()
 
     def _wake_network_thread(self) -> None:
         # As paho does per packet: one byte that its `select` sees on the socket pair.
@@ -200,7 +206,8 @@ class BufferedClient(mqtt.Client):
         info: mqtt.MQTTMessageInfo | None = None,
     ) -> MQTTErrorCode:
         # Without a network thread (no loop_start) paho writes from the caller's: its own way.
-        if self._thread is None or not getattr(self._queueing_together, "active", False):
+        state = self._queueing_together
+        if self._thread is None or getattr(state, "queued", None) is None:
             return super()._packet_queue(command, packet, mid, qos, info)
         self._out_packet.append(
             {
@@ -213,6 +220,7 @@ class BufferedClient(mqtt.Client):
                 "info": info,
             }
         )
+        state.queued += 1
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_write(self) -> MQTTErrorCode:
@@ -240,7 +248,11 @@ class BufferedClient(mqtt.Client):
                 return MQTTErrorCode.MQTT_ERR_CONN_LOST
             if written <= 0:
                 out.extendleft(reversed(run))
-                break
+                # paho's own loop stamps the time only here, not after writing (its keepalive
+                # then pings on schedule whatever was sent), and so does this one.
+                with self._msgtime_mutex:
+                    self._last_msg_out = mqtt.time_func()
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
             for index, packet in enumerate(run):
                 if written < packet["to_process"]:
                     # Partly written: it and the rest go back, paho's loop sends on later.
@@ -253,8 +265,6 @@ class BufferedClient(mqtt.Client):
                 packet["to_process"] = 0
                 if packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0:
                     packet["info"]._set_as_published()  # type: ignore[union-attr]
-        with self._msgtime_mutex:
-            self._last_msg_out = mqtt.time_func()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _plain_run(self) -> list[mqtt._OutPacket]:

@@ -152,7 +152,8 @@ class Inbox:
         with self._arrived:
             if not self._wait_for(1, first_wait):
                 return []
-            self._wait_for(most, fill_wait)
+            # Never more than the bound lets in, or a batch larger than it would always wait.
+            self._wait_for(min(most, self._limit), fill_wait)
             taken = [self._items.popleft() for _ in range(min(most, len(self._items)))]
             self._room.notify()
             return taken

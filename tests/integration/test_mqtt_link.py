@@ -291,6 +291,16 @@ def test_packets_queued_together_wake_the_network_thread_once_and_arrive_whole_i
         sender_socket = sender.socket()
         assert isinstance(sender_socket, socket.socket)
         sender_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        short_sends = 0
+        send = sender._sock_send
+
+        def counting_send(data: bytes | bytearray) -> int:
+            nonlocal short_sends
+            written = send(data)
+            short_sends += written < len(data)
+            return written
+
+        sender._sock_send = counting_send  # type: ignore[method-assign]
         wakes = WakeCounter(sender._sockpairW)
         sender._sockpairW = wakes  # type: ignore[assignment]
         numbers = range(400)
@@ -298,6 +308,9 @@ def test_packets_queued_together_wake_the_network_thread_once_and_arrive_whole_i
             infos = [sender.publish(f"together/q{n % 2}", payload(n), qos=n % 2) for n in numbers]
             wakes_inside = wakes.sends
         assert (wakes_inside, wakes.sends) == (0, 1)
+        with sender.queued_together():
+            pass  # nothing queued, nothing to wake for
+        assert wakes.sends == 1
         arrived = receiver.wait_until(lambda messages: len(messages) >= len(numbers))
         for qos in (0, 1):
             got = [bytes(m.payload) for m in arrived if m.topic == f"together/q{qos}"]
@@ -306,6 +319,7 @@ def test_packets_queued_together_wake_the_network_thread_once_and_arrive_whole_i
         for info in infos:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         assert all(info.is_published() for info in infos)
+        assert short_sends > 0, "no send was cut short: the resumption went untested"
         # Outside the block, paho's own way: one wake per packet queued.
         sender.publish("together/q0", b"after", qos=0).wait_for_publish(30)
         assert wakes.sends == 2
@@ -317,8 +331,8 @@ def test_packets_queued_together_wake_the_network_thread_once_and_arrive_whole_i
 
 
 def test_acks_queued_together_reach_the_broker_before_a_disconnect(tmp_path: Path) -> None:
-    """Manual PUBACKs queued together go out, in order, ahead of the DISCONNECT queued after
-    them: on resuming the session the broker redelivers exactly the messages left unacked."""
+    """Manual PUBACKs queued together go out ahead of the DISCONNECT queued after them: on
+    resuming the session the broker redelivers exactly the messages left unacked."""
     broker = start_mosquitto(tmp_path / "mosquitto")
     address = parse_mqtt_url(broker.url)
     session = mqtt.Properties(mqtt.PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

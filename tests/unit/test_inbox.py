@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 def in_thread(work: Callable[[], T]) -> tuple[threading.Thread, list[T]]:
     result: list[T] = []
-    thread = threading.Thread(target=lambda: result.append(work()))
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
     thread.start()
     return thread, result
 
@@ -73,6 +73,10 @@ def test_a_waiting_producer_is_woken_when_a_batch_is_taken() -> None:
     inbox.put(message(0), timeout=0)
     inbox.put(message(1), timeout=0)
     producer, put = in_thread(lambda: inbox.put(message(2), timeout=NEVER))
+    deadline = time.monotonic() + NEVER / 2
+    while not inbox._room._waiters:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the producer never waited"
+        time.sleep(0.001)
     assert numbers(inbox.take(most=1, first_wait=0, fill_wait=0)) == [0]
     producer.join(NEVER / 2)
     assert put == [True]
@@ -95,3 +99,13 @@ def test_a_waiting_taker_is_woken_by_its_first_message_and_by_a_full_batch() -> 
     inbox.put(message(3), timeout=0)
     taker.join(NEVER / 2)
     assert [numbers(batch) for batch in taken] == [[1, 2, 3]]
+
+
+def test_a_batch_larger_than_the_bound_is_taken_once_the_inbox_is_full() -> None:
+    """The producer cannot put more than the bound, so waiting for more would always time out."""
+    inbox = Inbox(limit=3)
+    for number in range(3):
+        inbox.put(message(number), timeout=0)
+    taker, taken = in_thread(lambda: inbox.take(most=10, first_wait=0, fill_wait=NEVER))
+    taker.join(NEVER / 2)
+    assert [numbers(batch) for batch in taken] == [[0, 1, 2]]
