@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -109,80 +110,6 @@ class DeviceCache:
         return {key: self._entries[key][1] for key in keys}
 
 
-class Inbox:
-    """The bounded hand-over from the MQTT network thread to the batch thread.
-
-    `queue.Queue` hands over one message per lock round and wakes the other thread for each:
-    under load the network thread, blocked on a full queue, woke for every message the batch
-    thread took, and the batch thread, filling a batch, woke for every message put. Here the
-    batch thread takes a whole batch in one round and is woken only when what it waits for is
-    there (a first message, or a full batch); the network thread is woken once per batch taken.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._items: deque[Inbound] = deque()
-        self._limit = limit
-        # How many messages the batch thread waits for (0: it is not waiting).
-        self._wanted = 0
-        lock = threading.Lock()
-        self._arrived = threading.Condition(lock)
-        self._room = threading.Condition(lock)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, message: Inbound, timeout: float) -> bool:
-        """Add `message`, waiting up to `timeout` seconds for room; False if none came."""
-        with self._room:
-            if len(self._items) >= self._limit:
-                deadline = time.monotonic() + timeout
-                while len(self._items) >= self._limit:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._room.wait(left)
-            self._items.append(message)
-            if 0 < self._wanted <= len(self._items):
-                self._arrived.notify()
-        return True
-
-    def take(self, most: int, first_wait: float, fill_wait: float) -> list[Inbound]:
-        """Up to `most` messages, oldest first: waits up to `first_wait` seconds for the first,
-        then up to `fill_wait` seconds more while fewer than `most` are there."""
-        with self._arrived:
-            if not self._wait_for(1, first_wait):
-                return []
-            # Never more than the bound lets in, or a batch larger than it would always wait.
-            self._wait_for(min(most, self._limit), fill_wait)
-            taken = [self._items.popleft() for _ in range(min(most, len(self._items)))]
-            self._room.notify()
-            return taken
-
-    def take_all(self) -> list[Inbound]:
-        """Everything waiting, without waiting."""
-        with self._arrived:
-            taken = list(self._items)
-            self._items.clear()
-            self._room.notify()
-            return taken
-
-    def _wait_for(self, count: int, timeout: float) -> bool:
-        # Called with the lock held; True once `count` messages are there.
-        if len(self._items) >= count:
-            return True
-        deadline = time.monotonic() + timeout
-        self._wanted = count
-        try:
-            while len(self._items) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._arrived.wait(left)
-            return True
-        finally:
-            self._wanted = 0
-
-
 class IngestWorker:
     """Turns delivered messages into stored events, receipts, rejects and dead letters.
 
@@ -200,7 +127,7 @@ class IngestWorker:
         # unbounded hand-over grew with the backlog: +124% RSS in a 2-minute soak. When full,
         # the MQTT thread waits and stops reading its socket, so TCP flow control leaves the
         # backlog at the broker, which is there to keep it.
-        self._inbox = Inbox(config.max_waiting)
+        self._inbox: queue.Queue[Inbound] = queue.Queue(maxsize=config.max_waiting)
         self._devices = DeviceCache(config.device_cache_ttl)
         self.metrics: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -212,11 +139,13 @@ class IngestWorker:
         """
         waited = False
         while not self._stop.is_set():
-            if self._inbox.put(message, timeout=0.2):
+            try:
+                self._inbox.put(message, timeout=0.2)
                 return
-            if not waited:
-                waited = True
-                self.metrics["handover_waits"] += 1  # only this thread writes this key
+            except queue.Full:
+                if not waited:
+                    waited = True
+                    self.metrics["handover_waits"] += 1  # only this thread writes this key
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -253,12 +182,29 @@ class IngestWorker:
                 )
 
     def _next_batch(self) -> list[Inbound]:
-        return self._inbox.take(
-            self._config.batch_size, 0.2, self._config.batch_max_wait.total_seconds()
-        )
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._config.batch_max_wait.total_seconds()
+        while len(batch) < self._config.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
 
     def _drain(self) -> list[Inbound]:
-        return self._inbox.take_all()
+        drained = []
+        while True:
+            try:
+                drained.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return drained
 
     def _process(self, batch: list[Inbound]) -> None:
         topics = [parse_topic(message.topic) for message in batch]
