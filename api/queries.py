@@ -393,7 +393,9 @@ STREAM_LEASE = timedelta(seconds=30)
 _STREAM_RENEW_EVERY_S = 10.0
 
 
-def _count_stream(pool: ConnectionPool, org_id: int, limit: int) -> int | None:
+def _count_stream(
+    pool: ConnectionPool, org_id: int, limit: int
+) -> subscription_store.StreamOpening:
     with pool.connection() as conn:
         return subscription_store.open_stream(conn, org_id, limit, STREAM_LEASE)
 
@@ -550,9 +552,10 @@ async def stream_events(websocket: WebSocket, query_name: str) -> None:
         return
     config: ApiConfig = websocket.app.state.config
     # Counted across every API process (open_streams), not in this one's memory.
-    stream_id = await run_in_threadpool(_count_stream, pool, stream.org_id, config.max_streams)
+    opening = await run_in_threadpool(_count_stream, pool, stream.org_id, config.max_streams)
+    stream_id = opening.stream_id
     if stream_id is None:
-        await _refuse_handshake(websocket, _limit_reached("open streams", config.max_streams))
+        await _refuse_handshake(websocket, _limit_reached("open streams", opening.cap))
         return
     try:
         await _serve_stream(websocket, pool, stream, stream_id)

@@ -114,24 +114,48 @@ def create_query(
     return created
 
 
-def open_stream(conn: Conn, org_id: int, limit: int, lease: timedelta) -> int | None:
-    """Count a new WebSocket stream of the org, across every API process; its id, or None when
-    the org has `limit` open already. Streams whose lease lapsed (their process died) are
-    dropped first, every org's: rows of an org that never streams again do not stay."""
+@dataclass(frozen=True)
+class _StreamsHeld:
+    streams: int
+    strictest_cap: int | None
+
+
+@dataclass(frozen=True)
+class StreamOpening:
+    """A stream's id once counted, or None: the org holds `cap` streams already."""
+
+    stream_id: int | None
+    # The cap that applied: the smallest of the opening process's and those its org's open
+    # streams were opened under.
+    cap: int
+
+
+def open_stream(conn: Conn, org_id: int, limit: int, lease: timedelta) -> StreamOpening:
+    """Count a new WebSocket stream of the org, across every API process, unless the org has
+    as many open as the smallest of `limit` and the limits its open streams were opened under
+    (processes configured differently enforce the strictest). Streams whose lease lapsed
+    (their process died) are dropped first, every org's: rows of an org that never streams
+    again do not stay."""
     with conn.transaction():
         _lock_holdings(conn, org_id)
         conn.execute("DELETE FROM open_streams WHERE lease_until < now()")
-        held = conn.execute(
-            "SELECT count(*) FROM open_streams WHERE org_id = %s", (org_id,)
-        ).fetchone()
-        if held is not None and held[0] >= limit:
-            return None
+        with conn.cursor(row_factory=class_row(_StreamsHeld)) as cursor:
+            held = cursor.execute(
+                "SELECT count(*) AS streams, min(cap) AS strictest_cap"
+                " FROM open_streams WHERE org_id = %s",
+                (org_id,),
+            ).fetchone()
+        assert held is not None  # an aggregate always gives one row
+        cap = min(limit, held.strictest_cap or limit)
+        if held.streams >= cap:
+            return StreamOpening(None, cap)
         row = conn.execute(
-            "INSERT INTO open_streams (org_id, lease_until) VALUES (%s, now() + %s) RETURNING id",
-            (org_id, lease),
+            "INSERT INTO open_streams (org_id, lease_until, cap)"
+            " VALUES (%s, now() + %s, %s) RETURNING id",
+            (org_id, lease, limit),
         ).fetchone()
     assert row is not None
-    return int(row[0])
+    return StreamOpening(int(row[0]), cap)
 
 
 def renew_stream(conn: Conn, stream_id: int, lease: timedelta) -> bool:

@@ -323,9 +323,52 @@ def test_a_stream_is_counted_under_its_org_s_lock(mine: SeededWorld) -> None:
     assert opened[0] is not None
 
 
+def test_processes_configured_with_different_caps_enforce_the_strictest(
+    mine: SeededWorld,
+) -> None:
+    """Each stream records its process's cap: an opening is refused at the smallest of its own
+    cap and those of the org's open streams; a stream of an earlier version (no cap) counts but
+    sets none."""
+    lease = timedelta(seconds=30)
+    with psycopg.connect(mine.database_url, autocommit=True) as conn:
+        first = conn.execute("SELECT min(id) FROM orgs").fetchone()
+        assert first is not None
+        org_id = int(first[0])
+        conn.execute("DELETE FROM open_streams WHERE org_id = %s", (org_id,))
+
+        def open_under(cap: int) -> int | None:
+            return subscription_store.open_stream(conn, org_id, cap, lease).stream_id
+
+        try:
+            loose = open_under(5)
+            assert loose is not None
+            assert open_under(1) is None  # its own cap, 1, is reached
+            refused = subscription_store.open_stream(conn, org_id, 1, lease)
+            assert refused == subscription_store.StreamOpening(None, 1)
+            second = open_under(5)
+            assert second is not None  # the loose process's cap, 5, is not
+            for stream in (loose, second):
+                subscription_store.close_stream(conn, stream)
+            strict = open_under(1)
+            assert strict is not None
+            # The strict process's stream sets the cap at 1, and the refusal says so.
+            refused = subscription_store.open_stream(conn, org_id, 5, lease)
+            assert refused == subscription_store.StreamOpening(None, 1)
+            subscription_store.close_stream(conn, strict)
+            conn.execute(  # as a process of the version before caps were recorded
+                "INSERT INTO open_streams (org_id, lease_until) VALUES (%s, now() + %s)",
+                (org_id, lease),
+            )
+            assert open_under(5) is not None  # 1 held, and it set no cap
+            assert open_under(2) is None  # 2 held: the one without a cap counts
+            assert open_under(5) is not None
+        finally:
+            conn.execute("DELETE FROM open_streams WHERE org_id = %s", (org_id,))
+
+
 def _open_one(database_url: str, org_id: int) -> int | None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        return subscription_store.open_stream(conn, org_id, 5, timedelta(seconds=30))
+        return subscription_store.open_stream(conn, org_id, 5, timedelta(seconds=30)).stream_id
 
 
 @pytest.mark.parametrize(
