@@ -66,9 +66,6 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
 _READ_CHUNK = 64 * 1024
 # Bytes of queued packets that `BufferedClient` hands to one `send` (at least one packet).
 _WRITE_CHUNK = 64 * 1024
-# MQTT control packet types, as paho compares them (the high nibble of the first byte).
-_PUBLISH = 0x30
-_DISCONNECT = 0xE0
 
 
 class BufferedClient(mqtt.Client):
@@ -195,7 +192,7 @@ class BufferedClient(mqtt.Client):
         pair = self._sockpairW
         if pair is not None:
             with contextlib.suppress(BlockingIOError):
-                pair.send(b"0")
+                pair.send(mqtt.sockpair_data)
 
     def _packet_queue(
         self,
@@ -263,7 +260,7 @@ class BufferedClient(mqtt.Client):
                 written -= packet["to_process"]
                 packet["pos"] += packet["to_process"]
                 packet["to_process"] = 0
-                if packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0:
+                if packet["command"] & 0xF0 == mqtt.PUBLISH and packet["qos"] == 0:
                     packet["info"]._set_as_published()  # type: ignore[union-attr]
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -272,11 +269,12 @@ class BufferedClient(mqtt.Client):
         out = self._out_packet
         run: list[mqtt._OutPacket] = []
         size = 0
+        qos0_has_callback = self.on_publish is not None
         while out and size < _WRITE_CHUNK:
             head = out[0]
             kind = head["command"] & 0xF0
-            if kind == _DISCONNECT or (
-                kind == _PUBLISH and head["qos"] == 0 and self.on_publish is not None
+            if kind == mqtt.DISCONNECT or (
+                kind == mqtt.PUBLISH and head["qos"] == 0 and qos0_has_callback
             ):
                 break
             run.append(out.popleft())

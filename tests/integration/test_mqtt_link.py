@@ -338,24 +338,23 @@ def test_acks_queued_together_reach_the_broker_before_a_disconnect(tmp_path: Pat
     session = mqtt.Properties(mqtt.PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     session.SessionExpiryInterval = 300
 
-    def connect(clean_start: bool) -> Receiver:
+    def connect(clean_start: bool) -> tuple[BufferedClient, Receiver]:
         client, _ = new_client(broker.url, "together-acker", manual_ack=True)
         receiver = Receiver(client, broker.url, "acks/#")
         client.connect(address.host, address.port, clean_start=clean_start, properties=session)
         client.loop_start()
         receiver.wait_subscribed()
-        return receiver
+        return client, receiver
 
-    first = connect(clean_start=True)
+    acker, first = connect(clean_start=True)
     try:
         publish_all_to(broker.url, "acks/t", [f"m{n}".encode() for n in range(60)])
         delivered = first.wait_until(lambda messages: len(messages) >= 60)
-        assert isinstance(first.client, BufferedClient)
-        with first.client.queued_together():
+        with acker.queued_together():
             for message in delivered[:35]:  # in the order they came, as MQTT asks
-                first.client.ack(message.mid, 1)
+                acker.ack(message.mid, 1)
         first.stop()  # the DISCONNECT is queued after the acks
-        second = connect(clean_start=False)
+        _, second = connect(clean_start=False)
         publish_all_to(broker.url, "acks/t", [b"marker"])
         again = second.wait_until(lambda messages: any(m.payload == b"marker" for m in messages))
         second.stop()

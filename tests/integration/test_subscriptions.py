@@ -342,7 +342,7 @@ def test_processes_configured_with_different_caps_enforce_the_strictest(
         try:
             loose = open_under(5)
             assert loose is not None
-            assert open_under(1) is None  # its own cap, 1, is reached
+            # Its own cap, 1, is reached, and the refusal says so.
             refused = subscription_store.open_stream(conn, org_id, 1, lease)
             assert refused == subscription_store.StreamOpening(None, 1)
             second = open_under(5)
