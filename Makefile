@@ -5,9 +5,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: bootstrap services lint test test-fast demo bench contracts clean lock audit
+.PHONY: bootstrap native services lint test test-fast demo bench contracts clean lock audit
 
-bootstrap: $(VENV)/.installed node_modules/.installed
+bootstrap: $(VENV)/.installed node_modules/.installed native
+
+# The hot modules of the pure core compiled with mypyc (scripts/build_native.py; the list is in
+# tracefin/native.py), in place beside their source: a C compiler and Python's headers are
+# needed. Rebuilt only when a source, mypy or Python changed. `NATIVE=0` removes them: every
+# process then runs the pure-Python source, with the same results (tests/unit/test_native.py).
+NATIVE ?= 1
+export TRACEFIN_NATIVE := $(NATIVE)
+
+native: $(VENV)/.installed
+ifeq ($(NATIVE),0)
+	$(BIN)/python scripts/build_native.py --pure
+else
+	$(BIN)/python scripts/build_native.py
+endif
 
 # Python packages come from the lock files in requirements/ (every version pinned, every file
 # hashed: `pip install --require-hashes` refuses anything else): pip and setuptools first, so the
@@ -107,4 +121,4 @@ contracts: node_modules/.installed
 	node contracts/build.mjs contracts/artifacts
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build epcis/*.so

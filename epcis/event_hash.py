@@ -258,15 +258,20 @@ class HashContext:
     cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
-class _Pairs(tuple[tuple[str, Any], ...]):
-    """A frozen JSON object (hashable, for the context cache)."""
+@dataclass(frozen=True, slots=True)
+class _Pairs:
+    """A frozen JSON object (hashable, for the context cache).
 
-    __slots__ = ()
+    A wrapper rather than a tuple subclass: mypyc (scripts/build_native.py) compiles no
+    subclass of a built-in type, and a wrapped tuple never equals a frozen JSON array.
+    """
+
+    items: tuple[tuple[str, Any], ...]
 
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return _Pairs((str(k), _freeze(v)) for k, v in value.items())
+        return _Pairs(tuple((str(k), _freeze(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     return value
@@ -274,7 +279,7 @@ def _freeze(value: Any) -> Any:
 
 def _collect_prefixes(frozen: Any, into: dict[str, str]) -> None:
     if isinstance(frozen, _Pairs):
-        for prefix, iri in frozen:
+        for prefix, iri in frozen.items:
             # Only plain prefix declarations: keywords and expanded term definitions don't
             # declare a namespace for `prefix:name` keys.
             if isinstance(iri, str) and not prefix.startswith("@"):

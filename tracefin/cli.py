@@ -25,6 +25,7 @@ from ingest.topics import Kind, device_topic
 from ledger.bundle import BundleError, TrustedAnchor, anchors_of_deployment
 from records import registry_store
 from records.db import Conn
+from tracefin.native import package_dir, stale_modules
 from tracefin.schema import migrate, set_policies
 from tracefin.settings import MissingProductionSetting, Settings
 
@@ -1457,6 +1458,17 @@ def keep_recursion_limit() -> None:
     sys.setrecursionlimit(PYTHON_DEFAULT_RECURSION_LIMIT)
 
 
+def warn_of_stale_native_modules() -> None:
+    """A compiled module older than its source runs the old code (`make native` rebuilds it)."""
+    stale = stale_modules(package_dir())
+    if stale:
+        logging.getLogger("tracefin").warning(
+            "compiled modules older than their source, so running old code: %s"
+            " (run `make native`, or `make native NATIVE=0` for pure Python)",
+            ", ".join(stale),
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     keep_recursion_limit()
     args = build_parser().parse_args(argv)
@@ -1465,6 +1477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    warn_of_stale_native_modules()
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         try:
