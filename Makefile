@@ -11,7 +11,8 @@ bootstrap: $(VENV)/.installed node_modules/.installed native
 
 # The hot modules of the pure core compiled with mypyc (scripts/build_native.py; the list is in
 # tracefin/native.py), in place beside their source: a C compiler and Python's headers are
-# needed. Rebuilt only when a source, mypy or Python changed. `NATIVE=0` removes them: every
+# needed (lint and audit do without). Rebuilt only when a source of the package, the module list,
+# mypy or Python changed. `NATIVE=0` removes them: every
 # process then runs the pure-Python source, with the same results (tests/unit/test_native.py).
 NATIVE ?= 1
 export TRACEFIN_NATIVE := $(NATIVE)
@@ -68,7 +69,7 @@ lock: $(BIN)/uv
 # warning, for CI on machines that reach the package registries but not their audit APIs).
 AUDIT_UNREACHABLE ?= fail
 
-audit: bootstrap
+audit: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python scripts/audit.py --unreachable=$(AUDIT_UNREACHABLE)
 
 # PostgreSQL must answer on 127.0.0.1:5432 unless TRACEFIN_TEST_DATABASE_URL points elsewhere;
@@ -76,7 +77,7 @@ audit: bootstrap
 services:
 	@scripts/ensure-services.sh
 
-lint: bootstrap
+lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

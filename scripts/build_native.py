@@ -11,11 +11,11 @@ same results (tests/unit/test_native.py).
     .venv/bin/python scripts/build_native.py          # build (fails loudly if it cannot)
     .venv/bin/python scripts/build_native.py --pure   # remove the compiled modules
 
-Nothing is done while the compiled modules are up to date (the same sources by content, mypy
-and Python, and no source newer than its extension). Otherwise the compiled modules of the
-earlier build are removed first, so a module taken off the list, or a failed build, never
-leaves a stale extension shadowing its source; tests/conftest.py refuses to run against one,
-and `tracefin` warns of one at start.
+Nothing is done while the build is current: the same module list, mypy, Python and build
+script, and every source of the package the same by content (tracefin.native.native_state;
+`epcis/native-build.json` records them). Otherwise the extensions of the earlier build are
+removed first, so a module taken off the list, or a failed build, never leaves one shadowing
+its source; tests/conftest.py and `tracefin` refuse to run against a stale one.
 """
 
 from __future__ import annotations
@@ -32,40 +32,49 @@ from pathlib import Path
 from tracefin.native import (
     NATIVE_GROUP,
     NATIVE_MODULES,
+    NATIVE_PACKAGE,
     extension_modules,
-    package_dir,
-    stale_modules,
+    native_state,
+    remove_stamp,
+    source_digests,
+    write_stamp,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout's package (not whichever one the virtualenv would import: a venv shared by two
+# worktrees must not have one's build remove the other's).
+PACKAGE_DIR = ROOT / NATIVE_PACKAGE
 BUILD_DIR = ROOT / "build" / "native"
-# What a build was made of: a change of the list or of a source (by content, not only by time),
-# of mypy (mypyc) or of Python rebuilds.
-STAMP = BUILD_DIR / "stamp.json"
+# What else a build depends on: a change of any of these rebuilds.
+RECIPE = BUILD_DIR / "recipe.json"
 
 
 def _recipe() -> dict[str, object]:
-    sources = {
-        path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest() for path in NATIVE_MODULES
+    return {
+        "modules": list(NATIVE_MODULES),
+        "mypy": version("mypy"),
+        "python": sys.version,
+        "script": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
     }
-    return {"sources": sources, "mypy": version("mypy"), "python": sys.version}
 
 
 def up_to_date() -> bool:
-    """Whether the compiled modules are exactly the list's, built from today's sources."""
-    directory = package_dir()
-    wanted = {Path(path).stem for path in NATIVE_MODULES} | {NATIVE_GROUP.rpartition(".")[2]}
-    have = {name.removesuffix("__mypyc") for name in extension_modules(directory)}
+    """Whether the extensions are exactly the list's, built by this recipe from these sources."""
+    wanted = {Path(path).stem for path in NATIVE_MODULES} | {
+        NATIVE_GROUP.rpartition(".")[2] + "__mypyc"
+    }
+    state = native_state(PACKAGE_DIR)
     try:
-        recipe = json.loads(STAMP.read_text())
+        recipe = json.loads(RECIPE.read_text())
     except (OSError, ValueError):
         return False
-    return recipe == _recipe() and have == wanted and not stale_modules(directory)
+    return recipe == _recipe() and set(state.compiled) == wanted and not state.problems
 
 
 def remove_compiled() -> None:
-    for path in extension_modules(package_dir()).values():
+    for path in extension_modules(PACKAGE_DIR).values():
         path.unlink()
+    remove_stamp(PACKAGE_DIR)
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
 
 
@@ -110,19 +119,23 @@ def main() -> int:
         print("native: up to date")
         return 0
     remove_compiled()
-    build()
-    if not up_to_date_after_build():
+    # Taken before the build: an edit saved while it compiles leaves the build stale.
+    sources = source_digests(PACKAGE_DIR)
+    recipe = _recipe()
+    try:
+        build()
+    except (Exception, SystemExit):  # setuptools reports a failed compile as SystemExit
         remove_compiled()
-        print("native: the build did not leave the list's modules; removed it", file=sys.stderr)
+        raise
+    write_stamp(PACKAGE_DIR, sources)
+    RECIPE.write_text(json.dumps(recipe))
+    if not up_to_date():
+        problems = native_state(PACKAGE_DIR).problems or ("not the list's modules",)
+        remove_compiled()
+        print(f"native: build not current ({'; '.join(problems)}); removed", file=sys.stderr)
         return 1
     print(f"native: {len(NATIVE_MODULES)} modules compiled with mypyc ({NATIVE_GROUP})")
     return 0
-
-
-def up_to_date_after_build() -> bool:
-    STAMP.parent.mkdir(parents=True, exist_ok=True)
-    STAMP.write_text(json.dumps(_recipe()))
-    return up_to_date()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from records.db import Conn
 from tests.support.examples import CI_EXAMPLES, DEV_EXAMPLES, profile_from_environment
 from tests.support.postgres import admin_url
 from tracefin.embedded import RunningService, ServiceUnavailable, start_anvil, start_mosquitto
-from tracefin.native import package_dir, stale_modules
+from tracefin.native import native_state, package_dir, stale_build_message
 from tracefin.schema import scratch_database
 
 # Loaded before any test module is imported, so `examples()` in their @settings sees it.
@@ -32,13 +32,9 @@ def pytest_report_header() -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test old code: Python imports a compiled module (`make native`) in preference
     to its source, so one built before the source's last change would be tested instead."""
-    stale = stale_modules(package_dir())
-    if stale:
-        pytest.exit(
-            f"compiled modules older than their source: {', '.join(stale)}"
-            " (run `make native`, or `make native NATIVE=0` for pure Python)",
-            returncode=2,
-        )
+    stale = stale_build_message(native_state(package_dir()))
+    if stale is not None:
+        pytest.exit(stale, returncode=2)
 
 
 @pytest.hookimpl(tryfirst=True)

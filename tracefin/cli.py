@@ -25,7 +25,7 @@ from ingest.topics import Kind, device_topic
 from ledger.bundle import BundleError, TrustedAnchor, anchors_of_deployment
 from records import registry_store
 from records.db import Conn
-from tracefin.native import package_dir, stale_modules
+from tracefin.native import native_state, package_dir, stale_build_message
 from tracefin.schema import migrate, set_policies
 from tracefin.settings import MissingProductionSetting, Settings
 
@@ -1458,17 +1458,6 @@ def keep_recursion_limit() -> None:
     sys.setrecursionlimit(PYTHON_DEFAULT_RECURSION_LIMIT)
 
 
-def warn_of_stale_native_modules() -> None:
-    """A compiled module older than its source runs the old code (`make native` rebuilds it)."""
-    stale = stale_modules(package_dir())
-    if stale:
-        logging.getLogger("tracefin").warning(
-            "compiled modules older than their source, so running old code: %s"
-            " (run `make native`, or `make native NATIVE=0` for pure Python)",
-            ", ".join(stale),
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     keep_recursion_limit()
     args = build_parser().parse_args(argv)
@@ -1477,9 +1466,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    warn_of_stale_native_modules()
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
+        # A compiled module (`make native`) built from other sources would run their old code.
+        stale = stale_build_message(native_state(package_dir()))
+        if stale is not None:
+            raise CliError(stale)
         try:
             settings = Settings()  # read once, then passed down explicitly
         except ValidationError as exc:

@@ -1,12 +1,15 @@
-"""Which pure-core modules run compiled (scripts/build_native.py), and which are stale."""
+"""Which pure-core modules run compiled (scripts/build_native.py), and whether that is stale."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +23,10 @@ NATIVE_MODULES: tuple[str, ...] = (
 NATIVE_PACKAGE = "epcis"
 # mypyc's code shared by the compiled modules, one extension module of its own.
 NATIVE_GROUP = f"{NATIVE_PACKAGE}._native"
+# Beside the extensions: the SHA-256 of every source of the package as it was when they were
+# built. Every source, not only the compiled ones: mypyc writes the value of a `Final` constant
+# of another module into the compiled code, so a change there makes the build stale too.
+STAMP_NAME = "native-build.json"
 
 
 def package_dir() -> Path:
@@ -48,18 +55,73 @@ def extension_modules(directory: Path) -> dict[str, Path]:
     return found
 
 
-def stale_modules(directory: Path) -> list[str]:
-    """Names of compiled modules in `directory` whose source was changed after they were built.
+def source_digests(directory: Path) -> dict[str, str]:
+    """SHA-256 (hex) of every Python source in `directory`, by file name."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.glob("*.py"))
+    }
 
-    Python imports the extension in preference to the source, so a stale one silently runs old
-    code: a checkout or an edit after `make native` makes the source the newer file.
-    """
-    stale = []
-    for name, extension in sorted(extension_modules(directory).items()):
-        source = directory / f"{name}.py"
-        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
-            stale.append(name)
-    return stale
+
+def write_stamp(directory: Path, digests: dict[str, str]) -> None:
+    """Record the sources a build was made from (taken before it began, so an edit saved
+    while it compiled makes it stale rather than current)."""
+    (directory / STAMP_NAME).write_text(json.dumps({"sources": digests}, indent=1) + "\n")
+
+
+def remove_stamp(directory: Path) -> None:
+    (directory / STAMP_NAME).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class NativeState:
+    """The compiled modules of a directory and what is wrong with them, if anything."""
+
+    compiled: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def native_state(directory: Path) -> NativeState:
+    """Which modules are compiled in `directory`, and why the build is stale if it is: a source
+    changed since (by content, not by time: a copy that keeps old times is caught too), an
+    extension without a recorded build, or one whose source is gone."""
+    extensions = extension_modules(directory)
+    problems: list[str] = []
+    if extensions:
+        try:
+            recorded = json.loads((directory / STAMP_NAME).read_text())["sources"]
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None
+        if not isinstance(recorded, dict):
+            problems.append(f"no record of the build in {STAMP_NAME}")
+        else:
+            current = source_digests(directory)
+            changed = sorted(
+                name
+                for name in recorded.keys() | current.keys()
+                if recorded.get(name) != current.get(name)
+            )
+            if changed:
+                problems.append("sources changed since the build: " + ", ".join(changed))
+        orphans = sorted(
+            name
+            for name in extensions
+            if not name.endswith("__mypyc") and not (directory / f"{name}.py").exists()
+        )
+        if orphans:
+            problems.append("compiled modules without a source: " + ", ".join(orphans))
+    return NativeState(compiled=tuple(sorted(extensions)), problems=tuple(problems))
+
+
+def stale_build_message(state: NativeState) -> str | None:
+    """What to tell a person about a stale build, or None if it is current (or absent)."""
+    if not state.problems:
+        return None
+    return (
+        "the compiled modules do not match their source ("
+        + "; ".join(state.problems)
+        + "): run `make native`, or `make native NATIVE=0` for pure Python"
+    )
 
 
 def is_compiled(module: ModuleType) -> bool:

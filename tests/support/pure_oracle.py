@@ -39,21 +39,30 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     if kind == "hash":
         event, context = request["event"], request.get("context")
         ignore = frozenset(request.get("ignore", ()))
-        return {
-            f"rule {rule}": _outcome(
-                lambda rule=rule: event_hash.prehash_string(
-                    event, event_hash.hash_context(context, rule=rule), ignore_fields=ignore
+        return (
+            {
+                f"rule {rule}": _outcome(
+                    lambda rule=rule: event_hash.prehash_string(
+                        event, event_hash.hash_context(context, rule=rule), ignore_fields=ignore
+                    )
                 )
-            )
-            for rule in (event_hash.HASH_RULE, event_hash.HASH_RULE_1)
-        } | {
-            "normalised": _outcome(lambda: event_hash.normalise_event(event)),
-            "as urn": _outcome(
-                lambda: epc_format.translate_event(
-                    event, epc_format.EPCFormat.ALWAYS_EPC_URN, PREFIXES
+                for rule in (event_hash.HASH_RULE, event_hash.HASH_RULE_1)
+            }
+            | {
+                "normalised": _outcome(lambda: event_hash.normalise_event(event)),
+                "hash id": _outcome(
+                    lambda: event_hash.digest_from_hash_id(
+                        event_hash.event_hash_id(event, context, ignore_fields=ignore)
+                    ).hex()
+                ),
+            }
+            | {
+                f"as {form.value}": _outcome(
+                    lambda form=form: epc_format.translate_event(event, form, PREFIXES)
                 )
-            ),
-        }
+                for form in epc_format.EPCFormat
+            }
+        )
     if kind == "identifier":
         text = request["text"]
         return {
@@ -64,6 +73,12 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
             "sgtin": _outcome(lambda: identifiers.parse_sgtin(text)),
             "prefix": _outcome(lambda: identifiers.gs1_prefix(text)),
             "urn": _outcome(lambda: identifiers.epc_urn(text, PREFIXES)),
+            "gtin": _outcome(lambda: identifiers.gtin14(text)),
+            "gln": _outcome(lambda: identifiers.gln13(text)),
+            "lot uri": _outcome(lambda: identifiers.lot_uri("09506000134352", text)),
+            "sgtin uri": _outcome(lambda: identifiers.sgtin_uri("09506000134352", text)),
+            "check digit": _outcome(lambda: identifiers.check_digit(text)),
+            "hash id": _outcome(lambda: event_hash.digest_from_hash_id(text).hex()),
         }
     if kind == "forms":
         return {name: is_compiled(sys.modules[name]) for name in map(module_name, NATIVE_MODULES)}

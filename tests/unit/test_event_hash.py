@@ -426,6 +426,17 @@ def test_prefixes_come_from_the_document_and_the_event_context() -> None:
     assert prehash_string(other, prepared).endswith("{https://other.example/}field=v")
 
 
+def test_an_array_of_pairs_declares_no_prefix_even_after_the_object_it_looks_like() -> None:
+    # The prepared contexts are cached by their frozen form. An object was once frozen as a
+    # tuple subclass, which equals the frozen array [["ext", iri]]: hashed after the object,
+    # the array then declared its prefix (fixed with the mypyc build, 2026-12-05).
+    event = {**BASE, "ext:field": "v"}
+    as_object = {"ext": "https://ns.ext.example/"}
+    as_pairs = [["ext", "https://ns.ext.example/"]]
+    assert prehash_string(event, as_object).endswith("{https://ns.ext.example/}field=v")
+    assert prehash_string(event, as_pairs).endswith("ext:field=v")
+
+
 def test_ignore_fields_and_comments_are_not_hashed() -> None:
     context = [{"repository-x": "https://repository-x.example.com/"}]
     with_fields = {**BASE, "repository-x:hash": "abc", "comment": "c", "rdfs:comment": "r"}

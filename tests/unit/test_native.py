@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +20,17 @@ from tests.support.examples import examples
 from tests.support.gs1_examples import EXAMPLES
 from tests.support.hostile import dump, hostile_events, json_values, nasty_text
 from tests.support.pure_oracle import PureOracle, answer
+from tracefin.cli import main as cli_main
 from tracefin.native import (
     NATIVE_MODULES,
-    extension_modules,
+    NativeState,
     is_compiled,
     module_name,
-    stale_modules,
+    native_state,
+    remove_stamp,
+    source_digests,
+    stale_build_message,
+    write_stamp,
 )
 from tracefin.simulate import lifecycle
 
@@ -117,9 +122,10 @@ _SHARED_ORACLE = [HealthCheck.function_scoped_fixture]
 @given(
     hostile=hostile_events(),
     context=st.one_of(st.none(), st.just({"ex": "https://example.com/"}), json_values),
+    data=st.data(),
 )
 def test_hostile_events_hash_and_normalise_alike(
-    oracle: PureOracle, hostile: dict[str, Any], context: object
+    oracle: PureOracle, hostile: dict[str, Any], context: object, data: st.DataObject
 ) -> None:
     try:
         # As a device would send them, where that is JSON at all.
@@ -127,7 +133,14 @@ def test_hostile_events_hash_and_normalise_alike(
     except ValueError:
         assume(False)
         raise
-    request = {"call": "hash", "event": sent["event"], "context": sent["context"]}
+    # Some of its own keys declared as not hashed, as a document's ignoreFields may.
+    ignore = data.draw(st.lists(st.sampled_from(sorted(sent["event"]) or ["none"]), max_size=3))
+    request = {
+        "call": "hash",
+        "event": sent["event"],
+        "context": sent["context"],
+        "ignore": ignore,
+    }
     assert _differences(oracle, [("hostile", request)]) == []
 
 
@@ -159,19 +172,68 @@ def test_identifier_like_text_reads_alike(oracle: PureOracle, text: str) -> None
     assert _differences(oracle, [(text, {"call": "identifier", "text": text})]) == []
 
 
-def _fake_build(directory: Path, name: str, *, source_age_s: float) -> None:
-    extension = directory / f"{name}.cpython-311-x86_64-linux-gnu.so"
-    source = directory / f"{name}.py"
-    extension.write_bytes(b"")
-    source.write_text("")
-    now = time.time()
-    os.utime(extension, (now, now))
-    os.utime(source, (now - source_age_s, now - source_age_s))
+_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-def test_an_extension_older_than_its_source_is_stale(tmp_path: Path) -> None:
-    _fake_build(tmp_path, "fresh", source_age_s=60)
-    _fake_build(tmp_path, "edited", source_age_s=-60)
-    (tmp_path / "_native__mypyc.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
-    assert set(extension_modules(tmp_path)) == {"fresh", "edited", "_native__mypyc"}
-    assert stale_modules(tmp_path) == ["edited"]
+def _fake_build(directory: Path) -> None:
+    """A package of two sources, one of them "compiled", recorded as built from them."""
+    (directory / "hashing.py").write_text("X = 1\n")
+    (directory / "vocabulary.py").write_text("Y = 2\n")
+    (directory / f"hashing{_SUFFIX}").write_bytes(b"")
+    (directory / f"_native__mypyc{_SUFFIX}").write_bytes(b"")
+    write_stamp(directory, source_digests(directory))
+
+
+def test_a_build_from_the_current_sources_is_current(tmp_path: Path) -> None:
+    _fake_build(tmp_path)
+    state = native_state(tmp_path)
+    assert state == NativeState(compiled=("_native__mypyc", "hashing"), problems=())
+    assert stale_build_message(state) is None
+
+
+def test_no_extensions_need_no_record(tmp_path: Path) -> None:
+    (tmp_path / "hashing.py").write_text("X = 1\n")
+    assert native_state(tmp_path) == NativeState(compiled=(), problems=())
+
+
+@pytest.mark.parametrize("edited", ["hashing.py", "vocabulary.py", "added.py"])
+def test_a_source_changed_since_the_build_makes_it_stale_whatever_its_time(
+    tmp_path: Path, edited: str
+) -> None:
+    # vocabulary.py is not compiled, but mypyc writes the values of another module's Final
+    # constants into the compiled code; a copy that keeps old times (cp -p, rsync -t, tar) is
+    # caught by content.
+    _fake_build(tmp_path)
+    source = tmp_path / edited
+    source.write_text("X = 3\n")
+    os.utime(source, (0, 0))
+    message = stale_build_message(native_state(tmp_path))
+    assert message is not None
+    assert f"sources changed since the build: {edited}" in message
+
+
+def test_a_build_without_its_record_is_stale(tmp_path: Path) -> None:
+    _fake_build(tmp_path)
+    remove_stamp(tmp_path)
+    assert native_state(tmp_path).problems == ("no record of the build in native-build.json",)
+
+
+def test_a_compiled_module_without_its_source_is_stale(tmp_path: Path) -> None:
+    _fake_build(tmp_path)
+    (tmp_path / "hashing.py").rename(tmp_path / "renamed.py")
+    write_stamp(tmp_path, source_digests(tmp_path))
+    assert native_state(tmp_path).problems == ("compiled modules without a source: hashing",)
+
+
+def test_tracefin_refuses_to_run_a_stale_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_build(tmp_path)
+    (tmp_path / "hashing.py").write_text("X = 3\n")
+    monkeypatch.setattr("tracefin.cli.package_dir", lambda: tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["rules", "show"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "sources changed since the build: hashing.py" in error
+    assert "run `make native`" in error
