@@ -11,9 +11,9 @@ bootstrap: $(VENV)/.installed node_modules/.installed native
 
 # The hot modules of the pure core compiled with mypyc (scripts/build_native.py; the list is in
 # tracefin/native.py), in place beside their source: a C compiler and Python's headers are
-# needed (lint and audit do without). Rebuilt only when a source of the package, the module list,
-# mypy or Python changed. `NATIVE=0` removes them: every
-# process then runs the pure-Python source, with the same results (tests/unit/test_native.py).
+# needed (lint and audit do without). Rebuilt only when a source of the package, the module
+# list, mypy or Python changed. `NATIVE=0` removes them: every process then runs the pure-Python
+# source (tests/unit/test_native.py compares the two forms' answers).
 NATIVE ?= 1
 export TRACEFIN_NATIVE := $(NATIVE)
 
