@@ -29,6 +29,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+# This checkout's tracefin, whichever one the virtualenv's editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from tracefin.native import (
     NATIVE_GROUP,
     NATIVE_MODULES,

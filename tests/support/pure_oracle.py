@@ -10,10 +10,12 @@ beyond 64 bits and tuples arrive exactly as sent, which JSON would not keep). In
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import struct
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,44 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
             "check digit": _outcome(lambda: identifiers.check_digit(text)),
             "hash id": _outcome(lambda: event_hash.digest_from_hash_id(text).hex()),
         }
+    if kind == "capture":
+        return _outcome(lambda: _captured(request))
     if kind == "forms":
-        return {name: is_compiled(sys.modules[name]) for name in map(module_name, NATIVE_MODULES)}
+        return {
+            name: is_compiled(importlib.import_module(name))
+            for name in map(module_name, NATIVE_MODULES)
+        }
     raise ValueError(f"unknown call {kind!r}")
+
+
+def _captured(request: dict[str, Any]) -> dict[str, Any]:
+    """What capture made of a payload: every accepted event's identity, stored forms and index
+    columns, and every refusal."""
+    from epcis.capture import INDEX_COLUMNS, DeviceKey, capture
+
+    result = capture(
+        request["payload"],
+        DeviceKey(1, "acme", "line-1", request.get("address")),
+        now=request["now"],
+        max_payload_bytes=1 << 20,
+        max_future_skew=timedelta(minutes=10),
+    )
+    return {
+        "accepted": [
+            (
+                accepted.index,
+                accepted.hash_id,
+                accepted.stored_json,
+                accepted.context,
+                accepted.signature,
+                tuple(getattr(accepted.columns, name) for name in INDEX_COLUMNS),
+                repr(accepted.declaration),
+                accepted.captured_json,
+            )
+            for accepted in result.accepted
+        ],
+        "refused": [(item.index, item.code.value, item.detail) for item in result.refused],
+    }
 
 
 _LENGTH = struct.Struct(">I")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from epcis.event_hash import document_events, document_ignore_fields
 from tests.support.examples import examples
 from tests.support.gs1_examples import EXAMPLES
-from tests.support.hostile import dump, hostile_events, json_values, nasty_text
+from tests.support.hostile import dump, hostile_events, hostile_payloads, json_values, nasty_text
 from tests.support.pure_oracle import PureOracle, answer
 from tracefin.cli import main as cli_main
 from tracefin.native import (
@@ -32,7 +32,7 @@ from tracefin.native import (
     stale_build_message,
     write_stamp,
 )
-from tracefin.simulate import lifecycle
+from tracefin.simulate import lifecycle, signed_publications, sim_devices
 
 # `make test` builds the compiled modules unless run with NATIVE=0, and tells the tests which.
 EXPECT_COMPILED = os.environ.get("TRACEFIN_NATIVE", "1") != "0"
@@ -142,6 +142,42 @@ def test_hostile_events_hash_and_normalise_alike(
         "ignore": ignore,
     }
     assert _differences(oracle, [("hostile", request)]) == []
+
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def _capture_requests() -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, document in _documents():
+        payload = json.dumps(document).encode()
+        yield name, {"call": "capture", "payload": payload, "now": NOW}
+    devices = sim_devices("native")
+    addresses = {device.events_topic: device.address for device in devices.values()}
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for index, publication in enumerate(signed_publications(devices, range(2), start)):
+        request = {
+            "call": "capture",
+            "payload": publication.payload,
+            "address": addresses[publication.topic],
+            "now": NOW,
+        }
+        yield f"simulator message {index}", request
+
+
+def test_every_example_payload_is_captured_alike(oracle: PureOracle) -> None:
+    requests = list(_capture_requests())
+    assert len(requests) > 20
+    # Most are accepted: the comparison covers the stored forms, not only refusals.
+    accepted = sum(len(answer(request)["ok"]["accepted"]) for _, request in requests)
+    assert accepted > 100
+    assert _differences(oracle, requests) == []
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=_SHARED_ORACLE)
+@given(payload=hostile_payloads())
+def test_hostile_payloads_are_captured_alike(oracle: PureOracle, payload: bytes) -> None:
+    request = {"call": "capture", "payload": payload, "now": NOW}
+    assert _differences(oracle, [("hostile payload", request)]) == []
 
 
 _IDENTIFIER_LIKE = st.one_of(
