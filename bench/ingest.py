@@ -39,7 +39,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ADMIN_URL, save_result
+from bench.common import ADMIN_URL, MAX_LINES_PER_MOSQUITTO_PUB, save_result
 from epcis.telemetry import sign_telemetry
 from ingest.mqtt_link import end_session, new_client, parse_mqtt_url
 from records.db import Conn
@@ -74,7 +74,8 @@ class Published:
 
 
 def write_topic_files(publications: list[Publication], directory: Path) -> list[TopicFile]:
-    """One file per topic, one payload per line (orjson writes no newline inside a payload)."""
+    """Files of one topic's payloads, one per line (orjson writes no newline inside a payload),
+    at most MAX_LINES_PER_MOSQUITTO_PUB to a file: each file gets its own publisher."""
     by_topic: dict[str, list[bytes]] = defaultdict(list)
     for publication in publications:
         if b"\n" in publication.payload:
@@ -83,9 +84,11 @@ def write_topic_files(publications: list[Publication], directory: Path) -> list[
     directory.mkdir(parents=True, exist_ok=True)
     files = []
     for index, (topic, payloads) in enumerate(sorted(by_topic.items())):
-        path = directory / f"topic-{index}.lines"
-        path.write_bytes(b"\n".join(payloads) + b"\n")
-        files.append(TopicFile(topic, path, len(payloads)))
+        for part, start in enumerate(range(0, len(payloads), MAX_LINES_PER_MOSQUITTO_PUB)):
+            lines = payloads[start : start + MAX_LINES_PER_MOSQUITTO_PUB]
+            path = directory / f"topic-{index}-{part}.lines"
+            path.write_bytes(b"\n".join(lines) + b"\n")
+            files.append(TopicFile(topic, path, len(lines)))
     return files
 
 

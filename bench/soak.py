@@ -47,7 +47,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ADMIN_URL, save_result
+from bench.common import ADMIN_URL, MAX_LINES_PER_MOSQUITTO_PUB, save_result
 from epcis.event_hash import event_hash_digest
 from epcis.identifiers import lot_uri
 from epcis.signatures import sign_digest
@@ -57,7 +57,7 @@ from finance.journal_seal import DEVELOPMENT_KEY
 from finance.pledges import PledgeRegistry
 from finance.store import credit
 from finance.store.journal import Journal
-from ingest.mqtt_link import parse_mqtt_url
+from ingest.mqtt_link import BrokerAddress, parse_mqtt_url
 from ledger import log_store
 from ledger.chain import Chain, connect
 from ledger.deployment import ensure_deployment
@@ -105,6 +105,59 @@ def _end_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class _TopicPipes:
+    """One `mosquitto_pub -q 1 -l` per device topic, fed line by line, and replaced by a new
+    one after MAX_LINES_PER_MOSQUITTO_PUB lines (more would lose messages: bench/common.py)."""
+
+    def __init__(self, address: BrokerAddress, client_prefix: str) -> None:
+        self._address = address
+        self._prefix = client_prefix
+        self._current: dict[str, subprocess.Popen[bytes]] = {}
+        self._lines: dict[str, int] = {}
+        self._all: list[subprocess.Popen[bytes]] = []
+
+    def open(self, topic: str) -> None:
+        process = subprocess.Popen(
+            [
+                "mosquitto_pub",
+                *("-h", self._address.host, "-p", str(self._address.port), "-V", "5"),
+                *("-q", "1", "-M", "200", "-i", f"{self._prefix}-{len(self._all)}"),
+                *("-t", topic, "-l"),
+            ],
+            stdin=subprocess.PIPE,
+            # Ended with this publisher, however it ends (a stopped soak terminates it).
+            preexec_fn=_end_with_parent,
+        )
+        self._current[topic] = process
+        self._lines[topic] = 0
+        self._all.append(process)
+
+    def write(self, topic: str, lines: list[bytes]) -> None:
+        while lines:
+            room = MAX_LINES_PER_MOSQUITTO_PUB - self._lines[topic]
+            if room == 0:
+                self._close(self._current[topic])  # it finishes on its own; waited for at the end
+                self.open(topic)
+                continue
+            part, lines = lines[:room], lines[room:]
+            stdin = self._current[topic].stdin
+            assert stdin is not None
+            stdin.write(b"".join(part))
+            stdin.flush()
+            self._lines[topic] += len(part)
+
+    @staticmethod
+    def _close(process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        process.stdin.close()
+
+    def close_all(self) -> bool:
+        """Close every input and wait: True if every mosquitto_pub exited cleanly."""
+        for process in self._current.values():
+            self._close(process)
+        return all(process.wait(DRAIN_TIMEOUT_S) == 0 for process in self._all)
+
+
 def publish_share(
     mqtt_url: str,
     index: int,
@@ -144,21 +197,9 @@ def publish_share(
                 )
                 messages.append((device.events_topic, payload + b"\n"))
                 digests.write(digest)
-    address = parse_mqtt_url(mqtt_url)
-    topics = sorted({topic for topic, _ in messages})
-    pipes = {
-        topic: subprocess.Popen(
-            [
-                "mosquitto_pub",
-                *("-h", address.host, "-p", str(address.port), "-V", "5", "-q", "1"),
-                *("-M", "200", "-i", f"soak-devices-{index}-{n}", "-t", topic, "-l"),
-            ],
-            stdin=subprocess.PIPE,
-            # Ended with this publisher, however it ends (a stopped soak terminates it).
-            preexec_fn=_end_with_parent,
-        )
-        for n, topic in enumerate(topics)
-    }
+    pipes = _TopicPipes(parse_mqtt_url(mqtt_url), f"soak-devices-{index}")
+    for topic in sorted({topic for topic, _ in messages}):
+        pipes.open(topic)
     ready.set()
     go.wait()
     interval = 1 / rate
@@ -173,10 +214,7 @@ def publish_share(
         for topic, payload in messages[sent:due]:
             chunks.setdefault(topic, []).append(payload)
         for topic, chunk in chunks.items():
-            stdin = pipes[topic].stdin
-            assert stdin is not None
-            stdin.write(b"".join(chunk))
-            stdin.flush()
+            pipes.write(topic, chunk)
         sent = due
         # At least one tick's sleep: a wait only past 2 ms never came at 500 or more messages/s
         # a publisher (the next one is due sooner), so each publisher spun on a whole core
@@ -184,10 +222,7 @@ def publish_share(
         time.sleep(max(PUBLISH_TICK_S, began + sent * interval - time.monotonic()))
     publishing_s = time.monotonic() - began
     # Each mosquitto_pub sends what it has read, waits for its PUBACKs, then exits.
-    for process in pipes.values():
-        assert process.stdin is not None
-        process.stdin.close()
-    clean = all(process.wait(DRAIN_TIMEOUT_S) == 0 for process in pipes.values())
+    clean = pipes.close_all()
     Path(result_path).write_bytes(
         orjson.dumps(
             {
@@ -658,6 +693,10 @@ def measure(
         f" published, {check['stored']} stored, {check['lost']} lost,"
         f" {check['unexpected']} unexpected, {check['dead_letters']} dead letters)"
     )
+    # A mosquitto_pub that failed (exit status not 0) may have left messages unpublished: then
+    # "lost" counts what never reached the broker, not what tracefin lost.
+    publishers_clean = len(sent) == args.publishers and all(int(i["acked"]) >= 0 for i in sent)
+    print(f"publishers       : {'all exited cleanly' if publishers_clean else 'NOT ALL CLEAN'}")
     if report is not None:
         print(f"audit            : {'clean' if report.clean else 'FINDINGS'} ({audit_s:.0f}s)")
         for finding in report.findings[:5]:
@@ -697,6 +736,7 @@ def measure(
             for worker in workers
         },
         "exactly_once": check,
+        "publishers_clean": publishers_clean,
         "audit_clean": None if report is None else report.clean,
         "audit_findings": [] if report is None else sorted({f.kind for f in report.findings}),
         "readyz_failures": not_ready,
