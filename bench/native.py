@@ -26,9 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import save_result
 from tracefin.native import (
     NATIVE_MODULES,
+    compiled_forms,
     import_sources_from_now_on,
-    is_compiled,
-    module_name,
 )
 
 FORMS = ("source", "compiled")
@@ -38,15 +37,11 @@ def child(form: str, messages: int, rounds: int) -> None:
     """Measure one form in this process; print its figures as JSON."""
     if form == "source":
         import_sources_from_now_on()
-    import importlib
 
     from epcis.capture import DeviceKey, capture
     from tracefin.simulate import signed_publications, sim_devices
 
-    loaded = {
-        module_name(path): is_compiled(importlib.import_module(module_name(path)))
-        for path in NATIVE_MODULES
-    }
+    loaded = compiled_forms()
     if set(loaded.values()) != {form == "compiled"}:
         raise SystemExit(f"{form}: the modules did not load in that form: {loaded}")
     devices = sim_devices("bench")

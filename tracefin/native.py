@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -129,6 +130,14 @@ def is_compiled(module: ModuleType) -> bool:
     spec = module.__spec__
     origin = spec.origin if spec is not None else None
     return origin is not None and origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def compiled_forms() -> dict[str, bool]:
+    """Each listed module, imported now if it is not yet, and whether it runs compiled."""
+    return {
+        name: is_compiled(importlib.import_module(name))
+        for name in map(module_name, NATIVE_MODULES)
+    }
 
 
 class _SourcesFirst(importlib.abc.MetaPathFinder):

@@ -10,7 +10,6 @@ beyond 64 bits and tuples arrive exactly as sent, which JSON would not keep). In
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import struct
 import subprocess
@@ -19,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tracefin.native import NATIVE_MODULES, import_sources_from_now_on, is_compiled, module_name
+from tracefin.native import compiled_forms, import_sources_from_now_on
 
 ROOT = Path(__file__).resolve().parents[2]
 # Company prefixes for the EPC URN forms: those of GS1's examples and of tests/support/hostile.
@@ -85,10 +84,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     if kind == "capture":
         return _outcome(lambda: _captured(request))
     if kind == "forms":
-        return {
-            name: is_compiled(importlib.import_module(name))
-            for name in map(module_name, NATIVE_MODULES)
-        }
+        return compiled_forms()
     raise ValueError(f"unknown call {kind!r}")
 
 

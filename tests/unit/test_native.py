@@ -24,7 +24,7 @@ from tracefin.cli import main as cli_main
 from tracefin.native import (
     NATIVE_MODULES,
     NativeState,
-    is_compiled,
+    compiled_forms,
     module_name,
     native_state,
     remove_stamp,
@@ -40,10 +40,7 @@ CONFORMANCE = Path(__file__).parents[1] / "conformance" / "epcis-event-hash"
 
 
 def test_the_listed_modules_are_imported_compiled_unless_the_build_was_asked_not_to() -> None:
-    forms = {
-        module_name(path): is_compiled(importlib.import_module(module_name(path)))
-        for path in NATIVE_MODULES
-    }
+    forms = compiled_forms()
     assert forms == dict.fromkeys(forms, EXPECT_COMPILED), (
         "run `make native` (or set TRACEFIN_NATIVE=0 to test the pure-Python form)"
     )
