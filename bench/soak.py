@@ -247,6 +247,9 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     rss: dict[str, float] = field(default_factory=dict)
+    # (seconds since the load began, VmRSS MiB), every 15 s: a plateau is a high-water mark
+    # of bounded buffers, a slope that goes on is a leak.
+    rss_series: list[tuple[float, float]] = field(default_factory=list)
 
     def start(self, env: dict[str, str], log_dir: Path) -> None:
         self.log = log_dir / f"{self.name}.log"
@@ -287,6 +290,13 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def sample_rss(workers: list[Worker], seconds: float) -> None:
+    """Note each live worker's VmRSS at `seconds` since the load began."""
+    for worker in workers:
+        if worker.alive:
+            worker.rss_series.append((round(seconds), round(worker.memory("VmRSS"), 1)))
 
 
 # --- setup and measurements ------------------------------------------------------------------
@@ -612,6 +622,7 @@ def measure(
                     not_ready += 1
             if now - last_print >= 15:
                 last_print = now
+                sample_rss(workers, now - load_began)
                 print(
                     f"  t={now - load_began:5.0f}s log {size} anchored {anchored} finance"
                     f" {cursor}; lag anchor {anchor_ages[-1]:.1f}s finance {finance_lags[-1]:.1f}s",
@@ -643,6 +654,9 @@ def measure(
             ):
                 break
             finance_lags.append(clock.behind(conn, "finance", finance_cursor(conn)))
+            if time.monotonic() - last_print >= 15:
+                last_print = time.monotonic()
+                sample_rss(workers, last_print - load_began)
             time.sleep(1)
         drained_s = time.monotonic() - load_began
         # Committed, not received: `received_at` is when a worker read the message, which can be
@@ -688,6 +702,10 @@ def measure(
             f" {worker.rss['warm']:6.1f}, end {worker.rss.get('end', float('nan')):6.1f}"
             f" ({growth:+.1f}%), peak {worker.rss['peak']:6.1f}"
         )
+        if worker.name.startswith("ingest"):
+            # Each minute, to see whether the growth levels off (and falls once drained).
+            minutes = [(t, rss) for t, rss in worker.rss_series if t % 60 < 15]
+            print("                   " + ", ".join(f"{t}s {rss:.0f}" for t, rss in minutes))
     print(
         f"exactly once     : {'yes' if check['exactly_once'] else 'NO'} ({check['published']}"
         f" published, {check['stored']} stored, {check['lost']} lost,"
@@ -735,6 +753,7 @@ def measure(
             }
             for worker in workers
         },
+        "rss_series_mib": {worker.name: worker.rss_series for worker in workers},
         "exactly_once": check,
         "publishers_clean": publishers_clean,
         "audit_clean": None if report is None else report.clean,
