@@ -42,3 +42,36 @@ def test_answers_beyond_the_limit_are_dropped_while_the_broker_stalls(tmp_path: 
         os.kill(broker.process.pid, signal.SIGCONT)
         link.stop()
         broker.stop()
+
+
+def test_answers_lost_with_their_connection_do_not_stop_the_next_ones(tmp_path: Path) -> None:
+    """paho marks the QoS 0 answers still queued when it reconnects as failed, and its
+    `is_published` then raises: they count as gone, and answering goes on without them."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    link = MqttLink(
+        broker.url,
+        "answers-lost",
+        ["tf/+/+/events"],
+        lambda message: None,
+        receive_maximum=10,
+        max_unsent_answers=50,
+    )
+    try:
+        link.start()
+        assert link.connected
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        answer = b"x" * 65_536
+        sent = sum(link.publish("tf/org/dev/receipts", answer, qos=0) for _ in range(2_000))
+        assert sent < 2_000  # the limit reached: answers wait, unwritten
+        os.kill(broker.process.pid, signal.SIGKILL)  # gone, with what it had not read
+        broker.process.wait()
+        deadline = time.monotonic() + 10
+        while link.connected:
+            assert time.monotonic() < deadline, "the lost connection went unnoticed"
+            time.sleep(0.05)
+        time.sleep(2.5)  # paho's reconnect attempt (after 1 s) marks the queued answers failed
+        # While the broker is away nothing is sent, and nothing raises.
+        assert not any(link.publish("tf/org/dev/receipts", b"{}", qos=0) for _ in range(100))
+    finally:
+        link.stop()
+        broker.stop()

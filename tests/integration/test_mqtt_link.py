@@ -134,8 +134,10 @@ class ReadCountingClient(BufferedClient):
         self.reads_in_call = 0
         self.most_reads_in_a_call = 0
         self.calls = 0
+        self.asked = 0  # paho's own reads of a type byte, length byte or body
 
     def _sock_recv(self, bufsize: int) -> bytes:
+        self.asked += 1
         if self._taken >= self._filled and not self._draining:
             self.reads_in_call += 1
         return super()._sock_recv(bufsize)
@@ -186,6 +188,9 @@ def test_a_backlog_is_read_a_chunk_per_loop_so_writes_are_not_starved(tmp_path: 
         # straddled the chunk's end. Many calls, not one long one.
         assert receiver.most_reads_in_a_call <= 2
         assert receiver.calls >= total * 600 // (64 * 1024)
+        # A PUBLISH lying whole in the buffer is taken at once: paho asks for bytes (3 or 4
+        # times a packet) only for one a chunk's edge cuts, and to read the next chunk.
+        assert receiver.asked < total // 10, receiver.asked
     finally:
         broker.stop()
 
@@ -368,3 +373,75 @@ def test_acks_queued_together_reach_the_broker(tmp_path: Path) -> None:
         assert all(m.dup for m in again[:-1])
     finally:
         broker.stop()
+
+
+def test_filtered_callbacks_get_their_messages_and_on_message_the_rest(tmp_path: Path) -> None:
+    """PUBLISH packets go straight to `on_message` only while no `message_callback_add` filter
+    is set; with one, paho's matching decides, as at paho's own client."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    client, _ = new_client(broker.url, "filtered-receiver")
+    receiver = Receiver(client, broker.url, "filtered/#")
+    filtered: list[bytes] = []
+    client.message_callback_add("filtered/special", lambda c, u, msg: filtered.append(msg.payload))
+    try:
+        receiver.start()
+        publish_all_to(broker.url, "filtered/special", [b"s1", b"s2"])
+        publish_all_to(broker.url, "filtered/plain", [b"p1"])
+        assert receiver.payloads(1) == [b"p1"]
+        deadline = time.monotonic() + 30
+        while len(filtered) < 2:
+            assert time.monotonic() < deadline, filtered
+            time.sleep(0.05)
+        assert filtered == [b"s1", b"s2"]
+        assert [bytes(m.payload) for m in receiver.messages] == [b"p1"]
+    finally:
+        receiver.stop()
+        broker.stop()
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
+def test_a_publish_at_most_once_arrives_as_paho_s_own_qos_0_publish(
+    tmp_path: Path, protocol: int
+) -> None:
+    """The answers' QoS 0 PUBLISH, built without paho's publish: same topic, payload, QoS and
+    flags at the subscriber as paho's, for lengths of one to three bytes; counted as published
+    once written; refused with MQTT_ERR_NO_CONN before the connection."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    receiver_client, _ = new_client(broker.url, "once-receiver")
+    receiver = Receiver(receiver_client, broker.url, "once/#")
+    address = parse_mqtt_url(broker.url)
+    sender = BufferedClient(CallbackAPIVersion.VERSION2, client_id="once-sender", protocol=protocol)
+    assert sender.publish_at_most_once("once/early", b"x").rc == MQTTErrorCode.MQTT_ERR_NO_CONN
+    bodies = [b"", b"a", b"b" * 120, b"c" * 127, b"d" * 128, b"e" * 16_400, b"f" * 70_000]
+    try:
+        receiver.start()
+        sender.connect(address.host, address.port)
+        sender.loop_start()
+        ours = [
+            sender.publish_at_most_once(f"once/ours/{n}", body) for n, body in enumerate(bodies)
+        ]
+        theirs = [sender.publish(f"once/theirs/{n}", body, qos=0) for n, body in enumerate(bodies)]
+        for info in ours + theirs:
+            info.wait_for_publish(30)
+        assert all(info.is_published() and info.rc == 0 for info in ours)
+        assert {info.mid for info in ours} == {0}  # built here: paho numbers every message
+        arrived = receiver.wait_until(lambda messages: len(messages) >= 2 * len(bodies))
+    finally:
+        receiver.stop()
+        sender.disconnect()
+        sender.loop_stop()
+        broker.stop()
+    by_topic = {message.topic: message for message in arrived}
+    for n, body in enumerate(bodies):
+        mine, paho = by_topic[f"once/ours/{n}"], by_topic[f"once/theirs/{n}"]
+        assert bytes(mine.payload) == bytes(paho.payload) == body
+        assert (mine.qos, mine.retain, mine.dup) == (paho.qos, paho.retain, paho.dup) == (0, 0, 0)
+
+
+def test_a_publish_at_most_once_refuses_what_paho_refuses() -> None:
+    client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="refuses", protocol=mqtt.MQTTv5)
+    for topic in ("", "a/+/b", "a/#"):
+        with pytest.raises(ValueError):
+            client.publish_at_most_once(topic, b"x")
+    with pytest.raises(TypeError):
+        client.publish_at_most_once("a/b", "text")  # type: ignore[arg-type]
