@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from epcis.capture import WHOLE_PAYLOAD, DeviceKey, RefusedItem
 from epcis.rejects import RejectCode
 from epcis.telemetry import parse_telemetry
 from ingest.capture import CaptureBatch, Origin
+from ingest.handover import Handed, Handover
 from ingest.mqtt_link import Inbound
 from ingest.topics import DeviceTopic, Kind, parse_topic, rejects_topic_for_unparsable
 from records import registry_store
@@ -127,7 +127,7 @@ class IngestWorker:
         # unbounded hand-over grew with the backlog: +124% RSS in a 2-minute soak. When full,
         # the MQTT thread waits and stops reading its socket, so TCP flow control leaves the
         # backlog at the broker, which is there to keep it.
-        self._inbox: queue.Queue[Inbound] = queue.Queue(maxsize=config.max_waiting)
+        self._inbox: Handover[Inbound] = Handover(config.max_waiting)
         self._devices = DeviceCache(config.device_cache_ttl)
         self.metrics: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -137,25 +137,19 @@ class IngestWorker:
 
         Once stopping, messages are no longer taken: left unacked, the broker redelivers them.
         """
-        waited = False
-        while not self._stop.is_set():
-            try:
-                self._inbox.put(message, timeout=0.2)
-                return
-            except queue.Full:
-                if not waited:
-                    waited = True
-                    self.metrics["handover_waits"] += 1  # only this thread writes this key
+        if self._inbox.put(message) is Handed.WAITED:
+            self.metrics["handover_waits"] += 1  # only this thread writes this key
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._inbox.close()
 
     def run(self) -> None:
         """Process batches until asked to stop, then finish what is in hand."""
         try:
             self._run()
         finally:
-            self._stop.set()  # however run ends, the MQTT thread must not wait on a full inbox
+            self.request_stop()  # however run ends, the MQTT thread must not wait on a full inbox
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -182,29 +176,12 @@ class IngestWorker:
                 )
 
     def _next_batch(self) -> list[Inbound]:
-        try:
-            first = self._inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self._config.batch_max_wait.total_seconds()
-        while len(batch) < self._config.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        return self._inbox.take(
+            self._config.batch_size, self._config.batch_max_wait.total_seconds(), 0.2
+        )
 
     def _drain(self) -> list[Inbound]:
-        drained = []
-        while True:
-            try:
-                drained.append(self._inbox.get_nowait())
-            except queue.Empty:
-                return drained
+        return self._inbox.take_all()
 
     def _process(self, batch: list[Inbound]) -> None:
         topics = [parse_topic(message.topic) for message in batch]

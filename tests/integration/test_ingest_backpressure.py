@@ -31,7 +31,7 @@ class CountingWorker(IngestWorker):
     def deliver(self, message: Inbound) -> None:
         super().deliver(message)
         self.delivered += 1
-        self.most_waiting = max(self.most_waiting, self._inbox.qsize())
+        self.most_waiting = max(self.most_waiting, len(self._inbox))
 
     def take(self) -> list[Inbound]:
         return self._next_batch()
