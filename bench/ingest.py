@@ -7,7 +7,9 @@ limits the rate (the Python simulator publisher was: it capped the "ceiling" at 
 (1) ceiling: those publishers to a bare paho v5 subscriber (QoS 1) that only counts;
 (2) pipeline: the same publishers through one `tracefin ingest --processes N` (N = 1, then 2),
     from first publish to last commit;
-(3) the ceiling again; the higher ceiling is the baseline.
+(3) the ceiling again; the higher ceiling is the baseline;
+(4) the signature floor: CPU per event to recover its signer (Keccak + secp256k1, in C), and
+    the events/s all cores could reach doing only that, as a ratio to the baseline.
 Prints both rates, their ratio, CPU seconds per 1 000 events and peak RSS of each ingest
 process, what the publishers, the counting subscriber and the broker used (so a reader can see
 that the baseline was not limited by its own tools), and writes them to bench/results/.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 import psutil
 import psycopg
@@ -40,6 +43,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ADMIN_URL, MAX_LINES_PER_MOSQUITTO_PUB, save_result
+from epcis.event_hash import event_hash_digest, hash_context
+from epcis.signatures import parse_signature, recover_address
 from epcis.telemetry import sign_telemetry
 from ingest.mqtt_link import end_session, new_client, parse_mqtt_url
 from records.db import Conn
@@ -213,6 +218,24 @@ def measure_c_ceiling(mqtt_url: str, files: list[TopicFile]) -> dict[str, float]
     elapsed = time.perf_counter() - began
     both_cpu = wait_publishers(publishers, children_before)
     return {"msgs_per_s": total / elapsed, "elapsed_s": elapsed, "pub_sub_cpu_s": both_cpu}
+
+
+def measure_signature_floor(publications: list[Publication], sample: int = 20_000) -> float:
+    """CPU microseconds per event to recover the signer of an event's hash (EIP-191 Keccak and
+    secp256k1 recovery in C): work every signed event needs, whatever else ingest does."""
+    signed = []
+    for publication in publications[:sample]:
+        envelope = orjson.loads(publication.payload)
+        if isinstance(envelope, dict) and "sig" in envelope:
+            digest = event_hash_digest(envelope["event"], hash_context(None))
+            signed.append((digest, parse_signature(envelope["sig"])))
+    best = float("inf")
+    for _ in range(3):
+        began = time.process_time()
+        for digest, signature in signed:
+            recover_address(digest, signature)
+        best = min(best, time.process_time() - began)
+    return best / len(signed) * 1e6
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -407,6 +430,15 @@ def run_all(
     print(f"baseline (higher ceiling): {baseline:.0f} msg/s")
     for run in runs:
         print(f"ratio, {run.workers} worker process(es) : {run.events_per_s / baseline:.2f}")
+    # What the cores could do if recovering each event's signer were all there was to do.
+    floor_us = measure_signature_floor(publications)
+    cores = os.cpu_count() or 1
+    floor_rate = cores * 1e6 / floor_us
+    print(
+        f"signature floor   : {floor_us:.1f} µs of CPU per event to recover its signer; {cores}"
+        f" cores doing nothing else could take {floor_rate:.0f} events/s, which is"
+        f" {floor_rate / baseline:.2f} of the baseline"
+    )
     save_result(
         "ingest",
         {
@@ -434,6 +466,12 @@ def run_all(
                 for run in runs
             ],
             "lost": 0,
+            "signature_floor": {
+                "us_per_event": round(floor_us, 2),
+                "cores": cores,
+                "max_events_per_s": round(floor_rate),
+                "ratio_to_baseline": round(floor_rate / baseline, 3),
+            },
         },
     )
 

@@ -610,12 +610,31 @@ _GTIN_DIGITS = re.compile(r"\d{14}|\d{13}|\d{12}|\d{8}", re.ASCII)
 _AI_NAMES = {"gtin": "01", "lot": "10", "ser": "21", "cpv": "22"}
 
 
-def _gtin_qualifiers(uri: str) -> tuple[str, dict[str, str]] | None:
-    """GTIN-14 and key qualifiers (AI -> decoded value) of a DL URI rooted at AI 01."""
+# Characters after which `urlsplit` would not give the text past the host as the path: it
+# drops tab, CR and LF anywhere, and ends the path at a query or fragment.
+_NOT_PLAIN_PATH = re.compile(r"[\t\r\n?#]")
+
+
+def _dl_path(uri: str) -> str | None:
+    """The path of an http(s) URI as `urlsplit` gives it; None for another scheme.
+
+    A canonical DL URI (every one the model hands on) is cut, not split: `urlsplit` took
+    about 1 µs of the 1.4 µs a `parse_sgtin` cost.
+    """
+    if uri.startswith(CANONICAL_DL_PREFIX) and _NOT_PLAIN_PATH.search(uri) is None:
+        return uri[len(CANONICAL_DL_PREFIX) - 1 :]
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https"):
         return None
-    segments = parts.path.split("/")
+    return parts.path
+
+
+def _gtin_qualifiers(uri: str) -> tuple[str, dict[str, str]] | None:
+    """GTIN-14 and key qualifiers (AI -> decoded value) of a DL URI rooted at AI 01."""
+    path = _dl_path(uri)
+    if path is None:
+        return None
+    segments = path.split("/")
     for index in range(len(segments) - 1):
         if _AI_NAMES.get(segments[index], segments[index]) != "01":
             continue

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from epcis import identifiers
 from epcis.identifiers import check_digit, normalise_epc, parse_lot, parse_sgtin
 
 # Expectations of the reference implementation's own tests (tests/dl_normaliser_test.py of
@@ -280,3 +283,33 @@ def test_sgtin_urn_and_any_host_link_meet(
     assert normalise_epc(f"https://{host}/01/{gtin}/21/{serial}?linkType=gs1:pip") == canonical
     assert normalise_epc(canonical) == canonical
     assert parse_sgtin(urn) == (gtin, serial)
+
+
+def _urlsplit_path(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    return parts.path if parts.scheme in ("http", "https") else None
+
+
+@given(
+    st.sampled_from(
+        [identifiers.CANONICAL_DL_PREFIX, "https://id.gs1.org", "HTTPS://id.gs1.org/", "http://x/"]
+    ),
+    st.text(alphabet="01/21?#%\t\r\n x\x00é", max_size=30),
+)
+def test_a_dl_path_is_what_urlsplit_gives(prefix: str, rest: str) -> None:
+    uri = prefix + rest
+    assert identifiers._dl_path(uri) == _urlsplit_path(uri)
+
+
+def test_parse_sgtin_reads_a_canonical_uri_as_it_reads_others() -> None:
+    canonical = "https://id.gs1.org/01/09521234543213/21/A%2Fb"
+    assert parse_sgtin(canonical) == ("09521234543213", "A/b")
+    assert parse_sgtin(canonical + "?x=1") == ("09521234543213", "A/b")
+    assert parse_sgtin("https://example.com/01/09521234543213/21/A%2Fb") == (
+        "09521234543213",
+        "A/b",
+    )
+    assert parse_lot("https://id.gs1.org/01/09521234543213/10/L1") == (
+        "09521234543213",
+        "L1",
+    )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+import coincurve
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_hash.auto import keccak
 
 from epcis import signatures
 from epcis.rejects import EventRejected, RejectCode
@@ -79,3 +81,53 @@ def test_recovery_answers_the_same_from_its_address_cache_and_past_its_bound() -
     assert cached.currsize <= signatures.ADDRESS_CACHE_SIZE
     for key in keys[:3]:
         assert address_of(key) == Account.from_key(key).address.lower()
+
+
+# The order of secp256k1's group: r and s must lie in [1, N).
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _coincurve_recovery(digest: bytes, signature: bytes) -> str | None:
+    """What coincurve's own PublicKey path recovers (None where it refuses)."""
+    recovery_id = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    try:
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([recovery_id]),
+            signatures.personal_message_hash(digest),
+            hasher=None,
+        )
+    except Exception:  # coincurve raises bare Exception for unrecoverable points
+        return None
+    return "0x" + keccak(public_key.format(compressed=False)[1:])[-20:].hex()
+
+
+def _ours(digest: bytes, signature: bytes) -> str | RejectCode:
+    try:
+        return recover_address(digest, signature)
+    except EventRejected as exc:
+        return exc.code
+
+
+def test_recovery_answers_as_coincurve_s_public_key_does() -> None:
+    cases = 0
+    for _ in range(100):
+        key = secrets.token_bytes(32)
+        digest = secrets.token_bytes(32)
+        signature = parse_signature(sign_digest(key, digest))
+        r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+        variants = [
+            signature,
+            r + (_N - s).to_bytes(32, "big") + bytes([55 - v]),  # the high-s twin
+            r + signature[32:64] + bytes([55 - v]),  # the other recovery id
+            bytes(32) + signature[32:],  # r = 0
+            r + bytes(32) + bytes([v]),  # s = 0
+            _N.to_bytes(32, "big") + signature[32:],  # r = N, out of range
+            r + (_N + 1).to_bytes(32, "big")[-32:] + bytes([v]),  # s past N
+            b"\xff" * 64 + bytes([v]),
+        ]
+        for variant in variants:
+            expected = _coincurve_recovery(digest, variant)
+            assert _ours(digest, variant) == (expected or RejectCode.SIGNATURE_MALFORMED)
+            cases += expected is not None
+        assert _ours(digest, signature) == address_of(key)
+    assert cases >= 200  # valid ones, not only refusals, were compared
