@@ -118,8 +118,16 @@ class IngestWorker:
     each event once.
     """
 
-    def __init__(self, pool: ConnectionPool, link: Link, config: WorkerConfig) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        link: Link,
+        config: WorkerConfig,
+        after_batch: Callable[[], None] = lambda: None,
+    ) -> None:
         self._pool = pool
+        # Called once each batch is answered and acked (the process's collector runs there).
+        self._after_batch = after_batch
         self._link = link
         self._config = config
         # Bounded: the broker's Receive Maximum cannot be relied on to bound what ingest holds
@@ -164,6 +172,8 @@ class IngestWorker:
                         len(batch),
                     )
                     return
+                del batch  # its messages are not the collector's to walk
+                self._after_batch()
         # Stop taking messages: what already arrived is committed and acked; anything later
         # stays unacked at the broker and is redelivered to the next worker.
         leftover = self._drain()

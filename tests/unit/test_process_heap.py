@@ -26,3 +26,47 @@ def test_freezing_leaves_the_collector_nothing_of_the_start_up_heap() -> None:
     assert counts["before"] > 10_000  # the modules, models and routes of the API
     assert counts["frozen"] >= counts["before"] - 100
     assert counts["after"] < 100
+
+
+# Also in a child: it turns the collector's automatic runs off for the whole process.
+BETWEEN_BATCHES = """
+import gc, json, weakref
+from tracefin.process import collect_between_batches
+
+class Node:
+    pass
+
+def cycle():
+    node = Node()
+    node.self = node
+    return weakref.ref(node)
+
+after_batch = collect_between_batches(full_every=3)
+automatic = gc.isenabled()
+# Many more allocations than any threshold: nothing collects them while the batch runs.
+in_batch = [cycle() for _ in range(100_000)]
+kept_during_batch = sum(ref() is not None for ref in in_batch)
+after_batch()
+freed_after_batch = sum(ref() is None for ref in in_batch)
+# A cycle that outlives a batch's collection is left to the full one, every third batch.
+survivor_holder = [Node()]
+survivor_holder[0].self = survivor_holder[0]
+survivor = weakref.ref(survivor_holder[0])
+after_batch()  # the second batch: the survivor is still referenced, moved to an older generation
+del survivor_holder
+after_batch()  # the third: a full collection
+print(json.dumps({"automatic": automatic, "kept": kept_during_batch,
+                  "freed": freed_after_batch, "survivor_freed": survivor() is None}))
+"""
+
+
+def test_between_batches_the_collector_runs_when_told_and_frees_the_batch_s_cycles() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BETWEEN_BATCHES],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"automatic": False, "kept": 100_000, "freed": 100_000, "survivor_freed": True}

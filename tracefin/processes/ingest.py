@@ -19,7 +19,7 @@ from ingest.mqtt_link import Inbound, MqttLink
 from ingest.topics import subscriptions
 from ingest.worker import IngestWorker, WorkerConfig
 from records.db import open_pool
-from tracefin.process import collect_for_batches, freeze_startup_heap, stop_on_signals
+from tracefin.process import collect_between_batches, freeze_startup_heap, stop_on_signals
 from tracefin.settings import Settings
 from tracefin.supervisor import Supervisor, Worker, say_to
 
@@ -103,11 +103,10 @@ def run_ingest(settings: Settings, *, client_id: str | None = None) -> None:
         receive_maximum=settings.ingest_receive_maximum,
         max_unsent_answers=settings.ingest_max_unsent_answers,
     )
-    worker = IngestWorker(pool, link, config)
+    worker = IngestWorker(pool, link, config, after_batch=collect_between_batches())
 
     stop_on_signals(worker.request_stop, "finishing the batch in hand, then stopping")
     freeze_startup_heap()
-    collect_for_batches()
 
     link.start()
     reporter = threading.Thread(target=_report, args=(worker,), daemon=True)
