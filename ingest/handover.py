@@ -68,11 +68,13 @@ class Handover(Generic[T]):
                 if not self._items:
                     return []
             deadline = time.monotonic() + gather_for
-            while len(self._items) < most:
+            # A batch larger than the hand-over holds is whole once it is full.
+            whole = min(most, self._capacity)
+            while len(self._items) < whole:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._wait_for(most, remaining)
+                self._wait_for(whole, remaining)
             taken = [self._items.popleft() for _ in range(min(most, len(self._items)))]
             self._emptied.notify()
         return taken

@@ -89,3 +89,16 @@ def test_closing_refuses_new_items_and_releases_a_waiting_producer() -> None:
 def test_a_hand_over_holds_at_least_one_item() -> None:
     with pytest.raises(ValueError):
         Handover(0)
+
+
+def test_a_batch_larger_than_the_hand_over_holds_is_taken_once_it_is_full() -> None:
+    handover: Handover[int] = Handover(10)
+    taken: list[list[int]] = []
+    consumer = threading.Thread(target=lambda: taken.append(handover.take(100, PATIENCE, PATIENCE)))
+    consumer.start()
+    began = time.monotonic()
+    for n in range(10):
+        handover.put(n)
+    consumer.join(PATIENCE + 5)
+    assert time.monotonic() - began < PATIENCE  # not left to wait out its gathering time
+    assert taken == [list(range(10))]
