@@ -45,7 +45,11 @@ def recover_address(digest: bytes, signature: bytes) -> str:
     recovery costs, and every signed event has one (tests/unit/test_signatures.py compares
     both ways on valid, high-s, out-of-range and zero signatures).
     """
+    if len(signature) != 65:  # libsecp256k1 reads 64 bytes wherever they end
+        raise EventRejected(RejectCode.SIGNATURE_MALFORMED, "sig must be 65 bytes")
     recovery_id = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    if not 0 <= recovery_id <= 3:  # libsecp256k1 aborts the process on any other
+        raise EventRejected(RejectCode.SIGNATURE_MALFORMED, f"sig has invalid v={signature[64]}")
     context = GLOBAL_CONTEXT.ctx
     recoverable = ffi.new("secp256k1_ecdsa_recoverable_signature *")
     public_key = ffi.new("secp256k1_pubkey *")

@@ -88,7 +88,12 @@ class Handover(Generic[T]):
         return taken
 
     def close(self) -> None:
-        """Refuse every item from now on, a producer waiting for room included."""
+        """Refuse every item from now on, a producer waiting for room included.
+
+        It takes the hand-over's lock: never call it from a signal handler, which may have
+        interrupted the consumer while it held that lock (the handler would wait on its own
+        thread for good).
+        """
         with self._lock:
             self._closed = True
             self._emptied.notify_all()

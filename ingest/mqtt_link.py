@@ -541,7 +541,7 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
         """Send an answer; False (dropped) while `max_unsent_answers` still wait to go out, or
-        while the broker is not connected.
+        (QoS 0) while the broker is not connected.
 
         Receipts and rejects are advisory (the store is the truth, and a re-sent event is
         answered `duplicate`): dropping some beats growing without bound.
@@ -561,7 +561,9 @@ class MqttLink:
         else:
             info = self._client.publish(topic, payload, qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            return False  # not connected: dropped like the rest
+            # Not connected. paho drops a QoS 0 answer (counted as dropped here) but keeps a
+            # QoS 1 one and sends it once reconnected (as before, outside this count).
+            return qos > 0
         with self._unsent_lock:
             self._unsent.append(info)
         return True

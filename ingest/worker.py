@@ -149,15 +149,17 @@ class IngestWorker:
             self.metrics["handover_waits"] += 1  # only this thread writes this key
 
     def request_stop(self) -> None:
+        """Ask the worker to stop; safe in a signal handler (it takes no lock the interrupted
+        thread may hold: the batch thread closes the inbox itself)."""
         self._stop.set()
-        self._inbox.close()
 
     def run(self) -> None:
         """Process batches until asked to stop, then finish what is in hand."""
         try:
             self._run()
         finally:
-            self.request_stop()  # however run ends, the MQTT thread must not wait on a full inbox
+            self._stop.set()
+            self._inbox.close()  # however run ends, the MQTT thread must not wait on a full inbox
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -176,6 +178,7 @@ class IngestWorker:
                 self._after_batch()
         # Stop taking messages: what already arrived is committed and acked; anything later
         # stays unacked at the broker and is redelivered to the next worker.
+        self._inbox.close()
         leftover = self._drain()
         if leftover:
             try:

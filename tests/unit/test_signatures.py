@@ -124,6 +124,7 @@ def test_recovery_answers_as_coincurve_s_public_key_does() -> None:
             _N.to_bytes(32, "big") + signature[32:],  # r = N, out of range
             r + (_N + 1).to_bytes(32, "big")[-32:] + bytes([v]),  # s past N
             b"\xff" * 64 + bytes([v]),
+            *(signature[:64] + bytes([other]) for other in (2, 3, 4, 5, 29, 30, 31, 255)),
         ]
         for variant in variants:
             expected = _coincurve_recovery(digest, variant)
@@ -131,3 +132,12 @@ def test_recovery_answers_as_coincurve_s_public_key_does() -> None:
             cases += expected is not None
         assert _ours(digest, signature) == address_of(key)
     assert cases >= 200  # valid ones, not only refusals, were compared
+
+
+@pytest.mark.parametrize("signature", [bytes(64), bytes(66), b"\x01" * 64 + bytes([31])])
+def test_recovery_refuses_what_libsecp256k1_would_abort_on(signature: bytes) -> None:
+    """Called past parse_signature, a wrong length or recovery id is refused, not handed to
+    libsecp256k1, which aborts the process on a recovery id outside 0-3."""
+    with pytest.raises(EventRejected) as info:
+        recover_address(b"\x00" * 32, signature)
+    assert info.value.code is RejectCode.SIGNATURE_MALFORMED
