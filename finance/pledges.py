@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_hash.auto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
+from epcis.signatures import keccak256
 from finance.errors import FinanceError, FinanceErrorCode
 from finance.store import attribution, audit, credit
 from finance.store.journal import Journal
@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 
 def lot_key(lot_uri: str) -> bytes:
     """The bytes32 a lot is known by on PledgeRegistry: keccak of its Digital Link URI."""
-    return keccak(lot_uri.encode())
+    return keccak256(lot_uri.encode())
 
 
 def org_address(org: Org) -> str:
     """The on-chain identity of an organisation (a stable pseudo-address from its slug)."""
-    return "0x" + keccak(b"tracefin-org:" + org.slug.encode())[-20:].hex()
+    return "0x" + keccak256(b"tracefin-org:" + org.slug.encode())[-20:].hex()
 
 
 def checksum(address: str) -> str:

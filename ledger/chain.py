@@ -15,7 +15,6 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -27,6 +26,7 @@ from web3.exceptions import (
 )
 from web3.types import TxParams, TxReceipt
 
+from epcis.signatures import keccak256
 from ledger.contracts import ARTIFACTS_DIR, TRACE_ANCHOR, load_artifact
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,13 @@ def identity(w3: Web3) -> ChainIdentity:
 
 def build_code_hash(name: str) -> bytes:
     """keccak of the runtime code this build deploys for contract `name` (its artifact)."""
-    return keccak(bytes.fromhex(load_artifact(name).deployed_bytecode[2:]))
+    return keccak256(bytes.fromhex(load_artifact(name).deployed_bytecode[2:]))
 
 
 def code_hash(w3: Web3, address: str) -> bytes:
     """keccak of the runtime code at `address` (keccak of b"" where there is none)."""
     try:
-        return keccak(bytes(w3.eth.get_code(Web3.to_checksum_address(address))))
+        return keccak256(bytes(w3.eth.get_code(Web3.to_checksum_address(address))))
     except Exception as exc:
         raise ChainError(f"chain node unreachable: {exc}") from exc
 
@@ -234,7 +234,7 @@ def _error_name(contract: Contract, exc: Exception) -> str | None:
     selector = data[2:10]
     for entry in _error_entries(contract):
         inputs = ",".join(str(item["type"]) for item in entry.get("inputs", []))
-        if keccak(f"{entry['name']}({inputs})".encode())[:4].hex() == selector:
+        if keccak256(f"{entry['name']}({inputs})".encode())[:4].hex() == selector:
             return str(entry["name"])
     return None
 

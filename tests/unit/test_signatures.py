@@ -141,3 +141,12 @@ def test_recovery_refuses_what_libsecp256k1_would_abort_on(signature: bytes) -> 
     with pytest.raises(EventRejected) as info:
         recover_address(b"\x00" * 32, signature)
     assert info.value.code is RejectCode.SIGNATURE_MALFORMED
+
+
+def test_keccak256_is_ethereum_s_keccak_as_eth_hash_computes_it() -> None:
+    assert signatures.keccak256(b"").hex() == (
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    )
+    for size in (1, 31, 32, 60, 135, 136, 137, 1000):
+        data = secrets.token_bytes(size)
+        assert signatures.keccak256(data) == keccak(data)
