@@ -10,27 +10,34 @@ from pathlib import Path
 import pytest
 
 from ingest.mqtt_link import MqttLink
-from tracefin.embedded import start_mosquitto
+from tracefin.embedded import RunningService, start_mosquitto
 
 pytestmark = pytest.mark.integration
 
 
-def test_answers_beyond_the_limit_are_dropped_while_the_broker_stalls(tmp_path: Path) -> None:
-    broker = start_mosquitto(tmp_path / "mosquitto")
+def answer_a_stalled_broker(broker: RunningService, client_id: str) -> tuple[MqttLink, int]:
+    """A link allowed 50 unsent answers, which offered 2 000 large ones to a broker that has
+    stopped reading its socket (SIGSTOP); and how many it took."""
     link = MqttLink(
         broker.url,
-        "answers-bound",
+        client_id,
         ["tf/+/+/events"],
         lambda message: None,
         receive_maximum=10,
         max_unsent_answers=50,
     )
+    link.start()
+    assert link.connected
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    answer = b"x" * 65_536
+    return link, sum(link.publish("tf/org/dev/receipts", answer, qos=0) for _ in range(2_000))
+
+
+def test_answers_beyond_the_limit_are_dropped_while_the_broker_stalls(tmp_path: Path) -> None:
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    link: MqttLink | None = None
     try:
-        link.start()
-        assert link.connected
-        os.kill(broker.process.pid, signal.SIGSTOP)  # the broker stops reading its socket
-        answer = b"x" * 65_536
-        sent = sum(link.publish("tf/org/dev/receipts", answer, qos=0) for _ in range(2_000))
+        link, sent = answer_a_stalled_broker(broker, "answers-bound")
         # The socket buffers a few MB; then paho would queue the rest in memory, without limit.
         assert 50 <= sent < 2_000
         os.kill(broker.process.pid, signal.SIGCONT)
@@ -40,7 +47,8 @@ def test_answers_beyond_the_limit_are_dropped_while_the_broker_stalls(tmp_path: 
             time.sleep(0.05)
     finally:
         os.kill(broker.process.pid, signal.SIGCONT)
-        link.stop()
+        if link is not None:
+            link.stop()
         broker.stop()
 
 
@@ -48,20 +56,9 @@ def test_answers_lost_with_their_connection_do_not_stop_the_next_ones(tmp_path: 
     """paho marks the QoS 0 answers still queued when it reconnects as failed, and its
     `is_published` then raises: they count as gone, and answering goes on without them."""
     broker = start_mosquitto(tmp_path / "mosquitto")
-    link = MqttLink(
-        broker.url,
-        "answers-lost",
-        ["tf/+/+/events"],
-        lambda message: None,
-        receive_maximum=10,
-        max_unsent_answers=50,
-    )
+    link: MqttLink | None = None
     try:
-        link.start()
-        assert link.connected
-        os.kill(broker.process.pid, signal.SIGSTOP)
-        answer = b"x" * 65_536
-        sent = sum(link.publish("tf/org/dev/receipts", answer, qos=0) for _ in range(2_000))
+        link, sent = answer_a_stalled_broker(broker, "answers-lost")
         assert sent < 2_000  # the limit reached: answers wait, unwritten
         os.kill(broker.process.pid, signal.SIGKILL)  # gone, with what it had not read
         broker.process.wait()
@@ -73,5 +70,6 @@ def test_answers_lost_with_their_connection_do_not_stop_the_next_ones(tmp_path: 
         # While the broker is away nothing is sent, and nothing raises.
         assert not any(link.publish("tf/org/dev/receipts", b"{}", qos=0) for _ in range(100))
     finally:
-        link.stop()
+        if link is not None:
+            link.stop()
         broker.stop()

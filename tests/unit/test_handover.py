@@ -31,18 +31,26 @@ def test_nothing_within_the_first_wait_is_an_empty_batch() -> None:
     assert time.monotonic() - began < PATIENCE  # it did not wait to gather
 
 
-def test_a_whole_batch_is_taken_as_soon_as_it_is_there() -> None:
-    handover: Handover[int] = Handover(1000)
+def take_while_putting(handover: Handover[int], most: int, items: int) -> list[list[int]]:
+    """What a consumer waiting in `take(most, …)` got while `items` were put; fails the test
+    if it waited out its gathering time (PATIENCE) instead of being woken."""
     taken: list[list[int]] = []
-    consumer = threading.Thread(target=lambda: taken.append(handover.take(100, PATIENCE, PATIENCE)))
+    consumer = threading.Thread(
+        target=lambda: taken.append(handover.take(most, PATIENCE, PATIENCE))
+    )
     consumer.start()
     began = time.monotonic()
-    for n in range(150):
+    for n in range(items):
         handover.put(n)
     consumer.join(PATIENCE + 5)
-    # Woken by the hundredth item, not by the end of its gathering time.
     assert time.monotonic() - began < PATIENCE
-    assert taken == [list(range(100))]
+    return taken
+
+
+def test_a_whole_batch_is_taken_as_soon_as_it_is_there() -> None:
+    handover: Handover[int] = Handover(1000)
+    # Woken by the hundredth item, not by the end of its gathering time.
+    assert take_while_putting(handover, 100, 150) == [list(range(100))]
     assert handover.take_all() == list(range(100, 150))
 
 
@@ -93,12 +101,4 @@ def test_a_hand_over_holds_at_least_one_item() -> None:
 
 def test_a_batch_larger_than_the_hand_over_holds_is_taken_once_it_is_full() -> None:
     handover: Handover[int] = Handover(10)
-    taken: list[list[int]] = []
-    consumer = threading.Thread(target=lambda: taken.append(handover.take(100, PATIENCE, PATIENCE)))
-    consumer.start()
-    began = time.monotonic()
-    for n in range(10):
-        handover.put(n)
-    consumer.join(PATIENCE + 5)
-    assert time.monotonic() - began < PATIENCE  # not left to wait out its gathering time
-    assert taken == [list(range(10))]
+    assert take_while_putting(handover, 100, 10) == [list(range(10))]
