@@ -618,8 +618,8 @@ _NOT_PLAIN_PATH = re.compile(r"[\t\r\n?#]")
 def _dl_path(uri: str) -> str | None:
     """The path of an http(s) URI as `urlsplit` gives it; None for another scheme.
 
-    A canonical DL URI (every one the model hands on) is cut, not split: `urlsplit` took
-    about 1 µs of the 1.4 µs a `parse_sgtin` cost.
+    A canonical DL URI (every one the model hands on) is cut, not split: on distinct URIs
+    (every serial is new, so its cache misses) `urlsplit` took 2.9 µs a call, this 0.3.
     """
     if uri.startswith(CANONICAL_DL_PREFIX) and _NOT_PLAIN_PATH.search(uri) is None:
         return uri[len(CANONICAL_DL_PREFIX) - 1 :]
