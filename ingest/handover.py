@@ -88,15 +88,14 @@ class Handover(Generic[T]):
         return taken
 
     def close(self) -> None:
-        """Refuse every item from now on, a producer waiting for room included.
+        """Refuse every item from now on; a producer waiting for room gives up within 0.2 s.
 
-        It takes the hand-over's lock: never call it from a signal handler, which may have
-        interrupted the consumer while it held that lock (the handler would wait on its own
-        thread for good).
+        It takes no lock, so a signal handler may call it: the handler may have interrupted
+        the consumer while it held the hand-over's lock, and would wait on its own thread for
+        good. An item is refused or taken whole: `put` checks and appends under the lock, so
+        a `take_all` after `close` gets every item taken.
         """
-        with self._lock:
-            self._closed = True
-            self._emptied.notify_all()
+        self._closed = True
 
     def _wait_for(self, count: int, timeout: float) -> None:
         self._wanted = count

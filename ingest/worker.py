@@ -149,17 +149,18 @@ class IngestWorker:
             self.metrics["handover_waits"] += 1  # only this thread writes this key
 
     def request_stop(self) -> None:
-        """Ask the worker to stop; safe in a signal handler (it takes no lock the interrupted
-        thread may hold: the batch thread closes the inbox itself)."""
+        """Ask the worker to stop: the MQTT thread stops handing over messages, the batch
+        thread finishes what is in hand. Safe in a signal handler (no lock is taken that the
+        interrupted thread may hold)."""
         self._stop.set()
+        self._inbox.close()
 
     def run(self) -> None:
         """Process batches until asked to stop, then finish what is in hand."""
         try:
             self._run()
         finally:
-            self._stop.set()
-            self._inbox.close()  # however run ends, the MQTT thread must not wait on a full inbox
+            self.request_stop()  # however run ends, the MQTT thread must not wait on a full inbox
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -178,7 +179,7 @@ class IngestWorker:
                 self._after_batch()
         # Stop taking messages: what already arrived is committed and acked; anything later
         # stays unacked at the broker and is redelivered to the next worker.
-        self._inbox.close()
+        self._inbox.close()  # again, if request_stop came from another thread: it is idempotent
         leftover = self._drain()
         if leftover:
             try:
